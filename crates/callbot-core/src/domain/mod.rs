@@ -1,0 +1,54 @@
+//! Domain types parsed at the edge: once a value of these types exists it is valid.
+
+mod ids;
+mod phone;
+mod text;
+mod voice;
+mod webhook;
+
+pub use ids::{BotId, TenantId};
+pub use phone::PhoneNumber;
+pub use text::{Context, FirstMessage, Goal};
+pub use voice::{Voice, VoiceProvider};
+pub use webhook::{WebhookPolicy, WebhookUrl};
+
+/// Why a raw value was refused. `code` is stable and machine-readable; `message` is for humans.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// Bot lifecycle state. `paused` bots keep their number but do not answer calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BotStatus {
+    Active,
+    Paused,
+}
+
+impl BotStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BotStatus::Active => "active",
+            BotStatus::Paused => "paused",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        match raw {
+            "active" => Ok(BotStatus::Active),
+            "paused" => Ok(BotStatus::Paused),
+            other => Err(ParseError::new(
+                "invalid_status",
+                format!("status must be \"active\" or \"paused\", got {other:?}"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! callbot-core: the domain types, settings, traits (Store, Telephony) and their adapters that every
+//! callbot binary shares. Nothing here knows about HTTP handlers or WebSockets.
+
+pub mod apikey;
+pub mod domain;
+pub mod settings;
+pub mod store;
+pub mod telephony;
+pub mod time_fmt;
+pub mod wiring;
+
+pub use domain::ParseError;

@@ -1,0 +1,270 @@
+//! Typed settings for every callbot binary. This is the only place that reads environment variables
+//! (`Settings::from_env`); everything else receives the parsed values.
+
+use crate::domain::{ParseError, WebhookPolicy};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where state lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StoreSettings {
+    /// One SQLite file (WAL) — the embedded default.
+    Sqlite { path: PathBuf },
+    /// A DynamoDB table; `create_table` makes it on startup (dev and test only).
+    Dynamodb { table: String, create_table: bool },
+}
+
+/// Where recordings and transcripts go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RecordingsSettings {
+    Local { dir: PathBuf },
+    S3 { bucket: String },
+}
+
+/// Which telephony provider provisions numbers and controls calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TelephonySettings {
+    /// Numbers from the reserved +1555 pool; calls are simulated (`callbot call`).
+    Local,
+    Twilio {
+        account_sid: String,
+        /// Auth token, or the secret of an API key when `api_key_sid` is set.
+        auth_token: SecretString,
+        api_key_sid: Option<String>,
+        api_base: String,
+    },
+}
+
+/// Region, endpoint and (optional) static credentials for AWS clients.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AwsSettings {
+    pub region: String,
+    /// Overrides the service endpoint (local DynamoDB/S3 stand-ins).
+    pub endpoint_url: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<SecretString>,
+}
+
+impl AwsSettings {
+    /// The SDK configuration these settings describe. Without static keys the SDK's default
+    /// credential chain (Lambda/ECS role) is used.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        use secrecy::ExposeSecret;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.region.clone()));
+        if let Some(endpoint) = &self.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let (Some(id), Some(secret)) = (&self.access_key_id, &self.secret_access_key) {
+            let creds = aws_sdk_dynamodb::config::Credentials::new(
+                id.clone(),
+                secret.expose_secret().to_owned(),
+                None,
+                None,
+                "callbot-settings",
+            );
+            loader = loader.credentials_provider(creds);
+        }
+        loader.load().await
+    }
+}
+
+/// Operator limits.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Limits {
+    pub max_bots_per_tenant: u32,
+    pub max_body_bytes: usize,
+    pub calls_per_bot_per_day: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_bots_per_tenant: 10, max_body_bytes: 64 * 1024, calls_per_bot_per_day: 100 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// A key accepted for tenant `default` (development bootstrap).
+    pub dev_api_key: Option<SecretString>,
+    pub webhook_policy: WebhookPolicy,
+    pub store: StoreSettings,
+    pub recordings: RecordingsSettings,
+    pub telephony: TelephonySettings,
+    pub aws: AwsSettings,
+    pub public_base_url: Option<url::Url>,
+    pub stream_base_url: Option<url::Url>,
+    pub limits: Limits,
+    /// `json` for machine-readable logs (Lambda, ECS), otherwise human-readable.
+    pub log_json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("setting {name}: {message}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+fn err(name: &'static str, message: impl Into<String>) -> SettingsError {
+    SettingsError { name, message: message.into() }
+}
+
+fn truthy(v: Option<&String>) -> bool {
+    v.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Builds settings from a variable map (names as in the README's configuration table).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let get = |k: &str| vars.get(k).filter(|v| !v.trim().is_empty());
+        let addr = get("CALLBOT_ADDR")
+            .map(|s| s.parse().map_err(|e| err("CALLBOT_ADDR", format!("{s:?}: {e}"))))
+            .transpose()?
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let data_dir = PathBuf::from(get("CALLBOT_DATA_DIR").map(String::as_str).unwrap_or("./callbot-data"));
+        let store = match get("CALLBOT_STORE").map(|s| s.to_ascii_lowercase()).as_deref() {
+            None | Some("sqlite") => StoreSettings::Sqlite { path: data_dir.join("callbot.db") },
+            Some("dynamodb") => StoreSettings::Dynamodb {
+                table: get("CALLBOT_DYNAMODB_TABLE").cloned().unwrap_or_else(|| "callbot".to_owned()),
+                create_table: truthy(get("CALLBOT_DYNAMODB_CREATE_TABLE")),
+            },
+            Some(other) => return Err(err("CALLBOT_STORE", format!("{other:?} is not sqlite or dynamodb"))),
+        };
+        let recordings = match get("CALLBOT_RECORDINGS").map(|s| s.to_ascii_lowercase()).as_deref() {
+            None | Some("local") => RecordingsSettings::Local { dir: data_dir.join("recordings") },
+            Some("s3") => RecordingsSettings::S3 {
+                bucket: get("CALLBOT_S3_BUCKET")
+                    .cloned()
+                    .ok_or_else(|| err("CALLBOT_S3_BUCKET", "required when CALLBOT_RECORDINGS=s3"))?,
+            },
+            Some(other) => return Err(err("CALLBOT_RECORDINGS", format!("{other:?} is not local or s3"))),
+        };
+        let telephony = match (get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN"), get("TWILIO_API_KEY_SECRET")) {
+            (None, _, _) => TelephonySettings::Local,
+            (Some(sid), token, key_secret) => {
+                let api_key_sid = get("TWILIO_API_KEY_SID").cloned();
+                let secret = match (&api_key_sid, key_secret, token) {
+                    (Some(_), Some(s), _) => s,
+                    (None, _, Some(t)) => t,
+                    _ => {
+                        return Err(err(
+                            "TWILIO_AUTH_TOKEN",
+                            "set TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID with TWILIO_API_KEY_SECRET",
+                        ));
+                    }
+                };
+                TelephonySettings::Twilio {
+                    account_sid: sid.clone(),
+                    auth_token: SecretString::from(secret.clone()),
+                    api_key_sid,
+                    api_base: get("TWILIO_API_BASE").cloned().unwrap_or_else(|| "https://api.twilio.com".to_owned()),
+                }
+            }
+        };
+        let aws = AwsSettings {
+            region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).cloned().unwrap_or_else(|| "us-east-1".into()),
+            endpoint_url: get("AWS_ENDPOINT_URL").cloned(),
+            access_key_id: get("AWS_ACCESS_KEY_ID").cloned(),
+            secret_access_key: get("AWS_SECRET_ACCESS_KEY").map(|s| SecretString::from(s.clone())),
+        };
+        let url_var = |name: &'static str| {
+            get(name).map(|s| url::Url::parse(s).map_err(|e| err(name, format!("{s:?}: {e}")))).transpose()
+        };
+        let num = |name: &'static str, default: u64| -> Result<u64, SettingsError> {
+            get(name).map(|s| s.trim().parse::<u64>().map_err(|e| err(name, format!("{s:?}: {e}")))).transpose().map(|v| v.unwrap_or(default))
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_bots_per_tenant: u32::try_from(num("CALLBOT_MAX_BOTS_PER_TENANT", defaults.max_bots_per_tenant.into())?)
+                .map_err(|e| err("CALLBOT_MAX_BOTS_PER_TENANT", e.to_string()))?,
+            max_body_bytes: usize::try_from(num("CALLBOT_MAX_BODY_BYTES", defaults.max_body_bytes as u64)?)
+                .map_err(|e| err("CALLBOT_MAX_BODY_BYTES", e.to_string()))?,
+            calls_per_bot_per_day: u32::try_from(num("CALLBOT_CALLS_PER_BOT_PER_DAY", defaults.calls_per_bot_per_day.into())?)
+                .map_err(|e| err("CALLBOT_CALLS_PER_BOT_PER_DAY", e.to_string()))?,
+        };
+        Ok(Settings {
+            addr,
+            data_dir,
+            dev_api_key: get("CALLBOT_API_KEY").map(|k| SecretString::from(k.clone())),
+            webhook_policy: WebhookPolicy { allow_private: truthy(get("CALLBOT_ALLOW_PRIVATE_WEBHOOKS")) },
+            store,
+            recordings,
+            telephony,
+            aws,
+            public_base_url: url_var("PUBLIC_BASE_URL")?,
+            stream_base_url: url_var("STREAM_BASE_URL")?,
+            limits,
+            log_json: get("CALLBOT_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+        })
+    }
+
+    /// Settings for tests and benchmarks: SQLite in `data_dir`, local everything, private webhooks allowed.
+    pub fn for_local(data_dir: PathBuf) -> Self {
+        let vars = HashMap::from([
+            ("CALLBOT_DATA_DIR".to_owned(), data_dir.display().to_string()),
+            ("CALLBOT_ALLOW_PRIVATE_WEBHOOKS".to_owned(), "1".to_owned()),
+        ]);
+        // The map above holds only valid values.
+        Self::from_vars(&vars).unwrap_or_else(|e| unreachable!("local settings are valid: {e}"))
+    }
+}
+
+impl From<ParseError> for SettingsError {
+    fn from(e: ParseError) -> Self {
+        err("value", e.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn embedded_defaults() {
+        let s = Settings::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
+        assert!(matches!(s.store, StoreSettings::Sqlite { .. }));
+        assert!(matches!(s.telephony, TelephonySettings::Local));
+        assert!(!s.webhook_policy.allow_private);
+        assert_eq!(s.limits.max_bots_per_tenant, 10);
+    }
+
+    #[test]
+    fn dynamodb_twilio_and_errors() {
+        let s = Settings::from_vars(&vars(&[
+            ("CALLBOT_STORE", "dynamodb"),
+            ("CALLBOT_DYNAMODB_TABLE", "t1"),
+            ("TWILIO_ACCOUNT_SID", "AC123"),
+            ("TWILIO_AUTH_TOKEN", "tok"),
+            ("CALLBOT_ALLOW_PRIVATE_WEBHOOKS", "true"),
+        ]))
+        .unwrap();
+        assert!(matches!(s.store, StoreSettings::Dynamodb { ref table, .. } if table == "t1"));
+        assert!(matches!(s.telephony, TelephonySettings::Twilio { .. }));
+        assert!(s.webhook_policy.allow_private);
+        // Secrets never show up in Debug output.
+        assert!(!format!("{s:?}").contains("tok\""));
+        assert!(Settings::from_vars(&vars(&[("CALLBOT_STORE", "mysql")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("CALLBOT_ADDR", "nope")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("TWILIO_ACCOUNT_SID", "AC1")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("CALLBOT_MAX_BOTS_PER_TENANT", "-1")])).is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! The store conformance suite: every `Store` adapter must pass `run_all`. Each check uses fresh
+//! tenants and numbers, so one store instance can run the whole suite.
+
+use super::{Bot, IdempotencyRecord, Store, StoreError};
+use crate::apikey::KeyHash;
+use crate::domain::{BotId, BotStatus, Context, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy, WebhookUrl};
+use crate::time_fmt;
+use secrecy::SecretString;
+use std::sync::Arc;
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+fn tenant() -> TenantId {
+    TenantId::parse(&unique("t")).expect("valid tenant")
+}
+
+fn number() -> PhoneNumber {
+    let n = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) % 10_000_000;
+    PhoneNumber::parse(&format!("+1999{n:07}")).expect("valid number")
+}
+
+/// A valid bot for `tenant` with a random number.
+pub fn sample_bot(tenant: &TenantId) -> Bot {
+    let now = time_fmt::now();
+    Bot {
+        id: BotId::generate(),
+        tenant: tenant.clone(),
+        number: number(),
+        number_sid: unique("PN"),
+        goal: Goal::parse("Take restaurant reservations").expect("goal"),
+        context: Context::parse("Open 5PM-10PM").expect("context"),
+        webhook: WebhookUrl::parse("https://example.com/hook", WebhookPolicy::default()).expect("webhook"),
+        voice: Voice::parse("elevenlabs:emma").expect("voice"),
+        first_message: None,
+        status: BotStatus::Active,
+        webhook_secret: SecretString::from(unique("whsec")),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Runs every check against `store`. Panics with a description on the first failure.
+pub async fn run_all(store: Arc<dyn Store>) {
+    api_keys(&*store).await;
+    bot_crud_and_isolation(&*store).await;
+    listing_is_newest_first(&*store).await;
+    quota_and_uniqueness(&*store).await;
+    idempotency(&*store).await;
+    sequences_never_repeat(Arc::clone(&store)).await;
+    quota_race(Arc::clone(&store)).await;
+}
+
+async fn api_keys(store: &dyn Store) {
+    let (a, b) = (tenant(), tenant());
+    let h = KeyHash::of(&unique("key"));
+    assert_eq!(store.tenant_for_api_key(&h).await.unwrap(), None);
+    store.put_api_key(&h, &a, "first").await.unwrap();
+    store.put_api_key(&h, &a, "again").await.expect("re-adding the same key for the same tenant is idempotent");
+    assert_eq!(store.tenant_for_api_key(&h).await.unwrap(), Some(a.clone()));
+    assert!(matches!(store.put_api_key(&h, &b, "steal").await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.tenant_for_api_key(&h).await.unwrap(), Some(a));
+}
+
+async fn bot_crud_and_isolation(store: &dyn Store) {
+    let (a, b) = (tenant(), tenant());
+    let bot = sample_bot(&a);
+    store.create_bot(&bot, 10, None).await.unwrap();
+    let got = store.get_bot(&a, &bot.id).await.unwrap().expect("bot is readable by its tenant");
+    assert_eq!(got.id, bot.id);
+    assert_eq!(got.number, bot.number);
+    assert_eq!(got.goal, bot.goal);
+    assert_eq!(got.voice, bot.voice);
+    assert_eq!(got.created_at, bot.created_at);
+    assert_eq!(store.bot_by_number(&bot.number).await.unwrap().map(|b| b.id), Some(bot.id.clone()));
+    assert_eq!(store.calls_today(&bot.id, "2026-01-01").await.unwrap(), 0);
+
+    // Another tenant sees nothing and changes nothing.
+    assert!(store.get_bot(&b, &bot.id).await.unwrap().is_none());
+    assert!(store.list_bots(&b, "2026-01-01").await.unwrap().is_empty());
+    let mut stolen = got.clone();
+    stolen.tenant = b.clone();
+    stolen.goal = Goal::parse("hijacked").unwrap();
+    assert!(matches!(store.update_bot(&stolen).await, Err(StoreError::NotFound)));
+    assert!(store.delete_bot(&b, &bot.id).await.unwrap().is_none());
+
+    let mut changed = got.clone();
+    changed.goal = Goal::parse("Answer questions about opening hours").unwrap();
+    changed.status = BotStatus::Paused;
+    changed.updated_at = time_fmt::now();
+    store.update_bot(&changed).await.unwrap();
+    let got = store.get_bot(&a, &bot.id).await.unwrap().unwrap();
+    assert_eq!(got.goal.as_str(), "Answer questions about opening hours");
+    assert_eq!(got.status, BotStatus::Paused);
+
+    let deleted = store.delete_bot(&a, &bot.id).await.unwrap().expect("deleted");
+    assert_eq!(deleted.id, bot.id);
+    assert!(store.get_bot(&a, &bot.id).await.unwrap().is_none());
+    assert!(store.bot_by_number(&bot.number).await.unwrap().is_none());
+    assert!(store.delete_bot(&a, &bot.id).await.unwrap().is_none(), "second delete finds nothing");
+    assert!(matches!(store.update_bot(&changed).await, Err(StoreError::NotFound)));
+    assert_eq!(store.count_bots(&a).await.unwrap(), 0);
+}
+
+async fn listing_is_newest_first(store: &dyn Store) {
+    let t = tenant();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let bot = sample_bot(&t);
+        store.create_bot(&bot, 10, None).await.unwrap();
+        ids.push(bot.id);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let listed: Vec<BotId> = store.list_bots(&t, "2026-01-01").await.unwrap().into_iter().map(|b| b.bot.id).collect();
+    ids.reverse();
+    assert_eq!(listed, ids);
+    assert_eq!(store.count_bots(&t).await.unwrap(), 4);
+}
+
+async fn quota_and_uniqueness(store: &dyn Store) {
+    let t = tenant();
+    let first = sample_bot(&t);
+    store.create_bot(&first, 2, None).await.unwrap();
+    // Same number for another bot is a conflict, and nothing is half-written.
+    let mut dup = sample_bot(&t);
+    dup.number = first.number.clone();
+    assert!(matches!(store.create_bot(&dup, 2, None).await, Err(StoreError::Conflict(_))));
+    assert!(store.get_bot(&t, &dup.id).await.unwrap().is_none());
+    assert_eq!(store.count_bots(&t).await.unwrap(), 1);
+
+    store.create_bot(&sample_bot(&t), 2, None).await.unwrap();
+    let over = sample_bot(&t);
+    assert!(matches!(store.create_bot(&over, 2, None).await, Err(StoreError::QuotaExceeded { limit: 2 })));
+    assert!(store.get_bot(&t, &over.id).await.unwrap().is_none());
+    assert!(store.bot_by_number(&over.number).await.unwrap().is_none());
+    // Deleting frees a slot.
+    store.delete_bot(&t, &first.id).await.unwrap().unwrap();
+    store.create_bot(&over, 2, None).await.unwrap();
+    assert_eq!(store.count_bots(&t).await.unwrap(), 2);
+}
+
+async fn idempotency(store: &dyn Store) {
+    let t = tenant();
+    let record = IdempotencyRecord {
+        tenant: t.clone(),
+        scope: "POST /bots".into(),
+        key: unique("idem"),
+        request_hash: "abc".into(),
+        status: 201,
+        body: "{\"id\":\"x\"}".into(),
+        created_at: time_fmt::now(),
+    };
+    assert!(store.get_idempotency(&t, "POST /bots", &record.key).await.unwrap().is_none());
+    let bot = sample_bot(&t);
+    store.create_bot(&bot, 10, Some(&record)).await.unwrap();
+    assert_eq!(store.get_idempotency(&t, "POST /bots", &record.key).await.unwrap(), Some(record.clone()));
+    let again = sample_bot(&t);
+    assert!(matches!(store.create_bot(&again, 10, Some(&record)).await, Err(StoreError::IdempotencyKeyUsed)));
+    assert!(store.get_bot(&t, &again.id).await.unwrap().is_none(), "a replayed key creates nothing");
+    // Keys are per tenant and per scope.
+    let other = tenant();
+    assert!(store.get_idempotency(&other, "POST /bots", &record.key).await.unwrap().is_none());
+    assert!(store.get_idempotency(&t, "POST /other", &record.key).await.unwrap().is_none());
+    // The idempotency check wins over the quota check: a replay at the limit is still a replay.
+    assert!(matches!(store.create_bot(&again, 1, Some(&record)).await, Err(StoreError::IdempotencyKeyUsed)));
+}
+
+async fn sequences_never_repeat(store: Arc<dyn Store>) {
+    let name = unique("seq");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, name) = (Arc::clone(&store), name.clone());
+            tokio::spawn(async move { store.next_sequence(&name).await.unwrap() })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    got.sort_unstable();
+    assert_eq!(got, (1..=20).collect::<Vec<u64>>());
+}
+
+async fn quota_race(store: Arc<dyn Store>) {
+    let t = tenant();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, bot) = (Arc::clone(&store), sample_bot(&t));
+            tokio::spawn(async move { store.create_bot(&bot, 10, None).await })
+        })
+        .collect();
+    let (mut ok, mut quota) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::QuotaExceeded { limit: 10 }) => quota += 1,
+            Err(e) => panic!("unexpected error in quota race: {e}"),
+        }
+    }
+    assert_eq!((ok, quota), (10, 40));
+    assert_eq!(store.count_bots(&t).await.unwrap(), 10);
+    assert_eq!(store.list_bots(&t, "2026-01-01").await.unwrap().len(), 10);
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_in_memory_passes() {
+        let store = super::super::sqlite::SqliteStore::open_in_memory().unwrap();
+        super::run_all(std::sync::Arc::new(store)).await;
+    }
+}

@@ -1,0 +1,39 @@
+//! Timestamps as the API shows them (RFC 3339, UTC, millisecond precision) and the UTC day key used
+//! by per-day quotas.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The current time truncated to milliseconds, so it survives a store round trip unchanged.
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    let ms = t.unix_timestamp_nanos() / 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap_or(t)
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// `YYYY-MM-DD` of the UTC day containing `t`.
+pub fn day_key(t: OffsetDateTime) -> String {
+    let d = t.date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_day() {
+        let t = now();
+        assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        let fixed = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(day_key(fixed), "2023-11-14");
+    }
+}

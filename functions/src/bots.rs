@@ -1,0 +1,402 @@
+//! `/bots`: create, list, show, change and delete phone bots.
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, Tenant};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use callbot_core::domain::{BotId, BotStatus, Context, FirstMessage, Goal, Voice, WebhookUrl};
+use callbot_core::store::{Bot, BotWithUsage, IdempotencyRecord, StoreError};
+use callbot_core::telephony::{NumberRequest, ProvisionedNumber};
+use callbot_core::time_fmt;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+const IDEMPOTENCY_SCOPE: &str = "POST /bots";
+
+/// Body of `POST /bots`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBotRequest {
+    /// What the bot is for, e.g. "Take restaurant reservations" (1-2,000 characters).
+    goal: String,
+    /// Your HTTPS endpoint that decides what the bot says each turn.
+    webhook: String,
+    /// Facts the bot may use, e.g. "Open 5PM-10PM" (up to 8,000 characters).
+    #[serde(default)]
+    context: Option<String>,
+    /// `provider:name` with provider elevenlabs, polly, openai or local. Default `local:en-us`.
+    #[serde(default)]
+    voice: Option<String>,
+    /// Line spoken when a call connects (up to 500 characters).
+    #[serde(default)]
+    first_message: Option<String>,
+    /// Preferred area code for the number (US/CA, 3 digits).
+    #[serde(default)]
+    area_code: Option<String>,
+    /// ISO country of the number, default US.
+    #[serde(default)]
+    country: Option<String>,
+}
+
+/// Body of `PATCH /bots/{id}`: any subset of the fields. `first_message: null` removes it.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBotRequest {
+    #[serde(default)]
+    goal: Option<String>,
+    #[serde(default)]
+    webhook: Option<String>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    voice: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    first_message: Option<Option<String>>,
+    /// `active` or `paused` (a paused bot keeps its number but does not answer).
+    #[serde(default)]
+    status: Option<String>,
+    /// `true` issues a new webhook signing secret, returned once in the response.
+    #[serde(default)]
+    rotate_webhook_secret: Option<bool>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Answer to `POST /bots`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreatedBot {
+    id: String,
+    /// The bot's phone number (E.164).
+    number: String,
+    status: String,
+    created_at: String,
+    /// Secret for verifying `X-Callbot-Signature` on webhook requests. Shown only here.
+    webhook_secret: String,
+}
+
+/// A bot as `GET /bots` and `GET /bots/{id}` show it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BotView {
+    id: String,
+    number: String,
+    goal: String,
+    context: String,
+    webhook: String,
+    voice: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_message: Option<String>,
+    status: String,
+    /// Calls taken today (UTC).
+    calls_today: u32,
+    created_at: String,
+    updated_at: String,
+    /// Present only right after `rotate_webhook_secret`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Message {
+    message: String,
+}
+
+impl BotView {
+    fn new(bot: &Bot, calls_today: u32) -> Self {
+        BotView {
+            id: bot.id.to_string(),
+            number: bot.number.to_string(),
+            goal: bot.goal.as_str().to_owned(),
+            context: bot.context.as_str().to_owned(),
+            webhook: bot.webhook.to_string(),
+            voice: bot.voice.to_string(),
+            first_message: bot.first_message.as_ref().map(|f| f.as_str().to_owned()),
+            status: bot.status.as_str().to_owned(),
+            calls_today,
+            created_at: time_fmt::rfc3339(bot.created_at),
+            updated_at: time_fmt::rfc3339(bot.updated_at),
+            webhook_secret: None,
+        }
+    }
+}
+
+fn new_webhook_secret() -> SecretString {
+    use rand_free::random_hex;
+    SecretString::from(format!("whsec_{}", random_hex()))
+}
+
+mod rand_free {
+    //! 32 random bytes as hex, from the OS generator via UUIDv4 (already a dependency).
+    pub fn random_hex() -> String {
+        let a = uuid::Uuid::new_v4();
+        let b = uuid::Uuid::new_v4();
+        format!("{}{}", a.simple(), b.simple())
+    }
+}
+
+fn parse_bot_id(raw: &str) -> ApiResult<BotId> {
+    BotId::parse(raw).map_err(|_| ApiError::NotFound("bot not found".into()))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = v.to_str().map_err(|_| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be ASCII"))?;
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn replay(record: &IdempotencyRecord, request_hash: &str) -> ApiResult<Response> {
+    if record.request_hash != request_hash {
+        return Err(ApiError::Conflict {
+            code: "idempotency_conflict",
+            message: "Idempotency-Key was already used with a different request body".into(),
+        });
+    }
+    let status = StatusCode::from_u16(record.status).map_err(ApiError::internal)?;
+    let body: serde_json::Value = serde_json::from_str(&record.body).map_err(ApiError::internal)?;
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    Ok(resp)
+}
+
+/// Create a bot and give it a phone number.
+#[utoipa::path(post, path = "/bots", tag = "bots", security(("api_key" = [])),
+    request_body = CreateBotRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
+    responses(
+        (status = 201, body = CreatedBot),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create_bot(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    body: ApiJson<CreateBotRequest>,
+) -> ApiResult<Response> {
+    let req = body.value;
+    let policy = state.settings.webhook_policy;
+    let goal = Goal::parse(&req.goal).map_err(|e| ApiError::field("goal", e))?;
+    let webhook = WebhookUrl::parse(&req.webhook, policy).map_err(|e| ApiError::field("webhook", e))?;
+    let context = Context::parse(req.context.as_deref().unwrap_or("")).map_err(|e| ApiError::field("context", e))?;
+    let voice = match req.voice.as_deref() {
+        Some(v) => Voice::parse(v).map_err(|e| ApiError::field("voice", e))?,
+        None => Voice::default_voice(),
+    };
+    let first_message =
+        req.first_message.as_deref().map(FirstMessage::parse).transpose().map_err(|e| ApiError::field("first_message", e))?;
+    if let Some(ac) = &req.area_code
+        && (ac.len() != 3 || !ac.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::bad_field("area_code", "invalid_area_code", "must be 3 digits"));
+    }
+    if let Some(c) = &req.country
+        && (c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        return Err(ApiError::bad_field("country", "invalid_country", "must be a 2-letter ISO country code"));
+    }
+
+    let idem_key = idempotency_key(&headers)?;
+    let request_hash = hex::encode(Sha256::digest(&body.raw));
+    if let Some(key) = &idem_key
+        && let Some(record) = state.store.get_idempotency(&tenant, IDEMPOTENCY_SCOPE, key).await?
+    {
+        return replay(&record, &request_hash);
+    }
+
+    let limit = state.settings.limits.max_bots_per_tenant;
+    // Cheap pre-check so a tenant at its limit does not make us buy a number; the store re-checks atomically.
+    if state.store.count_bots(&tenant).await? >= limit {
+        return Err(StoreError::QuotaExceeded { limit }.into());
+    }
+
+    let id = BotId::generate();
+    let number_request = NumberRequest { area_code: req.area_code, country: req.country.map(|c| c.to_ascii_uppercase()) };
+    let provisioned = state.telephony.provision_number(&id, &number_request).await?;
+    let now = time_fmt::now();
+    let bot = Bot {
+        id,
+        tenant: tenant.clone(),
+        number: provisioned.number.clone(),
+        number_sid: provisioned.sid.clone(),
+        goal,
+        context,
+        webhook,
+        voice,
+        first_message,
+        status: BotStatus::Active,
+        webhook_secret: new_webhook_secret(),
+        created_at: now,
+        updated_at: now,
+    };
+    let created = CreatedBot {
+        id: bot.id.to_string(),
+        number: bot.number.to_string(),
+        status: bot.status.as_str().to_owned(),
+        created_at: time_fmt::rfc3339(now),
+        webhook_secret: bot.webhook_secret.expose_secret().to_owned(),
+    };
+    let body_json = serde_json::to_string(&created).map_err(ApiError::internal)?;
+    let record = idem_key.map(|key| IdempotencyRecord {
+        tenant: tenant.clone(),
+        scope: IDEMPOTENCY_SCOPE.to_owned(),
+        key,
+        request_hash: request_hash.clone(),
+        status: StatusCode::CREATED.as_u16(),
+        body: body_json.clone(),
+        created_at: now,
+    });
+
+    match state.store.create_bot(&bot, limit, record.as_ref()).await {
+        Ok(()) => {
+            tracing::info!(bot_id = %bot.id, tenant = %tenant, number = %bot.number, "bot created");
+            let mut resp = (StatusCode::CREATED, Json(created)).into_response();
+            if let Ok(loc) = axum::http::HeaderValue::from_str(&format!("/bots/{}", bot.id)) {
+                resp.headers_mut().insert(axum::http::header::LOCATION, loc);
+            }
+            Ok(resp)
+        }
+        Err(err) => {
+            release_quietly(&state, &provisioned).await;
+            match (err, &record) {
+                (StoreError::IdempotencyKeyUsed, Some(rec)) => {
+                    // A concurrent request with the same key won; answer as it did.
+                    match state.store.get_idempotency(&tenant, IDEMPOTENCY_SCOPE, &rec.key).await? {
+                        Some(existing) => replay(&existing, &request_hash),
+                        None => Err(StoreError::IdempotencyKeyUsed.into()),
+                    }
+                }
+                (err, _) => Err(err.into()),
+            }
+        }
+    }
+}
+
+/// Gives back a number we could not use. Failure is logged: the number is then orphaned at the
+/// provider and must be released by hand, so the log line names it.
+async fn release_quietly(state: &AppState, number: &ProvisionedNumber) {
+    if let Err(e) = state.telephony.release_number(number).await {
+        tracing::error!(number = %number.number, sid = %number.sid, error = %e, "could not release number; release it by hand");
+    }
+}
+
+/// List the tenant's bots, newest first, with today's call counts.
+#[utoipa::path(get, path = "/bots", tag = "bots", security(("api_key" = [])),
+    responses((status = 200, body = [BotView]), (status = 401, body = ErrorBody)))]
+pub async fn list_bots(State(state): State<AppState>, Tenant(tenant): Tenant) -> ApiResult<Json<Vec<BotView>>> {
+    let day = time_fmt::day_key(time_fmt::now());
+    let bots = state.store.list_bots(&tenant, &day).await?;
+    Ok(Json(bots.iter().map(|BotWithUsage { bot, calls_today }| BotView::new(bot, *calls_today)).collect()))
+}
+
+async fn load(state: &AppState, tenant: &callbot_core::domain::TenantId, raw_id: &str) -> ApiResult<Bot> {
+    let id = parse_bot_id(raw_id)?;
+    state.store.get_bot(tenant, &id).await?.ok_or_else(|| ApiError::NotFound("bot not found".into()))
+}
+
+/// Show one bot.
+#[utoipa::path(get, path = "/bots/{id}", tag = "bots", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Bot id")),
+    responses((status = 200, body = BotView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_bot(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BotView>> {
+    let bot = load(&state, &tenant, &id).await?;
+    let calls = state.store.calls_today(&bot.id, &time_fmt::day_key(time_fmt::now())).await?;
+    Ok(Json(BotView::new(&bot, calls)))
+}
+
+/// Change a bot's goal, webhook, context, voice, first message or status.
+#[utoipa::path(patch, path = "/bots/{id}", tag = "bots", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Bot id")),
+    request_body = UpdateBotRequest,
+    responses((status = 200, body = BotView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn update_bot(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    body: ApiJson<UpdateBotRequest>,
+) -> ApiResult<Json<BotView>> {
+    let req = body.value;
+    let mut bot = load(&state, &tenant, &id).await?;
+    let mut changed = false;
+    if let Some(g) = &req.goal {
+        bot.goal = Goal::parse(g).map_err(|e| ApiError::field("goal", e))?;
+        changed = true;
+    }
+    if let Some(w) = &req.webhook {
+        bot.webhook = WebhookUrl::parse(w, state.settings.webhook_policy).map_err(|e| ApiError::field("webhook", e))?;
+        changed = true;
+    }
+    if let Some(c) = &req.context {
+        bot.context = Context::parse(c).map_err(|e| ApiError::field("context", e))?;
+        changed = true;
+    }
+    if let Some(v) = &req.voice {
+        bot.voice = Voice::parse(v).map_err(|e| ApiError::field("voice", e))?;
+        changed = true;
+    }
+    if let Some(f) = &req.first_message {
+        bot.first_message =
+            f.as_deref().map(FirstMessage::parse).transpose().map_err(|e| ApiError::field("first_message", e))?;
+        changed = true;
+    }
+    if let Some(s) = &req.status {
+        bot.status = BotStatus::parse(s).map_err(|e| ApiError::field("status", e))?;
+        changed = true;
+    }
+    let rotate = req.rotate_webhook_secret == Some(true);
+    if rotate {
+        bot.webhook_secret = new_webhook_secret();
+        changed = true;
+    }
+    if !changed {
+        return Err(ApiError::bad_request("empty_update", "nothing to update: send at least one field"));
+    }
+    bot.updated_at = time_fmt::now();
+    state.store.update_bot(&bot).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound("bot not found".into()),
+        other => other.into(),
+    })?;
+    let calls = state.store.calls_today(&bot.id, &time_fmt::day_key(time_fmt::now())).await?;
+    let mut view = BotView::new(&bot, calls);
+    if rotate {
+        view.webhook_secret = Some(bot.webhook_secret.expose_secret().to_owned());
+    }
+    Ok(Json(view))
+}
+
+/// Delete a bot and release its number.
+#[utoipa::path(delete, path = "/bots/{id}", tag = "bots", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Bot id")),
+    responses((status = 200, body = Message), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_bot(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Message>> {
+    let id = parse_bot_id(&id)?;
+    let bot = state.store.delete_bot(&tenant, &id).await?.ok_or_else(|| ApiError::NotFound("bot not found".into()))?;
+    release_quietly(&state, &ProvisionedNumber { number: bot.number.clone(), sid: bot.number_sid.clone() }).await;
+    tracing::info!(bot_id = %bot.id, tenant = %tenant, "bot deleted");
+    Ok(Json(Message { message: "Bot deleted".into() }))
+}
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_bot, list_bots)).routes(routes!(get_bot, update_bot, delete_bot))
+}

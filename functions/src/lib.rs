@@ -1,0 +1,74 @@
+//! callbot-functions: the HTTP routers (bots, and later voice and calls) that both the Lambda entry
+//! points and `callbot serve` mount. `router(state)` is the whole customer-facing API.
+
+pub mod bots;
+pub mod error;
+pub mod extract;
+pub mod meta;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use callbot_core::settings::Settings;
+use callbot_core::store::Store;
+use callbot_core::telephony::Telephony;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use meta::ApiKeyScheme;
+
+pub use error::{ApiError, ApiResult};
+
+/// Everything a handler may use. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub telephony: Arc<dyn Telephony>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "callbot API", description = "Create AI phone bots with one REST call."),
+    modifiers(&ApiKeyScheme),
+    tags((name = "bots", description = "Create and manage phone bots"), (name = "meta", description = "Health and API description"))
+)]
+struct ApiDoc;
+
+/// The routes and their OpenAPI description, built together so they cannot drift apart.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(bots::routes())
+        .merge(meta::routes())
+        .split_for_parts()
+}
+
+/// The complete HTTP API over `state`, with JSON errors for unknown routes, wrong methods, panics.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api();
+    let openapi = Arc::new(openapi);
+    routes
+        .merge(meta::docs_routes(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> Response {
+    let body = error::ErrorBody {
+        error: "method not allowed on this route".into(),
+        code: "method_not_allowed".into(),
+        field: None,
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal("handler panicked".into()).into_response()
+}

@@ -1,0 +1,54 @@
+//! Health check, the OpenAPI document and the `/docs` page that renders it.
+
+use crate::AppState;
+use axum::Json;
+use axum::response::Html;
+use axum::routing::get;
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::Modify;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(crate) struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    status: &'static str,
+    version: &'static str,
+    store: &'static str,
+    telephony: &'static str,
+}
+
+/// Liveness and the active backends. Does not need an API key.
+#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, body = Health)))]
+pub async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        store: state.store.kind(),
+        telephony: state.telephony.kind(),
+    })
+}
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz))
+}
+
+/// `/openapi.json` and `/docs` (a self-contained page: no CDN, works offline).
+pub(crate) fn docs_routes(doc: Arc<utoipa::openapi::OpenApi>) -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/openapi.json", get(move || {
+            let doc = Arc::clone(&doc);
+            async move { Json(doc.as_ref().clone()) }
+        }))
+        .route("/docs", get(|| async { Html(include_str!("docs.html")) }))
+}

@@ -1,0 +1,5 @@
+//! The `callbot` package: the all-in-one local server (`callbot serve`), key management and the
+//! benchmarks, wired from the same routers and adapters that production uses.
+
+pub mod bench;
+pub mod server;

@@ -1,0 +1,133 @@
+//! `callbot`: the command line. Parses arguments, loads settings, sets up tracing and runs the
+//! chosen command; the work itself lives in the library crates.
+
+use anyhow::Context as _;
+use callbot::{bench, server};
+use callbot_core::apikey;
+use callbot_core::domain::TenantId;
+use callbot_core::settings::{RecordingsSettings, Settings, StoreSettings};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "callbot", version, about = "AI phone bots: one REST call, one phone number")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole platform in one process (API; embedded defaults: SQLite, local telephony).
+    Serve {
+        /// Listen address (overrides CALLBOT_ADDR).
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Benchmarks that print figures.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key for a tenant and print it once (only its hash is stored).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// POST /bots, GET /bots/{id}, GET /bots against an in-process server on SQLite.
+    Api {
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,aws=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json { builder.json().init() } else { builder.init() }
+}
+
+fn describe(settings: &Settings) -> (String, String) {
+    let store = match &settings.store {
+        StoreSettings::Sqlite { path } => format!("sqlite ({})", path.display()),
+        StoreSettings::Dynamodb { table, .. } => format!("dynamodb (table {table})"),
+    };
+    let recordings = match &settings.recordings {
+        RecordingsSettings::Local { dir } => format!("local ({})", dir.display()),
+        RecordingsSettings::S3 { bucket } => format!("s3 (bucket {bucket})"),
+    };
+    (store, recordings)
+}
+
+async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    if let Some(addr) = addr {
+        settings.addr = addr;
+    }
+    let (store_desc, rec_desc) = describe(&settings);
+    let has_dev_key = settings.dev_api_key.is_some();
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .with_context(|| format!("binding {}", settings.addr))?;
+    let local = listener.local_addr()?;
+    let state = server::build_state(settings).await?;
+    println!("callbot {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
+    println!("  store:      {store_desc}");
+    println!("  recordings: {rec_desc}");
+    println!("  telephony:  {}", state.telephony.kind());
+    println!("  API docs:   http://{local}/docs");
+    if has_dev_key {
+        println!("  API key:    CALLBOT_API_KEY is accepted for tenant `default`");
+    } else {
+        println!("  API key:    set CALLBOT_API_KEY, or run `callbot keys create --tenant NAME`");
+    }
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    server::run(listener, state, shutdown).await.context("serving")
+}
+
+async fn keys_create(settings: Settings, tenant: &str, label: &str) -> anyhow::Result<()> {
+    let tenant = TenantId::parse(tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    let store = callbot_core::wiring::store(&settings).await.context("opening the store")?;
+    let (key, hash) = apikey::generate();
+    store.put_api_key(&hash, &tenant, label).await.context("storing the key")?;
+    println!("{}", apikey::reveal(&key));
+    eprintln!("API key for tenant `{tenant}` created. It is shown only once; only its SHA-256 hash is stored.");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::from_env().context("reading settings")?;
+    init_tracing(settings.log_json);
+    match cli.command {
+        Command::Serve { addr } => serve(settings, addr).await,
+        Command::Keys { command: KeysCommand::Create { tenant, label } } => keys_create(settings, &tenant, &label).await,
+        Command::Bench { command: BenchCommand::Api { requests, concurrency } } => {
+            println!("callbot bench api: {requests} requests per operation, concurrency {concurrency}, SQLite store");
+            for fig in bench::api(bench::ApiBenchOptions { requests, concurrency }).await? {
+                println!("{fig}");
+            }
+            Ok(())
+        }
+    }
+}
