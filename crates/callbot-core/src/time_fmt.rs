@@ -11,8 +11,13 @@ pub fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap_or(t)
 }
 
+/// Fixed width (`2026-11-23T09:05:01.020Z`), so the text sorts like the time it names.
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    ))
+    .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
@@ -33,6 +38,9 @@ mod tests {
     fn round_trip_and_day() {
         let t = now();
         assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        let whole = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(rfc3339(whole), "2023-11-14T22:13:20.000Z");
+        assert_eq!(parse_rfc3339(&rfc3339(whole)), Some(whole));
         let fixed = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         assert_eq!(day_key(fixed), "2023-11-14");
     }

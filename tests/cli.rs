@@ -1,0 +1,85 @@
+//! The `callbot` binary itself: `serve` prints its address and backends and accepts
+//! CALLBOT_API_KEY; `keys create` prints a working key once.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn callbot() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbot"));
+    for var in ["CALLBOT_STORE", "TWILIO_ACCOUNT_SID", "CALLBOT_API_KEY", "CALLBOT_ADDR"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_serve(dir: &std::path::Path, dev_key: Option<&str>) -> (Killed, String, Vec<String>) {
+    let mut cmd = callbot();
+    cmd.args(["serve", "--addr", "127.0.0.1:0"]).env("CALLBOT_DATA_DIR", dir).stdout(Stdio::piped()).stderr(Stdio::null());
+    if let Some(k) = dev_key {
+        cmd.env("CALLBOT_API_KEY", k);
+    }
+    let mut child = cmd.spawn().expect("start callbot serve");
+    let stdout = child.stdout.take().unwrap();
+    let child = Killed(child);
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(stdout);
+    for _ in 0..6 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        lines.push(line.trim_end().to_owned());
+    }
+    let addr = lines[0].rsplit("http://").next().unwrap().to_owned();
+    (child, format!("http://{addr}"), lines)
+}
+
+#[tokio::test]
+async fn serve_prints_backends_and_accepts_the_dev_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, base, banner) = start_serve(dir.path(), Some("dev-key-for-tests"));
+    let text = banner.join("\n");
+    assert!(text.contains("store:      sqlite"), "{text}");
+    assert!(text.contains("telephony:  local"), "{text}");
+    assert!(text.contains("CALLBOT_API_KEY"), "{text}");
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{base}/bots"))
+        .header("x-api-key", "dev-key-for-tests")
+        .body(r#"{"goal":"Take restaurant reservations","webhook":"https://example.com/h"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "a curl-style -d body (form content type) with JSON is accepted");
+    // The key is stored hashed, never in clear text.
+    let db = std::fs::read(dir.path().join("callbot.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("callbot.db-wal")).unwrap_or_default();
+    let needle = b"dev-key-for-tests";
+    assert!(!db.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle));
+}
+
+#[tokio::test]
+async fn keys_create_prints_a_working_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = callbot().args(["keys", "create", "--tenant", "acme"]).env("CALLBOT_DATA_DIR", dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("cb_") && key.len() == 43, "{key}");
+    let bad = callbot().args(["keys", "create", "--tenant", "Not Valid"]).env("CALLBOT_DATA_DIR", dir.path()).output().unwrap();
+    assert!(!bad.status.success());
+
+    let (_child, base, banner) = start_serve(dir.path(), None);
+    assert!(banner.join("\n").contains("callbot keys create"));
+    let client = reqwest::Client::new();
+    let ok = client.get(format!("{base}/bots")).header("x-api-key", &key).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let no = client.get(format!("{base}/bots")).header("x-api-key", "cb_not_a_real_key_000").send().await.unwrap();
+    assert_eq!(no.status(), 401);
+}

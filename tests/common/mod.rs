@@ -1,0 +1,124 @@
+//! Test harness: `spawn_app()` starts the real router on port 0 with a fresh store, and helpers
+//! for the local DynamoDB stand-in that `scripts/test.sh` starts.
+#![allow(dead_code)]
+
+use callbot_core::apikey;
+use callbot_core::domain::TenantId;
+use callbot_core::settings::{AwsSettings, Settings, StoreSettings};
+use callbot_functions::AppState;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// A key for tenant `acme`.
+    pub api_key: String,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Local settings (SQLite in a temp dir, private webhooks allowed) and a key for tenant `acme`.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::for_local(dir.path().to_path_buf());
+    change(&mut settings);
+    let state = callbot::server::build_state(settings).await.expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(callbot::server::run(listener, state.clone(), async {
+        let _ = rx.await;
+    }));
+    let mut app = TestApp {
+        base,
+        client: reqwest::Client::new(),
+        api_key: String::new(),
+        state,
+        dir,
+        shutdown: Some(tx),
+    };
+    app.api_key = app.new_key("acme").await;
+    app
+}
+
+impl TestApp {
+    /// Creates an API key for `tenant` directly in the store.
+    pub async fn new_key(&self, tenant: &str) -> String {
+        let (key, hash) = apikey::generate();
+        let tenant = TenantId::parse(tenant).expect("tenant");
+        self.state.store.put_api_key(&hash, &tenant, "test").await.expect("put key");
+        apikey::reveal(&key).to_owned()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn create_bot(&self, key: &str, body: Value) -> (u16, Value) {
+        let resp = self.client.post(self.url("/bots")).header("x-api-key", key).json(&body).send().await.expect("send");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json body"))
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let resp = self.client.get(self.url(path)).header("x-api-key", key).send().await.expect("send");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json body"))
+    }
+}
+
+pub fn bot_body() -> Value {
+    json!({
+        "goal": "Take restaurant reservations",
+        "webhook": "https://example.com/hook",
+        "context": "Open 5PM–10PM",
+        "voice": "elevenlabs:emma"
+    })
+}
+
+/// Settings for the DynamoDB stand-in started by `scripts/test.sh` (a fresh table per call).
+/// Without `CALLBOT_TEST_DYNAMODB_ENDPOINT` this fails loudly unless `CALLBOT_SKIP_DYNAMODB=1` is set,
+/// in which case it says so and returns `None`: the DynamoDB suite is never skipped silently.
+pub fn dynamodb_settings(dir: &std::path::Path) -> Option<Settings> {
+    let Ok(endpoint) = std::env::var("CALLBOT_TEST_DYNAMODB_ENDPOINT") else {
+        if std::env::var("CALLBOT_SKIP_DYNAMODB").is_ok_and(|v| v == "1") {
+            eprintln!("SKIPPING DynamoDB tests: CALLBOT_SKIP_DYNAMODB=1");
+            return None;
+        }
+        panic!(
+            "CALLBOT_TEST_DYNAMODB_ENDPOINT is not set: run the suite with scripts/test.sh (it starts the local \
+             DynamoDB stand-in), or set CALLBOT_SKIP_DYNAMODB=1 to skip these tests knowingly"
+        );
+    };
+    let mut settings = Settings::for_local(dir.to_path_buf());
+    settings.store = StoreSettings::Dynamodb {
+        table: format!("callbot-test-{}", uuid_like()),
+        create_table: true,
+    };
+    settings.aws = AwsSettings {
+        region: "us-east-1".into(),
+        endpoint_url: Some(endpoint),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some(SecretString::from("test".to_owned())),
+    };
+    Some(settings)
+}
+
+fn uuid_like() -> String {
+    let (_, hash) = apikey::generate();
+    hash.as_str()[..16].to_owned()
+}
