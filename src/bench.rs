@@ -52,7 +52,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Runs `total` requests made by `make(i)` with `concurrency` workers; returns figures and bodies.
-async fn drive<F, Fut>(name: &str, total: usize, concurrency: usize, make: F) -> (Figures, Vec<serde_json::Value>)
+async fn drive<F, Fut>(
+    name: &str,
+    total: usize,
+    concurrency: usize,
+    make: F,
+) -> (Figures, Vec<serde_json::Value>)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<serde_json::Value, String>> + Send,
@@ -107,11 +112,18 @@ where
     (figures, bodies)
 }
 
-async fn json_or_err(resp: reqwest::Result<reqwest::Response>, want: u16) -> Result<serde_json::Value, String> {
+async fn json_or_err(
+    resp: reqwest::Result<reqwest::Response>,
+    want: u16,
+) -> Result<serde_json::Value, String> {
     let resp = resp.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let body: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
-    if status == want { Ok(body) } else { Err(format!("status {status}: {body}")) }
+    if status == want {
+        Ok(body)
+    } else {
+        Err(format!("status {status}: {body}"))
+    }
 }
 
 /// Starts a server on SQLite in a temporary directory and benchmarks it.
@@ -130,7 +142,9 @@ pub async fn api(opts: ApiBenchOptions) -> anyhow::Result<Vec<Figures>> {
         let _ = rx.await;
     }));
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency * 2).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.concurrency * 2)
+        .build()?;
     let key = apikey::reveal(&key).to_owned();
     let body = serde_json::json!({
         "goal": "Take restaurant reservations",
@@ -141,21 +155,37 @@ pub async fn api(opts: ApiBenchOptions) -> anyhow::Result<Vec<Figures>> {
     let mut out = Vec::new();
     let (c, k, b) = (client.clone(), key.clone(), base.clone());
     let (fig, created) = drive("POST /bots", opts.requests, opts.concurrency, move |_| {
-        let req = c.post(format!("{b}/bots")).header("x-api-key", &k).json(&body).send();
+        let req = c
+            .post(format!("{b}/bots"))
+            .header("x-api-key", &k)
+            .json(&body)
+            .send();
         async move { json_or_err(req.await, 201).await }
     })
     .await;
     out.push(fig);
-    let ids: Arc<Vec<String>> =
-        Arc::new(created.iter().filter_map(|v| v["id"].as_str().map(str::to_owned)).collect());
+    let ids: Arc<Vec<String>> = Arc::new(
+        created
+            .iter()
+            .filter_map(|v| v["id"].as_str().map(str::to_owned))
+            .collect(),
+    );
     if ids.is_empty() {
         bail!("no bot was created; cannot benchmark reads");
     }
     let (c, k, b) = (client.clone(), key.clone(), base.clone());
-    let (fig, _) = drive("GET /bots/{id}", opts.requests, opts.concurrency, move |i| {
-        let req = c.get(format!("{b}/bots/{}", ids[i % ids.len()])).header("x-api-key", &k).send();
-        async move { json_or_err(req.await, 200).await }
-    })
+    let (fig, _) = drive(
+        "GET /bots/{id}",
+        opts.requests,
+        opts.concurrency,
+        move |i| {
+            let req = c
+                .get(format!("{b}/bots/{}", ids[i % ids.len()]))
+                .header("x-api-key", &k)
+                .send();
+            async move { json_or_err(req.await, 200).await }
+        },
+    )
     .await;
     out.push(fig);
     // Listing: a tenant with the default quota's worth (10) of bots.
@@ -166,7 +196,10 @@ pub async fn api(opts: ApiBenchOptions) -> anyhow::Result<Vec<Figures>> {
     {
         // Register the key through the same store the server uses.
         let state2 = server::build_state(Settings::for_local(dir.path().to_path_buf())).await?;
-        state2.store.put_api_key(&list_hash, &small, "bench").await?;
+        state2
+            .store
+            .put_api_key(&list_hash, &small, "bench")
+            .await?;
     }
     for _ in 0..10 {
         let r = store_client
@@ -180,10 +213,18 @@ pub async fn api(opts: ApiBenchOptions) -> anyhow::Result<Vec<Figures>> {
         }
     }
     let (c, b) = (client.clone(), base.clone());
-    let (fig, _) = drive("GET /bots (10)", opts.requests, opts.concurrency, move |_| {
-        let req = c.get(format!("{b}/bots")).header("x-api-key", &list_key).send();
-        async move { json_or_err(req.await, 200).await }
-    })
+    let (fig, _) = drive(
+        "GET /bots (10)",
+        opts.requests,
+        opts.concurrency,
+        move |_| {
+            let req = c
+                .get(format!("{b}/bots"))
+                .header("x-api-key", &list_key)
+                .send();
+            async move { json_or_err(req.await, 200).await }
+        },
+    )
     .await;
     out.push(fig);
     let _ = tx.send(());

@@ -9,7 +9,11 @@ use callbot_core::settings::{RecordingsSettings, Settings, StoreSettings};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "callbot", version, about = "AI phone bots: one REST call, one phone number")]
+#[command(
+    name = "callbot",
+    version,
+    about = "AI phone bots: one REST call, one phone number"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,8 +64,14 @@ enum BenchCommand {
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,aws=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json { builder.json().init() } else { builder.init() }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
 }
 
 fn describe(settings: &Settings) -> (String, String) {
@@ -87,7 +97,10 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
         .with_context(|| format!("binding {}", settings.addr))?;
     let local = listener.local_addr()?;
     let state = server::build_state(settings).await?;
-    println!("callbot {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "callbot {} listening on http://{local}",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("  store:      {store_desc}");
     println!("  recordings: {rec_desc}");
     println!("  telephony:  {}", state.telephony.kind());
@@ -101,16 +114,25 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     };
-    server::run(listener, state, shutdown).await.context("serving")
+    server::run(listener, state, shutdown)
+        .await
+        .context("serving")
 }
 
 async fn keys_create(settings: Settings, tenant: &str, label: &str) -> anyhow::Result<()> {
     let tenant = TenantId::parse(tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
-    let store = callbot_core::wiring::store(&settings).await.context("opening the store")?;
+    let store = callbot_core::wiring::store(&settings)
+        .await
+        .context("opening the store")?;
     let (key, hash) = apikey::generate();
-    store.put_api_key(&hash, &tenant, label).await.context("storing the key")?;
+    store
+        .put_api_key(&hash, &tenant, label)
+        .await
+        .context("storing the key")?;
     println!("{}", apikey::reveal(&key));
-    eprintln!("API key for tenant `{tenant}` created. It is shown only once; only its SHA-256 hash is stored.");
+    eprintln!(
+        "API key for tenant `{tenant}` created. It is shown only once; only its SHA-256 hash is stored."
+    );
     Ok(())
 }
 
@@ -121,10 +143,25 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(settings.log_json);
     match cli.command {
         Command::Serve { addr } => serve(settings, addr).await,
-        Command::Keys { command: KeysCommand::Create { tenant, label } } => keys_create(settings, &tenant, &label).await,
-        Command::Bench { command: BenchCommand::Api { requests, concurrency } } => {
-            println!("callbot bench api: {requests} requests per operation, concurrency {concurrency}, SQLite store");
-            for fig in bench::api(bench::ApiBenchOptions { requests, concurrency }).await? {
+        Command::Keys {
+            command: KeysCommand::Create { tenant, label },
+        } => keys_create(settings, &tenant, &label).await,
+        Command::Bench {
+            command:
+                BenchCommand::Api {
+                    requests,
+                    concurrency,
+                },
+        } => {
+            println!(
+                "callbot bench api: {requests} requests per operation, concurrency {concurrency}, SQLite store"
+            );
+            for fig in bench::api(bench::ApiBenchOptions {
+                requests,
+                concurrency,
+            })
+            .await?
+            {
                 println!("{fig}");
             }
             Ok(())

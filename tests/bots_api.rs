@@ -1,6 +1,8 @@
 //! Black-box tests of the bots API through `spawn_app()`: shapes, auth, tenant isolation,
 //! idempotency, numbers, quotas (on SQLite and DynamoDB) and the API description.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{TestApp, bot_body, spawn_app, spawn_app_with};
@@ -17,7 +19,12 @@ async fn create_list_get_patch_delete() {
     assert!(created["number"].as_str().unwrap().starts_with("+1555"));
     assert_eq!(created["status"], "active");
     assert!(created["created_at"].as_str().unwrap().ends_with('Z'));
-    assert!(created["webhook_secret"].as_str().unwrap().starts_with("whsec_"));
+    assert!(
+        created["webhook_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
 
     let (status, list) = app.get(&app.api_key, "/bots").await;
     assert_eq!(status, 200);
@@ -27,7 +34,10 @@ async fn create_list_get_patch_delete() {
     assert_eq!(list[0]["calls_today"], 0);
     assert_eq!(list[0]["goal"], "Take restaurant reservations");
     assert_eq!(list[0]["voice"], "elevenlabs:emma");
-    assert!(list[0].get("webhook_secret").is_none(), "the secret is shown only at creation");
+    assert!(
+        list[0].get("webhook_secret").is_none(),
+        "the secret is shown only at creation"
+    );
 
     let (status, one) = app.get(&app.api_key, &format!("/bots/{id}")).await;
     assert_eq!(status, 200);
@@ -37,7 +47,9 @@ async fn create_list_get_patch_delete() {
         .client
         .patch(app.url(&format!("/bots/{id}")))
         .header("x-api-key", &app.api_key)
-        .json(&json!({"goal": "Answer questions", "status": "paused", "first_message": "Hi there!"}))
+        .json(
+            &json!({"goal": "Answer questions", "status": "paused", "first_message": "Hi there!"}),
+        )
         .send()
         .await
         .unwrap();
@@ -46,7 +58,10 @@ async fn create_list_get_patch_delete() {
     assert_eq!(patched["goal"], "Answer questions");
     assert_eq!(patched["status"], "paused");
     assert_eq!(patched["first_message"], "Hi there!");
-    assert_eq!(patched["number"], created["number"], "PATCH never changes the number");
+    assert_eq!(
+        patched["number"], created["number"],
+        "PATCH never changes the number"
+    );
 
     let resp = app
         .client
@@ -60,13 +75,31 @@ async fn create_list_get_patch_delete() {
     assert_ne!(rotated["webhook_secret"], created["webhook_secret"]);
     assert!(rotated.get("first_message").is_none());
 
-    let resp = app.client.delete(app.url(&format!("/bots/{id}"))).header("x-api-key", &app.api_key).send().await.unwrap();
+    let resp = app
+        .client
+        .delete(app.url(&format!("/bots/{id}")))
+        .header("x-api-key", &app.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"message": "Bot deleted"}));
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"message": "Bot deleted"})
+    );
     let (status, body) = app.get(&app.api_key, &format!("/bots/{id}")).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
-    let number = callbot_core::domain::PhoneNumber::parse(created["number"].as_str().unwrap()).unwrap();
-    assert!(app.state.store.bot_by_number(&number).await.unwrap().is_none(), "number mapping released");
+    let number =
+        callbot_core::domain::PhoneNumber::parse(created["number"].as_str().unwrap()).unwrap();
+    assert!(
+        app.state
+            .store
+            .bot_by_number(&number)
+            .await
+            .unwrap()
+            .is_none(),
+        "number mapping released"
+    );
 }
 
 #[tokio::test]
@@ -74,11 +107,21 @@ async fn list_is_newest_first() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        let (_, b) = app.create_bot(&app.api_key, json!({"goal": format!("g{i}"), "webhook": "https://example.com/"})).await;
+        let (_, b) = app
+            .create_bot(
+                &app.api_key,
+                json!({"goal": format!("g{i}"), "webhook": "https://example.com/"}),
+            )
+            .await;
         ids.push(b["id"].as_str().unwrap().to_owned());
     }
     let (_, list) = app.get(&app.api_key, "/bots").await;
-    let listed: Vec<&str> = list.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
     ids.reverse();
     assert_eq!(listed, ids);
 }
@@ -91,7 +134,12 @@ async fn numbers_are_never_handed_out_twice() {
         let (_, b) = app.create_bot(&app.api_key, bot_body()).await;
         assert!(seen.insert(b["number"].as_str().unwrap().to_owned()));
         let id = b["id"].as_str().unwrap();
-        app.client.delete(app.url(&format!("/bots/{id}"))).header("x-api-key", &app.api_key).send().await.unwrap();
+        app.client
+            .delete(app.url(&format!("/bots/{id}")))
+            .header("x-api-key", &app.api_key)
+            .send()
+            .await
+            .unwrap();
     }
 }
 
@@ -110,7 +158,11 @@ async fn authentication_is_required() {
     }
     // Health, API description and docs are public.
     for path in ["/healthz", "/openapi.json", "/docs"] {
-        assert_eq!(app.client.get(app.url(path)).send().await.unwrap().status(), 200, "{path}");
+        assert_eq!(
+            app.client.get(app.url(path)).send().await.unwrap().status(),
+            200,
+            "{path}"
+        );
     }
 }
 
@@ -133,17 +185,31 @@ async fn tenants_never_see_each_other() {
         .await
         .unwrap();
     assert_eq!(patch.status(), 404);
-    let del = app.client.delete(app.url(&format!("/bots/{id}"))).header("x-api-key", &other).send().await.unwrap();
+    let del = app
+        .client
+        .delete(app.url(&format!("/bots/{id}")))
+        .header("x-api-key", &other)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.status(), 404);
     let (status, still) = app.get(&app.api_key, &format!("/bots/{id}")).await;
-    assert_eq!((status, still["goal"].as_str()), (200, Some("Take restaurant reservations")));
+    assert_eq!(
+        (status, still["goal"].as_str()),
+        (200, Some("Take restaurant reservations"))
+    );
 }
 
 #[tokio::test]
 async fn idempotency_key_replays_and_conflicts() {
     let app = spawn_app().await;
     let send = |body: Value, key: &'static str| {
-        app.client.post(app.url("/bots")).header("x-api-key", &app.api_key).header("idempotency-key", key).json(&body).send()
+        app.client
+            .post(app.url("/bots"))
+            .header("x-api-key", &app.api_key)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
     };
     let first = send(bot_body(), "order-1").await.unwrap();
     assert_eq!(first.status(), 201);
@@ -156,7 +222,10 @@ async fn idempotency_key_replays_and_conflicts() {
     changed["goal"] = json!("Something else");
     let conflict = send(changed, "order-1").await.unwrap();
     assert_eq!(conflict.status(), 409);
-    assert_eq!(conflict.json::<Value>().await.unwrap()["code"], "idempotency_conflict");
+    assert_eq!(
+        conflict.json::<Value>().await.unwrap()["code"],
+        "idempotency_conflict"
+    );
     let (_, list) = app.get(&app.api_key, "/bots").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "replays create nothing");
 
@@ -165,8 +234,18 @@ async fn idempotency_key_replays_and_conflicts() {
         .map(|_| {
             let (c, url, k) = (app.client.clone(), app.url("/bots"), app.api_key.clone());
             tokio::spawn(async move {
-                let r = c.post(url).header("x-api-key", k).header("idempotency-key", "burst").json(&bot_body()).send().await.unwrap();
-                (r.status().as_u16(), r.json::<Value>().await.unwrap()["id"].clone())
+                let r = c
+                    .post(url)
+                    .header("x-api-key", k)
+                    .header("idempotency-key", "burst")
+                    .json(&bot_body())
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    r.status().as_u16(),
+                    r.json::<Value>().await.unwrap()["id"].clone(),
+                )
             })
         })
         .collect();
@@ -186,7 +265,13 @@ async fn quota_race(app: &TestApp) {
         .map(|_| {
             let (c, url, k) = (app.client.clone(), app.url("/bots"), app.api_key.clone());
             tokio::spawn(async move {
-                let r = c.post(url).header("x-api-key", k).json(&bot_body()).send().await.unwrap();
+                let r = c
+                    .post(url)
+                    .header("x-api-key", k)
+                    .json(&bot_body())
+                    .send()
+                    .await
+                    .unwrap();
                 let status = r.status().as_u16();
                 (status, r.json::<Value>().await.unwrap())
             })
@@ -205,7 +290,11 @@ async fn quota_race(app: &TestApp) {
     }
     assert_eq!((created, limited), (10, 40));
     let (status, list) = app.get(&app.api_key, "/bots").await;
-    assert_eq!((status, list.as_array().map(Vec::len)), (200, Some(10)), "{list}");
+    assert_eq!(
+        (status, list.as_array().map(Vec::len)),
+        (200, Some(10)),
+        "{list}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -217,7 +306,9 @@ async fn quota_race_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quota_race_on_dynamodb() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(settings) = common::dynamodb_settings(dir.path()) else { return };
+    let Some(settings) = common::dynamodb_settings(dir.path()) else {
+        return;
+    };
     let app = spawn_app_with(|s| {
         s.store = settings.store;
         s.aws = settings.aws;
@@ -233,7 +324,10 @@ async fn quota_is_configurable() {
     assert_eq!(app.create_bot(&app.api_key, bot_body()).await.0, 201);
     assert_eq!(app.create_bot(&app.api_key, bot_body()).await.0, 201);
     let (status, body) = app.create_bot(&app.api_key, bot_body()).await;
-    assert_eq!((status, body["code"].as_str()), (429, Some("quota_exceeded")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("quota_exceeded"))
+    );
     // Another tenant has its own quota.
     let other = app.new_key("initech").await;
     assert_eq!(app.create_bot(&other, bot_body()).await.0, 201);
@@ -242,28 +336,81 @@ async fn quota_is_configurable() {
 #[tokio::test]
 async fn private_webhooks_need_operator_permission() {
     let strict = spawn_app_with(|s| s.webhook_policy.allow_private = false).await;
-    for hook in ["http://example.com/hook", "https://127.0.0.1:9000/hook", "https://192.168.1.5/", "https://localhost/"] {
-        let (status, body) = strict.create_bot(&strict.api_key, json!({"goal": "g", "webhook": hook})).await;
-        assert_eq!((status, body["code"].as_str(), body["field"].as_str()), (400, Some("webhook_not_allowed"), Some("webhook")), "{hook}");
+    for hook in [
+        "http://example.com/hook",
+        "https://127.0.0.1:9000/hook",
+        "https://192.168.1.5/",
+        "https://localhost/",
+    ] {
+        let (status, body) = strict
+            .create_bot(&strict.api_key, json!({"goal": "g", "webhook": hook}))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str(), body["field"].as_str()),
+            (400, Some("webhook_not_allowed"), Some("webhook")),
+            "{hook}"
+        );
     }
     let dev = spawn_app().await;
-    let (status, _) = dev.create_bot(&dev.api_key, json!({"goal": "g", "webhook": "http://127.0.0.1:9000/hook"})).await;
+    let (status, _) = dev
+        .create_bot(
+            &dev.api_key,
+            json!({"goal": "g", "webhook": "http://127.0.0.1:9000/hook"}),
+        )
+        .await;
     assert_eq!(status, 201);
 }
 
 #[tokio::test]
 async fn openapi_describes_the_routes() {
     let app = spawn_app().await;
-    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for (path, method) in [("/bots", "post"), ("/bots", "get"), ("/bots/{id}", "get"), ("/bots/{id}", "patch"), ("/bots/{id}", "delete"), ("/healthz", "get")] {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from openapi.json");
+    for (path, method) in [
+        ("/bots", "post"),
+        ("/bots", "get"),
+        ("/bots/{id}", "get"),
+        ("/bots/{id}", "patch"),
+        ("/bots/{id}", "delete"),
+        ("/healthz", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from openapi.json"
+        );
     }
     assert!(doc["components"]["schemas"]["CreateBotRequest"]["properties"]["goal"].is_object());
-    assert_eq!(doc["components"]["securitySchemes"]["api_key"]["name"], "X-API-Key");
-    let html = app.client.get(app.url("/docs")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["name"],
+        "X-API-Key"
+    );
+    let html = app
+        .client
+        .get(app.url("/docs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("/openapi.json"));
-    let health: Value = app.client.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: Value = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["store"], "sqlite");
 }

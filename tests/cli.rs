@@ -1,12 +1,19 @@
 //! The `callbot` binary itself: `serve` prints its address and backends and accepts
 //! CALLBOT_API_KEY; `keys create` prints a working key once.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 fn callbot() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbot"));
-    for var in ["CALLBOT_STORE", "TWILIO_ACCOUNT_SID", "CALLBOT_API_KEY", "CALLBOT_ADDR"] {
+    for var in [
+        "CALLBOT_STORE",
+        "TWILIO_ACCOUNT_SID",
+        "CALLBOT_API_KEY",
+        "CALLBOT_ADDR",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -23,7 +30,10 @@ impl Drop for Killed {
 
 fn start_serve(dir: &std::path::Path, dev_key: Option<&str>) -> (Killed, String, Vec<String>) {
     let mut cmd = callbot();
-    cmd.args(["serve", "--addr", "127.0.0.1:0"]).env("CALLBOT_DATA_DIR", dir).stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.args(["serve", "--addr", "127.0.0.1:0"])
+        .env("CALLBOT_DATA_DIR", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     if let Some(k) = dev_key {
         cmd.env("CALLBOT_API_KEY", k);
     }
@@ -57,29 +67,77 @@ async fn serve_prints_backends_and_accepts_the_dev_key() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 201, "a curl-style -d body (form content type) with JSON is accepted");
+    assert_eq!(
+        resp.status(),
+        201,
+        "a curl-style -d body (form content type) with JSON is accepted"
+    );
     // The key is stored hashed, never in clear text.
     let db = std::fs::read(dir.path().join("callbot.db")).unwrap_or_default();
     let wal = std::fs::read(dir.path().join("callbot.db-wal")).unwrap_or_default();
     let needle = b"dev-key-for-tests";
-    assert!(!db.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle));
+    assert!(
+        !db.windows(needle.len()).any(|w| w == needle)
+            && !wal.windows(needle.len()).any(|w| w == needle)
+    );
 }
 
 #[tokio::test]
 async fn keys_create_prints_a_working_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = callbot().args(["keys", "create", "--tenant", "acme"]).env("CALLBOT_DATA_DIR", dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = callbot()
+        .args(["keys", "create", "--tenant", "acme"])
+        .env("CALLBOT_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("cb_") && key.len() == 43, "{key}");
-    let bad = callbot().args(["keys", "create", "--tenant", "Not Valid"]).env("CALLBOT_DATA_DIR", dir.path()).output().unwrap();
+    let bad = callbot()
+        .args(["keys", "create", "--tenant", "Not Valid"])
+        .env("CALLBOT_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
 
     let (_child, base, banner) = start_serve(dir.path(), None);
     assert!(banner.join("\n").contains("callbot keys create"));
     let client = reqwest::Client::new();
-    let ok = client.get(format!("{base}/bots")).header("x-api-key", &key).send().await.unwrap();
+    let ok = client
+        .get(format!("{base}/bots"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
-    let no = client.get(format!("{base}/bots")).header("x-api-key", "cb_not_a_real_key_000").send().await.unwrap();
+    let no = client
+        .get(format!("{base}/bots"))
+        .header("x-api-key", "cb_not_a_real_key_000")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_benchmark_runs_and_reports_figures() {
+    let figures = callbot::bench::api(callbot::bench::ApiBenchOptions {
+        requests: 30,
+        concurrency: 3,
+    })
+    .await
+    .unwrap();
+    let names: Vec<&str> = figures.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["POST /bots", "GET /bots/{id}", "GET /bots (10)"]);
+    for f in &figures {
+        assert_eq!((f.requests, f.errors), (30, 0), "{f}");
+        assert!(
+            f.per_second > 0.0 && f.p50 <= f.p99 && f.p99 <= f.max,
+            "{f}"
+        );
+    }
 }

@@ -67,7 +67,9 @@ pub struct UpdateBotRequest {
     rotate_webhook_secret: Option<bool>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
 
@@ -147,8 +149,12 @@ fn parse_bot_id(raw: &str) -> ApiResult<BotId> {
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = v.to_str().map_err(|_| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be ASCII"))?;
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v.to_str().map_err(|_| {
+        ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be ASCII")
+    })?;
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::bad_request(
             "invalid_idempotency_key",
@@ -168,7 +174,10 @@ fn replay(record: &IdempotencyRecord, request_hash: &str) -> ApiResult<Response>
     let status = StatusCode::from_u16(record.status).map_err(ApiError::internal)?;
     let body: serde_json::Value = serde_json::from_str(&record.body).map_err(ApiError::internal)?;
     let mut resp = (status, Json(body)).into_response();
-    resp.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    resp.headers_mut().insert(
+        "idempotent-replayed",
+        axum::http::HeaderValue::from_static("true"),
+    );
     Ok(resp)
 }
 
@@ -189,29 +198,46 @@ pub async fn create_bot(
     let req = body.value;
     let policy = state.settings.webhook_policy;
     let goal = Goal::parse(&req.goal).map_err(|e| ApiError::field("goal", e))?;
-    let webhook = WebhookUrl::parse(&req.webhook, policy).map_err(|e| ApiError::field("webhook", e))?;
-    let context = Context::parse(req.context.as_deref().unwrap_or("")).map_err(|e| ApiError::field("context", e))?;
+    let webhook =
+        WebhookUrl::parse(&req.webhook, policy).map_err(|e| ApiError::field("webhook", e))?;
+    let context = Context::parse(req.context.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::field("context", e))?;
     let voice = match req.voice.as_deref() {
         Some(v) => Voice::parse(v).map_err(|e| ApiError::field("voice", e))?,
         None => Voice::default_voice(),
     };
-    let first_message =
-        req.first_message.as_deref().map(FirstMessage::parse).transpose().map_err(|e| ApiError::field("first_message", e))?;
+    let first_message = req
+        .first_message
+        .as_deref()
+        .map(FirstMessage::parse)
+        .transpose()
+        .map_err(|e| ApiError::field("first_message", e))?;
     if let Some(ac) = &req.area_code
         && (ac.len() != 3 || !ac.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(ApiError::bad_field("area_code", "invalid_area_code", "must be 3 digits"));
+        return Err(ApiError::bad_field(
+            "area_code",
+            "invalid_area_code",
+            "must be 3 digits",
+        ));
     }
     if let Some(c) = &req.country
         && (c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()))
     {
-        return Err(ApiError::bad_field("country", "invalid_country", "must be a 2-letter ISO country code"));
+        return Err(ApiError::bad_field(
+            "country",
+            "invalid_country",
+            "must be a 2-letter ISO country code",
+        ));
     }
 
     let idem_key = idempotency_key(&headers)?;
     let request_hash = hex::encode(Sha256::digest(&body.raw));
     if let Some(key) = &idem_key
-        && let Some(record) = state.store.get_idempotency(&tenant, IDEMPOTENCY_SCOPE, key).await?
+        && let Some(record) = state
+            .store
+            .get_idempotency(&tenant, IDEMPOTENCY_SCOPE, key)
+            .await?
     {
         return replay(&record, &request_hash);
     }
@@ -223,8 +249,14 @@ pub async fn create_bot(
     }
 
     let id = BotId::generate();
-    let number_request = NumberRequest { area_code: req.area_code, country: req.country.map(|c| c.to_ascii_uppercase()) };
-    let provisioned = state.telephony.provision_number(&id, &number_request).await?;
+    let number_request = NumberRequest {
+        area_code: req.area_code,
+        country: req.country.map(|c| c.to_ascii_uppercase()),
+    };
+    let provisioned = state
+        .telephony
+        .provision_number(&id, &number_request)
+        .await?;
     let now = time_fmt::now();
     let bot = Bot {
         id,
@@ -273,7 +305,11 @@ pub async fn create_bot(
             match (err, &record) {
                 (StoreError::IdempotencyKeyUsed, Some(rec)) => {
                     // A concurrent request with the same key won; answer as it did.
-                    match state.store.get_idempotency(&tenant, IDEMPOTENCY_SCOPE, &rec.key).await? {
+                    match state
+                        .store
+                        .get_idempotency(&tenant, IDEMPOTENCY_SCOPE, &rec.key)
+                        .await?
+                    {
                         Some(existing) => replay(&existing, &request_hash),
                         None => Err(StoreError::IdempotencyKeyUsed.into()),
                     }
@@ -295,15 +331,30 @@ async fn release_quietly(state: &AppState, number: &ProvisionedNumber) {
 /// List the tenant's bots, newest first, with today's call counts.
 #[utoipa::path(get, path = "/bots", tag = "bots", security(("api_key" = [])),
     responses((status = 200, body = [BotView]), (status = 401, body = ErrorBody)))]
-pub async fn list_bots(State(state): State<AppState>, Tenant(tenant): Tenant) -> ApiResult<Json<Vec<BotView>>> {
+pub async fn list_bots(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+) -> ApiResult<Json<Vec<BotView>>> {
     let day = time_fmt::day_key(time_fmt::now());
     let bots = state.store.list_bots(&tenant, &day).await?;
-    Ok(Json(bots.iter().map(|BotWithUsage { bot, calls_today }| BotView::new(bot, *calls_today)).collect()))
+    Ok(Json(
+        bots.iter()
+            .map(|BotWithUsage { bot, calls_today }| BotView::new(bot, *calls_today))
+            .collect(),
+    ))
 }
 
-async fn load(state: &AppState, tenant: &callbot_core::domain::TenantId, raw_id: &str) -> ApiResult<Bot> {
+async fn load(
+    state: &AppState,
+    tenant: &callbot_core::domain::TenantId,
+    raw_id: &str,
+) -> ApiResult<Bot> {
     let id = parse_bot_id(raw_id)?;
-    state.store.get_bot(tenant, &id).await?.ok_or_else(|| ApiError::NotFound("bot not found".into()))
+    state
+        .store
+        .get_bot(tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("bot not found".into()))
 }
 
 /// Show one bot.
@@ -316,7 +367,10 @@ pub async fn get_bot(
     Path(id): Path<String>,
 ) -> ApiResult<Json<BotView>> {
     let bot = load(&state, &tenant, &id).await?;
-    let calls = state.store.calls_today(&bot.id, &time_fmt::day_key(time_fmt::now())).await?;
+    let calls = state
+        .store
+        .calls_today(&bot.id, &time_fmt::day_key(time_fmt::now()))
+        .await?;
     Ok(Json(BotView::new(&bot, calls)))
 }
 
@@ -340,7 +394,8 @@ pub async fn update_bot(
         changed = true;
     }
     if let Some(w) = &req.webhook {
-        bot.webhook = WebhookUrl::parse(w, state.settings.webhook_policy).map_err(|e| ApiError::field("webhook", e))?;
+        bot.webhook = WebhookUrl::parse(w, state.settings.webhook_policy)
+            .map_err(|e| ApiError::field("webhook", e))?;
         changed = true;
     }
     if let Some(c) = &req.context {
@@ -352,8 +407,11 @@ pub async fn update_bot(
         changed = true;
     }
     if let Some(f) = &req.first_message {
-        bot.first_message =
-            f.as_deref().map(FirstMessage::parse).transpose().map_err(|e| ApiError::field("first_message", e))?;
+        bot.first_message = f
+            .as_deref()
+            .map(FirstMessage::parse)
+            .transpose()
+            .map_err(|e| ApiError::field("first_message", e))?;
         changed = true;
     }
     if let Some(s) = &req.status {
@@ -366,14 +424,20 @@ pub async fn update_bot(
         changed = true;
     }
     if !changed {
-        return Err(ApiError::bad_request("empty_update", "nothing to update: send at least one field"));
+        return Err(ApiError::bad_request(
+            "empty_update",
+            "nothing to update: send at least one field",
+        ));
     }
     bot.updated_at = time_fmt::now();
     state.store.update_bot(&bot).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::NotFound("bot not found".into()),
         other => other.into(),
     })?;
-    let calls = state.store.calls_today(&bot.id, &time_fmt::day_key(time_fmt::now())).await?;
+    let calls = state
+        .store
+        .calls_today(&bot.id, &time_fmt::day_key(time_fmt::now()))
+        .await?;
     let mut view = BotView::new(&bot, calls);
     if rotate {
         view.webhook_secret = Some(bot.webhook_secret.expose_secret().to_owned());
@@ -391,12 +455,27 @@ pub async fn delete_bot(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Message>> {
     let id = parse_bot_id(&id)?;
-    let bot = state.store.delete_bot(&tenant, &id).await?.ok_or_else(|| ApiError::NotFound("bot not found".into()))?;
-    release_quietly(&state, &ProvisionedNumber { number: bot.number.clone(), sid: bot.number_sid.clone() }).await;
+    let bot = state
+        .store
+        .delete_bot(&tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("bot not found".into()))?;
+    release_quietly(
+        &state,
+        &ProvisionedNumber {
+            number: bot.number.clone(),
+            sid: bot.number_sid.clone(),
+        },
+    )
+    .await;
     tracing::info!(bot_id = %bot.id, tenant = %tenant, "bot deleted");
-    Ok(Json(Message { message: "Bot deleted".into() }))
+    Ok(Json(Message {
+        message: "Bot deleted".into(),
+    }))
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_bot, list_bots)).routes(routes!(get_bot, update_bot, delete_bot))
+    OpenApiRouter::new()
+        .routes(routes!(create_bot, list_bots))
+        .routes(routes!(get_bot, update_bot, delete_bot))
 }

@@ -12,7 +12,11 @@ use serde::Serialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String, field: Option<String> },
+    BadRequest {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("{0}")]
@@ -26,7 +30,11 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
-    TooManyRequests { code: &'static str, message: String, retry_after_secs: Option<u64> },
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -47,12 +55,20 @@ pub struct ErrorBody {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code, message: message.into(), field: None }
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     /// A bad value in a named request field.
     pub fn bad_field(field: &str, code: &'static str, message: impl std::fmt::Display) -> Self {
-        ApiError::BadRequest { code, message: format!("{field}: {message}"), field: Some(field.to_owned()) }
+        ApiError::BadRequest {
+            code,
+            message: format!("{field}: {message}"),
+            field: Some(field.to_owned()),
+        }
     }
 
     /// A domain parse error for a named request field.
@@ -71,8 +87,12 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
-            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -90,9 +110,16 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { field, .. } => field.clone(),
             _ => None,
         };
-        let body = ErrorBody { error: self.to_string(), code: code.to_owned(), field };
+        let body = ErrorBody {
+            error: self.to_string(),
+            code: code.to_owned(),
+            field,
+        };
         let mut resp = (status, Json(body)).into_response();
-        if let ApiError::TooManyRequests { retry_after_secs: Some(secs), .. } = self
+        if let ApiError::TooManyRequests {
+            retry_after_secs: Some(secs),
+            ..
+        } = self
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -114,7 +141,10 @@ impl From<StoreError> for ApiError {
                 code: "idempotency_conflict",
                 message: "Idempotency-Key was already used".into(),
             },
-            StoreError::Conflict(m) => ApiError::Conflict { code: "conflict", message: m },
+            StoreError::Conflict(m) => ApiError::Conflict {
+                code: "conflict",
+                message: m,
+            },
             StoreError::Corrupt(m) | StoreError::Backend(m) => ApiError::Internal(m),
         }
     }
@@ -123,7 +153,9 @@ impl From<StoreError> for ApiError {
 impl From<TelephonyError> for ApiError {
     fn from(e: TelephonyError) -> Self {
         match e {
-            TelephonyError::NoNumbers(m) => ApiError::Unavailable(format!("no phone numbers available: {m}")),
+            TelephonyError::NoNumbers(m) => {
+                ApiError::Unavailable(format!("no phone numbers available: {m}"))
+            }
             TelephonyError::Auth => {
                 tracing::error!("telephony provider rejected our credentials");
                 ApiError::Unavailable("telephony provider is not available".into())

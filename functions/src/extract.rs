@@ -61,12 +61,20 @@ where
         let limit = AppState::from_ref(state).settings.limits.max_body_bytes;
         // curl's `-d` labels bodies as form data; a JSON object sent that way is accepted, so the
         // README's one-line curl works. Any other non-JSON type is refused.
-        let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_owned());
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("").to_owned());
         let raw = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| ApiError::PayloadTooLarge { limit })?;
         if let Some(ct) = content_type {
-            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             let json = essence == "application/json" || essence.ends_with("+json");
             let curl_form = essence == "application/x-www-form-urlencoded"
                 && raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
@@ -84,18 +92,27 @@ where
 /// Deserialises a JSON body, naming the field at fault.
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("invalid_json", "request body is empty; expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "request body is empty; expected a JSON object",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(raw);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request("invalid_json", format!("body is not valid JSON: {inner}"));
+            return ApiError::bad_request(
+                "invalid_json",
+                format!("body is not valid JSON: {inner}"),
+            );
         }
         let text = inner.to_string();
         // serde names missing and unknown fields inside the message: "missing field `goal`".
-        let named = text.split('`').nth(1).filter(|_| text.starts_with("missing field") || text.starts_with("unknown field"));
+        let named = text
+            .split('`')
+            .nth(1)
+            .filter(|_| text.starts_with("missing field") || text.starts_with("unknown field"));
         match (path.as_str(), named) {
             ("." | "", Some(name)) => ApiError::bad_field(name, "invalid_json", text.clone()),
             ("." | "", None) => ApiError::bad_request("invalid_json", format!("body: {text}")),

@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 use callbot_core::settings::Settings;
 use callbot_core::store::Store;
 use callbot_core::telephony::Telephony;
+use meta::ApiKeyScheme;
 use std::sync::Arc;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use meta::ApiKeyScheme;
 
 pub use error::{ApiError, ApiResult};
 

@@ -16,7 +16,10 @@ pub(crate) struct ApiKeyScheme;
 impl Modify for ApiKeyScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
     }
 }
 
@@ -46,9 +49,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 /// `/openapi.json` and `/docs` (a self-contained page: no CDN, works offline).
 pub(crate) fn docs_routes(doc: Arc<utoipa::openapi::OpenApi>) -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/openapi.json", get(move || {
-            let doc = Arc::clone(&doc);
-            async move { Json(doc.as_ref().clone()) }
-        }))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&doc);
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
         .route("/docs", get(|| async { Html(include_str!("docs.html")) }))
 }

@@ -1,6 +1,7 @@
 //! Test harness: `spawn_app()` starts the real router on port 0 with a fresh store, and helpers
 //! for the local DynamoDB stand-in that `scripts/test.sh` starts.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
 
 use callbot_core::apikey;
 use callbot_core::domain::TenantId;
@@ -37,7 +38,9 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::for_local(dir.path().to_path_buf());
     change(&mut settings);
     let state = callbot::server::build_state(settings).await.expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(callbot::server::run(listener, state.clone(), async {
@@ -60,7 +63,11 @@ impl TestApp {
     pub async fn new_key(&self, tenant: &str) -> String {
         let (key, hash) = apikey::generate();
         let tenant = TenantId::parse(tenant).expect("tenant");
-        self.state.store.put_api_key(&hash, &tenant, "test").await.expect("put key");
+        self.state
+            .store
+            .put_api_key(&hash, &tenant, "test")
+            .await
+            .expect("put key");
         apikey::reveal(&key).to_owned()
     }
 
@@ -69,13 +76,26 @@ impl TestApp {
     }
 
     pub async fn create_bot(&self, key: &str, body: Value) -> (u16, Value) {
-        let resp = self.client.post(self.url("/bots")).header("x-api-key", key).json(&body).send().await.expect("send");
+        let resp = self
+            .client
+            .post(self.url("/bots"))
+            .header("x-api-key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
         let status = resp.status().as_u16();
         (status, resp.json().await.expect("json body"))
     }
 
     pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
-        let resp = self.client.get(self.url(path)).header("x-api-key", key).send().await.expect("send");
+        let resp = self
+            .client
+            .get(self.url(path))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .expect("send");
         let status = resp.status().as_u16();
         (status, resp.json().await.expect("json body"))
     }

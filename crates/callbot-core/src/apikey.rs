@@ -16,7 +16,10 @@ impl KeyHash {
 
     /// Rebuilds a hash read back from storage. Returns `None` unless it is 64 lowercase hex digits.
     pub fn from_stored(hex_digest: &str) -> Option<Self> {
-        let ok = hex_digest.len() == 64 && hex_digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok = hex_digest.len() == 64
+            && hex_digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| KeyHash(hex_digest.to_owned()))
     }
 
@@ -28,7 +31,11 @@ impl KeyHash {
 /// A fresh key: `cb_` and 40 random alphanumerics (~238 bits). The plaintext exists only in the
 /// returned secret, to be printed once.
 pub fn generate() -> (SecretString, KeyHash) {
-    let body: String = rand::rng().sample_iter(Alphanumeric).take(40).map(char::from).collect();
+    let body: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
     let key = format!("cb_{body}");
     let hash = KeyHash::of(&key);
     (SecretString::from(key), hash)
@@ -55,7 +62,10 @@ mod tests {
         assert_ne!(reveal(&k1), reveal(&k2));
         assert_eq!(KeyHash::of(reveal(&k1)), h1);
         assert_ne!(h1, h2);
-        assert_eq!(KeyHash::of("abc").as_str(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            KeyHash::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert!(KeyHash::from_stored(h1.as_str()).is_some());
         assert!(KeyHash::from_stored("xyz").is_none());
     }

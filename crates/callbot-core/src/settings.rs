@@ -85,7 +85,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bots_per_tenant: 10, max_body_bytes: 64 * 1024, calls_per_bot_per_day: 100 }
+        Limits {
+            max_bots_per_tenant: 10,
+            max_body_bytes: 64 * 1024,
+            calls_per_bot_per_day: 100,
+        }
     }
 }
 
@@ -115,11 +119,19 @@ pub struct SettingsError {
 }
 
 fn err(name: &'static str, message: impl Into<String>) -> SettingsError {
-    SettingsError { name, message: message.into() }
+    SettingsError {
+        name,
+        message: message.into(),
+    }
 }
 
 fn truthy(v: Option<&String>) -> bool {
-    v.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    v.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
 }
 
 impl Settings {
@@ -132,28 +144,61 @@ impl Settings {
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, SettingsError> {
         let get = |k: &str| vars.get(k).filter(|v| !v.trim().is_empty());
         let addr = get("CALLBOT_ADDR")
-            .map(|s| s.parse().map_err(|e| err("CALLBOT_ADDR", format!("{s:?}: {e}"))))
+            .map(|s| {
+                s.parse()
+                    .map_err(|e| err("CALLBOT_ADDR", format!("{s:?}: {e}")))
+            })
             .transpose()?
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let data_dir = PathBuf::from(get("CALLBOT_DATA_DIR").map(String::as_str).unwrap_or("./callbot-data"));
-        let store = match get("CALLBOT_STORE").map(|s| s.to_ascii_lowercase()).as_deref() {
-            None | Some("sqlite") => StoreSettings::Sqlite { path: data_dir.join("callbot.db") },
+        let data_dir = PathBuf::from(
+            get("CALLBOT_DATA_DIR")
+                .map(String::as_str)
+                .unwrap_or("./callbot-data"),
+        );
+        let store = match get("CALLBOT_STORE")
+            .map(|s| s.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("sqlite") => StoreSettings::Sqlite {
+                path: data_dir.join("callbot.db"),
+            },
             Some("dynamodb") => StoreSettings::Dynamodb {
-                table: get("CALLBOT_DYNAMODB_TABLE").cloned().unwrap_or_else(|| "callbot".to_owned()),
+                table: get("CALLBOT_DYNAMODB_TABLE")
+                    .cloned()
+                    .unwrap_or_else(|| "callbot".to_owned()),
                 create_table: truthy(get("CALLBOT_DYNAMODB_CREATE_TABLE")),
             },
-            Some(other) => return Err(err("CALLBOT_STORE", format!("{other:?} is not sqlite or dynamodb"))),
+            Some(other) => {
+                return Err(err(
+                    "CALLBOT_STORE",
+                    format!("{other:?} is not sqlite or dynamodb"),
+                ));
+            }
         };
-        let recordings = match get("CALLBOT_RECORDINGS").map(|s| s.to_ascii_lowercase()).as_deref() {
-            None | Some("local") => RecordingsSettings::Local { dir: data_dir.join("recordings") },
-            Some("s3") => RecordingsSettings::S3 {
-                bucket: get("CALLBOT_S3_BUCKET")
-                    .cloned()
-                    .ok_or_else(|| err("CALLBOT_S3_BUCKET", "required when CALLBOT_RECORDINGS=s3"))?,
+        let recordings = match get("CALLBOT_RECORDINGS")
+            .map(|s| s.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("local") => RecordingsSettings::Local {
+                dir: data_dir.join("recordings"),
             },
-            Some(other) => return Err(err("CALLBOT_RECORDINGS", format!("{other:?} is not local or s3"))),
+            Some("s3") => RecordingsSettings::S3 {
+                bucket: get("CALLBOT_S3_BUCKET").cloned().ok_or_else(|| {
+                    err("CALLBOT_S3_BUCKET", "required when CALLBOT_RECORDINGS=s3")
+                })?,
+            },
+            Some(other) => {
+                return Err(err(
+                    "CALLBOT_RECORDINGS",
+                    format!("{other:?} is not local or s3"),
+                ));
+            }
         };
-        let telephony = match (get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN"), get("TWILIO_API_KEY_SECRET")) {
+        let telephony = match (
+            get("TWILIO_ACCOUNT_SID"),
+            get("TWILIO_AUTH_TOKEN"),
+            get("TWILIO_API_KEY_SECRET"),
+        ) {
             (None, _, _) => TelephonySettings::Local,
             (Some(sid), token, key_secret) => {
                 let api_key_sid = get("TWILIO_API_KEY_SID").cloned();
@@ -171,36 +216,61 @@ impl Settings {
                     account_sid: sid.clone(),
                     auth_token: SecretString::from(secret.clone()),
                     api_key_sid,
-                    api_base: get("TWILIO_API_BASE").cloned().unwrap_or_else(|| "https://api.twilio.com".to_owned()),
+                    api_base: get("TWILIO_API_BASE")
+                        .cloned()
+                        .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
                 }
             }
         };
         let aws = AwsSettings {
-            region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).cloned().unwrap_or_else(|| "us-east-1".into()),
+            region: get("AWS_REGION")
+                .or_else(|| get("AWS_DEFAULT_REGION"))
+                .cloned()
+                .unwrap_or_else(|| "us-east-1".into()),
             endpoint_url: get("AWS_ENDPOINT_URL").cloned(),
             access_key_id: get("AWS_ACCESS_KEY_ID").cloned(),
             secret_access_key: get("AWS_SECRET_ACCESS_KEY").map(|s| SecretString::from(s.clone())),
         };
         let url_var = |name: &'static str| {
-            get(name).map(|s| url::Url::parse(s).map_err(|e| err(name, format!("{s:?}: {e}")))).transpose()
+            get(name)
+                .map(|s| url::Url::parse(s).map_err(|e| err(name, format!("{s:?}: {e}"))))
+                .transpose()
         };
         let num = |name: &'static str, default: u64| -> Result<u64, SettingsError> {
-            get(name).map(|s| s.trim().parse::<u64>().map_err(|e| err(name, format!("{s:?}: {e}")))).transpose().map(|v| v.unwrap_or(default))
+            get(name)
+                .map(|s| {
+                    s.trim()
+                        .parse::<u64>()
+                        .map_err(|e| err(name, format!("{s:?}: {e}")))
+                })
+                .transpose()
+                .map(|v| v.unwrap_or(default))
         };
         let defaults = Limits::default();
         let limits = Limits {
-            max_bots_per_tenant: u32::try_from(num("CALLBOT_MAX_BOTS_PER_TENANT", defaults.max_bots_per_tenant.into())?)
-                .map_err(|e| err("CALLBOT_MAX_BOTS_PER_TENANT", e.to_string()))?,
-            max_body_bytes: usize::try_from(num("CALLBOT_MAX_BODY_BYTES", defaults.max_body_bytes as u64)?)
-                .map_err(|e| err("CALLBOT_MAX_BODY_BYTES", e.to_string()))?,
-            calls_per_bot_per_day: u32::try_from(num("CALLBOT_CALLS_PER_BOT_PER_DAY", defaults.calls_per_bot_per_day.into())?)
-                .map_err(|e| err("CALLBOT_CALLS_PER_BOT_PER_DAY", e.to_string()))?,
+            max_bots_per_tenant: u32::try_from(num(
+                "CALLBOT_MAX_BOTS_PER_TENANT",
+                defaults.max_bots_per_tenant.into(),
+            )?)
+            .map_err(|e| err("CALLBOT_MAX_BOTS_PER_TENANT", e.to_string()))?,
+            max_body_bytes: usize::try_from(num(
+                "CALLBOT_MAX_BODY_BYTES",
+                defaults.max_body_bytes as u64,
+            )?)
+            .map_err(|e| err("CALLBOT_MAX_BODY_BYTES", e.to_string()))?,
+            calls_per_bot_per_day: u32::try_from(num(
+                "CALLBOT_CALLS_PER_BOT_PER_DAY",
+                defaults.calls_per_bot_per_day.into(),
+            )?)
+            .map_err(|e| err("CALLBOT_CALLS_PER_BOT_PER_DAY", e.to_string()))?,
         };
         Ok(Settings {
             addr,
             data_dir,
             dev_api_key: get("CALLBOT_API_KEY").map(|k| SecretString::from(k.clone())),
-            webhook_policy: WebhookPolicy { allow_private: truthy(get("CALLBOT_ALLOW_PRIVATE_WEBHOOKS")) },
+            webhook_policy: WebhookPolicy {
+                allow_private: truthy(get("CALLBOT_ALLOW_PRIVATE_WEBHOOKS")),
+            },
             store,
             recordings,
             telephony,
@@ -215,7 +285,10 @@ impl Settings {
     /// Settings for tests and benchmarks: SQLite in `data_dir`, local everything, private webhooks allowed.
     pub fn for_local(data_dir: PathBuf) -> Self {
         let vars = HashMap::from([
-            ("CALLBOT_DATA_DIR".to_owned(), data_dir.display().to_string()),
+            (
+                "CALLBOT_DATA_DIR".to_owned(),
+                data_dir.display().to_string(),
+            ),
             ("CALLBOT_ALLOW_PRIVATE_WEBHOOKS".to_owned(), "1".to_owned()),
         ]);
         // The map above holds only valid values.
@@ -234,7 +307,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

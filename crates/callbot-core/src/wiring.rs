@@ -28,13 +28,17 @@ pub async fn store(settings: &Settings) -> Result<Arc<dyn Store>, WiringError> {
                 .map_err(|e| StoreError::Backend(e.to_string()))??;
             Arc::new(store)
         }
-        StoreSettings::Dynamodb { table, create_table } => {
-            Arc::new(DynamoStore::connect(&settings.aws, table, *create_table).await?)
-        }
+        StoreSettings::Dynamodb {
+            table,
+            create_table,
+        } => Arc::new(DynamoStore::connect(&settings.aws, table, *create_table).await?),
     })
 }
 
-pub fn telephony(settings: &Settings, store: Arc<dyn Store>) -> Result<Arc<dyn Telephony>, WiringError> {
+pub fn telephony(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+) -> Result<Arc<dyn Telephony>, WiringError> {
     match &settings.telephony {
         TelephonySettings::Local => Ok(Arc::new(LocalTelephony::new(store))),
         TelephonySettings::Twilio { .. } => Err(WiringError::Unsupported(
@@ -44,8 +48,19 @@ pub fn telephony(settings: &Settings, store: Arc<dyn Store>) -> Result<Arc<dyn T
 }
 
 /// Registers `CALLBOT_API_KEY` (if set) for tenant `default`, stored hashed like any other key.
-pub async fn bootstrap_dev_key(settings: &Settings, store: &dyn Store) -> Result<bool, WiringError> {
-    let Some(key) = &settings.dev_api_key else { return Ok(false) };
-    store.put_api_key(&KeyHash::of(key.expose_secret()), &TenantId::default_tenant(), "CALLBOT_API_KEY").await?;
+pub async fn bootstrap_dev_key(
+    settings: &Settings,
+    store: &dyn Store,
+) -> Result<bool, WiringError> {
+    let Some(key) = &settings.dev_api_key else {
+        return Ok(false);
+    };
+    store
+        .put_api_key(
+            &KeyHash::of(key.expose_secret()),
+            &TenantId::default_tenant(),
+            "CALLBOT_API_KEY",
+        )
+        .await?;
     Ok(true)
 }

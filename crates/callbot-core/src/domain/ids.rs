@@ -16,8 +16,15 @@ impl BotId {
         let hex = raw
             .strip_prefix("bot_")
             .ok_or_else(|| ParseError::new("invalid_bot_id", "bot id must start with \"bot_\""))?;
-        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(ParseError::new("invalid_bot_id", "bot id must be \"bot_\" and 32 lowercase hex digits"));
+        if hex.len() != 32
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(ParseError::new(
+                "invalid_bot_id",
+                "bot id must be \"bot_\" and 32 lowercase hex digits",
+            ));
         }
         Ok(BotId(raw.to_owned()))
     }
@@ -40,7 +47,9 @@ pub struct TenantId(String);
 impl TenantId {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let ok_len = (1..=64).contains(&raw.len());
-        let ok_chars = raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        let ok_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if ok_len && ok_chars {
             Ok(TenantId(raw.to_owned()))
         } else {
@@ -81,7 +90,14 @@ mod tests {
 
     #[test]
     fn bad_bot_ids_are_refused() {
-        for raw in ["", "bot_", "bot_XYZ", "abc", "bot_0123456789abcdef0123456789ABCDEF", "bot_../../etc"] {
+        for raw in [
+            "",
+            "bot_",
+            "bot_XYZ",
+            "abc",
+            "bot_0123456789abcdef0123456789ABCDEF",
+            "bot_../../etc",
+        ] {
             assert!(BotId::parse(raw).is_err(), "{raw}");
         }
     }

@@ -13,7 +13,9 @@ impl PhoneNumber {
         let err = || {
             ParseError::new(
                 "invalid_phone_number",
-                format!("{raw:?} is not an E.164 phone number (expected + and 7-15 digits, e.g. +14155550123)"),
+                format!(
+                    "{raw:?} is not an E.164 phone number (expected + and 7-15 digits, e.g. +14155550123)"
+                ),
             )
         };
         let trimmed = raw.trim();
@@ -51,13 +53,27 @@ mod tests {
 
     #[test]
     fn accepts_e164_and_normalises() {
-        assert_eq!(PhoneNumber::parse("+1 (415) 555-0123").unwrap().as_str(), "+14155550123");
-        assert_eq!(PhoneNumber::parse("+442071838750").unwrap().as_str(), "+442071838750");
+        assert_eq!(
+            PhoneNumber::parse("+1 (415) 555-0123").unwrap().as_str(),
+            "+14155550123"
+        );
+        assert_eq!(
+            PhoneNumber::parse("+442071838750").unwrap().as_str(),
+            "+442071838750"
+        );
     }
 
     #[test]
     fn refuses_non_e164() {
-        for raw in ["", "4155550123", "+0123456789", "+1", "+1234567890123456", "+1415abc0123", "++14155550123"] {
+        for raw in [
+            "",
+            "4155550123",
+            "+0123456789",
+            "+1",
+            "+1234567890123456",
+            "+1415abc0123",
+            "++14155550123",
+        ] {
             assert!(PhoneNumber::parse(raw).is_err(), "{raw}");
         }
     }

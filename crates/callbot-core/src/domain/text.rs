@@ -6,13 +6,25 @@ fn bounded(raw: &str, field: &str, min: usize, max: usize) -> Result<String, Par
     let trimmed = raw.trim();
     let chars = trimmed.chars().count();
     if chars < min {
-        return Err(ParseError::new("empty_field", format!("{field} must not be empty")));
+        return Err(ParseError::new(
+            "empty_field",
+            format!("{field} must not be empty"),
+        ));
     }
     if chars > max {
-        return Err(ParseError::new("too_long", format!("{field} is {chars} characters; the limit is {max}")));
+        return Err(ParseError::new(
+            "too_long",
+            format!("{field} is {chars} characters; the limit is {max}"),
+        ));
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-        return Err(ParseError::new("invalid_text", format!("{field} contains control characters")));
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(ParseError::new(
+            "invalid_text",
+            format!("{field} contains control characters"),
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -58,7 +70,10 @@ mod tests {
     fn limits() {
         assert!(Goal::parse("Take reservations").is_ok());
         assert_eq!(Goal::parse("   ").unwrap_err().code, "empty_field");
-        assert_eq!(Goal::parse(&"x".repeat(2_001)).unwrap_err().code, "too_long");
+        assert_eq!(
+            Goal::parse(&"x".repeat(2_001)).unwrap_err().code,
+            "too_long"
+        );
         assert!(Goal::parse(&"é".repeat(2_000)).is_ok());
         assert!(Context::parse("").is_ok());
         assert_eq!(Context::parse("a\u{0}b").unwrap_err().code, "invalid_text");

@@ -32,7 +32,10 @@ pub struct Voice {
 impl Voice {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let (provider, name) = raw.split_once(':').ok_or_else(|| {
-            ParseError::new("invalid_voice", format!("voice {raw:?} must look like provider:name, e.g. elevenlabs:emma"))
+            ParseError::new(
+                "invalid_voice",
+                format!("voice {raw:?} must look like provider:name, e.g. elevenlabs:emma"),
+            )
         })?;
         let provider = match provider.to_ascii_lowercase().as_str() {
             "elevenlabs" => VoiceProvider::ElevenLabs,
@@ -48,24 +51,36 @@ impl Voice {
             other => {
                 return Err(ParseError::new(
                     "invalid_voice",
-                    format!("unknown voice provider {other:?}; choose elevenlabs, polly, openai or local"),
+                    format!(
+                        "unknown voice provider {other:?}; choose elevenlabs, polly, openai or local"
+                    ),
                 ));
             }
         };
         let ok = (1..=64).contains(&name.len())
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !ok {
             return Err(ParseError::new(
                 "invalid_voice",
-                format!("voice name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"),
+                format!(
+                    "voice name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
+                ),
             ));
         }
-        Ok(Voice { provider, name: name.to_owned() })
+        Ok(Voice {
+            provider,
+            name: name.to_owned(),
+        })
     }
 
     /// The voice used when a bot does not name one: the offline synthesiser.
     pub fn default_voice() -> Self {
-        Voice { provider: VoiceProvider::Local, name: "en-us".to_owned() }
+        Voice {
+            provider: VoiceProvider::Local,
+            name: "en-us".to_owned(),
+        }
     }
 
     pub fn provider(&self) -> VoiceProvider {
@@ -92,16 +107,33 @@ mod tests {
         let v = Voice::parse("elevenlabs:emma").unwrap();
         assert_eq!(v.provider(), VoiceProvider::ElevenLabs);
         assert_eq!(v.to_string(), "elevenlabs:emma");
-        assert_eq!(Voice::parse("Polly:Joanna").unwrap().to_string(), "polly:Joanna");
+        assert_eq!(
+            Voice::parse("Polly:Joanna").unwrap().to_string(),
+            "polly:Joanna"
+        );
     }
 
     #[test]
     fn refuses_bad_voices() {
-        assert_eq!(Voice::parse("playht:jennifer").unwrap_err().code, "voice_provider_discontinued");
-        assert!(Voice::parse("playht:x").unwrap_err().message.contains("discontinued"));
+        assert_eq!(
+            Voice::parse("playht:jennifer").unwrap_err().code,
+            "voice_provider_discontinued"
+        );
+        assert!(
+            Voice::parse("playht:x")
+                .unwrap_err()
+                .message
+                .contains("discontinued")
+        );
         assert_eq!(Voice::parse("emma").unwrap_err().code, "invalid_voice");
-        assert_eq!(Voice::parse("azure:emma").unwrap_err().code, "invalid_voice");
+        assert_eq!(
+            Voice::parse("azure:emma").unwrap_err().code,
+            "invalid_voice"
+        );
         assert_eq!(Voice::parse("openai:").unwrap_err().code, "invalid_voice");
-        assert_eq!(Voice::parse("openai:a b").unwrap_err().code, "invalid_voice");
+        assert_eq!(
+            Voice::parse("openai:a b").unwrap_err().code,
+            "invalid_voice"
+        );
     }
 }

@@ -64,10 +64,17 @@ fn is_internal_name(host: &str) -> bool {
 impl WebhookUrl {
     pub fn parse(raw: &str, policy: WebhookPolicy) -> Result<Self, ParseError> {
         if raw.len() > 2_048 {
-            return Err(ParseError::new("invalid_webhook", "webhook URL is longer than 2048 characters"));
+            return Err(ParseError::new(
+                "invalid_webhook",
+                "webhook URL is longer than 2048 characters",
+            ));
         }
-        let url = url::Url::parse(raw.trim())
-            .map_err(|e| ParseError::new("invalid_webhook", format!("webhook is not a valid URL: {e}")))?;
+        let url = url::Url::parse(raw.trim()).map_err(|e| {
+            ParseError::new(
+                "invalid_webhook",
+                format!("webhook is not a valid URL: {e}"),
+            )
+        })?;
         match url.scheme() {
             "https" => {}
             "http" if policy.allow_private => {}
@@ -77,12 +84,22 @@ impl WebhookUrl {
                     "webhook must use https (plain http is allowed only when the operator sets CALLBOT_ALLOW_PRIVATE_WEBHOOKS)",
                 ));
             }
-            other => return Err(ParseError::new("invalid_webhook", format!("webhook scheme {other:?} is not http(s)"))),
+            other => {
+                return Err(ParseError::new(
+                    "invalid_webhook",
+                    format!("webhook scheme {other:?} is not http(s)"),
+                ));
+            }
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(ParseError::new("invalid_webhook", "webhook URL must not embed credentials"));
+            return Err(ParseError::new(
+                "invalid_webhook",
+                "webhook URL must not embed credentials",
+            ));
         }
-        let host = url.host().ok_or_else(|| ParseError::new("invalid_webhook", "webhook URL has no host"))?;
+        let host = url
+            .host()
+            .ok_or_else(|| ParseError::new("invalid_webhook", "webhook URL has no host"))?;
         if !policy.allow_private {
             let private = match host {
                 url::Host::Ipv4(ip) => is_non_public(IpAddr::V4(ip)),
@@ -118,8 +135,12 @@ impl fmt::Display for WebhookUrl {
 mod tests {
     use super::*;
 
-    const STRICT: WebhookPolicy = WebhookPolicy { allow_private: false };
-    const DEV: WebhookPolicy = WebhookPolicy { allow_private: true };
+    const STRICT: WebhookPolicy = WebhookPolicy {
+        allow_private: false,
+    };
+    const DEV: WebhookPolicy = WebhookPolicy {
+        allow_private: true,
+    };
 
     #[test]
     fn public_https_is_accepted() {
@@ -145,15 +166,28 @@ mod tests {
             "https://db.internal/",
             "https://intranet/",
         ] {
-            assert_eq!(WebhookUrl::parse(raw, STRICT).unwrap_err().code, "webhook_not_allowed", "{raw}");
+            assert_eq!(
+                WebhookUrl::parse(raw, STRICT).unwrap_err().code,
+                "webhook_not_allowed",
+                "{raw}"
+            );
             assert!(WebhookUrl::parse(raw, DEV).is_ok(), "{raw}");
         }
     }
 
     #[test]
     fn garbage_is_invalid() {
-        for raw in ["", "not a url", "ftp://example.com/", "https://user:pw@example.com/"] {
-            assert_eq!(WebhookUrl::parse(raw, DEV).unwrap_err().code, "invalid_webhook", "{raw}");
+        for raw in [
+            "",
+            "not a url",
+            "ftp://example.com/",
+            "https://user:pw@example.com/",
+        ] {
+            assert_eq!(
+                WebhookUrl::parse(raw, DEV).unwrap_err().code,
+                "invalid_webhook",
+                "{raw}"
+            );
         }
     }
 }

@@ -1,15 +1,22 @@
 //! The store conformance suite: every `Store` adapter must pass `run_all`. Each check uses fresh
 //! tenants and numbers, so one store instance can run the whole suite.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
+
 use super::{Bot, IdempotencyRecord, Store, StoreError};
 use crate::apikey::KeyHash;
-use crate::domain::{BotId, BotStatus, Context, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy, WebhookUrl};
+use crate::domain::{
+    BotId, BotStatus, Context, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy, WebhookUrl,
+};
 use crate::time_fmt;
 use secrecy::SecretString;
 use std::sync::Arc;
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 fn tenant() -> TenantId {
@@ -17,7 +24,11 @@ fn tenant() -> TenantId {
 }
 
 fn number() -> PhoneNumber {
-    let n = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) % 10_000_000;
+    let n = u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .expect("8 bytes"),
+    ) % 10_000_000;
     PhoneNumber::parse(&format!("+1999{n:07}")).expect("valid number")
 }
 
@@ -31,7 +42,8 @@ pub fn sample_bot(tenant: &TenantId) -> Bot {
         number_sid: unique("PN"),
         goal: Goal::parse("Take restaurant reservations").expect("goal"),
         context: Context::parse("Open 5PM-10PM").expect("context"),
-        webhook: WebhookUrl::parse("https://example.com/hook", WebhookPolicy::default()).expect("webhook"),
+        webhook: WebhookUrl::parse("https://example.com/hook", WebhookPolicy::default())
+            .expect("webhook"),
         voice: Voice::parse("elevenlabs:emma").expect("voice"),
         first_message: None,
         status: BotStatus::Active,
@@ -57,9 +69,15 @@ async fn api_keys(store: &dyn Store) {
     let h = KeyHash::of(&unique("key"));
     assert_eq!(store.tenant_for_api_key(&h).await.unwrap(), None);
     store.put_api_key(&h, &a, "first").await.unwrap();
-    store.put_api_key(&h, &a, "again").await.expect("re-adding the same key for the same tenant is idempotent");
+    store
+        .put_api_key(&h, &a, "again")
+        .await
+        .expect("re-adding the same key for the same tenant is idempotent");
     assert_eq!(store.tenant_for_api_key(&h).await.unwrap(), Some(a.clone()));
-    assert!(matches!(store.put_api_key(&h, &b, "steal").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.put_api_key(&h, &b, "steal").await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.tenant_for_api_key(&h).await.unwrap(), Some(a));
 }
 
@@ -67,13 +85,24 @@ async fn bot_crud_and_isolation(store: &dyn Store) {
     let (a, b) = (tenant(), tenant());
     let bot = sample_bot(&a);
     store.create_bot(&bot, 10, None).await.unwrap();
-    let got = store.get_bot(&a, &bot.id).await.unwrap().expect("bot is readable by its tenant");
+    let got = store
+        .get_bot(&a, &bot.id)
+        .await
+        .unwrap()
+        .expect("bot is readable by its tenant");
     assert_eq!(got.id, bot.id);
     assert_eq!(got.number, bot.number);
     assert_eq!(got.goal, bot.goal);
     assert_eq!(got.voice, bot.voice);
     assert_eq!(got.created_at, bot.created_at);
-    assert_eq!(store.bot_by_number(&bot.number).await.unwrap().map(|b| b.id), Some(bot.id.clone()));
+    assert_eq!(
+        store
+            .bot_by_number(&bot.number)
+            .await
+            .unwrap()
+            .map(|b| b.id),
+        Some(bot.id.clone())
+    );
     assert_eq!(store.calls_today(&bot.id, "2026-01-01").await.unwrap(), 0);
 
     // Another tenant sees nothing and changes nothing.
@@ -82,7 +111,10 @@ async fn bot_crud_and_isolation(store: &dyn Store) {
     let mut stolen = got.clone();
     stolen.tenant = b.clone();
     stolen.goal = Goal::parse("hijacked").unwrap();
-    assert!(matches!(store.update_bot(&stolen).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.update_bot(&stolen).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(store.delete_bot(&b, &bot.id).await.unwrap().is_none());
 
     let mut changed = got.clone();
@@ -94,12 +126,22 @@ async fn bot_crud_and_isolation(store: &dyn Store) {
     assert_eq!(got.goal.as_str(), "Answer questions about opening hours");
     assert_eq!(got.status, BotStatus::Paused);
 
-    let deleted = store.delete_bot(&a, &bot.id).await.unwrap().expect("deleted");
+    let deleted = store
+        .delete_bot(&a, &bot.id)
+        .await
+        .unwrap()
+        .expect("deleted");
     assert_eq!(deleted.id, bot.id);
     assert!(store.get_bot(&a, &bot.id).await.unwrap().is_none());
     assert!(store.bot_by_number(&bot.number).await.unwrap().is_none());
-    assert!(store.delete_bot(&a, &bot.id).await.unwrap().is_none(), "second delete finds nothing");
-    assert!(matches!(store.update_bot(&changed).await, Err(StoreError::NotFound)));
+    assert!(
+        store.delete_bot(&a, &bot.id).await.unwrap().is_none(),
+        "second delete finds nothing"
+    );
+    assert!(matches!(
+        store.update_bot(&changed).await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.count_bots(&a).await.unwrap(), 0);
 }
 
@@ -112,7 +154,13 @@ async fn listing_is_newest_first(store: &dyn Store) {
         ids.push(bot.id);
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
-    let listed: Vec<BotId> = store.list_bots(&t, "2026-01-01").await.unwrap().into_iter().map(|b| b.bot.id).collect();
+    let listed: Vec<BotId> = store
+        .list_bots(&t, "2026-01-01")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.bot.id)
+        .collect();
     ids.reverse();
     assert_eq!(listed, ids);
     assert_eq!(store.count_bots(&t).await.unwrap(), 4);
@@ -125,13 +173,19 @@ async fn quota_and_uniqueness(store: &dyn Store) {
     // Same number for another bot is a conflict, and nothing is half-written.
     let mut dup = sample_bot(&t);
     dup.number = first.number.clone();
-    assert!(matches!(store.create_bot(&dup, 2, None).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_bot(&dup, 2, None).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert!(store.get_bot(&t, &dup.id).await.unwrap().is_none());
     assert_eq!(store.count_bots(&t).await.unwrap(), 1);
 
     store.create_bot(&sample_bot(&t), 2, None).await.unwrap();
     let over = sample_bot(&t);
-    assert!(matches!(store.create_bot(&over, 2, None).await, Err(StoreError::QuotaExceeded { limit: 2 })));
+    assert!(matches!(
+        store.create_bot(&over, 2, None).await,
+        Err(StoreError::QuotaExceeded { limit: 2 })
+    ));
     assert!(store.get_bot(&t, &over.id).await.unwrap().is_none());
     assert!(store.bot_by_number(&over.number).await.unwrap().is_none());
     // Deleting frees a slot.
@@ -151,19 +205,52 @@ async fn idempotency(store: &dyn Store) {
         body: "{\"id\":\"x\"}".into(),
         created_at: time_fmt::now(),
     };
-    assert!(store.get_idempotency(&t, "POST /bots", &record.key).await.unwrap().is_none());
+    assert!(
+        store
+            .get_idempotency(&t, "POST /bots", &record.key)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let bot = sample_bot(&t);
     store.create_bot(&bot, 10, Some(&record)).await.unwrap();
-    assert_eq!(store.get_idempotency(&t, "POST /bots", &record.key).await.unwrap(), Some(record.clone()));
+    assert_eq!(
+        store
+            .get_idempotency(&t, "POST /bots", &record.key)
+            .await
+            .unwrap(),
+        Some(record.clone())
+    );
     let again = sample_bot(&t);
-    assert!(matches!(store.create_bot(&again, 10, Some(&record)).await, Err(StoreError::IdempotencyKeyUsed)));
-    assert!(store.get_bot(&t, &again.id).await.unwrap().is_none(), "a replayed key creates nothing");
+    assert!(matches!(
+        store.create_bot(&again, 10, Some(&record)).await,
+        Err(StoreError::IdempotencyKeyUsed)
+    ));
+    assert!(
+        store.get_bot(&t, &again.id).await.unwrap().is_none(),
+        "a replayed key creates nothing"
+    );
     // Keys are per tenant and per scope.
     let other = tenant();
-    assert!(store.get_idempotency(&other, "POST /bots", &record.key).await.unwrap().is_none());
-    assert!(store.get_idempotency(&t, "POST /other", &record.key).await.unwrap().is_none());
+    assert!(
+        store
+            .get_idempotency(&other, "POST /bots", &record.key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_idempotency(&t, "POST /other", &record.key)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // The idempotency check wins over the quota check: a replay at the limit is still a replay.
-    assert!(matches!(store.create_bot(&again, 1, Some(&record)).await, Err(StoreError::IdempotencyKeyUsed)));
+    assert!(matches!(
+        store.create_bot(&again, 1, Some(&record)).await,
+        Err(StoreError::IdempotencyKeyUsed)
+    ));
 }
 
 async fn sequences_never_repeat(store: Arc<dyn Store>) {

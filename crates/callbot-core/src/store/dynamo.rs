@@ -16,7 +16,8 @@
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};
 use crate::apikey::KeyHash;
 use crate::domain::{
-    BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy, WebhookUrl,
+    BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy,
+    WebhookUrl,
 };
 use crate::settings::AwsSettings;
 use crate::time_fmt;
@@ -25,9 +26,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
-    TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
@@ -44,7 +45,9 @@ fn backend<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(format!("dynamodb: {e}"))
 }
 
-fn sdk_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+fn sdk_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> StoreError {
     match e.as_service_error() {
         Some(se) => StoreError::Backend(format!(
             "dynamodb: {}: {}",
@@ -68,7 +71,10 @@ fn key(pk: String, sk: &str) -> Item {
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str).ok_or_else(|| corrupt(format!("missing {name}")))
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| corrupt(format!("missing {name}")))
 }
 
 fn get_n(item: &Item, name: &str) -> StoreResult<i64> {
@@ -111,7 +117,10 @@ fn bot_item(bot: &Bot) -> Item {
         item.insert("first_message".into(), s(f.as_str()));
     }
     item.insert("status".into(), s(bot.status.as_str()));
-    item.insert("webhook_secret".into(), s(bot.webhook_secret.expose_secret()));
+    item.insert(
+        "webhook_secret".into(),
+        s(bot.webhook_secret.expose_secret()),
+    );
     item.insert("created_at".into(), s(time_fmt::rfc3339(bot.created_at)));
     item.insert("updated_at".into(), s(time_fmt::rfc3339(bot.updated_at)));
     item
@@ -125,7 +134,13 @@ fn bot_from_item(item: &Item) -> StoreResult<Bot> {
         number_sid: get_s(item, "number_sid")?.to_owned(),
         goal: Goal::parse(get_s(item, "goal")?).map_err(corrupt)?,
         context: Context::parse(get_s(item, "context")?).map_err(corrupt)?,
-        webhook: WebhookUrl::parse(get_s(item, "webhook")?, WebhookPolicy { allow_private: true }).map_err(corrupt)?,
+        webhook: WebhookUrl::parse(
+            get_s(item, "webhook")?,
+            WebhookPolicy {
+                allow_private: true,
+            },
+        )
+        .map_err(corrupt)?,
         voice: Voice::parse(get_s(item, "voice")?).map_err(corrupt)?,
         first_message: match item.get("first_message").and_then(|v| v.as_s().ok()) {
             Some(f) => Some(FirstMessage::parse(f).map_err(corrupt)?),
@@ -133,16 +148,23 @@ fn bot_from_item(item: &Item) -> StoreResult<Bot> {
         },
         status: BotStatus::parse(get_s(item, "status")?).map_err(corrupt)?,
         webhook_secret: SecretString::from(get_s(item, "webhook_secret")?.to_owned()),
-        created_at: time_fmt::parse_rfc3339(get_s(item, "created_at")?).ok_or_else(|| corrupt("created_at"))?,
-        updated_at: time_fmt::parse_rfc3339(get_s(item, "updated_at")?).ok_or_else(|| corrupt("updated_at"))?,
+        created_at: time_fmt::parse_rfc3339(get_s(item, "created_at")?)
+            .ok_or_else(|| corrupt("created_at"))?,
+        updated_at: time_fmt::parse_rfc3339(get_s(item, "updated_at")?)
+            .ok_or_else(|| corrupt("updated_at"))?,
     })
 }
 
 /// The `code` of each cancellation reason of a cancelled transaction (`None` = that item was fine).
-fn cancellation_codes(err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>) -> Option<Vec<String>> {
+fn cancellation_codes(
+    err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
+) -> Option<Vec<String>> {
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(ex)) => Some(
-            ex.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect(),
+            ex.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_owned())
+                .collect(),
         ),
         _ => None,
     }
@@ -153,7 +175,10 @@ impl DynamoStore {
     /// indexes if it does not exist yet.
     pub async fn connect(aws: &AwsSettings, table: &str, create_table: bool) -> StoreResult<Self> {
         let client = Client::new(&aws.sdk_config().await);
-        let store = DynamoStore { client, table: table.to_owned() };
+        let store = DynamoStore {
+            client,
+            table: table.to_owned(),
+        };
         if create_table {
             store.ensure_table().await?;
         }
@@ -166,15 +191,29 @@ impl DynamoStore {
 
     async fn ensure_table(&self) -> StoreResult<()> {
         let attr = |name: &str| {
-            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(backend)
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(backend)
         };
-        let ks = |name: &str, kt: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kt).build().map_err(backend);
+        let ks = |name: &str, kt: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kt)
+                .build()
+                .map_err(backend)
+        };
         let gsi = |name: &str, pk: &str, sk: &str| -> StoreResult<GlobalSecondaryIndex> {
             GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(ks(pk, KeyType::Hash)?)
                 .key_schema(ks(sk, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .map_err(backend)
         };
@@ -197,12 +236,27 @@ impl DynamoStore {
             .await;
         match created {
             Ok(_) => {
-                let ttl = TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build().map_err(backend)?;
+                let ttl = TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expires_at")
+                    .build()
+                    .map_err(backend)?;
                 // TTL is an optimisation (old counters and idempotency records expire); ignore if unsupported.
-                let _ = self.client.update_time_to_live().table_name(&self.table).time_to_live_specification(ttl).send().await;
+                let _ = self
+                    .client
+                    .update_time_to_live()
+                    .table_name(&self.table)
+                    .time_to_live_specification(ttl)
+                    .send()
+                    .await;
                 Ok(())
             }
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(sdk_err(e)),
         }
     }
@@ -250,19 +304,32 @@ impl Store for DynamoStore {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict("API key already belongs to another tenant".into()))
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict(
+                    "API key already belongs to another tenant".into(),
+                ))
             }
             Err(e) => Err(sdk_err(e)),
         }
     }
 
     async fn tenant_for_api_key(&self, hash: &KeyHash) -> StoreResult<Option<TenantId>> {
-        let item = self.get_item(key(format!("APIKEY#{}", hash.as_str()), "APIKEY")).await?;
-        item.map(|i| TenantId::parse(get_s(&i, "tenant")?).map_err(corrupt)).transpose()
+        let item = self
+            .get_item(key(format!("APIKEY#{}", hash.as_str()), "APIKEY"))
+            .await?;
+        item.map(|i| TenantId::parse(get_s(&i, "tenant")?).map_err(corrupt))
+            .transpose()
     }
 
-    async fn create_bot(&self, bot: &Bot, max_bots: u32, idempotency: Option<&IdempotencyRecord>) -> StoreResult<()> {
+    async fn create_bot(
+        &self,
+        bot: &Bot,
+        max_bots: u32,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<()> {
         let quota = Update::builder()
             .table_name(&self.table)
             .set_key(Some(quota_key(&bot.tenant)))
@@ -302,7 +369,10 @@ impl Store for DynamoStore {
             item.insert("body".into(), s(&idem.body));
             item.insert("created_at".into(), s(time_fmt::rfc3339(idem.created_at)));
             // Replays are honoured for 24 hours, then DynamoDB's TTL may drop the record.
-            item.insert("expires_at".into(), n(idem.created_at.unix_timestamp() + 86_400));
+            item.insert(
+                "expires_at".into(),
+                n(idem.created_at.unix_timestamp() + 86_400),
+            );
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -311,21 +381,36 @@ impl Store for DynamoStore {
                 .map_err(backend)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match cancellation_codes(&e) {
                 Some(codes) => {
-                    let failed = |i: usize| codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed");
+                    let failed =
+                        |i: usize| codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed");
                     if failed(3) {
                         Err(StoreError::IdempotencyKeyUsed)
                     } else if failed(0) {
                         Err(StoreError::QuotaExceeded { limit: max_bots })
                     } else if failed(2) {
-                        Err(StoreError::Conflict(format!("number {} is already assigned", bot.number)))
+                        Err(StoreError::Conflict(format!(
+                            "number {} is already assigned",
+                            bot.number
+                        )))
                     } else if failed(1) {
-                        Err(StoreError::Conflict(format!("bot {} already exists", bot.id)))
+                        Err(StoreError::Conflict(format!(
+                            "bot {} already exists",
+                            bot.id
+                        )))
                     } else {
-                        Err(StoreError::Backend(format!("dynamodb: transaction cancelled: {codes:?}")))
+                        Err(StoreError::Backend(format!(
+                            "dynamodb: transaction cancelled: {codes:?}"
+                        )))
                     }
                 }
                 None => Err(sdk_err(e)),
@@ -344,7 +429,10 @@ impl Store for DynamoStore {
     }
 
     async fn bot_by_number(&self, number: &PhoneNumber) -> StoreResult<Option<Bot>> {
-        let Some(map) = self.get_item(key(format!("NUMBER#{number}"), "NUMBER")).await? else {
+        let Some(map) = self
+            .get_item(key(format!("NUMBER#{number}"), "NUMBER"))
+            .await?
+        else {
             return Ok(None);
         };
         let id = get_s(&map, "bot_id")?;
@@ -385,13 +473,30 @@ impl Store for DynamoStore {
             for b in chunk {
                 keys = keys.keys(key(bot_pk(b.id.as_str()), &format!("CALLS#{day}")));
             }
-            let mut request = Some(HashMap::from([(self.table.clone(), keys.build().map_err(backend)?)]));
+            let mut request = Some(HashMap::from([(
+                self.table.clone(),
+                keys.build().map_err(backend)?,
+            )]));
             while let Some(req) = request.take() {
-                let out = self.client.batch_get_item().set_request_items(Some(req)).send().await.map_err(sdk_err)?;
-                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(req))
+                    .send()
+                    .await
+                    .map_err(sdk_err)?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
                     let pk = get_s(&item, "pk")?;
                     let id = pk.strip_prefix("BOT#").unwrap_or(pk).to_owned();
-                    counts.insert(id, u32::try_from(get_n(&item, "n")?.max(0)).map_err(corrupt)?);
+                    counts.insert(
+                        id,
+                        u32::try_from(get_n(&item, "n")?.max(0)).map_err(corrupt)?,
+                    );
                 }
                 request = out.unprocessed_keys.filter(|u| !u.is_empty());
             }
@@ -423,7 +528,10 @@ impl Store for DynamoStore {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::NotFound)
             }
             Err(e) => Err(sdk_err(e)),
@@ -458,18 +566,35 @@ impl Store for DynamoStore {
             TransactWriteItem::builder().delete(del_number).build(),
             TransactWriteItem::builder().update(quota).build(),
         ];
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(Some(bot)),
             // Someone else deleted it between our read and our write.
-            Err(e) if cancellation_codes(&e).is_some_and(|c| c.first().is_some_and(|c| c == "ConditionalCheckFailed")) => {
+            Err(e)
+                if cancellation_codes(&e)
+                    .is_some_and(|c| c.first().is_some_and(|c| c == "ConditionalCheckFailed")) =>
+            {
                 Ok(None)
             }
             Err(e) => Err(sdk_err(e)),
         }
     }
 
-    async fn get_idempotency(&self, tenant: &TenantId, scope: &str, k: &str) -> StoreResult<Option<IdempotencyRecord>> {
-        let Some(item) = self.get_item(key(idem_pk(tenant, scope, k), "IDEM")).await? else {
+    async fn get_idempotency(
+        &self,
+        tenant: &TenantId,
+        scope: &str,
+        k: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let Some(item) = self
+            .get_item(key(idem_pk(tenant, scope, k), "IDEM"))
+            .await?
+        else {
             return Ok(None);
         };
         Ok(Some(IdempotencyRecord {
@@ -479,7 +604,8 @@ impl Store for DynamoStore {
             request_hash: get_s(&item, "request_hash")?.to_owned(),
             status: u16::try_from(get_n(&item, "status")?).map_err(corrupt)?,
             body: get_s(&item, "body")?.to_owned(),
-            created_at: time_fmt::parse_rfc3339(get_s(&item, "created_at")?).ok_or_else(|| corrupt("created_at"))?,
+            created_at: time_fmt::parse_rfc3339(get_s(&item, "created_at")?)
+                .ok_or_else(|| corrupt("created_at"))?,
         }))
     }
 
@@ -495,11 +621,14 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(sdk_err)?;
-        let attrs = out.attributes.ok_or_else(|| corrupt("sequence update returned nothing"))?;
+        let attrs = out
+            .attributes
+            .ok_or_else(|| corrupt("sequence update returned nothing"))?;
         u64::try_from(get_n(&attrs, "n")?).map_err(corrupt)
     }
 
     async fn calls_today(&self, bot: &BotId, day: &str) -> StoreResult<u32> {
-        self.counter(key(bot_pk(bot.as_str()), &format!("CALLS#{day}"))).await
+        self.counter(key(bot_pk(bot.as_str()), &format!("CALLS#{day}")))
+            .await
     }
 }

@@ -2,7 +2,9 @@
 //! DynamoDB for production). Both pass the same conformance suite (`conformance`).
 
 use crate::apikey::KeyHash;
-use crate::domain::{BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookUrl};
+use crate::domain::{
+    BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookUrl,
+};
 use async_trait::async_trait;
 use secrecy::SecretString;
 use time::OffsetDateTime;
@@ -92,7 +94,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Creates a bot if the tenant has fewer than `max_bots` bots, its number is not taken and the
     /// idempotency key (if any) is unused — all in one atomic step.
     /// Errors: `QuotaExceeded`, `IdempotencyKeyUsed` (checked first), `Conflict` (number taken).
-    async fn create_bot(&self, bot: &Bot, max_bots: u32, idempotency: Option<&IdempotencyRecord>) -> StoreResult<()>;
+    async fn create_bot(
+        &self,
+        bot: &Bot,
+        max_bots: u32,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<()>;
     async fn get_bot(&self, tenant: &TenantId, id: &BotId) -> StoreResult<Option<Bot>>;
     /// The bot answering a number, whatever its tenant (used when a call comes in).
     async fn bot_by_number(&self, number: &PhoneNumber) -> StoreResult<Option<Bot>>;
@@ -104,7 +111,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes a bot (and frees its quota slot and number mapping). Returns what was deleted.
     async fn delete_bot(&self, tenant: &TenantId, id: &BotId) -> StoreResult<Option<Bot>>;
 
-    async fn get_idempotency(&self, tenant: &TenantId, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+    async fn get_idempotency(
+        &self,
+        tenant: &TenantId,
+        scope: &str,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
 
     /// Atomically increments and returns a named sequence (first value 1). Never returns a value twice.
     async fn next_sequence(&self, name: &str) -> StoreResult<u64>;

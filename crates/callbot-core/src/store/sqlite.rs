@@ -5,7 +5,8 @@
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};
 use crate::apikey::KeyHash;
 use crate::domain::{
-    BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy, WebhookUrl,
+    BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy,
+    WebhookUrl,
 };
 use crate::time_fmt;
 use async_trait::async_trait;
@@ -65,7 +66,8 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(backend)?;
         Self::init(conn)
@@ -76,18 +78,29 @@ impl SqliteStore {
     }
 
     fn init(mut conn: Connection) -> StoreResult<Self> {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
-        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(backend)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
             tx.execute_batch(sql).map_err(backend)?;
-            tx.pragma_update(None, "user_version", i + 1).map_err(backend)?;
+            tx.pragma_update(None, "user_version", i + 1)
+                .map_err(backend)?;
             tx.commit().map_err(backend)?;
         }
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     async fn run<T, F>(&self, f: F) -> StoreResult<T>
@@ -108,10 +121,43 @@ impl SqliteStore {
 const BOT_COLUMNS: &str = "id, tenant, number, number_sid, goal, context, webhook, voice, first_message, status, \
                            webhook_secret, created_at, updated_at";
 
+/// A bot's values in `BOT_COLUMNS` order (?1..?13), shared by INSERT and UPDATE.
+fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 13] {
+    [
+        Box::new(bot.id.as_str().to_owned()),
+        Box::new(bot.tenant.as_str().to_owned()),
+        Box::new(bot.number.as_str().to_owned()),
+        Box::new(bot.number_sid.clone()),
+        Box::new(bot.goal.as_str().to_owned()),
+        Box::new(bot.context.as_str().to_owned()),
+        Box::new(bot.webhook.as_str().to_owned()),
+        Box::new(bot.voice.to_string()),
+        Box::new(bot.first_message.as_ref().map(|f| f.as_str().to_owned())),
+        Box::new(bot.status.as_str()),
+        Box::new(bot.webhook_secret.expose_secret().to_owned()),
+        Box::new(time_fmt::rfc3339(bot.created_at)),
+        Box::new(time_fmt::rfc3339(bot.updated_at)),
+    ]
+}
+
 fn bot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Bot>> {
     let s = |i: usize| row.get::<_, String>(i);
     let first: Option<String> = row.get(8)?;
-    let raw = (s(0)?, s(1)?, s(2)?, s(3)?, s(4)?, s(5)?, s(6)?, s(7)?, first, s(9)?, s(10)?, s(11)?, s(12)?);
+    let raw = (
+        s(0)?,
+        s(1)?,
+        s(2)?,
+        s(3)?,
+        s(4)?,
+        s(5)?,
+        s(6)?,
+        s(7)?,
+        first,
+        s(9)?,
+        s(10)?,
+        s(11)?,
+        s(12)?,
+    );
     Ok(bot_from_parts(raw))
 }
 
@@ -132,7 +178,21 @@ type RawBot = (
 );
 
 fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
-    let (id, tenant, number, number_sid, goal, context, webhook, voice, first, status, secret, created, updated) = raw;
+    let (
+        id,
+        tenant,
+        number,
+        number_sid,
+        goal,
+        context,
+        webhook,
+        voice,
+        first,
+        status,
+        secret,
+        created,
+        updated,
+    ) = raw;
     Ok(Bot {
         id: BotId::parse(&id).map_err(corrupt)?,
         tenant: TenantId::parse(&tenant).map_err(corrupt)?,
@@ -140,9 +200,18 @@ fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
         number_sid,
         goal: Goal::parse(&goal).map_err(corrupt)?,
         context: Context::parse(&context).map_err(corrupt)?,
-        webhook: WebhookUrl::parse(&webhook, WebhookPolicy { allow_private: true }).map_err(corrupt)?,
+        webhook: WebhookUrl::parse(
+            &webhook,
+            WebhookPolicy {
+                allow_private: true,
+            },
+        )
+        .map_err(corrupt)?,
         voice: Voice::parse(&voice).map_err(corrupt)?,
-        first_message: first.map(|f| FirstMessage::parse(&f)).transpose().map_err(corrupt)?,
+        first_message: first
+            .map(|f| FirstMessage::parse(&f))
+            .transpose()
+            .map_err(corrupt)?,
         status: BotStatus::parse(&status).map_err(corrupt)?,
         webhook_secret: SecretString::from(secret),
         created_at: time_fmt::parse_rfc3339(&created).ok_or_else(|| corrupt("created_at"))?,
@@ -162,7 +231,8 @@ fn idem_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Idempo
             request_hash: row.get(3).map_err(backend)?,
             status: u16::try_from(status).map_err(corrupt)?,
             body: row.get(5).map_err(backend)?,
-            created_at: time_fmt::parse_rfc3339(&created).ok_or_else(|| corrupt("idempotency created_at"))?,
+            created_at: time_fmt::parse_rfc3339(&created)
+                .ok_or_else(|| corrupt("idempotency created_at"))?,
         })
     })())
 }
@@ -178,7 +248,11 @@ impl Store for SqliteStore {
     }
 
     async fn put_api_key(&self, hash: &KeyHash, tenant: &TenantId, label: &str) -> StoreResult<()> {
-        let (hash, tenant, label) = (hash.as_str().to_owned(), tenant.as_str().to_owned(), label.to_owned());
+        let (hash, tenant, label) = (
+            hash.as_str().to_owned(),
+            tenant.as_str().to_owned(),
+            label.to_owned(),
+        );
         self.run(move |c| {
             let existing: Option<String> = c
                 .query_row("SELECT tenant FROM api_keys WHERE hash = ?1", [&hash], |r| r.get(0))
@@ -204,7 +278,11 @@ impl Store for SqliteStore {
         let hash = hash.as_str().to_owned();
         self.run(move |c| {
             let t: Option<String> = c
-                .query_row("SELECT tenant FROM api_keys WHERE hash = ?1", [&hash], |r| r.get(0))
+                .query_row(
+                    "SELECT tenant FROM api_keys WHERE hash = ?1",
+                    [&hash],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(backend)?;
             t.map(|t| TenantId::parse(&t).map_err(corrupt)).transpose()
@@ -212,7 +290,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_bot(&self, bot: &Bot, max_bots: u32, idempotency: Option<&IdempotencyRecord>) -> StoreResult<()> {
+    async fn create_bot(
+        &self,
+        bot: &Bot,
+        max_bots: u32,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<()> {
         let bot = bot.clone();
         let idem = idempotency.cloned();
         self.run(move |c| {
@@ -247,21 +330,7 @@ impl Store for SqliteStore {
             }
             tx.execute(
                 &format!("INSERT INTO bots ({BOT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
-                params![
-                    bot.id.as_str(),
-                    bot.tenant.as_str(),
-                    bot.number.as_str(),
-                    bot.number_sid,
-                    bot.goal.as_str(),
-                    bot.context.as_str(),
-                    bot.webhook.as_str(),
-                    bot.voice.to_string(),
-                    bot.first_message.as_ref().map(|f| f.as_str().to_owned()),
-                    bot.status.as_str(),
-                    bot.webhook_secret.expose_secret(),
-                    time_fmt::rfc3339(bot.created_at),
-                    time_fmt::rfc3339(bot.updated_at),
-                ],
+                bot_params(&bot),
             )
             .map_err(backend)?;
             if let Some(idem) = &idem {
@@ -303,10 +372,14 @@ impl Store for SqliteStore {
     async fn bot_by_number(&self, number: &PhoneNumber) -> StoreResult<Option<Bot>> {
         let number = number.as_str().to_owned();
         self.run(move |c| {
-            c.query_row(&format!("SELECT {BOT_COLUMNS} FROM bots WHERE number = ?1"), [number], bot_from_row)
-                .optional()
-                .map_err(backend)?
-                .transpose()
+            c.query_row(
+                &format!("SELECT {BOT_COLUMNS} FROM bots WHERE number = ?1"),
+                [number],
+                bot_from_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .transpose()
         })
         .await
     }
@@ -341,7 +414,12 @@ impl Store for SqliteStore {
     async fn count_bots(&self, tenant: &TenantId) -> StoreResult<u32> {
         let tenant = tenant.as_str().to_owned();
         self.run(move |c| {
-            c.query_row("SELECT COUNT(*) FROM bots WHERE tenant = ?1", [tenant], |r| r.get(0)).map_err(backend)
+            c.query_row(
+                "SELECT COUNT(*) FROM bots WHERE tenant = ?1",
+                [tenant],
+                |r| r.get(0),
+            )
+            .map_err(backend)
         })
         .await
     }
@@ -351,21 +429,10 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let n = c
                 .execute(
-                    "UPDATE bots SET goal = ?1, context = ?2, webhook = ?3, voice = ?4, first_message = ?5,
-                            status = ?6, webhook_secret = ?7, updated_at = ?8
-                     WHERE id = ?9 AND tenant = ?10",
-                    params![
-                        bot.goal.as_str(),
-                        bot.context.as_str(),
-                        bot.webhook.as_str(),
-                        bot.voice.to_string(),
-                        bot.first_message.as_ref().map(|f| f.as_str().to_owned()),
-                        bot.status.as_str(),
-                        bot.webhook_secret.expose_secret(),
-                        time_fmt::rfc3339(bot.updated_at),
-                        bot.id.as_str(),
-                        bot.tenant.as_str(),
-                    ],
+                    "UPDATE bots SET goal = ?5, context = ?6, webhook = ?7, voice = ?8, first_message = ?9,
+                            status = ?10, webhook_secret = ?11, updated_at = ?13
+                     WHERE id = ?1 AND tenant = ?2",
+                    bot_params(&bot),
                 )
                 .map_err(backend)?;
             if n == 1 { Ok(()) } else { Err(StoreError::NotFound) }
@@ -376,7 +443,9 @@ impl Store for SqliteStore {
     async fn delete_bot(&self, tenant: &TenantId, id: &BotId) -> StoreResult<Option<Bot>> {
         let (tenant, id) = (tenant.as_str().to_owned(), id.as_str().to_owned());
         self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
             let bot = tx
                 .query_row(
                     &format!("SELECT {BOT_COLUMNS} FROM bots WHERE id = ?1 AND tenant = ?2"),
@@ -387,7 +456,11 @@ impl Store for SqliteStore {
                 .map_err(backend)?
                 .transpose()?;
             if bot.is_some() {
-                tx.execute("DELETE FROM bots WHERE id = ?1 AND tenant = ?2", params![id, tenant]).map_err(backend)?;
+                tx.execute(
+                    "DELETE FROM bots WHERE id = ?1 AND tenant = ?2",
+                    params![id, tenant],
+                )
+                .map_err(backend)?;
             }
             tx.commit().map_err(backend)?;
             Ok(bot)
@@ -395,7 +468,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_idempotency(&self, tenant: &TenantId, scope: &str, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+    async fn get_idempotency(
+        &self,
+        tenant: &TenantId,
+        scope: &str,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
         let (tenant, scope, key) = (tenant.as_str().to_owned(), scope.to_owned(), key.to_owned());
         self.run(move |c| {
             c.query_row(
@@ -430,8 +508,12 @@ impl Store for SqliteStore {
     async fn calls_today(&self, bot: &BotId, day: &str) -> StoreResult<u32> {
         let key = calls_key(bot.as_str(), day);
         self.run(move |c| {
-            let n: Option<u32> =
-                c.query_row("SELECT value FROM counters WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(backend)?;
+            let n: Option<u32> = c
+                .query_row("SELECT value FROM counters WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
             Ok(n.unwrap_or(0))
         })
         .await

@@ -7,7 +7,7 @@ use crate::store::Store;
 use async_trait::async_trait;
 use std::sync::Arc;
 
-const POOL_BASE: u64 = 1_555_010_0000;
+const POOL_BASE: u64 = 15_550_100_000;
 const POOL_SIZE: u64 = 100_000;
 const SEQUENCE: &str = "local-numbers";
 
@@ -28,7 +28,11 @@ impl Telephony for LocalTelephony {
         "local"
     }
 
-    async fn provision_number(&self, _bot: &BotId, request: &NumberRequest) -> Result<ProvisionedNumber, TelephonyError> {
+    async fn provision_number(
+        &self,
+        _bot: &BotId,
+        request: &NumberRequest,
+    ) -> Result<ProvisionedNumber, TelephonyError> {
         if let Some(country) = &request.country
             && !country.eq_ignore_ascii_case("US")
         {
@@ -36,13 +40,23 @@ impl Telephony for LocalTelephony {
                 "the local pool only has US numbers (+1555), not {country}"
             )));
         }
-        let n = self.store.next_sequence(SEQUENCE).await.map_err(|e| TelephonyError::Unavailable(e.to_string()))?;
+        let n = self
+            .store
+            .next_sequence(SEQUENCE)
+            .await
+            .map_err(|e| TelephonyError::Unavailable(e.to_string()))?;
         if n > POOL_SIZE {
-            return Err(TelephonyError::NoNumbers("the local +1555 pool is exhausted".into()));
+            return Err(TelephonyError::NoNumbers(
+                "the local +1555 pool is exhausted".into(),
+            ));
         }
         let raw = format!("+{}", POOL_BASE + n - 1);
-        let number = PhoneNumber::parse(&raw).map_err(|e| TelephonyError::Unavailable(e.message))?;
-        Ok(ProvisionedNumber { number, sid: format!("LOCAL{n:08}") })
+        let number =
+            PhoneNumber::parse(&raw).map_err(|e| TelephonyError::Unavailable(e.message))?;
+        Ok(ProvisionedNumber {
+            number,
+            sid: format!("LOCAL{n:08}"),
+        })
     }
 
     async fn release_number(&self, _number: &ProvisionedNumber) -> Result<(), TelephonyError> {
@@ -62,18 +76,33 @@ mod tests {
         let path = dir.path().join("t.db");
         let first = {
             let t = LocalTelephony::new(Arc::new(SqliteStore::open(&path).unwrap()));
-            let a = t.provision_number(&BotId::generate(), &NumberRequest::default()).await.unwrap();
-            let b = t.provision_number(&BotId::generate(), &NumberRequest::default()).await.unwrap();
+            let a = t
+                .provision_number(&BotId::generate(), &NumberRequest::default())
+                .await
+                .unwrap();
+            let b = t
+                .provision_number(&BotId::generate(), &NumberRequest::default())
+                .await
+                .unwrap();
             assert_ne!(a.number, b.number);
             assert_eq!(a.number.as_str(), "+15550100000");
             b
         };
         let t = LocalTelephony::new(Arc::new(SqliteStore::open(&path).unwrap()));
-        let c = t.provision_number(&BotId::generate(), &NumberRequest::default()).await.unwrap();
+        let c = t
+            .provision_number(&BotId::generate(), &NumberRequest::default())
+            .await
+            .unwrap();
         assert_ne!(c.number, first.number);
         assert_eq!(c.number.as_str(), "+15550100002");
         let err = t
-            .provision_number(&BotId::generate(), &NumberRequest { country: Some("GB".into()), area_code: None })
+            .provision_number(
+                &BotId::generate(),
+                &NumberRequest {
+                    country: Some("GB".into()),
+                    area_code: None,
+                },
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, TelephonyError::NoNumbers(_)));

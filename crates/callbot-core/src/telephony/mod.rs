@@ -46,6 +46,10 @@ pub enum TelephonyError {
 pub trait Telephony: Send + Sync + std::fmt::Debug {
     /// Short name for the startup banner ("local", "twilio").
     fn kind(&self) -> &'static str;
-    async fn provision_number(&self, bot: &BotId, request: &NumberRequest) -> Result<ProvisionedNumber, TelephonyError>;
+    async fn provision_number(
+        &self,
+        bot: &BotId,
+        request: &NumberRequest,
+    ) -> Result<ProvisionedNumber, TelephonyError>;
     async fn release_number(&self, number: &ProvisionedNumber) -> Result<(), TelephonyError>;
 }

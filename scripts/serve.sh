@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds callbot (release) and runs `callbot serve` on embedded defaults: SQLite in ./callbot-data,
+# local recordings dir, local telephony. Extra arguments go to `callbot serve` (e.g. --addr).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v cargo >/dev/null; then
+  echo "cargo is required (https://rustup.rs)" >&2
+  exit 1
+fi
+cargo build --release --locked --bin callbot
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+exec "$target/release/callbot" serve "$@"
