@@ -7,6 +7,7 @@ pub mod settings;
 pub mod store;
 pub mod telephony;
 pub mod time_fmt;
+pub mod twilio;
 pub mod wiring;
 
 pub use domain::ParseError;
