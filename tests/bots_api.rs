@@ -364,15 +364,7 @@ async fn private_webhooks_need_operator_permission() {
 #[tokio::test]
 async fn openapi_describes_the_routes() {
     let app = spawn_app().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.public_json("/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
     for (path, method) in [
         ("/bots", "post"),
@@ -392,25 +384,9 @@ async fn openapi_describes_the_routes() {
         doc["components"]["securitySchemes"]["api_key"]["name"],
         "X-API-Key"
     );
-    let html = app
-        .client
-        .get(app.url("/docs"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.public_text("/docs").await;
     assert!(html.contains("/openapi.json"));
-    let health: Value = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = app.public_json("/healthz").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["store"], "sqlite");
 }

@@ -88,6 +88,30 @@ impl TestApp {
         (status, resp.json().await.expect("json body"))
     }
 
+    /// GETs a public (unauthenticated) route and returns its JSON body.
+    pub async fn public_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json body")
+    }
+
+    /// GETs a public route and returns its body as text.
+    pub async fn public_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("text body")
+    }
+
     pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
         let resp = self
             .client
