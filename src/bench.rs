@@ -132,9 +132,10 @@ pub async fn api(opts: ApiBenchOptions) -> anyhow::Result<Vec<Figures>> {
     let mut settings = Settings::for_local(dir.path().to_path_buf());
     settings.limits.max_bots_per_tenant = u32::try_from(opts.requests + 100).unwrap_or(u32::MAX);
     let state = server::build_state(settings).await?;
+    let store = state.store.clone();
     let (key, hash) = apikey::generate();
     let tenant = TenantId::parse("bench").map_err(|e| anyhow::anyhow!(e))?;
-    state.store.put_api_key(&hash, &tenant, "bench").await?;
+    store.put_api_key(&hash, &tenant, "bench").await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -193,14 +194,7 @@ pub async fn api(opts: ApiBenchOptions) -> anyhow::Result<Vec<Figures>> {
     let (list_key, list_hash) = apikey::generate();
     let list_key = apikey::reveal(&list_key).to_owned();
     let store_client = client.clone();
-    {
-        // Register the key through the same store the server uses.
-        let state2 = server::build_state(Settings::for_local(dir.path().to_path_buf())).await?;
-        state2
-            .store
-            .put_api_key(&list_hash, &small, "bench")
-            .await?;
-    }
+    store.put_api_key(&list_hash, &small, "bench").await?;
     for _ in 0..10 {
         let r = store_client
             .post(format!("{base}/bots"))

@@ -5,7 +5,6 @@
 
 mod common;
 
-use common::spawn_app;
 use serde_json::Value;
 
 struct Case {
@@ -312,7 +311,7 @@ async fn bad_inputs_get_clear_errors_and_change_nothing() {
 
 #[tokio::test]
 async fn empty_patch_is_refused() {
-    let app = spawn_app().await;
+    let app = common::spawn_app().await;
     let (_, bot) = app.create_bot(&app.api_key, common::bot_body()).await;
     let id = bot["id"].as_str().unwrap();
     for (body, code) in [
@@ -339,9 +338,4 @@ async fn empty_patch_is_refused() {
 
 async fn spawn_app_with_strict_webhooks() -> common::TestApp {
     common::spawn_app_with(|s| s.webhook_policy.allow_private = false).await
-}
-
-#[allow(dead_code)]
-fn unused() {
-    let _ = spawn_app;
 }

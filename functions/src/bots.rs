@@ -130,18 +130,9 @@ impl BotView {
     }
 }
 
+/// A fresh webhook signing secret: `whsec_` and 43 random alphanumerics (~256 bits).
 fn new_webhook_secret() -> SecretString {
-    use rand_free::random_hex;
-    SecretString::from(format!("whsec_{}", random_hex()))
-}
-
-mod rand_free {
-    //! 32 random bytes as hex, from the OS generator via UUIDv4 (already a dependency).
-    pub fn random_hex() -> String {
-        let a = uuid::Uuid::new_v4();
-        let b = uuid::Uuid::new_v4();
-        format!("{}{}", a.simple(), b.simple())
-    }
+    SecretString::from(callbot_core::apikey::random_token("whsec_", 43))
 }
 
 fn parse_bot_id(raw: &str) -> ApiResult<BotId> {

@@ -1,7 +1,7 @@
 //! Typed settings for every callbot binary. This is the only place that reads environment variables
 //! (`Settings::from_env`); everything else receives the parsed values.
 
-use crate::domain::{ParseError, WebhookPolicy};
+use crate::domain::WebhookPolicy;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -293,12 +293,6 @@ impl Settings {
         ]);
         // The map above holds only valid values.
         Self::from_vars(&vars).unwrap_or_else(|e| unreachable!("local settings are valid: {e}"))
-    }
-}
-
-impl From<ParseError> for SettingsError {
-    fn from(e: ParseError) -> Self {
-        err("value", e.message)
     }
 }
 

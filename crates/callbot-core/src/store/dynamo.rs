@@ -23,6 +23,7 @@ use crate::settings::AwsSettings;
 use crate::time_fmt;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -274,6 +275,18 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError, HttpResponse>> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+    }
+
     async fn counter(&self, key: Item) -> StoreResult<u32> {
         match self.get_item(key).await? {
             Some(item) => u32::try_from(get_n(&item, "n")?.max(0)).map_err(corrupt),
@@ -381,13 +394,7 @@ impl Store for DynamoStore {
                 .map_err(backend)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.transact(items).await {
             Ok(_) => Ok(()),
             Err(e) => match cancellation_codes(&e) {
                 Some(codes) => {
@@ -566,13 +573,7 @@ impl Store for DynamoStore {
             TransactWriteItem::builder().delete(del_number).build(),
             TransactWriteItem::builder().update(quota).build(),
         ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.transact(items).await {
             Ok(_) => Ok(Some(bot)),
             // Someone else deleted it between our read and our write.
             Err(e)
