@@ -1,11 +1,13 @@
 //! Domain types parsed at the edge: once a value of these types exists it is valid.
 
+mod call;
 mod ids;
 mod phone;
 mod text;
 mod voice;
 mod webhook;
 
+pub use call::{CallDirection, CallSid, CallStatus, UserLabel};
 pub use ids::{BotId, TenantId};
 pub use phone::PhoneNumber;
 pub use text::{Context, FirstMessage, Goal};

@@ -9,6 +9,11 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
+pub use calls::{
+    CallFilter, CallPage, CallRecord, CallStore, Cursor, RateDecision, StatusOutcome, StatusUpdate,
+};
+
+mod calls;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod dynamo;
@@ -83,7 +88,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// - Tenant scoping is enforced here: a method taking a tenant never returns or changes another
 ///   tenant's data.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: CallStore + Send + Sync + std::fmt::Debug {
     /// Short name for logs and the startup banner ("sqlite", "dynamodb").
     fn kind(&self) -> &'static str;
 

@@ -12,6 +12,12 @@
 //! | API key | `APIKEY#<sha256>` | `APIKEY` | |
 //! | idempotency | `IDEM#<t>#<scope>#<key>` | `IDEM` | |
 //! | sequence | `SEQ#<name>` | `SEQ` | |
+//! | call | `CALL#<sid>` | `CALL` | `TENANT#<t>#CALLS` / list key; gsi2: `BOT#<id>#CALLS` / list key |
+//! | rate-limit slot | `RATE#<scope>` | `SLOT#<i>` | |
+//!
+//! A call's list key is `<created_at RFC 3339>#<sid>`, so both indexes list calls newest first.
+
+mod calls;
 
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};
 use crate::apikey::KeyHash;
@@ -34,7 +40,7 @@ use aws_sdk_dynamodb::types::{
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -42,11 +48,11 @@ pub struct DynamoStore {
     table: String,
 }
 
-fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(format!("dynamodb: {e}"))
 }
 
-fn sdk_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+pub(super) fn sdk_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> StoreError {
     match e.as_service_error() {
@@ -59,26 +65,26 @@ fn sdk_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl std::fmt::Display) -> AttributeValue {
+pub(super) fn n(v: impl std::fmt::Display) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn key(pk: String, sk: &str) -> Item {
+pub(super) fn key(pk: String, sk: &str) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
+pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
         .ok_or_else(|| corrupt(format!("missing {name}")))
 }
 
-fn get_n(item: &Item, name: &str) -> StoreResult<i64> {
+pub(super) fn get_n(item: &Item, name: &str) -> StoreResult<i64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .ok_or_else(|| corrupt(format!("missing {name}")))?
@@ -86,7 +92,7 @@ fn get_n(item: &Item, name: &str) -> StoreResult<i64> {
         .map_err(corrupt)
 }
 
-fn bot_pk(id: &str) -> String {
+pub(super) fn bot_pk(id: &str) -> String {
     format!("BOT#{id}")
 }
 
@@ -157,7 +163,7 @@ fn bot_from_item(item: &Item) -> StoreResult<Bot> {
 }
 
 /// The `code` of each cancellation reason of a cancelled transaction (`None` = that item was fine).
-fn cancellation_codes(
+pub(super) fn cancellation_codes(
     err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
 ) -> Option<Vec<String>> {
     match err.as_service_error() {
@@ -262,7 +268,7 @@ impl DynamoStore {
         }
     }
 
-    async fn get_item(&self, key: Item) -> StoreResult<Option<Item>> {
+    pub(super) async fn get_item(&self, key: Item) -> StoreResult<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -275,7 +281,7 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn transact(
+    pub(super) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<(), SdkError<TransactWriteItemsError, HttpResponse>> {
@@ -285,6 +291,30 @@ impl DynamoStore {
             .send()
             .await
             .map(|_| ())
+    }
+
+    /// A transaction item inserting an idempotency record unless its key is taken.
+    pub(super) fn idempotency_put(&self, idem: &IdempotencyRecord) -> StoreResult<TransactWriteItem> {
+        let mut item = key(idem_pk(&idem.tenant, &idem.scope, &idem.key), "IDEM");
+        item.insert("tenant".into(), s(idem.tenant.as_str()));
+        item.insert("scope".into(), s(&idem.scope));
+        item.insert("key".into(), s(&idem.key));
+        item.insert("request_hash".into(), s(&idem.request_hash));
+        item.insert("status".into(), n(idem.status));
+        item.insert("body".into(), s(&idem.body));
+        item.insert("created_at".into(), s(time_fmt::rfc3339(idem.created_at)));
+        // Replays are honoured for 24 hours, then DynamoDB's TTL may drop the record.
+        item.insert(
+            "expires_at".into(),
+            n(idem.created_at.unix_timestamp() + 86_400),
+        );
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(backend)?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     async fn counter(&self, key: Item) -> StoreResult<u32> {
@@ -373,26 +403,7 @@ impl Store for DynamoStore {
             TransactWriteItem::builder().put(put_number).build(),
         ];
         if let Some(idem) = idempotency {
-            let mut item = key(idem_pk(&idem.tenant, &idem.scope, &idem.key), "IDEM");
-            item.insert("tenant".into(), s(idem.tenant.as_str()));
-            item.insert("scope".into(), s(&idem.scope));
-            item.insert("key".into(), s(&idem.key));
-            item.insert("request_hash".into(), s(&idem.request_hash));
-            item.insert("status".into(), n(idem.status));
-            item.insert("body".into(), s(&idem.body));
-            item.insert("created_at".into(), s(time_fmt::rfc3339(idem.created_at)));
-            // Replays are honoured for 24 hours, then DynamoDB's TTL may drop the record.
-            item.insert(
-                "expires_at".into(),
-                n(idem.created_at.unix_timestamp() + 86_400),
-            );
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(backend)?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            items.push(self.idempotency_put(idem)?);
         }
         match self.transact(items).await {
             Ok(_) => Ok(()),

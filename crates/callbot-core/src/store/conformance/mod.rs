@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
+mod calls;
+pub use calls::sample_call;
+
 use super::{Bot, IdempotencyRecord, Store, StoreError};
 use crate::apikey::KeyHash;
 use crate::domain::{
@@ -12,14 +15,14 @@ use crate::time_fmt;
 use secrecy::SecretString;
 use std::sync::Arc;
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
 }
 
-fn tenant() -> TenantId {
+pub(crate) fn tenant() -> TenantId {
     TenantId::parse(&unique("t")).expect("valid tenant")
 }
 
@@ -62,6 +65,10 @@ pub async fn run_all(store: Arc<dyn Store>) {
     idempotency(&*store).await;
     sequences_never_repeat(Arc::clone(&store)).await;
     quota_race(Arc::clone(&store)).await;
+    calls::lifecycle(&*store).await;
+    calls::listing(&*store).await;
+    calls::daily_quota(&*store).await;
+    calls::rate_slots(Arc::clone(&store)).await;
 }
 
 async fn api_keys(store: &dyn Store) {

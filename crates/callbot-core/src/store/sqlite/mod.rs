@@ -2,6 +2,8 @@
 //! All work runs on tokio's blocking pool; write transactions are `BEGIN IMMEDIATE`, so quotas
 //! also hold between processes sharing the file.
 
+mod calls;
+
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};
 use crate::apikey::KeyHash;
 use crate::domain::{
@@ -51,6 +53,30 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE TABLE sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
      CREATE TABLE counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    // 2: calls and rate-limit slots
+    "CREATE TABLE calls (
+        sid TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        bot_id TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        from_number TEXT NOT NULL,
+        to_number TEXT NOT NULL,
+        user_label TEXT,
+        status TEXT NOT NULL,
+        status_seq INTEGER NOT NULL,
+        prompt TEXT,
+        first_message TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT,
+        duration_secs INTEGER,
+        list_key TEXT NOT NULL
+     );
+     CREATE INDEX calls_by_tenant ON calls (tenant, list_key DESC);
+     CREATE INDEX calls_by_bot ON calls (bot_id, list_key DESC);
+     CREATE TABLE rate_slots (scope TEXT NOT NULL, until_ms INTEGER NOT NULL);
+     CREATE INDEX rate_slots_by_scope ON rate_slots (scope, until_ms);",
 ];
 
 #[derive(Debug, Clone)]
@@ -58,7 +84,7 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
+pub(super) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
 }
 
@@ -103,7 +129,7 @@ impl SqliteStore {
         })
     }
 
-    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    pub(super) async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
@@ -219,7 +245,7 @@ fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
     })
 }
 
-fn idem_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<IdempotencyRecord>> {
+pub(super) fn idem_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<IdempotencyRecord>> {
     let tenant: String = row.get(0)?;
     let created: String = row.get(6)?;
     let status: i64 = row.get(4)?;
@@ -237,7 +263,36 @@ fn idem_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Idempo
     })())
 }
 
-fn calls_key(bot: &str, day: &str) -> String {
+pub(super) fn idempotency_used(c: &Connection, idem: &IdempotencyRecord) -> StoreResult<bool> {
+    Ok(c.query_row(
+        "SELECT 1 FROM idempotency WHERE tenant = ?1 AND scope = ?2 AND key = ?3",
+        params![idem.tenant.as_str(), idem.scope, idem.key],
+        |_| Ok(true),
+    )
+    .optional()
+    .map_err(backend)?
+    .unwrap_or(false))
+}
+
+pub(super) fn insert_idempotency(c: &Connection, idem: &IdempotencyRecord) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO idempotency (tenant, scope, key, request_hash, status, body, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            idem.tenant.as_str(),
+            idem.scope,
+            idem.key,
+            idem.request_hash,
+            idem.status,
+            idem.body,
+            time_fmt::rfc3339(idem.created_at)
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) fn calls_key(bot: &str, day: &str) -> String {
     format!("calls:{bot}:{day}")
 }
 
@@ -301,16 +356,7 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             if let Some(idem) = &idem {
-                let used: bool = tx
-                    .query_row(
-                        "SELECT 1 FROM idempotency WHERE tenant = ?1 AND scope = ?2 AND key = ?3",
-                        params![idem.tenant.as_str(), idem.scope, idem.key],
-                        |_| Ok(true),
-                    )
-                    .optional()
-                    .map_err(backend)?
-                    .unwrap_or(false);
-                if used {
+                if idempotency_used(&tx, idem)? {
                     return Err(StoreError::IdempotencyKeyUsed);
                 }
             }
@@ -334,20 +380,7 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
             if let Some(idem) = &idem {
-                tx.execute(
-                    "INSERT INTO idempotency (tenant, scope, key, request_hash, status, body, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        idem.tenant.as_str(),
-                        idem.scope,
-                        idem.key,
-                        idem.request_hash,
-                        idem.status,
-                        idem.body,
-                        time_fmt::rfc3339(idem.created_at)
-                    ],
-                )
-                .map_err(backend)?;
+                insert_idempotency(&tx, idem)?;
             }
             tx.commit().map_err(backend)
         })

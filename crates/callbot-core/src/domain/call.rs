@@ -1,0 +1,224 @@
+//! Call identifiers and states: Twilio call sids, the call status lifecycle, call direction and the
+//! customer's end-user label (`user_id` of the outbound API).
+
+use super::ParseError;
+use std::fmt;
+
+/// A Twilio call sid: `CA` and 32 hex digits (34 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallSid(String);
+
+impl CallSid {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let ok = raw.len() == 34
+            && raw.starts_with("CA")
+            && raw.as_bytes()[2..].iter().all(u8::is_ascii_hexdigit);
+        if ok {
+            Ok(CallSid(raw.to_owned()))
+        } else {
+            Err(ParseError::new(
+                "invalid_call_sid",
+                "call sid must be \"CA\" and 32 hex digits",
+            ))
+        }
+    }
+
+    /// A fresh random sid (simulated calls).
+    pub fn generate() -> Self {
+        CallSid(format!("CA{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CallSid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A call's state, as in Twilio's Call resource. `initiated` (callbacks only) is read as `queued`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallStatus {
+    Queued,
+    Ringing,
+    InProgress,
+    Completed,
+    Busy,
+    Failed,
+    NoAnswer,
+    Canceled,
+}
+
+impl CallStatus {
+    pub const ALL: [CallStatus; 8] = [
+        CallStatus::Queued,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Completed,
+        CallStatus::Busy,
+        CallStatus::Failed,
+        CallStatus::NoAnswer,
+        CallStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Queued => "queued",
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "in-progress",
+            CallStatus::Completed => "completed",
+            CallStatus::Busy => "busy",
+            CallStatus::Failed => "failed",
+            CallStatus::NoAnswer => "no-answer",
+            CallStatus::Canceled => "canceled",
+        }
+    }
+
+    /// Parses Twilio's `CallStatus` / `status` values (`initiated` and `answered` included).
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        Ok(match raw {
+            "queued" | "initiated" => CallStatus::Queued,
+            "ringing" => CallStatus::Ringing,
+            "in-progress" | "answered" => CallStatus::InProgress,
+            "completed" => CallStatus::Completed,
+            "busy" => CallStatus::Busy,
+            "failed" => CallStatus::Failed,
+            "no-answer" => CallStatus::NoAnswer,
+            "canceled" => CallStatus::Canceled,
+            other => {
+                return Err(ParseError::new(
+                    "invalid_call_status",
+                    format!(
+                        "unknown call status {other:?} (expected one of queued, ringing, in-progress, \
+                         completed, busy, failed, no-answer, canceled)"
+                    ),
+                ));
+            }
+        })
+    }
+
+    /// A finished call never changes state again.
+    pub fn is_terminal(self) -> bool {
+        self.rank() == 3
+    }
+
+    /// Progress order: queued < ringing < in-progress < any terminal state.
+    pub fn rank(self) -> u8 {
+        match self {
+            CallStatus::Queued => 0,
+            CallStatus::Ringing => 1,
+            CallStatus::InProgress => 2,
+            _ => 3,
+        }
+    }
+
+    /// Whether a callback reporting `next` may replace `self` (never backwards, never out of a
+    /// finished state).
+    pub fn may_become(self, next: CallStatus) -> bool {
+        !self.is_terminal() && next.rank() >= self.rank()
+    }
+}
+
+impl fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who started the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallDirection {
+    Inbound,
+    Outbound,
+}
+
+impl CallDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallDirection::Inbound => "inbound",
+            CallDirection::Outbound => "outbound-api",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        match raw {
+            "inbound" => Ok(CallDirection::Inbound),
+            "outbound-api" | "outbound" => Ok(CallDirection::Outbound),
+            other => Err(ParseError::new(
+                "invalid_direction",
+                format!("unknown call direction {other:?}"),
+            )),
+        }
+    }
+}
+
+/// The customer's own label for one of its end users (`user_id` in the outbound API): 1-128
+/// printable characters without `#` (which the stores use as a key separator).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserLabel(String);
+
+impl UserLabel {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let raw = raw.trim();
+        let ok = (1..=128).contains(&raw.chars().count())
+            && raw.chars().all(|c| !c.is_control() && c != '#');
+        if ok {
+            Ok(UserLabel(raw.to_owned()))
+        } else {
+            Err(ParseError::new(
+                "invalid_user_id",
+                "user_id must be 1-128 printable characters without '#'",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_sids() {
+        let sid = CallSid::generate();
+        assert_eq!(CallSid::parse(sid.as_str()).unwrap(), sid);
+        assert!(CallSid::parse("CA5f0e1d2c3b4a59687766554433221100").is_ok());
+        for bad in ["", "CA123", "MZ5f0e1d2c3b4a59687766554433221100", "CA5f0e1d2c3b4a5968776655443322110g"] {
+            assert!(CallSid::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_and_only_move_forward() {
+        for s in CallStatus::ALL {
+            assert_eq!(CallStatus::parse(s.as_str()).unwrap(), s);
+        }
+        assert_eq!(CallStatus::parse("initiated").unwrap(), CallStatus::Queued);
+        assert!(CallStatus::parse("ringing ").is_err());
+        assert!(CallStatus::Queued.may_become(CallStatus::Ringing));
+        assert!(CallStatus::Ringing.may_become(CallStatus::Completed));
+        assert!(!CallStatus::InProgress.may_become(CallStatus::Ringing));
+        assert!(!CallStatus::Completed.may_become(CallStatus::Completed));
+        assert!(!CallStatus::Busy.may_become(CallStatus::InProgress));
+    }
+
+    #[test]
+    fn user_labels() {
+        assert_eq!(UserLabel::parse(" user-42 ").unwrap().as_str(), "user-42");
+        assert!(UserLabel::parse("").is_err());
+        assert!(UserLabel::parse("a#b").is_err());
+        assert!(UserLabel::parse(&"x".repeat(129)).is_err());
+    }
+}
