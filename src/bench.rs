@@ -131,15 +131,16 @@ pub async fn api(opts: ApiBenchOptions) -> anyhow::Result<Vec<Figures>> {
     let dir = tempfile::tempdir().context("creating a temporary data dir")?;
     let mut settings = Settings::for_local(dir.path().to_path_buf());
     settings.limits.max_bots_per_tenant = u32::try_from(opts.requests + 100).unwrap_or(u32::MAX);
-    let state = server::build_state(settings).await?;
-    let store = state.store.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    settings.addr = listener.local_addr()?;
+    let platform = server::build(settings).await?;
+    let store = platform.state.store.clone();
     let (key, hash) = apikey::generate();
     let tenant = TenantId::parse("bench").map_err(|e| anyhow::anyhow!(e))?;
     store.put_api_key(&hash, &tenant, "bench").await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let base = platform.state.settings.public_base();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run(listener, state, async {
+    let server = tokio::spawn(server::run(listener, platform, async {
         let _ = rx.await;
     }));
 

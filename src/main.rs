@@ -96,14 +96,25 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
         .await
         .with_context(|| format!("binding {}", settings.addr))?;
     let local = listener.local_addr()?;
-    let state = server::build_state(settings).await?;
+    settings.addr = local;
+    let platform = server::build(settings).await?;
+    let state = &platform.state;
     println!(
         "callbot {} listening on http://{local}",
         env!("CARGO_PKG_VERSION")
     );
     println!("  store:      {store_desc}");
     println!("  recordings: {rec_desc}");
-    println!("  telephony:  {}", state.telephony.kind());
+    if platform.sim.is_some() {
+        println!(
+            "  telephony:  simulated Twilio at {}{} (numbers +1 555 5550 1xx; try `callbot call`)",
+            state.settings.public_base(),
+            callbot_core::wiring::SIM_TWILIO_PATH
+        );
+    } else {
+        println!("  telephony:  Twilio ({})", state.twilio.api_base);
+    }
+    println!("  voice URL:  {}/voice  streams: {}/stream/{{bot_id}}", state.settings.public_base(), state.settings.stream_base());
     println!("  API docs:   http://{local}/docs");
     if has_dev_key {
         println!("  API key:    CALLBOT_API_KEY is accepted for tenant `default`");
@@ -114,7 +125,7 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     };
-    server::run(listener, state, shutdown)
+    server::run(listener, platform, shutdown)
         .await
         .context("serving")
 }

@@ -1,37 +1,73 @@
-//! Runs the HTTP API on a bound listener until a shutdown future completes.
+//! Runs the platform on a bound listener until a shutdown future completes: the HTTP API and, in
+//! local mode, the embedded Twilio simulator that stands in for the phone network.
 
 use callbot_core::settings::Settings;
 use callbot_core::wiring;
 use callbot_functions::AppState;
+use callbot_twilio_sim::Sim;
+use secrecy::ExposeSecret;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Builds the application state from settings: store, telephony, the development key.
-pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+/// The application state, plus the simulator when telephony is local.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    pub state: AppState,
+    pub sim: Option<Sim>,
+}
+
+/// Builds the platform from settings: store, Twilio account, telephony, the development key.
+/// `settings.addr` must be the address the listener is bound to (local URLs derive from it).
+pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     use anyhow::Context as _;
     let store = wiring::store(&settings)
         .await
         .context("opening the store")?;
-    let telephony = wiring::telephony(&settings, store.clone()).context("setting up telephony")?;
+    let twilio = wiring::twilio_account(&settings).context("setting up the Twilio account")?;
+    let telephony = wiring::telephony(&twilio).context("setting up telephony")?;
     wiring::bootstrap_dev_key(&settings, &*store)
         .await
         .context("registering CALLBOT_API_KEY")?;
-    Ok(AppState {
-        settings: Arc::new(settings),
-        store,
-        telephony,
+    let sim = twilio.simulated.then(|| {
+        Sim::new(
+            &twilio.account_sid,
+            twilio.auth_token.expose_secret(),
+            Some(settings.data_dir.join("twilio-sim-numbers.json")),
+        )
+    });
+    Ok(Platform {
+        state: AppState {
+            settings: Arc::new(settings),
+            store,
+            telephony,
+            twilio: Arc::new(twilio),
+        },
+        sim,
     })
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// The whole HTTP surface: the API, plus the simulator under `/_sim/twilio` in local mode.
+pub fn app(platform: &Platform) -> axum::Router {
+    let api = callbot_functions::router(platform.state.clone());
+    match &platform.sim {
+        Some(sim) => axum::Router::new()
+            .nest(
+                wiring::SIM_TWILIO_PATH,
+                callbot_twilio_sim::rest::router(sim.clone()),
+            )
+            .merge(api),
+        None => api,
+    }
+}
+
+/// Serves `platform` on `listener` until `shutdown` resolves, then finishes in-flight requests.
 pub async fn run(
     listener: TcpListener,
-    state: AppState,
+    platform: Platform,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = callbot_functions::router(state);
-    axum::serve(listener, app)
+    axum::serve(listener, app(&platform))
         .with_graceful_shutdown(shutdown)
         .await
 }

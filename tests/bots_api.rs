@@ -127,20 +127,46 @@ async fn list_is_newest_first() {
 }
 
 #[tokio::test]
-async fn numbers_are_never_handed_out_twice() {
+async fn numbers_are_bought_with_webhooks_and_released() {
     let app = spawn_app().await;
+    let sim = app.sim.clone().unwrap();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (c, url, key) = (app.client.clone(), app.url("/bots"), app.api_key.clone());
+            tokio::spawn(async move {
+                let r = c.post(url).header("x-api-key", key).json(&bot_body()).send().await.unwrap();
+                assert_eq!(r.status(), 201);
+                r.json::<Value>().await.unwrap()
+            })
+        })
+        .collect();
     let mut seen = HashSet::new();
-    for _ in 0..4 {
-        let (_, b) = app.create_bot(&app.api_key, bot_body()).await;
-        assert!(seen.insert(b["number"].as_str().unwrap().to_owned()));
-        let id = b["id"].as_str().unwrap();
-        app.client
-            .delete(app.url(&format!("/bots/{id}")))
-            .header("x-api-key", &app.api_key)
-            .send()
-            .await
-            .unwrap();
+    let mut bots = Vec::new();
+    for t in tasks {
+        let b = t.await.unwrap();
+        assert!(seen.insert(b["number"].as_str().unwrap().to_owned()), "numbers are distinct");
+        bots.push(b);
     }
+    // Each number is owned at "Twilio" and points at our /voice with the bot id.
+    for b in &bots {
+        let owned = sim.number(b["number"].as_str().unwrap()).expect("number owned");
+        assert_eq!(
+            owned.voice_url.as_deref(),
+            Some(format!("{}/voice?bot_id={}", app.base, b["id"].as_str().unwrap()).as_str())
+        );
+        assert_eq!(owned.status_callback.as_deref(), Some(app.url("/voice/status").as_str()));
+    }
+    let id = bots[0]["id"].as_str().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/bots/{id}")))
+        .header("x-api-key", &app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(sim.number(bots[0]["number"].as_str().unwrap()).is_none(), "released at Twilio");
+    assert_eq!(sim.numbers().len(), 5);
 }
 
 #[tokio::test]

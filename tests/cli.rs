@@ -42,7 +42,7 @@ fn start_serve(dir: &std::path::Path, dev_key: Option<&str>) -> (Killed, String,
     let child = Killed(child);
     let mut lines = Vec::new();
     let mut reader = BufReader::new(stdout);
-    for _ in 0..6 {
+    for _ in 0..7 {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         lines.push(line.trim_end().to_owned());
@@ -57,7 +57,8 @@ async fn serve_prints_backends_and_accepts_the_dev_key() {
     let (_child, base, banner) = start_serve(dir.path(), Some("dev-key-for-tests"));
     let text = banner.join("\n");
     assert!(text.contains("store:      sqlite"), "{text}");
-    assert!(text.contains("telephony:  local"), "{text}");
+    assert!(text.contains("telephony:  simulated Twilio"), "{text}");
+    assert!(text.contains("voice URL:"), "{text}");
     assert!(text.contains("CALLBOT_API_KEY"), "{text}");
     let client = reqwest::Client::new();
     let resp = client

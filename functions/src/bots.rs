@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{BotId, BotStatus, Context, FirstMessage, Goal, Voice, WebhookUrl};
 use callbot_core::store::{Bot, BotWithUsage, IdempotencyRecord, StoreError};
-use callbot_core::telephony::{NumberRequest, ProvisionedNumber};
+use callbot_core::telephony::{NumberRequest, NumberWebhooks, ProvisionedNumber};
 use callbot_core::time_fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -139,7 +139,7 @@ fn parse_bot_id(raw: &str) -> ApiResult<BotId> {
     BotId::parse(raw).map_err(|_| ApiError::NotFound("bot not found".into()))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -246,7 +246,14 @@ pub async fn create_bot(
     };
     let provisioned = state
         .telephony
-        .provision_number(&id, &number_request)
+        .provision_number(
+            &id,
+            &number_request,
+            &NumberWebhooks {
+                voice_url: state.voice_url(&id),
+                status_callback: state.status_callback_url(),
+            },
+        )
         .await?;
     let now = time_fmt::now();
     let bot = Bot {

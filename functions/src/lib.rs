@@ -1,10 +1,12 @@
-//! callbot-functions: the HTTP routers (bots, and later voice and calls) that both the Lambda entry
+//! callbot-functions: the HTTP routers (bots, calls, Twilio voice webhooks) that both the Lambda entry
 //! points and `callbot serve` mount. `router(state)` is the whole customer-facing API.
 
 pub mod bots;
+pub mod calls;
 pub mod error;
 pub mod extract;
 pub mod meta;
+pub mod voice;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -12,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use callbot_core::settings::Settings;
 use callbot_core::store::Store;
 use callbot_core::telephony::Telephony;
+use callbot_core::wiring::TwilioAccount;
 use meta::ApiKeyScheme;
 use std::sync::Arc;
 use utoipa::OpenApi;
@@ -25,13 +28,27 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
     pub telephony: Arc<dyn Telephony>,
+    /// The Twilio account (real, or the local simulator's): verifies webhooks, keys stream tokens.
+    pub twilio: Arc<TwilioAccount>,
+}
+
+impl AppState {
+    /// Twilio's answer URL for a bot's calls.
+    pub fn voice_url(&self, bot: &callbot_core::domain::BotId) -> String {
+        format!("{}/voice?bot_id={bot}", self.settings.public_base())
+    }
+
+    /// Where Twilio posts call-progress callbacks.
+    pub fn status_callback_url(&self) -> String {
+        format!("{}/voice/status", self.settings.public_base())
+    }
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "callbot API", description = "Create AI phone bots with one REST call."),
     modifiers(&ApiKeyScheme),
-    tags((name = "bots", description = "Create and manage phone bots"), (name = "meta", description = "Health and API description"))
+    tags((name = "bots", description = "Create and manage phone bots"), (name = "calls", description = "Outbound calls and call records"), (name = "twilio", description = "Webhooks Twilio calls (signed with X-Twilio-Signature)"), (name = "meta", description = "Health and API description"))
 )]
 struct ApiDoc;
 
@@ -39,6 +56,8 @@ struct ApiDoc;
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(bots::routes())
+        .merge(calls::routes())
+        .merge(voice::routes())
         .merge(meta::routes())
         .split_for_parts()
 }

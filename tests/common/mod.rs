@@ -16,6 +16,8 @@ pub struct TestApp {
     /// A key for tenant `acme`.
     pub api_key: String,
     pub state: AppState,
+    /// The Twilio simulator (local telephony) the app talks to.
+    pub sim: Option<callbot_twilio_sim::Sim>,
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -36,14 +38,17 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::for_local(dir.path().to_path_buf());
-    change(&mut settings);
-    let state = callbot::server::build_state(settings).await.expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
+    settings.addr = listener.local_addr().expect("addr");
+    change(&mut settings);
+    let platform = callbot::server::build(settings).await.expect("platform");
+    let state = platform.state.clone();
+    let sim = platform.sim.clone();
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(callbot::server::run(listener, state.clone(), async {
+    tokio::spawn(callbot::server::run(listener, platform, async {
         let _ = rx.await;
     }));
     let mut app = TestApp {
@@ -51,6 +56,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
         client: reqwest::Client::new(),
         api_key: String::new(),
         state,
+        sim,
         dir,
         shutdown: Some(tx),
     };

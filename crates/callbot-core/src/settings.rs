@@ -30,13 +30,16 @@ pub enum RecordingsSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TelephonySettings {
-    /// Numbers from the reserved +1555 pool; calls are simulated (`callbot call`).
+    /// The embedded Twilio simulator (`/_sim/twilio`) with fake +1555 numbers; calls are simulated
+    /// (`callbot call`). Its auth token is generated into the data dir.
     Local,
     Twilio {
         account_sid: String,
-        /// Auth token, or the secret of an API key when `api_key_sid` is set.
+        /// The account Auth Token. Twilio signs webhooks and media-stream handshakes with it.
         auth_token: SecretString,
-        api_key_sid: Option<String>,
+        /// Optional API key (`SK…`, secret) used for REST calls instead of the Auth Token.
+        api_key: Option<(String, SecretString)>,
+        /// `https://api.twilio.com` unless overridden (`TWILIO_API_BASE`).
         api_base: String,
     },
 }
@@ -81,6 +84,8 @@ pub struct Limits {
     pub max_bots_per_tenant: u32,
     pub max_body_bytes: usize,
     pub calls_per_bot_per_day: u32,
+    /// Outbound call initiations allowed per end user (`user_id`) per minute.
+    pub outbound_calls_per_user_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -89,6 +94,7 @@ impl Default for Limits {
             max_bots_per_tenant: 10,
             max_body_bytes: 64 * 1024,
             calls_per_bot_per_day: 100,
+            outbound_calls_per_user_per_minute: 5,
         }
     }
 }
@@ -194,28 +200,29 @@ impl Settings {
                 ));
             }
         };
-        let telephony = match (
-            get("TWILIO_ACCOUNT_SID"),
-            get("TWILIO_AUTH_TOKEN"),
-            get("TWILIO_API_KEY_SECRET"),
-        ) {
-            (None, _, _) => TelephonySettings::Local,
-            (Some(sid), token, key_secret) => {
-                let api_key_sid = get("TWILIO_API_KEY_SID").cloned();
-                let secret = match (&api_key_sid, key_secret, token) {
-                    (Some(_), Some(s), _) => s,
-                    (None, _, Some(t)) => t,
+        let telephony = match get("TWILIO_ACCOUNT_SID") {
+            None => TelephonySettings::Local,
+            Some(sid) => {
+                let auth_token = get("TWILIO_AUTH_TOKEN").ok_or_else(|| {
+                    err(
+                        "TWILIO_AUTH_TOKEN",
+                        "required with TWILIO_ACCOUNT_SID: Twilio signs webhooks with it",
+                    )
+                })?;
+                let api_key = match (get("TWILIO_API_KEY_SID"), get("TWILIO_API_KEY_SECRET")) {
+                    (Some(k), Some(secret)) => Some((k.clone(), SecretString::from(secret.clone()))),
+                    (None, None) => None,
                     _ => {
                         return Err(err(
-                            "TWILIO_AUTH_TOKEN",
-                            "set TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID with TWILIO_API_KEY_SECRET",
+                            "TWILIO_API_KEY_SID",
+                            "set both TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET, or neither",
                         ));
                     }
                 };
                 TelephonySettings::Twilio {
                     account_sid: sid.clone(),
-                    auth_token: SecretString::from(secret.clone()),
-                    api_key_sid,
+                    auth_token: SecretString::from(auth_token.clone()),
+                    api_key,
                     api_base: get("TWILIO_API_BASE")
                         .cloned()
                         .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
@@ -263,6 +270,11 @@ impl Settings {
                 defaults.calls_per_bot_per_day.into(),
             )?)
             .map_err(|e| err("CALLBOT_CALLS_PER_BOT_PER_DAY", e.to_string()))?,
+            outbound_calls_per_user_per_minute: u32::try_from(num(
+                "CALLBOT_OUTBOUND_CALLS_PER_MINUTE",
+                defaults.outbound_calls_per_user_per_minute.into(),
+            )?)
+            .map_err(|e| err("CALLBOT_OUTBOUND_CALLS_PER_MINUTE", e.to_string()))?,
         };
         Ok(Settings {
             addr,
@@ -280,6 +292,23 @@ impl Settings {
             limits,
             log_json: get("CALLBOT_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
         })
+    }
+
+    /// The URL Twilio is given for `/voice` and status callbacks: `PUBLIC_BASE_URL`, or
+    /// `http://{addr}` for a local server.
+    pub fn public_base(&self) -> String {
+        match &self.public_base_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// The base of the media-stream WebSocket URL: `STREAM_BASE_URL`, or `ws://{addr}`.
+    pub fn stream_base(&self) -> String {
+        match &self.stream_base_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("ws://{}", self.addr),
+        }
     }
 
     /// Settings for tests and benchmarks: SQLite in `data_dir`, local everything, private webhooks allowed.
@@ -335,6 +364,16 @@ mod tests {
         assert!(Settings::from_vars(&vars(&[("CALLBOT_STORE", "mysql")])).is_err());
         assert!(Settings::from_vars(&vars(&[("CALLBOT_ADDR", "nope")])).is_err());
         assert!(Settings::from_vars(&vars(&[("TWILIO_ACCOUNT_SID", "AC1")])).is_err());
+        assert!(
+            Settings::from_vars(&vars(&[
+                ("TWILIO_ACCOUNT_SID", "AC1"),
+                ("TWILIO_AUTH_TOKEN", "t"),
+                ("TWILIO_API_KEY_SID", "SK1"),
+            ]))
+            .is_err()
+        );
+        assert_eq!(s.public_base(), "http://127.0.0.1:8080");
+        assert_eq!(s.stream_base(), "ws://127.0.0.1:8080");
         assert!(Settings::from_vars(&vars(&[("CALLBOT_MAX_BOTS_PER_TENANT", "-1")])).is_err());
     }
 }

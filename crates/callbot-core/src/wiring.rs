@@ -7,9 +7,28 @@ use crate::settings::{Settings, StoreSettings, TelephonySettings};
 use crate::store::dynamo::DynamoStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
-use crate::telephony::{LocalTelephony, Telephony};
-use secrecy::ExposeSecret;
+use crate::telephony::Telephony;
+use crate::twilio::rest::TwilioTelephony;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Digest;
 use std::sync::Arc;
+
+/// Path of the embedded Twilio simulator's API under the local server (`callbot serve`).
+pub const SIM_TWILIO_PATH: &str = "/_sim/twilio";
+
+/// The Twilio account callbot talks to: the real one, or the embedded simulator's.
+#[derive(Debug, Clone)]
+pub struct TwilioAccount {
+    pub account_sid: String,
+    /// Verifies `X-Twilio-Signature` on webhooks and stream handshakes; keys stream tokens.
+    pub auth_token: SecretString,
+    /// REST base (`https://api.twilio.com`, or the simulator's).
+    pub api_base: String,
+    rest_username: String,
+    rest_secret: SecretString,
+    /// True for the embedded simulator of local mode.
+    pub simulated: bool,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
@@ -35,16 +54,81 @@ pub async fn store(settings: &Settings) -> Result<Arc<dyn Store>, WiringError> {
     })
 }
 
-pub fn telephony(
-    settings: &Settings,
-    store: Arc<dyn Store>,
-) -> Result<Arc<dyn Telephony>, WiringError> {
+/// The Twilio account from settings. In local mode the simulator's auth token is generated once
+/// into `{data_dir}/twilio-sim-token` (mode 0600) and its account sid derived from it, so
+/// `callbot call` and the simulator sign exactly like the server expects.
+pub fn twilio_account(settings: &Settings) -> Result<TwilioAccount, WiringError> {
     match &settings.telephony {
-        TelephonySettings::Local => Ok(Arc::new(LocalTelephony::new(store))),
-        TelephonySettings::Twilio { .. } => Err(WiringError::Unsupported(
-            "the Twilio telephony adapter is not built yet; unset TWILIO_ACCOUNT_SID to use local telephony".into(),
-        )),
+        TelephonySettings::Twilio {
+            account_sid,
+            auth_token,
+            api_key,
+            api_base,
+        } => {
+            let (rest_username, rest_secret) = match api_key {
+                Some((sid, secret)) => (sid.clone(), secret.clone()),
+                None => (account_sid.clone(), auth_token.clone()),
+            };
+            Ok(TwilioAccount {
+                account_sid: account_sid.clone(),
+                auth_token: auth_token.clone(),
+                api_base: api_base.clone(),
+                rest_username,
+                rest_secret,
+                simulated: false,
+            })
+        }
+        TelephonySettings::Local => {
+            let token = local_sim_token(&settings.data_dir)?;
+            let account_sid = local_sim_account_sid(&token);
+            let token = SecretString::from(token);
+            Ok(TwilioAccount {
+                rest_username: account_sid.clone(),
+                rest_secret: token.clone(),
+                account_sid,
+                auth_token: token,
+                // The simulator runs in this process: reach it directly, not via PUBLIC_BASE_URL.
+                api_base: format!("http://{}{SIM_TWILIO_PATH}", settings.addr),
+                simulated: true,
+            })
+        }
     }
+}
+
+/// The simulator's account sid for a token: `AC` and 32 hex digits of its SHA-256.
+pub fn local_sim_account_sid(token: &str) -> String {
+    format!("AC{}", &hex::encode(sha2::Sha256::digest(token.as_bytes()))[..32])
+}
+
+/// Reads, or creates once, the local simulator's auth token in `data_dir`.
+pub fn local_sim_token(data_dir: &std::path::Path) -> Result<String, WiringError> {
+    let path = data_dir.join("twilio-sim-token");
+    let io = |e: std::io::Error| WiringError::Unsupported(format!("{}: {e}", path.display()));
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let t = existing.trim();
+        if t.len() >= 32 {
+            return Ok(t.to_owned());
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let token = crate::apikey::random_token("", 32);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(&path).map_err(io)?, token.as_bytes()).map_err(io)?;
+    Ok(token)
+}
+
+pub fn telephony(account: &TwilioAccount) -> Result<Arc<dyn Telephony>, WiringError> {
+    let t = TwilioTelephony::new(
+        &account.api_base,
+        &account.account_sid,
+        &account.rest_username,
+        account.rest_secret.clone(),
+    )
+    .map_err(|e| WiringError::Unsupported(e.to_string()))?;
+    Ok(Arc::new(t))
 }
 
 /// Registers `CALLBOT_API_KEY` (if set) for tenant `default`, stored hashed like any other key.

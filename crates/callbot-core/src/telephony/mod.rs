@@ -1,11 +1,8 @@
-//! The `Telephony` trait (numbers and call control) and its adapters: the local pool used by
-//! `callbot serve` without a Twilio account.
+//! The `Telephony` trait: numbers and call control. Its adapter is the Twilio REST client
+//! (`crate::twilio::rest`), pointed at api.twilio.com or, in local mode, at the embedded simulator.
 
-use crate::domain::{BotId, PhoneNumber};
+use crate::domain::{BotId, CallSid, PhoneNumber};
 use async_trait::async_trait;
-
-mod local;
-pub use local::LocalTelephony;
 
 /// What a bot asks for when it needs a number.
 #[derive(Debug, Clone, Default)]
@@ -13,6 +10,25 @@ pub struct NumberRequest {
     pub area_code: Option<String>,
     /// ISO 3166-1 alpha-2 country, default `US`.
     pub country: Option<String>,
+}
+
+/// Where the provider sends a number's calls.
+#[derive(Debug, Clone)]
+pub struct NumberWebhooks {
+    /// Answer URL (`{PUBLIC_BASE_URL}/voice?bot_id=…`).
+    pub voice_url: String,
+    /// Call-progress callbacks (`{PUBLIC_BASE_URL}/voice/status`).
+    pub status_callback: String,
+}
+
+/// An outbound call to place.
+#[derive(Debug, Clone)]
+pub struct OutboundCall {
+    pub to: PhoneNumber,
+    pub from: PhoneNumber,
+    /// TwiML URL fetched when the callee answers.
+    pub answer_url: String,
+    pub status_callback: String,
 }
 
 /// A number the provider assigned to us.
@@ -50,6 +66,13 @@ pub trait Telephony: Send + Sync + std::fmt::Debug {
         &self,
         bot: &BotId,
         request: &NumberRequest,
+        webhooks: &NumberWebhooks,
     ) -> Result<ProvisionedNumber, TelephonyError>;
     async fn release_number(&self, number: &ProvisionedNumber) -> Result<(), TelephonyError>;
+    /// Places a call. Not idempotent (each success is a new call); hang it up to compensate.
+    async fn create_call(&self, call: &OutboundCall) -> Result<CallSid, TelephonyError>;
+    /// Ends a call whatever its state. Idempotent: a call that already ended is a success.
+    async fn hangup_call(&self, sid: &CallSid) -> Result<(), TelephonyError>;
+    /// Replaces what a live call is doing with `twiml` (transfers). Idempotent for the same TwiML.
+    async fn redirect_call(&self, sid: &CallSid, twiml: &str) -> Result<(), TelephonyError>;
 }

@@ -1,5 +1,8 @@
-//! Twilio protocol pieces shared by the functions and the stream service. So far: request signature
-//! computation and verification (`X-Twilio-Signature`). The REST adapter and TwiML rendering are
-//! still to come (issue 3).
+//! Twilio protocol pieces shared by the functions, the stream service and the simulator: request
+//! signatures (`X-Twilio-Signature`), TwiML rendering, signed stream tokens, and the REST adapter
+//! of the `Telephony` trait.
 
+pub mod rest;
 pub mod signature;
+pub mod stream_token;
+pub mod twiml;

@@ -1,0 +1,580 @@
+//! The carrier side of a simulated call, as Twilio behaves: fetch the answer URL with a signed
+//! POST, run the TwiML, open the media WebSocket with a signed handshake, play the caller's script
+//! in real time as 20 ms μ-law frames, play the bot's audio out at real-time speed (echoing marks
+//! when playout reaches them, dropping it on `clear`), and post signed status callbacks.
+
+use crate::twiml::{self, Verb};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use callbot_core::twilio::signature;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// 20 ms of μ-law at 8 kHz.
+pub const FRAME_BYTES: usize = 160;
+const SILENCE: u8 = 0xFF;
+
+/// One step of what the simulated caller does on the media stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// μ-law audio, sent in 20 ms frames.
+    Audio(Vec<u8>),
+    /// Silence for this long.
+    Silence(Duration),
+    /// A key press (`dtmf` event).
+    Dtmf(char),
+}
+
+/// The caller's side of a call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Script {
+    pub steps: Vec<Step>,
+    /// Hang up when the steps are done; otherwise stay on the line (silent) until the call ends.
+    pub hangup_when_done: bool,
+}
+
+/// What a simulated call observes, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The answer URL returned this TwiML.
+    Answered { twiml: String },
+    /// The answer URL failed.
+    AnswerFailed { status: u16 },
+    Said(String),
+    /// The media WebSocket is open and `start` was sent.
+    StreamStarted {
+        url: String,
+        parameters: Vec<(String, String)>,
+    },
+    /// The WebSocket handshake was refused (HTTP status, 0 when the connection failed).
+    StreamRefused { status: u16 },
+    /// The bot sent audio (bytes of μ-law).
+    BotAudio { bytes: usize },
+    /// Playout reached a mark (or `clear` discarded the audio before it).
+    MarkEchoed(String),
+    /// `clear` dropped this much queued audio.
+    Cleared { dropped_bytes: usize },
+    /// A message from the server broke the protocol (wrong shape, extra fields, binary frame).
+    ProtocolError(String),
+    DtmfSent(char),
+    /// The server closed the stream.
+    StreamClosed,
+    Dialed(String),
+    StatusCallback { status: String, http_status: u16 },
+    Ended { status: String, duration_secs: u64 },
+}
+
+/// Commands from the REST API to a live call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    Hangup,
+    Redirect(String),
+}
+
+/// Everything a call needs to talk to the application like Twilio does.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub sid: String,
+    pub account_sid: String,
+    pub from: String,
+    pub to: String,
+    /// `inbound` or `outbound-api`.
+    pub direction: String,
+    pub auth_token: String,
+    pub http: reqwest::Client,
+    pub status_callback: Option<String>,
+    /// Which progress events go to `status_callback` (`initiated`, `ringing`, `answered`, `completed`).
+    pub status_events: Vec<String>,
+    pub events: mpsc::UnboundedSender<Event>,
+    /// Every byte of bot audio received, for tests that listen to it.
+    pub bot_audio: Arc<Mutex<Vec<u8>>>,
+}
+
+impl CallContext {
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    fn base_params(&self, status: &str) -> Vec<(String, String)> {
+        [
+            ("CallSid", self.sid.as_str()),
+            ("AccountSid", self.account_sid.as_str()),
+            ("From", self.from.as_str()),
+            ("To", self.to.as_str()),
+            ("Caller", self.from.as_str()),
+            ("Called", self.to.as_str()),
+            ("CallStatus", status),
+            ("ApiVersion", "2010-04-01"),
+            ("Direction", self.direction.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// POSTs a signed form to `url`, as Twilio does for every voice webhook.
+    pub async fn signed_post(
+        &self,
+        url: &str,
+        params: &[(String, String)],
+    ) -> anyhow::Result<(u16, String)> {
+        let sig = signature::compute(self.auth_token.as_bytes(), url, params);
+        let resp = self
+            .http
+            .post(url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", sig)
+            .header("User-Agent", "TwilioProxy/1.1")
+            .body(serde_urlencoded::to_string(params)?)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await?))
+    }
+
+    /// Posts a progress callback if `event` was asked for. `seq` is Twilio's SequenceNumber.
+    pub async fn status_callback(
+        &self,
+        event: &str,
+        status: &str,
+        seq: u32,
+        duration: Option<u64>,
+    ) {
+        let Some(url) = &self.status_callback else {
+            return;
+        };
+        if !self.status_events.iter().any(|e| e == event) {
+            return;
+        }
+        let mut params = self.base_params(status);
+        params.push(("SequenceNumber".into(), seq.to_string()));
+        params.push(("CallbackSource".into(), "call-progress-events".into()));
+        params.push(("Timestamp".into(), crate::rfc2822_now()));
+        if let Some(d) = duration {
+            params.push(("CallDuration".into(), d.to_string()));
+            params.push(("Duration".into(), d.div_ceil(60).to_string()));
+        }
+        let http_status = match self.signed_post(url, &params).await {
+            Ok((s, _)) => s,
+            Err(_) => 0,
+        };
+        self.emit(Event::StatusCallback {
+            status: status.to_owned(),
+            http_status,
+        });
+    }
+}
+
+/// Where the call's first TwiML comes from.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Url(String),
+    Twiml(String),
+}
+
+/// Runs an answered call to its end and returns its final status (`completed` or `failed`).
+/// Status callbacks for `answered` and `completed` are posted here; the caller posts earlier ones.
+pub async fn run_call(
+    ctx: CallContext,
+    answer: Answer,
+    mut script: Script,
+    mut control: mpsc::Receiver<Control>,
+    mut seq: u32,
+) -> String {
+    let started = Instant::now();
+    ctx.status_callback("answered", "in-progress", seq, None)
+        .await;
+    seq += 1;
+    let mut doc = match answer {
+        Answer::Twiml(t) => Some(t),
+        Answer::Url(url) => match ctx.signed_post(&url, &ctx.base_params("in-progress")).await {
+            Ok((200, body)) => Some(body),
+            Ok((status, _)) => {
+                ctx.emit(Event::AnswerFailed { status });
+                None
+            }
+            Err(_) => {
+                ctx.emit(Event::AnswerFailed { status: 0 });
+                None
+            }
+        },
+    };
+    let mut status = if doc.is_some() { "completed" } else { "failed" };
+    'documents: while let Some(xml) = doc.take() {
+        ctx.emit(Event::Answered { twiml: xml.clone() });
+        let verbs = match twiml::parse(&xml) {
+            Ok(v) => v,
+            Err(e) => {
+                ctx.emit(Event::ProtocolError(format!("bad TwiML: {e}")));
+                status = "failed";
+                break;
+            }
+        };
+        for verb in verbs {
+            match verb {
+                Verb::Say(text) => ctx.emit(Event::Said(text)),
+                Verb::Pause(secs) => {
+                    tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
+                }
+                Verb::Hangup => break 'documents,
+                Verb::Dial { number, .. } => {
+                    ctx.emit(Event::Dialed(number));
+                    break 'documents;
+                }
+                Verb::ConnectStream { url, parameters } => {
+                    match run_stream(&ctx, &url, &parameters, &mut script, &mut control).await {
+                        StreamEnd::ServerClosed => {}
+                        StreamEnd::CallerHungUp | StreamEnd::Hangup => break 'documents,
+                        StreamEnd::Redirect(next) => {
+                            doc = Some(next);
+                            continue 'documents;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let duration = started.elapsed().as_secs();
+    ctx.status_callback("completed", status, seq, Some(duration))
+        .await;
+    ctx.emit(Event::Ended {
+        status: status.to_owned(),
+        duration_secs: duration,
+    });
+    status.to_owned()
+}
+
+enum StreamEnd {
+    ServerClosed,
+    CallerHungUp,
+    Hangup,
+    Redirect(String),
+}
+
+/// What the simulated phone still has to play to the caller.
+enum Playout {
+    Audio(usize),
+    Mark(String),
+}
+
+/// Walks the caller's script one 20 ms frame at a time.
+struct Cursor<'a> {
+    script: &'a mut Script,
+    offset: usize,
+}
+
+enum Frame {
+    Audio([u8; FRAME_BYTES]),
+    Dtmf(char),
+    Done,
+}
+
+impl Cursor<'_> {
+    fn next_frame(&mut self) -> Frame {
+        loop {
+            let Some(step) = self.script.steps.first_mut() else {
+                return Frame::Done;
+            };
+            match step {
+                Step::Audio(bytes) => {
+                    if self.offset >= bytes.len() {
+                        self.script.steps.remove(0);
+                        self.offset = 0;
+                        continue;
+                    }
+                    let mut frame = [SILENCE; FRAME_BYTES];
+                    let end = (self.offset + FRAME_BYTES).min(bytes.len());
+                    frame[..end - self.offset].copy_from_slice(&bytes[self.offset..end]);
+                    self.offset = end;
+                    return Frame::Audio(frame);
+                }
+                Step::Silence(left) => {
+                    if left.is_zero() {
+                        self.script.steps.remove(0);
+                        continue;
+                    }
+                    *left = left.saturating_sub(Duration::from_millis(20));
+                    return Frame::Audio([SILENCE; FRAME_BYTES]);
+                }
+                Step::Dtmf(d) => {
+                    let d = *d;
+                    self.script.steps.remove(0);
+                    return Frame::Dtmf(d);
+                }
+            }
+        }
+    }
+}
+
+fn sid(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn run_stream(
+    ctx: &CallContext,
+    url: &str,
+    parameters: &[(String, String)],
+    script: &mut Script,
+    control: &mut mpsc::Receiver<Control>,
+) -> StreamEnd {
+    let Ok(mut request) = url.into_client_request() else {
+        ctx.emit(Event::StreamRefused { status: 0 });
+        return StreamEnd::ServerClosed;
+    };
+    let sig = signature::compute(ctx.auth_token.as_bytes(), url, &[]);
+    if let Ok(v) = sig.parse() {
+        request.headers_mut().insert("X-Twilio-Signature", v);
+    }
+    let mut ws = match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => ws,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            ctx.emit(Event::StreamRefused {
+                status: resp.status().as_u16(),
+            });
+            return StreamEnd::ServerClosed;
+        }
+        Err(_) => {
+            ctx.emit(Event::StreamRefused { status: 0 });
+            return StreamEnd::ServerClosed;
+        }
+    };
+    let stream_sid = sid("MZ");
+    let custom: serde_json::Map<String, Value> = parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let hello = [
+        json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
+        json!({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+               "start": {"streamSid": stream_sid, "accountSid": ctx.account_sid, "callSid": ctx.sid,
+                         "tracks": ["inbound"], "customParameters": custom,
+                         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}),
+    ];
+    for m in hello {
+        if ws.send(Message::text(m.to_string())).await.is_err() {
+            return StreamEnd::ServerClosed;
+        }
+    }
+    ctx.emit(Event::StreamStarted {
+        url: url.to_owned(),
+        parameters: parameters.to_vec(),
+    });
+    let mut seq: u64 = 2;
+    let mut chunk: u64 = 0;
+    let mut queue: VecDeque<Playout> = VecDeque::new();
+    let mut cursor = Cursor { script, offset: 0 };
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = |seq: u64| {
+        json!({"event": "stop", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
+               "stop": {"accountSid": ctx.account_sid, "callSid": ctx.sid}})
+        .to_string()
+    };
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // Caller → server: the next frame of the script.
+                let out = match cursor.next_frame() {
+                    Frame::Audio(frame) => {
+                        chunk += 1;
+                        json!({"event": "media", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
+                               "media": {"track": "inbound", "chunk": chunk.to_string(),
+                                         "timestamp": (chunk * 20).to_string(), "payload": B64.encode(frame)}})
+                    }
+                    Frame::Dtmf(d) => {
+                        ctx.emit(Event::DtmfSent(d));
+                        json!({"event": "dtmf", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
+                               "dtmf": {"track": "inbound_track", "digit": d.to_string()}})
+                    }
+                    Frame::Done if cursor.script.hangup_when_done => {
+                        let _ = ws.send(Message::text(stop(seq))).await;
+                        let _ = ws.close(None).await;
+                        return StreamEnd::CallerHungUp;
+                    }
+                    Frame::Done => {
+                        chunk += 1;
+                        json!({"event": "media", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
+                               "media": {"track": "inbound", "chunk": chunk.to_string(),
+                                         "timestamp": (chunk * 20).to_string(),
+                                         "payload": B64.encode([SILENCE; FRAME_BYTES])}})
+                    }
+                };
+                seq += 1;
+                if ws.send(Message::text(out.to_string())).await.is_err() {
+                    return StreamEnd::ServerClosed;
+                }
+                // Phone → caller: 20 ms of queued bot audio plays out; marks behind it come back.
+                let mut budget = FRAME_BYTES;
+                while let Some(front) = queue.front_mut() {
+                    match front {
+                        Playout::Audio(left) if budget > 0 => {
+                            let used = (*left).min(budget);
+                            *left -= used;
+                            budget -= used;
+                            if *left == 0 { queue.pop_front(); }
+                        }
+                        Playout::Audio(_) => break,
+                        Playout::Mark(_) => {
+                            if let Some(Playout::Mark(name)) = queue.pop_front() {
+                                let echo = json!({"event": "mark", "sequenceNumber": seq.to_string(),
+                                                  "streamSid": stream_sid, "mark": {"name": name}});
+                                seq += 1;
+                                ctx.emit(Event::MarkEchoed(name));
+                                if ws.send(Message::text(echo.to_string())).await.is_err() {
+                                    return StreamEnd::ServerClosed;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            msg = ws.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(_))) => {
+                        ctx.emit(Event::ProtocolError("binary frame (Twilio warning 31950)".into()));
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        ctx.emit(Event::StreamClosed);
+                        return StreamEnd::ServerClosed;
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                match check_outbound(&text, &stream_sid) {
+                    Ok(Outbound::Media(bytes)) => {
+                        ctx.emit(Event::BotAudio { bytes: bytes.len() });
+                        if let Ok(mut all) = ctx.bot_audio.lock() {
+                            all.extend_from_slice(&bytes);
+                        }
+                        queue.push_back(Playout::Audio(bytes.len()));
+                    }
+                    Ok(Outbound::Mark(name)) => queue.push_back(Playout::Mark(name)),
+                    Ok(Outbound::Clear) => {
+                        let mut dropped = 0;
+                        for p in queue.drain(..) {
+                            match p {
+                                Playout::Audio(n) => dropped += n,
+                                Playout::Mark(name) => {
+                                    let echo = json!({"event": "mark", "sequenceNumber": seq.to_string(),
+                                                      "streamSid": stream_sid, "mark": {"name": name}});
+                                    seq += 1;
+                                    ctx.emit(Event::MarkEchoed(name));
+                                    let _ = ws.send(Message::text(echo.to_string())).await;
+                                }
+                            }
+                        }
+                        ctx.emit(Event::Cleared { dropped_bytes: dropped });
+                    }
+                    Err(e) => ctx.emit(Event::ProtocolError(e)),
+                }
+            }
+            cmd = control.recv() => {
+                let _ = ws.send(Message::text(stop(seq))).await;
+                let _ = ws.close(None).await;
+                return match cmd {
+                    Some(Control::Redirect(twiml)) => StreamEnd::Redirect(twiml),
+                    Some(Control::Hangup) | None => StreamEnd::Hangup,
+                };
+            }
+        }
+    }
+}
+
+enum Outbound {
+    Media(Vec<u8>),
+    Mark(String),
+    Clear,
+}
+
+/// Checks a server message the way Twilio does: exact fields, right stream sid, valid base64.
+fn check_outbound(text: &str, stream_sid: &str) -> Result<Outbound, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = v.as_object().ok_or("not a JSON object")?;
+    let event = obj.get("event").and_then(Value::as_str).ok_or("no event")?;
+    if obj.get("streamSid").and_then(Value::as_str) != Some(stream_sid) {
+        return Err(format!("{event}: wrong or missing streamSid"));
+    }
+    let expect_keys = |keys: &[&str]| -> Result<(), String> {
+        let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
+        got.sort_unstable();
+        let mut want = keys.to_vec();
+        want.sort_unstable();
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{event}: fields {got:?}, expected {want:?}"))
+        }
+    };
+    match event {
+        "media" => {
+            expect_keys(&["event", "streamSid", "media"])?;
+            let media = obj["media"].as_object().ok_or("media is not an object")?;
+            if media.len() != 1 {
+                return Err("media must hold only payload".into());
+            }
+            let payload = media
+                .get("payload")
+                .and_then(Value::as_str)
+                .ok_or("media.payload missing")?;
+            B64.decode(payload)
+                .map(Outbound::Media)
+                .map_err(|e| format!("media.payload is not base64: {e}"))
+        }
+        "mark" => {
+            expect_keys(&["event", "streamSid", "mark"])?;
+            let name = obj["mark"]
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or("mark.name missing")?;
+            Ok(Outbound::Mark(name.to_owned()))
+        }
+        "clear" => {
+            expect_keys(&["event", "streamSid"])?;
+            Ok(Outbound::Clear)
+        }
+        other => Err(format!("unknown event {other:?} (Twilio error 31951)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_messages_are_checked_strictly() {
+        let ok = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"/3+AAA=="}}"#;
+        assert!(matches!(check_outbound(ok, "MZ1"), Ok(Outbound::Media(b)) if b == [0xFF, 0x7F, 0x80, 0x00]));
+        assert!(check_outbound(ok, "MZ2").is_err());
+        let extra = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"AA=="},"x":1}"#;
+        assert!(check_outbound(extra, "MZ1").is_err());
+        assert!(check_outbound(r#"{"event":"clear","streamSid":"MZ1"}"#, "MZ1").is_ok());
+        assert!(check_outbound(r#"{"event":"dance","streamSid":"MZ1"}"#, "MZ1").is_err());
+        assert!(check_outbound("nope", "MZ1").is_err());
+    }
+
+    #[test]
+    fn script_frames() {
+        let mut s = Script {
+            steps: vec![
+                Step::Audio(vec![1; 200]),
+                Step::Dtmf('5'),
+                Step::Silence(Duration::from_millis(40)),
+            ],
+            hangup_when_done: true,
+        };
+        let mut c = Cursor { script: &mut s, offset: 0 };
+        assert!(matches!(c.next_frame(), Frame::Audio(f) if f[0] == 1));
+        assert!(matches!(c.next_frame(), Frame::Audio(f) if f[39] == 1 && f[40] == SILENCE));
+        assert!(matches!(c.next_frame(), Frame::Dtmf('5')));
+        assert!(matches!(c.next_frame(), Frame::Audio(f) if f == [SILENCE; FRAME_BYTES]));
+        assert!(matches!(c.next_frame(), Frame::Audio(_)));
+        assert!(matches!(c.next_frame(), Frame::Done));
+    }
+}

@@ -1,0 +1,466 @@
+//! Calls for API customers: place (`/outbound-call`), end (`/end-call`) and poll
+//! (`/call-status`) outbound calls as in the Starlis API, and list/show call records (`/calls`).
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, Tenant};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use callbot_core::domain::{
+    BotId, BotStatus, CallDirection, CallSid, CallStatus, FirstMessage, Goal, PhoneNumber,
+    TenantId, UserLabel,
+};
+use callbot_core::store::{
+    Bot, CallFilter, CallRecord, Cursor, IdempotencyRecord, RateDecision, StoreError,
+};
+use callbot_core::telephony::OutboundCall;
+use callbot_core::time_fmt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+const IDEMPOTENCY_SCOPE: &str = "POST /outbound-call";
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(outbound_call))
+        .routes(routes!(end_call))
+        .routes(routes!(call_status))
+        .routes(routes!(list_calls))
+        .routes(routes!(get_call))
+}
+
+/// Body of `POST /outbound-call`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundCallRequest {
+    /// Your label for the end user this call is for (rate limits apply per user).
+    #[serde(default)]
+    user_id: Option<String>,
+    /// Who to call, E.164.
+    #[serde(default)]
+    number: Option<String>,
+    /// Replaces the bot's goal for this call.
+    #[serde(default)]
+    prompt: Option<String>,
+    /// Replaces the bot's greeting for this call.
+    #[serde(default)]
+    first_message: Option<String>,
+    /// The bot that calls (its number is the caller id). Default: your newest active bot.
+    #[serde(default)]
+    bot_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OutboundCallResponse {
+    success: bool,
+    message: String,
+    #[serde(rename = "callSid")]
+    call_sid: String,
+}
+
+/// Body of `POST /end-call`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndCallRequest {
+    #[serde(default, rename = "callSid")]
+    call_sid: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndCallResponse {
+    success: bool,
+    message: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CallStatusQuery {
+    #[serde(rename = "callSid")]
+    call_sid: Option<String>,
+    user_id: Option<String>,
+}
+
+/// `GET /call-status` answer (Starlis shape).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallStatusResponse {
+    success: bool,
+    #[serde(rename = "callSid")]
+    call_sid: String,
+    status: String,
+    #[serde(rename = "startTime")]
+    start_time: Option<String>,
+    #[serde(rename = "endTime")]
+    end_time: Option<String>,
+    /// Seconds, once the call has ended.
+    duration: Option<u32>,
+}
+
+/// A call record as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallView {
+    sid: String,
+    bot_id: String,
+    /// `inbound` or `outbound-api`.
+    direction: String,
+    from: String,
+    to: String,
+    user_id: Option<String>,
+    /// queued, ringing, in-progress, completed, busy, failed, no-answer or canceled.
+    status: String,
+    created_at: String,
+    started_at: Option<String>,
+    ended_at: Option<String>,
+    duration: Option<u32>,
+}
+
+impl From<&CallRecord> for CallView {
+    fn from(c: &CallRecord) -> Self {
+        CallView {
+            sid: c.sid.to_string(),
+            bot_id: c.bot_id.to_string(),
+            direction: c.direction.as_str().to_owned(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+            user_id: c.user.as_ref().map(|u| u.to_string()),
+            status: c.status.as_str().to_owned(),
+            created_at: time_fmt::rfc3339(c.created_at),
+            started_at: c.started_at.map(time_fmt::rfc3339),
+            ended_at: c.ended_at.map(time_fmt::rfc3339),
+            duration: c.duration_secs,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallList {
+    calls: Vec<CallView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListCallsQuery {
+    bot_id: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+    /// 1-100, default 50.
+    limit: Option<u32>,
+}
+
+fn parsed<T>(
+    field: &str,
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, callbot_core::ParseError>,
+) -> ApiResult<Option<T>> {
+    raw.map(|r| parse(r).map_err(|e| ApiError::field(field, e)))
+        .transpose()
+}
+
+/// The bot placing an outbound call: the named one, or the tenant's newest active bot.
+async fn calling_bot(state: &AppState, tenant: &TenantId, bot_id: Option<&str>) -> ApiResult<Bot> {
+    if let Some(raw) = bot_id {
+        let id = BotId::parse(raw).map_err(|e| ApiError::field("bot_id", e))?;
+        let bot = state
+            .store
+            .get_bot(tenant, &id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("Bot not found".into()))?;
+        if bot.status == BotStatus::Paused {
+            return Err(ApiError::Conflict {
+                code: "bot_paused",
+                message: "Bot is paused; resume it to place calls".into(),
+            });
+        }
+        return Ok(bot);
+    }
+    let day = time_fmt::day_key(time_fmt::now());
+    state
+        .store
+        .list_bots(tenant, &day)
+        .await?
+        .into_iter()
+        .map(|b| b.bot)
+        .find(|b| b.status == BotStatus::Active)
+        .ok_or_else(|| {
+            ApiError::bad_request("no_bot", "No active bot: create one with POST /bots first")
+        })
+}
+
+fn replay(record: &IdempotencyRecord, request_hash: &str) -> ApiResult<Response> {
+    if record.request_hash != request_hash {
+        return Err(ApiError::Conflict {
+            code: "idempotency_conflict",
+            message: "Idempotency-Key was already used with a different body".into(),
+        });
+    }
+    let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK);
+    let body: serde_json::Value = serde_json::from_str(&record.body).map_err(ApiError::internal)?;
+    Ok((status, Json(body)).into_response())
+}
+
+/// Place an outbound call.
+///
+/// The bot calls `number` and talks with the callee like with any caller; `prompt` and
+/// `first_message` change its goal and greeting for this call only. At most 5 initiations per
+/// `user_id` per minute (429 with `Retry-After`), and the bot's daily call quota applies.
+/// Send `Idempotency-Key` to make retries safe.
+#[utoipa::path(post, path = "/outbound-call", tag = "calls", security(("api_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request return the first answer")),
+    request_body = OutboundCallRequest,
+    responses((status = 200, body = OutboundCallResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "Rate limit or quota; see Retry-After"),
+              (status = 503, body = ErrorBody)))]
+pub async fn outbound_call(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    body: ApiJson<OutboundCallRequest>,
+) -> ApiResult<Response> {
+    let req = body.value;
+    let (Some(user_raw), Some(number_raw)) = (req.user_id.as_deref(), req.number.as_deref()) else {
+        return Err(ApiError::bad_request(
+            "missing_fields",
+            "User ID and phone number are required",
+        ));
+    };
+    let user = UserLabel::parse(user_raw).map_err(|e| ApiError::field("user_id", e))?;
+    let to = PhoneNumber::parse(number_raw).map_err(|e| ApiError::field("number", e))?;
+    let prompt = parsed("prompt", req.prompt.as_deref(), Goal::parse)?;
+    let first_message = parsed("first_message", req.first_message.as_deref(), FirstMessage::parse)?;
+    let idem_key = crate::bots::idempotency_key(&headers)?;
+    let request_hash = hex::encode(Sha256::digest(&body.raw));
+    if let Some(key) = &idem_key
+        && let Some(record) = state
+            .store
+            .get_idempotency(&tenant, IDEMPOTENCY_SCOPE, key)
+            .await?
+    {
+        return replay(&record, &request_hash);
+    }
+    let bot = calling_bot(&state, &tenant, req.bot_id.as_deref()).await?;
+
+    let now = time_fmt::now();
+    let limit = state.settings.limits.outbound_calls_per_user_per_minute;
+    let scope = format!("outbound#{tenant}#{user}");
+    if let RateDecision::Limited { retry_after_secs } =
+        state.store.acquire_rate_slot(&scope, limit, 60, now).await?
+    {
+        return Err(ApiError::TooManyRequests {
+            code: "rate_limited",
+            message: format!(
+                "Too many calls for this user: at most {limit} per minute. Try again in {retry_after_secs} s."
+            ),
+            retry_after_secs: Some(retry_after_secs),
+        });
+    }
+    let day = time_fmt::day_key(now);
+    state
+        .store
+        .count_call(&bot.id, &day, state.settings.limits.calls_per_bot_per_day)
+        .await?;
+    let placed = state
+        .telephony
+        .create_call(&OutboundCall {
+            to: to.clone(),
+            from: bot.number.clone(),
+            answer_url: state.voice_url(&bot.id),
+            status_callback: state.status_callback_url(),
+        })
+        .await;
+    let sid = match placed {
+        Ok(sid) => sid,
+        Err(e) => {
+            let _ = state.store.uncount_call(&bot.id, &day).await;
+            return Err(e.into());
+        }
+    };
+    let answer = OutboundCallResponse {
+        success: true,
+        message: "Call initiated".into(),
+        call_sid: sid.to_string(),
+    };
+    let record = CallRecord {
+        sid: sid.clone(),
+        tenant: tenant.clone(),
+        bot_id: bot.id.clone(),
+        direction: CallDirection::Outbound,
+        from: bot.number.to_string(),
+        to: to.to_string(),
+        user: Some(user),
+        status: CallStatus::Queued,
+        status_seq: -1,
+        prompt,
+        first_message,
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        ended_at: None,
+        duration_secs: None,
+    };
+    let idem = idem_key.map(|key| IdempotencyRecord {
+        tenant: tenant.clone(),
+        scope: IDEMPOTENCY_SCOPE.to_owned(),
+        key,
+        request_hash: request_hash.clone(),
+        status: 200,
+        body: serde_json::to_string(&answer).unwrap_or_default(),
+        created_at: now,
+    });
+    match state.store.create_call(&record, idem.as_ref()).await {
+        Ok(_) => {
+            tracing::info!(call_sid = %sid, bot_id = %bot.id, "outbound call initiated");
+            Ok(Json(answer).into_response())
+        }
+        Err(err) => {
+            // Nothing may run that we have no record of: end the call we just placed.
+            if let Err(e) = state.telephony.hangup_call(&sid).await {
+                tracing::error!(call_sid = %sid, error = %e, "could not end an unrecorded call");
+            }
+            let _ = state.store.uncount_call(&bot.id, &day).await;
+            match (err, &idem) {
+                (StoreError::IdempotencyKeyUsed, Some(rec)) => match state
+                    .store
+                    .get_idempotency(&tenant, IDEMPOTENCY_SCOPE, &rec.key)
+                    .await?
+                {
+                    Some(existing) => replay(&existing, &request_hash),
+                    None => Err(StoreError::IdempotencyKeyUsed.into()),
+                },
+                (err, _) => Err(err.into()),
+            }
+        }
+    }
+}
+
+/// The tenant's call `raw_sid` belonging to end user `raw_user`, or 404.
+async fn users_call(
+    state: &AppState,
+    tenant: &TenantId,
+    raw_sid: &str,
+    raw_user: &str,
+) -> ApiResult<CallRecord> {
+    let sid = CallSid::parse(raw_sid).map_err(|e| ApiError::field("callSid", e))?;
+    let user = UserLabel::parse(raw_user).map_err(|e| ApiError::field("user_id", e))?;
+    state
+        .store
+        .get_call(tenant, &sid)
+        .await?
+        .filter(|c| c.user.as_ref() == Some(&user))
+        .ok_or_else(|| ApiError::NotFound("Call not found".into()))
+}
+
+/// End a call placed with `/outbound-call`.
+#[utoipa::path(post, path = "/end-call", tag = "calls", security(("api_key" = [])),
+    request_body = EndCallRequest,
+    responses((status = 200, body = EndCallResponse), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn end_call(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    body: ApiJson<EndCallRequest>,
+) -> ApiResult<Json<EndCallResponse>> {
+    let (Some(sid), Some(user)) = (body.value.call_sid.as_deref(), body.value.user_id.as_deref())
+    else {
+        return Err(ApiError::bad_request(
+            "missing_fields",
+            "Call SID and user ID are required",
+        ));
+    };
+    let call = users_call(&state, &tenant, sid, user).await?;
+    if !call.status.is_terminal() {
+        state.telephony.hangup_call(&call.sid).await?;
+    }
+    Ok(Json(EndCallResponse {
+        success: true,
+        message: "Call ended".into(),
+    }))
+}
+
+/// Status of a call placed with `/outbound-call`.
+#[utoipa::path(get, path = "/call-status", tag = "calls", security(("api_key" = [])),
+    params(CallStatusQuery),
+    responses((status = 200, body = CallStatusResponse), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn call_status(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Query(q): Query<CallStatusQuery>,
+) -> ApiResult<Json<CallStatusResponse>> {
+    let (Some(sid), Some(user)) = (q.call_sid.as_deref(), q.user_id.as_deref()) else {
+        return Err(ApiError::bad_request(
+            "missing_fields",
+            "Call SID and user ID are required",
+        ));
+    };
+    let call = users_call(&state, &tenant, sid, user).await?;
+    Ok(Json(CallStatusResponse {
+        success: true,
+        call_sid: call.sid.to_string(),
+        status: call.status.as_str().to_owned(),
+        start_time: call.started_at.map(time_fmt::rfc3339),
+        end_time: call.ended_at.map(time_fmt::rfc3339),
+        duration: call.duration_secs,
+    }))
+}
+
+/// List the tenant's calls, newest first.
+#[utoipa::path(get, path = "/calls", tag = "calls", security(("api_key" = [])),
+    params(ListCallsQuery),
+    responses((status = 200, body = CallList), (status = 400, body = ErrorBody)))]
+pub async fn list_calls(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Query(q): Query<ListCallsQuery>,
+) -> ApiResult<Json<CallList>> {
+    let filter = CallFilter {
+        bot: parsed("bot_id", q.bot_id.as_deref(), BotId::parse)?,
+        status: parsed("status", q.status.as_deref(), CallStatus::parse)?,
+    };
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            Cursor::decode(c).ok_or_else(|| {
+                ApiError::bad_field("cursor", "invalid_cursor", "not a cursor from this API")
+            })
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_field("limit", "invalid_limit", "must be 1-100"));
+    }
+    let page = state
+        .store
+        .list_calls(&tenant, &filter, cursor.as_ref(), limit)
+        .await?;
+    Ok(Json(CallList {
+        calls: page.calls.iter().map(CallView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Show one call.
+#[utoipa::path(get, path = "/calls/{sid}", tag = "calls", security(("api_key" = [])),
+    params(("sid" = String, Path, description = "Call sid (CA…)")),
+    responses((status = 200, body = CallView), (status = 404, body = ErrorBody)))]
+pub async fn get_call(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(sid): Path<String>,
+) -> ApiResult<Json<CallView>> {
+    let not_found = || ApiError::NotFound("Call not found".into());
+    let sid = CallSid::parse(&sid).map_err(|_| not_found())?;
+    let call = state
+        .store
+        .get_call(&tenant, &sid)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(CallView::from(&call)))
+}
