@@ -1,4 +1,5 @@
-//! Runs the platform on a bound listener until a shutdown future completes: the HTTP API and, in
+//! Runs the platform on a bound listener until a shutdown future completes: the HTTP API, the
+//! media-stream service and, in
 //! local mode, the embedded Twilio simulator that stands in for the phone network.
 
 use callbot_core::settings::Settings;
@@ -49,7 +50,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
 
 /// The whole HTTP surface: the API, plus the simulator under `/_sim/twilio` in local mode.
 pub fn app(platform: &Platform) -> axum::Router {
-    let api = callbot_functions::router(platform.state.clone());
+    let s = &platform.state;
+    let streams = callbot_stream::router(callbot_stream::StreamState {
+        settings: s.settings.clone(),
+        store: s.store.clone(),
+        twilio: s.twilio.clone(),
+    });
+    let api = streams.merge(callbot_functions::router(s.clone()));
     match &platform.sim {
         Some(sim) => axum::Router::new()
             .nest(

@@ -1,2 +1,31 @@
-//! callbot-stream: the stream service that will hold Twilio media WebSockets and run the per-call
-//! engine. Not built yet: the call-engine work (issue 4) fills it in; see README "Status".
+//! callbot-stream: the stream service. It accepts Twilio media WebSockets at `/stream/{bot_id}`,
+//! verifying the handshake signature and the signed stream token before anything else runs
+//! (`handshake`), and parses the media protocol (`protocol`). The per-call conversation engine
+//! (speech, webhook turns, playback) is the call-engine work still to come; until then a verified
+//! stream is held open and its frames are counted (`session`).
+
+pub mod handshake;
+pub mod protocol;
+mod session;
+
+use axum::Router;
+use axum::routing::get;
+use callbot_core::settings::Settings;
+use callbot_core::store::Store;
+use callbot_core::wiring::TwilioAccount;
+use std::sync::Arc;
+
+/// What the stream service needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StreamState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub twilio: Arc<TwilioAccount>,
+}
+
+/// The media-stream routes, used alike by the ECS entry point, `callbot serve` and tests.
+pub fn router(state: StreamState) -> Router {
+    Router::new()
+        .route("/stream/{bot_id}", get(handshake::upgrade))
+        .with_state(state)
+}

@@ -131,6 +131,70 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// The auth token Twilio (here: the simulator) signs webhooks with.
+    pub fn twilio_token(&self) -> String {
+        use secrecy::ExposeSecret;
+        self.state.twilio.auth_token.expose_secret().to_owned()
+    }
+
+    /// POSTs a form to `path` signed like Twilio signs it for `signed_url` (default: the app URL).
+    pub async fn twilio_post(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        signed_url: Option<&str>,
+    ) -> reqwest::Response {
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let url = signed_url.map_or_else(|| self.url(path), str::to_owned);
+        let sig = callbot_core::twilio::signature::compute(self.twilio_token().as_bytes(), &url, &owned);
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sig)
+            .body(serde_urlencoded::to_string(&owned).unwrap())
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// POSTs JSON with this app's key for tenant `acme`, returning status and body.
+    pub async fn post_json(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .header("x-api-key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("send");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn sim(&self) -> callbot_twilio_sim::Sim {
+        self.sim.clone().expect("local telephony: the simulator is running")
+    }
+}
+
+/// Waits (up to 10 s) until `check` returns `Some`.
+pub async fn eventually<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached within 10 s");
+}
+
 pub fn bot_body() -> Value {
     json!({
         "goal": "Take restaurant reservations",
