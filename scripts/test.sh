@@ -17,4 +17,11 @@ endpoint="$(infra/local/start-aws-standin.sh "$venv" "$work/standin.log" 3>"$pid
 echo "local DynamoDB/S3 stand-in: $endpoint"
 export CALLBOT_TEST_DYNAMODB_ENDPOINT="$endpoint"
 
+# Twilio's official helper library, to cross-check our request signatures against it.
+if ! "$venv/bin/python" -c 'import twilio; assert twilio.__version__ == "9.13.0"' 2>/dev/null; then
+  echo "installing the twilio helper library (9.13.0) into $venv" >&2
+  "$venv/bin/pip" install -q 'twilio==9.13.0' >&2
+fi
+export CALLBOT_TEST_PYTHON="$venv/bin/python"
+
 cargo test --workspace --locked "$@"

@@ -1,5 +1,6 @@
-//! The `callbot` package: the all-in-one local server (`callbot serve`), key management and the
-//! benchmarks, wired from the same routers and adapters that production uses.
+//! The `callbot` package: the all-in-one local server (`callbot serve`), simulated calls
+//! (`callbot call`), key management and the benchmarks, wired from the same routers and adapters that production uses.
 
 pub mod bench;
+pub mod call;
 pub mod server;

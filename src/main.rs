@@ -2,7 +2,7 @@
 //! chosen command; the work itself lives in the library crates.
 
 use anyhow::Context as _;
-use callbot::{bench, server};
+use callbot::{bench, call, server};
 use callbot_core::apikey;
 use callbot_core::domain::TenantId;
 use callbot_core::settings::{RecordingsSettings, Settings, StoreSettings};
@@ -26,6 +26,24 @@ enum Command {
         /// Listen address (overrides CALLBOT_ADDR).
         #[arg(long)]
         addr: Option<std::net::SocketAddr>,
+    },
+    /// Call a bot of a running local server through the simulated phone network and print what
+    /// happens (local mode only).
+    Call {
+        /// The bot id (bot_…) or its phone number.
+        target: String,
+        /// Base URL of the running server (default: http://CALLBOT_ADDR).
+        #[arg(long)]
+        server: Option<String>,
+        /// The caller's number.
+        #[arg(long, default_value = "+15550009999")]
+        from: String,
+        /// Keys to press after a second, e.g. "12#".
+        #[arg(long)]
+        dtmf: Option<String>,
+        /// Seconds to stay on the line before hanging up.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
     },
     /// Manage API keys.
     Keys {
@@ -107,7 +125,7 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
     println!("  recordings: {rec_desc}");
     if platform.sim.is_some() {
         println!(
-            "  telephony:  simulated Twilio at {}{} (numbers +1 555 5550 1xx; try `callbot call`)",
+            "  telephony:  simulated Twilio at {}{} (fake +1 555 555 xxxx numbers; try `callbot call BOT_ID`)",
             state.settings.public_base(),
             callbot_core::wiring::SIM_TWILIO_PATH
         );
@@ -157,6 +175,24 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Create { tenant, label },
         } => keys_create(settings, &tenant, &label).await,
+        Command::Call {
+            target,
+            server,
+            from,
+            dtmf,
+            seconds,
+        } => {
+            let opts = call::CallOptions {
+                server: server.unwrap_or_else(|| format!("http://{}", settings.addr)),
+                target,
+                from,
+                dtmf,
+                seconds,
+            };
+            let status = call::run(&settings, &opts, &mut std::io::stdout()).await?;
+            anyhow::ensure!(status == "completed", "the call ended with status {status}");
+            Ok(())
+        }
         Command::Bench {
             command:
                 BenchCommand::Api {

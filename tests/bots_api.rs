@@ -399,6 +399,13 @@ async fn openapi_describes_the_routes() {
         ("/bots/{id}", "patch"),
         ("/bots/{id}", "delete"),
         ("/healthz", "get"),
+        ("/outbound-call", "post"),
+        ("/end-call", "post"),
+        ("/call-status", "get"),
+        ("/calls", "get"),
+        ("/calls/{sid}", "get"),
+        ("/voice", "post"),
+        ("/voice/status", "post"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),

@@ -1,5 +1,5 @@
 //! The `callbot` binary itself: `serve` prints its address and backends and accepts
-//! CALLBOT_API_KEY; `keys create` prints a working key once.
+//! CALLBOT_API_KEY; `keys create` prints a working key once; `call` places a simulated call.
 
 #![allow(clippy::unwrap_used)]
 
@@ -141,4 +141,59 @@ async fn api_benchmark_runs_and_reports_figures() {
             "{f}"
         );
     }
+}
+
+#[tokio::test]
+async fn call_places_a_simulated_call_through_the_twilio_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, base, _) = start_serve(dir.path(), Some("dev-key-for-tests"));
+    let client = reqwest::Client::new();
+    let bot: serde_json::Value = client
+        .post(format!("{base}/bots"))
+        .header("x-api-key", "dev-key-for-tests")
+        .json(&serde_json::json!({"goal": "Take restaurant reservations", "webhook": "https://example.com/h"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = bot["id"].as_str().unwrap();
+    let out = tokio::task::spawn_blocking({
+        let (dir, base, id) = (dir.path().to_owned(), base.clone(), id.to_owned());
+        move || {
+            callbot()
+                .args(["call", &id, "--server", &base, "--dtmf", "5", "--seconds", "0"])
+                .env("CALLBOT_DATA_DIR", dir)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("<Connect><Stream"), "{stdout}");
+    assert!(stdout.contains("media stream connected"), "{stdout}");
+    assert!(stdout.contains("caller pressed 5"), "{stdout}");
+    assert!(stdout.contains("call ended: completed"), "{stdout}");
+    let calls: serde_json::Value = client
+        .get(format!("{base}/calls"))
+        .header("x-api-key", "dev-key-for-tests")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls["calls"][0]["bot_id"], id);
+    assert_eq!(calls["calls"][0]["direction"], "inbound");
+    // An unknown target is a clear error, not a hang.
+    let bad = callbot()
+        .args(["call", "bot_00000000000000000000000000000000", "--server", &base])
+        .env("CALLBOT_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no bot or number"));
 }

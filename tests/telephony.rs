@@ -345,8 +345,23 @@ async fn outbound_calls_go_through_twilio_and_report_progress() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_outbound_calls_per_user_per_minute_even_in_a_race() {
-    let app = spawn_app().await;
-    new_bot(&app).await;
+    outbound_race(&spawn_app().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_outbound_calls_per_user_per_minute_on_dynamodb() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(dynamo) = common::dynamodb_settings(dir.path()) else { return };
+    let app = spawn_app_with(|s| {
+        s.store = dynamo.store.clone();
+        s.aws = dynamo.aws.clone();
+    })
+    .await;
+    outbound_race(&app).await;
+}
+
+async fn outbound_race(app: &TestApp) {
+    new_bot(app).await;
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (c, url, key) = (app.client.clone(), app.url("/outbound-call"), app.api_key.clone());
@@ -368,7 +383,7 @@ async fn five_outbound_calls_per_user_per_minute_even_in_a_race() {
         match t.await.unwrap() {
             (200, _, _) => ok += 1,
             (429, Some(secs), body) => {
-                assert!((1..=60).contains(&secs));
+                assert!((1..=60).contains(&secs), "retry-after {secs}");
                 assert_eq!(body["code"], "rate_limited");
                 limited += 1;
             }
@@ -377,8 +392,10 @@ async fn five_outbound_calls_per_user_per_minute_even_in_a_race() {
     }
     assert_eq!((ok, limited), (5, 15));
     // The limit is per end user.
-    let (status, _) = outbound(&app, &app.api_key, json!({"user_id": "someone-else", "number": CALLEE})).await;
+    let (status, _) = outbound(app, &app.api_key, json!({"user_id": "someone-else", "number": CALLEE})).await;
     assert_eq!(status, 200);
+    let (_, calls) = app.get(&app.api_key, "/calls").await;
+    assert_eq!(calls["calls"].as_array().unwrap().len(), 6, "one record per placed call");
 }
 
 #[tokio::test]
@@ -512,4 +529,51 @@ async fn the_simulator_refuses_what_twilio_refuses() {
         .unwrap();
     assert_eq!(r.status(), 400, "From must be a number of the account");
     assert!(sim.numbers().is_empty(), "nothing was bought by refused requests");
+}
+
+/// A simulator on its own port, like api.twilio.com, with an API key.
+async fn standalone_twilio() -> (callbot_twilio_sim::Sim, String) {
+    let sim = callbot_twilio_sim::Sim::new("AC11111111111111111111111111111111", "account-auth-token", None);
+    sim.add_api_key("SK22222222222222222222222222222222", "api-key-secret");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = callbot_twilio_sim::rest::router(sim.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (sim, base)
+}
+
+#[tokio::test]
+async fn twilio_mode_with_an_api_key_buys_answers_and_releases() {
+    use callbot_core::settings::TelephonySettings;
+    use secrecy::SecretString;
+    let (sim, api_base) = standalone_twilio().await;
+    let app = spawn_app_with(|s| {
+        s.telephony = TelephonySettings::Twilio {
+            account_sid: "AC11111111111111111111111111111111".into(),
+            auth_token: SecretString::from("account-auth-token".to_owned()),
+            api_key: Some((
+                "SK22222222222222222222222222222222".into(),
+                SecretString::from("api-key-secret".to_owned()),
+            )),
+            api_base,
+        };
+    })
+    .await;
+    assert!(app.sim.is_none(), "no embedded simulator in Twilio mode");
+    let (bot, number) = new_bot(&app).await;
+    assert!(sim.number(&number).is_some());
+    // Webhooks are signed with the account's auth token, not the API key secret.
+    let mut call = sim.dial(CALLER, &number, short_call()).unwrap();
+    let events = events_until_end(&mut call, Duration::from_secs(10)).await;
+    assert!(events.iter().any(|e| matches!(e, Event::StreamStarted { .. })), "{events:?}");
+    assert_eq!(call_view(&app, &call.sid).await["bot_id"], bot.as_str());
+    let r = app
+        .client
+        .delete(app.url(&format!("/bots/{bot}")))
+        .header("x-api-key", &app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(sim.number(&number).is_none());
 }

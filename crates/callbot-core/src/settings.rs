@@ -276,6 +276,19 @@ impl Settings {
             )?)
             .map_err(|e| err("CALLBOT_OUTBOUND_CALLS_PER_MINUTE", e.to_string()))?,
         };
+        let public_base_url = url_var("PUBLIC_BASE_URL")?;
+        let stream_base_url = url_var("STREAM_BASE_URL")?;
+        if matches!(telephony, TelephonySettings::Twilio { .. }) {
+            // Twilio must reach us: an https answer URL and a wss media-stream URL (spec §1.1).
+            match &public_base_url {
+                Some(u) if u.scheme() == "https" => {}
+                _ => return Err(err("PUBLIC_BASE_URL", "required with Twilio: the public https:// URL of the API")),
+            }
+            match &stream_base_url {
+                Some(u) if u.scheme() == "wss" => {}
+                _ => return Err(err("STREAM_BASE_URL", "required with Twilio: the public wss:// URL of the stream service")),
+            }
+        }
         Ok(Settings {
             addr,
             data_dir,
@@ -287,8 +300,8 @@ impl Settings {
             recordings,
             telephony,
             aws,
-            public_base_url: url_var("PUBLIC_BASE_URL")?,
-            stream_base_url: url_var("STREAM_BASE_URL")?,
+            public_base_url,
+            stream_base_url,
             limits,
             log_json: get("CALLBOT_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
         })
@@ -353,6 +366,8 @@ mod tests {
             ("CALLBOT_DYNAMODB_TABLE", "t1"),
             ("TWILIO_ACCOUNT_SID", "AC123"),
             ("TWILIO_AUTH_TOKEN", "tok"),
+            ("PUBLIC_BASE_URL", "https://api.example.com"),
+            ("STREAM_BASE_URL", "wss://media.example.com"),
             ("CALLBOT_ALLOW_PRIVATE_WEBHOOKS", "true"),
         ]))
         .unwrap();
@@ -368,12 +383,26 @@ mod tests {
             Settings::from_vars(&vars(&[
                 ("TWILIO_ACCOUNT_SID", "AC1"),
                 ("TWILIO_AUTH_TOKEN", "t"),
+                ("PUBLIC_BASE_URL", "https://api.example.com"),
+                ("STREAM_BASE_URL", "wss://media.example.com"),
                 ("TWILIO_API_KEY_SID", "SK1"),
             ]))
             .is_err()
         );
-        assert_eq!(s.public_base(), "http://127.0.0.1:8080");
-        assert_eq!(s.stream_base(), "ws://127.0.0.1:8080");
+        assert_eq!(s.public_base(), "https://api.example.com");
+        assert_eq!(s.stream_base(), "wss://media.example.com");
+        assert!(
+            Settings::from_vars(&vars(&[
+                ("TWILIO_ACCOUNT_SID", "AC1"),
+                ("TWILIO_AUTH_TOKEN", "t"),
+                ("PUBLIC_BASE_URL", "http://insecure.example.com"),
+                ("STREAM_BASE_URL", "wss://media.example.com"),
+            ]))
+            .is_err()
+        );
+        let local = Settings::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(local.public_base(), "http://127.0.0.1:8080");
+        assert_eq!(local.stream_base(), "ws://127.0.0.1:8080");
         assert!(Settings::from_vars(&vars(&[("CALLBOT_MAX_BOTS_PER_TENANT", "-1")])).is_err());
     }
 }

@@ -85,6 +85,8 @@ struct Inner {
     faults: Mutex<Vec<Fault>>,
     /// `METHOD path` of every authenticated REST request, for tests.
     log: Mutex<Vec<String>>,
+    /// API keys (`SK…`, secret) accepted besides the account's own credentials.
+    api_keys: Mutex<Vec<(String, String)>>,
     /// Scripts for the callees of outbound calls, by number; others stay silent.
     callee_scripts: Mutex<HashMap<String, Script>>,
 }
@@ -124,11 +126,17 @@ impl Sim {
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             callee_scripts: Mutex::new(HashMap::new()),
+            api_keys: Mutex::new(Vec::new()),
         }))
     }
 
     pub fn account_sid(&self) -> &str {
         &self.0.account_sid
+    }
+
+    /// Accepts an API key (sid `SK…` and secret) for REST authentication.
+    pub fn add_api_key(&self, sid: &str, secret: &str) {
+        lock(&self.0.api_keys).push((sid.to_owned(), secret.to_owned()));
     }
 
     /// Makes the next request of `fault.op` fail.

@@ -76,7 +76,8 @@ pub fn router(sim: Sim) -> Router {
     Router::new().nest("/2010-04-01/Accounts/{account}", account)
 }
 
-/// Basic auth with the account sid and auth token; the path's account must be the caller's.
+/// Basic auth with the account sid and auth token, or an API key of the account; the path's
+/// account must be the caller's.
 async fn authenticate(State(sim): State<Sim>, req: Request, next: Next) -> Response {
     let unauthorized = || TwilioError::new(401, 20003, "Authenticate").into_response();
     let Some(creds) = req
@@ -92,7 +93,11 @@ async fn authenticate(State(sim): State<Sim>, req: Request, next: Next) -> Respo
     let Some((user, password)) = creds.split_once(':') else {
         return unauthorized();
     };
-    if user != sim.0.account_sid || password != sim.0.auth_token {
+    let account_creds = user == sim.0.account_sid && password == sim.0.auth_token;
+    let api_key = lock(&sim.0.api_keys)
+        .iter()
+        .any(|(k, secret)| k == user && secret == password);
+    if !account_creds && !api_key {
         return unauthorized();
     }
     // The account segment itself is checked by each handler (`account_ok`).

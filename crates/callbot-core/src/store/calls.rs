@@ -194,10 +194,13 @@ pub trait CallStore: Send + Sync {
     ) -> StoreResult<RateDecision>;
 }
 
-/// Seconds until `until_ms` (rounded up, at least 1).
-pub(crate) fn retry_after(until_ms: i64, now: OffsetDateTime) -> u64 {
+/// Seconds until `until_ms` (rounded up, between 1 and the window: a concurrent request that read
+/// the clock a moment later may hold a slot until slightly past our own window).
+pub(crate) fn retry_after(until_ms: i64, now: OffsetDateTime, window_secs: u64) -> u64 {
     let now_ms = unix_ms(now);
-    u64::try_from(((until_ms - now_ms) + 999) / 1000).unwrap_or(1).max(1)
+    u64::try_from(((until_ms - now_ms) + 999) / 1000)
+        .unwrap_or(1)
+        .clamp(1, window_secs.max(1))
 }
 
 pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {

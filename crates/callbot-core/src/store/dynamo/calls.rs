@@ -352,7 +352,7 @@ impl CallStore for DynamoStore {
             .min()
             .unwrap_or(until);
         Ok(RateDecision::Limited {
-            retry_after_secs: retry_after(oldest, now),
+            retry_after_secs: retry_after(oldest, now, window_secs),
         })
     }
 }

@@ -101,11 +101,10 @@ impl CallStore for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            if let Some(idem) = &idem {
-                if idempotency_used(&tx, idem)? {
+            if let Some(idem) = &idem
+                && idempotency_used(&tx, idem)? {
                     return Err(StoreError::IdempotencyKeyUsed);
                 }
-            }
             if select_call(&tx, call.sid.as_str())?.is_some() {
                 return Ok(false);
             }
@@ -270,7 +269,7 @@ impl CallStore for SqliteStore {
                 .map_err(backend)?;
             if held >= limit {
                 return Ok(RateDecision::Limited {
-                    retry_after_secs: retry_after(oldest.unwrap_or(until), now),
+                    retry_after_secs: retry_after(oldest.unwrap_or(until), now, window_secs),
                 });
             }
             tx.execute(

@@ -355,11 +355,10 @@ impl Store for SqliteStore {
         let idem = idempotency.cloned();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            if let Some(idem) = &idem {
-                if idempotency_used(&tx, idem)? {
+            if let Some(idem) = &idem
+                && idempotency_used(&tx, idem)? {
                     return Err(StoreError::IdempotencyKeyUsed);
                 }
-            }
             let count: u32 = tx
                 .query_row("SELECT COUNT(*) FROM bots WHERE tenant = ?1", [bot.tenant.as_str()], |r| r.get(0))
                 .map_err(backend)?;
