@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds callbot (release) and runs `callbot serve` on embedded defaults: SQLite in ./callbot-data,
-# local recordings dir, local telephony. Extra arguments go to `callbot serve` (e.g. --addr).
+# local recordings dir, the embedded Twilio simulator. Extra arguments go to `callbot serve` (e.g. --addr).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null; then

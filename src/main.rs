@@ -79,9 +79,11 @@ enum BenchCommand {
     },
 }
 
-fn init_tracing(json: bool) {
+/// `default` applies when `RUST_LOG` is unset: `serve` logs at info, the benchmarks only warnings
+/// (a log line per request would measure the terminal).
+fn init_tracing(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,aws=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -169,7 +171,11 @@ async fn keys_create(settings: Settings, tenant: &str, label: &str) -> anyhow::R
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env().context("reading settings")?;
-    init_tracing(settings.log_json);
+    let default_log = match cli.command {
+        Command::Bench { .. } => "warn",
+        _ => "info,tower_http=warn,aws=warn",
+    };
+    init_tracing(settings.log_json, default_log);
     match cli.command {
         Command::Serve { addr } => serve(settings, addr).await,
         Command::Keys {
