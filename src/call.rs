@@ -38,13 +38,18 @@ struct NumberItem {
 }
 
 /// Runs one simulated call and writes a line per event to `out`. Returns the final call status.
-pub async fn run(settings: &Settings, opts: &CallOptions, out: &mut impl Write) -> anyhow::Result<String> {
+pub async fn run(
+    settings: &Settings,
+    opts: &CallOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<String> {
     if !matches!(settings.telephony, TelephonySettings::Local) {
         anyhow::bail!(
             "`callbot call` simulates the phone network of local mode; with Twilio configured, call the bot's number from a phone"
         );
     }
-    let token = wiring::local_sim_token(&settings.data_dir).context("reading the simulator token")?;
+    let token =
+        wiring::local_sim_token(&settings.data_dir).context("reading the simulator token")?;
     let account = wiring::local_sim_account_sid(&token);
     let http = reqwest::Client::new();
     let list: NumberList = http
@@ -69,7 +74,11 @@ pub async fn run(settings: &Settings, opts: &CallOptions, out: &mut impl Write) 
     let voice_url = number
         .voice_url
         .with_context(|| format!("{} has no voice URL", number.phone_number))?;
-    writeln!(out, "calling {} ({}) from {}", number.phone_number, number.friendly_name, opts.from)?;
+    writeln!(
+        out,
+        "calling {} ({}) from {}",
+        number.phone_number, number.friendly_name, opts.from
+    )?;
 
     let mut steps = vec![Step::Silence(Duration::from_secs(1))];
     for d in opts.dtmf.as_deref().unwrap_or("").chars() {
@@ -96,7 +105,10 @@ pub async fn run(settings: &Settings, opts: &CallOptions, out: &mut impl Write) 
     let call = tokio::spawn(carrier::run_call(
         ctx,
         Answer::Url(voice_url.clone()),
-        Script { steps, hangup_when_done: true },
+        Script {
+            steps,
+            hangup_when_done: true,
+        },
         control_rx,
         0,
     ));
@@ -106,20 +118,32 @@ pub async fn run(settings: &Settings, opts: &CallOptions, out: &mut impl Write) 
             Event::Answered { twiml } => format!("POST {voice_url} -> TwiML {twiml}"),
             Event::AnswerFailed { status } => format!("the answer URL failed (HTTP {status})"),
             Event::Said(text) => format!("bot (TwiML <Say>): {text}"),
-            Event::StreamStarted { url, .. } => format!("media stream connected to {url} (handshake and token accepted)"),
+            Event::StreamStarted { url, .. } => {
+                format!("media stream connected to {url} (handshake and token accepted)")
+            }
             Event::StreamRefused { status } => format!("media stream refused (HTTP {status})"),
             Event::BotAudio { bytes } => {
                 bot_bytes += bytes;
                 continue;
             }
-            Event::MarkEchoed(name) => format!("bot audio played up to mark {name:?} ({bot_bytes} bytes so far)"),
-            Event::Cleared { dropped_bytes } => format!("bot audio cleared ({dropped_bytes} bytes dropped)"),
+            Event::MarkEchoed(name) => {
+                format!("bot audio played up to mark {name:?} ({bot_bytes} bytes so far)")
+            }
+            Event::Cleared { dropped_bytes } => {
+                format!("bot audio cleared ({dropped_bytes} bytes dropped)")
+            }
             Event::ProtocolError(e) => format!("protocol error from the server: {e}"),
             Event::DtmfSent(d) => format!("caller pressed {d}"),
             Event::StreamClosed => "the server closed the media stream".into(),
             Event::Dialed(n) => format!("transferred to {n}"),
-            Event::StatusCallback { status, http_status } => format!("status callback {status} -> HTTP {http_status}"),
-            Event::Ended { status, duration_secs } => format!("call ended: {status} after {duration_secs} s"),
+            Event::StatusCallback {
+                status,
+                http_status,
+            } => format!("status callback {status} -> HTTP {http_status}"),
+            Event::Ended {
+                status,
+                duration_secs,
+            } => format!("call ended: {status} after {duration_secs} s"),
         };
         writeln!(out, "{line}")?;
     }

@@ -134,7 +134,11 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
     } else {
         println!("  telephony:  Twilio ({})", state.twilio.api_base);
     }
-    println!("  voice URL:  {}/voice  streams: {}/stream/{{bot_id}}", state.settings.public_base(), state.settings.stream_base());
+    println!(
+        "  voice URL:  {}/voice  streams: {}/stream/{{bot_id}}",
+        state.settings.public_base(),
+        state.settings.stream_base()
+    );
     println!("  API docs:   http://{local}/docs");
     if has_dev_key {
         println!("  API key:    CALLBOT_API_KEY is accepted for tenant `default`");

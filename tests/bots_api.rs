@@ -134,7 +134,13 @@ async fn numbers_are_bought_with_webhooks_and_released() {
         .map(|_| {
             let (c, url, key) = (app.client.clone(), app.url("/bots"), app.api_key.clone());
             tokio::spawn(async move {
-                let r = c.post(url).header("x-api-key", key).json(&bot_body()).send().await.unwrap();
+                let r = c
+                    .post(url)
+                    .header("x-api-key", key)
+                    .json(&bot_body())
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 201);
                 r.json::<Value>().await.unwrap()
             })
@@ -144,17 +150,25 @@ async fn numbers_are_bought_with_webhooks_and_released() {
     let mut bots = Vec::new();
     for t in tasks {
         let b = t.await.unwrap();
-        assert!(seen.insert(b["number"].as_str().unwrap().to_owned()), "numbers are distinct");
+        assert!(
+            seen.insert(b["number"].as_str().unwrap().to_owned()),
+            "numbers are distinct"
+        );
         bots.push(b);
     }
     // Each number is owned at "Twilio" and points at our /voice with the bot id.
     for b in &bots {
-        let owned = sim.number(b["number"].as_str().unwrap()).expect("number owned");
+        let owned = sim
+            .number(b["number"].as_str().unwrap())
+            .expect("number owned");
         assert_eq!(
             owned.voice_url.as_deref(),
             Some(format!("{}/voice?bot_id={}", app.base, b["id"].as_str().unwrap()).as_str())
         );
-        assert_eq!(owned.status_callback.as_deref(), Some(app.url("/voice/status").as_str()));
+        assert_eq!(
+            owned.status_callback.as_deref(),
+            Some(app.url("/voice/status").as_str())
+        );
     }
     let id = bots[0]["id"].as_str().unwrap();
     let r = app
@@ -165,7 +179,10 @@ async fn numbers_are_bought_with_webhooks_and_released() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(sim.number(bots[0]["number"].as_str().unwrap()).is_none(), "released at Twilio");
+    assert!(
+        sim.number(bots[0]["number"].as_str().unwrap()).is_none(),
+        "released at Twilio"
+    );
     assert_eq!(sim.numbers().len(), 5);
 }
 

@@ -163,7 +163,16 @@ async fn call_places_a_simulated_call_through_the_twilio_path() {
         let (dir, base, id) = (dir.path().to_owned(), base.clone(), id.to_owned());
         move || {
             callbot()
-                .args(["call", &id, "--server", &base, "--dtmf", "5", "--seconds", "0"])
+                .args([
+                    "call",
+                    &id,
+                    "--server",
+                    &base,
+                    "--dtmf",
+                    "5",
+                    "--seconds",
+                    "0",
+                ])
                 .env("CALLBOT_DATA_DIR", dir)
                 .output()
                 .unwrap()
@@ -172,7 +181,11 @@ async fn call_places_a_simulated_call_through_the_twilio_path() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("<Connect><Stream"), "{stdout}");
     assert!(stdout.contains("media stream connected"), "{stdout}");
     assert!(stdout.contains("caller pressed 5"), "{stdout}");
@@ -190,7 +203,12 @@ async fn call_places_a_simulated_call_through_the_twilio_path() {
     assert_eq!(calls["calls"][0]["direction"], "inbound");
     // An unknown target is a clear error, not a hang.
     let bad = callbot()
-        .args(["call", "bot_00000000000000000000000000000000", "--server", &base])
+        .args([
+            "call",
+            "bot_00000000000000000000000000000000",
+            "--server",
+            &base,
+        ])
         .env("CALLBOT_DATA_DIR", dir.path())
         .output()
         .unwrap();

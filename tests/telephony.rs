@@ -47,12 +47,22 @@ async fn voice(app: &TestApp, bot: &str, call_sid: &str, to: &str) -> Vec<Verb> 
     let r = app
         .twilio_post(
             &format!("/voice?bot_id={bot}"),
-            &[("CallSid", call_sid), ("From", CALLER), ("To", to), ("Direction", "inbound")],
+            &[
+                ("CallSid", call_sid),
+                ("From", CALLER),
+                ("To", to),
+                ("Direction", "inbound"),
+            ],
             None,
         )
         .await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/xml"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/xml")
+    );
     twiml::parse(&r.text().await.unwrap()).unwrap()
 }
 
@@ -74,17 +84,28 @@ async fn inbound_call_is_answered_with_a_signed_stream_and_recorded() {
     let [Verb::ConnectStream { url, parameters }, Verb::Hangup] = verbs.as_slice() else {
         panic!("expected <Connect><Stream> then <Hangup/>: {twiml_text}");
     };
-    assert_eq!(url, &format!("{}/stream/{bot}", app.state.settings.stream_base()));
+    assert_eq!(
+        url,
+        &format!("{}/stream/{bot}", app.state.settings.stream_base())
+    );
     let token = &parameters.iter().find(|(k, _)| k == "token").unwrap().1;
     let now = callbot_core::time_fmt::now().unix_timestamp();
     let claims = stream_token::verify(app.twilio_token().as_bytes(), token, now).unwrap();
-    assert_eq!((claims.bot.as_str(), claims.call.as_str()), (bot.as_str(), call.sid.as_str()));
+    assert_eq!(
+        (claims.bot.as_str(), claims.call.as_str()),
+        (bot.as_str(), call.sid.as_str())
+    );
     assert!(claims.expires_at <= now + stream_token::TOKEN_TTL_SECS);
     assert!(
-        events.iter().any(|e| matches!(e, Event::StreamStarted { .. })),
+        events
+            .iter()
+            .any(|e| matches!(e, Event::StreamStarted { .. })),
         "the stream service accepted the signed handshake: {events:?}"
     );
-    assert!(events.contains(&Event::Ended { status: "completed".into(), duration_secs: 0 }));
+    assert!(events.contains(&Event::Ended {
+        status: "completed".into(),
+        duration_secs: 0
+    }));
 
     let sid = call.sid.clone();
     let view = eventually(|| {
@@ -100,7 +121,10 @@ async fn inbound_call_is_answered_with_a_signed_stream_and_recorded() {
     assert_eq!(view["from"], CALLER);
     assert_eq!(view["to"], number.as_str());
     assert_eq!(view["bot_id"], bot.as_str());
-    assert!(view["ended_at"].is_string() && view["duration"].is_number(), "{view}");
+    assert!(
+        view["ended_at"].is_string() && view["duration"].is_number(),
+        "{view}"
+    );
     let (_, list) = app.get(&app.api_key, &format!("/calls?bot_id={bot}")).await;
     assert_eq!(list["calls"][0]["sid"], sid.as_str());
     let (_, bots) = app.get(&app.api_key, "/bots").await;
@@ -112,7 +136,10 @@ async fn webhooks_and_streams_need_a_valid_twilio_signature() {
     let app = spawn_app().await;
     let (bot, number) = new_bot(&app).await;
     let path = format!("/voice?bot_id={bot}");
-    let form = [("CallSid", "CA5f0e1d2c3b4a59687766554433221100"), ("To", number.as_str())];
+    let form = [
+        ("CallSid", "CA5f0e1d2c3b4a59687766554433221100"),
+        ("To", number.as_str()),
+    ];
     let unsigned = app
         .client
         .post(app.url(&path))
@@ -134,12 +161,26 @@ async fn webhooks_and_streams_need_a_valid_twilio_signature() {
     assert_eq!(forged.status(), 403);
     // Signed for another URL (a different bot): refused.
     let other = app.url("/voice?bot_id=bot_00000000000000000000000000000000");
-    assert_eq!(app.twilio_post(&path, &form, Some(&other)).await.status(), 403);
-    assert_eq!(app.twilio_post("/voice/status", &[("CallSid", &sid())], Some(&other)).await.status(), 403);
+    assert_eq!(
+        app.twilio_post(&path, &form, Some(&other)).await.status(),
+        403
+    );
+    assert_eq!(
+        app.twilio_post("/voice/status", &[("CallSid", &sid())], Some(&other))
+            .await
+            .status(),
+        403
+    );
     // A forged media-stream handshake never gets upgraded.
     let ws_url = format!("{}/stream/{bot}", app.state.settings.stream_base());
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url.as_str()).unwrap();
-    req.headers_mut().insert("x-twilio-signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".parse().unwrap());
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        ws_url.as_str(),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "x-twilio-signature",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".parse().unwrap(),
+    );
     match tokio_tungstenite::connect_async(req).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
         other => panic!("forged handshake was not refused: {:?}", other.map(|_| ())),
@@ -160,16 +201,29 @@ async fn behind_a_proxy_the_public_url_is_what_is_signed() {
         format!("https://calls.example.com/voice?bot_id={bot}")
     );
     let path = format!("/voice?bot_id={bot}");
-    let form = [("CallSid", "CA5f0e1d2c3b4a59687766554433221100"), ("To", number.as_str())];
+    let form = [
+        ("CallSid", "CA5f0e1d2c3b4a59687766554433221100"),
+        ("To", number.as_str()),
+    ];
     let public = format!("https://calls.example.com{path}");
     let r = app.twilio_post(&path, &form, Some(&public)).await;
     assert_eq!(r.status(), 200);
     let verbs = twiml::parse(&r.text().await.unwrap()).unwrap();
-    assert!(matches!(&verbs[0], Verb::ConnectStream { url, .. } if url == &format!("wss://media.example.com/stream/{bot}")));
+    assert!(
+        matches!(&verbs[0], Verb::ConnectStream { url, .. } if url == &format!("wss://media.example.com/stream/{bot}"))
+    );
     // Twilio adds the default port sometimes: both forms are accepted.
     let with_port = format!("https://calls.example.com:443{path}");
-    let form2 = [("CallSid", "CA5f0e1d2c3b4a59687766554433221101"), ("To", number.as_str())];
-    assert_eq!(app.twilio_post(&path, &form2, Some(&with_port)).await.status(), 200);
+    let form2 = [
+        ("CallSid", "CA5f0e1d2c3b4a59687766554433221101"),
+        ("To", number.as_str()),
+    ];
+    assert_eq!(
+        app.twilio_post(&path, &form2, Some(&with_port))
+            .await
+            .status(),
+        200
+    );
     // The internal URL is not what Twilio signed.
     assert_eq!(app.twilio_post(&path, &form, None).await.status(), 403);
 }
@@ -179,18 +233,40 @@ async fn unknown_paused_and_over_quota_bots_get_a_short_goodbye() {
     let app = spawn_app_with(|s| s.limits.calls_per_bot_per_day = 2).await;
     let (bot, number) = new_bot(&app).await;
     let first = sid();
-    assert!(matches!(voice(&app, &bot, &first, &number).await[0], Verb::ConnectStream { .. }));
-    assert!(matches!(voice(&app, &bot, &sid(), &number).await[0], Verb::ConnectStream { .. }));
+    assert!(matches!(
+        voice(&app, &bot, &first, &number).await[0],
+        Verb::ConnectStream { .. }
+    ));
+    assert!(matches!(
+        voice(&app, &bot, &sid(), &number).await[0],
+        Verb::ConnectStream { .. }
+    ));
     // Twilio retrying the first webhook gets the same answer and is not counted again.
-    assert!(matches!(voice(&app, &bot, &first, &number).await[0], Verb::ConnectStream { .. }));
+    assert!(matches!(
+        voice(&app, &bot, &first, &number).await[0],
+        Verb::ConnectStream { .. }
+    ));
     let over = voice(&app, &bot, &sid(), &number).await;
-    assert!(matches!(over.as_slice(), [Verb::Say(t), Verb::Hangup] if t.contains("limit")), "{over:?}");
+    assert!(
+        matches!(over.as_slice(), [Verb::Say(t), Verb::Hangup] if t.contains("limit")),
+        "{over:?}"
+    );
     let (_, bots) = app.get(&app.api_key, "/bots").await;
     assert_eq!(bots[0]["calls_today"], 2);
     let (_, list) = app.get(&app.api_key, "/calls").await;
-    assert_eq!(list["calls"].as_array().unwrap().len(), 2, "refused calls leave no record");
+    assert_eq!(
+        list["calls"].as_array().unwrap().len(),
+        2,
+        "refused calls leave no record"
+    );
 
-    let unknown = voice(&app, "bot_00000000000000000000000000000000", &sid(), &number).await;
+    let unknown = voice(
+        &app,
+        "bot_00000000000000000000000000000000",
+        &sid(),
+        &number,
+    )
+    .await;
     assert!(matches!(unknown.as_slice(), [Verb::Say(_), Verb::Hangup]));
     let garbage = voice(&app, "../etc", &sid(), &number).await;
     assert!(matches!(garbage.as_slice(), [Verb::Say(_), Verb::Hangup]));
@@ -223,28 +299,46 @@ async fn status_callbacks_never_move_a_call_backwards() {
     let (bot, number) = new_bot(&app).await;
     let call = sid();
     voice(&app, &bot, &call, &number).await;
-    let status = |s: &'static str, seq: &'static str, extra: Option<(&'static str, &'static str)>| {
-        let app = &app;
-        let call = call.clone();
-        async move {
-            let mut p = vec![("CallSid", call.as_str()), ("CallStatus", s), ("SequenceNumber", seq)];
-            p.extend(extra);
-            app.twilio_post("/voice/status", &p, None).await.status().as_u16()
-        }
-    };
+    let status =
+        |s: &'static str, seq: &'static str, extra: Option<(&'static str, &'static str)>| {
+            let app = &app;
+            let call = call.clone();
+            async move {
+                let mut p = vec![
+                    ("CallSid", call.as_str()),
+                    ("CallStatus", s),
+                    ("SequenceNumber", seq),
+                ];
+                p.extend(extra);
+                app.twilio_post("/voice/status", &p, None)
+                    .await
+                    .status()
+                    .as_u16()
+            }
+        };
     // The completed callback overtakes the earlier ones.
-    assert_eq!(status("completed", "3", Some(("CallDuration", "42"))).await, 204);
+    assert_eq!(
+        status("completed", "3", Some(("CallDuration", "42"))).await,
+        204
+    );
     assert_eq!(status("ringing", "1", None).await, 204);
     assert_eq!(status("in-progress", "2", None).await, 204);
     assert_eq!(status("busy", "4", None).await, 204);
     let v = call_view(&app, &call).await;
-    assert_eq!((v["status"].as_str(), v["duration"].as_u64()), (Some("completed"), Some(42)));
+    assert_eq!(
+        (v["status"].as_str(), v["duration"].as_u64()),
+        (Some("completed"), Some(42))
+    );
     assert!(v["ended_at"].is_string());
     assert_eq!(status("exploded", "5", None).await, 400);
     assert_eq!(status("ringing", "x", None).await, 400);
     // An unknown call is acknowledged (Twilio does not retry) and changes nothing.
     let r = app
-        .twilio_post("/voice/status", &[("CallSid", &sid()), ("CallStatus", "ringing")], None)
+        .twilio_post(
+            "/voice/status",
+            &[("CallSid", &sid()), ("CallStatus", "ringing")],
+            None,
+        )
         .await;
     assert_eq!(r.status(), 204);
 }
@@ -253,23 +347,44 @@ async fn status_callbacks_never_move_a_call_backwards() {
 async fn failed_purchases_leave_no_bot_and_no_number() {
     let app = spawn_app().await;
     let sim = app.sim();
-    sim.inject(Fault { op: Op::Search, status: 401, code: 20003 });
+    sim.inject(Fault {
+        op: Op::Search,
+        status: 401,
+        code: 20003,
+    });
     let (status, body) = app.create_bot(&app.api_key, bot_body()).await;
-    assert_eq!((status, body["code"].as_str()), (503, Some("unavailable")), "{body}");
-    assert!(!body["error"].as_str().unwrap().contains("20003"), "no provider internals leak");
-    sim.inject(Fault { op: Op::Buy, status: 500, code: 20500 });
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    assert!(
+        !body["error"].as_str().unwrap().contains("20003"),
+        "no provider internals leak"
+    );
+    sim.inject(Fault {
+        op: Op::Buy,
+        status: 500,
+        code: 20500,
+    });
     let (status, _) = app.create_bot(&app.api_key, bot_body()).await;
     assert_eq!(status, 503);
     let mut no_numbers = bot_body();
     no_numbers["area_code"] = json!("000");
     let (status, body) = app.create_bot(&app.api_key, no_numbers).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("no phone numbers"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no phone numbers"),
+        "{body}"
+    );
     let mut area = bot_body();
     area["area_code"] = json!("415");
     let (status, body) = app.create_bot(&app.api_key, area).await;
     assert_eq!(status, 201);
-    assert!(body["number"].as_str().unwrap().starts_with("+1415"), "{body}");
+    assert!(
+        body["number"].as_str().unwrap().starts_with("+1415"),
+        "{body}"
+    );
     assert_eq!(sim.numbers().len(), 1);
     let (_, bots) = app.get(&app.api_key, "/bots").await;
     assert_eq!(bots.as_array().unwrap().len(), 1);
@@ -299,7 +414,11 @@ async fn failed_purchases_leave_no_bot_and_no_number() {
         ids.insert(body["id"].as_str().unwrap().to_owned());
     }
     assert_eq!(ids.len(), 1);
-    assert_eq!(sim.numbers().len(), 2, "every number but the winner's was released");
+    assert_eq!(
+        sim.numbers().len(),
+        2,
+        "every number but the winner's was released"
+    );
 }
 
 async fn outbound(app: &TestApp, key: &str, body: Value) -> (u16, Value) {
@@ -307,7 +426,8 @@ async fn outbound(app: &TestApp, key: &str, body: Value) -> (u16, Value) {
 }
 
 async fn call_status(app: &TestApp, key: &str, sid: &str, user: &str) -> (u16, Value) {
-    app.get(key, &format!("/call-status?callSid={sid}&user_id={user}")).await
+    app.get(key, &format!("/call-status?callSid={sid}&user_id={user}"))
+        .await
 }
 
 #[tokio::test]
@@ -322,7 +442,10 @@ async fn outbound_calls_go_through_twilio_and_report_progress() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["success"].as_bool(), body["message"].as_str()), (Some(true), Some("Call initiated")));
+    assert_eq!(
+        (body["success"].as_bool(), body["message"].as_str()),
+        (Some(true), Some("Call initiated"))
+    );
     let sid = body["callSid"].as_str().unwrap().to_owned();
     let done = eventually(|| {
         let (app, sid) = (&app, sid.clone());
@@ -334,13 +457,31 @@ async fn outbound_calls_go_through_twilio_and_report_progress() {
     .await;
     assert_eq!(done["success"], true);
     assert_eq!(done["callSid"], sid.as_str());
-    assert!(done["startTime"].is_string() && done["endTime"].is_string(), "{done}");
+    assert!(
+        done["startTime"].is_string() && done["endTime"].is_string(),
+        "{done}"
+    );
     assert!(done["duration"].is_number());
     let twilio_call = app.sim().call(&sid).unwrap();
-    assert_eq!((twilio_call.direction.as_str(), twilio_call.from.as_str(), twilio_call.to.as_str()), ("outbound-api", number.as_str(), CALLEE));
+    assert_eq!(
+        (
+            twilio_call.direction.as_str(),
+            twilio_call.from.as_str(),
+            twilio_call.to.as_str()
+        ),
+        ("outbound-api", number.as_str(), CALLEE)
+    );
     let v = call_view(&app, &sid).await;
-    assert_eq!((v["direction"].as_str(), v["user_id"].as_str()), (Some("outbound-api"), Some("u1")));
-    assert!(app.sim().request_log().iter().any(|l| l.starts_with("POST") && l.ends_with("/Calls.json")));
+    assert_eq!(
+        (v["direction"].as_str(), v["user_id"].as_str()),
+        (Some("outbound-api"), Some("u1"))
+    );
+    assert!(
+        app.sim()
+            .request_log()
+            .iter()
+            .any(|l| l.starts_with("POST") && l.ends_with("/Calls.json"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -351,7 +492,9 @@ async fn five_outbound_calls_per_user_per_minute_even_in_a_race() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_outbound_calls_per_user_per_minute_on_dynamodb() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(dynamo) = common::dynamodb_settings(dir.path()) else { return };
+    let Some(dynamo) = common::dynamodb_settings(dir.path()) else {
+        return;
+    };
     let app = spawn_app_with(|s| {
         s.store = dynamo.store.clone();
         s.aws = dynamo.aws.clone();
@@ -364,7 +507,11 @@ async fn outbound_race(app: &TestApp) {
     new_bot(app).await;
     let tasks: Vec<_> = (0..20)
         .map(|_| {
-            let (c, url, key) = (app.client.clone(), app.url("/outbound-call"), app.api_key.clone());
+            let (c, url, key) = (
+                app.client.clone(),
+                app.url("/outbound-call"),
+                app.api_key.clone(),
+            );
             tokio::spawn(async move {
                 let r = c
                     .post(url)
@@ -373,7 +520,10 @@ async fn outbound_race(app: &TestApp) {
                     .send()
                     .await
                     .unwrap();
-                let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+                let retry = r
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
                 (r.status().as_u16(), retry, r.json::<Value>().await.unwrap())
             })
         })
@@ -392,10 +542,19 @@ async fn outbound_race(app: &TestApp) {
     }
     assert_eq!((ok, limited), (5, 15));
     // The limit is per end user.
-    let (status, _) = outbound(app, &app.api_key, json!({"user_id": "someone-else", "number": CALLEE})).await;
+    let (status, _) = outbound(
+        app,
+        &app.api_key,
+        json!({"user_id": "someone-else", "number": CALLEE}),
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, calls) = app.get(&app.api_key, "/calls").await;
-    assert_eq!(calls["calls"].as_array().unwrap().len(), 6, "one record per placed call");
+    assert_eq!(
+        calls["calls"].as_array().unwrap().len(),
+        6,
+        "one record per placed call"
+    );
 }
 
 #[tokio::test]
@@ -404,18 +563,34 @@ async fn end_call_bad_input_and_idempotency() {
     new_bot(&app).await;
     let key = app.api_key.clone();
     for (body, msg) in [
-        (json!({"number": CALLEE}), "User ID and phone number are required"),
-        (json!({"user_id": "u"}), "User ID and phone number are required"),
+        (
+            json!({"number": CALLEE}),
+            "User ID and phone number are required",
+        ),
+        (
+            json!({"user_id": "u"}),
+            "User ID and phone number are required",
+        ),
     ] {
         let (status, b) = outbound(&app, &key, body).await;
         assert_eq!((status, b["error"].as_str()), (400, Some(msg)));
     }
     let (status, b) = outbound(&app, &key, json!({"user_id": "u", "number": "12345"})).await;
     assert_eq!((status, b["field"].as_str()), (400, Some("number")));
-    let (status, _) = outbound(&app, &key, json!({"user_id": "u", "number": CALLEE, "bot_id": "bot_00000000000000000000000000000000"})).await;
+    let (status, _) = outbound(
+        &app,
+        &key,
+        json!({"user_id": "u", "number": CALLEE, "bot_id": "bot_00000000000000000000000000000000"}),
+    )
+    .await;
     assert_eq!(status, 404);
-    let (status, b) = app.post_json(&key, "/end-call", &json!({"user_id": "u"})).await;
-    assert_eq!((status, b["error"].as_str()), (400, Some("Call SID and user ID are required")));
+    let (status, b) = app
+        .post_json(&key, "/end-call", &json!({"user_id": "u"}))
+        .await;
+    assert_eq!(
+        (status, b["error"].as_str()),
+        (400, Some("Call SID and user ID are required"))
+    );
 
     // Idempotency-Key: a retried request returns the first call, and no second call is placed.
     let send = || {
@@ -430,7 +605,12 @@ async fn end_call_bad_input_and_idempotency() {
     let again: Value = send().await.unwrap().json().await.unwrap();
     assert_eq!(first, again);
     let sid = first["callSid"].as_str().unwrap().to_owned();
-    let calls_placed = app.sim().request_log().iter().filter(|l| l.ends_with("/Calls.json")).count();
+    let calls_placed = app
+        .sim()
+        .request_log()
+        .iter()
+        .filter(|l| l.ends_with("/Calls.json"))
+        .count();
     assert_eq!(calls_placed, 1);
 
     // The callee stays on the line (the default script) until we end the call.
@@ -442,9 +622,17 @@ async fn end_call_bad_input_and_idempotency() {
         }
     })
     .await;
-    let (status, _) = app.post_json(&key, "/end-call", &json!({"callSid": sid, "user_id": "someone"})).await;
+    let (status, _) = app
+        .post_json(
+            &key,
+            "/end-call",
+            &json!({"callSid": sid, "user_id": "someone"}),
+        )
+        .await;
     assert_eq!(status, 404, "another user's call is not found");
-    let (status, b) = app.post_json(&key, "/end-call", &json!({"callSid": sid, "user_id": "u"})).await;
+    let (status, b) = app
+        .post_json(&key, "/end-call", &json!({"callSid": sid, "user_id": "u"}))
+        .await;
     assert_eq!((status, b["success"].as_bool()), (200, Some(true)), "{b}");
     eventually(|| {
         let (app, sid) = (&app, sid.clone());
@@ -455,7 +643,9 @@ async fn end_call_bad_input_and_idempotency() {
     })
     .await;
     // Ending it again is harmless.
-    let (status, _) = app.post_json(&key, "/end-call", &json!({"callSid": sid, "user_id": "u"})).await;
+    let (status, _) = app
+        .post_json(&key, "/end-call", &json!({"callSid": sid, "user_id": "u"}))
+        .await;
     assert_eq!(status, 200);
 }
 
@@ -468,10 +658,27 @@ async fn call_records_are_tenant_scoped() {
     let other = app.new_key("globex").await;
     assert_eq!(app.get(&other, &format!("/calls/{call}")).await.0, 404);
     let (status, list) = app.get(&other, "/calls").await;
-    assert_eq!((status, list["calls"].as_array().map(Vec::len)), (200, Some(0)));
-    assert_eq!(app.get(&other, &format!("/calls?bot_id={bot}")).await.1["calls"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        (status, list["calls"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    assert_eq!(
+        app.get(&other, &format!("/calls?bot_id={bot}")).await.1["calls"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
     assert_eq!(call_status(&app, &other, &call, "u").await.0, 404);
-    assert_eq!(app.post_json(&other, "/end-call", &json!({"callSid": call, "user_id": "u"})).await.0, 404);
+    assert_eq!(
+        app.post_json(
+            &other,
+            "/end-call",
+            &json!({"callSid": call, "user_id": "u"})
+        )
+        .await
+        .0,
+        404
+    );
     assert_eq!(app.get(&app.api_key, "/calls?cursor=bogus").await.0, 400);
     assert_eq!(app.get(&app.api_key, "/calls?status=sleeping").await.0, 400);
     assert_eq!(app.get(&app.api_key, "/calls?limit=0").await.0, 400);
@@ -484,15 +691,31 @@ async fn call_records_are_tenant_scoped() {
 async fn the_simulator_refuses_what_twilio_refuses() {
     let app = spawn_app().await;
     let sim = app.sim();
-    let base = format!("{}/_sim/twilio/2010-04-01/Accounts/{}", app.base, sim.account_sid());
+    let base = format!(
+        "{}/_sim/twilio/2010-04-01/Accounts/{}",
+        app.base,
+        sim.account_sid()
+    );
     let token = app.twilio_token();
     let c = &app.client;
-    let r = c.get(format!("{base}/IncomingPhoneNumbers.json")).send().await.unwrap();
+    let r = c
+        .get(format!("{base}/IncomingPhoneNumbers.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let err: Value = r.json().await.unwrap();
-    assert_eq!((err["code"].as_u64(), err["status"].as_u64()), (Some(20003), Some(401)));
+    assert_eq!(
+        (err["code"].as_u64(), err["status"].as_u64()),
+        (Some(20003), Some(401))
+    );
     assert!(err["more_info"].as_str().unwrap().ends_with("/20003"));
-    let wrong = c.get(format!("{base}/IncomingPhoneNumbers.json")).basic_auth(sim.account_sid(), Some("nope")).send().await.unwrap();
+    let wrong = c
+        .get(format!("{base}/IncomingPhoneNumbers.json"))
+        .basic_auth(sim.account_sid(), Some("nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
     let json_body = c
         .post(format!("{base}/IncomingPhoneNumbers.json"))
@@ -523,17 +746,28 @@ async fn the_simulator_refuses_what_twilio_refuses() {
     let r = c
         .post(format!("{base}/Calls.json"))
         .basic_auth(sim.account_sid(), Some(&token))
-        .form(&[("To", CALLEE), ("From", "+15550000000"), ("Url", "https://x/y")])
+        .form(&[
+            ("To", CALLEE),
+            ("From", "+15550000000"),
+            ("Url", "https://x/y"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400, "From must be a number of the account");
-    assert!(sim.numbers().is_empty(), "nothing was bought by refused requests");
+    assert!(
+        sim.numbers().is_empty(),
+        "nothing was bought by refused requests"
+    );
 }
 
 /// A simulator on its own port, like api.twilio.com, with an API key.
 async fn standalone_twilio() -> (callbot_twilio_sim::Sim, String) {
-    let sim = callbot_twilio_sim::Sim::new("AC11111111111111111111111111111111", "account-auth-token", None);
+    let sim = callbot_twilio_sim::Sim::new(
+        "AC11111111111111111111111111111111",
+        "account-auth-token",
+        None,
+    );
     sim.add_api_key("SK22222222222222222222222222222222", "api-key-secret");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -565,7 +799,12 @@ async fn twilio_mode_with_an_api_key_buys_answers_and_releases() {
     // Webhooks are signed with the account's auth token, not the API key secret.
     let mut call = sim.dial(CALLER, &number, short_call()).unwrap();
     let events = events_until_end(&mut call, Duration::from_secs(10)).await;
-    assert!(events.iter().any(|e| matches!(e, Event::StreamStarted { .. })), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::StreamStarted { .. })),
+        "{events:?}"
+    );
     assert_eq!(call_view(&app, &call.sid).await["bot_id"], bot.as_str());
     let r = app
         .client

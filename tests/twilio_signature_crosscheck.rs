@@ -60,15 +60,30 @@ fn signatures_match_twilio_python() {
     let mut rng = rand::rng();
     let alnum: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
     let mut value_chars = alnum.clone();
-    value_chars.extend([' ', '+', '&', '=', '%', '/', '?', '#', 'é', 'ß', '中', '😀', '-', '_', '.', ':']);
+    value_chars.extend([
+        ' ', '+', '&', '=', '%', '/', '?', '#', 'é', 'ß', '中', '😀', '-', '_', '.', ':',
+    ]);
     let mut cases = Vec::new();
     for i in 0..300 {
         let token = word(&mut rng, &alnum, 16..=40);
-        let scheme = if rng.random_bool(0.7) { "https" } else { "http" };
-        let host = format!("{}.example.com", word(&mut rng, &alnum, 3..=12).to_lowercase());
+        let scheme = if rng.random_bool(0.7) {
+            "https"
+        } else {
+            "http"
+        };
+        let host = format!(
+            "{}.example.com",
+            word(&mut rng, &alnum, 3..=12).to_lowercase()
+        );
         let port = match rng.random_range(0..4) {
             0 => String::new(),
-            1 => if scheme == "https" { ":443".into() } else { ":80".into() },
+            1 => {
+                if scheme == "https" {
+                    ":443".into()
+                } else {
+                    ":80".into()
+                }
+            }
             _ => format!(":{}", rng.random_range(1025..65535)),
         };
         let path = (0..rng.random_range(1..=3))
@@ -76,14 +91,19 @@ fn signatures_match_twilio_python() {
             .collect::<Vec<_>>()
             .join("/");
         let query = if rng.random_bool(0.6) {
-            format!("?bot_id=bot_{}&x={}", word(&mut rng, &alnum, 8..=8), rng.random_range(0..1000))
+            format!(
+                "?bot_id=bot_{}&x={}",
+                word(&mut rng, &alnum, 8..=8),
+                rng.random_range(0..1000)
+            )
         } else {
             String::new()
         };
         let url = format!("{scheme}://{host}{port}/{path}{query}");
         if i % 5 == 4 {
             // JSON body: the URL carries bodySHA256 and the signature covers the URL alone.
-            let body = json!({"property": word(&mut rng, &value_chars, 0..=20), "n": i}).to_string();
+            let body =
+                json!({"property": word(&mut rng, &value_chars, 0..=20), "n": i}).to_string();
             let hash = {
                 use sha2::Digest;
                 hex::encode(sha2::Sha256::digest(body.as_bytes()))
@@ -91,7 +111,12 @@ fn signatures_match_twilio_python() {
             let sep = if url.contains('?') { '&' } else { '?' };
             let signed_url = format!("{url}{sep}bodySHA256={hash}");
             let ours = signature::compute(token.as_bytes(), &signed_url, &[]);
-            assert!(signature::verify_json(token.as_bytes(), &signed_url, body.as_bytes(), &ours));
+            assert!(signature::verify_json(
+                token.as_bytes(),
+                &signed_url,
+                body.as_bytes(),
+                &ours
+            ));
             cases.push(json!({"kind": "json", "token": token, "url": signed_url, "body": body, "ours": ours}));
             continue;
         }
@@ -101,7 +126,10 @@ fn signatures_match_twilio_python() {
             // Repeated keys with distinct values (the official libraries disagree on exact
             // duplicates: python de-duplicates, node does not).
             for j in 0..rng.random_range(1..=2) {
-                params.push((key.clone(), format!("{}{j}", word(&mut rng, &value_chars, 0..=16))));
+                params.push((
+                    key.clone(),
+                    format!("{}{j}", word(&mut rng, &value_chars, 0..=16)),
+                ));
             }
         }
         let ours = signature::compute(token.as_bytes(), &url, &params);
@@ -111,8 +139,10 @@ fn signatures_match_twilio_python() {
         } else {
             url.clone()
         };
-        cases.push(json!({"kind": "form", "token": token, "url": url, "variant": variant,
-                          "params": params, "ours": ours}));
+        cases.push(
+            json!({"kind": "form", "token": token, "url": url, "variant": variant,
+                          "params": params, "ours": ours}),
+        );
     }
     let mut child = Command::new(&py)
         .args(["-c", PY])
@@ -132,8 +162,14 @@ fn signatures_match_twilio_python() {
     assert_eq!(results.len(), cases.len());
     for (case, result) in cases.iter().zip(&results) {
         if case["kind"] == "form" {
-            assert_eq!(result["computed"], case["ours"], "signature differs for {case}");
+            assert_eq!(
+                result["computed"], case["ours"],
+                "signature differs for {case}"
+            );
         }
-        assert_eq!(result["accepts_ours"], true, "twilio-python refused our signature for {case}");
+        assert_eq!(
+            result["accepts_ours"], true,
+            "twilio-python refused our signature for {case}"
+        );
     }
 }

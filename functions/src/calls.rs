@@ -9,8 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{
-    BotId, BotStatus, CallDirection, CallSid, CallStatus, FirstMessage, Goal, PhoneNumber,
-    TenantId, UserLabel,
+    BotId, BotStatus, CallSid, CallStatus, FirstMessage, Goal, PhoneNumber, TenantId, UserLabel,
 };
 use callbot_core::store::{
     Bot, CallFilter, CallRecord, Cursor, IdempotencyRecord, RateDecision, StoreError,
@@ -233,7 +232,11 @@ pub async fn outbound_call(
     let user = UserLabel::parse(user_raw).map_err(|e| ApiError::field("user_id", e))?;
     let to = PhoneNumber::parse(number_raw).map_err(|e| ApiError::field("number", e))?;
     let prompt = parsed("prompt", req.prompt.as_deref(), Goal::parse)?;
-    let first_message = parsed("first_message", req.first_message.as_deref(), FirstMessage::parse)?;
+    let first_message = parsed(
+        "first_message",
+        req.first_message.as_deref(),
+        FirstMessage::parse,
+    )?;
     let idem_key = crate::bots::idempotency_key(&headers)?;
     let request_hash = hex::encode(Sha256::digest(&body.raw));
     if let Some(key) = &idem_key
@@ -249,8 +252,10 @@ pub async fn outbound_call(
     let now = time_fmt::now();
     let limit = state.settings.limits.outbound_calls_per_user_per_minute;
     let scope = format!("outbound#{tenant}#{user}");
-    if let RateDecision::Limited { retry_after_secs } =
-        state.store.acquire_rate_slot(&scope, limit, 60, now).await?
+    if let RateDecision::Limited { retry_after_secs } = state
+        .store
+        .acquire_rate_slot(&scope, limit, 60, now)
+        .await?
     {
         return Err(ApiError::TooManyRequests {
             code: "rate_limited",
@@ -287,22 +292,17 @@ pub async fn outbound_call(
         call_sid: sid.to_string(),
     };
     let record = CallRecord {
-        sid: sid.clone(),
-        tenant: tenant.clone(),
-        bot_id: bot.id.clone(),
-        direction: CallDirection::Outbound,
-        from: bot.number.to_string(),
-        to: to.to_string(),
         user: Some(user),
-        status: CallStatus::Queued,
-        status_seq: -1,
         prompt,
         first_message,
-        created_at: now,
-        updated_at: now,
-        started_at: None,
-        ended_at: None,
-        duration_secs: None,
+        ..CallRecord::outbound(
+            sid.clone(),
+            &tenant,
+            &bot.id,
+            bot.number.as_str(),
+            to.as_str(),
+            now,
+        )
     };
     let idem = idem_key.map(|key| IdempotencyRecord {
         tenant: tenant.clone(),
@@ -366,8 +366,10 @@ pub async fn end_call(
     Tenant(tenant): Tenant,
     body: ApiJson<EndCallRequest>,
 ) -> ApiResult<Json<EndCallResponse>> {
-    let (Some(sid), Some(user)) = (body.value.call_sid.as_deref(), body.value.user_id.as_deref())
-    else {
+    let (Some(sid), Some(user)) = (
+        body.value.call_sid.as_deref(),
+        body.value.user_id.as_deref(),
+    ) else {
         return Err(ApiError::bad_request(
             "missing_fields",
             "Call SID and user ID are required",
@@ -434,7 +436,11 @@ pub async fn list_calls(
         .transpose()?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_field("limit", "invalid_limit", "must be 1-100"));
+        return Err(ApiError::bad_field(
+            "limit",
+            "invalid_limit",
+            "must be 1-100",
+        ));
     }
     let page = state
         .store

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ErrorBody};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use callbot_core::domain::{BotId, BotStatus, CallDirection, CallSid, CallStatus};
+use callbot_core::domain::{BotId, BotStatus, CallSid, CallStatus};
 use callbot_core::store::{Bot, CallRecord, StatusOutcome, StatusUpdate, StoreError};
 use callbot_core::time_fmt;
 use callbot_core::twilio::twiml::{self, Verb};
@@ -62,7 +62,10 @@ impl FromRequest<AppState> for TwilioForm {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
         // Twilio signed the public URL; behind a proxy or load balancer our own view differs, so
         // the URL is rebuilt from PUBLIC_BASE_URL plus the path and query exactly as received.
         let path_and_query = req
@@ -140,7 +143,10 @@ async fn find_bot(
               (status = 403, body = ErrorBody, description = "Bad or missing X-Twilio-Signature")))]
 pub async fn answer(State(state): State<AppState>, form: TwilioForm) -> Result<Response, ApiError> {
     let Some(sid) = form.get("CallSid").and_then(|s| CallSid::parse(s).ok()) else {
-        return Err(ApiError::bad_request("invalid_call_sid", "CallSid is missing or malformed"));
+        return Err(ApiError::bad_request(
+            "invalid_call_sid",
+            "CallSid is missing or malformed",
+        ));
     };
     let Some(bot_id) = form.query("bot_id").and_then(|b| BotId::parse(b).ok()) else {
         return Ok(refuse("This number is not in service."));
@@ -171,24 +177,8 @@ pub async fn answer(State(state): State<AppState>, form: TwilioForm) -> Result<R
             }
             Err(e) => return Err(e.into()),
         }
-        let record = CallRecord {
-            sid: sid.clone(),
-            tenant: bot.tenant.clone(),
-            bot_id: bot.id.clone(),
-            direction: CallDirection::Inbound,
-            from: form.get("From").unwrap_or("").to_owned(),
-            to: to.to_owned(),
-            user: None,
-            status: CallStatus::InProgress,
-            status_seq: -1,
-            prompt: None,
-            first_message: None,
-            created_at: now,
-            updated_at: now,
-            started_at: Some(now),
-            ended_at: None,
-            duration_secs: None,
-        };
+        let from = form.get("From").unwrap_or("");
+        let record = CallRecord::inbound(sid.clone(), &bot.tenant, &bot.id, from, to, now);
         // `false`: Twilio retried this webhook and the call is recorded already; answer again.
         state.store.create_call(&record, None).await?;
     }
@@ -226,7 +216,9 @@ pub async fn status_callback(
     let sid = form
         .get("CallSid")
         .and_then(|s| CallSid::parse(s).ok())
-        .ok_or_else(|| ApiError::bad_request("invalid_call_sid", "CallSid is missing or malformed"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_call_sid", "CallSid is missing or malformed")
+        })?;
     let status = CallStatus::parse(form.get("CallStatus").unwrap_or(""))
         .map_err(|e| ApiError::bad_field("CallStatus", e.code, e.message))?;
     let seq = match form.get("SequenceNumber") {

@@ -102,7 +102,9 @@ mod tests {
             "start":{"streamSid":"MZ1","accountSid":"AC1","callSid":"CA1","tracks":["inbound"],
             "customParameters":{"token":"t"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
         match parse(start).unwrap() {
-            Inbound::Start { start, stream_sid, .. } => {
+            Inbound::Start {
+                start, stream_sid, ..
+            } => {
                 assert_eq!(stream_sid, "MZ1");
                 assert_eq!(start.call_sid, "CA1");
                 assert_eq!(start.custom_parameters["token"], "t");
@@ -112,7 +114,10 @@ mod tests {
         }
         let media = r#"{"event":"media","sequenceNumber":"2","streamSid":"MZ1","media":{"track":"inbound","chunk":"1","timestamp":"21","payload":"/3+AAA=="},"extra":1}"#;
         assert!(matches!(parse(media).unwrap(), Inbound::Media { .. }));
-        assert_eq!(parse(r#"{"event":"future-thing","x":1}"#).unwrap(), Inbound::Unknown);
+        assert_eq!(
+            parse(r#"{"event":"future-thing","x":1}"#).unwrap(),
+            Inbound::Unknown
+        );
         assert!(matches!(
             parse(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#).unwrap(),
             Inbound::Connected { .. }

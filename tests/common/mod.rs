@@ -150,7 +150,8 @@ impl TestApp {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let url = signed_url.map_or_else(|| self.url(path), str::to_owned);
-        let sig = callbot_core::twilio::signature::compute(self.twilio_token().as_bytes(), &url, &owned);
+        let sig =
+            callbot_core::twilio::signature::compute(self.twilio_token().as_bytes(), &url, &owned);
         self.client
             .post(self.url(path))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -176,7 +177,9 @@ impl TestApp {
     }
 
     pub fn sim(&self) -> callbot_twilio_sim::Sim {
-        self.sim.clone().expect("local telephony: the simulator is running")
+        self.sim
+            .clone()
+            .expect("local telephony: the simulator is running")
     }
 }
 

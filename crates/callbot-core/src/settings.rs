@@ -210,7 +210,9 @@ impl Settings {
                     )
                 })?;
                 let api_key = match (get("TWILIO_API_KEY_SID"), get("TWILIO_API_KEY_SECRET")) {
-                    (Some(k), Some(secret)) => Some((k.clone(), SecretString::from(secret.clone()))),
+                    (Some(k), Some(secret)) => {
+                        Some((k.clone(), SecretString::from(secret.clone())))
+                    }
                     (None, None) => None,
                     _ => {
                         return Err(err(
@@ -282,11 +284,21 @@ impl Settings {
             // Twilio must reach us: an https answer URL and a wss media-stream URL (spec §1.1).
             match &public_base_url {
                 Some(u) if u.scheme() == "https" => {}
-                _ => return Err(err("PUBLIC_BASE_URL", "required with Twilio: the public https:// URL of the API")),
+                _ => {
+                    return Err(err(
+                        "PUBLIC_BASE_URL",
+                        "required with Twilio: the public https:// URL of the API",
+                    ));
+                }
             }
             match &stream_base_url {
                 Some(u) if u.scheme() == "wss" => {}
-                _ => return Err(err("STREAM_BASE_URL", "required with Twilio: the public wss:// URL of the stream service")),
+                _ => {
+                    return Err(err(
+                        "STREAM_BASE_URL",
+                        "required with Twilio: the public wss:// URL of the stream service",
+                    ));
+                }
             }
         }
         Ok(Settings {

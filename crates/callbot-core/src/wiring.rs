@@ -97,7 +97,10 @@ pub fn twilio_account(settings: &Settings) -> Result<TwilioAccount, WiringError>
 
 /// The simulator's account sid for a token: `AC` and 32 hex digits of its SHA-256.
 pub fn local_sim_account_sid(token: &str) -> String {
-    format!("AC{}", &hex::encode(sha2::Sha256::digest(token.as_bytes()))[..32])
+    format!(
+        "AC{}",
+        &hex::encode(sha2::Sha256::digest(token.as_bytes()))[..32]
+    )
 }
 
 /// Reads, or creates once, the local simulator's auth token in `data_dir`.

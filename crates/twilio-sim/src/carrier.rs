@@ -43,9 +43,13 @@ pub struct Script {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The answer URL returned this TwiML.
-    Answered { twiml: String },
+    Answered {
+        twiml: String,
+    },
     /// The answer URL failed.
-    AnswerFailed { status: u16 },
+    AnswerFailed {
+        status: u16,
+    },
     Said(String),
     /// The media WebSocket is open and `start` was sent.
     StreamStarted {
@@ -53,21 +57,33 @@ pub enum Event {
         parameters: Vec<(String, String)>,
     },
     /// The WebSocket handshake was refused (HTTP status, 0 when the connection failed).
-    StreamRefused { status: u16 },
+    StreamRefused {
+        status: u16,
+    },
     /// The bot sent audio (bytes of μ-law).
-    BotAudio { bytes: usize },
+    BotAudio {
+        bytes: usize,
+    },
     /// Playout reached a mark (or `clear` discarded the audio before it).
     MarkEchoed(String),
     /// `clear` dropped this much queued audio.
-    Cleared { dropped_bytes: usize },
+    Cleared {
+        dropped_bytes: usize,
+    },
     /// A message from the server broke the protocol (wrong shape, extra fields, binary frame).
     ProtocolError(String),
     DtmfSent(char),
     /// The server closed the stream.
     StreamClosed,
     Dialed(String),
-    StatusCallback { status: String, http_status: u16 },
-    Ended { status: String, duration_secs: u64 },
+    StatusCallback {
+        status: String,
+        http_status: u16,
+    },
+    Ended {
+        status: String,
+        duration_secs: u64,
+    },
 }
 
 /// Commands from the REST API to a live call.
@@ -550,7 +566,9 @@ mod tests {
     #[test]
     fn outbound_messages_are_checked_strictly() {
         let ok = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"/3+AAA=="}}"#;
-        assert!(matches!(check_outbound(ok, "MZ1"), Ok(Outbound::Media(b)) if b == [0xFF, 0x7F, 0x80, 0x00]));
+        assert!(
+            matches!(check_outbound(ok, "MZ1"), Ok(Outbound::Media(b)) if b == [0xFF, 0x7F, 0x80, 0x00])
+        );
         assert!(check_outbound(ok, "MZ2").is_err());
         let extra = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"AA=="},"x":1}"#;
         assert!(check_outbound(extra, "MZ1").is_err());
@@ -569,7 +587,10 @@ mod tests {
             ],
             hangup_when_done: true,
         };
-        let mut c = Cursor { script: &mut s, offset: 0 };
+        let mut c = Cursor {
+            script: &mut s,
+            offset: 0,
+        };
         assert!(matches!(c.next_frame(), Frame::Audio(f) if f[0] == 1));
         assert!(matches!(c.next_frame(), Frame::Audio(f) if f[39] == 1 && f[40] == SILENCE));
         assert!(matches!(c.next_frame(), Frame::Dtmf('5')));

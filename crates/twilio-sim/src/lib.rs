@@ -229,7 +229,14 @@ impl Sim {
             number.status_callback.clone(),
             vec!["completed".into()],
         );
-        Ok(self.start(ctx, events, Answer::Url(voice_url), script, "in-progress", 0))
+        Ok(self.start(
+            ctx,
+            events,
+            Answer::Url(voice_url),
+            script,
+            "in-progress",
+            0,
+        ))
     }
 
     fn start(
@@ -299,9 +306,7 @@ impl Sim {
 
     /// Sends a command to a live call; false when the call is not live.
     fn control(&self, sid: &str, cmd: Control) -> bool {
-        let tx = lock(&self.0.calls)
-            .get(sid)
-            .and_then(|c| c.control.clone());
+        let tx = lock(&self.0.calls).get(sid).and_then(|c| c.control.clone());
         match tx {
             Some(tx) => tx.try_send(cmd).is_ok(),
             None => false,
@@ -310,10 +315,7 @@ impl Sim {
 }
 
 /// Collects a call's events until it ends (or `timeout` passes).
-pub async fn events_until_end(
-    handle: &mut CallHandle,
-    timeout: std::time::Duration,
-) -> Vec<Event> {
+pub async fn events_until_end(handle: &mut CallHandle, timeout: std::time::Duration) -> Vec<Event> {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
     while let Ok(Some(e)) = tokio::time::timeout_at(deadline, handle.events.recv()).await {

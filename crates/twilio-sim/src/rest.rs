@@ -71,7 +71,10 @@ pub fn router(sim: Sim) -> Router {
         .route("/Calls.json", post(create_call))
         .route("/Calls/{file}", get(fetch_call).post(update_call))
         .fallback(|| async { TwilioError::new(404, 20404, "The requested resource was not found") })
-        .layer(axum::middleware::from_fn_with_state(sim.clone(), authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            authenticate,
+        ))
         .with_state(sim);
     Router::new().nest("/2010-04-01/Accounts/{account}", account)
 }
@@ -138,7 +141,11 @@ fn form(
         .map_err(|e| TwilioError::new(400, 20001, format!("Malformed form body: {e}")))?;
     for (k, _) in &pairs {
         if !allowed.contains(&k.as_str()) {
-            return Err(TwilioError::new(400, 20001, format!("Unknown parameter: {k}")));
+            return Err(TwilioError::new(
+                400,
+                20001,
+                format!("Unknown parameter: {k}"),
+            ));
         }
     }
     Ok(pairs)
@@ -199,12 +206,26 @@ fn is_available(sim: &Sim, phone: &str) -> bool {
         && phone.starts_with("+1")
         && phone.get(5..8) == Some("555")
         && phone[2..].bytes().all(|b| b.is_ascii_digit());
-    shape && !lock(&sim.0.numbers).values().any(|n| n.phone_number == phone)
+    shape
+        && !lock(&sim.0.numbers)
+            .values()
+            .any(|n| n.phone_number == phone)
 }
 
 const SEARCH_PARAMS: &[&str] = &[
-    "AreaCode", "Contains", "VoiceEnabled", "SmsEnabled", "MmsEnabled", "FaxEnabled", "InRegion",
-    "InPostalCode", "InLocality", "PageSize", "Page", "ExcludeAllAddressRequired", "Beta",
+    "AreaCode",
+    "Contains",
+    "VoiceEnabled",
+    "SmsEnabled",
+    "MmsEnabled",
+    "FaxEnabled",
+    "InRegion",
+    "InPostalCode",
+    "InLocality",
+    "PageSize",
+    "Page",
+    "ExcludeAllAddressRequired",
+    "Beta",
 ];
 
 async fn search_numbers(
@@ -214,19 +235,36 @@ async fn search_numbers(
 ) -> ApiResult {
     account_ok(&sim, &account)?;
     if kind != "Local.json" {
-        return Err(TwilioError::new(404, 20404, "Only Local numbers are simulated"));
+        return Err(TwilioError::new(
+            404,
+            20404,
+            "Only Local numbers are simulated",
+        ));
     }
-    if let Some((k, _)) = query.iter().find(|(k, _)| !SEARCH_PARAMS.contains(&k.as_str())) {
-        return Err(TwilioError::new(400, 20001, format!("Unknown parameter: {k}")));
+    if let Some((k, _)) = query
+        .iter()
+        .find(|(k, _)| !SEARCH_PARAMS.contains(&k.as_str()))
+    {
+        return Err(TwilioError::new(
+            400,
+            20001,
+            format!("Unknown parameter: {k}"),
+        ));
     }
     if let Some(f) = sim.take_fault(Op::Search) {
         return Err(f.into());
     }
     let area = one(&query, "AreaCode").unwrap_or("555");
     if !(area.len() == 3 && area.bytes().all(|b| b.is_ascii_digit())) {
-        return Err(TwilioError::new(400, 21452, format!("AreaCode {area:?} is not valid")));
+        return Err(TwilioError::new(
+            400,
+            21452,
+            format!("AreaCode {area:?} is not valid"),
+        ));
     }
-    let page_size = one(&query, "PageSize").and_then(|p| p.parse().ok()).unwrap_or(50usize);
+    let page_size = one(&query, "PageSize")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(50usize);
     // Area code 000 has no numbers, like an exhausted area in real life.
     let numbers = if matches!(country.as_str(), "US" | "CA") && area != "000" {
         available(&sim, area, page_size.min(1000))
@@ -250,14 +288,26 @@ async fn search_numbers(
 }
 
 const NUMBER_PARAMS: &[&str] = &[
-    "PhoneNumber", "AreaCode", "FriendlyName", "VoiceUrl", "VoiceMethod", "VoiceFallbackUrl",
-    "VoiceFallbackMethod", "StatusCallback", "StatusCallbackMethod", "VoiceCallerIdLookup",
+    "PhoneNumber",
+    "AreaCode",
+    "FriendlyName",
+    "VoiceUrl",
+    "VoiceMethod",
+    "VoiceFallbackUrl",
+    "VoiceFallbackMethod",
+    "StatusCallback",
+    "StatusCallbackMethod",
+    "VoiceCallerIdLookup",
 ];
 
 fn method_ok(v: Option<&str>) -> Result<String, TwilioError> {
     match v.unwrap_or("POST") {
         m @ ("GET" | "POST") => Ok(m.to_owned()),
-        other => Err(TwilioError::new(400, 21207, format!("Method {other:?} is not GET or POST"))),
+        other => Err(TwilioError::new(
+            400,
+            21207,
+            format!("Method {other:?} is not GET or POST"),
+        )),
     }
 }
 
@@ -265,7 +315,11 @@ fn url_ok(v: Option<&str>) -> Result<Option<String>, TwilioError> {
     match v {
         None => Ok(None),
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(Some(u.to_owned())),
-        Some(u) => Err(TwilioError::new(400, 21205, format!("Url {u:?} is not a valid URL"))),
+        Some(u) => Err(TwilioError::new(
+            400,
+            21205,
+            format!("Url {u:?} is not a valid URL"),
+        )),
     }
 }
 
@@ -305,7 +359,11 @@ async fn buy_number(
     let phone = match (one(&p, "PhoneNumber"), one(&p, "AreaCode")) {
         (Some(n), _) => {
             if !is_available(&sim, n) {
-                return Err(TwilioError::new(400, 21422, format!("PhoneNumber {n} is not available")));
+                return Err(TwilioError::new(
+                    400,
+                    21422,
+                    format!("PhoneNumber {n} is not available"),
+                ));
             }
             n.to_owned()
         }
@@ -313,7 +371,11 @@ async fn buy_number(
             .pop()
             .ok_or_else(|| TwilioError::new(400, 21452, "No numbers found in that area code"))?,
         (None, None) => {
-            return Err(TwilioError::new(400, 21451, "PhoneNumber or AreaCode is required"));
+            return Err(TwilioError::new(
+                400,
+                21451,
+                "PhoneNumber or AreaCode is required",
+            ));
         }
     };
     let number = OwnedNumber {
@@ -330,7 +392,11 @@ async fn buy_number(
         // Check and take under one lock: two buyers never get the same number.
         let mut numbers = lock(&sim.0.numbers);
         if numbers.values().any(|n| n.phone_number == phone) {
-            return Err(TwilioError::new(400, 21422, format!("PhoneNumber {phone} is not available")));
+            return Err(TwilioError::new(
+                400,
+                21422,
+                format!("PhoneNumber {phone} is not available"),
+            ));
         }
         numbers.insert(number.sid.clone(), number.clone());
     }
@@ -382,14 +448,32 @@ async fn release_number(
             sim.save_numbers();
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        None => Err(TwilioError::new(404, 20404, "The requested resource was not found")),
+        None => Err(TwilioError::new(
+            404,
+            20404,
+            "The requested resource was not found",
+        )),
     }
 }
 
 const CALL_PARAMS: &[&str] = &[
-    "To", "From", "Url", "Method", "Twiml", "ApplicationSid", "StatusCallback",
-    "StatusCallbackMethod", "StatusCallbackEvent", "Timeout", "Record", "MachineDetection",
-    "TimeLimit", "SendDigits", "CallerId", "FallbackUrl", "FallbackMethod",
+    "To",
+    "From",
+    "Url",
+    "Method",
+    "Twiml",
+    "ApplicationSid",
+    "StatusCallback",
+    "StatusCallbackMethod",
+    "StatusCallbackEvent",
+    "Timeout",
+    "Record",
+    "MachineDetection",
+    "TimeLimit",
+    "SendDigits",
+    "CallerId",
+    "FallbackUrl",
+    "FallbackMethod",
 ];
 
 fn call_json(sim: &Sim, c: &crate::CallInfo) -> Value {
@@ -416,7 +500,11 @@ async fn create_call(
         return Err(TwilioError::new(400, 21201, "To and From are required"));
     };
     if !is_e164(to) {
-        return Err(TwilioError::new(400, 21211, format!("Invalid 'To' Phone Number: {to}")));
+        return Err(TwilioError::new(
+            400,
+            21211,
+            format!("Invalid 'To' Phone Number: {to}"),
+        ));
     }
     if sim.number(from).is_none() {
         return Err(TwilioError::new(
@@ -428,8 +516,20 @@ async fn create_call(
     let answer = match (url_ok(one(&p, "Url"))?, one(&p, "Twiml")) {
         (Some(u), _) => Answer::Url(u),
         (None, Some(t)) if t.len() <= 4000 => Answer::Twiml(t.to_owned()),
-        (None, Some(_)) => return Err(TwilioError::new(400, 21232, "Twiml is longer than 4000 characters")),
-        (None, None) => return Err(TwilioError::new(400, 21205, "Url, Twiml or ApplicationSid is required")),
+        (None, Some(_)) => {
+            return Err(TwilioError::new(
+                400,
+                21232,
+                "Twiml is longer than 4000 characters",
+            ));
+        }
+        (None, None) => {
+            return Err(TwilioError::new(
+                400,
+                21205,
+                "Url, Twiml or ApplicationSid is required",
+            ));
+        }
     };
     method_ok(one(&p, "Method"))?;
     method_ok(one(&p, "StatusCallbackMethod"))?;
@@ -439,8 +539,15 @@ async fn create_call(
         .map(|(_, v)| v.clone())
         .collect();
     for e in &events {
-        if !matches!(e.as_str(), "initiated" | "ringing" | "answered" | "completed") {
-            return Err(TwilioError::new(400, 21626, format!("Invalid StatusCallbackEvent {e:?}")));
+        if !matches!(
+            e.as_str(),
+            "initiated" | "ringing" | "answered" | "completed"
+        ) {
+            return Err(TwilioError::new(
+                400,
+                21626,
+                format!("Invalid StatusCallbackEvent {e:?}"),
+            ));
         }
     }
     if events.is_empty() {
@@ -462,12 +569,16 @@ async fn create_call(
         .get(to)
         .cloned()
         .unwrap_or(Script {
-            steps: vec![crate::carrier::Step::Silence(std::time::Duration::from_secs(30))],
+            steps: vec![crate::carrier::Step::Silence(
+                std::time::Duration::from_secs(30),
+            )],
             hangup_when_done: true,
         });
     // Answer after this response is on its way, like the real network would.
     let handle = sim.start(ctx, events_rx, answer, script, "queued", 0);
-    let info = sim.call(&handle.sid).ok_or_else(|| TwilioError::new(500, 20500, "call vanished"))?;
+    let info = sim
+        .call(&handle.sid)
+        .ok_or_else(|| TwilioError::new(500, 20500, "call vanished"))?;
     let mut body = call_json(&sim, &info);
     body["status"] = json!("queued");
     body["start_time"] = Value::Null;
@@ -497,7 +608,17 @@ async fn update_call(
     let p = form(
         &headers,
         &body,
-        &["Status", "Url", "Method", "Twiml", "StatusCallback", "StatusCallbackMethod", "FallbackUrl", "FallbackMethod", "TimeLimit"],
+        &[
+            "Status",
+            "Url",
+            "Method",
+            "Twiml",
+            "StatusCallback",
+            "StatusCallbackMethod",
+            "FallbackUrl",
+            "FallbackMethod",
+            "TimeLimit",
+        ],
     )?;
     if let Some(f) = sim.take_fault(Op::UpdateCall) {
         return Err(f.into());
@@ -508,13 +629,27 @@ async fn update_call(
     let cmd = match (one(&p, "Status"), one(&p, "Twiml")) {
         (Some("completed" | "canceled"), _) => Control::Hangup,
         (Some(other), _) => {
-            return Err(TwilioError::new(400, 21218, format!("Invalid Status {other:?}")));
+            return Err(TwilioError::new(
+                400,
+                21218,
+                format!("Invalid Status {other:?}"),
+            ));
         }
         (None, Some(t)) => Control::Redirect(t.to_owned()),
-        (None, None) => return Err(TwilioError::new(400, 21201, "Status, Url or Twiml is required")),
+        (None, None) => {
+            return Err(TwilioError::new(
+                400,
+                21201,
+                "Status, Url or Twiml is required",
+            ));
+        }
     };
     if !sim.control(&sid, cmd) {
-        return Err(TwilioError::new(400, 21220, "Call is not in-progress. Cannot redirect."));
+        return Err(TwilioError::new(
+            400,
+            21220,
+            "Call is not in-progress. Cannot redirect.",
+        ));
     }
     Ok(axum::Json(call_json(&sim, &info)).into_response())
 }

@@ -103,7 +103,9 @@ pub fn parse(xml: &str) -> anyhow::Result<Vec<Verb>> {
                 let name = stack.pop().unwrap_or_default();
                 let parent = stack.last().map(String::as_str);
                 match (parent, name.as_str()) {
-                    (Some("Response"), "Say") => verbs.push(Verb::Say(std::mem::take(&mut text).trim().to_owned())),
+                    (Some("Response"), "Say") => {
+                        verbs.push(Verb::Say(std::mem::take(&mut text).trim().to_owned()))
+                    }
                     (Some("Connect"), "Stream") => {
                         if let Some((url, parameters)) = stream.take() {
                             verbs.push(Verb::ConnectStream { url, parameters });

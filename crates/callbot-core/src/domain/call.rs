@@ -195,7 +195,12 @@ mod tests {
         let sid = CallSid::generate();
         assert_eq!(CallSid::parse(sid.as_str()).unwrap(), sid);
         assert!(CallSid::parse("CA5f0e1d2c3b4a59687766554433221100").is_ok());
-        for bad in ["", "CA123", "MZ5f0e1d2c3b4a59687766554433221100", "CA5f0e1d2c3b4a5968776655443322110g"] {
+        for bad in [
+            "",
+            "CA123",
+            "MZ5f0e1d2c3b4a59687766554433221100",
+            "CA5f0e1d2c3b4a5968776655443322110g",
+        ] {
             assert!(CallSid::parse(bad).is_err(), "{bad}");
         }
     }

@@ -56,6 +56,63 @@ pub enum StatusOutcome {
 }
 
 impl CallRecord {
+    /// A call the carrier has just connected to one of our numbers: live from `now`.
+    pub fn inbound(
+        sid: CallSid,
+        tenant: &TenantId,
+        bot: &BotId,
+        from: &str,
+        to: &str,
+        now: OffsetDateTime,
+    ) -> Self {
+        let mut call = Self::fresh(sid, tenant, bot, CallDirection::Inbound, from, to, now);
+        call.status = CallStatus::InProgress;
+        call.started_at = Some(now);
+        call
+    }
+
+    /// A call we asked the carrier to place from the bot's number `from`: queued until its status
+    /// callbacks arrive.
+    pub fn outbound(
+        sid: CallSid,
+        tenant: &TenantId,
+        bot: &BotId,
+        from: &str,
+        to: &str,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self::fresh(sid, tenant, bot, CallDirection::Outbound, from, to, now)
+    }
+
+    fn fresh(
+        sid: CallSid,
+        tenant: &TenantId,
+        bot: &BotId,
+        direction: CallDirection,
+        from: &str,
+        to: &str,
+        now: OffsetDateTime,
+    ) -> Self {
+        CallRecord {
+            sid,
+            tenant: tenant.clone(),
+            bot_id: bot.clone(),
+            direction,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            user: None,
+            status: CallStatus::Queued,
+            status_seq: -1,
+            prompt: None,
+            first_message: None,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            ended_at: None,
+            duration_secs: None,
+        }
+    }
+
     /// The record after `update`, or `None` when the update must be ignored: it is older than one
     /// already applied, or it would move the call backwards or out of a finished state.
     pub fn with_status(&self, update: &StatusUpdate) -> Option<CallRecord> {
@@ -89,11 +146,7 @@ impl CallRecord {
 
     /// The sort key of listings (newest first): creation time, then sid.
     pub fn list_key(&self) -> String {
-        format!(
-            "{}#{}",
-            crate::time_fmt::rfc3339(self.created_at),
-            self.sid
-        )
+        format!("{}#{}", crate::time_fmt::rfc3339(self.created_at), self.sid)
     }
 }
 
@@ -146,7 +199,9 @@ impl Cursor {
 pub enum RateDecision {
     Allowed,
     /// All slots are taken; the oldest frees up after this many seconds.
-    Limited { retry_after_secs: u64 },
+    Limited {
+        retry_after_secs: u64,
+    },
 }
 
 /// Persistent call state. Same contract as [`super::Store`]: no method blocks the runtime, each is
@@ -226,25 +281,15 @@ mod tests {
     use time::Duration;
 
     fn record() -> CallRecord {
-        let now = crate::time_fmt::now();
-        CallRecord {
-            sid: CallSid::generate(),
-            tenant: TenantId::parse("t").unwrap(),
-            bot_id: BotId::generate(),
-            direction: CallDirection::Outbound,
-            from: "+15550100001".into(),
-            to: "+15552223333".into(),
-            user: None,
-            status: CallStatus::Queued,
-            status_seq: -1,
-            prompt: None,
-            first_message: None,
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-            ended_at: None,
-            duration_secs: None,
-        }
+        let t = TenantId::parse("t").unwrap();
+        CallRecord::outbound(
+            CallSid::generate(),
+            &t,
+            &BotId::generate(),
+            "+15550100001",
+            "+15552223333",
+            crate::time_fmt::now(),
+        )
     }
 
     fn upd(status: CallStatus, seq: i64, at: OffsetDateTime) -> StatusUpdate {
@@ -266,14 +311,21 @@ mod tests {
             .unwrap();
         assert_eq!(answered.started_at, Some(t0 + Duration::seconds(2)));
         // A late "ringing" (lower sequence) is ignored.
-        assert!(answered.with_status(&upd(CallStatus::Ringing, 1, t0)).is_none());
+        assert!(
+            answered
+                .with_status(&upd(CallStatus::Ringing, 1, t0))
+                .is_none()
+        );
         let done = answered
             .with_status(&upd(CallStatus::Completed, 3, t0 + Duration::seconds(12)))
             .unwrap();
         assert_eq!(done.duration_secs, Some(10));
         assert_eq!(done.ended_at, Some(t0 + Duration::seconds(12)));
         // Nothing moves a finished call, even with a higher sequence number.
-        assert!(done.with_status(&upd(CallStatus::InProgress, 9, t0)).is_none());
+        assert!(
+            done.with_status(&upd(CallStatus::InProgress, 9, t0))
+                .is_none()
+        );
         assert!(done.with_status(&upd(CallStatus::Failed, 9, t0)).is_none());
     }
 

@@ -121,11 +121,13 @@ impl TwilioTelephony {
             if status == 204 || body.is_empty() {
                 return Ok(None);
             }
-            return serde_json::from_slice(&body).map(Some).map_err(|e| Failure {
-                status: 502,
-                code: None,
-                message: format!("unexpected answer: {e}"),
-            });
+            return serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| Failure {
+                    status: 502,
+                    code: None,
+                    message: format!("unexpected answer: {e}"),
+                });
         }
         let parsed: Option<TwilioError> = serde_json::from_slice(&body).ok();
         Err(Failure {
@@ -157,7 +159,11 @@ impl TwilioTelephony {
     }
 
     /// Available local numbers, or `NoNumbers`.
-    async fn search(&self, country: &str, area_code: Option<&str>) -> Result<Vec<String>, TelephonyError> {
+    async fn search(
+        &self,
+        country: &str,
+        area_code: Option<&str>,
+    ) -> Result<Vec<String>, TelephonyError> {
         let mut query = vec![("VoiceEnabled", "true"), ("PageSize", "30")];
         if let Some(area) = area_code {
             query.push(("AreaCode", area));
@@ -165,7 +171,10 @@ impl TwilioTelephony {
         let found: Vec<String> = self
             .send::<AvailableList>(
                 self.http
-                    .get(format!("{}/AvailablePhoneNumbers/{country}/Local.json", self.account_url))
+                    .get(format!(
+                        "{}/AvailablePhoneNumbers/{country}/Local.json",
+                        self.account_url
+                    ))
                     .query(&query),
             )
             .await
@@ -210,7 +219,10 @@ impl TwilioTelephony {
                 message: "purchase answered without a number".into(),
             })?;
         match PhoneNumber::parse(&bought.phone_number) {
-            Ok(number) => Ok(ProvisionedNumber { number, sid: bought.sid }),
+            Ok(number) => Ok(ProvisionedNumber {
+                number,
+                sid: bought.sid,
+            }),
             Err(e) => {
                 // Do not keep a number we cannot use.
                 let _ = self.release(&bought.sid).await;
@@ -225,10 +237,10 @@ impl TwilioTelephony {
 
     async fn release(&self, sid: &str) -> Result<(), Failure> {
         let res = self
-            .send::<serde_json::Value>(
-                self.http
-                    .delete(format!("{}/IncomingPhoneNumbers/{sid}.json", self.account_url)),
-            )
+            .send::<serde_json::Value>(self.http.delete(format!(
+                "{}/IncomingPhoneNumbers/{sid}.json",
+                self.account_url
+            )))
             .await;
         match res {
             Ok(_) => Ok(()),
@@ -237,7 +249,11 @@ impl TwilioTelephony {
         }
     }
 
-    async fn update_call(&self, sid: &CallSid, form: &[(&str, &str)]) -> Result<(), TelephonyError> {
+    async fn update_call(
+        &self,
+        sid: &CallSid,
+        form: &[(&str, &str)],
+    ) -> Result<(), TelephonyError> {
         match self
             .post::<CallResource>(&format!("/Calls/{sid}.json"), form)
             .await

@@ -86,10 +86,16 @@ mod tests {
         let t = issue(b"secret", &bot, &call, 1000);
         let claims = verify(b"secret", &t, 1000).unwrap();
         assert_eq!((claims.bot, claims.call), (bot.clone(), call));
-        assert_eq!(verify(b"secret", &t, 1000 + TOKEN_TTL_SECS + 1), Err(TokenError::Expired));
+        assert_eq!(
+            verify(b"secret", &t, 1000 + TOKEN_TTL_SECS + 1),
+            Err(TokenError::Expired)
+        );
         assert_eq!(verify(b"other", &t, 1000), Err(TokenError::BadSignature));
         let other_bot = t.replace(bot.as_str(), BotId::generate().as_str());
-        assert_eq!(verify(b"secret", &other_bot, 1000), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(b"secret", &other_bot, 1000),
+            Err(TokenError::BadSignature)
+        );
         assert_eq!(verify(b"secret", "v1.x", 1000), Err(TokenError::Malformed));
         assert_eq!(verify(b"secret", "", 1000), Err(TokenError::Malformed));
     }

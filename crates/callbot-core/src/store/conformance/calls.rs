@@ -13,25 +13,14 @@ use time::Duration;
 
 /// A live inbound call of `tenant`'s `bot` with a fresh sid.
 pub fn sample_call(tenant: &TenantId, bot: &BotId) -> CallRecord {
-    let now = time_fmt::now();
-    CallRecord {
-        sid: CallSid::generate(),
-        tenant: tenant.clone(),
-        bot_id: bot.clone(),
-        direction: CallDirection::Inbound,
-        from: "+15557654321".into(),
-        to: "+15550100001".into(),
-        user: None,
-        status: CallStatus::InProgress,
-        status_seq: -1,
-        prompt: None,
-        first_message: None,
-        created_at: now,
-        updated_at: now,
-        started_at: Some(now),
-        ended_at: None,
-        duration_secs: None,
-    }
+    CallRecord::inbound(
+        CallSid::generate(),
+        tenant,
+        bot,
+        "+15557654321",
+        "+15550100001",
+        time_fmt::now(),
+    )
 }
 
 fn upd(status: CallStatus, seq: i64, at: time::OffsetDateTime) -> StatusUpdate {
@@ -63,29 +52,57 @@ pub(super) async fn lifecycle(store: &dyn Store) {
         !store.create_call(&call, None).await.unwrap(),
         "a second create with the same sid changes nothing"
     );
-    assert_eq!(store.call_by_sid(&call.sid).await.unwrap(), Some(call.clone()));
-    assert_eq!(store.get_call(&t, &call.sid).await.unwrap(), Some(call.clone()));
-    assert_eq!(store.get_call(&tenant(), &call.sid).await.unwrap(), None, "isolation");
+    assert_eq!(
+        store.call_by_sid(&call.sid).await.unwrap(),
+        Some(call.clone())
+    );
+    assert_eq!(
+        store.get_call(&t, &call.sid).await.unwrap(),
+        Some(call.clone())
+    );
+    assert_eq!(
+        store.get_call(&tenant(), &call.sid).await.unwrap(),
+        None,
+        "isolation"
+    );
 
     let t0 = call.created_at;
     let at = |s: i64| t0 + Duration::seconds(s);
     let sid = &call.sid;
-    applied(store.update_call_status(sid, &upd(CallStatus::Ringing, 1, at(1))).await.unwrap());
-    let live =
-        applied(store.update_call_status(sid, &upd(CallStatus::InProgress, 2, at(3))).await.unwrap());
+    applied(
+        store
+            .update_call_status(sid, &upd(CallStatus::Ringing, 1, at(1)))
+            .await
+            .unwrap(),
+    );
+    let live = applied(
+        store
+            .update_call_status(sid, &upd(CallStatus::InProgress, 2, at(3)))
+            .await
+            .unwrap(),
+    );
     assert_eq!(live.started_at, Some(at(3)));
     // A late, lower-numbered callback is ignored.
     assert!(matches!(
-        store.update_call_status(sid, &upd(CallStatus::Ringing, 1, at(1))).await.unwrap(),
+        store
+            .update_call_status(sid, &upd(CallStatus::Ringing, 1, at(1)))
+            .await
+            .unwrap(),
         StatusOutcome::Ignored(_)
     ));
     let mut done = upd(CallStatus::Completed, 3, at(13));
     done.duration_secs = Some(10);
     let done = applied(store.update_call_status(sid, &done).await.unwrap());
-    assert_eq!((done.duration_secs, done.ended_at), (Some(10), Some(at(13))));
+    assert_eq!(
+        (done.duration_secs, done.ended_at),
+        (Some(10), Some(at(13)))
+    );
     // Nothing moves a finished call.
     assert!(matches!(
-        store.update_call_status(sid, &upd(CallStatus::InProgress, 9, at(20))).await.unwrap(),
+        store
+            .update_call_status(sid, &upd(CallStatus::InProgress, 9, at(20)))
+            .await
+            .unwrap(),
         StatusOutcome::Ignored(_)
     ));
     assert_eq!(store.call_by_sid(sid).await.unwrap(), Some(done));
@@ -114,7 +131,11 @@ pub(super) async fn lifecycle(store: &dyn Store) {
         store.create_call(&third, Some(&idem)).await,
         Err(StoreError::IdempotencyKeyUsed)
     ));
-    assert_eq!(store.call_by_sid(&third.sid).await.unwrap(), None, "nothing half-written");
+    assert_eq!(
+        store.call_by_sid(&third.sid).await.unwrap(),
+        None,
+        "nothing half-written"
+    );
 }
 
 pub(super) async fn listing(store: &dyn Store) {
@@ -131,7 +152,10 @@ pub(super) async fn listing(store: &dyn Store) {
         store.create_call(&c, None).await.unwrap();
         sids.push(c.sid);
     }
-    store.create_call(&sample_call(&other, &bot_a), None).await.unwrap();
+    store
+        .create_call(&sample_call(&other, &bot_a), None)
+        .await
+        .unwrap();
     let newest_first: Vec<_> = sids.iter().rev().cloned().collect();
 
     let mut seen = Vec::new();
@@ -148,7 +172,10 @@ pub(super) async fn listing(store: &dyn Store) {
             None => break,
         }
     }
-    assert_eq!(seen, newest_first, "pages cover every call once, newest first");
+    assert_eq!(
+        seen, newest_first,
+        "pages cover every call once, newest first"
+    );
 
     let filter = |bot: Option<&BotId>, status| CallFilter {
         bot: bot.cloned(),
@@ -159,7 +186,12 @@ pub(super) async fn listing(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(by_bot.calls.len(), 4);
-    assert!(by_bot.calls.iter().all(|c| c.bot_id == bot_a && c.tenant == t));
+    assert!(
+        by_bot
+            .calls
+            .iter()
+            .all(|c| c.bot_id == bot_a && c.tenant == t)
+    );
     let done = store
         .list_calls(&t, &filter(None, Some(CallStatus::Completed)), None, 50)
         .await

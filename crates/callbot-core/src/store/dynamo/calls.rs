@@ -153,10 +153,7 @@ impl CallStore for DynamoStore {
     }
 
     async fn get_call(&self, tenant: &TenantId, sid: &CallSid) -> StoreResult<Option<CallRecord>> {
-        Ok(self
-            .call_by_sid(sid)
-            .await?
-            .filter(|c| c.tenant == *tenant))
+        Ok(self.call_by_sid(sid).await?.filter(|c| c.tenant == *tenant))
     }
 
     async fn call_by_sid(&self, sid: &CallSid) -> StoreResult<Option<CallRecord>> {
@@ -261,10 +258,7 @@ impl CallStore for DynamoStore {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":limit", n(limit))
             // Counters are kept for 35 days, then TTL removes them.
-            .expression_attribute_values(
-                ":exp",
-                n(time_fmt::now().unix_timestamp() + 35 * 86_400),
-            )
+            .expression_attribute_values(":exp", n(time_fmt::now().unix_timestamp() + 35 * 86_400))
             .send()
             .await;
         match res {

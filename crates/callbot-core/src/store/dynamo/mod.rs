@@ -294,7 +294,10 @@ impl DynamoStore {
     }
 
     /// A transaction item inserting an idempotency record unless its key is taken.
-    pub(super) fn idempotency_put(&self, idem: &IdempotencyRecord) -> StoreResult<TransactWriteItem> {
+    pub(super) fn idempotency_put(
+        &self,
+        idem: &IdempotencyRecord,
+    ) -> StoreResult<TransactWriteItem> {
         let mut item = key(idem_pk(&idem.tenant, &idem.scope, &idem.key), "IDEM");
         item.insert("tenant".into(), s(idem.tenant.as_str()));
         item.insert("scope".into(), s(&idem.scope));

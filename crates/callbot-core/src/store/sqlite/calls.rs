@@ -61,10 +61,16 @@ fn call_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<CallRe
             direction: CallDirection::parse(&dir).map_err(corrupt)?,
             from,
             to,
-            user: user.map(|u| UserLabel::parse(&u)).transpose().map_err(corrupt)?,
+            user: user
+                .map(|u| UserLabel::parse(&u))
+                .transpose()
+                .map_err(corrupt)?,
             status: CallStatus::parse(&status).map_err(corrupt)?,
             status_seq: seq,
-            prompt: prompt.map(|p| Goal::parse(&p)).transpose().map_err(corrupt)?,
+            prompt: prompt
+                .map(|p| Goal::parse(&p))
+                .transpose()
+                .map_err(corrupt)?,
             first_message: first
                 .map(|f| FirstMessage::parse(&f))
                 .transpose()
@@ -102,9 +108,10 @@ impl CallStore for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
             if let Some(idem) = &idem
-                && idempotency_used(&tx, idem)? {
-                    return Err(StoreError::IdempotencyKeyUsed);
-                }
+                && idempotency_used(&tx, idem)?
+            {
+                return Err(StoreError::IdempotencyKeyUsed);
+            }
             if select_call(&tx, call.sid.as_str())?.is_some() {
                 return Ok(false);
             }
@@ -197,7 +204,10 @@ impl CallStore for SqliteStore {
                 ))
                 .map_err(backend)?;
             let calls = stmt
-                .query_map(params![tenant, after, bot, status, limit + 1], call_from_row)
+                .query_map(
+                    params![tenant, after, bot, status, limit + 1],
+                    call_from_row,
+                )
                 .map_err(backend)?
                 .map(|r| r.map_err(backend).and_then(|c| c))
                 .collect::<StoreResult<Vec<_>>>()?;

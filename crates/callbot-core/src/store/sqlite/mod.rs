@@ -245,7 +245,9 @@ fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
     })
 }
 
-pub(super) fn idem_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<IdempotencyRecord>> {
+pub(super) fn idem_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<StoreResult<IdempotencyRecord>> {
     let tenant: String = row.get(0)?;
     let created: String = row.get(6)?;
     let status: i64 = row.get(4)?;
