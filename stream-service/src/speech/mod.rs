@@ -1,0 +1,99 @@
+//! Speech engines behind two small traits, so that offline engines (whisper.cpp, espeak-ng), cloud
+//! adapters and instant stand-ins plug into the call engine alike.
+
+pub mod espeak;
+pub mod instant;
+pub mod whisper;
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum SpeechError {
+    /// Every worker is busy and the queue is full: the caller should fall back, not wait.
+    #[error("speech engine busy")]
+    Busy,
+    #[error("speech engine failed: {0}")]
+    Engine(String),
+    #[error("speech engine not available: {0}")]
+    Unavailable(String),
+}
+
+/// What a recogniser heard in one utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    pub text: String,
+    /// Time spent inside the engine (queueing excluded).
+    pub engine: Duration,
+}
+
+/// Speech recognition of whole utterances (after endpointing).
+///
+/// - Does not block the async runtime: work runs on the engine's own bounded pool.
+/// - Cancel-safe: dropping the future abandons the result (the worker finishes the utterance).
+/// - Idempotent: the same audio may be submitted again.
+#[async_trait]
+pub trait SpeechToText: Send + Sync + std::fmt::Debug {
+    fn name(&self) -> &str;
+    /// `pcm` is 8 kHz mono 16-bit (the phone line).
+    async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError>;
+}
+
+/// Synthesised speech ready for the phone line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Speech {
+    /// 8 kHz μ-law.
+    pub ulaw: Vec<u8>,
+    pub engine: Duration,
+}
+
+/// Speech synthesis of one sentence or phrase.
+///
+/// - Does not block the async runtime (subprocess or network I/O).
+/// - Cancel-safe: dropping the future kills/abandons the synthesis.
+/// - Idempotent.
+#[async_trait]
+pub trait TextToSpeech: Send + Sync + std::fmt::Debug {
+    fn name(&self) -> &str;
+    /// `voice` is the provider-specific voice name (e.g. `en-us` for espeak-ng).
+    async fn synthesize(&self, text: &str, voice: &str) -> Result<Speech, SpeechError>;
+}
+
+/// Splits a reply into sentences so the first can play while the rest is synthesised.
+pub fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        cur.push(c);
+        let end = matches!(c, '.' | '!' | '?' | ';')
+            && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        if end && cur.trim().len() > 1 {
+            out.push(cur.trim().to_owned());
+            cur.clear();
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_owned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_sentences_but_not_numbers_or_abbreviations_inside_words() {
+        assert_eq!(
+            sentences("Sure! A table for 4 at 7.30 p.m. is booked. Anything else?"),
+            vec![
+                "Sure!",
+                "A table for 4 at 7.30 p.m. is booked.",
+                "Anything else?"
+            ]
+        );
+        assert_eq!(sentences("  "), Vec::<String>::new());
+        assert_eq!(sentences("no punctuation"), vec!["no punctuation"]);
+    }
+}

@@ -1,0 +1,200 @@
+//! whisper.cpp (through whisper-rs) on a fixed pool of worker threads with a bounded queue. Each
+//! worker owns its decoder state; the model is loaded once. Settings from the offline-speech notes:
+//! greedy, English, timestamps on, audio context sized to the utterance, tokens capped.
+
+use super::{SpeechError, SpeechToText, Transcript};
+use crate::audio::resample;
+use async_trait::async_trait;
+use std::path::Path;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+struct Job {
+    pcm: Vec<i16>,
+    reply: oneshot::Sender<Result<Transcript, SpeechError>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WhisperStt {
+    jobs: SyncSender<Job>,
+    name: String,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("samples", &self.pcm.len())
+            .finish()
+    }
+}
+
+/// Pool sizing.
+#[derive(Debug, Clone, Copy)]
+pub struct WhisperConfig {
+    pub workers: usize,
+    pub threads_per_worker: usize,
+    /// Utterances waiting beyond the busy workers; more are refused (`Busy`).
+    pub queue: usize,
+}
+
+impl Default for WhisperConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            threads_per_worker: 2,
+            queue: 8,
+        }
+    }
+}
+
+impl WhisperStt {
+    /// Loads the ggml model (blocking; call at startup) and starts the workers.
+    pub fn load(model: &Path, cfg: WhisperConfig) -> Result<Self, SpeechError> {
+        whisper_rs::install_logging_hooks();
+        let path = model
+            .to_str()
+            .ok_or_else(|| SpeechError::Unavailable("model path is not UTF-8".into()))?;
+        if !model.exists() {
+            return Err(SpeechError::Unavailable(format!(
+                "{} is missing; run `callbot models install`",
+                model.display()
+            )));
+        }
+        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
+            .map_err(|e| SpeechError::Unavailable(format!("loading {}: {e}", model.display())))?;
+        let ctx = Arc::new(ctx);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(cfg.queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..cfg.workers.max(1) {
+            let mut state = ctx
+                .create_state()
+                .map_err(|e| SpeechError::Unavailable(format!("whisper state: {e}")))?;
+            let rx = rx.clone();
+            let threads = cfg.threads_per_worker.max(1) as i32;
+            let ctx = ctx.clone();
+            std::thread::Builder::new()
+                .name(format!("whisper-{i}"))
+                .spawn(move || {
+                    let _keep = ctx;
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        if job.reply.is_closed() {
+                            continue; // the call went away while this waited
+                        }
+                        let result = run(&mut state, &job.pcm, threads);
+                        let _ = job.reply.send(result);
+                    }
+                })
+                .map_err(|e| SpeechError::Unavailable(format!("spawning worker: {e}")))?;
+        }
+        let name = format!(
+            "whisper.cpp ({})",
+            model
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("model")
+        );
+        Ok(Self { jobs: tx, name })
+    }
+}
+
+fn run(
+    state: &mut whisper_rs::WhisperState,
+    pcm8k: &[i16],
+    threads: i32,
+) -> Result<Transcript, SpeechError> {
+    let started = Instant::now();
+    let audio = resample::resample(&resample::i16_to_f32(pcm8k), 8000, 16000);
+    // Whisper needs at least a second of input; pad short utterances with silence.
+    let mut audio = audio;
+    if audio.len() < 16_000 + 1600 {
+        audio.resize(16_000 + 1600, 0.0);
+    }
+    let seconds = audio.len() as f64 / 16_000.0;
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(threads);
+    params.set_language(Some("en"));
+    params.set_no_context(true);
+    params.set_single_segment(true);
+    params.set_no_timestamps(false);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_special(false);
+    params.set_print_timestamps(false);
+    params.set_suppress_blank(true);
+    params.set_audio_ctx(((seconds + 4.0) * 50.0).ceil().min(1500.0) as i32);
+    params.set_max_tokens(((seconds * 8.0).ceil() as i32).max(16));
+    params.set_temperature_inc(0.0);
+    state
+        .full(params, &audio)
+        .map_err(|e| SpeechError::Engine(e.to_string()))?;
+    let mut text = String::new();
+    for seg in state.as_iter() {
+        if let Ok(t) = seg.to_str_lossy() {
+            text.push_str(&t);
+        }
+    }
+    Ok(Transcript {
+        text: clean(&text),
+        engine: started.elapsed(),
+    })
+}
+
+/// Whisper marks non-speech with bracketed tags ("[BLANK_AUDIO]", "(music)"): those are not words.
+fn clean(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut depth = 0;
+    for c in raw.chars() {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth = (depth - 1).max(0),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[async_trait]
+impl SpeechToText for WhisperStt {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError> {
+        let (reply, rx) = oneshot::channel();
+        match self.jobs.try_send(Job { pcm, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(SpeechError::Busy),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(SpeechError::Unavailable("whisper workers stopped".into()));
+            }
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(SpeechError::Engine("whisper worker died".into())))
+    }
+}
+
+/// Upper bound on how long a caller waits for a recognition before the engine gives up on it.
+pub const RECOGNITION_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+
+    #[test]
+    fn non_speech_tags_are_removed() {
+        assert_eq!(clean(" [BLANK_AUDIO]"), "");
+        assert_eq!(
+            clean(" Table for four (coughs) at seven."),
+            "Table for four at seven."
+        );
+    }
+}
