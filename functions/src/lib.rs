@@ -2,6 +2,7 @@
 //! points and `callbot serve` mount. `router(state)` is the whole customer-facing API.
 
 pub mod bots;
+pub mod call_detail;
 pub mod calls;
 pub mod error;
 pub mod extract;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub telephony: Arc<dyn Telephony>,
     /// The Twilio account (real, or the local simulator's): verifies webhooks, keys stream tokens.
     pub twilio: Arc<TwilioAccount>,
+    /// Call recordings (served through signed, short-lived links).
+    pub recordings: Arc<dyn callbot_core::recordings::Recordings>,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(bots::routes())
         .merge(calls::routes())
+        .merge(call_detail::routes())
         .merge(voice::routes())
         .merge(meta::routes())
         .split_for_parts()

@@ -5,6 +5,7 @@
 //! stream is held open and its frames are counted (`session`).
 
 pub mod audio;
+pub mod engine;
 pub mod handshake;
 pub mod models;
 pub mod protocol;
@@ -24,6 +25,8 @@ pub struct StreamState {
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
     pub twilio: Arc<TwilioAccount>,
+    /// The call engine; `None` only where no call may be answered (route-listing tools).
+    pub engine: Option<engine::Engine>,
 }
 
 /// The media-stream routes, used alike by the ECS entry point, `callbot serve` and tests.

@@ -2,6 +2,7 @@
 //! whisper.cpp with the converted tiny.en model recognises it. Needs `CALLBOT_TEST_MODEL` (set by
 //! scripts/test.sh after `callbot models install`); `CALLBOT_SKIP_SPEECH=1` skips knowingly.
 
+#![allow(clippy::unwrap_used)]
 use callbot_stream::audio::g711;
 use callbot_stream::speech::espeak::Espeak;
 use callbot_stream::speech::whisper::{WhisperConfig, WhisperStt};

@@ -42,6 +42,8 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("bind");
     settings.addr = listener.local_addr().expect("addr");
+    // Tests of the platform use the instant speech stand-ins; those of real speech opt in.
+    settings.calls.speech = callbot_core::settings::SpeechSettings::Instant;
     change(&mut settings);
     let platform = callbot::server::build(settings).await.expect("platform");
     let state = platform.state.clone();
@@ -239,3 +241,5 @@ fn uuid_like() -> String {
     let (_, hash) = apikey::generate();
     hash.as_str()[..16].to_owned()
 }
+
+pub mod hook;

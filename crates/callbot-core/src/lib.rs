@@ -3,11 +3,13 @@
 
 pub mod apikey;
 pub mod domain;
+pub mod recordings;
 pub mod settings;
 pub mod store;
 pub mod telephony;
 pub mod time_fmt;
 pub mod twilio;
+pub mod webhook_sign;
 pub mod wiring;
 
 pub use domain::ParseError;

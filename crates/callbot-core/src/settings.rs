@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where state lives.
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +100,41 @@ impl Default for Limits {
     }
 }
 
+/// Which speech engines the call engine uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpeechSettings {
+    /// whisper.cpp with a converted model file, and espeak-ng.
+    Local {
+        model: PathBuf,
+        espeak: String,
+        whisper_workers: usize,
+    },
+    /// Instant stand-ins (benchmarks of the platform itself).
+    Instant,
+}
+
+/// The call engine's knobs (platform-wide).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSettings {
+    pub speech: SpeechSettings,
+    /// Silence after the caller's speech that ends their turn.
+    pub end_silence: Duration,
+    /// Caller speech over the bot needed to interrupt it.
+    pub barge_in_min: Duration,
+    pub webhook_timeout: Duration,
+    /// Spoken when the webhook fails (timeout, error, bad answer) and no LLM suggestion exists.
+    pub fallback_line: String,
+    /// Caller silence before a reprompt; a second one in a row ends the call.
+    pub silence_timeout: Duration,
+    pub reprompt_line: String,
+    pub max_call: Duration,
+    /// Live media streams per tenant end user (tenant-wide for inbound calls).
+    pub max_streams_per_user: u32,
+    pub webhooks_per_bot_per_second: u32,
+    /// How long recording links stay valid.
+    pub recording_link_ttl: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub addr: SocketAddr,
@@ -113,6 +149,7 @@ pub struct Settings {
     pub public_base_url: Option<url::Url>,
     pub stream_base_url: Option<url::Url>,
     pub limits: Limits,
+    pub calls: CallSettings,
     /// `json` for machine-readable logs (Lambda, ECS), otherwise human-readable.
     pub log_json: bool,
 }
@@ -278,6 +315,50 @@ impl Settings {
             )?)
             .map_err(|e| err("CALLBOT_OUTBOUND_CALLS_PER_MINUTE", e.to_string()))?,
         };
+        let ms = |name: &'static str, default: u64| num(name, default).map(Duration::from_millis);
+        let speech = match get("CALLBOT_SPEECH")
+            .map(|s| s.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("local") => SpeechSettings::Local {
+                model: get("CALLBOT_WHISPER_MODEL")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| data_dir.join("models").join("ggml-tiny.en.bin")),
+                espeak: get("CALLBOT_ESPEAK")
+                    .cloned()
+                    .unwrap_or_else(|| "espeak-ng".into()),
+                whisper_workers: num("CALLBOT_WHISPER_WORKERS", 1)? as usize,
+            },
+            Some("instant") => SpeechSettings::Instant,
+            Some(other) => {
+                return Err(err(
+                    "CALLBOT_SPEECH",
+                    format!("{other:?} is not local or instant"),
+                ));
+            }
+        };
+        let calls = CallSettings {
+            speech,
+            end_silence: ms("CALLBOT_END_SILENCE_MS", 700)?,
+            barge_in_min: ms("CALLBOT_BARGE_IN_MS", 300)?,
+            webhook_timeout: ms("CALLBOT_WEBHOOK_TIMEOUT_MS", 3000)?,
+            fallback_line: get("CALLBOT_FALLBACK_LINE")
+                .cloned()
+                .unwrap_or_else(|| "Sorry, I did not catch that. Could you say it again?".into()),
+            silence_timeout: ms("CALLBOT_SILENCE_TIMEOUT_MS", 10_000)?,
+            reprompt_line: get("CALLBOT_REPROMPT_LINE")
+                .cloned()
+                .unwrap_or_else(|| "Are you still there?".into()),
+            max_call: Duration::from_secs(num("CALLBOT_MAX_CALL_SECS", 1800)?),
+            max_streams_per_user: u32::try_from(num("CALLBOT_MAX_STREAMS_PER_USER", 3)?)
+                .map_err(|e| err("CALLBOT_MAX_STREAMS_PER_USER", e.to_string()))?,
+            webhooks_per_bot_per_second: u32::try_from(num(
+                "CALLBOT_WEBHOOKS_PER_BOT_PER_SECOND",
+                5,
+            )?)
+            .map_err(|e| err("CALLBOT_WEBHOOKS_PER_BOT_PER_SECOND", e.to_string()))?,
+            recording_link_ttl: Duration::from_secs(num("CALLBOT_RECORDING_LINK_SECS", 900)?),
+        };
         let public_base_url = url_var("PUBLIC_BASE_URL")?;
         let stream_base_url = url_var("STREAM_BASE_URL")?;
         if matches!(telephony, TelephonySettings::Twilio { .. }) {
@@ -315,6 +396,7 @@ impl Settings {
             public_base_url,
             stream_base_url,
             limits,
+            calls,
             log_json: get("CALLBOT_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
         })
     }

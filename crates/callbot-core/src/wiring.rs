@@ -151,3 +151,21 @@ pub async fn bootstrap_dev_key(
         .await?;
     Ok(true)
 }
+
+/// The recordings adapter the settings ask for.
+pub async fn recordings(
+    settings: &Settings,
+) -> Result<Arc<dyn crate::recordings::Recordings>, WiringError> {
+    match &settings.recordings {
+        crate::settings::RecordingsSettings::Local { dir } => {
+            Ok(Arc::new(crate::recordings::LocalRecordings {
+                dir: dir.clone(),
+            }))
+        }
+        crate::settings::RecordingsSettings::S3 { bucket } => {
+            Err(WiringError::Unsupported(format!(
+                "CALLBOT_RECORDINGS=s3 (bucket {bucket}) is not available in this build; use local"
+            )))
+        }
+    }
+}

@@ -29,6 +29,9 @@ pub enum Step {
     Silence(Duration),
     /// A key press (`dtmf` event).
     Dtmf(char),
+    /// Listen (silently) until the bot has said something and then been quiet for `quiet`, or
+    /// `max` has passed: a caller who waits for the bot to finish.
+    WaitForBot { quiet: Duration, max: Duration },
 }
 
 /// The caller's side of a call.
@@ -73,6 +76,8 @@ pub enum Event {
     /// A message from the server broke the protocol (wrong shape, extra fields, binary frame).
     ProtocolError(String),
     DtmfSent(char),
+    /// The caller starts an utterance (an `Audio` step begins).
+    CallerSpeaking,
     /// The server closed the stream.
     StreamClosed,
     Dialed(String),
@@ -283,9 +288,15 @@ enum Playout {
 struct Cursor<'a> {
     script: &'a mut Script,
     offset: usize,
+    /// Bot audio arrived since the current `WaitForBot` began.
+    heard: bool,
+    /// How long the playout queue has been empty.
+    idle: Duration,
 }
 
 enum Frame {
+    /// The first frame of an utterance.
+    Speech([u8; FRAME_BYTES]),
     Audio([u8; FRAME_BYTES]),
     Dtmf(char),
     Done,
@@ -307,8 +318,13 @@ impl Cursor<'_> {
                     let mut frame = [SILENCE; FRAME_BYTES];
                     let end = (self.offset + FRAME_BYTES).min(bytes.len());
                     frame[..end - self.offset].copy_from_slice(&bytes[self.offset..end]);
+                    let first = self.offset == 0;
                     self.offset = end;
-                    return Frame::Audio(frame);
+                    return if first {
+                        Frame::Speech(frame)
+                    } else {
+                        Frame::Audio(frame)
+                    };
                 }
                 Step::Silence(left) => {
                     if left.is_zero() {
@@ -322,6 +338,15 @@ impl Cursor<'_> {
                     let d = *d;
                     self.script.steps.remove(0);
                     return Frame::Dtmf(d);
+                }
+                Step::WaitForBot { quiet, max } => {
+                    if (self.heard && self.idle >= *quiet) || max.is_zero() {
+                        self.script.steps.remove(0);
+                        self.heard = false;
+                        continue;
+                    }
+                    *max = max.saturating_sub(Duration::from_millis(20));
+                    return Frame::Audio([SILENCE; FRAME_BYTES]);
                 }
             }
         }
@@ -384,7 +409,12 @@ async fn run_stream(
     let mut seq: u64 = 2;
     let mut chunk: u64 = 0;
     let mut queue: VecDeque<Playout> = VecDeque::new();
-    let mut cursor = Cursor { script, offset: 0 };
+    let mut cursor = Cursor {
+        script,
+        offset: 0,
+        heard: false,
+        idle: Duration::ZERO,
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = |seq: u64| {
@@ -396,8 +426,15 @@ async fn run_stream(
         tokio::select! {
             _ = tick.tick() => {
                 // Caller → server: the next frame of the script.
-                let out = match cursor.next_frame() {
-                    Frame::Audio(frame) => {
+                let next = match cursor.next_frame() {
+                    Frame::Speech(frame) => {
+                        ctx.emit(Event::CallerSpeaking);
+                        Frame::Audio(frame)
+                    }
+                    other => other,
+                };
+                let out = match next {
+                    Frame::Speech(frame) | Frame::Audio(frame) => {
                         chunk += 1;
                         json!({"event": "media", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
                                "media": {"track": "inbound", "chunk": chunk.to_string(),
@@ -426,6 +463,11 @@ async fn run_stream(
                     return StreamEnd::ServerClosed;
                 }
                 // Phone → caller: 20 ms of queued bot audio plays out; marks behind it come back.
+                if queue.iter().any(|p| matches!(p, Playout::Audio(_))) {
+                    cursor.idle = Duration::ZERO;
+                } else {
+                    cursor.idle += Duration::from_millis(20);
+                }
                 let mut budget = FRAME_BYTES;
                 while let Some(front) = queue.front_mut() {
                     match front {
@@ -465,6 +507,8 @@ async fn run_stream(
                 };
                 match check_outbound(&text, &stream_sid) {
                     Ok(Outbound::Media(bytes)) => {
+                        cursor.heard = true;
+                        cursor.idle = Duration::ZERO;
                         ctx.emit(Event::BotAudio { bytes: bytes.len() });
                         if let Ok(mut all) = ctx.bot_audio.lock() {
                             all.extend_from_slice(&bytes);
@@ -590,8 +634,10 @@ mod tests {
         let mut c = Cursor {
             script: &mut s,
             offset: 0,
+            heard: false,
+            idle: Duration::ZERO,
         };
-        assert!(matches!(c.next_frame(), Frame::Audio(f) if f[0] == 1));
+        assert!(matches!(c.next_frame(), Frame::Speech(f) if f[0] == 1));
         assert!(matches!(c.next_frame(), Frame::Audio(f) if f[39] == 1 && f[40] == SILENCE));
         assert!(matches!(c.next_frame(), Frame::Dtmf('5')));
         assert!(matches!(c.next_frame(), Frame::Audio(f) if f == [SILENCE; FRAME_BYTES]));

@@ -5,7 +5,7 @@ mod ids;
 mod phone;
 mod text;
 mod voice;
-mod webhook;
+pub mod webhook;
 
 pub use call::{CallDirection, CallSid, CallStatus, UserLabel};
 pub use ids::{BotId, TenantId};

@@ -13,11 +13,14 @@ pub use calls::{
     CallFilter, CallPage, CallRecord, CallStore, Cursor, RateDecision, StatusOutcome, StatusUpdate,
 };
 
+pub use turns::{TurnRecord, TurnStore, TurnTimings};
+
 mod calls;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod dynamo;
 pub mod sqlite;
+mod turns;
 
 /// A bot as stored. Built only from parsed domain values.
 #[derive(Debug, Clone)]
@@ -88,7 +91,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// - Tenant scoping is enforced here: a method taking a tenant never returns or changes another
 ///   tenant's data.
 #[async_trait]
-pub trait Store: CallStore + Send + Sync + std::fmt::Debug {
+pub trait Store: CallStore + TurnStore + Send + Sync + std::fmt::Debug {
     /// Short name for logs and the startup banner ("sqlite", "dynamodb").
     fn kind(&self) -> &'static str;
 

@@ -5,7 +5,7 @@ use super::{sample_bot, tenant, unique};
 use crate::domain::{BotId, CallDirection, CallSid, CallStatus, TenantId, UserLabel};
 use crate::store::{
     CallFilter, CallRecord, Cursor, IdempotencyRecord, RateDecision, StatusOutcome, StatusUpdate,
-    Store, StoreError,
+    Store, StoreError, TurnRecord, TurnTimings,
 };
 use crate::time_fmt;
 use std::sync::Arc;
@@ -260,5 +260,54 @@ pub(super) async fn rate_slots(store: Arc<dyn Store>) {
             .await
             .unwrap(),
         RateDecision::Allowed
+    );
+}
+
+/// Turns come back in order, replacing is idempotent, and another tenant sees none.
+pub(super) async fn turns(store: &dyn Store) {
+    let (t, other) = (
+        TenantId::parse("turns-a").unwrap(),
+        TenantId::parse("turns-b").unwrap(),
+    );
+    let call = sample_call(&t, &BotId::generate());
+    let turn = |n: u32, text: &str| TurnRecord {
+        turn: n,
+        user_text: text.into(),
+        dtmf: String::new(),
+        bot_text: format!("reply {n}"),
+        bot_text_full: format!("reply {n} in full"),
+        interrupted: n == 2,
+        action: "continue".into(),
+        fallback: None,
+        timings: TurnTimings {
+            endpoint_ms: 700,
+            stt_ms: Some(150),
+            ..TurnTimings::default()
+        },
+        at: "2026-11-24T10:00:00Z".into(),
+    };
+    for n in [2, 0, 1, 10] {
+        store
+            .put_turn(&t, &call.sid, &turn(n, "first"))
+            .await
+            .unwrap();
+    }
+    store
+        .put_turn(&t, &call.sid, &turn(1, "again"))
+        .await
+        .unwrap();
+    let got = store.turns(&t, &call.sid).await.unwrap();
+    assert_eq!(
+        got.iter().map(|x| x.turn).collect::<Vec<_>>(),
+        vec![0, 1, 2, 10]
+    );
+    assert_eq!(got[1].user_text, "again");
+    assert_eq!(got[2], turn(2, "first"));
+    assert!(store.turns(&other, &call.sid).await.unwrap().is_empty());
+    // Another tenant cannot overwrite a turn (refused or ignored, depending on the backend).
+    let _ = store.put_turn(&other, &call.sid, &turn(1, "hijack")).await;
+    assert_eq!(
+        store.turns(&t, &call.sid).await.unwrap()[1].user_text,
+        "again"
     );
 }

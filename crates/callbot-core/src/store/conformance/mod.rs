@@ -69,6 +69,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     calls::listing(&*store).await;
     calls::daily_quota(&*store).await;
     calls::rate_slots(Arc::clone(&store)).await;
+    calls::turns(&*store).await;
 }
 
 async fn api_keys(store: &dyn Store) {

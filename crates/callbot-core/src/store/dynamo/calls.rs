@@ -10,7 +10,7 @@ use crate::domain::{
 use crate::store::calls::{page, retry_after, unix_ms};
 use crate::store::{
     CallFilter, CallPage, CallRecord, CallStore, Cursor, IdempotencyRecord, RateDecision,
-    StatusOutcome, StatusUpdate, StoreError, StoreResult, corrupt,
+    StatusOutcome, StatusUpdate, StoreError, StoreResult, TurnRecord, TurnStore, corrupt,
 };
 use crate::time_fmt;
 use async_trait::async_trait;
@@ -348,5 +348,67 @@ impl CallStore for DynamoStore {
         Ok(RateDecision::Limited {
             retry_after_secs: retry_after(oldest, now, window_secs),
         })
+    }
+}
+
+#[async_trait]
+impl TurnStore for DynamoStore {
+    async fn put_turn(
+        &self,
+        tenant: &TenantId,
+        sid: &CallSid,
+        turn: &TurnRecord,
+    ) -> StoreResult<()> {
+        let data = serde_json::to_string(turn)
+            .map_err(|e| StoreError::Backend(format!("encoding turn: {e}")))?;
+        let mut item = key(call_pk(sid.as_str()), &format!("TURN#{:05}", turn.turn));
+        item.insert("tenant".into(), s(tenant.as_str()));
+        item.insert("data".into(), s(data));
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR tenant = :t")
+            .expression_attribute_values(":t", s(tenant.as_str()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
+                Err(StoreError::NotFound)
+            }
+            Err(e) => Err(sdk_err(e)),
+        }
+    }
+
+    async fn turns(&self, tenant: &TenantId, sid: &CallSid) -> StoreResult<Vec<TurnRecord>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p AND begins_with(sk, :t)")
+                .expression_attribute_values(":p", s(call_pk(sid.as_str())))
+                .expression_attribute_values(":t", s("TURN#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_err)?;
+            for item in page.items() {
+                if get_s(item, "tenant")? != tenant.as_str() {
+                    return Ok(Vec::new());
+                }
+                let data = get_s(item, "data")?;
+                out.push(serde_json::from_str(data).map_err(|e| corrupt(format!("turn: {e}")))?);
+            }
+            match page.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(out),
+            }
+        }
     }
 }

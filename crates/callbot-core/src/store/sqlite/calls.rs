@@ -7,7 +7,7 @@ use crate::domain::{
 use crate::store::calls::{page, retry_after, unix_ms};
 use crate::store::{
     CallFilter, CallPage, CallRecord, CallStore, Cursor, IdempotencyRecord, RateDecision,
-    StatusOutcome, StatusUpdate, StoreError, StoreResult, corrupt,
+    StatusOutcome, StatusUpdate, StoreError, StoreResult, TurnRecord, TurnStore, corrupt,
 };
 use crate::time_fmt;
 use async_trait::async_trait;
@@ -289,6 +289,54 @@ impl CallStore for SqliteStore {
             .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(RateDecision::Allowed)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TurnStore for SqliteStore {
+    async fn put_turn(
+        &self,
+        tenant: &TenantId,
+        sid: &CallSid,
+        turn: &TurnRecord,
+    ) -> StoreResult<()> {
+        let data = serde_json::to_string(turn)
+            .map_err(|e| StoreError::Backend(format!("encoding turn: {e}")))?;
+        let (tenant, sid, n) = (
+            tenant.as_str().to_owned(),
+            sid.as_str().to_owned(),
+            turn.turn,
+        );
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO turns (sid, turn, tenant, data) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sid, turn) DO UPDATE SET data = excluded.data WHERE tenant = excluded.tenant",
+                rusqlite::params![sid, n, tenant, data],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn turns(&self, tenant: &TenantId, sid: &CallSid) -> StoreResult<Vec<TurnRecord>> {
+        let (tenant, sid) = (tenant.as_str().to_owned(), sid.as_str().to_owned());
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT data FROM turns WHERE sid = ?1 AND tenant = ?2 ORDER BY turn",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(rusqlite::params![sid, tenant], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.map(|r| {
+                let data = r.map_err(backend)?;
+                serde_json::from_str(&data).map_err(|e| corrupt(format!("turn: {e}")))
+            })
+            .collect()
         })
         .await
     }

@@ -77,6 +77,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX calls_by_bot ON calls (bot_id, list_key DESC);
      CREATE TABLE rate_slots (scope TEXT NOT NULL, until_ms INTEGER NOT NULL);
      CREATE INDEX rate_slots_by_scope ON rate_slots (scope, until_ms);",
+    // 3: conversation turns
+    "CREATE TABLE turns (
+        sid TEXT NOT NULL,
+        turn INTEGER NOT NULL,
+        tenant TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (sid, turn)
+     );",
 ];
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,61 @@
+//! Conversation turns of a call, persisted as each one completes (a crash loses at most the turn
+//! in flight), and the `TurnStore` trait.
+
+use super::StoreResult;
+use crate::domain::{CallSid, TenantId};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Where the time of one turn went, in milliseconds from the end of the caller's speech (the
+/// moment endpointing fired). `None`: the stage did not happen (e.g. no audio was played).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TurnTimings {
+    /// Silence waited for before the turn was declared over.
+    pub endpoint_ms: u64,
+    /// Recognition (queue + engine).
+    pub stt_ms: Option<u64>,
+    /// The business webhook (including a retry).
+    pub webhook_ms: Option<u64>,
+    /// Synthesis of the first sentence.
+    pub tts_first_byte_ms: Option<u64>,
+    /// From end of speech to the first media frame sent to the carrier.
+    pub first_frame_ms: Option<u64>,
+    /// From end of speech to the first mark echoed by the carrier (audio reached the caller).
+    pub first_mark_ms: Option<u64>,
+}
+
+/// One exchange: what the caller said and what the bot said back, as heard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TurnRecord {
+    /// 0 is the bot's greeting; caller turns count from 1.
+    pub turn: u32,
+    pub user_text: String,
+    /// Keys pressed since the previous turn.
+    pub dtmf: String,
+    /// What the bot said, cut where the caller interrupted.
+    pub bot_text: String,
+    /// The whole reply as planned.
+    pub bot_text_full: String,
+    pub interrupted: bool,
+    /// `continue`, `hangup` or `transfer`.
+    pub action: String,
+    /// Why the fallback line was spoken instead of the webhook's answer (`timeout`, `http_500`,
+    /// `bad_json`, `missing_say`, ...).
+    pub fallback: Option<String>,
+    pub timings: TurnTimings,
+    /// RFC 3339.
+    pub at: String,
+}
+
+#[async_trait]
+pub trait TurnStore: Send + Sync {
+    /// Stores (or replaces) turn `turn.turn` of the call. Idempotent.
+    async fn put_turn(
+        &self,
+        tenant: &TenantId,
+        sid: &CallSid,
+        turn: &TurnRecord,
+    ) -> StoreResult<()>;
+    /// The call's turns in order; empty for another tenant's call.
+    async fn turns(&self, tenant: &TenantId, sid: &CallSid) -> StoreResult<Vec<TurnRecord>>;
+}

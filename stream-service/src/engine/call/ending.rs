@@ -1,0 +1,152 @@
+//! The end of a call: words still in flight are transcribed and stored, the call record is
+//! closed, the recording written and the `hangup` event sent.
+
+use super::*;
+
+/// Caller words that never got a reply: their turn, recognised text (if any), audio, keys.
+pub(super) struct Unheard {
+    turn: u32,
+    text: Option<String>,
+    audio: Option<Vec<i16>>,
+    dtmf: String,
+}
+
+impl Actor {
+    /// After the loop: nothing the caller said is lost, the record is closed, the recording kept.
+    pub(super) async fn finish(
+        &mut self,
+        tenant: &callbot_core::domain::TenantId,
+        sid: &callbot_core::domain::CallSid,
+        pipe_rx: &mut mpsc::Receiver<ToCall>,
+    ) {
+        let why = self.end.clone().unwrap_or(End::CallerHungUp);
+        if matches!(why, End::Killed | End::MaxDuration)
+            && let Err(e) = self.engine.telephony.hangup_call(sid).await
+        {
+            tracing::error!(call_sid = %sid, error = %e, "hanging up failed");
+        }
+        // Words in flight: the current turn (recognised or not), queued utterances, and speech
+        // cut off by the hang-up are transcribed and stored without a reply.
+        let mut unheard: Vec<Unheard> = Vec::new();
+        if let Some(mut cur) = self.current.take() {
+            cur.task.abort();
+            while let Ok(m) = pipe_rx.try_recv() {
+                if let ToCall::Recognised { turn, text, .. } = m
+                    && turn == cur.turn
+                {
+                    cur.user_text = text;
+                    cur.audio = None;
+                }
+            }
+            if cur.caller_turn && cur.reply.is_none() {
+                let text = (cur.audio.is_none()).then(|| cur.user_text.clone());
+                unheard.push(Unheard {
+                    turn: cur.turn,
+                    text,
+                    audio: cur.audio.take(),
+                    dtmf: cur.dtmf.clone(),
+                });
+            }
+        }
+        if let Some(VadEvent::SpeechEnded { audio, .. }) = self.ep.flush() {
+            self.pending.push_back((
+                TurnKind::Caller {
+                    audio: Some(audio),
+                    dtmf: std::mem::take(&mut self.dtmf),
+                },
+                Instant::now(),
+                Duration::ZERO,
+            ));
+        }
+        for (kind, _, _) in self.pending.drain(..) {
+            if let TurnKind::Caller { audio, dtmf } = kind {
+                let turn = self.next_turn;
+                self.next_turn += 1;
+                unheard.push(Unheard {
+                    turn,
+                    text: None,
+                    audio,
+                    dtmf,
+                });
+            }
+        }
+        for Unheard {
+            turn,
+            text,
+            audio,
+            dtmf,
+        } in unheard
+        {
+            let text = match (text, audio) {
+                (Some(t), _) => t,
+                (None, Some(a)) => match tokio::time::timeout(
+                    crate::speech::whisper::RECOGNITION_TIMEOUT,
+                    self.engine.stt.transcribe(a),
+                )
+                .await
+                {
+                    Ok(Ok(t)) => t.text,
+                    _ => String::new(),
+                },
+                (None, None) => String::new(),
+            };
+            if text.is_empty() && dtmf.is_empty() {
+                continue;
+            }
+            let record = TurnRecord {
+                turn,
+                user_text: text,
+                dtmf,
+                bot_text: String::new(),
+                bot_text_full: String::new(),
+                interrupted: false,
+                action: "none".into(),
+                fallback: Some("call_ended".into()),
+                timings: TurnTimings::default(),
+                at: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
+            };
+            if let Err(e) = self.state.store.put_turn(tenant, sid, &record).await {
+                tracing::error!(call_sid = %sid, error = %e, "storing the last words failed");
+            }
+        }
+        if why != End::Transfer {
+            let at = callbot_core::time_fmt::now();
+            let update = StatusUpdate {
+                status: CallStatus::Completed,
+                seq: None,
+                at,
+                duration_secs: Some((self.recorder.caller_ms() / 1000) as u32),
+            };
+            if let Err(e) = self.state.store.update_call_status(sid, &update).await {
+                tracing::warn!(call_sid = %sid, error = %e, "closing the call record failed");
+            }
+        }
+        if !self.recorder.is_empty() {
+            let wav = self.recorder.wav();
+            if let Err(e) = self
+                .engine
+                .recordings
+                .put(&recording_key(tenant.as_str(), sid.as_str()), wav)
+                .await
+            {
+                tracing::error!(call_sid = %sid, error = %e, "writing the recording failed");
+            }
+        }
+        let (reason, initiator) = match why {
+            End::CallerHungUp => ("caller_hangup", "caller"),
+            End::Bot => ("bot_hangup", "bot"),
+            End::Transfer => ("transferred", "bot"),
+            End::Killed => ("killed", "api"),
+            End::MaxDuration => ("max_duration", "system"),
+            End::Silence => ("silence_timeout", "system"),
+        };
+        self.events.emit(CallEvent::Hangup {
+            timestamp: now_ms(),
+            reason: reason.into(),
+            initiator: initiator.into(),
+        });
+        tracing::info!(call_sid = %sid, reason, malformed = self.malformed, dropped = self.dropped, "call engine finished");
+        // Closing the socket (when the writer drains) ends the stream; Twilio then runs `<Hangup/>`.
+        let _ = self.out.try_send(Message::Close(None));
+    }
+}

@@ -1,0 +1,699 @@
+//! The per-call actor. It owns the verified media stream: inbound frames go through G.711 and the
+//! endpointer without allocating; caller turns become pipeline tasks; replies are paced out as
+//! 20 ms frames a little ahead of real time with a mark per chunk; echoed marks tell what the
+//! caller heard, which is what barge-in cuts the history at. Timers: DTMF entry, silence reprompt,
+//! maximum duration. At the end, words still unprocessed are transcribed and stored, the call
+//! record is closed and the recording written.
+
+use super::Engine;
+use super::events::{CallEvent, EventBus, now_ms};
+use super::live::{LiveCall, Registration};
+use super::pipeline::{self, CallInfo, ToCall, TurnInput, TurnKind};
+use super::recorder::Recorder;
+use super::webhook::{Action, HistoryEntry};
+use crate::StreamState;
+use crate::audio::vad::{Endpointer, FRAME_SAMPLES, VadConfig, VadEvent};
+use crate::audio::{FRAME_BYTES, frames, g711};
+use crate::handshake::VerifiedStream;
+use crate::protocol::{self, Inbound};
+use axum::extract::ws::{Message, WebSocket};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use callbot_core::domain::{CallStatus, VoiceProvider};
+use callbot_core::recordings::recording_key;
+use callbot_core::store::{StatusUpdate, TurnRecord, TurnTimings};
+use callbot_core::twilio::twiml::{self, Verb};
+use futures_util::{SinkExt, StreamExt};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Frames sent ahead of real time (the carrier buffers them): 200 ms.
+const LEAD_FRAMES: u64 = 10;
+/// A mark every this many frames, and at the end of each sentence.
+const MARK_EVERY: usize = 10;
+/// Keys pressed and then nothing for this long make a turn (`#` makes one at once).
+const DTMF_IDLE: Duration = Duration::from_secs(2);
+const DEFAULT_GREETING: &str = "Hello! How can I help you today?";
+const CALLER: &str = "caller";
+
+/// Fast path for the ~50 media messages a second: borrow the payload, ignore the rest.
+#[derive(Deserialize)]
+struct FastMedia<'a> {
+    event: &'a str,
+    #[serde(borrow)]
+    media: Option<FastPayload<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FastPayload<'a> {
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+}
+
+enum QItem {
+    Frame([u8; FRAME_BYTES]),
+    Mark(u32),
+}
+
+struct MarkInfo {
+    id: u32,
+    sentence: usize,
+    /// Frames of `sentence` played once this mark comes back.
+    upto: usize,
+}
+
+#[derive(Default)]
+struct Playback {
+    queue: VecDeque<QItem>,
+    sentences: Vec<(String, usize, usize)>, // (text, frames, heard frames)
+    marks: Vec<MarkInfo>,
+    next_mark: u32,
+    outstanding: usize,
+    started: Option<Instant>,
+    sent: u64,
+    synthesis_done: bool,
+}
+
+struct Current {
+    turn: u32,
+    task: JoinHandle<()>,
+    t0: Instant,
+    caller_turn: bool,
+    /// The utterance, kept until it is recognised (so a hang-up mid-turn loses no words).
+    audio: Option<Vec<i16>>,
+    user_text: String,
+    dtmf: String,
+    reply: Option<(String, Action, Option<String>)>,
+    timings: TurnTimings,
+    playback: Playback,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum End {
+    CallerHungUp,
+    Bot,
+    Transfer,
+    Killed,
+    MaxDuration,
+    Silence,
+}
+
+struct Actor {
+    engine: Engine,
+    tenant: callbot_core::domain::TenantId,
+    sid: callbot_core::domain::CallSid,
+    state: StreamState,
+    info: Arc<CallInfo>,
+    events: EventBus,
+    stream_sid: String,
+    out: mpsc::Sender<Message>,
+    pipe_tx: mpsc::Sender<ToCall>,
+    ep: Endpointer,
+    recorder: Recorder,
+    history: Vec<HistoryEntry>,
+    next_turn: u32,
+    pending: VecDeque<(TurnKind, Instant, Duration)>,
+    current: Option<Current>,
+    dtmf: String,
+    last_dtmf: Option<Instant>,
+    silence_since: Instant,
+    reprompted: bool,
+    end: Option<End>,
+    inbound: Vec<u8>,
+    carry: Vec<u8>,
+    b64: String,
+    malformed: u64,
+    dropped: u64,
+}
+
+pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream) {
+    let store = state.store.clone();
+    let call = match store.call_by_sid(&v.call).await {
+        Ok(Some(c)) if c.bot_id == v.bot => c,
+        other => {
+            tracing::warn!(call_sid = %v.call, found = ?other.as_ref().map(|c| c.is_some()), "no call record for a verified stream");
+            return close(socket, "unknown call").await;
+        }
+    };
+    let bot = match store.get_bot(&call.tenant, &v.bot).await {
+        Ok(Some(b)) => b,
+        _ => return close(socket, "unknown bot").await,
+    };
+    let Some(engine) = state.engine.clone() else {
+        return close(socket, "no call engine").await;
+    };
+    let settings = &state.settings.calls;
+    let events = EventBus::new();
+    let kill = CancellationToken::new();
+    let live = LiveCall {
+        sid: call.sid.clone(),
+        tenant: call.tenant.clone(),
+        bot: bot.id.clone(),
+        user: call.user.as_ref().map(|u| u.as_str().to_owned()),
+        started_ms: now_ms(),
+        events: events.clone(),
+        kill: kill.clone(),
+    };
+    let registration: Registration = match engine.live.register(live, settings.max_streams_per_user)
+    {
+        Ok(r) => r,
+        Err(n) => {
+            tracing::warn!(call_sid = %call.sid, live = n, "live stream limit reached");
+            return close(socket, "too many live calls for this user").await;
+        }
+    };
+    let voice = match bot.voice.provider() {
+        VoiceProvider::Local => bot.voice.name().to_owned(),
+        _ => "en-us".to_owned(),
+    };
+    let info = Arc::new(CallInfo {
+        bot_id: bot.id.to_string(),
+        call_sid: call.sid.to_string(),
+        from: call.from.clone(),
+        to: call.to.clone(),
+        goal: call
+            .prompt
+            .as_ref()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| bot.goal.as_str().to_owned()),
+        context: bot.context.as_str().to_owned(),
+        webhook: bot.webhook.url().clone(),
+        webhook_secret: bot.webhook_secret.expose_secret().as_bytes().to_vec(),
+        policy: state.settings.webhook_policy,
+        voice,
+        webhook_timeout: settings.webhook_timeout,
+        webhooks_per_second: settings.webhooks_per_bot_per_second,
+        fallback_line: settings.fallback_line.clone(),
+    });
+    let greeting = call
+        .first_message
+        .as_ref()
+        .or(bot.first_message.as_ref())
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| DEFAULT_GREETING.to_owned());
+    let max_call = settings.max_call;
+    let vad = VadConfig {
+        end_silence: settings.end_silence,
+        ..VadConfig::default()
+    };
+
+    let (mut sink, mut stream) = socket.split();
+    let (out, mut out_rx) = mpsc::channel::<Message>(256);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let (pipe_tx, mut pipe_rx) = mpsc::channel(32);
+    let now = Instant::now();
+    let mut actor = Actor {
+        engine,
+        tenant: call.tenant.clone(),
+        sid: call.sid.clone(),
+        state: state.clone(),
+        info,
+        events,
+        stream_sid: v.stream_sid.clone(),
+        out,
+        pipe_tx,
+        ep: Endpointer::new(vad),
+        recorder: Recorder::default(),
+        history: Vec::new(),
+        next_turn: 0,
+        pending: VecDeque::new(),
+        current: None,
+        dtmf: String::new(),
+        last_dtmf: None,
+        silence_since: now,
+        reprompted: false,
+        end: None,
+        inbound: Vec::with_capacity(512),
+        carry: Vec::with_capacity(2 * FRAME_BYTES),
+        b64: String::with_capacity(256),
+        malformed: 0,
+        dropped: 0,
+    };
+    tracing::info!(call_sid = %call.sid, bot_id = %bot.id, "call engine started");
+    actor
+        .pending
+        .push_back((TurnKind::Bot { text: greeting }, now, Duration::ZERO));
+    actor.start_next();
+
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let deadline = tokio::time::sleep(max_call);
+    tokio::pin!(deadline);
+    while actor.end.is_none() {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => actor.inbound(text.as_str()),
+                Some(Ok(Message::Binary(_))) => actor.protocol_error("binary frame"),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => actor.end = Some(End::CallerHungUp),
+                Some(Ok(_)) => {}
+            },
+            Some(m) = pipe_rx.recv() => actor.on_pipeline(m).await,
+            _ = tick.tick() => actor.tick().await,
+            _ = kill.cancelled() => actor.end = Some(End::Killed),
+            _ = &mut deadline => actor.end = Some(End::MaxDuration),
+        }
+    }
+    actor.finish(&call.tenant, &call.sid, &mut pipe_rx).await;
+    drop(actor);
+    let _ = writer.await;
+    drop(registration);
+}
+
+async fn close(mut socket: WebSocket, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: 1008,
+            reason: reason.to_owned().into(),
+        })))
+        .await;
+}
+
+impl Actor {
+    fn send(&mut self, text: String) {
+        if self.out.try_send(Message::text(text)).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    fn protocol_error(&mut self, what: &str) {
+        self.malformed += 1;
+        self.events.emit(CallEvent::Error {
+            track_id: CALLER.into(),
+            timestamp: now_ms(),
+            sender: "stream".into(),
+            error: format!("malformed message from the carrier: {what}"),
+            code: Some(400),
+        });
+    }
+
+    fn inbound(&mut self, text: &str) {
+        if let Ok(FastMedia {
+            event: "media",
+            media: Some(m),
+        }) = serde_json::from_str::<FastMedia<'_>>(text)
+        {
+            self.inbound.clear();
+            if B64
+                .decode_vec(m.payload.as_bytes(), &mut self.inbound)
+                .is_err()
+            {
+                return self.protocol_error("media payload is not base64");
+            }
+            return self.caller_audio();
+        }
+        match protocol::parse(text) {
+            Ok(Inbound::Dtmf { dtmf, .. }) => {
+                self.events.emit(CallEvent::Dtmf {
+                    track_id: CALLER.into(),
+                    timestamp: now_ms(),
+                    digit: dtmf.digit.clone(),
+                });
+                if dtmf.digit == "#" {
+                    self.queue_dtmf_turn();
+                } else {
+                    self.dtmf.push_str(&dtmf.digit);
+                    self.last_dtmf = Some(Instant::now());
+                }
+            }
+            Ok(Inbound::Mark { mark, .. }) => self.mark_echoed(&mark.name),
+            Ok(Inbound::Stop { .. }) => self.end = Some(End::CallerHungUp),
+            Ok(_) => {}
+            Err(e) => self.protocol_error(&e.to_string()),
+        }
+    }
+
+    fn caller_audio(&mut self) {
+        if self.events.observed() {
+            self.events.emit(CallEvent::Audio {
+                timestamp: now_ms(),
+                track: "inbound".into(),
+                payload: B64.encode(&self.inbound),
+            });
+        }
+        self.carry.extend_from_slice(&self.inbound);
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        let mut at = 0;
+        while self.carry.len() - at >= FRAME_BYTES {
+            let chunk = &self.carry[at..at + FRAME_BYTES];
+            self.recorder.caller_frame(chunk);
+            for (p, &b) in pcm.iter_mut().zip(chunk) {
+                *p = g711::decode_sample(b);
+            }
+            at += FRAME_BYTES;
+            let event = self.ep.push(&pcm);
+            self.vad_event(event);
+        }
+        self.carry.drain(..at);
+    }
+
+    fn vad_event(&mut self, event: Option<VadEvent>) {
+        let now = Instant::now();
+        match event {
+            Some(VadEvent::SpeechStarted) => {
+                let ts = now_ms();
+                self.events.emit(CallEvent::Speaking {
+                    track_id: CALLER.into(),
+                    timestamp: ts,
+                    start_time: ts,
+                });
+            }
+            Some(VadEvent::SpeechEnded { audio, speech }) => {
+                let ts = now_ms();
+                let silence = self.ep.config().end_silence;
+                self.events.emit(CallEvent::Silence {
+                    track_id: CALLER.into(),
+                    timestamp: ts,
+                    start_time: ts.saturating_sub(silence.as_millis() as u64),
+                    duration: silence.as_millis() as u64,
+                });
+                tracing::debug!(speech_ms = speech.as_millis() as u64, "caller turn ended");
+                let dtmf = std::mem::take(&mut self.dtmf);
+                self.last_dtmf = None;
+                self.pending.push_back((
+                    TurnKind::Caller {
+                        audio: Some(audio),
+                        dtmf,
+                    },
+                    now,
+                    silence,
+                ));
+                self.silence_since = now;
+                self.reprompted = false;
+                self.start_next();
+            }
+            Some(VadEvent::Discarded) | None => {}
+        }
+        if self.ep.in_speech() {
+            self.silence_since = now;
+            if self.ep.speech_so_far() >= self.state.settings.calls.barge_in_min {
+                self.barge_in();
+            }
+        }
+    }
+
+    fn queue_dtmf_turn(&mut self) {
+        let dtmf = std::mem::take(&mut self.dtmf);
+        self.last_dtmf = None;
+        if !dtmf.is_empty() {
+            self.pending.push_back((
+                TurnKind::Caller { audio: None, dtmf },
+                Instant::now(),
+                Duration::ZERO,
+            ));
+            self.start_next();
+        }
+    }
+
+    fn start_next(&mut self) {
+        if self.current.is_some() || self.end.is_some() {
+            return;
+        }
+        let Some((kind, t0, endpoint)) = self.pending.pop_front() else {
+            return;
+        };
+        let turn = self.next_turn;
+        self.next_turn += 1;
+        let (caller_turn, dtmf, audio) = match &kind {
+            TurnKind::Caller { dtmf, audio } => (true, dtmf.clone(), audio.clone()),
+            TurnKind::Bot { .. } => (false, String::new(), None),
+        };
+        let input = TurnInput {
+            turn,
+            kind,
+            history: self.history.clone(),
+        };
+        let task = tokio::spawn(pipeline::run(
+            self.engine.clone(),
+            self.info.clone(),
+            input,
+            self.pipe_tx.clone(),
+        ));
+        self.current = Some(Current {
+            turn,
+            task,
+            t0,
+            caller_turn,
+            audio,
+            user_text: String::new(),
+            dtmf,
+            reply: None,
+            timings: TurnTimings {
+                endpoint_ms: endpoint.as_millis() as u64,
+                ..TurnTimings::default()
+            },
+            playback: Playback::default(),
+        });
+    }
+
+    async fn on_pipeline(&mut self, m: ToCall) {
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        let ms = |d: Duration| d.as_millis() as u64;
+        match m {
+            ToCall::Recognised { turn, text, stt } if turn == cur.turn => {
+                cur.timings.stt_ms = Some(ms(stt));
+                cur.audio = None;
+                cur.user_text = text.clone();
+                if !text.is_empty() {
+                    let ts = now_ms();
+                    self.events.emit(CallEvent::AsrFinal {
+                        track_id: CALLER.into(),
+                        timestamp: ts,
+                        index: turn,
+                        start_time: None,
+                        end_time: Some(ts),
+                        text: text.clone(),
+                    });
+                    self.events.emit(CallEvent::Transcription {
+                        timestamp: ts,
+                        role: "user".into(),
+                        text,
+                    });
+                }
+            }
+            ToCall::Reply {
+                turn,
+                say,
+                action,
+                fallback,
+                webhook,
+                sentences,
+            } if turn == cur.turn => {
+                cur.timings.webhook_ms = webhook.map(ms);
+                if let Some(reason) = &fallback {
+                    self.events.emit(CallEvent::Error {
+                        track_id: format!("reply-{turn}"),
+                        timestamp: now_ms(),
+                        sender: "webhook".into(),
+                        error: format!("webhook failed ({reason}); spoke the fallback line"),
+                        code: None,
+                    });
+                }
+                cur.playback.sentences = sentences.into_iter().map(|s| (s, 0, 0)).collect();
+                cur.reply = Some((say, action, fallback));
+            }
+            ToCall::Audio {
+                turn,
+                sentence,
+                ulaw,
+                tts,
+            } if turn == cur.turn => {
+                if cur.timings.tts_first_byte_ms.is_none() {
+                    cur.timings.tts_first_byte_ms = Some(ms(tts));
+                }
+                let p = &mut cur.playback;
+                let n = ulaw.len().div_ceil(FRAME_BYTES);
+                if let Some(s) = p.sentences.get_mut(sentence) {
+                    s.1 = n;
+                }
+                for (i, f) in frames(&ulaw).enumerate() {
+                    p.queue.push_back(QItem::Frame(f));
+                    if (i + 1) % MARK_EVERY == 0 || i + 1 == n {
+                        let id = p.next_mark;
+                        p.next_mark += 1;
+                        p.marks.push(MarkInfo {
+                            id,
+                            sentence,
+                            upto: i + 1,
+                        });
+                        p.queue.push_back(QItem::Mark(id));
+                    }
+                }
+            }
+            ToCall::SpeechFailed {
+                turn,
+                sentence,
+                error,
+            } if turn == cur.turn => {
+                self.events.emit(CallEvent::Error {
+                    track_id: format!("reply-{turn}"),
+                    timestamp: now_ms(),
+                    sender: "tts".into(),
+                    error: format!("sentence {sentence}: {error}"),
+                    code: None,
+                });
+            }
+            ToCall::Finished { turn } if turn == cur.turn => {
+                cur.playback.synthesis_done = true;
+                self.maybe_complete().await;
+            }
+            _ => {}
+        }
+    }
+
+    fn mark_echoed(&mut self, name: &str) {
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        let Some((turn, id)) = name
+            .split_once('-')
+            .and_then(|(t, i)| Some((t.parse::<u32>().ok()?, i.parse::<u32>().ok()?)))
+        else {
+            return;
+        };
+        if turn != cur.turn {
+            return;
+        }
+        let p = &mut cur.playback;
+        if let Some(m) = p.marks.iter().find(|m| m.id == id) {
+            if let Some(s) = p.sentences.get_mut(m.sentence) {
+                s.2 = s.2.max(m.upto);
+            }
+            p.outstanding = p.outstanding.saturating_sub(1);
+            if cur.timings.first_mark_ms.is_none() {
+                cur.timings.first_mark_ms = Some(cur.t0.elapsed().as_millis() as u64);
+            }
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        let mut send = Vec::new();
+        let mut started_track = None;
+        if let Some(cur) = self.current.as_mut() {
+            let p = &mut cur.playback;
+            if !p.queue.is_empty() {
+                let start = *p.started.get_or_insert_with(|| {
+                    started_track = Some(cur.turn);
+                    now
+                });
+                let due = now.duration_since(start).as_millis() as u64 / 20 + LEAD_FRAMES;
+                while p.sent < due {
+                    match p.queue.pop_front() {
+                        Some(QItem::Frame(f)) => {
+                            p.sent += 1;
+                            send.push(QItem::Frame(f));
+                        }
+                        Some(QItem::Mark(id)) => {
+                            p.outstanding += 1;
+                            send.push(QItem::Mark(id));
+                        }
+                        None => break,
+                    }
+                }
+                // A mark right behind the last due frame goes out with it.
+                while let Some(QItem::Mark(_)) = p.queue.front() {
+                    if let Some(QItem::Mark(id)) = p.queue.pop_front() {
+                        p.outstanding += 1;
+                        send.push(QItem::Mark(id));
+                    }
+                }
+                if cur.timings.first_frame_ms.is_none() && p.sent > 0 {
+                    cur.timings.first_frame_ms = Some(cur.t0.elapsed().as_millis() as u64);
+                }
+            }
+        }
+        if let Some(turn) = started_track {
+            self.events.emit(CallEvent::TrackStart {
+                track_id: format!("reply-{turn}"),
+                timestamp: now_ms(),
+            });
+        }
+        let turn = self.current.as_ref().map(|c| c.turn).unwrap_or(0);
+        for item in send {
+            match item {
+                QItem::Frame(f) => {
+                    self.recorder.bot_frame(&f);
+                    self.b64.clear();
+                    B64.encode_string(f, &mut self.b64);
+                    let msg = format!(
+                        r#"{{"event":"media","streamSid":"{}","media":{{"payload":"{}"}}}}"#,
+                        self.stream_sid, self.b64
+                    );
+                    if self.events.observed() {
+                        self.events.emit(CallEvent::Audio {
+                            timestamp: now_ms(),
+                            track: "outbound".into(),
+                            payload: self.b64.clone(),
+                        });
+                    }
+                    self.send(msg);
+                }
+                QItem::Mark(id) => {
+                    let msg = format!(
+                        r#"{{"event":"mark","streamSid":"{}","mark":{{"name":"{turn}-{id}"}}}}"#,
+                        self.stream_sid
+                    );
+                    self.send(msg);
+                }
+            }
+        }
+        self.maybe_complete().await;
+        // Keys pressed, then quiet: that is a turn.
+        if self
+            .last_dtmf
+            .is_some_and(|t| now.duration_since(t) >= DTMF_IDLE)
+            && !self.ep.in_speech()
+        {
+            self.queue_dtmf_turn();
+        }
+        // Nobody talking and nothing to do for too long: reprompt once, then give up.
+        let idle = self.current.is_none()
+            && self.pending.is_empty()
+            && !self.ep.in_speech()
+            && self.dtmf.is_empty();
+        if idle
+            && now.duration_since(self.silence_since) >= self.state.settings.calls.silence_timeout
+        {
+            if self.reprompted {
+                self.hang_up(End::Silence).await;
+            } else {
+                self.reprompted = true;
+                self.silence_since = now;
+                let text = self.state.settings.calls.reprompt_line.clone();
+                self.pending
+                    .push_back((TurnKind::Bot { text }, now, Duration::ZERO));
+            }
+        }
+        self.start_next();
+    }
+
+    /// Completes the current turn once its reply has been synthesised, sent and heard.
+    async fn maybe_complete(&mut self) {
+        let done = self.current.as_ref().is_some_and(|c| {
+            let p = &c.playback;
+            p.synthesis_done && p.queue.is_empty() && p.outstanding == 0
+        });
+        if done {
+            self.complete(false).await;
+        }
+    }
+}
+
+mod ending;
+mod turns;

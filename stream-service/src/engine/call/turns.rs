@@ -1,0 +1,194 @@
+//! Finishing turns: completion when the reply has been heard, barge-in when the caller talks over
+//! it (the history keeps only what was heard), persistence, and the reply's action.
+
+use super::*;
+
+impl Actor {
+    /// The caller talked over the reply: stop it where they were, keep what they heard.
+    pub(super) fn barge_in(&mut self) {
+        let Some(cur) = self.current.as_ref() else {
+            return;
+        };
+        let speaking =
+            cur.playback.sent > 0 || (cur.reply.is_some() && !cur.playback.synthesis_done);
+        if !speaking || cur.reply.is_none() {
+            return;
+        }
+        let turn = cur.turn;
+        let heard_frames: usize = cur.playback.sentences.iter().map(|s| s.2).sum();
+        let heard = heard_text(&cur.playback.sentences);
+        self.send(format!(
+            r#"{{"event":"clear","streamSid":"{}"}}"#,
+            self.stream_sid
+        ));
+        self.recorder.bot_cleared();
+        self.events.emit(CallEvent::Interruption {
+            track_id: format!("reply-{turn}"),
+            timestamp: now_ms(),
+            position: heard_frames as u64 * 20,
+            heard_text: heard,
+        });
+        // Completed synchronously: persistence is spawned inside.
+        self.complete_now(true);
+    }
+
+    pub(super) async fn complete(&mut self, interrupted: bool) {
+        let action = self.complete_now(interrupted);
+        match action {
+            Some(Action::Hangup) => self.hang_up(End::Bot).await,
+            Some(Action::Transfer(to)) => {
+                let twiml = twiml::render(&[Verb::Dial {
+                    number: to.to_string(),
+                    caller_id: Some(self.info.to.clone()),
+                }]);
+                if let Err(e) = self.engine.telephony.redirect_call(&self.sid, &twiml).await {
+                    tracing::error!(call_sid = %self.sid, error = %e, "transfer failed");
+                    self.events.emit(CallEvent::Error {
+                        track_id: "call".into(),
+                        timestamp: now_ms(),
+                        sender: "telephony".into(),
+                        error: format!("transfer failed: {e}"),
+                        code: None,
+                    });
+                    return;
+                }
+                self.end = Some(End::Transfer);
+            }
+            _ => {}
+        }
+    }
+
+    /// Records the current turn (spawned write), updates the history; returns the action to take.
+    fn complete_now(&mut self, interrupted: bool) -> Option<Action> {
+        let cur = self.current.take()?;
+        cur.task.abort();
+        let (full, action, fallback) = cur.reply.clone().unwrap_or_default_reply();
+        let heard = if interrupted {
+            heard_text(&cur.playback.sentences)
+        } else {
+            full.clone()
+        };
+        let played_ms = cur.playback.sent * 20;
+        if cur.playback.started.is_some() {
+            self.events.emit(CallEvent::TrackEnd {
+                track_id: format!("reply-{}", cur.turn),
+                timestamp: now_ms(),
+                duration: played_ms,
+            });
+        }
+        if cur.user_text.is_empty() && cur.dtmf.is_empty() && cur.caller_turn {
+            // Noise that recognised as nothing: not a turn.
+            self.silence_since = Instant::now();
+            return None;
+        }
+        if !cur.user_text.is_empty() || !cur.dtmf.is_empty() {
+            let content = match (cur.user_text.is_empty(), cur.dtmf.is_empty()) {
+                (false, true) => cur.user_text.clone(),
+                (true, false) => format!("[pressed {}]", cur.dtmf),
+                _ => format!("{} [pressed {}]", cur.user_text, cur.dtmf),
+            };
+            self.history.push(HistoryEntry {
+                role: "user",
+                content,
+            });
+        }
+        if !heard.is_empty() {
+            self.history.push(HistoryEntry {
+                role: "bot",
+                content: heard.clone(),
+            });
+            self.events.emit(CallEvent::Transcription {
+                timestamp: now_ms(),
+                role: "bot".into(),
+                text: heard.clone(),
+            });
+        }
+        let t = &cur.timings;
+        let engine_ms =
+            t.stt_ms.unwrap_or(0) + t.webhook_ms.unwrap_or(0) + t.tts_first_byte_ms.unwrap_or(0);
+        self.events.emit(CallEvent::Metrics {
+            timestamp: now_ms(),
+            key: "ttfb.turn".into(),
+            duration: t.first_frame_ms.unwrap_or(0),
+            data: serde_json::json!({"turn": cur.turn, "timings": t, "platform_ms": t.first_frame_ms.map(|f| f.saturating_sub(engine_ms))}),
+        });
+        let record = TurnRecord {
+            turn: cur.turn,
+            user_text: cur.user_text.clone(),
+            dtmf: cur.dtmf.clone(),
+            bot_text: heard,
+            bot_text_full: full,
+            interrupted,
+            action: action.as_str().to_owned(),
+            fallback,
+            timings: cur.timings.clone(),
+            at: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
+        };
+        self.persist(record);
+        self.silence_since = Instant::now();
+        if interrupted { None } else { Some(action) }
+    }
+
+    fn persist(&self, record: TurnRecord) {
+        let store = self.state.store.clone();
+        let sid = self.sid.clone();
+        let tenant = self.tenant.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.put_turn(&tenant, &sid, &record).await {
+                tracing::error!(call_sid = %sid, turn = record.turn, error = %e, "storing a turn failed");
+            }
+        });
+    }
+
+    pub(super) async fn hang_up(&mut self, why: End) {
+        if let Err(e) = self.engine.telephony.hangup_call(&self.sid).await {
+            tracing::error!(call_sid = %self.sid, error = %e, "hanging up failed");
+        }
+        self.end = Some(why);
+    }
+}
+
+/// The words of a reply the caller heard: whole sentences whose audio played, and the share of
+/// the interrupted sentence that played (by its marks), cut at a word boundary.
+fn heard_text(sentences: &[(String, usize, usize)]) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for (text, frames, heard) in sentences {
+        if *frames > 0 && heard >= frames {
+            out.extend(text.split_whitespace());
+            continue;
+        }
+        if *frames > 0 && *heard > 0 {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            let n = words.len() * heard / frames;
+            out.extend(&words[..n]);
+        }
+        break;
+    }
+    out.join(" ")
+}
+
+trait ReplyOrDefault {
+    fn unwrap_or_default_reply(self) -> (String, Action, Option<String>);
+}
+
+impl ReplyOrDefault for Option<(String, Action, Option<String>)> {
+    fn unwrap_or_default_reply(self) -> (String, Action, Option<String>) {
+        self.unwrap_or((String::new(), Action::Continue, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::heard_text;
+
+    #[test]
+    fn heard_text_cuts_at_the_last_mark() {
+        let s = vec![
+            ("One two three.".to_string(), 30, 30),
+            ("Four five six seven.".to_string(), 40, 20),
+            ("Eight.".to_string(), 10, 0),
+        ];
+        assert_eq!(heard_text(&s), "One two three. Four five");
+        assert_eq!(heard_text(&[("Hi there.".to_string(), 20, 0)]), "");
+    }
+}

@@ -1,0 +1,83 @@
+//! The call engine: per call, one actor task owns the media stream (VAD, playback pacing, marks,
+//! barge-in, timers) and runs each caller turn as a pipeline task (recognition → webhook →
+//! synthesis) that reports back over a bounded channel. Shared parts live in [`Engine`].
+
+pub mod call;
+pub mod events;
+pub mod live;
+pub mod pipeline;
+pub mod recorder;
+pub mod webhook;
+
+use crate::speech::{SpeechToText, TextToSpeech};
+use callbot_core::domain::BotId;
+use callbot_core::recordings::Recordings;
+use callbot_core::telephony::Telephony;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What every call shares. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub stt: Arc<dyn SpeechToText>,
+    pub tts: Arc<dyn TextToSpeech>,
+    pub http: reqwest::Client,
+    pub recordings: Arc<dyn Recordings>,
+    pub telephony: Arc<dyn Telephony>,
+    pub live: live::LiveCalls,
+    buckets: Arc<Mutex<HashMap<BotId, Bucket>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Engine {
+    pub fn new(
+        stt: Arc<dyn SpeechToText>,
+        tts: Arc<dyn TextToSpeech>,
+        recordings: Arc<dyn Recordings>,
+        telephony: Arc<dyn Telephony>,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self {
+            stt,
+            tts,
+            http,
+            recordings,
+            telephony,
+            live: live::LiveCalls::default(),
+            buckets: Arc::default(),
+        }
+    }
+
+    /// Takes a webhook token for `bot` (token bucket, `per_second` with a burst of the same size).
+    /// Returns how long to wait when none is left.
+    pub fn webhook_slot(&self, bot: &BotId, per_second: u32) -> Result<(), Duration> {
+        let rate = f64::from(per_second.max(1));
+        let now = Instant::now();
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, b| now.duration_since(b.at) < Duration::from_secs(60));
+        }
+        let b = map.entry(bot.clone()).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(rate);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
+        }
+    }
+}

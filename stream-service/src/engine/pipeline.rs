@@ -1,0 +1,230 @@
+//! One turn as a task: recognise the caller's utterance, ask the business webhook (deadline,
+//! retry, fallback), synthesise the reply sentence by sentence. Everything it learns goes to the
+//! call actor over a bounded channel; the actor may abort it (barge-in, hang-up) at any await.
+
+use super::Engine;
+use super::webhook::{self, Action, HistoryEntry, TurnRequest};
+use crate::speech::sentences;
+use callbot_core::domain::WebhookPolicy;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What a call's turns need to know about it.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub bot_id: String,
+    pub call_sid: String,
+    pub from: String,
+    pub to: String,
+    pub goal: String,
+    pub context: String,
+    pub webhook: url::Url,
+    pub webhook_secret: Vec<u8>,
+    pub policy: WebhookPolicy,
+    /// Voice name for the synthesiser.
+    pub voice: String,
+    pub webhook_timeout: Duration,
+    pub webhooks_per_second: u32,
+    pub fallback_line: String,
+}
+
+#[derive(Debug)]
+pub enum TurnKind {
+    /// The caller spoke (8 kHz PCM) and/or pressed keys.
+    Caller {
+        audio: Option<Vec<i16>>,
+        dtmf: String,
+    },
+    /// The bot speaks on its own (greeting, reprompt).
+    Bot { text: String },
+}
+
+#[derive(Debug)]
+pub struct TurnInput {
+    pub turn: u32,
+    pub kind: TurnKind,
+    /// What the caller actually heard so far, and said.
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug)]
+pub enum ToCall {
+    Recognised {
+        turn: u32,
+        text: String,
+        stt: Duration,
+    },
+    Reply {
+        turn: u32,
+        say: String,
+        action: Action,
+        fallback: Option<String>,
+        webhook: Option<Duration>,
+        sentences: Vec<String>,
+    },
+    Audio {
+        turn: u32,
+        sentence: usize,
+        ulaw: Vec<u8>,
+        tts: Duration,
+    },
+    /// Synthesis failed for a sentence: it is skipped (reported as an error event).
+    SpeechFailed {
+        turn: u32,
+        sentence: usize,
+        error: String,
+    },
+    Finished {
+        turn: u32,
+    },
+}
+
+pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc::Sender<ToCall>) {
+    let turn = input.turn;
+    let (say, action) = match input.kind {
+        TurnKind::Bot { text } => {
+            let parts = sentences(&text);
+            if tx
+                .send(ToCall::Reply {
+                    turn,
+                    say: text,
+                    action: Action::Continue,
+                    fallback: None,
+                    webhook: None,
+                    sentences: parts.clone(),
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+            (parts, Action::Continue)
+        }
+        TurnKind::Caller { audio, dtmf } => {
+            let mut text = String::new();
+            if let Some(audio) = audio {
+                let started = Instant::now();
+                match engine.stt.transcribe(audio).await {
+                    Ok(t) => text = t.text,
+                    Err(e) => {
+                        tracing::warn!(call_sid = %info.call_sid, error = %e, "recognition failed")
+                    }
+                }
+                if tx
+                    .send(ToCall::Recognised {
+                        turn,
+                        text: text.clone(),
+                        stt: started.elapsed(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if text.is_empty() && dtmf.is_empty() {
+                let _ = tx.send(ToCall::Finished { turn }).await;
+                return;
+            }
+            let (reply, fallback, took) =
+                ask(&engine, &info, turn, &text, &dtmf, &input.history).await;
+            let (say, action) = match reply {
+                Some(r) => (r.say, r.action),
+                None => (info.fallback_line.clone(), Action::Continue),
+            };
+            let parts = sentences(&say);
+            if tx
+                .send(ToCall::Reply {
+                    turn,
+                    say,
+                    action: action.clone(),
+                    fallback,
+                    webhook: Some(took),
+                    sentences: parts.clone(),
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+            (parts, action)
+        }
+    };
+    let _ = action;
+    for (i, s) in say.iter().enumerate() {
+        let started = Instant::now();
+        let msg = match engine.tts.synthesize(s, &info.voice).await {
+            Ok(speech) => ToCall::Audio {
+                turn,
+                sentence: i,
+                ulaw: speech.ulaw,
+                tts: started.elapsed(),
+            },
+            Err(e) => ToCall::SpeechFailed {
+                turn,
+                sentence: i,
+                error: e.to_string(),
+            },
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(ToCall::Finished { turn }).await;
+}
+
+/// The webhook round, with the per-bot rate limit inside the same deadline.
+async fn ask(
+    engine: &Engine,
+    info: &CallInfo,
+    turn: u32,
+    text: &str,
+    dtmf: &str,
+    history: &[HistoryEntry],
+) -> (Option<webhook::Reply>, Option<String>, Duration) {
+    let started = Instant::now();
+    let bot = callbot_core::domain::BotId::parse(&info.bot_id);
+    if let Ok(bot) = &bot {
+        loop {
+            match engine.webhook_slot(bot, info.webhooks_per_second) {
+                Ok(()) => break,
+                Err(wait) if started.elapsed() + wait < info.webhook_timeout => {
+                    tokio::time::sleep(wait).await
+                }
+                Err(_) => return (None, Some("rate_limited".into()), started.elapsed()),
+            }
+        }
+    }
+    let request = TurnRequest {
+        bot_id: &info.bot_id,
+        call_sid: &info.call_sid,
+        turn,
+        user_text: text,
+        dtmf: (!dtmf.is_empty()).then_some(dtmf),
+        llm_suggestion: None,
+        history,
+        from: &info.from,
+        to: &info.to,
+        timestamp: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
+        goal: &info.goal,
+        context: &info.context,
+    };
+    let left = info.webhook_timeout.saturating_sub(started.elapsed());
+    let (result, _) = webhook::send(
+        &engine.http,
+        &info.webhook,
+        &info.webhook_secret,
+        info.policy,
+        &request,
+        left,
+    )
+    .await;
+    match result {
+        Ok(r) => (Some(r), None, started.elapsed()),
+        Err(f) => {
+            tracing::warn!(call_sid = %info.call_sid, turn, reason = %f, "webhook failed; speaking the fallback line");
+            (None, Some(f.to_string()), started.elapsed())
+        }
+    }
+}
