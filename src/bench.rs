@@ -130,6 +130,7 @@ async fn json_or_err(
 pub async fn api(opts: ApiBenchOptions) -> anyhow::Result<Vec<Figures>> {
     let dir = tempfile::tempdir().context("creating a temporary data dir")?;
     let mut settings = Settings::for_local(dir.path().to_path_buf());
+    settings.calls.speech = callbot_core::settings::SpeechSettings::Instant;
     settings.limits.max_bots_per_tenant = u32::try_from(opts.requests + 100).unwrap_or(u32::MAX);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     settings.addr = listener.local_addr()?;

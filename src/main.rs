@@ -162,6 +162,17 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
     } else {
         println!("  telephony:  Twilio ({})", state.twilio.api_base);
     }
+    let speech = match &state.settings.calls.speech {
+        callbot_core::settings::SpeechSettings::Local { model, espeak, .. } => format!(
+            "whisper.cpp ({}) + {espeak}",
+            model
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("model")
+        ),
+        callbot_core::settings::SpeechSettings::Instant => "instant stand-ins".into(),
+    };
+    println!("  speech:     {speech}");
     println!(
         "  voice URL:  {}/voice  streams: {}/stream/{{bot_id}}",
         state.settings.public_base(),

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -16,6 +18,11 @@ fn callbot() -> Command {
     ] {
         cmd.env_remove(var);
     }
+    // Real speech when the test model is there (scripts/test.sh), the instant stand-ins otherwise.
+    match std::env::var_os("CALLBOT_TEST_MODEL") {
+        Some(m) => cmd.env("CALLBOT_WHISPER_MODEL", m),
+        None => cmd.env("CALLBOT_SPEECH", "instant"),
+    };
     cmd
 }
 
@@ -32,6 +39,7 @@ fn start_serve(dir: &std::path::Path, dev_key: Option<&str>) -> (Killed, String,
     let mut cmd = callbot();
     cmd.args(["serve", "--addr", "127.0.0.1:0"])
         .env("CALLBOT_DATA_DIR", dir)
+        .env("CALLBOT_ALLOW_PRIVATE_WEBHOOKS", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     if let Some(k) = dev_key {
@@ -42,7 +50,7 @@ fn start_serve(dir: &std::path::Path, dev_key: Option<&str>) -> (Killed, String,
     let child = Killed(child);
     let mut lines = Vec::new();
     let mut reader = BufReader::new(stdout);
-    for _ in 0..7 {
+    for _ in 0..8 {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         lines.push(line.trim_end().to_owned());
@@ -147,11 +155,19 @@ async fn api_benchmark_runs_and_reports_figures() {
 async fn call_places_a_simulated_call_through_the_twilio_path() {
     let dir = tempfile::tempdir().unwrap();
     let (_child, base, _) = start_serve(dir.path(), Some("dev-key-for-tests"));
+    let hook = common::hook::start(|req| {
+        let say = format!(
+            "You said: {}. Goodbye!",
+            req["user_text"].as_str().unwrap_or("")
+        );
+        common::hook::Answer::Json(serde_json::json!({"say": say, "action": "hangup"}))
+    })
+    .await;
     let client = reqwest::Client::new();
     let bot: serde_json::Value = client
         .post(format!("{base}/bots"))
         .header("x-api-key", "dev-key-for-tests")
-        .json(&serde_json::json!({"goal": "Take restaurant reservations", "webhook": "https://example.com/h"}))
+        .json(&serde_json::json!({"goal": "Take restaurant reservations", "webhook": hook.url}))
         .send()
         .await
         .unwrap()
@@ -159,6 +175,7 @@ async fn call_places_a_simulated_call_through_the_twilio_path() {
         .await
         .unwrap();
     let id = bot["id"].as_str().unwrap();
+    hook.set_secret(bot["webhook_secret"].as_str().unwrap());
     let out = tokio::task::spawn_blocking({
         let (dir, base, id) = (dir.path().to_owned(), base.clone(), id.to_owned());
         move || {
@@ -168,10 +185,12 @@ async fn call_places_a_simulated_call_through_the_twilio_path() {
                     &id,
                     "--server",
                     &base,
-                    "--dtmf",
-                    "5",
+                    "--say",
+                    "A table for two at eight please.",
                     "--seconds",
-                    "0",
+                    "5",
+                    "--api-key",
+                    "dev-key-for-tests",
                 ])
                 .env("CALLBOT_DATA_DIR", dir)
                 .output()
@@ -188,8 +207,15 @@ async fn call_places_a_simulated_call_through_the_twilio_path() {
     );
     assert!(stdout.contains("<Connect><Stream"), "{stdout}");
     assert!(stdout.contains("media stream connected"), "{stdout}");
-    assert!(stdout.contains("caller pressed 5"), "{stdout}");
+    assert!(stdout.contains("bot is speaking"), "{stdout}");
+    assert!(stdout.contains("caller speaking"), "{stdout}");
     assert!(stdout.contains("call ended: completed"), "{stdout}");
+    assert!(stdout.contains("transcript:"), "{stdout}");
+    assert!(stdout.contains("  bot:    You said:"), "{stdout}");
+    assert!(stdout.contains("recording: http"), "{stdout}");
+    let reqs = hook.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert!(reqs[0].signature_ok);
     let calls: serde_json::Value = client
         .get(format!("{base}/calls"))
         .header("x-api-key", "dev-key-for-tests")

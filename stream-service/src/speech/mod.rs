@@ -66,8 +66,11 @@ pub fn sentences(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         cur.push(c);
+        // A sentence ends at . ! ? ; before a space and a capital (or the end): "p.m. is" does not.
+        let next_word = chars[i + 1..].iter().find(|n| !n.is_whitespace());
         let end = matches!(c, '.' | '!' | '?' | ';')
-            && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+            && chars.get(i + 1).is_none_or(|n| n.is_whitespace())
+            && next_word.is_none_or(|n| !n.is_lowercase());
         if end && cur.trim().len() > 1 {
             out.push(cur.trim().to_owned());
             cur.clear();
