@@ -129,6 +129,7 @@ pub async fn run(
         status_events: vec!["completed".into()],
         events: tx,
         bot_audio: Arc::new(Mutex::new(Vec::new())),
+        media_times: None,
     };
     writeln!(out, "call sid {}", ctx.sid)?;
     let ctx_sid = ctx.sid.clone();

@@ -2,5 +2,6 @@
 //! (`callbot call`), key management and the benchmarks, wired from the same routers and adapters that production uses.
 
 pub mod bench;
+pub mod bench_calls;
 pub mod call;
 pub mod server;

@@ -105,6 +105,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Concurrent simulated Twilio calls against a `callbot serve` child process (instant speech
+    /// engines, local webhook): CPU and RSS per call, outbound frame gaps, platform turn latency.
+    Calls {
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// Seconds each call lasts.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Cores the server may use.
+        #[arg(long, default_value_t = 1)]
+        server_cores: usize,
+    },
 }
 
 /// `default` applies when `RUST_LOG` is unset: `serve` logs at info, the benchmarks only warnings
@@ -306,6 +318,25 @@ async fn main() -> anyhow::Result<()> {
             .await?
             {
                 println!("{fig}");
+            }
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Calls {
+                    concurrency,
+                    duration,
+                    server_cores,
+                },
+        } => {
+            for line in callbot::bench_calls::calls(callbot::bench_calls::CallBenchOptions {
+                concurrency,
+                duration: std::time::Duration::from_secs(duration),
+                server_cores,
+            })
+            .await?
+            {
+                println!("{line}");
             }
             Ok(())
         }

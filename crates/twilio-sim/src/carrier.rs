@@ -115,6 +115,8 @@ pub struct CallContext {
     pub events: mpsc::UnboundedSender<Event>,
     /// Every byte of bot audio received, for tests that listen to it.
     pub bot_audio: Arc<Mutex<Vec<u8>>>,
+    /// When each bot media message arrived (benchmarks of frame pacing).
+    pub media_times: Option<Arc<Mutex<Vec<Instant>>>>,
 }
 
 impl CallContext {
@@ -509,6 +511,11 @@ async fn run_stream(
                     Ok(Outbound::Media(bytes)) => {
                         cursor.heard = true;
                         cursor.idle = Duration::ZERO;
+                        if let Some(times) = &ctx.media_times
+                            && let Ok(mut t) = times.lock()
+                        {
+                            t.push(Instant::now());
+                        }
                         ctx.emit(Event::BotAudio { bytes: bytes.len() });
                         if let Ok(mut all) = ctx.bot_audio.lock() {
                             all.extend_from_slice(&bytes);

@@ -206,6 +206,7 @@ impl Sim {
             status_events,
             events: tx,
             bot_audio: Arc::new(Mutex::new(Vec::new())),
+            media_times: None,
         };
         (ctx, rx)
     }

@@ -77,6 +77,8 @@ struct Playback {
     next_mark: u32,
     outstanding: usize,
     started: Option<Instant>,
+    /// Where the frame clock starts (see `pump`).
+    origin: Option<Instant>,
     sent: u64,
     synthesis_done: bool,
 }
@@ -554,6 +556,8 @@ impl Actor {
             }
             _ => {}
         }
+        // First audio of a reply goes out now, not at the next tick.
+        self.pump(Instant::now(), false);
     }
 
     fn mark_echoed(&mut self, name: &str) {
@@ -583,16 +587,34 @@ impl Actor {
 
     async fn tick(&mut self) {
         let now = Instant::now();
+        self.pump(now, true);
+        self.maybe_complete().await;
+        self.timers(now).await;
+        self.start_next();
+    }
+
+    /// Sends the reply's frames that are due (real time plus the lead) and the marks behind them.
+    ///
+    /// The lead goes out at once; after that one frame per tick. The frame clock is anchored on
+    /// the first tick (30 ms back, so ticks fall mid-frame and ±10 ms of timer jitter never sends
+    /// two frames on one tick and none on the next).
+    fn pump(&mut self, now: Instant, tick: bool) {
         let mut send = Vec::new();
         let mut started_track = None;
         if let Some(cur) = self.current.as_mut() {
             let p = &mut cur.playback;
+            if p.started.is_some() && p.origin.is_none() && tick {
+                p.origin = now.checked_sub(Duration::from_millis(30));
+            }
             if !p.queue.is_empty() {
-                let start = *p.started.get_or_insert_with(|| {
+                if p.started.is_none() {
+                    p.started = Some(now);
                     started_track = Some(cur.turn);
-                    now
-                });
-                let due = now.duration_since(start).as_millis() as u64 / 20 + LEAD_FRAMES;
+                }
+                let due = match p.origin {
+                    Some(o) => LEAD_FRAMES + now.duration_since(o).as_millis() as u64 / 20,
+                    None => LEAD_FRAMES,
+                };
                 while p.sent < due {
                     match p.queue.pop_front() {
                         Some(QItem::Frame(f)) => {
@@ -653,7 +675,9 @@ impl Actor {
                 }
             }
         }
-        self.maybe_complete().await;
+    }
+
+    async fn timers(&mut self, now: Instant) {
         // Keys pressed, then quiet: that is a turn.
         if self
             .last_dtmf
