@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod engine;
+pub mod frontend;
 pub mod handshake;
 pub mod models;
 pub mod protocol;
@@ -33,5 +34,6 @@ pub struct StreamState {
 pub fn router(state: StreamState) -> Router {
     Router::new()
         .route("/stream/{bot_id}", get(handshake::upgrade))
+        .route("/frontend-stream", get(frontend::upgrade))
         .with_state(state)
 }

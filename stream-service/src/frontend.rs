@@ -1,0 +1,121 @@
+//! `wss /frontend-stream?callSid=&user_id=`: a live call's events for an authorised dashboard —
+//! `audio` and `transcription` as in the Starlis API plus the full RustPBX-named event stream.
+//! Authenticated with the tenant's API key (`X-API-Key` header, or `api_key` in the query for
+//! browsers, which cannot set WebSocket headers). Observers never slow the call: a lagging one is
+//! told how many events it missed.
+
+use crate::StreamState;
+use crate::engine::events::{CallEvent, now_ms};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use callbot_core::apikey::{self, KeyHash};
+use callbot_core::domain::CallSid;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+#[derive(Debug, Deserialize)]
+pub struct FrontendQuery {
+    #[serde(rename = "callSid")]
+    call_sid: Option<String>,
+    user_id: Option<String>,
+    api_key: Option<String>,
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"error": message, "code": code})),
+    )
+        .into_response()
+}
+
+pub async fn upgrade(
+    State(state): State<StreamState>,
+    Query(q): Query<FrontendQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let raw = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(q.api_key.clone())
+        .unwrap_or_default();
+    if !apikey::plausible(raw.trim()) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid API key",
+        );
+    }
+    let tenant = match state
+        .store
+        .tenant_for_api_key(&KeyHash::of(raw.trim()))
+        .await
+    {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid API key",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "API key lookup failed");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again");
+        }
+    };
+    let Some(sid) = q.call_sid.as_deref().and_then(|s| CallSid::parse(s).ok()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_call_sid",
+            "callSid is required",
+        );
+    };
+    let Some(engine) = &state.engine else {
+        return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
+    };
+    let Some(call) = engine.live.get(&tenant, &sid) else {
+        return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
+    };
+    if q.user_id.is_some() && call.user != q.user_id {
+        return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
+    }
+    let events = call.events.subscribe();
+    ws.on_upgrade(move |socket| forward(socket, events))
+}
+
+async fn forward(mut socket: WebSocket, mut events: tokio::sync::broadcast::Receiver<CallEvent>) {
+    loop {
+        tokio::select! {
+            e = events.recv() => {
+                let (event, last) = match e {
+                    Ok(e) => {
+                        let last = matches!(e, CallEvent::Hangup { .. });
+                        (e, last)
+                    }
+                    Err(RecvError::Lagged(n)) => (CallEvent::Error {
+                        track_id: "observer".into(),
+                        timestamp: now_ms(),
+                        sender: "frontend-stream".into(),
+                        error: format!("this observer fell behind and missed {n} events"),
+                        code: None,
+                    }, false),
+                    Err(RecvError::Closed) => break,
+                };
+                let Ok(text) = serde_json::to_string(&event) else { continue };
+                if socket.send(Message::text(text)).await.is_err() || last {
+                    break;
+                }
+            }
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                _ => {}
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
