@@ -141,7 +141,7 @@ fn describe(settings: &Settings) -> (String, String) {
     };
     let recordings = match &settings.recordings {
         RecordingsSettings::Local { dir } => format!("local ({})", dir.display()),
-        RecordingsSettings::S3 { bucket } => format!("s3 (bucket {bucket})"),
+        RecordingsSettings::S3 { bucket, .. } => format!("s3 (bucket {bucket})"),
     };
     (store, recordings)
 }

@@ -405,3 +405,52 @@ async fn live_calls_are_listed_and_killed() {
         .await;
     assert_eq!(status, 409);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_dynamodb_and_s3_the_call_is_stored_and_the_recording_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(aws) = common::dynamodb_settings(dir.path()) else {
+        return;
+    };
+    let bucket = format!(
+        "callbot-rec-{}",
+        callbot_core::domain::CallSid::generate().as_str()[2..14].to_lowercase()
+    );
+    let app = spawn_app_with(|s| {
+        fast_settings(s);
+        s.store = aws.store.clone();
+        s.aws = aws.aws.clone();
+        s.recordings = callbot_core::settings::RecordingsSettings::S3 {
+            bucket: bucket.clone(),
+            create_bucket: true,
+        };
+    })
+    .await;
+    let hook =
+        hook::start(|_| Answer::Json(json!({"say": "Noted. Goodbye.", "action": "hangup"}))).await;
+    let (_, number) = bot_with_hook(&app, &hook, json!({})).await;
+    let script = Script {
+        steps: vec![
+            wait_bot(),
+            Step::Audio(voiced(700)),
+            Step::Silence(Duration::from_secs(10)),
+        ],
+        hangup_when_done: true,
+    };
+    let mut call = app.sim().dial(CALLER, &number, script).unwrap();
+    events_until_end(&mut call, Duration::from_secs(30)).await;
+    let v = finished_call(&app, &call.sid).await;
+    assert_eq!(v["turns"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["turns"][1]["action"], "hangup");
+    let wav = app
+        .client
+        .get(v["recording_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wav.status(), 200);
+    assert_eq!(wav.headers()["content-type"], "audio/wav");
+    let (l, r, _) = callbot_stream::audio::wav::read_stereo(&wav.bytes().await.unwrap()).unwrap();
+    assert_eq!(l.len(), r.len());
+    assert!(!l.is_empty());
+}

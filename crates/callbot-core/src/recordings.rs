@@ -91,6 +91,117 @@ impl Recordings for LocalRecordings {
     }
 }
 
+/// Recordings in an S3 bucket (production). Objects are written with server-side encryption and
+/// `audio/wav`; the bucket itself blocks public access (links go through the API).
+#[derive(Debug, Clone)]
+pub struct S3Recordings {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Recordings {
+    pub async fn connect(aws: &crate::settings::AwsSettings, bucket: &str) -> Self {
+        let conf = aws.sdk_config().await;
+        // Local S3-compatible servers answer on one host: path-style addressing.
+        let s3 = aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(aws.endpoint_url.is_some())
+            .build();
+        Self {
+            client: aws_sdk_s3::Client::from_conf(s3),
+            bucket: bucket.to_owned(),
+        }
+    }
+
+    /// Creates the bucket if missing (development and tests; production has it from the template).
+    pub async fn ensure_bucket(&self) -> Result<(), RecordingsError> {
+        if self
+            .client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                RecordingsError::Backend(format!(
+                    "creating bucket {}: {}",
+                    self.bucket,
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ))
+            })
+    }
+}
+
+#[async_trait]
+impl Recordings for S3Recordings {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), RecordingsError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(safe(key)?)
+            .content_type("audio/wav")
+            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            .body(bytes.into())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                RecordingsError::Backend(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+            })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RecordingsError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(safe(key)?)
+            .send()
+            .await
+        {
+            Ok(o) => o
+                .body
+                .collect()
+                .await
+                .map(|b| Some(b.into_bytes().to_vec()))
+                .map_err(|e| RecordingsError::Backend(e.to_string())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(RecordingsError::Backend(
+                aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+            )),
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, RecordingsError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(safe(key)?)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(RecordingsError::Backend(
+                aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+            )),
+        }
+    }
+}
+
 fn link_mac(secret: &[u8], sid: &str, expires: u64) -> String {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
     m.update(b"recording-link\0");

@@ -23,8 +23,14 @@ pub enum StoreSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum RecordingsSettings {
-    Local { dir: PathBuf },
-    S3 { bucket: String },
+    Local {
+        dir: PathBuf,
+    },
+    /// `create_bucket`: create it at startup if missing (development and tests).
+    S3 {
+        bucket: String,
+        create_bucket: bool,
+    },
 }
 
 /// Which telephony provider provisions numbers and controls calls.
@@ -229,6 +235,7 @@ impl Settings {
                 bucket: get("CALLBOT_S3_BUCKET").cloned().ok_or_else(|| {
                     err("CALLBOT_S3_BUCKET", "required when CALLBOT_RECORDINGS=s3")
                 })?,
+                create_bucket: truthy(get("CALLBOT_S3_CREATE_BUCKET")),
             },
             Some(other) => {
                 return Err(err(

@@ -162,10 +162,17 @@ pub async fn recordings(
                 dir: dir.clone(),
             }))
         }
-        crate::settings::RecordingsSettings::S3 { bucket } => {
-            Err(WiringError::Unsupported(format!(
-                "CALLBOT_RECORDINGS=s3 (bucket {bucket}) is not available in this build; use local"
-            )))
+        crate::settings::RecordingsSettings::S3 {
+            bucket,
+            create_bucket,
+        } => {
+            let s3 = crate::recordings::S3Recordings::connect(&settings.aws, bucket).await;
+            if *create_bucket {
+                s3.ensure_bucket()
+                    .await
+                    .map_err(|e| WiringError::Unsupported(e.to_string()))?;
+            }
+            Ok(Arc::new(s3))
         }
     }
 }
