@@ -228,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env().context("reading settings")?;
     let default_log = match cli.command {
         Command::Bench { .. } => "warn",
-        _ => "info,tower_http=warn,aws=warn",
+        _ => "info,tower_http=warn,aws=warn,whisper_rs=warn",
     };
     init_tracing(settings.log_json, default_log);
     match cli.command {
