@@ -55,18 +55,6 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
-/// A vowel-like second of "speech" (the instant recogniser only measures its length).
-fn voiced(ms: u64) -> Vec<u8> {
-    (0..(ms * 8) as usize)
-        .map(|i| {
-            let t = i as f32 / 8000.0;
-            let v = (2.0 * std::f32::consts::PI * 180.0 * t).sin()
-                + 0.5 * (2.0 * std::f32::consts::PI * 720.0 * t).sin();
-            callbot_stream::audio::g711::encode_sample((v * 9000.0) as i16)
-        })
-        .collect()
-}
-
 pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     if opts.concurrency == 0 {
         bail!("--concurrency must be at least 1");
@@ -160,7 +148,7 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (cpu0, rss0) = proc_usage(pid)?;
     let started = Instant::now();
-    let speech = Arc::new(voiced(1000));
+    let speech = Arc::new(callbot_stream::speech::instant::voiced_tone(1000));
     let mut tasks = Vec::new();
     let mut arrivals = Vec::new();
     for i in 0..opts.concurrency {

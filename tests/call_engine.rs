@@ -16,18 +16,6 @@ use std::time::Duration;
 
 const CALLER: &str = "+15550001111";
 
-/// A vowel-like sound the VAD takes for speech (the instant recogniser does not care what).
-fn voiced(ms: u64) -> Vec<u8> {
-    (0..(ms * 8) as usize)
-        .map(|i| {
-            let t = i as f32 / 8000.0;
-            let v = (2.0 * std::f32::consts::PI * 180.0 * t).sin()
-                + 0.5 * (2.0 * std::f32::consts::PI * 720.0 * t).sin();
-            callbot_stream::audio::g711::encode_sample((v * 9000.0) as i16)
-        })
-        .collect()
-}
-
 fn wait_bot() -> Step {
     Step::WaitForBot {
         quiet: Duration::from_millis(500),
@@ -61,20 +49,6 @@ async fn finished_call(app: &TestApp, sid: &str) -> Value {
 fn fast_settings(s: &mut callbot_core::settings::Settings) {
     s.calls.end_silence = Duration::from_millis(400);
     s.calls.webhook_timeout = Duration::from_millis(800);
-}
-
-fn word_overlap(want: &str, got: &str) -> f64 {
-    let norm = |s: &str| -> Vec<String> {
-        s.split_whitespace()
-            .map(|w| {
-                w.trim_matches(|c: char| !c.is_alphanumeric())
-                    .to_lowercase()
-            })
-            .filter(|w| !w.is_empty())
-            .collect()
-    };
-    let (w, g) = (norm(want), norm(got));
-    w.iter().filter(|x| g.contains(x)).count() as f64 / w.len().max(1) as f64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -150,7 +124,7 @@ async fn a_whole_conversation_with_real_speech() {
     assert!(r.signature_ok, "webhook signature must verify");
     assert_eq!(r.idempotency_key, format!("{}:1", call.sid));
     let heard = r.body["user_text"].as_str().unwrap();
-    let overlap = word_overlap(said, heard);
+    let overlap = callbot_stream::speech::word_overlap(said, heard);
     assert!(
         overlap >= 0.6,
         "recognised {heard:?} for {said:?} ({overlap:.2})"
@@ -220,10 +194,10 @@ async fn barge_in_clears_playback_and_cuts_the_history() {
     let script = Script {
         steps: vec![
             wait_bot(),
-            Step::Audio(voiced(800)),
+            Step::Audio(callbot_stream::speech::instant::voiced_tone(800)),
             // Let the long answer start playing, then talk over it.
             Step::Silence(Duration::from_millis(2500)),
-            Step::Audio(voiced(1200)),
+            Step::Audio(callbot_stream::speech::instant::voiced_tone(1200)),
             Step::Silence(Duration::from_secs(15)),
         ],
         hangup_when_done: true,
@@ -267,7 +241,9 @@ async fn webhook_failures_speak_the_fallback_and_the_call_goes_on() {
     let (_, number) = bot_with_hook(&app, &hook, json!({})).await;
     let mut steps = vec![wait_bot()];
     for _ in 0..4 {
-        steps.push(Step::Audio(voiced(700)));
+        steps.push(Step::Audio(callbot_stream::speech::instant::voiced_tone(
+            700,
+        )));
         steps.push(wait_bot());
     }
     steps.push(Step::Silence(Duration::from_secs(10)));
@@ -432,7 +408,7 @@ async fn on_dynamodb_and_s3_the_call_is_stored_and_the_recording_served() {
     let script = Script {
         steps: vec![
             wait_bot(),
-            Step::Audio(voiced(700)),
+            Step::Audio(callbot_stream::speech::instant::voiced_tone(700)),
             Step::Silence(Duration::from_secs(10)),
         ],
         hangup_when_done: true,

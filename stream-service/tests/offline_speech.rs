@@ -18,21 +18,6 @@ fn model() -> Option<std::path::PathBuf> {
     Some(path.into())
 }
 
-/// Words of `want` found in `got` (case and punctuation ignored).
-pub fn word_overlap(want: &str, got: &str) -> f64 {
-    let norm = |s: &str| -> Vec<String> {
-        s.split_whitespace()
-            .map(|w| {
-                w.trim_matches(|c: char| !c.is_alphanumeric())
-                    .to_lowercase()
-            })
-            .filter(|w| !w.is_empty())
-            .collect()
-    };
-    let (w, g) = (norm(want), norm(got));
-    w.iter().filter(|x| g.contains(x)).count() as f64 / w.len().max(1) as f64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn espeak_through_the_phone_line_is_recognised_by_whisper() {
     let Some(model) = model() else { return };
@@ -55,7 +40,7 @@ async fn espeak_through_the_phone_line_is_recognised_by_whisper() {
         let mut pcm = Vec::new();
         g711::decode(&speech.ulaw, &mut pcm);
         let heard = stt.transcribe(pcm).await.unwrap();
-        let score = word_overlap(p, &heard.text);
+        let score = callbot_stream::speech::word_overlap(p, &heard.text);
         eprintln!(
             "{p:?} -> {:?} ({score:.2}, {} ms)",
             heard.text,
@@ -68,7 +53,8 @@ async fn espeak_through_the_phone_line_is_recognised_by_whisper() {
     // Silence is not words.
     let silence = stt.transcribe(vec![0i16; 16000]).await.unwrap();
     assert!(
-        word_overlap("a the and", &silence.text) == 0.0 || silence.text.len() < 12,
+        callbot_stream::speech::word_overlap("a the and", &silence.text) == 0.0
+            || silence.text.len() < 12,
         "{:?}",
         silence.text
     );

@@ -58,3 +58,16 @@ impl TextToSpeech for InstantTts {
         })
     }
 }
+
+/// A vowel-like sound (two harmonics at 180 and 720 Hz) as 8 kHz μ-law: the endpointer takes it
+/// for speech, the instant recogniser measures its length. Used by benchmarks and tests.
+pub fn voiced_tone(ms: u64) -> Vec<u8> {
+    (0..(ms * 8) as usize)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            let v = (2.0 * std::f32::consts::PI * 180.0 * t).sin()
+                + 0.5 * (2.0 * std::f32::consts::PI * 720.0 * t).sin();
+            g711::encode_sample((v * 9000.0) as i16)
+        })
+        .collect()
+}

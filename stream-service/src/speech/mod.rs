@@ -82,6 +82,22 @@ pub fn sentences(text: &str) -> Vec<String> {
     out
 }
 
+/// Share of `want`'s words found in `got`, case and punctuation ignored: how recognition is scored
+/// in tests and benchmarks (exact text would fail a correct engine on "7 PM" vs "seven pm").
+pub fn word_overlap(want: &str, got: &str) -> f64 {
+    let norm = |s: &str| -> Vec<String> {
+        s.split_whitespace()
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let (w, g) = (norm(want), norm(got));
+    w.iter().filter(|x| g.contains(x)).count() as f64 / w.len().max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
