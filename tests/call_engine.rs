@@ -430,3 +430,100 @@ async fn on_dynamodb_and_s3_the_call_is_stored_and_the_recording_served() {
     assert_eq!(l.len(), r.len());
     assert!(!l.is_empty());
 }
+
+/// A raw media-stream client: malformed messages become `error` events and the call goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_media_messages_are_reported_and_the_call_survives() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app_with(fast_settings).await;
+    let hook = hook::start(|_| Answer::Json(json!({"say": "ok"}))).await;
+    let (bot, number) = bot_with_hook(&app, &hook, json!({})).await;
+    let call_sid = callbot_core::domain::CallSid::generate().to_string();
+    let r = app
+        .twilio_post(
+            &format!("/voice?bot_id={bot}"),
+            &[("CallSid", &call_sid), ("From", CALLER), ("To", &number)],
+            None,
+        )
+        .await;
+    let verbs = callbot_twilio_sim::twiml::parse(&r.text().await.unwrap()).unwrap();
+    let callbot_twilio_sim::twiml::Verb::ConnectStream { url, parameters } = &verbs[0] else {
+        panic!("{verbs:?}")
+    };
+    let mut req = url.as_str().into_client_request().unwrap();
+    let sig = callbot_core::twilio::signature::compute(app.twilio_token().as_bytes(), url, &[]);
+    req.headers_mut()
+        .insert("x-twilio-signature", sig.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let custom: serde_json::Map<String, Value> = parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    ws.send(Message::text(
+        json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {"streamSid": "MZ1", "accountSid": "AC1",
+        "callSid": call_sid, "tracks": ["inbound"], "customParameters": custom, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    ws.send(Message::text(start.to_string())).await.unwrap();
+    // Watch the call's events.
+    let ws_url = format!(
+        "{}/frontend-stream?callSid={call_sid}",
+        app.base.replace("http://", "ws://")
+    );
+    let mut oreq = ws_url.as_str().into_client_request().unwrap();
+    oreq.headers_mut()
+        .insert("x-api-key", app.api_key.parse().unwrap());
+    let observer = common::eventually(|| {
+        let oreq = oreq.clone();
+        async move {
+            tokio_tungstenite::connect_async(oreq)
+                .await
+                .ok()
+                .map(|(o, _)| o)
+        }
+    })
+    .await;
+    let watch = tokio::spawn(async move {
+        let mut observer = observer;
+        let mut names = Vec::new();
+        while let Some(Ok(m)) = observer.next().await {
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                names.push(v["event"].as_str().unwrap_or("").to_owned());
+            }
+        }
+        names
+    });
+    for bad in [
+        "not json",
+        r#"{"event":"media","streamSid":"MZ1","media":{"payload":"@@@"}}"#,
+        r#"{"event":"dtmf","streamSid":"MZ1"}"#,
+    ] {
+        ws.send(Message::text(bad)).await.unwrap();
+    }
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    // Still alive: good media is taken, the engine answers marks, then the caller hangs up.
+    // 160 bytes of μ-law silence (0xFF) are 216 "/" in base64 (spec §1.5).
+    let silence = "/".repeat(216);
+    for i in 0..10 {
+        let m = json!({"event": "media", "sequenceNumber": (i + 2).to_string(), "streamSid": "MZ1", "media": {"track": "inbound", "chunk": (i + 1).to_string(), "timestamp": (i * 20).to_string(), "payload": silence}});
+        ws.send(Message::text(m.to_string())).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ws.send(Message::text(json!({"event": "stop", "sequenceNumber": "20", "streamSid": "MZ1", "stop": {"accountSid": "AC1", "callSid": call_sid}}).to_string())).await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), watch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        seen.iter().filter(|e| *e == "error").count() >= 4,
+        "{seen:?}"
+    );
+    assert_eq!(seen.last().map(String::as_str), Some("hangup"), "{seen:?}");
+    let v = finished_call(&app, &call_sid).await;
+    assert_eq!(v["status"], "completed");
+}

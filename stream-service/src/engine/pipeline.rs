@@ -82,7 +82,7 @@ pub enum ToCall {
 
 pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc::Sender<ToCall>) {
     let turn = input.turn;
-    let (say, action) = match input.kind {
+    let say = match input.kind {
         TurnKind::Bot { text } => {
             let parts = sentences(&text);
             if tx
@@ -99,16 +99,21 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
             {
                 return;
             }
-            (parts, Action::Continue)
+            parts
         }
         TurnKind::Caller { audio, dtmf } => {
             let mut text = String::new();
+            let mut stt_failed = None;
             if let Some(audio) = audio {
                 let started = Instant::now();
                 match engine.stt.transcribe(audio).await {
                     Ok(t) => text = t.text,
                     Err(e) => {
-                        tracing::warn!(call_sid = %info.call_sid, error = %e, "recognition failed")
+                        tracing::warn!(call_sid = %info.call_sid, error = %e, "recognition failed");
+                        stt_failed = Some(match e {
+                            crate::speech::SpeechError::Busy => "stt_busy",
+                            _ => "stt_failed",
+                        });
                     }
                 }
                 if tx
@@ -122,6 +127,25 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 {
                     return;
                 }
+            }
+            if let (Some(reason), true) = (stt_failed, dtmf.is_empty()) {
+                // The caller said something we could not recognise: ask again rather than
+                // leave them in silence (their audio is in the recording).
+                let say = info.fallback_line.clone();
+                let parts = sentences(&say);
+                let reply = ToCall::Reply {
+                    turn,
+                    say,
+                    action: Action::Continue,
+                    fallback: Some(reason.into()),
+                    webhook: None,
+                    sentences: parts.clone(),
+                };
+                if tx.send(reply).await.is_err() {
+                    return;
+                }
+                speak(&engine, &info, turn, &parts, &tx).await;
+                return;
             }
             if text.is_empty() && dtmf.is_empty() {
                 let _ = tx.send(ToCall::Finished { turn }).await;
@@ -138,7 +162,7 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 .send(ToCall::Reply {
                     turn,
                     say,
-                    action: action.clone(),
+                    action,
                     fallback,
                     webhook: Some(took),
                     sentences: parts.clone(),
@@ -148,11 +172,21 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
             {
                 return;
             }
-            (parts, action)
+            parts
         }
     };
-    let _ = action;
-    for (i, s) in say.iter().enumerate() {
+    speak(&engine, &info, turn, &say, &tx).await;
+}
+
+/// Synthesises the reply sentence by sentence, then reports the turn finished.
+async fn speak(
+    engine: &Engine,
+    info: &CallInfo,
+    turn: u32,
+    sentences: &[String],
+    tx: &mpsc::Sender<ToCall>,
+) {
+    for (i, s) in sentences.iter().enumerate() {
         let started = Instant::now();
         let msg = match engine.tts.synthesize(s, &info.voice).await {
             Ok(speech) => ToCall::Audio {
