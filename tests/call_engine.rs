@@ -527,3 +527,73 @@ async fn malformed_media_messages_are_reported_and_the_call_survives() {
     let v = finished_call(&app, &call_sid).await;
     assert_eq!(v["status"], "completed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_caller_is_reprompted_then_hung_up_on_the_bots_own_timer() {
+    let app = spawn_app_with(fast_settings).await;
+    let hook = hook::start(|_| Answer::Json(json!({"say": "ok"}))).await;
+    let (bot, number) = bot_with_hook(
+        &app,
+        &hook,
+        json!({"silence_timeout_secs": 3, "max_call_secs": 600}),
+    )
+    .await;
+    let (_, view) = app.get(&app.api_key, &format!("/bots/{bot}")).await;
+    assert_eq!(
+        (
+            view["silence_timeout_secs"].as_u64(),
+            view["max_call_secs"].as_u64()
+        ),
+        (Some(3), Some(600))
+    );
+    let (status, body) = app
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "x", "webhook": hook.url, "silence_timeout_secs": 1}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("silence_timeout_secs"))
+    );
+    let script = Script {
+        steps: vec![Step::Silence(Duration::from_secs(30))],
+        hangup_when_done: true,
+    };
+    let mut call = app.sim().dial(CALLER, &number, script).unwrap();
+    let started = std::time::Instant::now();
+    let events = events_until_end(&mut call, Duration::from_secs(30)).await;
+    assert!(
+        matches!(events.last(), Some(Event::Ended { .. })),
+        "{events:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the bot hung up, not the caller"
+    );
+    let v = finished_call(&app, &call.sid).await;
+    let turns = v["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 2, "{v}");
+    assert_eq!(
+        turns[1]["bot_text"],
+        app.state.settings.calls.reprompt_line.as_str()
+    );
+    assert!(
+        hook.requests().is_empty(),
+        "silence is not a turn for the webhook"
+    );
+    // PATCH null returns to the platform default.
+    let resp = app
+        .client
+        .patch(app.url(&format!("/bots/{bot}")))
+        .header("x-api-key", &app.api_key)
+        .json(&json!({"silence_timeout_secs": null}))
+        .send()
+        .await
+        .unwrap();
+    let b: Value = resp.json().await.unwrap();
+    assert!(
+        b.get("silence_timeout_secs").is_none() && b["max_call_secs"] == 600,
+        "{b}"
+    );
+}

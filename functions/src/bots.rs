@@ -7,7 +7,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use callbot_core::domain::{BotId, BotStatus, Context, FirstMessage, Goal, Voice, WebhookUrl};
+use callbot_core::domain::{
+    BotId, BotStatus, CallTimers, Context, FirstMessage, Goal, Voice, WebhookUrl,
+};
 use callbot_core::store::{Bot, BotWithUsage, IdempotencyRecord, StoreError};
 use callbot_core::telephony::{NumberRequest, NumberWebhooks, ProvisionedNumber};
 use callbot_core::time_fmt;
@@ -36,6 +38,12 @@ pub struct CreateBotRequest {
     /// Line spoken when a call connects (up to 500 characters).
     #[serde(default)]
     first_message: Option<String>,
+    /// Caller silence before a reprompt (a second one ends the call), 3-300 s. Default: platform's.
+    #[serde(default)]
+    silence_timeout_secs: Option<u64>,
+    /// Longest call, 30-14,400 s. Default: platform's.
+    #[serde(default)]
+    max_call_secs: Option<u64>,
     /// Preferred area code for the number (US/CA, 3 digits).
     #[serde(default)]
     area_code: Option<String>,
@@ -62,9 +70,23 @@ pub struct UpdateBotRequest {
     /// `active` or `paused` (a paused bot keeps its number but does not answer).
     #[serde(default)]
     status: Option<String>,
+    /// `null` returns to the platform default.
+    #[serde(default, deserialize_with = "double_option_u64")]
+    #[schema(value_type = Option<u64>)]
+    silence_timeout_secs: Option<Option<u64>>,
+    /// `null` returns to the platform default.
+    #[serde(default, deserialize_with = "double_option_u64")]
+    #[schema(value_type = Option<u64>)]
+    max_call_secs: Option<Option<u64>>,
     /// `true` issues a new webhook signing secret, returned once in the response.
     #[serde(default)]
     rotate_webhook_secret: Option<bool>,
+}
+
+fn double_option_u64<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
 }
 
 fn double_option<'de, D: serde::Deserializer<'de>>(
@@ -96,6 +118,11 @@ pub struct BotView {
     voice: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_message: Option<String>,
+    /// Per-bot call timers (absent: the platform's defaults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    silence_timeout_secs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_call_secs: Option<u32>,
     status: String,
     /// Calls taken today (UTC).
     calls_today: u32,
@@ -121,6 +148,8 @@ impl BotView {
             webhook: bot.webhook.to_string(),
             voice: bot.voice.to_string(),
             first_message: bot.first_message.as_ref().map(|f| f.as_str().to_owned()),
+            silence_timeout_secs: bot.timers.silence_timeout_secs(),
+            max_call_secs: bot.timers.max_call_secs(),
             status: bot.status.as_str().to_owned(),
             calls_today,
             created_at: time_fmt::rfc3339(bot.created_at),
@@ -203,6 +232,8 @@ pub async fn create_bot(
         .map(FirstMessage::parse)
         .transpose()
         .map_err(|e| ApiError::field("first_message", e))?;
+    let timers = CallTimers::parse(req.silence_timeout_secs, req.max_call_secs)
+        .map_err(|(f, e)| ApiError::field(f, e))?;
     if let Some(ac) = &req.area_code
         && (ac.len() != 3 || !ac.bytes().all(|b| b.is_ascii_digit()))
     {
@@ -266,6 +297,7 @@ pub async fn create_bot(
         webhook,
         voice,
         first_message,
+        timers,
         status: BotStatus::Active,
         webhook_secret: new_webhook_secret(),
         created_at: now,
@@ -414,6 +446,16 @@ pub async fn update_bot(
     }
     if let Some(s) = &req.status {
         bot.status = BotStatus::parse(s).map_err(|e| ApiError::field("status", e))?;
+        changed = true;
+    }
+    if req.silence_timeout_secs.is_some() || req.max_call_secs.is_some() {
+        let silence = req
+            .silence_timeout_secs
+            .unwrap_or(bot.timers.silence_timeout_secs().map(u64::from));
+        let max = req
+            .max_call_secs
+            .unwrap_or(bot.timers.max_call_secs().map(u64::from));
+        bot.timers = CallTimers::parse(silence, max).map_err(|(f, e)| ApiError::field(f, e))?;
         changed = true;
     }
     let rotate = req.rotate_webhook_secret == Some(true);

@@ -227,3 +227,94 @@ mod tests {
         assert!(UserLabel::parse(&"x".repeat(129)).is_err());
     }
 }
+
+/// Per-bot call timers; `None` uses the platform default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallTimers {
+    silence_timeout_secs: Option<u32>,
+    max_call_secs: Option<u32>,
+}
+
+impl CallTimers {
+    pub const SILENCE_RANGE: std::ops::RangeInclusive<u64> = 3..=300;
+    pub const MAX_CALL_RANGE: std::ops::RangeInclusive<u64> = 30..=14_400;
+
+    /// Silence before a reprompt (3-300 s) and longest call (30 s - 4 h).
+    pub fn parse(
+        silence_timeout_secs: Option<u64>,
+        max_call_secs: Option<u64>,
+    ) -> Result<Self, (&'static str, ParseError)> {
+        let check =
+            |field: &'static str, v: Option<u64>, range: std::ops::RangeInclusive<u64>| match v {
+                None => Ok(None),
+                Some(v) if range.contains(&v) => Ok(Some(v as u32)),
+                Some(_) => Err((
+                    field,
+                    ParseError::new(
+                        "out_of_range",
+                        format!("must be {}-{} seconds", range.start(), range.end()),
+                    ),
+                )),
+            };
+        Ok(Self {
+            silence_timeout_secs: check(
+                "silence_timeout_secs",
+                silence_timeout_secs,
+                Self::SILENCE_RANGE,
+            )?,
+            max_call_secs: check("max_call_secs", max_call_secs, Self::MAX_CALL_RANGE)?,
+        })
+    }
+
+    pub fn silence_timeout_secs(&self) -> Option<u32> {
+        self.silence_timeout_secs
+    }
+
+    pub fn max_call_secs(&self) -> Option<u32> {
+        self.max_call_secs
+    }
+
+    /// Stored form (JSON), `None` when both are defaults.
+    pub fn to_stored(&self) -> Option<String> {
+        (*self != Self::default()).then(|| serde_json::to_string(self).unwrap_or_default())
+    }
+
+    pub fn from_stored(raw: Option<&str>) -> Result<Self, ParseError> {
+        match raw {
+            None => Ok(Self::default()),
+            Some(r) => {
+                let t: Self = serde_json::from_str(r)
+                    .map_err(|e| ParseError::new("corrupt", e.to_string()))?;
+                Self::parse(
+                    t.silence_timeout_secs.map(u64::from),
+                    t.max_call_secs.map(u64::from),
+                )
+                .map_err(|(_, e)| e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod timer_tests {
+    use super::CallTimers;
+
+    #[test]
+    fn ranges_and_storage() {
+        assert!(CallTimers::parse(Some(2), None).is_err());
+        assert_eq!(
+            CallTimers::parse(None, Some(20)).unwrap_err().0,
+            "max_call_secs"
+        );
+        let t = CallTimers::parse(Some(8), Some(600)).unwrap();
+        assert_eq!(
+            (t.silence_timeout_secs(), t.max_call_secs()),
+            (Some(8), Some(600))
+        );
+        assert_eq!(
+            CallTimers::from_stored(t.to_stored().as_deref()).unwrap(),
+            t
+        );
+        assert_eq!(CallTimers::default().to_stored(), None);
+    }
+}

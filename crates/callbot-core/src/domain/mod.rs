@@ -7,7 +7,7 @@ mod text;
 mod voice;
 pub mod webhook;
 
-pub use call::{CallDirection, CallSid, CallStatus, UserLabel};
+pub use call::{CallDirection, CallSid, CallStatus, CallTimers, UserLabel};
 pub use ids::{BotId, TenantId};
 pub use phone::PhoneNumber;
 pub use text::{Context, FirstMessage, Goal};

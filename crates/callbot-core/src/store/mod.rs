@@ -35,6 +35,8 @@ pub struct Bot {
     pub webhook: WebhookUrl,
     pub voice: Voice,
     pub first_message: Option<FirstMessage>,
+    /// Per-bot silence timeout and maximum call length.
+    pub timers: crate::domain::CallTimers,
     pub status: BotStatus,
     /// Key for signing webhook requests to this bot's business (HMAC-SHA256).
     pub webhook_secret: SecretString,

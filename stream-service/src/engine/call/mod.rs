@@ -111,6 +111,7 @@ struct Actor {
     engine: Engine,
     tenant: callbot_core::domain::TenantId,
     sid: callbot_core::domain::CallSid,
+    silence_timeout: Duration,
     state: StreamState,
     info: Arc<CallInfo>,
     events: EventBus,
@@ -200,7 +201,16 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         .or(bot.first_message.as_ref())
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| DEFAULT_GREETING.to_owned());
-    let max_call = settings.max_call;
+    let max_call = bot
+        .timers
+        .max_call_secs()
+        .map(|s| Duration::from_secs(s.into()))
+        .unwrap_or(settings.max_call);
+    let silence_timeout = bot
+        .timers
+        .silence_timeout_secs()
+        .map(|s| Duration::from_secs(s.into()))
+        .unwrap_or(settings.silence_timeout);
     let vad = VadConfig {
         end_silence: settings.end_silence,
         ..VadConfig::default()
@@ -222,6 +232,7 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         engine,
         tenant: call.tenant.clone(),
         sid: call.sid.clone(),
+        silence_timeout,
         state: state.clone(),
         info,
         events,
@@ -691,9 +702,7 @@ impl Actor {
             && self.pending.is_empty()
             && !self.ep.in_speech()
             && self.dtmf.is_empty();
-        if idle
-            && now.duration_since(self.silence_since) >= self.state.settings.calls.silence_timeout
-        {
+        if idle && now.duration_since(self.silence_since) >= self.silence_timeout {
             if self.reprompted {
                 self.hang_up(End::Silence).await;
             } else {

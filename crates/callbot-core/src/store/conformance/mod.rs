@@ -49,6 +49,7 @@ pub fn sample_bot(tenant: &TenantId) -> Bot {
             .expect("webhook"),
         voice: Voice::parse("elevenlabs:emma").expect("voice"),
         first_message: None,
+        timers: crate::domain::CallTimers::parse(Some(15), None).expect("timers"),
         status: BotStatus::Active,
         webhook_secret: SecretString::from(unique("whsec")),
         created_at: now,

@@ -21,6 +21,7 @@ mod calls;
 
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};
 use crate::apikey::KeyHash;
+use crate::domain::CallTimers;
 use crate::domain::{
     BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy,
     WebhookUrl,
@@ -120,6 +121,9 @@ fn bot_item(bot: &Bot) -> Item {
     item.insert("context".into(), s(bot.context.as_str()));
     item.insert("webhook".into(), s(bot.webhook.as_str()));
     item.insert("voice".into(), s(bot.voice.to_string()));
+    if let Some(t) = bot.timers.to_stored() {
+        item.insert("call_timers".into(), s(t));
+    }
     if let Some(f) = &bot.first_message {
         item.insert("first_message".into(), s(f.as_str()));
     }
@@ -153,6 +157,12 @@ fn bot_from_item(item: &Item) -> StoreResult<Bot> {
             Some(f) => Some(FirstMessage::parse(f).map_err(corrupt)?),
             None => None,
         },
+        timers: CallTimers::from_stored(
+            item.get("call_timers")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
+        )
+        .map_err(corrupt)?,
         status: BotStatus::parse(get_s(item, "status")?).map_err(corrupt)?,
         webhook_secret: SecretString::from(get_s(item, "webhook_secret")?.to_owned()),
         created_at: time_fmt::parse_rfc3339(get_s(item, "created_at")?)

@@ -6,6 +6,7 @@ mod calls;
 
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};
 use crate::apikey::KeyHash;
+use crate::domain::CallTimers;
 use crate::domain::{
     BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy,
     WebhookUrl,
@@ -85,6 +86,8 @@ const MIGRATIONS: &[&str] = &[
         data TEXT NOT NULL,
         PRIMARY KEY (sid, turn)
      );",
+    // 4: per-bot call timers (JSON, NULL = platform defaults)
+    "ALTER TABLE bots ADD COLUMN call_timers TEXT;",
 ];
 
 #[derive(Debug, Clone)]
@@ -153,10 +156,10 @@ impl SqliteStore {
 }
 
 const BOT_COLUMNS: &str = "id, tenant, number, number_sid, goal, context, webhook, voice, first_message, status, \
-                           webhook_secret, created_at, updated_at";
+                           webhook_secret, created_at, updated_at, call_timers";
 
-/// A bot's values in `BOT_COLUMNS` order (?1..?13), shared by INSERT and UPDATE.
-fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 13] {
+/// A bot's values in `BOT_COLUMNS` order (?1..?14), shared by INSERT and UPDATE.
+fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 14] {
     [
         Box::new(bot.id.as_str().to_owned()),
         Box::new(bot.tenant.as_str().to_owned()),
@@ -171,12 +174,14 @@ fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 13] {
         Box::new(bot.webhook_secret.expose_secret().to_owned()),
         Box::new(time_fmt::rfc3339(bot.created_at)),
         Box::new(time_fmt::rfc3339(bot.updated_at)),
+        Box::new(bot.timers.to_stored()),
     ]
 }
 
 fn bot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Bot>> {
     let s = |i: usize| row.get::<_, String>(i);
     let first: Option<String> = row.get(8)?;
+    let timers: Option<String> = row.get(13)?;
     let raw = (
         s(0)?,
         s(1)?,
@@ -191,6 +196,7 @@ fn bot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Bot>> {
         s(10)?,
         s(11)?,
         s(12)?,
+        timers,
     );
     Ok(bot_from_parts(raw))
 }
@@ -209,6 +215,7 @@ type RawBot = (
     String,
     String,
     String,
+    Option<String>,
 );
 
 fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
@@ -226,6 +233,7 @@ fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
         secret,
         created,
         updated,
+        timers,
     ) = raw;
     Ok(Bot {
         id: BotId::parse(&id).map_err(corrupt)?,
@@ -246,6 +254,7 @@ fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
             .map(|f| FirstMessage::parse(&f))
             .transpose()
             .map_err(corrupt)?,
+        timers: CallTimers::from_stored(timers.as_deref()).map_err(corrupt)?,
         status: BotStatus::parse(&status).map_err(corrupt)?,
         webhook_secret: SecretString::from(secret),
         created_at: time_fmt::parse_rfc3339(&created).ok_or_else(|| corrupt("created_at"))?,
@@ -384,7 +393,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::Conflict(format!("number {} is already assigned", bot.number)));
             }
             tx.execute(
-                &format!("INSERT INTO bots ({BOT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                &format!("INSERT INTO bots ({BOT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
                 bot_params(&bot),
             )
             .map_err(backend)?;
@@ -472,7 +481,7 @@ impl Store for SqliteStore {
             let n = c
                 .execute(
                     "UPDATE bots SET goal = ?5, context = ?6, webhook = ?7, voice = ?8, first_message = ?9,
-                            status = ?10, webhook_secret = ?11, updated_at = ?13
+                            status = ?10, webhook_secret = ?11, updated_at = ?13, call_timers = ?14
                      WHERE id = ?1 AND tenant = ?2",
                     bot_params(&bot),
                 )
