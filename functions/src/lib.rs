@@ -6,6 +6,7 @@ pub mod call_detail;
 pub mod calls;
 pub mod error;
 pub mod extract;
+pub mod lambda;
 pub mod meta;
 pub mod voice;
 
@@ -57,21 +58,64 @@ struct ApiDoc;
 
 /// The routes and their OpenAPI description, built together so they cannot drift apart.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(bots::routes())
-        .merge(calls::routes())
-        .merge(call_detail::routes())
-        .merge(voice::routes())
-        .merge(meta::routes())
-        .split_for_parts()
+    api_for(Function::All)
+}
+
+/// The deployable functions: each Lambda serves one group of routes (`callbot serve` all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// `/bots…`, `/healthz`, `/openapi.json`, `/docs`.
+    Bots,
+    /// `/voice`, `/voice/status` (Twilio's webhooks).
+    Voice,
+    /// `/outbound-call`, `/end-call`, `/call-status`, `/calls…`, `/call/lists`, `/call/kill/{id}`.
+    Calls,
+    All,
+}
+
+impl Function {
+    pub const DEPLOYED: [Function; 3] = [Function::Bots, Function::Voice, Function::Calls];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Bots => "bots",
+            Function::Voice => "voice",
+            Function::Calls => "calls",
+            Function::All => "all",
+        }
+    }
+}
+
+/// The routes of one function and their OpenAPI description.
+pub fn api_for(function: Function) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let mut r = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    if matches!(function, Function::Bots | Function::All) {
+        r = r.merge(bots::routes()).merge(meta::routes());
+    }
+    if matches!(function, Function::Calls | Function::All) {
+        r = r.merge(calls::routes()).merge(call_detail::routes());
+    }
+    if matches!(function, Function::Voice | Function::All) {
+        r = r.merge(voice::routes());
+    }
+    r.split_for_parts()
 }
 
 /// The complete HTTP API over `state`, with JSON errors for unknown routes, wrong methods, panics.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api();
-    let openapi = Arc::new(openapi);
+    router_for(Function::All, state)
+}
+
+/// One function's HTTP API (what its Lambda serves). The docs routes go with `Bots`, describing
+/// the whole API.
+pub fn router_for(function: Function, state: AppState) -> Router {
+    let (routes, _) = api_for(function);
+    let routes = if matches!(function, Function::Bots | Function::All) {
+        routes.merge(meta::docs_routes(Arc::new(api_for(Function::All).1)))
+    } else {
+        routes
+    };
     routes
-        .merge(meta::docs_routes(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
