@@ -20,45 +20,6 @@ pub struct Platform {
     pub engine: callbot_stream::engine::Engine,
 }
 
-/// The speech engines the settings ask for. Loading Whisper is blocking work (done once).
-async fn speech(
-    settings: &Settings,
-) -> anyhow::Result<(
-    Arc<dyn callbot_stream::speech::SpeechToText>,
-    Arc<dyn callbot_stream::speech::TextToSpeech>,
-)> {
-    use anyhow::Context as _;
-    use callbot_core::settings::SpeechSettings;
-    use callbot_stream::speech::{espeak::Espeak, instant, whisper};
-    match &settings.calls.speech {
-        SpeechSettings::Instant => Ok((
-            Arc::new(instant::InstantStt),
-            Arc::new(instant::InstantTts::default()),
-        )),
-        SpeechSettings::Local {
-            model,
-            espeak,
-            whisper_workers,
-        } => {
-            let tts = Espeak::new(espeak.clone());
-            tts.available().await.context("checking espeak-ng")?;
-            let (model, workers) = (model.clone(), *whisper_workers);
-            let stt = tokio::task::spawn_blocking(move || {
-                whisper::WhisperStt::load(
-                    &model,
-                    whisper::WhisperConfig {
-                        workers,
-                        ..Default::default()
-                    },
-                )
-            })
-            .await
-            .context("loading Whisper")??;
-            Ok((Arc::new(stt), Arc::new(tts)))
-        }
-    }
-}
-
 /// Builds the platform from settings: store, Twilio account, telephony, the development key.
 /// `settings.addr` must be the address the listener is bound to (local URLs derive from it).
 pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
@@ -78,7 +39,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
             Some(settings.data_dir.join("twilio-sim-numbers.json")),
         )
     });
-    let (stt, tts) = speech(&settings).await.context("setting up speech")?;
+    let (stt, tts) = callbot_stream::speech::from_settings(&settings.calls.speech)
+        .await
+        .context("setting up speech")?;
     let recordings = wiring::recordings(&settings)
         .await
         .context("setting up recordings")?;

@@ -597,3 +597,78 @@ async fn a_silent_caller_is_reprompted_then_hung_up_on_the_bots_own_timer() {
         "{b}"
     );
 }
+
+/// The stream service on its own (as on ECS): on shutdown it stops taking streams, lets live
+/// calls run for the drain time, then ends them cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stream_service_drains_live_calls_on_shutdown() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stream_addr = listener.local_addr().unwrap();
+    let app = spawn_app_with(|s| {
+        fast_settings(s);
+        s.stream_base_url = Some(format!("ws://{stream_addr}").parse().unwrap());
+        s.calls.drain = Duration::from_secs(2);
+    })
+    .await;
+    let hook = hook::start(|_| Answer::Json(json!({"say": "ok"}))).await;
+    let (_, number) = bot_with_hook(&app, &hook, json!({})).await;
+    let (stt, tts) =
+        callbot_stream::speech::from_settings(&callbot_core::settings::SpeechSettings::Instant)
+            .await
+            .unwrap();
+    let engine = callbot_stream::engine::Engine::new(
+        stt,
+        tts,
+        app.state.recordings.clone(),
+        app.state.telephony.clone(),
+    );
+    let state = callbot_stream::StreamState {
+        settings: app.state.settings.clone(),
+        store: app.state.store.clone(),
+        twilio: app.state.twilio.clone(),
+        engine: Some(engine.clone()),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(callbot_stream::serve(
+        listener,
+        state,
+        engine.clone(),
+        Duration::from_secs(2),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let script = Script {
+        steps: vec![Step::Silence(Duration::from_secs(40))],
+        hangup_when_done: true,
+    };
+    let mut call = app.sim().dial(CALLER, &number, script).unwrap();
+    common::eventually(|| {
+        let live = engine.live.clone();
+        async move { (!live.is_empty()).then_some(()) }
+    })
+    .await;
+    let health = format!("http://{stream_addr}/healthz");
+    assert_eq!(app.client.get(&health).send().await.unwrap().status(), 200);
+    let stopped = std::time::Instant::now();
+    stop_tx.send(()).unwrap();
+    let events = events_until_end(&mut call, Duration::from_secs(20)).await;
+    assert!(
+        matches!(events.last(), Some(Event::Ended { .. })),
+        "{events:?}"
+    );
+    let took = stopped.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(15),
+        "ended after {took:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), service)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let v = finished_call(&app, &call.sid).await;
+    assert_eq!(v["status"], "completed");
+    // No new streams once it is down.
+    assert!(app.client.get(&health).send().await.is_err());
+}

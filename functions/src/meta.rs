@@ -46,15 +46,21 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(healthz))
 }
 
+/// The documentation routes (GET), served by the `bots` function; not in the OpenAPI document.
+pub const DOC_ROUTES: [&str; 2] = ["/openapi.json", "/docs"];
+
 /// `/openapi.json` and `/docs` (a self-contained page: no CDN, works offline).
 pub(crate) fn docs_routes(doc: Arc<utoipa::openapi::OpenApi>) -> axum::Router<AppState> {
     axum::Router::new()
         .route(
-            "/openapi.json",
+            DOC_ROUTES[0],
             get(move || {
                 let doc = Arc::clone(&doc);
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
-        .route("/docs", get(|| async { Html(include_str!("docs.html")) }))
+        .route(
+            DOC_ROUTES[1],
+            get(|| async { Html(include_str!("docs.html")) }),
+        )
 }

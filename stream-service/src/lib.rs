@@ -37,3 +37,59 @@ pub fn router(state: StreamState) -> Router {
         .route("/frontend-stream", get(frontend::upgrade))
         .with_state(state)
 }
+
+/// Serves the stream routes (plus `/healthz`) on `listener` until `shutdown`, then drains: no new
+/// streams are accepted, live calls may finish for up to `drain`, and whatever is still live then
+/// is ended cleanly (hang-up through the carrier, last words and recording stored).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: StreamState,
+    engine: engine::Engine,
+    drain: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let draining = tokio_util::sync::CancellationToken::new();
+    let app = router(state).route(
+        "/healthz",
+        get({
+            let draining = draining.clone();
+            move || async move {
+                if draining.is_cancelled() {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "draining")
+                } else {
+                    (axum::http::StatusCode::OK, "ok")
+                }
+            }
+        }),
+    );
+    let stop = draining.clone();
+    let live = engine.live.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        stop.cancel();
+        tracing::info!(
+            live = live.len(),
+            "shutting down: no new streams; draining live calls"
+        );
+    });
+    let drainer = async {
+        draining.cancelled().await;
+        let deadline = tokio::time::Instant::now() + drain;
+        while !engine.live.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        if !engine.live.is_empty() {
+            tracing::warn!(
+                live = engine.live.len(),
+                "drain timeout: ending the remaining calls"
+            );
+            engine.live.kill_all();
+            let hard = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !engine.live.is_empty() && tokio::time::Instant::now() < hard {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (served, ()) = tokio::join!(server.into_future(), drainer);
+    served
+}

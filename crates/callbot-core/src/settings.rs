@@ -139,6 +139,8 @@ pub struct CallSettings {
     pub webhooks_per_bot_per_second: u32,
     /// How long recording links stay valid.
     pub recording_link_ttl: Duration,
+    /// On shutdown, how long live calls may go on before they are ended.
+    pub drain: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -365,6 +367,7 @@ impl Settings {
             )?)
             .map_err(|e| err("CALLBOT_WEBHOOKS_PER_BOT_PER_SECOND", e.to_string()))?,
             recording_link_ttl: Duration::from_secs(num("CALLBOT_RECORDING_LINK_SECS", 900)?),
+            drain: Duration::from_secs(num("CALLBOT_DRAIN_SECS", 300)?),
         };
         let public_base_url = url_var("PUBLIC_BASE_URL")?;
         let stream_base_url = url_var("STREAM_BASE_URL")?;

@@ -59,6 +59,47 @@ pub trait TextToSpeech: Send + Sync + std::fmt::Debug {
     async fn synthesize(&self, text: &str, voice: &str) -> Result<Speech, SpeechError>;
 }
 
+/// The engines the settings ask for. Loading Whisper is blocking work, done once at startup.
+pub async fn from_settings(
+    speech: &callbot_core::settings::SpeechSettings,
+) -> Result<
+    (
+        std::sync::Arc<dyn SpeechToText>,
+        std::sync::Arc<dyn TextToSpeech>,
+    ),
+    SpeechError,
+> {
+    use callbot_core::settings::SpeechSettings;
+    use std::sync::Arc;
+    match speech {
+        SpeechSettings::Instant => Ok((
+            Arc::new(instant::InstantStt),
+            Arc::new(instant::InstantTts::default()),
+        )),
+        SpeechSettings::Local {
+            model,
+            espeak: program,
+            whisper_workers,
+        } => {
+            let tts = espeak::Espeak::new(program.clone());
+            tts.available().await?;
+            let (model, workers) = (model.clone(), *whisper_workers);
+            let stt = tokio::task::spawn_blocking(move || {
+                whisper::WhisperStt::load(
+                    &model,
+                    whisper::WhisperConfig {
+                        workers,
+                        ..Default::default()
+                    },
+                )
+            })
+            .await
+            .map_err(|e| SpeechError::Unavailable(e.to_string()))??;
+            Ok((Arc::new(stt), Arc::new(tts)))
+        }
+    }
+}
+
 /// Splits a reply into sentences so the first can play while the rest is synthesised.
 pub fn sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();

@@ -1,0 +1,51 @@
+//! The stream service's own process (ECS): settings from the environment, JSON logs, the call
+//! engine, `/stream/{bot_id}`, `/frontend-stream` and `/healthz` on `CALLBOT_ADDR`, and a drain on
+//! SIGTERM so deployments never cut a live call.
+
+use anyhow::Context as _;
+use callbot_core::settings::Settings;
+use callbot_core::wiring;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::from_env().context("reading settings")?;
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,aws=warn,whisper_rs=warn")
+            }),
+        )
+        .init();
+    let store = wiring::store(&settings)
+        .await
+        .context("opening the store")?;
+    let twilio = wiring::twilio_account(&settings).context("Twilio account")?;
+    let telephony = wiring::telephony(&twilio).context("telephony")?;
+    let recordings = wiring::recordings(&settings).await.context("recordings")?;
+    let (stt, tts) = callbot_stream::speech::from_settings(&settings.calls.speech)
+        .await
+        .context("speech engines")?;
+    let engine = callbot_stream::engine::Engine::new(stt, tts, recordings, telephony);
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .with_context(|| format!("binding {}", settings.addr))?;
+    let drain = settings.calls.drain;
+    let state = callbot_stream::StreamState {
+        settings: Arc::new(settings),
+        store,
+        twilio: Arc::new(twilio),
+        engine: Some(engine.clone()),
+    };
+    tracing::info!(addr = %listener.local_addr()?, "stream service listening");
+    callbot_stream::serve(listener, state, engine, drain, async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    })
+    .await
+    .context("serving")
+}
