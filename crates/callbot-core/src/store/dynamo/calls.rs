@@ -364,22 +364,8 @@ impl TurnStore for DynamoStore {
         let mut item = key(call_pk(sid.as_str()), &format!("TURN#{:05}", turn.turn));
         item.insert("tenant".into(), s(tenant.as_str()));
         item.insert("data".into(), s(data));
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR tenant = :t")
-            .expression_attribute_values(":t", s(tenant.as_str()))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                Err(StoreError::NotFound)
-            }
-            Err(e) => Err(sdk_err(e)),
-        }
+        self.put_owned(item, tenant, "turn belongs to another tenant's call")
+            .await
     }
 
     async fn turns(&self, tenant: &TenantId, sid: &CallSid) -> StoreResult<Vec<TurnRecord>> {

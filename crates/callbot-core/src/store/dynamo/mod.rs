@@ -338,17 +338,14 @@ impl DynamoStore {
     }
 }
 
-#[async_trait]
-impl Store for DynamoStore {
-    fn kind(&self) -> &'static str {
-        "dynamodb"
-    }
-
-    async fn put_api_key(&self, hash: &KeyHash, tenant: &TenantId, label: &str) -> StoreResult<()> {
-        let mut item = key(format!("APIKEY#{}", hash.as_str()), "APIKEY");
-        item.insert("tenant".into(), s(tenant.as_str()));
-        item.insert("label".into(), s(label));
-        item.insert("created_at".into(), s(time_fmt::rfc3339(time_fmt::now())));
+impl DynamoStore {
+    /// Puts `item` unless an item with its key belongs to another tenant (`Conflict(msg)`).
+    pub(super) async fn put_owned(
+        &self,
+        item: Item,
+        tenant: &TenantId,
+        msg: &str,
+    ) -> StoreResult<()> {
         let res = self
             .client
             .put_item()
@@ -364,12 +361,26 @@ impl Store for DynamoStore {
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
-                Err(StoreError::Conflict(
-                    "API key already belongs to another tenant".into(),
-                ))
+                Err(StoreError::Conflict(msg.to_owned()))
             }
             Err(e) => Err(sdk_err(e)),
         }
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    fn kind(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    async fn put_api_key(&self, hash: &KeyHash, tenant: &TenantId, label: &str) -> StoreResult<()> {
+        let mut item = key(format!("APIKEY#{}", hash.as_str()), "APIKEY");
+        item.insert("tenant".into(), s(tenant.as_str()));
+        item.insert("label".into(), s(label));
+        item.insert("created_at".into(), s(time_fmt::rfc3339(time_fmt::now())));
+        self.put_owned(item, tenant, "API key already belongs to another tenant")
+            .await
     }
 
     async fn tenant_for_api_key(&self, hash: &KeyHash) -> StoreResult<Option<TenantId>> {
