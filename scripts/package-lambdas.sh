@@ -15,7 +15,7 @@ if ! rustup target list --installed | grep -q aarch64-unknown-linux-gnu; then
     arch="--x86-64"
   fi
 fi
-cargo lambda build --release $arch --output-format zip -p callbot-functions --bins >&2
+cargo lambda build --profile lambda $arch --output-format zip -p callbot-functions --bins >&2
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 for f in bots voice calls; do
   zip="$target/lambda/$f/bootstrap.zip"
