@@ -166,7 +166,6 @@ fn image_and_ecs_template_line_up() {
         .split("Default:")
         .nth(1)
         .unwrap()
-        .trim()
         .split_whitespace()
         .next()
         .unwrap()
