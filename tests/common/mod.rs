@@ -243,3 +243,43 @@ fn uuid_like() -> String {
 }
 
 pub mod hook;
+
+/// Creates a bot with `bot_body()` for the app's tenant: (id, number).
+pub async fn new_bot(app: &TestApp) -> (String, String) {
+    let (status, b) = app.create_bot(&app.api_key, bot_body()).await;
+    assert_eq!(status, 201, "{b}");
+    (
+        b["id"].as_str().unwrap().to_owned(),
+        b["number"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A fresh call sid.
+pub fn sid() -> String {
+    callbot_core::domain::CallSid::generate().to_string()
+}
+
+/// `GET /calls/{sid}` with the app's key, which must succeed.
+pub async fn call_view(app: &TestApp, sid: &str) -> Value {
+    let (status, body) = app.get(&app.api_key, &format!("/calls/{sid}")).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+pub async fn outbound(app: &TestApp, key: &str, body: Value) -> (u16, Value) {
+    app.post_json(key, "/outbound-call", &body).await
+}
+
+pub async fn call_status(app: &TestApp, key: &str, sid: &str, user: &str) -> (u16, Value) {
+    app.get(key, &format!("/call-status?callSid={sid}&user_id={user}"))
+        .await
+}
+
+/// A caller who stays 200 ms and hangs up.
+pub fn short_call() -> callbot_twilio_sim::carrier::Script {
+    use callbot_twilio_sim::carrier::{Script, Step};
+    Script {
+        steps: vec![Step::Silence(std::time::Duration::from_millis(200))],
+        hangup_when_done: true,
+    }
+}

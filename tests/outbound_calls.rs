@@ -1,0 +1,232 @@
+//! Outbound calls as in the Starlis API, through the Twilio simulator: placing, progress,
+//! ending, bad input, idempotency, and the per-user rate limit under a race (SQLite and DynamoDB).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{
+    TestApp, call_status, call_view, eventually, new_bot, outbound, short_call, spawn_app,
+    spawn_app_with,
+};
+use serde_json::{Value, json};
+
+const CALLEE: &str = "+15552223333";
+
+#[tokio::test]
+async fn outbound_calls_go_through_twilio_and_report_progress() {
+    let app = spawn_app().await;
+    let (bot, number) = new_bot(&app).await;
+    app.sim().set_callee_script(CALLEE, short_call());
+    let (status, body) = outbound(
+        &app,
+        &app.api_key,
+        json!({"user_id": "u1", "number": CALLEE, "first_message": "Hi, it's the dentist", "bot_id": bot}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["success"].as_bool(), body["message"].as_str()),
+        (Some(true), Some("Call initiated"))
+    );
+    let sid = body["callSid"].as_str().unwrap().to_owned();
+    let done = eventually(|| {
+        let (app, sid) = (&app, sid.clone());
+        async move {
+            let (_, v) = call_status(app, &app.api_key, &sid, "u1").await;
+            (v["status"] == "completed").then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(done["success"], true);
+    assert_eq!(done["callSid"], sid.as_str());
+    assert!(
+        done["startTime"].is_string() && done["endTime"].is_string(),
+        "{done}"
+    );
+    assert!(done["duration"].is_number());
+    let twilio_call = app.sim().call(&sid).unwrap();
+    assert_eq!(
+        (
+            twilio_call.direction.as_str(),
+            twilio_call.from.as_str(),
+            twilio_call.to.as_str()
+        ),
+        ("outbound-api", number.as_str(), CALLEE)
+    );
+    let v = call_view(&app, &sid).await;
+    assert_eq!(
+        (v["direction"].as_str(), v["user_id"].as_str()),
+        (Some("outbound-api"), Some("u1"))
+    );
+    assert!(
+        app.sim()
+            .request_log()
+            .iter()
+            .any(|l| l.starts_with("POST") && l.ends_with("/Calls.json"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_outbound_calls_per_user_per_minute_even_in_a_race() {
+    outbound_race(&spawn_app().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_outbound_calls_per_user_per_minute_on_dynamodb() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(dynamo) = common::dynamodb_settings(dir.path()) else {
+        return;
+    };
+    let app = spawn_app_with(|s| {
+        s.store = dynamo.store.clone();
+        s.aws = dynamo.aws.clone();
+    })
+    .await;
+    outbound_race(&app).await;
+}
+
+async fn outbound_race(app: &TestApp) {
+    new_bot(app).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (c, url, key) = (
+                app.client.clone(),
+                app.url("/outbound-call"),
+                app.api_key.clone(),
+            );
+            tokio::spawn(async move {
+                let r = c
+                    .post(url)
+                    .header("x-api-key", key)
+                    .json(&json!({"user_id": "racer", "number": CALLEE}))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = r
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+                (r.status().as_u16(), retry, r.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let (mut ok, mut limited) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, _, _) => ok += 1,
+            (429, Some(secs), body) => {
+                assert!((1..=60).contains(&secs), "retry-after {secs}");
+                assert_eq!(body["code"], "rate_limited");
+                limited += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((ok, limited), (5, 15));
+    // The limit is per end user.
+    let (status, _) = outbound(
+        app,
+        &app.api_key,
+        json!({"user_id": "someone-else", "number": CALLEE}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, calls) = app.get(&app.api_key, "/calls").await;
+    assert_eq!(
+        calls["calls"].as_array().unwrap().len(),
+        6,
+        "one record per placed call"
+    );
+}
+
+#[tokio::test]
+async fn end_call_bad_input_and_idempotency() {
+    let app = spawn_app().await;
+    new_bot(&app).await;
+    let key = app.api_key.clone();
+    for (body, msg) in [
+        (
+            json!({"number": CALLEE}),
+            "User ID and phone number are required",
+        ),
+        (
+            json!({"user_id": "u"}),
+            "User ID and phone number are required",
+        ),
+    ] {
+        let (status, b) = outbound(&app, &key, body).await;
+        assert_eq!((status, b["error"].as_str()), (400, Some(msg)));
+    }
+    let (status, b) = outbound(&app, &key, json!({"user_id": "u", "number": "12345"})).await;
+    assert_eq!((status, b["field"].as_str()), (400, Some("number")));
+    let (status, _) = outbound(
+        &app,
+        &key,
+        json!({"user_id": "u", "number": CALLEE, "bot_id": "bot_00000000000000000000000000000000"}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, b) = app
+        .post_json(&key, "/end-call", &json!({"user_id": "u"}))
+        .await;
+    assert_eq!(
+        (status, b["error"].as_str()),
+        (400, Some("Call SID and user ID are required"))
+    );
+
+    // Idempotency-Key: a retried request returns the first call, and no second call is placed.
+    let send = || {
+        app.client
+            .post(app.url("/outbound-call"))
+            .header("x-api-key", &key)
+            .header("idempotency-key", "call-once")
+            .json(&json!({"user_id": "u", "number": CALLEE}))
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    let again: Value = send().await.unwrap().json().await.unwrap();
+    assert_eq!(first, again);
+    let sid = first["callSid"].as_str().unwrap().to_owned();
+    let calls_placed = app
+        .sim()
+        .request_log()
+        .iter()
+        .filter(|l| l.ends_with("/Calls.json"))
+        .count();
+    assert_eq!(calls_placed, 1);
+
+    // The callee stays on the line (the default script) until we end the call.
+    eventually(|| {
+        let (app, sid) = (&app, sid.clone());
+        async move {
+            let (_, v) = call_status(app, &app.api_key, &sid, "u").await;
+            (v["status"] == "in-progress").then_some(())
+        }
+    })
+    .await;
+    let (status, _) = app
+        .post_json(
+            &key,
+            "/end-call",
+            &json!({"callSid": sid, "user_id": "someone"}),
+        )
+        .await;
+    assert_eq!(status, 404, "another user's call is not found");
+    let (status, b) = app
+        .post_json(&key, "/end-call", &json!({"callSid": sid, "user_id": "u"}))
+        .await;
+    assert_eq!((status, b["success"].as_bool()), (200, Some(true)), "{b}");
+    eventually(|| {
+        let (app, sid) = (&app, sid.clone());
+        async move {
+            let (_, v) = call_status(app, &app.api_key, &sid, "u").await;
+            (v["status"] == "completed").then_some(())
+        }
+    })
+    .await;
+    // Ending it again is harmless.
+    let (status, _) = app
+        .post_json(&key, "/end-call", &json!({"callSid": sid, "user_id": "u"}))
+        .await;
+    assert_eq!(status, 200);
+}
