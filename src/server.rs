@@ -20,18 +20,19 @@ pub struct Platform {
     pub engine: callbot_stream::engine::Engine,
 }
 
-/// Builds the platform from settings: store, Twilio account, telephony, the development key.
+/// Builds the platform from settings: store, Twilio account, telephony, recordings, the
+/// development key, the simulator in local mode, and the call engine.
 /// `settings.addr` must be the address the listener is bound to (local URLs derive from it).
 pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     use anyhow::Context as _;
-    let store = wiring::store(&settings)
+    let wiring::Backends {
+        store,
+        twilio,
+        telephony,
+        recordings,
+    } = wiring::backends(&settings)
         .await
-        .context("opening the store")?;
-    let twilio = wiring::twilio_account(&settings).context("setting up the Twilio account")?;
-    let telephony = wiring::telephony(&twilio).context("setting up telephony")?;
-    wiring::bootstrap_dev_key(&settings, &*store)
-        .await
-        .context("registering CALLBOT_API_KEY")?;
+        .context("setting up the store, Twilio and recordings")?;
     let sim = twilio.simulated.then(|| {
         Sim::new(
             &twilio.account_sid,
@@ -42,9 +43,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     let (stt, tts) = callbot_stream::speech::from_settings(&settings.calls.speech)
         .await
         .context("setting up speech")?;
-    let recordings = wiring::recordings(&settings)
-        .await
-        .context("setting up recordings")?;
     let engine = callbot_stream::engine::Engine::new(stt, tts, recordings, telephony.clone());
     Ok(Platform {
         state: AppState {

@@ -10,12 +10,12 @@ pub type Error = lambda_http::Error;
 
 /// Builds the state a function needs (store, Twilio, recordings) from settings.
 pub async fn app_state(settings: Settings) -> Result<AppState, Error> {
-    let store = wiring::store(&settings).await?;
-    // A bootstrap key from the environment, if one is set (development stacks).
-    wiring::bootstrap_dev_key(&settings, &*store).await?;
-    let twilio = wiring::twilio_account(&settings)?;
-    let telephony = wiring::telephony(&twilio)?;
-    let recordings = wiring::recordings(&settings).await?;
+    let wiring::Backends {
+        store,
+        twilio,
+        telephony,
+        recordings,
+    } = wiring::backends(&settings).await?;
     Ok(AppState {
         settings: Arc::new(settings),
         store,

@@ -18,12 +18,14 @@ async fn main() -> anyhow::Result<()> {
             }),
         )
         .init();
-    let store = wiring::store(&settings)
+    let wiring::Backends {
+        store,
+        twilio,
+        telephony,
+        recordings,
+    } = wiring::backends(&settings)
         .await
-        .context("opening the store")?;
-    let twilio = wiring::twilio_account(&settings).context("Twilio account")?;
-    let telephony = wiring::telephony(&twilio).context("telephony")?;
-    let recordings = wiring::recordings(&settings).await.context("recordings")?;
+        .context("setting up the store, Twilio and recordings")?;
     let (stt, tts) = callbot_stream::speech::from_settings(&settings.calls.speech)
         .await
         .context("speech engines")?;

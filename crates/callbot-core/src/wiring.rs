@@ -176,3 +176,28 @@ pub async fn recordings(
         }
     }
 }
+
+/// What every process (`callbot serve`, a Lambda function, the stream service) builds once from
+/// settings: the store (with `CALLBOT_API_KEY` registered, if set), the Twilio account, telephony
+/// and recordings.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub twilio: TwilioAccount,
+    pub telephony: Arc<dyn Telephony>,
+    pub recordings: Arc<dyn crate::recordings::Recordings>,
+}
+
+pub async fn backends(settings: &Settings) -> Result<Backends, WiringError> {
+    let store = store(settings).await?;
+    bootstrap_dev_key(settings, &*store).await?;
+    let twilio = twilio_account(settings)?;
+    let telephony = telephony(&twilio)?;
+    let recordings = recordings(settings).await?;
+    Ok(Backends {
+        store,
+        twilio,
+        telephony,
+        recordings,
+    })
+}
