@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 /// What a call's turns need to know about it.
 #[derive(Debug, Clone)]
 pub struct CallInfo {
-    pub bot_id: String,
+    pub bot_id: callbot_core::domain::BotId,
     pub call_sid: String,
     pub from: String,
     pub to: String,
@@ -218,20 +218,17 @@ async fn ask(
     history: &[HistoryEntry],
 ) -> (Option<webhook::Reply>, Option<String>, Duration) {
     let started = Instant::now();
-    let bot = callbot_core::domain::BotId::parse(&info.bot_id);
-    if let Ok(bot) = &bot {
-        loop {
-            match engine.webhook_slot(bot, info.webhooks_per_second) {
-                Ok(()) => break,
-                Err(wait) if started.elapsed() + wait < info.webhook_timeout => {
-                    tokio::time::sleep(wait).await
-                }
-                Err(_) => return (None, Some("rate_limited".into()), started.elapsed()),
+    loop {
+        match engine.webhook_slot(&info.bot_id, info.webhooks_per_second) {
+            Ok(()) => break,
+            Err(wait) if started.elapsed() + wait < info.webhook_timeout => {
+                tokio::time::sleep(wait).await
             }
+            Err(_) => return (None, Some("rate_limited".into()), started.elapsed()),
         }
     }
     let request = TurnRequest {
-        bot_id: &info.bot_id,
+        bot_id: info.bot_id.as_str(),
         call_sid: &info.call_sid,
         turn,
         user_text: text,
@@ -245,7 +242,7 @@ async fn ask(
         context: &info.context,
     };
     let left = info.webhook_timeout.saturating_sub(started.elapsed());
-    let (result, _) = webhook::send(
+    let result = webhook::send(
         &engine.http,
         &info.webhook,
         &info.webhook_secret,

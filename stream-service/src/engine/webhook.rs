@@ -5,7 +5,7 @@
 use callbot_core::domain::{PhoneNumber, WebhookPolicy, webhook::is_non_public};
 use callbot_core::webhook_sign;
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HistoryEntry {
@@ -119,7 +119,7 @@ async fn target_allowed(url: &url::Url, policy: WebhookPolicy) -> bool {
     }
 }
 
-/// Sends one turn. Returns the reply and how long it took.
+/// Sends one turn within `deadline` (one retry inside it on connection errors and 5xx).
 pub async fn send(
     http: &reqwest::Client,
     url: &url::Url,
@@ -127,13 +127,13 @@ pub async fn send(
     policy: WebhookPolicy,
     request: &TurnRequest<'_>,
     deadline: Duration,
-) -> (Result<Reply, Failure>, Duration) {
-    let started = Instant::now();
-    let result = tokio::time::timeout(deadline, async {
+) -> Result<Reply, Failure> {
+    tokio::time::timeout(deadline, async {
         if !target_allowed(url, policy).await {
             return Err(Failure::RefusedTarget);
         }
-        let body = serde_json::to_vec(request).map_err(|_| Failure::BadJson)?;
+        // `Bytes`: the retry re-sends the same buffer without copying it.
+        let body = bytes::Bytes::from(serde_json::to_vec(request).map_err(|_| Failure::BadJson)?);
         let idem = format!("{}:{}", request.call_sid, request.turn);
         let mut last = Failure::Connect;
         for attempt in 0..2 {
@@ -165,8 +165,7 @@ pub async fn send(
         Err(last)
     })
     .await
-    .unwrap_or(Err(Failure::Timeout));
-    (result, started.elapsed())
+    .unwrap_or(Err(Failure::Timeout))
 }
 
 #[cfg(test)]

@@ -132,6 +132,8 @@ struct Actor {
     inbound: Vec<u8>,
     carry: Vec<u8>,
     b64: String,
+    /// Frames and marks due this tick (kept to reuse its buffer).
+    outbox: Vec<QItem>,
     malformed: u64,
     dropped: u64,
 }
@@ -177,7 +179,7 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         _ => "en-us".to_owned(),
     };
     let info = Arc::new(CallInfo {
-        bot_id: bot.id.to_string(),
+        bot_id: bot.id.clone(),
         call_sid: call.sid.to_string(),
         from: call.from.clone(),
         to: call.to.clone(),
@@ -253,6 +255,7 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         inbound: Vec::with_capacity(512),
         carry: Vec::with_capacity(2 * FRAME_BYTES),
         b64: String::with_capacity(256),
+        outbox: Vec::with_capacity(2 * LEAD_FRAMES as usize),
         malformed: 0,
         dropped: 0,
     };
@@ -610,7 +613,7 @@ impl Actor {
     /// the first tick (30 ms back, so ticks fall mid-frame and ±10 ms of timer jitter never sends
     /// two frames on one tick and none on the next).
     fn pump(&mut self, now: Instant, tick: bool) {
-        let mut send = Vec::new();
+        let mut send = std::mem::take(&mut self.outbox);
         let mut started_track = None;
         if let Some(cur) = self.current.as_mut() {
             let p = &mut cur.playback;
@@ -658,7 +661,7 @@ impl Actor {
             });
         }
         let turn = self.current.as_ref().map(|c| c.turn).unwrap_or(0);
-        for item in send {
+        for item in send.drain(..) {
             match item {
                 QItem::Frame(f) => {
                     self.recorder.bot_frame(&f);
@@ -686,6 +689,7 @@ impl Actor {
                 }
             }
         }
+        self.outbox = send;
     }
 
     async fn timers(&mut self, now: Instant) {
@@ -713,7 +717,6 @@ impl Actor {
                     .push_back((TurnKind::Bot { text }, now, Duration::ZERO));
             }
         }
-        self.start_next();
     }
 
     /// Completes the current turn once its reply has been synthesised, sent and heard.
