@@ -3,6 +3,7 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Tenant};
+use crate::idempotency::{self, Idempotency};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,7 +16,6 @@ use callbot_core::telephony::{NumberRequest, NumberWebhooks, ProvisionedNumber};
 use callbot_core::time_fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -168,39 +168,6 @@ fn parse_bot_id(raw: &str) -> ApiResult<BotId> {
     BotId::parse(raw).map_err(|_| ApiError::NotFound("bot not found".into()))
 }
 
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(v) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = v.to_str().map_err(|_| {
-        ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be ASCII")
-    })?;
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1-255 visible ASCII characters",
-        ));
-    }
-    Ok(Some(key.to_owned()))
-}
-
-fn replay(record: &IdempotencyRecord, request_hash: &str) -> ApiResult<Response> {
-    if record.request_hash != request_hash {
-        return Err(ApiError::Conflict {
-            code: "idempotency_conflict",
-            message: "Idempotency-Key was already used with a different request body".into(),
-        });
-    }
-    let status = StatusCode::from_u16(record.status).map_err(ApiError::internal)?;
-    let body: serde_json::Value = serde_json::from_str(&record.body).map_err(ApiError::internal)?;
-    let mut resp = (status, Json(body)).into_response();
-    resp.headers_mut().insert(
-        "idempotent-replayed",
-        axum::http::HeaderValue::from_static("true"),
-    );
-    Ok(resp)
-}
-
 /// Create a bot and give it a phone number.
 #[utoipa::path(post, path = "/bots", tag = "bots", security(("api_key" = [])),
     request_body = CreateBotRequest,
@@ -253,16 +220,11 @@ pub async fn create_bot(
         ));
     }
 
-    let idem_key = idempotency_key(&headers)?;
-    let request_hash = hex::encode(Sha256::digest(&body.raw));
-    if let Some(key) = &idem_key
-        && let Some(record) = state
-            .store
-            .get_idempotency(&tenant, IDEMPOTENCY_SCOPE, key)
-            .await?
-    {
-        return replay(&record, &request_hash);
-    }
+    let (idem_key, request_hash) =
+        match idempotency::check(&state, &tenant, IDEMPOTENCY_SCOPE, &headers, &body.raw).await? {
+            Idempotency::Replay(answer) => return Ok(answer),
+            Idempotency::Fresh { key, request_hash } => (key, request_hash),
+        };
 
     let limit = state.settings.limits.max_bots_per_tenant;
     // Cheap pre-check so a tenant at its limit does not make us buy a number; the store re-checks atomically.
@@ -340,7 +302,7 @@ pub async fn create_bot(
                         .get_idempotency(&tenant, IDEMPOTENCY_SCOPE, &rec.key)
                         .await?
                     {
-                        Some(existing) => replay(&existing, &request_hash),
+                        Some(existing) => idempotency::replay(&existing, &request_hash),
                         None => Err(StoreError::IdempotencyKeyUsed.into()),
                     }
                 }

@@ -4,9 +4,10 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Tenant};
+use crate::idempotency::{self, Idempotency};
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{
     BotId, BotStatus, CallSid, CallStatus, FirstMessage, Goal, PhoneNumber, TenantId, UserLabel,
@@ -17,7 +18,6 @@ use callbot_core::store::{
 use callbot_core::telephony::OutboundCall;
 use callbot_core::time_fmt;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -190,18 +190,6 @@ async fn calling_bot(state: &AppState, tenant: &TenantId, bot_id: Option<&str>) 
         })
 }
 
-fn replay(record: &IdempotencyRecord, request_hash: &str) -> ApiResult<Response> {
-    if record.request_hash != request_hash {
-        return Err(ApiError::Conflict {
-            code: "idempotency_conflict",
-            message: "Idempotency-Key was already used with a different body".into(),
-        });
-    }
-    let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK);
-    let body: serde_json::Value = serde_json::from_str(&record.body).map_err(ApiError::internal)?;
-    Ok((status, Json(body)).into_response())
-}
-
 /// Place an outbound call.
 ///
 /// The bot calls `number` and talks with the callee like with any caller; `prompt` and
@@ -236,16 +224,11 @@ pub async fn outbound_call(
         req.first_message.as_deref(),
         FirstMessage::parse,
     )?;
-    let idem_key = crate::bots::idempotency_key(&headers)?;
-    let request_hash = hex::encode(Sha256::digest(&body.raw));
-    if let Some(key) = &idem_key
-        && let Some(record) = state
-            .store
-            .get_idempotency(&tenant, IDEMPOTENCY_SCOPE, key)
-            .await?
-    {
-        return replay(&record, &request_hash);
-    }
+    let (idem_key, request_hash) =
+        match idempotency::check(&state, &tenant, IDEMPOTENCY_SCOPE, &headers, &body.raw).await? {
+            Idempotency::Replay(answer) => return Ok(answer),
+            Idempotency::Fresh { key, request_hash } => (key, request_hash),
+        };
     let bot = calling_bot(&state, &tenant, req.bot_id.as_deref()).await?;
 
     let now = time_fmt::now();
@@ -329,7 +312,7 @@ pub async fn outbound_call(
                     .get_idempotency(&tenant, IDEMPOTENCY_SCOPE, &rec.key)
                     .await?
                 {
-                    Some(existing) => replay(&existing, &request_hash),
+                    Some(existing) => idempotency::replay(&existing, &request_hash),
                     None => Err(StoreError::IdempotencyKeyUsed.into()),
                 },
                 (err, _) => Err(err.into()),

@@ -6,6 +6,7 @@ pub mod call_detail;
 pub mod calls;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod lambda;
 pub mod meta;
 pub mod voice;
