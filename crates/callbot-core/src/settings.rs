@@ -66,7 +66,14 @@ impl AwsSettings {
     /// credential chain (Lambda/ECS role) is used.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         use secrecy::ExposeSecret;
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        // HTTPS (and plain http for local stand-ins) over rustls with ring: the one TLS stack
+        // the rest of the process (reqwest) already uses.
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
             .region(aws_config::Region::new(self.region.clone()));
         if let Some(endpoint) = &self.endpoint_url {
             loader = loader.endpoint_url(endpoint);
