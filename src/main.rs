@@ -121,17 +121,19 @@ enum BenchCommand {
 
 /// `default` applies when `RUST_LOG` is unset: `serve` logs at info, the benchmarks only warnings
 /// (a log line per request would measure the terminal).
-fn init_tracing(json: bool, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+fn init_tracing(settings: &Settings, default: &str) -> anyhow::Result<()> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(settings.log_filter.as_deref().unwrap_or(default))
+            .context("RUST_LOG")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if json {
+    if settings.log_json {
         builder.json().init()
     } else {
         builder.init()
     }
+    Ok(())
 }
 
 fn describe(settings: &Settings) -> (String, String) {
@@ -230,7 +232,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench { .. } => "warn",
         _ => "info,tower_http=warn,aws=warn,whisper_rs=warn",
     };
-    init_tracing(settings.log_json, default_log);
+    init_tracing(&settings, default_log)?;
     match cli.command {
         Command::Serve { addr } => serve(settings, addr).await,
         Command::Keys {

@@ -29,14 +29,23 @@ pub async fn app_state(settings: Settings) -> Result<AppState, Error> {
 /// once, then requests from the Lambda runtime until it stops the process.
 pub async fn run(function: Function) -> Result<(), Error> {
     let settings = Settings::from_env()?;
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws=warn")),
+    // `Targets` (target=level directives) rather than `EnvFilter`: no regex engine in the package.
+    let filter: tracing_subscriber::filter::Targets = settings
+        .log_filter
+        .as_deref()
+        .unwrap_or("info,aws=warn")
+        .parse()
+        .map_err(|e| format!("RUST_LOG: {e}"))?;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(false)
+                .without_time(),
         )
-        .with_current_span(false)
-        .without_time()
+        .with(filter)
         .init();
     let state = app_state(settings).await?;
     tracing::info!(function = function.name(), "cold start complete");

@@ -149,7 +149,50 @@ struct Env {
     token: String,
 }
 
-async fn start(name: &'static str, exe: &str, env: &Env) -> Function {
+/// How a function's executable is started: a binary of this build, or a packaged `bootstrap`
+/// (possibly through an emulator such as `qemu-aarch64-static -L /usr/aarch64-linux-gnu`).
+#[derive(Clone)]
+struct Exe {
+    program: String,
+    args: Vec<String>,
+}
+
+impl Exe {
+    fn built(name: &str) -> Exe {
+        let program = match name {
+            "bots" => env!("CARGO_BIN_EXE_bots"),
+            "voice" => env!("CARGO_BIN_EXE_voice"),
+            _ => env!("CARGO_BIN_EXE_calls"),
+        };
+        Exe {
+            program: program.to_owned(),
+            args: vec![],
+        }
+    }
+
+    fn packaged(dir: &str, runner: &str, name: &str) -> Exe {
+        let bootstrap = format!("{dir}/{name}/bootstrap");
+        assert!(
+            std::path::Path::new(&bootstrap).is_file(),
+            "{bootstrap} is missing: scripts/package-lambdas.sh unpacks it"
+        );
+        let mut words: Vec<String> = runner.split_whitespace().map(str::to_owned).collect();
+        words.push(bootstrap);
+        Exe {
+            program: words.remove(0),
+            args: words,
+        }
+    }
+}
+
+impl Exe {
+    /// The executable itself (for reports), not the emulator that may run it.
+    fn path(&self) -> &str {
+        self.args.last().unwrap_or(&self.program)
+    }
+}
+
+async fn start(name: &'static str, exe: &Exe, env: &Env) -> Function {
     let rt = Runtime::default();
     let app = axum::Router::new()
         .route(
@@ -172,8 +215,9 @@ async fn start(name: &'static str, exe: &str, env: &Env) -> Function {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut cmd = Command::new(exe);
-    cmd.env_clear()
+    let mut cmd = Command::new(&exe.program);
+    cmd.args(&exe.args)
+        .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_LAMBDA_RUNTIME_API", api)
         .env("AWS_LAMBDA_FUNCTION_NAME", name)
@@ -256,10 +300,37 @@ async fn each_function_answers_api_gateway_events() {
     let Some(env) = environment().await else {
         return;
     };
+    let exes = ["bots", "voice", "calls"].map(Exe::built);
+    exercise(&env, &exes).await;
+}
+
+/// The deployment packages themselves (the `bootstrap` in each zip, arm64 under emulation where
+/// this machine is not arm64), driven exactly like the binaries above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_packaged_function_answers_api_gateway_events() {
+    let Ok(dir) = std::env::var("CALLBOT_TEST_LAMBDA_PACKAGES") else {
+        assert!(
+            std::env::var("CALLBOT_SKIP_PACKAGES").is_ok_and(|v| v == "1"),
+            "CALLBOT_TEST_LAMBDA_PACKAGES is not set: run scripts/test.sh, or CALLBOT_SKIP_PACKAGES=1 to skip knowingly"
+        );
+        eprintln!("SKIPPING packaged Lambda function tests: CALLBOT_SKIP_PACKAGES=1");
+        return;
+    };
+    let Some(env) = environment().await else {
+        return;
+    };
+    let runner = std::env::var("CALLBOT_TEST_LAMBDA_RUNNER").unwrap_or_default();
+    let exes = ["bots", "voice", "calls"].map(|n| Exe::packaged(&dir, &runner, n));
+    exercise(&env, &exes).await;
+}
+
+/// Creates a bot through `bots`, answers a signed Twilio webhook through `voice`, reads the call
+/// and places an outbound call through `calls`: each function's routes, and only its routes.
+async fn exercise(env: &Env, exes: &[Exe; 3]) {
     let auth = json!({"x-api-key": KEY, "content-type": "application/json"});
 
     // bots: create a bot (buys a number from Twilio), list, health.
-    let mut bots = start("bots", env!("CARGO_BIN_EXE_bots"), &env).await;
+    let mut bots = start("bots", &exes[0], env).await;
     let created = bots
         .invoke(
             "POST",
@@ -288,10 +359,14 @@ async fn each_function_answers_api_gateway_events() {
     // A route of another function is not served here.
     let elsewhere = bots.invoke("GET", "/calls", auth.clone(), None).await;
     assert_eq!(elsewhere["statusCode"], 404);
-    eprintln!("bots: cold start to first response {} ms", cold.as_millis());
+    eprintln!(
+        "bots ({}): cold start to first response {} ms",
+        exes[0].path(),
+        cold.as_millis()
+    );
 
     // voice: Twilio's signed answer webhook gets the stream TwiML.
-    let mut voice = start("voice", env!("CARGO_BIN_EXE_voice"), &env).await;
+    let mut voice = start("voice", &exes[1], env).await;
     let sid = callbot_core::domain::CallSid::generate().to_string();
     let params = vec![
         ("CallSid".to_owned(), sid.clone()),
@@ -323,12 +398,13 @@ async fn each_function_answers_api_gateway_events() {
         .await;
     assert_eq!(forged["statusCode"], 403);
     eprintln!(
-        "voice: cold start to first response {} ms",
+        "voice ({}): cold start to first response {} ms",
+        exes[1].path(),
         cold.as_millis()
     );
 
     // calls: the call record written by `voice` is visible; outbound calls go through Twilio.
-    let mut calls = start("calls", env!("CARGO_BIN_EXE_calls"), &env).await;
+    let mut calls = start("calls", &exes[2], env).await;
     let shown = calls
         .invoke("GET", &format!("/calls/{sid}"), auth.clone(), None)
         .await;
@@ -355,7 +431,8 @@ async fn each_function_answers_api_gateway_events() {
         .await;
     assert_eq!(body(&status)["success"], true, "{status}");
     eprintln!(
-        "calls: cold start to first response {} ms",
+        "calls ({}): cold start to first response {} ms",
+        exes[2].path(),
         cold.as_millis()
     );
 }

@@ -13,9 +13,13 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,aws=warn,whisper_rs=warn")
-            }),
+            tracing_subscriber::EnvFilter::try_new(
+                settings
+                    .log_filter
+                    .as_deref()
+                    .unwrap_or("info,aws=warn,whisper_rs=warn"),
+            )
+            .context("RUST_LOG")?,
         )
         .init();
     let wiring::Backends {

@@ -65,8 +65,8 @@ impl AwsSettings {
     /// The SDK configuration these settings describe. Without static keys the SDK's default
     /// credential chain (Lambda/ECS role) is used.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        use secrecy::ExposeSecret;
         use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        use secrecy::ExposeSecret;
         // HTTPS (and plain http for local stand-ins) over rustls with ring: the one TLS stack
         // the rest of the process (reqwest) already uses.
         let http = aws_smithy_http_client::Builder::new()
@@ -167,6 +167,8 @@ pub struct Settings {
     pub calls: CallSettings,
     /// `json` for machine-readable logs (Lambda, ECS), otherwise human-readable.
     pub log_json: bool,
+    /// `RUST_LOG`: which logs to keep (`info,aws=warn`); each binary has its own default.
+    pub log_filter: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -415,6 +417,7 @@ impl Settings {
             limits,
             calls,
             log_json: get("CALLBOT_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+            log_filter: get("RUST_LOG").cloned(),
         })
     }
 

@@ -5,7 +5,6 @@ use crate::apikey::KeyHash;
 use crate::domain::TenantId;
 use crate::settings::{Settings, StoreSettings, TelephonySettings};
 use crate::store::dynamo::DynamoStore;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::telephony::Telephony;
 use crate::twilio::rest::TwilioTelephony;
@@ -40,12 +39,22 @@ pub enum WiringError {
 
 pub async fn store(settings: &Settings) -> Result<Arc<dyn Store>, WiringError> {
     Ok(match &settings.store {
+        #[cfg(feature = "sqlite")]
         StoreSettings::Sqlite { path } => {
             let path = path.clone();
-            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-                .await
-                .map_err(|e| StoreError::Backend(e.to_string()))??;
+            let store =
+                tokio::task::spawn_blocking(move || crate::store::sqlite::SqliteStore::open(&path))
+                    .await
+                    .map_err(|e| StoreError::Backend(e.to_string()))??;
             Arc::new(store)
+        }
+        #[cfg(not(feature = "sqlite"))]
+        StoreSettings::Sqlite { .. } => {
+            return Err(WiringError::Unsupported(
+                "this build has no SQLite store (the Lambda functions use DynamoDB): \
+                 set CALLBOT_STORE=dynamodb and CALLBOT_DYNAMODB_TABLE"
+                    .into(),
+            ));
         }
         StoreSettings::Dynamodb {
             table,

@@ -19,6 +19,7 @@ mod calls;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod dynamo;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod turns;
 

@@ -299,7 +299,7 @@ async fn quota_race(store: Arc<dyn Store>) {
     assert_eq!(store.list_bots(&t, "2026-01-01").await.unwrap().len(), 10);
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sqlite_in_memory_passes() {
