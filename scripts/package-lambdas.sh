@@ -1,72 +1,69 @@
 #!/usr/bin/env bash
-# Builds the three Lambda functions as deployment zips with cargo-lambda (from PyPI, with zig),
-# checks each package the way Lambda will load it, and unpacks its `bootstrap` for the tests.
+# Builds the three Lambda functions exactly as the README's deploy guide does, with `sam build`
+# (BuildMethod rust-cargolambda: `cargo lambda build --release --arm64 --bin NAME` in functions/,
+# under functions/.cargo/config.toml), zips each artifact the way `sam deploy` uploads it, and checks
+# the packages the way Lambda will load them. Installs what it needs into venvs: cargo-lambda 1.9.2
+# (with zig) and the SAM CLI 1.170.0; the aarch64 std library with rustup.
 #
-# arm64 (what the template deploys) needs the aarch64-unknown-linux-gnu std library; where rustup
-# cannot fetch it, this falls back to x86_64 and says so. Prints one line per function and, last,
-# `arch=arm64|x86_64` so callers know which emulator (if any) runs the bootstraps.
-#
-# Checked for each zip: a single entry named `bootstrap`, executable (mode 0755), an ELF for the
-# target architecture, needing no glibc symbol newer than provided.al2023's (2.34), and at most
-# 5,000,000 bytes (the size budget; larger fails the run).
+# Checked for each function: the zip holds one entry, `bootstrap`, executable; it is an arm64 ELF
+# needing no glibc symbol newer than provided.al2023's (2.34); the zip is at most 5,000,000 bytes
+# (the size budget: larger fails). Prints one line per function; the artifacts stay in .aws-sam/build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${CALLBOT_VENV:-$PWD/.venv}"
+sam_venv="${CALLBOT_SAM_VENV:-$PWD/.venv-sam}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 if ! "$venv/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q '1.9.2'; then
   echo "installing cargo-lambda 1.9.2 (with zig) into $venv" >&2
   "$venv/bin/pip" install -q 'cargo-lambda==1.9.2' >&2
 fi
-export PATH="$venv/bin:$PATH"
-arch=arm64
-if ! rustup target list --installed | grep -q aarch64-unknown-linux-gnu; then
-  if ! timeout 300 rustup target add aarch64-unknown-linux-gnu >&2; then
-    echo "aarch64 std library not available here: building x86_64 zips instead" >&2
-    arch=x86_64
-  fi
+# The SAM CLI has pins of its own (boto3, cfn-lint): it gets a venv of its own.
+[ -x "$sam_venv/bin/python" ] || python3 -m venv "$sam_venv"
+if ! "$sam_venv/bin/sam" --version 2>/dev/null | grep -q '1.170.0'; then
+  echo "installing the SAM CLI 1.170.0 into $sam_venv" >&2
+  "$sam_venv/bin/pip" install -q 'aws-sam-cli==1.170.0' >&2
 fi
-flag="--arm64"
-[ "$arch" = x86_64 ] && flag="--x86-64"
-cargo lambda build --locked --profile lambda "$flag" --output-format zip -p callbot-functions --bins >&2
-target="${CARGO_TARGET_DIR:-$PWD/target}"
-"$venv/bin/python" - "$target/lambda" "$arch" <<'PY'
-import os, re, stat, subprocess, sys, zipfile
+if ! rustup target list --installed | grep -q aarch64-unknown-linux-gnu; then
+  timeout 300 rustup target add aarch64-unknown-linux-gnu >&2 || {
+    echo "cannot install the aarch64-unknown-linux-gnu std library (rustup); the functions are arm64" >&2
+    exit 1
+  }
+fi
+# SAM takes each binary from functions/target/lambda/NAME: a shared CARGO_TARGET_DIR would hide it.
+env -u CARGO_TARGET_DIR PATH="$venv/bin:$PATH" SAM_CLI_TELEMETRY=0 \
+  "$sam_venv/bin/sam" build --beta-features -t sam-template.yaml >&2
+"$venv/bin/python" - .aws-sam/build <<'PY'
+import os, re, stat, subprocess, sys, tempfile, zipfile
 
-root, arch = sys.argv[1], sys.argv[2]
+root = sys.argv[1]
 budget = 5_000_000
-machine = {"arm64": 183, "x86_64": 62}[arch]  # ELF e_machine: EM_AARCH64, EM_X86_64
 failed = False
 for name in ("bots", "voice", "calls"):
-    path = os.path.join(root, name, "bootstrap.zip")
+    exe = os.path.join(root, f"{name.capitalize()}Function", "bootstrap")
+    problems = []
+    # As `sam deploy` zips a function: deflated, the file's mode kept.
+    path = os.path.join(tempfile.gettempdir(), f"callbot-{name}.zip")
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.write(exe, "bootstrap")
     size = os.path.getsize(path)
     with zipfile.ZipFile(path) as z:
         entries = z.infolist()
-        problems = []
-        if [e.filename for e in entries] != ["bootstrap"]:
-            problems.append(f"entries {[e.filename for e in entries]}, want only bootstrap")
-        entry = entries[0]
-        mode = entry.external_attr >> 16
-        if not mode & stat.S_IXUSR:
-            problems.append(f"bootstrap mode {oct(mode)} is not executable")
-        data = z.read(entry)
-    if data[:4] != b"\x7fELF" or int.from_bytes(data[18:20], "little") != machine:
-        problems.append(f"bootstrap is not an {arch} ELF executable")
-    out = os.path.join(root, "unpacked", name)
-    os.makedirs(out, exist_ok=True)
-    exe = os.path.join(out, "bootstrap")
-    with open(exe, "wb") as f:
-        f.write(data)
-    os.chmod(exe, 0o755)
+        mode = entries[0].external_attr >> 16
+        data = z.read(entries[0])
+    if [e.filename for e in entries] != ["bootstrap"] or not mode & stat.S_IXUSR:
+        problems.append(f"zip holds {[(e.filename, oct(e.external_attr >> 16)) for e in entries]}, want one executable bootstrap")
+    if data[:4] != b"\x7fELF" or int.from_bytes(data[18:20], "little") != 183:  # EM_AARCH64
+        problems.append("bootstrap is not an arm64 ELF executable")
     versions = subprocess.run(["readelf", "-V", "-W", exe], capture_output=True, text=True, check=True).stdout
     glibc = max((tuple(map(int, v.split("."))) for v in re.findall(r"GLIBC_([0-9.]+)", versions)), default=(0,))
     if glibc > (2, 34):
         problems.append(f"needs glibc {'.'.join(map(str, glibc))}, provided.al2023 has 2.34")
     if size > budget:
         problems.append(f"{size} bytes is over the {budget} byte budget")
-    print(f"{name:<6} {size:>9} bytes zipped, {len(data):>9} unpacked, glibc >= {'.'.join(map(str, glibc))} ({path})")
+    os.remove(path)
+    print(f"{name:<6} {size:>9} bytes zipped, {len(data):>9} unpacked, needs glibc {'.'.join(map(str, glibc))} ({exe})")
     for p in problems:
         print(f"  {name}: {p}", file=sys.stderr)
         failed = True
-print(f"arch={arch}")
 sys.exit(1 if failed else 0)
 PY

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (system packages, a Python venv with the local
-# AWS stand-in, cfn-lint, cargo-lambda), starts the stand-in on loopback, lints the templates, builds
+# AWS stand-in, cfn-lint, cargo-lambda, the SAM CLI), starts the stand-in on loopback, lints the templates, builds
 # and checks the Lambda packages, and runs every Rust test in the workspace. `.ci/run` calls this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,13 +35,12 @@ fi
 "$venv/bin/cfn-lint" sam-template.yaml infra/stream-service.yaml
 echo "cfn-lint: sam-template.yaml and infra/stream-service.yaml are clean"
 
-# The Lambda deployment packages (arm64 zips, checked: one executable bootstrap, glibc of
-# provided.al2023, ≤ 5,000,000 bytes), then driven by the tests like the debug binaries: under
-# qemu where this machine is not arm64.
-packages="$(scripts/package-lambdas.sh)"
-echo "$packages"
-export CALLBOT_TEST_LAMBDA_PACKAGES="${CARGO_TARGET_DIR:-$PWD/target}/lambda/unpacked"
-if [ "$(echo "$packages" | tail -n 1)" = arch=arm64 ] && [ "$(uname -m)" != aarch64 ]; then
+# The Lambda deployment packages, built by `sam build` as the deploy guide says and checked (one
+# executable arm64 bootstrap, glibc of provided.al2023, ≤ 5,000,000 bytes zipped); the tests then
+# drive each packaged bootstrap like the debug binaries, under qemu where this machine is not arm64.
+scripts/package-lambdas.sh
+export CALLBOT_TEST_LAMBDA_PACKAGES="$PWD/.aws-sam/build"
+if [ "$(uname -m)" != aarch64 ]; then
   export CALLBOT_TEST_LAMBDA_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
 fi
 

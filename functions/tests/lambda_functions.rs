@@ -170,11 +170,13 @@ impl Exe {
         }
     }
 
+    /// `dir` is `sam build`'s output: `BotsFunction/bootstrap`, `VoiceFunction/bootstrap`, ...
     fn packaged(dir: &str, runner: &str, name: &str) -> Exe {
-        let bootstrap = format!("{dir}/{name}/bootstrap");
+        let logical = format!("{}{}Function", name[..1].to_uppercase(), &name[1..]);
+        let bootstrap = format!("{dir}/{logical}/bootstrap");
         assert!(
             std::path::Path::new(&bootstrap).is_file(),
-            "{bootstrap} is missing: scripts/package-lambdas.sh unpacks it"
+            "{bootstrap} is missing: scripts/package-lambdas.sh builds it (sam build)"
         );
         let mut words: Vec<String> = runner.split_whitespace().map(str::to_owned).collect();
         words.push(bootstrap);
