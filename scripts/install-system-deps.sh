@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installs the system packages the build and the offline speech engines need, from Debian's
 # registry, when they are missing: cmake and g++ (whisper.cpp is compiled by the whisper-rs-sys
-# build script), espeak-ng (speech synthesis), python3-venv (the test stand-ins, model download),
-# readelf (binutils: checks the Lambda packages) and, on a machine that is not arm64, qemu-user-static
-# with arm64's C library to run the arm64 Lambda packages in the tests.
+# build script), espeak-ng (speech synthesis), python3-venv (the test stand-ins, model download).
+# With --tests also what only the test command needs: readelf (binutils: checks the Lambda packages)
+# and, on a machine that is not arm64, qemu-user-static with arm64's C library (runs the packages).
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-command -v readelf >/dev/null || need+=(binutils)
-if [ "$(uname -m)" != aarch64 ]; then
+if [ "${1:-}" = --tests ]; then
+  command -v readelf >/dev/null || need+=(binutils)
+fi
+if [ "${1:-}" = --tests ] && [ "$(uname -m)" != aarch64 ]; then
   command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
   [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
 fi

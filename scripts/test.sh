@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-system-deps.sh
+scripts/install-system-deps.sh --tests
 
 venv="${CALLBOT_VENV:-$PWD/.venv}"
 work="$(mktemp -d)"
@@ -48,5 +48,15 @@ fi
 # converter (`callbot models install`), cached in .cache/ across runs.
 CALLBOT_DATA_DIR="$PWD/.cache" cargo run --locked -q --bin callbot -- models install --python "$venv/bin/python"
 export CALLBOT_TEST_MODEL="$PWD/.cache/models/ggml-tiny.en.bin"
+
+# The stream service's image without a Docker engine: its runtime stage built as a directory
+# (debootstrap + the stage's RUN lines, cached in .cache/), which stream-service/tests/image_runtime.rs
+# runs under chroot as the image's user. Needs root.
+if [ "$(id -u)" -eq 0 ]; then
+  export CALLBOT_TEST_IMAGE_ROOTFS="$(infra/local/image-rootfs.sh "$PWD/.cache/image-rootfs")"
+else
+  echo "WARNING: not root, so the image runtime test is skipped (CALLBOT_SKIP_IMAGE=1)" >&2
+  export CALLBOT_SKIP_IMAGE=1
+fi
 
 cargo test --workspace --locked "$@"

@@ -74,6 +74,8 @@ pub fn install(
     let path = model_path(data_dir, src.name);
     if let Ok(meta) = std::fs::metadata(&path) {
         let hp = read_hparams(&path)?;
+        // Installs before 0644 was set are mended, so a copied model stays readable.
+        world_readable(&path)?;
         return Ok(Installed {
             path,
             bytes: meta.len(),
@@ -145,6 +147,7 @@ pub fn install(
     };
     tmp.as_file().sync_all()?;
     tmp.persist(&path).map_err(|e| ModelError::Io(e.error))?;
+    world_readable(&path)?;
     let bytes = std::fs::metadata(&path)?.len();
     Ok(Installed {
         path,
@@ -153,6 +156,18 @@ pub fn install(
         hparams: hp,
         already: false,
     })
+}
+
+/// Model files are not secret, and whoever runs the service may not be who installed the model
+/// (the container image copies it from a root build stage and runs as an unprivileged user); the
+/// temporary file they are written through is 0600.
+fn world_readable(path: &Path) -> Result<(), ModelError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(())
 }
 
 /// Converts a CT2 Whisper `model.bin` + `tokenizer.json` into a ggml file. Returns the
