@@ -12,10 +12,10 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${1:-}" = --tests ]; then
   command -v readelf >/dev/null || need+=(binutils)
-fi
-if [ "${1:-}" = --tests ] && [ "$(uname -m)" != aarch64 ]; then
-  command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
-  [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
+  if [ "$(uname -m)" != aarch64 ]; then
+    command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
+    [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
+  fi
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}" >&2

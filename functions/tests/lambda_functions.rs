@@ -185,9 +185,7 @@ impl Exe {
             args: words,
         }
     }
-}
 
-impl Exe {
     /// The executable itself (for reports), not the emulator that may run it.
     fn path(&self) -> &str {
         self.args.last().unwrap_or(&self.program)
