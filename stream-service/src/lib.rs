@@ -8,6 +8,7 @@ pub mod audio;
 pub mod engine;
 pub mod frontend;
 pub mod handshake;
+pub mod llm;
 pub mod models;
 pub mod protocol;
 mod session;

@@ -33,7 +33,11 @@ async fn main() -> anyhow::Result<()> {
     let (stt, tts) = callbot_stream::speech::from_settings(&settings.calls.speech)
         .await
         .context("speech engines")?;
-    let engine = callbot_stream::engine::Engine::new(stt, tts, recordings, telephony);
+    let llm = callbot_stream::llm::from_settings(&settings.llm)
+        .await
+        .context("language model (CALLBOT_LLM)")?;
+    let engine = callbot_stream::engine::Engine::new(stt, tts, recordings, telephony)
+        .with_llm(llm, settings.llm_timeout);
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("binding {}", settings.addr))?;

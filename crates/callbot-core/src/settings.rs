@@ -126,6 +126,32 @@ pub enum SpeechSettings {
     Instant,
 }
 
+/// Which language model suggests replies (webhook mode) and answers (LLM mode).
+#[derive(Debug, Clone)]
+pub enum LlmSettings {
+    /// No model: webhook requests carry `llm_suggestion: null`; LLM bots are refused.
+    Off,
+    /// The embedded model (a GGUF file) served by the `callbot-llm` worker that `serve` starts.
+    Local {
+        model: PathBuf,
+        /// The worker program; default: `callbot-llm` next to the running binary.
+        worker: Option<PathBuf>,
+        threads: u32,
+    },
+    /// Any OpenAI-compatible chat completions server.
+    OpenAi {
+        base_url: url::Url,
+        api_key: Option<SecretString>,
+        model: String,
+    },
+}
+
+impl LlmSettings {
+    pub fn is_on(&self) -> bool {
+        !matches!(self, LlmSettings::Off)
+    }
+}
+
 /// The call engine's knobs (platform-wide).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSettings {
@@ -165,6 +191,11 @@ pub struct Settings {
     pub stream_base_url: Option<url::Url>,
     pub limits: Limits,
     pub calls: CallSettings,
+    pub llm: LlmSettings,
+    /// Deadline for a reply's first words from the LLM (a webhook-mode suggestion: the whole of it).
+    pub llm_timeout: Duration,
+    /// `/llm/v1` gateway requests per tenant per minute.
+    pub llm_gateway_per_minute: u32,
     /// `json` for machine-readable logs (Lambda, ECS), otherwise human-readable.
     pub log_json: bool,
     /// `RUST_LOG`: which logs to keep (`info,aws=warn`); each binary has its own default.
@@ -378,6 +409,36 @@ impl Settings {
             recording_link_ttl: Duration::from_secs(num("CALLBOT_RECORDING_LINK_SECS", 900)?),
             drain: Duration::from_secs(num("CALLBOT_DRAIN_SECS", 300)?),
         };
+        let llm = match get("CALLBOT_LLM")
+            .map(|s| s.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("local") => LlmSettings::Local {
+                model: get("CALLBOT_LLM_MODEL_FILE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| data_dir.join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf")),
+                worker: get("CALLBOT_LLM_WORKER").map(PathBuf::from),
+                threads: u32::try_from(num("CALLBOT_LLM_THREADS", 2)?)
+                    .map_err(|e| err("CALLBOT_LLM_THREADS", e.to_string()))?,
+            },
+            Some("openai") => LlmSettings::OpenAi {
+                base_url: url_var("OPENAI_BASE_URL")?.unwrap_or_else(|| {
+                    url::Url::parse("https://api.openai.com/v1")
+                        .unwrap_or_else(|e| unreachable!("a valid URL: {e}"))
+                }),
+                api_key: get("OPENAI_API_KEY").map(|k| SecretString::from(k.clone())),
+                model: get("CALLBOT_LLM_MODEL")
+                    .cloned()
+                    .unwrap_or_else(|| "gpt-4o-mini".into()),
+            },
+            Some("off") => LlmSettings::Off,
+            Some(other) => {
+                return Err(err(
+                    "CALLBOT_LLM",
+                    format!("{other:?} is not local, openai or off"),
+                ));
+            }
+        };
         let public_base_url = url_var("PUBLIC_BASE_URL")?;
         let stream_base_url = url_var("STREAM_BASE_URL")?;
         if matches!(telephony, TelephonySettings::Twilio { .. }) {
@@ -416,6 +477,10 @@ impl Settings {
             stream_base_url,
             limits,
             calls,
+            llm,
+            llm_timeout: ms("CALLBOT_LLM_TIMEOUT_MS", 2500)?,
+            llm_gateway_per_minute: u32::try_from(num("CALLBOT_LLM_GATEWAY_PER_MINUTE", 120)?)
+                .map_err(|e| err("CALLBOT_LLM_GATEWAY_PER_MINUTE", e.to_string()))?,
             log_json: get("CALLBOT_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG").cloned(),
         })
@@ -438,7 +503,8 @@ impl Settings {
         }
     }
 
-    /// Settings for tests and benchmarks: SQLite in `data_dir`, local everything, private webhooks allowed.
+    /// Settings for tests and benchmarks: SQLite in `data_dir`, local everything, private webhooks
+    /// allowed, no LLM.
     pub fn for_local(data_dir: PathBuf) -> Self {
         let vars = HashMap::from([
             (
@@ -448,7 +514,11 @@ impl Settings {
             ("CALLBOT_ALLOW_PRIVATE_WEBHOOKS".to_owned(), "1".to_owned()),
         ]);
         // The map above holds only valid values.
-        Self::from_vars(&vars).unwrap_or_else(|e| unreachable!("local settings are valid: {e}"))
+        let mut s =
+            Self::from_vars(&vars).unwrap_or_else(|e| unreachable!("local settings are valid: {e}"));
+        // Tests and benchmarks choose their model (a stand-in or the worker) themselves.
+        s.llm = LlmSettings::Off;
+        s
     }
 }
 
@@ -471,6 +541,19 @@ mod tests {
         assert!(matches!(s.telephony, TelephonySettings::Local));
         assert!(!s.webhook_policy.allow_private);
         assert_eq!(s.limits.max_bots_per_tenant, 10);
+        assert!(matches!(s.llm, LlmSettings::Local { threads: 2, .. }));
+        let o = Settings::from_vars(&vars(&[
+            ("CALLBOT_LLM", "openai"),
+            ("OPENAI_API_KEY", "sk-test"),
+            ("CALLBOT_LLM_MODEL", "llama3"),
+        ]))
+        .unwrap();
+        assert!(
+            matches!(o.llm, LlmSettings::OpenAi { ref base_url, ref model, .. } if base_url.as_str() == "https://api.openai.com/v1" && model == "llama3")
+        );
+        assert!(!format!("{o:?}").contains("sk-test"));
+        assert!(Settings::from_vars(&vars(&[("CALLBOT_LLM", "gpt")])).is_err());
+        assert!(!Settings::from_vars(&vars(&[("CALLBOT_LLM", "off")])).unwrap().llm.is_on());
     }
 
     #[test]

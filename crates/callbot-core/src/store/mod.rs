@@ -13,7 +13,7 @@ pub use calls::{
     CallFilter, CallPage, CallRecord, CallStore, Cursor, RateDecision, StatusOutcome, StatusUpdate,
 };
 
-pub use turns::{TurnRecord, TurnStore, TurnTimings};
+pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
 
 mod calls;
 #[cfg(any(test, feature = "testing"))]
@@ -33,8 +33,11 @@ pub struct Bot {
     pub number_sid: String,
     pub goal: Goal,
     pub context: Context,
-    pub webhook: WebhookUrl,
+    /// Required in webhook mode; optional for LLM bots (it then serves tools and turn notices).
+    pub webhook: Option<WebhookUrl>,
     pub voice: Voice,
+    /// Webhook or LLM mode, suggestions, tools, allowed transfer numbers.
+    pub brain: crate::domain::Brain,
     pub first_message: Option<FirstMessage>,
     /// Per-bot silence timeout and maximum call length.
     pub timers: crate::domain::CallTimers,

@@ -22,6 +22,37 @@ pub struct TurnTimings {
     pub first_frame_ms: Option<u64>,
     /// From end of speech to the first mark echoed by the carrier (audio reached the caller).
     pub first_mark_ms: Option<u64>,
+    /// The language model's part (suggestion in webhook mode, the reply in LLM mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmTimings>,
+}
+
+/// The language model's share of a turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LlmTimings {
+    /// Time waiting for the model (reported by the local worker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_ms: Option<u64>,
+    /// Request sent → first text or tool call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
+    /// Request sent → first whole sentence (LLM mode: what synthesis waits for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_sentence_ms: Option<u64>,
+    /// Request sent → stream finished (all rounds, tool calls included).
+    pub total_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_in: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_out: Option<u32>,
+    /// Prompt tokens the server had cached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u32>,
+    pub tool_calls: u32,
+    /// Why there is no (complete) answer: `llm_timeout`, `llm_http_500`, `llm_rate_limited`,
+    /// `llm_bad_stream`, `llm_connect`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One exchange: what the caller said and what the bot said back, as heard.

@@ -19,7 +19,7 @@ use crate::protocol::{self, Inbound};
 use axum::extract::ws::{Message, WebSocket};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use callbot_core::domain::{CallStatus, VoiceProvider};
+use callbot_core::domain::{BotMode, CallStatus, VoiceProvider};
 use callbot_core::recordings::recording_key;
 use callbot_core::store::{StatusUpdate, TurnRecord, TurnTimings};
 use callbot_core::twilio::twiml::{self, Verb};
@@ -178,24 +178,40 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         VoiceProvider::Local => bot.voice.name().to_owned(),
         _ => "en-us".to_owned(),
     };
+    // An outbound call with a `prompt` is a conversation the model leads, whatever the bot's mode.
+    let instructions = call.prompt.as_ref().map(|p| p.as_str().to_owned());
+    let mode = if instructions.is_some() {
+        BotMode::Llm
+    } else {
+        bot.brain.mode()
+    };
+    let today = callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now());
+    let system_prompt = crate::llm::prompt::system_prompt(&crate::llm::prompt::PromptParts {
+        goal: bot.goal.as_str(),
+        context: bot.context.as_str(),
+        instructions: instructions.as_deref(),
+        date: today.get(..10).unwrap_or(&today),
+    });
     let info = Arc::new(CallInfo {
         bot_id: bot.id.clone(),
         call_sid: call.sid.to_string(),
         from: call.from.clone(),
         to: call.to.clone(),
-        goal: call
-            .prompt
-            .as_ref()
-            .map(|p| p.as_str().to_owned())
+        goal: instructions
+            .clone()
             .unwrap_or_else(|| bot.goal.as_str().to_owned()),
         context: bot.context.as_str().to_owned(),
-        webhook: bot.webhook.url().clone(),
+        webhook: bot.webhook.as_ref().map(|w| w.url().clone()),
         webhook_secret: bot.webhook_secret.expose_secret().as_bytes().to_vec(),
         policy: state.settings.webhook_policy,
         voice,
         webhook_timeout: settings.webhook_timeout,
         webhooks_per_second: settings.webhooks_per_bot_per_second,
         fallback_line: settings.fallback_line.clone(),
+        mode,
+        suggestions: bot.brain.llm_suggestion(),
+        brain: bot.brain.clone(),
+        system_prompt,
     });
     let greeting = call
         .first_message
@@ -563,6 +579,40 @@ impl Actor {
                     error: format!("sentence {sentence}: {error}"),
                     code: None,
                 });
+            }
+            ToCall::Sentence { turn, text } if turn == cur.turn => {
+                let p = &mut cur.playback;
+                p.sentences.push((text.clone(), 0, 0));
+                if let Some((say, _, _)) = cur.reply.as_mut() {
+                    if !say.is_empty() {
+                        say.push(' ');
+                    }
+                    say.push_str(&text);
+                }
+            }
+            ToCall::Act {
+                turn,
+                action,
+                fallback,
+            } if turn == cur.turn => {
+                if let Some(reply) = cur.reply.as_mut() {
+                    reply.1 = action;
+                    if fallback.is_some() {
+                        reply.2 = fallback;
+                    }
+                }
+            }
+            ToCall::Llm { turn, timings } if turn == cur.turn => {
+                if let Some(e) = &timings.error {
+                    self.events.emit(CallEvent::Error {
+                        track_id: format!("reply-{turn}"),
+                        timestamp: now_ms(),
+                        sender: "llm".into(),
+                        error: format!("language model failed ({e})"),
+                        code: None,
+                    });
+                }
+                cur.timings.llm = Some(timings);
             }
             ToCall::Finished { turn } if turn == cur.turn => {
                 cur.playback.synthesis_done = true;

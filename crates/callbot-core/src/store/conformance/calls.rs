@@ -282,6 +282,13 @@ pub(super) async fn turns(store: &dyn Store) {
         timings: TurnTimings {
             endpoint_ms: 700,
             stt_ms: Some(150),
+            llm: Some(crate::store::LlmTimings {
+                ttft_ms: Some(210),
+                total_ms: 480,
+                tokens_in: Some(320),
+                tool_calls: 1,
+                ..Default::default()
+            }),
             ..TurnTimings::default()
         },
         at: "2026-11-24T10:00:00Z".into(),

@@ -45,10 +45,20 @@ pub fn sample_bot(tenant: &TenantId) -> Bot {
         number_sid: unique("PN"),
         goal: Goal::parse("Take restaurant reservations").expect("goal"),
         context: Context::parse("Open 5PM-10PM").expect("context"),
-        webhook: WebhookUrl::parse("https://example.com/hook", WebhookPolicy::default())
-            .expect("webhook"),
+        webhook: Some(
+            WebhookUrl::parse("https://example.com/hook", WebhookPolicy::default())
+                .expect("webhook"),
+        ),
         voice: Voice::parse("elevenlabs:emma").expect("voice"),
         first_message: None,
+        brain: crate::domain::Brain::parse(
+            crate::domain::BotMode::Llm,
+            false,
+            &[serde_json::json!({"name": "check_hours", "description": "Opening hours",
+                                 "parameters": {"type": "object", "properties": {}}})],
+            &["+1555*".to_owned()],
+        )
+        .expect("brain"),
         timers: crate::domain::CallTimers::parse(Some(15), None).expect("timers"),
         status: BotStatus::Active,
         webhook_secret: SecretString::from(unique("whsec")),
@@ -103,6 +113,8 @@ async fn bot_crud_and_isolation(store: &dyn Store) {
     assert_eq!(got.number, bot.number);
     assert_eq!(got.goal, bot.goal);
     assert_eq!(got.voice, bot.voice);
+    assert_eq!(got.brain, bot.brain);
+    assert_eq!(got.webhook, bot.webhook);
     assert_eq!(got.created_at, bot.created_at);
     assert_eq!(
         store

@@ -21,7 +21,7 @@ mod calls;
 
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};
 use crate::apikey::KeyHash;
-use crate::domain::CallTimers;
+use crate::domain::{Brain, CallTimers};
 use crate::domain::{
     BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy,
     WebhookUrl,
@@ -119,7 +119,12 @@ fn bot_item(bot: &Bot) -> Item {
     item.insert("number_sid".into(), s(&bot.number_sid));
     item.insert("goal".into(), s(bot.goal.as_str()));
     item.insert("context".into(), s(bot.context.as_str()));
-    item.insert("webhook".into(), s(bot.webhook.as_str()));
+    if let Some(w) = &bot.webhook {
+        item.insert("webhook".into(), s(w.as_str()));
+    }
+    if let Some(b) = bot.brain.to_stored() {
+        item.insert("brain".into(), s(b));
+    }
     item.insert("voice".into(), s(bot.voice.to_string()));
     if let Some(t) = bot.timers.to_stored() {
         item.insert("call_timers".into(), s(t));
@@ -145,11 +150,22 @@ fn bot_from_item(item: &Item) -> StoreResult<Bot> {
         number_sid: get_s(item, "number_sid")?.to_owned(),
         goal: Goal::parse(get_s(item, "goal")?).map_err(corrupt)?,
         context: Context::parse(get_s(item, "context")?).map_err(corrupt)?,
-        webhook: WebhookUrl::parse(
-            get_s(item, "webhook")?,
-            WebhookPolicy {
-                allow_private: true,
-            },
+        webhook: match item.get("webhook").and_then(|v| v.as_s().ok()) {
+            Some(w) => Some(
+                WebhookUrl::parse(
+                    w,
+                    WebhookPolicy {
+                        allow_private: true,
+                    },
+                )
+                .map_err(corrupt)?,
+            ),
+            None => None,
+        },
+        brain: Brain::from_stored(
+            item.get("brain")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
         )
         .map_err(corrupt)?,
         voice: Voice::parse(get_s(item, "voice")?).map_err(corrupt)?,

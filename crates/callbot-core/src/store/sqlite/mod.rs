@@ -6,7 +6,7 @@ mod calls;
 
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};
 use crate::apikey::KeyHash;
-use crate::domain::CallTimers;
+use crate::domain::{Brain, CallTimers};
 use crate::domain::{
     BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy,
     WebhookUrl,
@@ -88,6 +88,8 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 4: per-bot call timers (JSON, NULL = platform defaults)
     "ALTER TABLE bots ADD COLUMN call_timers TEXT;",
+    // 5: how the bot thinks (JSON, NULL = webhook mode with suggestions); webhook '' = none
+    "ALTER TABLE bots ADD COLUMN brain TEXT;",
 ];
 
 #[derive(Debug, Clone)]
@@ -156,10 +158,10 @@ impl SqliteStore {
 }
 
 const BOT_COLUMNS: &str = "id, tenant, number, number_sid, goal, context, webhook, voice, first_message, status, \
-                           webhook_secret, created_at, updated_at, call_timers";
+                           webhook_secret, created_at, updated_at, call_timers, brain";
 
-/// A bot's values in `BOT_COLUMNS` order (?1..?14), shared by INSERT and UPDATE.
-fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 14] {
+/// A bot's values in `BOT_COLUMNS` order (?1..?15), shared by INSERT and UPDATE.
+fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 15] {
     [
         Box::new(bot.id.as_str().to_owned()),
         Box::new(bot.tenant.as_str().to_owned()),
@@ -167,7 +169,12 @@ fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 14] {
         Box::new(bot.number_sid.clone()),
         Box::new(bot.goal.as_str().to_owned()),
         Box::new(bot.context.as_str().to_owned()),
-        Box::new(bot.webhook.as_str().to_owned()),
+        Box::new(
+            bot.webhook
+                .as_ref()
+                .map(|w| w.as_str().to_owned())
+                .unwrap_or_default(),
+        ),
         Box::new(bot.voice.to_string()),
         Box::new(bot.first_message.as_ref().map(|f| f.as_str().to_owned())),
         Box::new(bot.status.as_str()),
@@ -175,6 +182,7 @@ fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 14] {
         Box::new(time_fmt::rfc3339(bot.created_at)),
         Box::new(time_fmt::rfc3339(bot.updated_at)),
         Box::new(bot.timers.to_stored()),
+        Box::new(bot.brain.to_stored()),
     ]
 }
 
@@ -182,6 +190,7 @@ fn bot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Bot>> {
     let s = |i: usize| row.get::<_, String>(i);
     let first: Option<String> = row.get(8)?;
     let timers: Option<String> = row.get(13)?;
+    let brain: Option<String> = row.get(14)?;
     let raw = (
         s(0)?,
         s(1)?,
@@ -197,6 +206,7 @@ fn bot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Bot>> {
         s(11)?,
         s(12)?,
         timers,
+        brain,
     );
     Ok(bot_from_parts(raw))
 }
@@ -216,6 +226,7 @@ type RawBot = (
     String,
     String,
     Option<String>,
+    Option<String>,
 );
 
 fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
@@ -234,6 +245,7 @@ fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
         created,
         updated,
         timers,
+        brain,
     ) = raw;
     Ok(Bot {
         id: BotId::parse(&id).map_err(corrupt)?,
@@ -242,14 +254,19 @@ fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
         number_sid,
         goal: Goal::parse(&goal).map_err(corrupt)?,
         context: Context::parse(&context).map_err(corrupt)?,
-        webhook: WebhookUrl::parse(
-            &webhook,
-            WebhookPolicy {
-                allow_private: true,
-            },
-        )
-        .map_err(corrupt)?,
+        webhook: (!webhook.is_empty())
+            .then(|| {
+                WebhookUrl::parse(
+                    &webhook,
+                    WebhookPolicy {
+                        allow_private: true,
+                    },
+                )
+            })
+            .transpose()
+            .map_err(corrupt)?,
         voice: Voice::parse(&voice).map_err(corrupt)?,
+        brain: Brain::from_stored(brain.as_deref()).map_err(corrupt)?,
         first_message: first
             .map(|f| FirstMessage::parse(&f))
             .transpose()
@@ -393,7 +410,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::Conflict(format!("number {} is already assigned", bot.number)));
             }
             tx.execute(
-                &format!("INSERT INTO bots ({BOT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+                &format!("INSERT INTO bots ({BOT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
                 bot_params(&bot),
             )
             .map_err(backend)?;
@@ -481,7 +498,7 @@ impl Store for SqliteStore {
             let n = c
                 .execute(
                     "UPDATE bots SET goal = ?5, context = ?6, webhook = ?7, voice = ?8, first_message = ?9,
-                            status = ?10, webhook_secret = ?11, updated_at = ?13, call_timers = ?14
+                            status = ?10, webhook_secret = ?11, updated_at = ?13, call_timers = ?14, brain = ?15
                      WHERE id = ?1 AND tenant = ?2",
                     bot_params(&bot),
                 )
