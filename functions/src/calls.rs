@@ -192,8 +192,9 @@ async fn calling_bot(state: &AppState, tenant: &TenantId, bot_id: Option<&str>) 
 
 /// Place an outbound call.
 ///
-/// The bot calls `number` and talks with the callee like with any caller; `prompt` and
-/// `first_message` change its goal and greeting for this call only. At most 5 initiations per
+/// The bot calls `number` and talks with the callee like with any caller; `first_message` changes
+/// its greeting for this call only. With `prompt` the call is a conversation the LLM leads, with
+/// `prompt` as its instructions (whatever the bot's mode; 400 `llm_unavailable` without an LLM). At most 5 initiations per
 /// `user_id` per minute (429 with `Retry-After`), and the bot's daily call quota applies.
 /// Send `Idempotency-Key` to make retries safe.
 #[utoipa::path(post, path = "/outbound-call", tag = "calls", security(("api_key" = [])),
@@ -219,6 +220,13 @@ pub async fn outbound_call(
     let user = UserLabel::parse(user_raw).map_err(|e| ApiError::field("user_id", e))?;
     let to = PhoneNumber::parse(number_raw).map_err(|e| ApiError::field("number", e))?;
     let prompt = parsed("prompt", req.prompt.as_deref(), Goal::parse)?;
+    if prompt.is_some() && !state.settings.llm.is_on() {
+        return Err(ApiError::bad_field(
+            "prompt",
+            "llm_unavailable",
+            "a prompt needs a language model and this deployment has none (CALLBOT_LLM=off)",
+        ));
+    }
     let first_message = parsed(
         "first_message",
         req.first_message.as_deref(),

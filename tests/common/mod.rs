@@ -243,6 +243,7 @@ fn uuid_like() -> String {
 }
 
 pub mod hook;
+pub mod openai;
 
 /// Creates a bot with `bot_body()` for the app's tenant: (id, number).
 pub async fn new_bot(app: &TestApp) -> (String, String) {

@@ -416,7 +416,11 @@ impl Settings {
             None | Some("local") => LlmSettings::Local {
                 model: get("CALLBOT_LLM_MODEL_FILE")
                     .map(PathBuf::from)
-                    .unwrap_or_else(|| data_dir.join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf")),
+                    .unwrap_or_else(|| {
+                        data_dir
+                            .join("models")
+                            .join("SmolLM2-135M-Instruct.Q4_1.gguf")
+                    }),
                 worker: get("CALLBOT_LLM_WORKER").map(PathBuf::from),
                 threads: u32::try_from(num("CALLBOT_LLM_THREADS", 2)?)
                     .map_err(|e| err("CALLBOT_LLM_THREADS", e.to_string()))?,
@@ -514,8 +518,8 @@ impl Settings {
             ("CALLBOT_ALLOW_PRIVATE_WEBHOOKS".to_owned(), "1".to_owned()),
         ]);
         // The map above holds only valid values.
-        let mut s =
-            Self::from_vars(&vars).unwrap_or_else(|e| unreachable!("local settings are valid: {e}"));
+        let mut s = Self::from_vars(&vars)
+            .unwrap_or_else(|e| unreachable!("local settings are valid: {e}"));
         // Tests and benchmarks choose their model (a stand-in or the worker) themselves.
         s.llm = LlmSettings::Off;
         s
@@ -553,7 +557,12 @@ mod tests {
         );
         assert!(!format!("{o:?}").contains("sk-test"));
         assert!(Settings::from_vars(&vars(&[("CALLBOT_LLM", "gpt")])).is_err());
-        assert!(!Settings::from_vars(&vars(&[("CALLBOT_LLM", "off")])).unwrap().llm.is_on());
+        assert!(
+            !Settings::from_vars(&vars(&[("CALLBOT_LLM", "off")]))
+                .unwrap()
+                .llm
+                .is_on()
+        );
     }
 
     #[test]

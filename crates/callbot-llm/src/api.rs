@@ -93,7 +93,8 @@ struct FunctionIn {
 }
 
 fn error(status: StatusCode, kind: &str, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"message": message.into(), "type": kind, "param": null, "code": code}});
+    let body =
+        json!({"error": {"message": message.into(), "type": kind, "param": null, "code": code}});
     (status, Json(body)).into_response()
 }
 
@@ -166,7 +167,10 @@ fn flatten(req: &ChatRequest) -> Result<Vec<Turn>, Response> {
     Ok(out)
 }
 
-async fn chat(State(engine): State<Engine>, body: Result<Json<ChatRequest>, JsonRejection>) -> Response {
+async fn chat(
+    State(engine): State<Engine>,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+) -> Response {
     let Json(req) = match body {
         Ok(b) => b,
         Err(e) => return invalid(e.body_text()),
@@ -275,7 +279,11 @@ fn job_error(e: &JobError) -> (StatusCode, &'static str, &'static str) {
             "invalid_request_error",
             "context_length_exceeded",
         ),
-        JobError::Model(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "model_error"),
+        JobError::Model(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "model_error",
+        ),
     }
 }
 
@@ -392,7 +400,9 @@ fn stream(
                 Piece::Done(stats) => {
                     let (rest, call) = asm.finish();
                     if let Some(rest) = rest {
-                        let _ = tx.send(ev(reply.chunk(json!({"content": rest}), None))).await;
+                        let _ = tx
+                            .send(ev(reply.chunk(json!({"content": rest}), None)))
+                            .await;
                     }
                     if let Some((name, args)) = &call {
                         let mut c = tool_call_json(name, args);

@@ -234,9 +234,8 @@ fn model_thread(
                         .add(t, (pos + i) as i32, &[seq_id], last)
                         .map_err(|e| JobError::Model(e.to_string()))?;
                 }
-                ctx.decode(&mut batch).map_err(|e| {
-                    JobError::Model(format!("evaluating the prompt: {e}"))
-                })?;
+                ctx.decode(&mut batch)
+                    .map_err(|e| JobError::Model(format!("evaluating the prompt: {e}")))?;
                 slot.tokens.extend_from_slice(chunk);
                 pos += chunk.len();
             }
@@ -273,7 +272,12 @@ fn model_thread(
                     text.push_str(&piece);
                     if let Some(cut) = stop_at(&text, &job.stop) {
                         let keep = piece.len().saturating_sub(text.len() - cut);
-                        if keep > 0 && job.out.blocking_send(Piece::Text(piece[..keep].to_owned())).is_err() {
+                        if keep > 0
+                            && job
+                                .out
+                                .blocking_send(Piece::Text(piece[..keep].to_owned()))
+                                .is_err()
+                        {
                             break;
                         }
                         finish = Finish::Stop;

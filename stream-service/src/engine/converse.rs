@@ -344,7 +344,12 @@ async fn produce(
         spoken.push_str(&s);
         let (tx, say_tx) = (tx.clone(), say_tx.clone());
         async move {
-            tx.send(ToCall::Sentence { turn, text: s.clone() }).await.is_ok()
+            tx.send(ToCall::Sentence {
+                turn,
+                text: s.clone(),
+            })
+            .await
+            .is_ok()
                 && say_tx.send(s).await.is_ok()
         }
     };

@@ -200,18 +200,37 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
             };
             let (reply, mut fallback, took) = match &info.webhook {
                 Some(url) => {
-                    ask(&engine, &info, url, turn, &text, &dtmf, suggested.as_deref(), &input.history).await
+                    ask(
+                        &engine,
+                        &info,
+                        url,
+                        turn,
+                        &text,
+                        &dtmf,
+                        suggested.as_deref(),
+                        &input.history,
+                    )
+                    .await
                 }
                 // Not reachable through the API (webhook mode requires one): the model answers.
                 None => (
-                    Some(webhook::Reply { say: None, action: Action::Continue }),
+                    Some(webhook::Reply {
+                        say: None,
+                        action: Action::Continue,
+                    }),
                     None,
                     Duration::ZERO,
                 ),
             };
             let (say, action) = match reply {
-                Some(webhook::Reply { say: Some(say), action }) => (say, action),
-                Some(webhook::Reply { say: None, action: Action::Continue }) => match suggested {
+                Some(webhook::Reply {
+                    say: Some(say),
+                    action,
+                }) => (say, action),
+                Some(webhook::Reply {
+                    say: None,
+                    action: Action::Continue,
+                }) => match suggested {
                     Some(s) => (s, Action::Continue),
                     None => {
                         fallback = Some(webhook::Failure::MissingSay.to_string());

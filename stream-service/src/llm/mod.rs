@@ -23,7 +23,10 @@ pub enum ChatMessage {
         tool_calls: Vec<ToolCall>,
     },
     /// The result of a tool call, for the model.
-    Tool { call_id: String, content: String },
+    Tool {
+        call_id: String,
+        content: String,
+    },
 }
 
 /// A function the model called; `arguments` is the JSON text the model wrote.

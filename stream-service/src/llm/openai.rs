@@ -89,8 +89,10 @@ pub fn request_body(model: &str, req: &ChatRequest) -> Value {
         body["tools"] = req
             .tools
             .iter()
-            .map(|t| json!({"type": "function", "function": {
-                "name": t.name, "description": t.description, "parameters": t.parameters}}))
+            .map(|t| {
+                json!({"type": "function", "function": {
+                "name": t.name, "description": t.description, "parameters": t.parameters}})
+            })
             .collect();
         body["tool_choice"] = json!("auto");
     }
@@ -312,8 +314,11 @@ impl Decoder {
             } else {
                 arguments
             };
-            self.out
-                .push_back(Ok(LlmEvent::ToolCall(ToolCall { id, name, arguments })));
+            self.out.push_back(Ok(LlmEvent::ToolCall(ToolCall {
+                id,
+                name,
+                arguments,
+            })));
         }
     }
 }
@@ -380,12 +385,15 @@ mod tests {
 
     #[tokio::test]
     async fn broken_streams_are_errors() {
-        let cut = events(&["data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n"]).await;
+        let cut =
+            events(&["data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n"])
+                .await;
         assert!(matches!(cut.last(), Some(Err(LlmError::BadStream(_)))));
         let bad = events(&["data: {not json\n\n", "data: [DONE]\n\n"]).await;
         assert_eq!(bad.len(), 1);
         assert!(matches!(bad[0], Err(LlmError::BadStream(_))));
-        let err = events(&["event: error\ndata: {\"error\":{\"message\":\"overloaded\"}}\n\n"]).await;
+        let err =
+            events(&["event: error\ndata: {\"error\":{\"message\":\"overloaded\"}}\n\n"]).await;
         assert_eq!(err, vec![Err(LlmError::BadStream("overloaded".into()))]);
     }
 

@@ -72,8 +72,14 @@ mod tests {
         assert!(s.contains("Take reservations") && s.contains("Open 5-10"));
         assert!(s.contains("Confirm Friday's booking") && s.contains("2026-12-01"));
         let h = vec![
-            HistoryEntry { role: "bot", content: "Hello!".into() },
-            HistoryEntry { role: "user", content: "Hi".into() },
+            HistoryEntry {
+                role: "bot",
+                content: "Hello!".into(),
+            },
+            HistoryEntry {
+                role: "user",
+                content: "Hi".into(),
+            },
         ];
         let m = messages(s.clone(), &h, "Table for two");
         assert_eq!(m.len(), 4);

@@ -37,6 +37,12 @@ impl SentenceStream {
                 }
             }
             self.buf.drain(..pos);
+        } else if ends_sentence(&self.buf) {
+            // "Sure, I can help. " then a pause while the model thinks: speak it now.
+            let c = clean(&std::mem::take(&mut self.buf));
+            if !c.is_empty() {
+                out.push(c);
+            }
         } else if self.buf.len() > LONG_CLAUSE
             && let Some(comma) = self.buf.rfind(", ")
         {
@@ -56,6 +62,35 @@ impl SentenceStream {
     }
 }
 
+/// Abbreviations whose period does not end a sentence.
+const ABBREVIATIONS: [&str; 14] = [
+    "mr", "mrs", "ms", "dr", "st", "vs", "etc", "no", "jr", "sr", "ave", "approx", "min", "max",
+];
+
+/// Whether `buf` ends with a finished sentence: `!` or `?`, or a period after a word that is not
+/// an abbreviation ("p.m.", "Dr."), followed by whitespace.
+fn ends_sentence(buf: &str) -> bool {
+    if !buf.ends_with(char::is_whitespace) {
+        return false;
+    }
+    let t = buf.trim_end();
+    if t.ends_with(['!', '?']) {
+        return true;
+    }
+    let Some(word) = t.strip_suffix('.') else {
+        return false;
+    };
+    let last = word
+        .rsplit(char::is_whitespace)
+        .next()
+        .unwrap_or("")
+        .trim_start_matches(|c: char| !c.is_alphanumeric());
+    !last.is_empty()
+        && !last.contains('.')
+        && last.chars().count() > 1
+        && !ABBREVIATIONS.contains(&last.to_ascii_lowercase().as_str())
+}
+
 /// Text as it should be spoken: no markdown emphasis, headings, code marks or list bullets.
 pub fn clean(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -67,7 +102,10 @@ pub fn clean(text: &str) -> String {
             .unwrap_or(l);
         let l = l.trim_start_matches('#');
         for w in l.split_whitespace() {
-            let w: String = w.chars().filter(|c| !matches!(c, '*' | '`' | '_' | '#')).collect();
+            let w: String = w
+                .chars()
+                .filter(|c| !matches!(c, '*' | '`' | '_' | '#'))
+                .collect();
             if w.is_empty() {
                 continue;
             }
@@ -91,6 +129,11 @@ mod tests {
         assert!(s.push(" p.m. on").is_empty());
         assert!(s.push(" Sunday.").is_empty());
         assert_eq!(s.push(" Shall I"), vec!["We open at 5 p.m. on Sunday."]);
+        assert_eq!(s.push(" book? "), vec!["Shall I book?"]);
+        assert!(s.push("Ask Dr. ").is_empty());
+        assert!(s.push("Who at 5 p.m. ").is_empty());
+        assert_eq!(s.push("today. "), vec!["Ask Dr. Who at 5 p.m. today."]);
+        assert!(s.push("Shall I").is_empty());
         assert!(s.push(" book a table?").is_empty());
         assert_eq!(s.finish(), Some("Shall I book a table?".into()));
         assert_eq!(s.finish(), None);

@@ -14,11 +14,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error(
-        "the model file {0} is missing: run `callbot models install` (it fetches the LLM too)"
-    )]
+    #[error("the model file {0} is missing: run `callbot models install` (it fetches the LLM too)")]
     NoModel(PathBuf),
-    #[error("the worker program {0} is missing: build it with `cargo build --release -p callbot-llm`")]
+    #[error(
+        "the worker program {0} is missing: build it with `cargo build --release -p callbot-llm`"
+    )]
     NoProgram(PathBuf),
     #[error("starting the model worker: {0}")]
     Start(String),
@@ -49,11 +49,7 @@ pub fn program(worker: Option<&Path>) -> PathBuf {
 }
 
 /// Starts the worker and waits until the model is loaded and it listens.
-pub async fn start(
-    program: &Path,
-    model: &Path,
-    threads: u32,
-) -> Result<LocalWorker, WorkerError> {
+pub async fn start(program: &Path, model: &Path, threads: u32) -> Result<LocalWorker, WorkerError> {
     if !model.exists() {
         return Err(WorkerError::NoModel(model.to_path_buf()));
     }
@@ -96,7 +92,13 @@ async fn spawn(
     let mut child = Command::new(program)
         .arg("--model")
         .arg(model)
-        .args(["--addr", addr, "--threads", &threads.to_string(), "--exit-with-stdin"])
+        .args([
+            "--addr",
+            addr,
+            "--threads",
+            &threads.to_string(),
+            "--exit-with-stdin",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -112,7 +114,9 @@ async fn spawn(
         .await
         .map_err(|_| WorkerError::Start("the model did not load within 120 s".into()))?
         .map_err(|e| WorkerError::Start(e.to_string()))?
-        .ok_or_else(|| WorkerError::Start("the worker exited while loading (see its log)".into()))?;
+        .ok_or_else(|| {
+            WorkerError::Start("the worker exited while loading (see its log)".into())
+        })?;
     let addr = line
         .strip_prefix("listening on http://")
         .ok_or_else(|| WorkerError::Start(format!("unexpected first line {line:?}")))?

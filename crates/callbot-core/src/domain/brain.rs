@@ -245,7 +245,9 @@ impl Brain {
     pub fn from_stored(raw: Option<&str>) -> Result<Self, ParseError> {
         match raw {
             None | Some("") => Ok(Self::default()),
-            Some(r) => serde_json::from_str(r).map_err(|e| ParseError::new("corrupt", e.to_string())),
+            Some(r) => {
+                serde_json::from_str(r).map_err(|e| ParseError::new("corrupt", e.to_string()))
+            }
         }
     }
 }
@@ -259,7 +261,13 @@ mod tests {
     fn tools_and_numbers_are_checked() {
         let ok = json!({"name": "check_hours", "description": "Opening hours",
                         "parameters": {"type": "object", "properties": {"day": {"type": "string"}}}});
-        let b = Brain::parse(BotMode::Llm, false, &[ok.clone()], &["+1555*".into(), "+15551230000".into()]).unwrap();
+        let b = Brain::parse(
+            BotMode::Llm,
+            false,
+            &[ok.clone()],
+            &["+1555*".into(), "+15551230000".into()],
+        )
+        .unwrap();
         assert_eq!(b.tools()[0].name(), "check_hours");
         assert!(b.may_transfer_to("+15559876543"));
         assert!(!b.may_transfer_to("+14155550000"));
@@ -272,11 +280,21 @@ mod tests {
             json!({"name": "f", "extra": 1}),
             json!("f"),
         ] {
-            assert_eq!(Brain::parse(BotMode::Llm, true, &[bad], &[]).unwrap_err().0, "tools");
+            assert_eq!(
+                Brain::parse(BotMode::Llm, true, &[bad], &[]).unwrap_err().0,
+                "tools"
+            );
         }
-        assert_eq!(Brain::parse(BotMode::Llm, true, &[ok.clone(), ok], &[]).unwrap_err().0, "tools");
         assert_eq!(
-            Brain::parse(BotMode::Llm, true, &[], &["5551234".into()]).unwrap_err().0,
+            Brain::parse(BotMode::Llm, true, &[ok.clone(), ok], &[])
+                .unwrap_err()
+                .0,
+            "tools"
+        );
+        assert_eq!(
+            Brain::parse(BotMode::Llm, true, &[], &["5551234".into()])
+                .unwrap_err()
+                .0,
             "transfer_numbers"
         );
         assert!(BotMode::parse("robot").is_err());

@@ -54,8 +54,10 @@ pub fn sample_bot(tenant: &TenantId) -> Bot {
         brain: crate::domain::Brain::parse(
             crate::domain::BotMode::Llm,
             false,
-            &[serde_json::json!({"name": "check_hours", "description": "Opening hours",
-                                 "parameters": {"type": "object", "properties": {}}})],
+            &[
+                serde_json::json!({"name": "check_hours", "description": "Opening hours",
+                                 "parameters": {"type": "object", "properties": {}}}),
+            ],
             &["+1555*".to_owned()],
         )
         .expect("brain"),

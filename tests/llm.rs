@@ -1,0 +1,630 @@
+//! The language model in calls, through the Twilio simulator and a real webhook server, against
+//! the OpenAI-compatible stand-in (`common::openai`): suggestions in webhook mode, LLM mode
+//! streamed into speech, tools through the webhook, the built-in `end_call`, barge-in cancelling
+//! the stream, model failures that leave the call going, and an outbound call led by `prompt`.
+
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use callbot_core::settings::{LlmSettings, Settings};
+use callbot_twilio_sim::carrier::{Script, Step};
+use callbot_twilio_sim::events_until_end;
+use common::hook::{self, Answer, Hook};
+use common::openai::{self, Reply, StandIn};
+use common::{TestApp, spawn_app_with};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const CALLER: &str = "+15550001111";
+
+fn wait_bot() -> Step {
+    Step::WaitForBot {
+        quiet: Duration::from_millis(500),
+        max: Duration::from_secs(20),
+    }
+}
+
+fn speak(ms: u64) -> Step {
+    Step::Audio(callbot_stream::speech::instant::voiced_tone(ms))
+}
+
+fn with_standin(s: &mut Settings, standin: &StandIn) {
+    s.calls.end_silence = Duration::from_millis(400);
+    s.calls.webhook_timeout = Duration::from_millis(1500);
+    s.llm = LlmSettings::OpenAi {
+        base_url: url::Url::parse(&standin.base).unwrap(),
+        api_key: Some(SecretString::from(openai::KEY.to_owned())),
+        model: "standin-1".into(),
+    };
+    s.llm_timeout = Duration::from_millis(1000);
+}
+
+async fn app_with(standin: &StandIn) -> TestApp {
+    let s = standin.clone();
+    spawn_app_with(move |settings| with_standin(settings, &s)).await
+}
+
+async fn bot(app: &TestApp, hook: Option<&Hook>, extra: Value) -> String {
+    let mut body = json!({"goal": "Take reservations", "context": "Open 5PM-10PM", "voice": "local:en-us",
+                          "first_message": "Hello."});
+    if let Some(h) = hook {
+        body["webhook"] = json!(h.url);
+    }
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (status, b) = app.create_bot(&app.api_key, body).await;
+    assert_eq!(status, 201, "{b}");
+    if let Some(h) = hook {
+        h.set_secret(b["webhook_secret"].as_str().unwrap());
+    }
+    b["number"].as_str().unwrap().to_owned()
+}
+
+async fn call(
+    app: &TestApp,
+    number: &str,
+    steps: Vec<Step>,
+) -> (String, Vec<callbot_twilio_sim::carrier::Event>) {
+    let mut c = app
+        .sim()
+        .dial(
+            CALLER,
+            number,
+            Script {
+                steps,
+                hangup_when_done: true,
+            },
+        )
+        .unwrap();
+    let events = events_until_end(&mut c, Duration::from_secs(60)).await;
+    (c.sid.clone(), events)
+}
+
+async fn finished(app: &TestApp, sid: &str) -> Value {
+    common::eventually(|| async {
+        let (status, v) = app.get(&app.api_key, &format!("/calls/{sid}")).await;
+        (status == 200 && v["recording_url"].is_string()).then_some(v)
+    })
+    .await
+}
+
+fn is_tool_result(req: &Value) -> bool {
+    req["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["role"] == "tool")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_webhook_gets_the_streamed_suggestion_and_a_sayless_answer_speaks_it() {
+    let standin = openai::start(|_| Reply::text("We are open from five until ten tonight.")).await;
+    let app = app_with(&standin).await;
+    let hook = hook::start(|req| match req["turn"].as_u64() {
+        Some(1) => Answer::Json(json!({"action": "continue"})),
+        _ => Answer::Json(json!({"say": "Bye.", "action": "hangup"})),
+    })
+    .await;
+    let number = bot(&app, Some(&hook), json!({})).await;
+    let (sid, _) = call(
+        &app,
+        &number,
+        vec![
+            wait_bot(),
+            speak(700),
+            wait_bot(),
+            speak(700),
+            Step::Silence(Duration::from_secs(5)),
+        ],
+    )
+    .await;
+    let reqs = hook.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert!(reqs.iter().all(|r| r.signature_ok));
+    assert_eq!(
+        reqs[0].body["llm_suggestion"],
+        "We are open from five until ten tonight."
+    );
+    assert_eq!(reqs[0].body["type"], "turn");
+    // The model was asked with the bot's goal and context and the caller's words, key swapped in.
+    let asked = &standin.requests()[0];
+    assert_eq!(asked.authorization, format!("Bearer {}", openai::KEY));
+    let system = asked.body["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("Take reservations") && system.contains("Open 5PM-10PM"),
+        "{system}"
+    );
+    let said = asked.body["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(said.starts_with("utterance of "), "{said}");
+    let v = finished(&app, &sid).await;
+    let t1 = &v["turns"][1];
+    assert_eq!(
+        t1["bot_text"], "We are open from five until ten tonight.",
+        "{v}"
+    );
+    assert!(t1["fallback"].is_null(), "{v}");
+    assert!(t1["timings"]["llm"]["ttft_ms"].is_number(), "{v}");
+    assert_eq!(t1["timings"]["llm"]["tokens_in"], 41, "usage counted: {v}");
+    // The second turn's request shares the first one's system prompt (the cacheable prefix).
+    let second = &standin.requests()[1];
+    assert_eq!(second.body["messages"][0], asked.body["messages"][0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suggestions_can_be_turned_off_and_failures_send_null() {
+    let standin = openai::start(|_| Reply::Error {
+        status: 500,
+        kind: "server_error",
+        code: "internal",
+    })
+    .await;
+    let app = app_with(&standin).await;
+    let hook = hook::start(|req| match req["turn"].as_u64() {
+        Some(1) => Answer::Json(json!({"action": "continue"})),
+        _ => Answer::Json(json!({"say": "Bye.", "action": "hangup"})),
+    })
+    .await;
+    // Suggestions on, model failing: null, and a say-less answer falls back (missing_say).
+    let number = bot(&app, Some(&hook), json!({})).await;
+    let (sid, _) = call(
+        &app,
+        &number,
+        vec![
+            wait_bot(),
+            speak(700),
+            wait_bot(),
+            speak(700),
+            Step::Silence(Duration::from_secs(5)),
+        ],
+    )
+    .await;
+    let reqs = hook.requests();
+    assert!(
+        reqs[0]
+            .body
+            .as_object()
+            .unwrap()
+            .contains_key("llm_suggestion")
+    );
+    assert!(reqs[0].body["llm_suggestion"].is_null());
+    let v = finished(&app, &sid).await;
+    assert_eq!(v["turns"][1]["fallback"], "missing_say", "{v}");
+    assert_eq!(
+        v["turns"][1]["timings"]["llm"]["error"], "llm_http_500",
+        "{v}"
+    );
+    let asked = standin.requests().len();
+    // Suggestions off: the model is not asked at all.
+    let hook2 = hook::start(|_| Answer::Json(json!({"say": "Bye.", "action": "hangup"}))).await;
+    let number2 = bot(&app, Some(&hook2), json!({"llm_suggestion": false})).await;
+    call(
+        &app,
+        &number2,
+        vec![
+            wait_bot(),
+            speak(700),
+            Step::Silence(Duration::from_secs(4)),
+        ],
+    )
+    .await;
+    assert!(hook2.requests()[0].body["llm_suggestion"].is_null());
+    assert_eq!(standin.requests().len(), asked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn llm_mode_speaks_the_first_sentence_while_the_model_still_writes() {
+    let standin = openai::start(|req| {
+        let users = req["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "user")
+            .count();
+        if users >= 2 {
+            return Reply::Tool {
+                text: Some("Goodbye then!".into()),
+                name: "end_call".into(),
+                arguments: "{}".into(),
+            };
+        }
+        Reply::Text {
+            pieces: vec![
+                "Sure, I can help. ".into(),
+                "What time would you like to come in tonight?".into(),
+            ],
+            gap: Duration::from_millis(900),
+        }
+    })
+    .await;
+    let app = app_with(&standin).await;
+    let number = bot(&app, None, json!({"mode": "llm"})).await;
+    let (sid, _) = call(
+        &app,
+        &number,
+        vec![
+            wait_bot(),
+            speak(700),
+            wait_bot(),
+            speak(600),
+            Step::Silence(Duration::from_secs(8)),
+        ],
+    )
+    .await;
+    let v = finished(&app, &sid).await;
+    let t1 = &v["turns"][1];
+    assert_eq!(
+        t1["bot_text"], "Sure, I can help. What time would you like to come in tonight?",
+        "{v}"
+    );
+    let llm = &t1["timings"]["llm"];
+    let first_frame = t1["timings"]["first_frame_ms"].as_u64().unwrap();
+    // The second half came 0.9 s after the first: audio was already going out.
+    assert!(first_frame < llm["total_ms"].as_u64().unwrap(), "{v}");
+    assert!(llm["first_sentence_ms"].as_u64().unwrap() < 800, "{v}");
+    // The tools were offered in OpenAI's shape; end_call ended the call after the goodbye played.
+    let tools = &standin.requests()[0].body["tools"];
+    assert!(
+        tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["function"]["name"] == "end_call"),
+        "{tools}"
+    );
+    let t2 = &v["turns"][2];
+    assert_eq!(
+        (t2["action"].as_str(), t2["bot_text"].as_str()),
+        (Some("hangup"), Some("Goodbye then!")),
+        "{v}"
+    );
+    assert_eq!(t2["interrupted"], false);
+    assert_eq!(v["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tool_call_goes_through_the_signed_webhook_and_back_to_the_model() {
+    let standin = openai::start(|req| {
+        if is_tool_result(req) {
+            let result = req["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["role"] == "tool")
+                .unwrap()["content"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            Reply::text(&format!(
+                "On Sunday we are open {}.",
+                if result.contains("10:00-16:00") {
+                    "ten to four"
+                } else {
+                    "never"
+                }
+            ))
+        } else {
+            Reply::Tool {
+                text: None,
+                name: "check_hours".into(),
+                arguments: r#"{"day":"Sunday"}"#.into(),
+            }
+        }
+    })
+    .await;
+    let app = app_with(&standin).await;
+    let hook = hook::start(|req| match req["type"].as_str() {
+        Some("tool_call") => Answer::Json(json!({"result": {"open": "10:00-16:00"}})),
+        _ => Answer::Json(json!({"say": "ignored"})),
+    })
+    .await;
+    let tools = json!([{"name": "check_hours", "description": "Opening hours for a day",
+                        "parameters": {"type": "object", "properties": {"day": {"type": "string"}}, "required": ["day"]}}]);
+    let number = bot(&app, Some(&hook), json!({"mode": "llm", "tools": tools})).await;
+    let (sid, _) = call(
+        &app,
+        &number,
+        vec![
+            wait_bot(),
+            speak(700),
+            wait_bot(),
+            Step::Silence(Duration::from_millis(300)),
+        ],
+    )
+    .await;
+    let v = finished(&app, &sid).await;
+    assert_eq!(
+        v["turns"][1]["bot_text"], "On Sunday we are open ten to four.",
+        "{v}"
+    );
+    assert_eq!(v["turns"][1]["timings"]["llm"]["tool_calls"], 1);
+    let reqs = hook.requests();
+    let tool = reqs
+        .iter()
+        .find(|r| r.body["type"] == "tool_call")
+        .expect("a tool_call request");
+    assert!(tool.signature_ok, "signed like every webhook request");
+    assert_eq!(
+        (tool.body["name"].as_str(), &tool.body["arguments"]),
+        (Some("check_hours"), &json!({"day": "Sunday"}))
+    );
+    assert_eq!(tool.body["call_sid"], sid.as_str());
+    assert_eq!(tool.idempotency_key, format!("{sid}:1:call_standin1"));
+    // The turn notice follows, and what it answers changes nothing.
+    let notice = common::eventually(|| async {
+        hook.requests()
+            .into_iter()
+            .find(|r| r.body["type"] == "turn")
+    })
+    .await;
+    assert_eq!(notice.body["reply"], "On Sunday we are open ten to four.");
+    assert!(notice.signature_ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn barge_in_cancels_the_stream() {
+    let standin = openai::start(|_| Reply::Text {
+        pieces: (0..40)
+            .map(|i| format!("Part {i} of a very long answer. "))
+            .collect(),
+        gap: Duration::from_millis(250),
+    })
+    .await;
+    let app = app_with(&standin).await;
+    let number = bot(&app, None, json!({"mode": "llm"})).await;
+    let steps = vec![
+        wait_bot(),
+        speak(700),
+        Step::Silence(Duration::from_millis(2500)),
+        speak(1200),
+        Step::Silence(Duration::from_secs(2)),
+    ];
+    let mut c = app
+        .sim()
+        .dial(
+            CALLER,
+            &number,
+            Script {
+                steps,
+                hangup_when_done: true,
+            },
+        )
+        .unwrap();
+    events_until_end(&mut c, Duration::from_secs(60)).await;
+    // The first request was abandoned long before its 10 s of pieces were out.
+    let first = common::eventually(|| async {
+        standin
+            .requests()
+            .first()
+            .filter(|r| r.finished.is_some())
+            .cloned()
+    })
+    .await;
+    assert!(first.cancelled, "the client closed the stream");
+    assert!(first.finished.unwrap() - first.at < Duration::from_secs(8));
+    let v = finished(&app, &c.sid).await;
+    assert_eq!(v["turns"][1]["interrupted"], true, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn model_timeouts_errors_and_broken_streams_leave_the_call_going() {
+    let standin = openai::start(|req| {
+        let turns = req["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "user")
+            .count();
+        match turns {
+            1 => Reply::Hang,
+            2 => Reply::Error {
+                status: 500,
+                kind: "server_error",
+                code: "internal",
+            },
+            3 => Reply::Error {
+                status: 429,
+                kind: "requests",
+                code: "rate_limit_exceeded",
+            },
+            4 => Reply::Malformed,
+            _ => Reply::Tool {
+                text: Some("Bye now.".into()),
+                name: "end_call".into(),
+                arguments: "{}".into(),
+            },
+        }
+    })
+    .await;
+    let app = app_with(&standin).await;
+    let number = bot(&app, None, json!({"mode": "llm"})).await;
+    let mut steps = vec![wait_bot()];
+    for _ in 0..5 {
+        steps.push(speak(700));
+        steps.push(wait_bot());
+    }
+    steps.push(Step::Silence(Duration::from_secs(5)));
+    let (sid, _) = call(&app, &number, steps).await;
+    let v = finished(&app, &sid).await;
+    let turns = v["turns"].as_array().unwrap();
+    let line = app.state.settings.calls.fallback_line.clone();
+    let reasons: Vec<_> = turns[1..5]
+        .iter()
+        .map(|t| t["fallback"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    // The broken stream had begun a sentence ("Half") that never completed: still the fallback.
+    assert_eq!(
+        reasons[..3],
+        ["llm_timeout", "llm_http_500", "llm_rate_limited"],
+        "{v}"
+    );
+    assert!(
+        turns[4]["timings"]["llm"]["error"] == "llm_bad_stream",
+        "{v}"
+    );
+    for t in &turns[1..4] {
+        assert_eq!(t["bot_text"].as_str().unwrap(), line, "{v}");
+    }
+    assert_eq!(turns[5]["action"], "hangup", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outbound_call_with_a_prompt_is_led_by_the_model() {
+    let standin = openai::start(|req| {
+        if req["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "user")
+        {
+            Reply::Tool {
+                text: Some("Great, see you Friday. Goodbye!".into()),
+                name: "end_call".into(),
+                arguments: "{}".into(),
+            }
+        } else {
+            Reply::text("unexpected")
+        }
+    })
+    .await;
+    let app = app_with(&standin).await;
+    let hook =
+        hook::start(|_| Answer::Json(json!({"say": "the webhook must not decide this call"})))
+            .await;
+    let (status, b) = app
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "Dental office", "webhook": hook.url}),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    hook.set_secret(b["webhook_secret"].as_str().unwrap());
+    let callee = "+15552224444";
+    app.sim().set_callee_script(
+        callee,
+        Script {
+            steps: vec![
+                wait_bot(),
+                speak(800),
+                Step::Silence(Duration::from_secs(8)),
+            ],
+            hangup_when_done: true,
+        },
+    );
+    let (status, body) = common::outbound(
+        &app,
+        &app.api_key,
+        json!({
+            "user_id": "u1", "number": callee, "bot_id": b["id"],
+            "prompt": "Confirm the patient's appointment on Friday at 3 PM.",
+            "first_message": "Hi, this is Bright Smiles calling about your appointment."
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sid = body["callSid"].as_str().unwrap().to_owned();
+    let v = finished(&app, &sid).await;
+    assert_eq!(
+        v["turns"][0]["bot_text"],
+        "Hi, this is Bright Smiles calling about your appointment."
+    );
+    assert_eq!(
+        v["turns"][1]["bot_text"], "Great, see you Friday. Goodbye!",
+        "{v}"
+    );
+    assert_eq!(v["turns"][1]["action"], "hangup");
+    let system = standin.requests()[0].body["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        system.contains("Confirm the patient's appointment on Friday at 3 PM."),
+        "{system}"
+    );
+    // The webhook only hears about the turn afterwards.
+    let notice = common::eventually(|| async { hook.requests().into_iter().next() }).await;
+    assert_eq!(notice.body["type"], "turn");
+    assert_eq!(notice.body["reply"], "Great, see you Friday. Goodbye!");
+}
+
+#[tokio::test]
+async fn llm_bots_are_checked_when_saved() {
+    let standin = openai::start(|_| Reply::text("x")).await;
+    let app = app_with(&standin).await;
+    let post = |body: Value| app.create_bot(&app.api_key, body);
+    let (s, b) = post(json!({"goal": "g"})).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (400, Some("missing_webhook")),
+        "{b}"
+    );
+    let (s, b) = post(json!({"goal": "g", "mode": "llm", "tools": [{"name": "end_call"}]})).await;
+    assert_eq!(
+        (s, b["code"].as_str(), b["field"].as_str()),
+        (400, Some("invalid_tool"), Some("tools")),
+        "{b}"
+    );
+    let (s, b) = post(json!({"goal": "g", "mode": "robot"})).await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_mode")), "{b}");
+    let (s, b) =
+        post(json!({"goal": "g", "webhook": "https://example.com/h", "tools": [{"name": "f"}]}))
+            .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (400, Some("tools_need_llm_mode")),
+        "{b}"
+    );
+    let (s, b) = post(json!({"goal": "g", "mode": "llm", "transfer_numbers": ["+1555*"],
+                             "tools": [{"name": "f", "description": "d", "parameters": {"type": "object"}}]})).await;
+    assert_eq!(s, 201, "{b}");
+    let (_, view) = app
+        .get(
+            &app.api_key,
+            &format!("/bots/{}", b["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(
+        (view["mode"].as_str(), view["llm_suggestion"].as_bool()),
+        (Some("llm"), Some(true))
+    );
+    assert_eq!(view["tools"][0]["name"], "f");
+    assert_eq!(view["transfer_numbers"], json!(["+1555*"]));
+    assert!(view.get("webhook").is_none());
+    // Back to webhook mode without a webhook: refused.
+    let resp = app
+        .client
+        .patch(app.url(&format!("/bots/{}", b["id"].as_str().unwrap())))
+        .header("x-api-key", &app.api_key)
+        .json(&json!({"mode": "webhook", "tools": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+
+    // Without a model: LLM bots and prompts are refused, not silently ignored.
+    let off = common::spawn_app().await;
+    let (s, b) = off
+        .create_bot(&off.api_key, json!({"goal": "g", "mode": "llm"}))
+        .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (400, Some("llm_unavailable")),
+        "{b}"
+    );
+    let (bot_id, _) = common::new_bot(&off).await;
+    let (s, b) = common::outbound(
+        &off,
+        &off.api_key,
+        json!({"user_id": "u", "number": "+15552223333", "bot_id": bot_id, "prompt": "p"}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (400, Some("llm_unavailable")),
+        "{b}"
+    );
+}
