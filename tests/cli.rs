@@ -23,6 +23,13 @@ fn callbot() -> Command {
         Some(m) => cmd.env("CALLBOT_WHISPER_MODEL", m),
         None => cmd.env("CALLBOT_SPEECH", "instant"),
     };
+    // The embedded LLM (its worker is built next to this binary) when the test model is there.
+    match std::env::var_os("CALLBOT_TEST_LLM_MODEL") {
+        Some(m) => cmd
+            .env("CALLBOT_LLM_MODEL_FILE", m)
+            .env_remove("CALLBOT_LLM"),
+        None => cmd.env("CALLBOT_LLM", "off"),
+    };
     cmd
 }
 
@@ -50,7 +57,7 @@ fn start_serve(dir: &std::path::Path, dev_key: Option<&str>) -> (Killed, String,
     let child = Killed(child);
     let mut lines = Vec::new();
     let mut reader = BufReader::new(stdout);
-    for _ in 0..8 {
+    for _ in 0..9 {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         lines.push(line.trim_end().to_owned());
@@ -67,6 +74,7 @@ async fn serve_prints_backends_and_accepts_the_dev_key() {
     assert!(text.contains("store:      sqlite"), "{text}");
     assert!(text.contains("telephony:  simulated Twilio"), "{text}");
     assert!(text.contains("voice URL:"), "{text}");
+    assert!(text.contains("llm:        "), "{text}");
     assert!(text.contains("CALLBOT_API_KEY"), "{text}");
     let client = reqwest::Client::new();
     let resp = client

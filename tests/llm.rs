@@ -628,3 +628,83 @@ async fn llm_bots_are_checked_when_saved() {
         "{b}"
     );
 }
+
+/// The embedded model (`callbot-llm` worker over SmolLM2), as `serve` runs it by default.
+fn embedded(s: &mut Settings) -> bool {
+    let Some(model) = std::env::var_os("CALLBOT_TEST_LLM_MODEL") else {
+        if std::env::var("CALLBOT_SKIP_LLM").is_ok_and(|v| v == "1") {
+            eprintln!("SKIPPING the embedded-model test: CALLBOT_SKIP_LLM=1");
+            return false;
+        }
+        panic!(
+            "CALLBOT_TEST_LLM_MODEL is not set: run scripts/test.sh, or set CALLBOT_SKIP_LLM=1 to skip knowingly"
+        );
+    };
+    // target/debug/deps/llm-… → target/debug/callbot-llm
+    let exe = std::env::current_exe().unwrap();
+    let worker = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("callbot-llm");
+    assert!(
+        worker.exists(),
+        "build the worker first: cargo build --workspace ({})",
+        worker.display()
+    );
+    s.calls.end_silence = Duration::from_millis(400);
+    s.calls.webhook_timeout = Duration::from_secs(8);
+    s.llm = LlmSettings::Local {
+        model: model.into(),
+        worker: Some(worker),
+        threads: 2,
+    };
+    // A loaded CI machine: the suggestion may take a few seconds here.
+    s.llm_timeout = Duration::from_secs(6);
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_embedded_model_suggests_and_a_sayless_answer_speaks_it() {
+    let mut on = true;
+    let app = spawn_app_with(|s| on = embedded(s)).await;
+    if !on {
+        return;
+    }
+    let hook = hook::start(|req| match req["turn"].as_u64() {
+        Some(1) => Answer::Json(json!({"action": "continue"})),
+        _ => Answer::Json(json!({"say": "Bye.", "action": "hangup"})),
+    })
+    .await;
+    let number = bot(&app, Some(&hook), json!({})).await;
+    let (sid, _) = call(
+        &app,
+        &number,
+        vec![
+            wait_bot(),
+            speak(700),
+            wait_bot(),
+            speak(700),
+            Step::Silence(Duration::from_secs(5)),
+        ],
+    )
+    .await;
+    let reqs = hook.requests();
+    let suggestion = reqs[0].body["llm_suggestion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!suggestion.trim().is_empty(), "{:?}", reqs[0].body);
+    let v = finished(&app, &sid).await;
+    assert_eq!(v["turns"][1]["bot_text"], suggestion.as_str(), "{v}");
+    let llm = &v["turns"][1]["timings"]["llm"];
+    assert!(llm["tokens_out"].as_u64().unwrap() > 0, "{v}");
+    // The second turn reused the first one's prompt from the worker's cache.
+    assert!(
+        v["turns"][2]["timings"]["llm"]["cached_tokens"]
+            .as_u64()
+            .unwrap()
+            > 50,
+        "{v}"
+    );
+}

@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod engine;
 pub mod frontend;
+pub mod gateway;
 pub mod handshake;
 pub mod llm;
 pub mod models;
@@ -36,6 +37,7 @@ pub fn router(state: StreamState) -> Router {
     Router::new()
         .route("/stream/{bot_id}", get(handshake::upgrade))
         .route("/frontend-stream", get(frontend::upgrade))
+        .merge(gateway::routes())
         .with_state(state)
 }
 

@@ -30,6 +30,8 @@ pub struct Engine {
     pub live: live::LiveCalls,
     /// The language model (`None`: `CALLBOT_LLM=off`).
     pub llm: Option<Arc<dyn Llm>>,
+    /// Where the `/llm/v1` gateway forwards to.
+    pub llm_upstream: Option<crate::llm::Upstream>,
     /// Deadline for the model's first words (and for a whole suggestion).
     pub llm_timeout: Duration,
     /// Keeps the local model worker running while the engine lives.
@@ -63,6 +65,7 @@ impl Engine {
             telephony,
             live: live::LiveCalls::default(),
             llm: None,
+            llm_upstream: None,
             llm_timeout: Duration::from_millis(2500),
             _worker: None,
             buckets: Arc::default(),
@@ -72,6 +75,7 @@ impl Engine {
     /// The same engine with a language model (see [`crate::llm::from_settings`]).
     pub fn with_llm(mut self, setup: crate::llm::LlmSetup, timeout: Duration) -> Self {
         self.llm = setup.llm;
+        self.llm_upstream = setup.upstream;
         self._worker = setup.worker;
         self.llm_timeout = timeout;
         self

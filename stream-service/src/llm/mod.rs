@@ -114,10 +114,19 @@ pub trait Llm: Send + Sync + std::fmt::Debug {
     async fn chat(&self, request: &ChatRequest) -> Result<LlmStream, LlmError>;
 }
 
+/// Where the `/llm/v1` gateway forwards to: the model server's base URL and the platform's key.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Ends without `/`, e.g. `https://api.openai.com/v1`.
+    pub base: String,
+    pub key: Option<secrecy::SecretString>,
+}
+
 /// The model the settings ask for, and the local worker when it runs one.
 #[derive(Debug, Default, Clone)]
 pub struct LlmSetup {
     pub llm: Option<std::sync::Arc<dyn Llm>>,
+    pub upstream: Option<Upstream>,
     pub worker: Option<std::sync::Arc<worker::LocalWorker>>,
 }
 
@@ -143,6 +152,10 @@ pub async fn from_settings(
             let llm = openai::OpenAiLlm::new(&w.base_url, None, name, "local");
             LlmSetup {
                 llm: Some(Arc::new(llm)),
+                upstream: Some(Upstream {
+                    base: w.base_url.as_str().trim_end_matches('/').to_owned(),
+                    key: None,
+                }),
                 worker: Some(Arc::new(w)),
             }
         }
@@ -157,6 +170,10 @@ pub async fn from_settings(
                 model.clone(),
                 "openai",
             ))),
+            upstream: Some(Upstream {
+                base: base_url.as_str().trim_end_matches('/').to_owned(),
+                key: api_key.clone(),
+            }),
             worker: None,
         },
     })

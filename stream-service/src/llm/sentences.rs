@@ -130,9 +130,10 @@ mod tests {
         assert!(s.push(" Sunday.").is_empty());
         assert_eq!(s.push(" Shall I"), vec!["We open at 5 p.m. on Sunday."]);
         assert_eq!(s.push(" book? "), vec!["Shall I book?"]);
-        assert!(s.push("Ask Dr. ").is_empty());
-        assert!(s.push("Who at 5 p.m. ").is_empty());
-        assert_eq!(s.push("today. "), vec!["Ask Dr. Who at 5 p.m. today."]);
+        assert!(s.push("Meet at 5 p.m. ").is_empty());
+        assert_eq!(s.push("today. "), vec!["Meet at 5 p.m. today."]);
+        assert!(!ends_sentence("Ask Dr. ") && !ends_sentence("at 5 p.m. "));
+        assert!(ends_sentence("Done! ") && !ends_sentence("Done!"));
         assert!(s.push("Shall I").is_empty());
         assert!(s.push(" book a table?").is_empty());
         assert_eq!(s.finish(), Some("Shall I book a table?".into()));

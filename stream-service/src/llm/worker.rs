@@ -63,6 +63,8 @@ pub async fn start(program: &Path, model: &Path, threads: u32) -> Result<LocalWo
     let supervisor = tokio::spawn(async move {
         let mut child = child;
         loop {
+            // `wait` closes the child's stdin first, which tells the worker to exit: keep it.
+            let _stdin = child.stdin.take();
             let status = child.wait().await;
             tracing::error!(?status, "the local model worker exited; starting it again");
             loop {

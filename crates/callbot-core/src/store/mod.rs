@@ -14,6 +14,7 @@ pub use calls::{
 };
 
 pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
+pub use usage::{LlmUsage, UsageStore};
 
 mod calls;
 #[cfg(any(test, feature = "testing"))]
@@ -22,6 +23,7 @@ pub mod dynamo;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod turns;
+mod usage;
 
 /// A bot as stored. Built only from parsed domain values.
 #[derive(Debug, Clone)]
@@ -97,7 +99,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// - Tenant scoping is enforced here: a method taking a tenant never returns or changes another
 ///   tenant's data.
 #[async_trait]
-pub trait Store: CallStore + TurnStore + Send + Sync + std::fmt::Debug {
+pub trait Store: CallStore + TurnStore + UsageStore + Send + Sync + std::fmt::Debug {
     /// Short name for logs and the startup banner ("sqlite", "dynamodb").
     fn kind(&self) -> &'static str;
 

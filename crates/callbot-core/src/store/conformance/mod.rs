@@ -83,6 +83,48 @@ pub async fn run_all(store: Arc<dyn Store>) {
     calls::daily_quota(&*store).await;
     calls::rate_slots(Arc::clone(&store)).await;
     calls::turns(&*store).await;
+    llm_usage(Arc::clone(&store)).await;
+}
+
+/// Concurrent adds all count; tallies are per tenant and listed newest day first.
+async fn llm_usage(store: Arc<dyn Store>) {
+    use crate::store::LlmUsage;
+    let (a, b) = (tenant(), tenant());
+    let add = |day: &str, p: u64| LlmUsage {
+        day: day.into(),
+        requests: 1,
+        prompt_tokens: p,
+        completion_tokens: 2,
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, a, u) = (Arc::clone(&store), a.clone(), add("2026-12-01", 10));
+        tasks.push(tokio::spawn(
+            async move { store.add_llm_usage(&a, &u).await },
+        ));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("add");
+    }
+    store
+        .add_llm_usage(&a, &add("2026-11-30", 5))
+        .await
+        .expect("add");
+    let got = store.llm_usage(&a, 10).await.expect("usage");
+    assert_eq!(
+        got,
+        vec![
+            LlmUsage {
+                day: "2026-12-01".into(),
+                requests: 8,
+                prompt_tokens: 80,
+                completion_tokens: 16
+            },
+            add("2026-11-30", 5),
+        ]
+    );
+    assert_eq!(store.llm_usage(&a, 1).await.expect("usage").len(), 1);
+    assert!(store.llm_usage(&b, 10).await.expect("usage").is_empty());
 }
 
 async fn api_keys(store: &dyn Store) {

@@ -3,6 +3,7 @@
 //! also hold between processes sharing the file.
 
 mod calls;
+mod usage;
 
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};
 use crate::apikey::KeyHash;
@@ -90,6 +91,15 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE bots ADD COLUMN call_timers TEXT;",
     // 5: how the bot thinks (JSON, NULL = webhook mode with suggestions); webhook '' = none
     "ALTER TABLE bots ADD COLUMN brain TEXT;",
+    // 6: LLM usage per tenant and day
+    "CREATE TABLE llm_usage (
+        tenant TEXT NOT NULL,
+        day TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        PRIMARY KEY (tenant, day)
+     );",
 ];
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,171 @@
+//! The `/llm/v1` gateway against the OpenAI-compatible stand-in: streaming passed through as it
+//! arrives, non-streaming answers, the platform's key swapped in for the tenant's, refused keys,
+//! the per-tenant rate limit, and token usage counted per tenant.
+
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use callbot_core::settings::LlmSettings;
+use common::openai::{self, Reply};
+use futures::StreamExt;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+async fn app(standin: &openai::StandIn, per_minute: u32) -> common::TestApp {
+    let base = standin.base.clone();
+    common::spawn_app_with(move |s| {
+        s.llm = LlmSettings::OpenAi {
+            base_url: url::Url::parse(&base).unwrap(),
+            api_key: Some(SecretString::from(openai::KEY.to_owned())),
+            model: "standin-1".into(),
+        };
+        s.llm_gateway_per_minute = per_minute;
+    })
+    .await
+}
+
+fn chat(stream: bool) -> Value {
+    json!({"model": "standin-1", "stream": stream, "messages": [{"role": "user", "content": "Hi"}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_pass_through_as_they_arrive_with_the_key_swapped() {
+    let standin = openai::start(|_| Reply::Text {
+        pieces: vec!["One. ".into(), "Two. ".into(), "Three.".into()],
+        gap: Duration::from_millis(400),
+    })
+    .await;
+    let app = app(&standin, 100).await;
+    let started = Instant::now();
+    let resp = app
+        .client
+        .post(app.url("/llm/v1/chat/completions"))
+        .bearer_auth(&app.api_key)
+        .json(&chat(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut body = resp.bytes_stream();
+    let mut first_text = None;
+    let mut all = String::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = String::from_utf8(chunk.unwrap().to_vec()).unwrap();
+        if first_text.is_none() && chunk.contains("One.") {
+            first_text = Some(started.elapsed());
+        }
+        all.push_str(&chunk);
+    }
+    let total = started.elapsed();
+    // The first piece came ~800 ms before the last: it was not held back.
+    assert!(
+        first_text.unwrap() + Duration::from_millis(500) < total,
+        "{first_text:?} vs {total:?}"
+    );
+    assert!(all.trim_end().ends_with("data: [DONE]"), "{all}");
+    assert!(
+        all.contains("\"usage\""),
+        "usage requested for counting: {all}"
+    );
+    // The model server saw the platform's key, never the tenant's.
+    let seen = &standin.requests()[0];
+    assert_eq!(seen.authorization, format!("Bearer {}", openai::KEY));
+    assert!(!seen.body.to_string().contains(&app.api_key));
+    // Non-streamed, with X-API-Key this time; and the models list.
+    let (status, v) = app
+        .post_json(&app.api_key, "/llm/v1/chat/completions", &chat(false))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], "One. Two. Three.");
+    let (status, v) = app.get(&app.api_key, "/llm/v1/models").await;
+    assert_eq!(
+        (status, v["data"][0]["id"].as_str()),
+        (200, Some("standin-1")),
+        "{v}"
+    );
+    // Usage: both completions counted for this tenant (the models call has none).
+    let usage = common::eventually(|| async {
+        let (_, v) = app.get(&app.api_key, "/llm/usage").await;
+        (v["usage"][0]["requests"] == 3).then_some(v)
+    })
+    .await;
+    assert_eq!(usage["usage"][0]["prompt_tokens"], 82, "{usage}");
+    assert_eq!(usage["usage"][0]["completion_tokens"], 18, "{usage}");
+    let other = app.new_key("globex").await;
+    let (_, v) = app.get(&other, "/llm/usage").await;
+    assert_eq!(v["usage"], json!([]));
+}
+
+#[tokio::test]
+async fn keys_are_checked_and_the_rate_limit_holds() {
+    let standin = openai::start(|_| Reply::text("ok")).await;
+    let app = app(&standin, 2).await;
+    let url = app.url("/llm/v1/chat/completions");
+    for req in [
+        app.client.post(&url).json(&chat(false)),
+        app.client
+            .post(&url)
+            .bearer_auth("cb_not_a_real_key_000000000000000000")
+            .json(&chat(false)),
+        app.client
+            .post(&url)
+            .bearer_auth(openai::KEY)
+            .json(&chat(false)),
+    ] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_api_key", "{v}");
+    }
+    assert!(
+        standin.requests().is_empty(),
+        "refused requests never reach the model server"
+    );
+    for _ in 0..2 {
+        let (status, _) = app
+            .post_json(&app.api_key, "/llm/v1/chat/completions", &chat(false))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let resp = app
+        .client
+        .post(&url)
+        .header("x-api-key", &app.api_key)
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    // The model server's own errors come back as they are.
+    let (status, v) = app
+        .post_json(
+            &app.new_key("initech").await,
+            "/llm/v1/chat/completions",
+            &json!({"model": "m", "messages": []}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    let (status, _) = app
+        .post_json(&app.api_key, "/llm/v1/../admin", &json!({}))
+        .await;
+    assert_ne!(status, 200);
+
+    let off = common::spawn_app().await;
+    let (status, v) = off
+        .post_json(&off.api_key, "/llm/v1/chat/completions", &chat(false))
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (503, Some("llm_unavailable")),
+        "{v}"
+    );
+}
