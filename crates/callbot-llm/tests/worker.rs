@@ -34,9 +34,20 @@ async fn the_worker_speaks_openai_and_caches_the_prefix() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let base = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
     let http = reqwest::Client::new();
-    let models: serde_json::Value = http.get(format!("{base}/v1/models")).send().await.unwrap().json().await.unwrap();
+    let models: serde_json::Value = http
+        .get(format!("{base}/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(models["data"][0]["id"], "SmolLM2-135M-Instruct.Q4_1");
 
     let ask = |user: &str, stream: bool| {
@@ -55,7 +66,14 @@ async fn the_worker_speaks_openai_and_caches_the_prefix() {
         .await
         .unwrap();
     assert_eq!(v["object"], "chat.completion");
-    assert!(!v["choices"][0]["message"]["content"].as_str().unwrap().trim().is_empty(), "{v}");
+    assert!(
+        !v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .trim()
+            .is_empty(),
+        "{v}"
+    );
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 
     // Streamed, same system prompt: the prefix comes from the KV cache.
@@ -65,7 +83,12 @@ async fn the_worker_speaks_openai_and_caches_the_prefix() {
         .send()
         .await
         .unwrap();
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let body = resp.text().await.unwrap();
     let events: Vec<&str> = body.split("\n\n").filter(|e| !e.is_empty()).collect();
     assert_eq!(*events.last().unwrap(), "data: [DONE]", "{body}");
@@ -73,29 +96,64 @@ async fn the_worker_speaks_openai_and_caches_the_prefix() {
         .iter()
         .filter_map(|e| e.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert!(!text.trim().is_empty(), "{body}");
-    let usage: serde_json::Value = serde_json::from_str(events[events.len() - 2].strip_prefix("data: ").unwrap()).unwrap();
+    let usage: serde_json::Value =
+        serde_json::from_str(events[events.len() - 2].strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(usage["choices"], serde_json::json!([]));
-    assert!(usage["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap() > 20, "{usage}");
+    assert!(
+        usage["usage"]["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap()
+            > 20,
+        "{usage}"
+    );
 
     // Bad requests: OpenAI's error shape.
     for (body, code) in [
         (serde_json::json!({"messages": []}), "invalid_request"),
-        (serde_json::json!({"messages": [{"role": "wizard", "content": "x"}]}), "invalid_request"),
-        (serde_json::json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 100000}), "invalid_request"),
+        (
+            serde_json::json!({"messages": [{"role": "wizard", "content": "x"}]}),
+            "invalid_request",
+        ),
+        (
+            serde_json::json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 100000}),
+            "invalid_request",
+        ),
     ] {
-        let r = http.post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
+        let r = http
+            .post(format!("{base}/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400);
         let e: serde_json::Value = r.json().await.unwrap();
-        assert_eq!((e["error"]["code"].as_str(), e["error"]["type"].as_str()), (Some(code), Some("invalid_request_error")), "{e}");
+        assert_eq!(
+            (e["error"]["code"].as_str(), e["error"]["type"].as_str()),
+            (Some(code), Some("invalid_request_error")),
+            "{e}"
+        );
     }
-    let r = http.post(format!("{base}/v1/chat/completions")).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    let r = http
+        .post(format!("{base}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 
     // The supervising process goes away: the worker follows.
     drop(child.stdin.take());
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{status}");
 }

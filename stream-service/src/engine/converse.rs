@@ -6,6 +6,7 @@
 //! the fallback line is spoken and the reason recorded.
 
 use super::Engine;
+use super::call::Stage;
 use super::pipeline::{CallInfo, ToCall};
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::llm::sentences::SentenceStream;
@@ -375,6 +376,9 @@ async fn produce(
                     max_tokens: REPLY_TOKENS,
                     temperature: 0.0,
                 };
+                if !super::pipeline::stage(tx, turn, Stage::Llm).await {
+                    return None;
+                }
                 let round = match llm.chat(&request).await {
                     Ok(stream) => {
                         read_round(engine, stream, started, &mut t, &mut spoken, &say).await
@@ -426,7 +430,14 @@ async fn produce(
                                 _ => json!({"error": format!("{number:?} is not a number this bot may transfer to")}).to_string(),
                             }
                         }
-                        _ => call_tool(engine, info, turn, call).await,
+                        _ => {
+                            if !super::pipeline::stage(tx, turn, Stage::Tool(call.name.clone()))
+                                .await
+                            {
+                                return None;
+                            }
+                            call_tool(engine, info, turn, call).await
+                        }
                     };
                     messages.push(ChatMessage::Tool {
                         call_id: call.id.clone(),

@@ -5,6 +5,7 @@
 //! (barge-in, hang-up) at any await, which cancels generation, tool calls and synthesis at once.
 
 use super::Engine;
+use super::call::Stage;
 use super::converse;
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::speech::sentences;
@@ -88,6 +89,11 @@ pub enum ToCall {
         sentence: usize,
         error: String,
     },
+    /// The pipeline moved on to another step (recognition, LLM, webhook, a tool).
+    Stage {
+        turn: u32,
+        stage: super::call::Stage,
+    },
     /// LLM mode: the next sentence of a streamed reply (its audio follows as `Audio`).
     Sentence {
         turn: u32,
@@ -134,6 +140,9 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
             let mut text = String::new();
             let mut stt_failed = None;
             if let Some(audio) = audio {
+                if !stage(&tx, turn, Stage::Recognising).await {
+                    return;
+                }
                 let started = Instant::now();
                 match engine.stt.transcribe(audio).await {
                     Ok(t) => text = t.text,
@@ -185,6 +194,9 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 return;
             }
             let suggestion = if info.suggestions {
+                if !stage(&tx, turn, Stage::Llm).await {
+                    return;
+                }
                 converse::suggest(&engine, &info, &input.history, &text, &dtmf).await
             } else {
                 None
@@ -200,6 +212,9 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
             };
             let (reply, mut fallback, took) = match &info.webhook {
                 Some(url) => {
+                    if !stage(&tx, turn, Stage::Webhook).await {
+                        return;
+                    }
                     ask(
                         &engine,
                         &info,
@@ -259,6 +274,11 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
         }
     };
     speak(&engine, &info, turn, &say, &tx).await;
+}
+
+/// Tells the actor the turn moved on to `s`; false when the call is gone.
+pub(super) async fn stage(tx: &mpsc::Sender<ToCall>, turn: u32, s: Stage) -> bool {
+    tx.send(ToCall::Stage { turn, stage: s }).await.is_ok()
 }
 
 /// Synthesises the reply sentence by sentence, then reports the turn finished.

@@ -39,8 +39,9 @@ pub struct TurnRequest<'a> {
     pub context: &'a str,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum Action {
+    #[default]
     Continue,
     Hangup,
     Transfer(PhoneNumber),

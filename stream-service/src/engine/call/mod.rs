@@ -13,7 +13,7 @@ use super::recorder::Recorder;
 use super::webhook::{Action, HistoryEntry};
 use crate::StreamState;
 use crate::audio::vad::{Endpointer, FRAME_SAMPLES, VadConfig, VadEvent};
-use crate::audio::{FRAME_BYTES, frames, g711};
+use crate::audio::{FRAME_BYTES, g711};
 use crate::handshake::VerifiedStream;
 use crate::protocol::{self, Inbound};
 use axum::extract::ws::{Message, WebSocket};
@@ -24,6 +24,8 @@ use callbot_core::recordings::recording_key;
 use callbot_core::store::{StatusUpdate, TurnRecord, TurnTimings};
 use callbot_core::twilio::twiml::{self, Verb};
 use futures_util::{SinkExt, StreamExt};
+pub(crate) use lifecycle::Stage;
+use lifecycle::{QItem, Reply, Turn};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -31,13 +33,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Frames sent ahead of real time (the carrier buffers them): 200 ms.
 const LEAD_FRAMES: u64 = 10;
-/// A mark every this many frames, and at the end of each sentence.
-const MARK_EVERY: usize = 10;
 /// Keys pressed and then nothing for this long make a turn (`#` makes one at once).
 const DTMF_IDLE: Duration = Duration::from_secs(2);
 const DEFAULT_GREETING: &str = "Hello! How can I help you today?";
@@ -55,46 +54,6 @@ struct FastMedia<'a> {
 struct FastPayload<'a> {
     #[serde(borrow)]
     payload: Cow<'a, str>,
-}
-
-enum QItem {
-    Frame([u8; FRAME_BYTES]),
-    Mark(u32),
-}
-
-struct MarkInfo {
-    id: u32,
-    sentence: usize,
-    /// Frames of `sentence` played once this mark comes back.
-    upto: usize,
-}
-
-#[derive(Default)]
-struct Playback {
-    queue: VecDeque<QItem>,
-    sentences: Vec<(String, usize, usize)>, // (text, frames, heard frames)
-    marks: Vec<MarkInfo>,
-    next_mark: u32,
-    outstanding: usize,
-    started: Option<Instant>,
-    /// Where the frame clock starts (see `pump`).
-    origin: Option<Instant>,
-    sent: u64,
-    synthesis_done: bool,
-}
-
-struct Current {
-    turn: u32,
-    task: JoinHandle<()>,
-    t0: Instant,
-    caller_turn: bool,
-    /// The utterance, kept until it is recognised (so a hang-up mid-turn loses no words).
-    audio: Option<Vec<i16>>,
-    user_text: String,
-    dtmf: String,
-    reply: Option<(String, Action, Option<String>)>,
-    timings: TurnTimings,
-    playback: Playback,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,7 +82,7 @@ struct Actor {
     history: Vec<HistoryEntry>,
     next_turn: u32,
     pending: VecDeque<(TurnKind, Instant, Duration)>,
-    current: Option<Current>,
+    current: Option<Turn>,
     dtmf: String,
     last_dtmf: Option<Instant>,
     silence_since: Instant,
@@ -459,9 +418,9 @@ impl Actor {
         };
         let turn = self.next_turn;
         self.next_turn += 1;
-        let (caller_turn, dtmf, audio) = match &kind {
-            TurnKind::Caller { dtmf, audio } => (true, dtmf.clone(), audio.clone()),
-            TurnKind::Bot { .. } => (false, String::new(), None),
+        let caller = match &kind {
+            TurnKind::Caller { dtmf, audio } => Some((audio.clone(), dtmf.clone())),
+            TurnKind::Bot { .. } => None,
         };
         let input = TurnInput {
             turn,
@@ -474,33 +433,17 @@ impl Actor {
             input,
             self.pipe_tx.clone(),
         ));
-        self.current = Some(Current {
-            turn,
-            task,
-            t0,
-            caller_turn,
-            audio,
-            user_text: String::new(),
-            dtmf,
-            reply: None,
-            timings: TurnTimings {
-                endpoint_ms: endpoint.as_millis() as u64,
-                ..TurnTimings::default()
-            },
-            playback: Playback::default(),
-        });
+        self.current = Some(Turn::new(turn, task, t0, endpoint, caller));
     }
 
     async fn on_pipeline(&mut self, m: ToCall) {
         let Some(cur) = self.current.as_mut() else {
             return;
         };
-        let ms = |d: Duration| d.as_millis() as u64;
         match m {
+            ToCall::Stage { turn, stage } if turn == cur.turn => cur.stage(stage),
             ToCall::Recognised { turn, text, stt } if turn == cur.turn => {
-                cur.timings.stt_ms = Some(ms(stt));
-                cur.audio = None;
-                cur.user_text = text.clone();
+                cur.recognised(text.clone(), stt);
                 if !text.is_empty() {
                     let ts = now_ms();
                     self.events.emit(CallEvent::AsrFinal {
@@ -526,7 +469,6 @@ impl Actor {
                 webhook,
                 sentences,
             } if turn == cur.turn => {
-                cur.timings.webhook_ms = webhook.map(ms);
                 if let Some(reason) = &fallback {
                     self.events.emit(CallEvent::Error {
                         track_id: format!("reply-{turn}"),
@@ -536,37 +478,19 @@ impl Actor {
                         code: None,
                     });
                 }
-                cur.playback.sentences = sentences.into_iter().map(|s| (s, 0, 0)).collect();
-                cur.reply = Some((say, action, fallback));
+                let reply = Reply {
+                    say,
+                    action,
+                    fallback,
+                };
+                cur.reply(reply, sentences, webhook);
             }
             ToCall::Audio {
                 turn,
                 sentence,
                 ulaw,
                 tts,
-            } if turn == cur.turn => {
-                if cur.timings.tts_first_byte_ms.is_none() {
-                    cur.timings.tts_first_byte_ms = Some(ms(tts));
-                }
-                let p = &mut cur.playback;
-                let n = ulaw.len().div_ceil(FRAME_BYTES);
-                if let Some(s) = p.sentences.get_mut(sentence) {
-                    s.1 = n;
-                }
-                for (i, f) in frames(&ulaw).enumerate() {
-                    p.queue.push_back(QItem::Frame(f));
-                    if (i + 1) % MARK_EVERY == 0 || i + 1 == n {
-                        let id = p.next_mark;
-                        p.next_mark += 1;
-                        p.marks.push(MarkInfo {
-                            id,
-                            sentence,
-                            upto: i + 1,
-                        });
-                        p.queue.push_back(QItem::Mark(id));
-                    }
-                }
-            }
+            } if turn == cur.turn => cur.audio(sentence, &ulaw, tts),
             ToCall::SpeechFailed {
                 turn,
                 sentence,
@@ -580,28 +504,12 @@ impl Actor {
                     code: None,
                 });
             }
-            ToCall::Sentence { turn, text } if turn == cur.turn => {
-                let p = &mut cur.playback;
-                p.sentences.push((text.clone(), 0, 0));
-                if let Some((say, _, _)) = cur.reply.as_mut() {
-                    if !say.is_empty() {
-                        say.push(' ');
-                    }
-                    say.push_str(&text);
-                }
-            }
+            ToCall::Sentence { turn, text } if turn == cur.turn => cur.sentence(text),
             ToCall::Act {
                 turn,
                 action,
                 fallback,
-            } if turn == cur.turn => {
-                if let Some(reply) = cur.reply.as_mut() {
-                    reply.1 = action;
-                    if fallback.is_some() {
-                        reply.2 = fallback;
-                    }
-                }
-            }
+            } if turn == cur.turn => cur.act(action, fallback),
             ToCall::Llm { turn, timings } if turn == cur.turn => {
                 if let Some(e) = &timings.error {
                     self.events.emit(CallEvent::Error {
@@ -612,10 +520,10 @@ impl Actor {
                         code: None,
                     });
                 }
-                cur.timings.llm = Some(timings);
+                cur.llm(timings);
             }
             ToCall::Finished { turn } if turn == cur.turn => {
-                cur.playback.synthesis_done = true;
+                cur.synthesis_finished();
                 self.maybe_complete().await;
             }
             _ => {}
@@ -634,18 +542,8 @@ impl Actor {
         else {
             return;
         };
-        if turn != cur.turn {
-            return;
-        }
-        let p = &mut cur.playback;
-        if let Some(m) = p.marks.iter().find(|m| m.id == id) {
-            if let Some(s) = p.sentences.get_mut(m.sentence) {
-                s.2 = s.2.max(m.upto);
-            }
-            p.outstanding = p.outstanding.saturating_sub(1);
-            if cur.timings.first_mark_ms.is_none() {
-                cur.timings.first_mark_ms = Some(cur.t0.elapsed().as_millis() as u64);
-            }
+        if turn == cur.turn {
+            cur.mark_back(id);
         }
     }
 
@@ -771,10 +669,7 @@ impl Actor {
 
     /// Completes the current turn once its reply has been synthesised, sent and heard.
     async fn maybe_complete(&mut self) {
-        let done = self.current.as_ref().is_some_and(|c| {
-            let p = &c.playback;
-            p.synthesis_done && p.queue.is_empty() && p.outstanding == 0
-        });
+        let done = self.current.as_mut().is_some_and(Turn::complete);
         if done {
             self.complete(false).await;
         }
@@ -782,4 +677,5 @@ impl Actor {
 }
 
 mod ending;
+mod lifecycle;
 mod turns;

@@ -9,14 +9,12 @@ impl Actor {
         let Some(cur) = self.current.as_ref() else {
             return;
         };
-        let speaking =
-            cur.playback.sent > 0 || (cur.reply.is_some() && !cur.playback.synthesis_done);
-        if !speaking || cur.reply.is_none() {
+        if !cur.interruptible() {
             return;
         }
         let turn = cur.turn;
         let heard_frames: usize = cur.playback.sentences.iter().map(|s| s.2).sum();
-        let heard = heard_text(&cur.playback.sentences);
+        let heard = lifecycle::heard_text(&cur.playback.sentences);
         self.send(format!(
             r#"{{"event":"clear","streamSid":"{}"}}"#,
             self.stream_sid
@@ -60,14 +58,17 @@ impl Actor {
 
     /// Records the current turn (spawned write), updates the history; returns the action to take.
     fn complete_now(&mut self, interrupted: bool) -> Option<Action> {
-        let cur = self.current.take()?;
+        let mut cur = self.current.take()?;
         cur.task.abort();
-        let (full, action, fallback) = cur.reply.clone().unwrap_or_default_reply();
-        let heard = if interrupted {
-            heard_text(&cur.playback.sentences)
-        } else {
-            full.clone()
-        };
+        if interrupted {
+            cur.interrupt();
+        }
+        let heard = cur.heard_text();
+        let lifecycle::Reply {
+            say: full,
+            action,
+            fallback,
+        } = cur.reply.clone().unwrap_or_default();
         let played_ms = cur.playback.sent * 20;
         if cur.playback.started.is_some() {
             self.events.emit(CallEvent::TrackEnd {
@@ -145,50 +146,5 @@ impl Actor {
             tracing::error!(call_sid = %self.sid, error = %e, "hanging up failed");
         }
         self.end = Some(why);
-    }
-}
-
-/// The words of a reply the caller heard: whole sentences whose audio played, and the share of
-/// the interrupted sentence that played (by its marks), cut at a word boundary.
-fn heard_text(sentences: &[(String, usize, usize)]) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for (text, frames, heard) in sentences {
-        if *frames > 0 && heard >= frames {
-            out.extend(text.split_whitespace());
-            continue;
-        }
-        if *frames > 0 && *heard > 0 {
-            let words: Vec<&str> = text.split_whitespace().collect();
-            let n = words.len() * heard / frames;
-            out.extend(&words[..n]);
-        }
-        break;
-    }
-    out.join(" ")
-}
-
-trait ReplyOrDefault {
-    fn unwrap_or_default_reply(self) -> (String, Action, Option<String>);
-}
-
-impl ReplyOrDefault for Option<(String, Action, Option<String>)> {
-    fn unwrap_or_default_reply(self) -> (String, Action, Option<String>) {
-        self.unwrap_or((String::new(), Action::Continue, None))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::heard_text;
-
-    #[test]
-    fn heard_text_cuts_at_the_last_mark() {
-        let s = vec![
-            ("One two three.".to_string(), 30, 30),
-            ("Four five six seven.".to_string(), 40, 20),
-            ("Eight.".to_string(), 10, 0),
-        ];
-        assert_eq!(heard_text(&s), "One two three. Four five");
-        assert_eq!(heard_text(&[("Hi there.".to_string(), 20, 0)]), "");
     }
 }

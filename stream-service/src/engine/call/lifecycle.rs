@@ -1,0 +1,392 @@
+//! The life of one turn as an explicit state machine. A turn is `Preparing` its reply (the stage
+//! says which step runs: recognition, the LLM, the webhook, a tool call), then `Speaking` it —
+//! sentences are synthesised, queued as 20 ms frames with marks, and played; `streaming` while more
+//! may still come (a model still writing, a tool call in flight) — and ends `Done`: heard to the
+//! last mark, interrupted by the caller, or with nothing to say. The actor feeds it the pipeline's
+//! messages and the carrier's marks; the transitions and the questions the actor asks (may the
+//! caller interrupt? has everything been heard?) live here, where a test can drive them.
+
+use crate::audio::{FRAME_BYTES, frames};
+use crate::engine::webhook::Action;
+use callbot_core::store::{LlmTimings, TurnTimings};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// A mark every this many frames, and at the end of each sentence.
+const MARK_EVERY: usize = 10;
+
+/// Which step of preparing the reply is running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    Starting,
+    Recognising,
+    /// The language model (a suggestion, or the reply itself).
+    Llm,
+    Webhook,
+    /// One of the bot's tools, through its webhook.
+    Tool(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every frame was played and confirmed by the carrier.
+    Heard,
+    /// The caller talked over it.
+    Interrupted,
+    /// Nothing to say (noise that recognised as nothing).
+    NothingToSay,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Preparing(Stage),
+    Speaking { streaming: bool },
+    Done(Ending),
+}
+
+pub(super) enum QItem {
+    Frame([u8; FRAME_BYTES]),
+    Mark(u32),
+}
+
+pub(super) struct MarkInfo {
+    id: u32,
+    sentence: usize,
+    /// Frames of `sentence` played once this mark comes back.
+    upto: usize,
+}
+
+#[derive(Default)]
+pub(super) struct Playback {
+    pub queue: VecDeque<QItem>,
+    /// (text, frames, frames heard)
+    pub sentences: Vec<(String, usize, usize)>,
+    marks: Vec<MarkInfo>,
+    next_mark: u32,
+    pub outstanding: usize,
+    pub started: Option<Instant>,
+    /// Where the frame clock starts (see the actor's `pump`).
+    pub origin: Option<Instant>,
+    pub sent: u64,
+}
+
+/// The reply as planned: words, action, and why a fallback was spoken instead (if it was).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reply {
+    pub say: String,
+    pub action: Action,
+    pub fallback: Option<String>,
+}
+
+pub(super) struct Turn {
+    pub turn: u32,
+    pub task: JoinHandle<()>,
+    pub t0: Instant,
+    pub caller_turn: bool,
+    /// The utterance, kept until it is recognised (so a hang-up mid-turn loses no words).
+    pub audio: Option<Vec<i16>>,
+    pub user_text: String,
+    pub dtmf: String,
+    pub reply: Option<Reply>,
+    pub timings: TurnTimings,
+    pub playback: Playback,
+    phase: Phase,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+impl Turn {
+    pub fn new(
+        turn: u32,
+        task: JoinHandle<()>,
+        t0: Instant,
+        endpoint: Duration,
+        caller: Option<(Option<Vec<i16>>, String)>,
+    ) -> Self {
+        let (caller_turn, audio, dtmf) = match caller {
+            Some((audio, dtmf)) => (true, audio, dtmf),
+            None => (false, None, String::new()),
+        };
+        Self {
+            turn,
+            task,
+            t0,
+            caller_turn,
+            audio,
+            user_text: String::new(),
+            dtmf,
+            reply: None,
+            timings: TurnTimings {
+                endpoint_ms: ms(endpoint),
+                ..TurnTimings::default()
+            },
+            playback: Playback::default(),
+            phase: Phase::Preparing(Stage::Starting),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// The pipeline moved on to `stage`. While speaking (a tool call between sentences) the
+    /// reply is still streaming.
+    pub fn stage(&mut self, stage: Stage) {
+        match &mut self.phase {
+            Phase::Preparing(s) => *s = stage,
+            Phase::Speaking { streaming } => *streaming = true,
+            Phase::Done(_) => {}
+        }
+    }
+
+    pub fn recognised(&mut self, text: String, stt: Duration) {
+        self.timings.stt_ms = Some(ms(stt));
+        self.audio = None;
+        self.user_text = text;
+    }
+
+    /// The reply is known (webhook mode, greetings) or begins (LLM mode: no sentences yet).
+    pub fn reply(&mut self, reply: Reply, sentences: Vec<String>, webhook: Option<Duration>) {
+        self.timings.webhook_ms = webhook.map(ms);
+        self.playback.sentences = sentences.into_iter().map(|s| (s, 0, 0)).collect();
+        self.reply = Some(reply);
+        if matches!(self.phase, Phase::Preparing(_)) {
+            self.phase = Phase::Speaking { streaming: true };
+        }
+    }
+
+    /// The next sentence of a streamed reply.
+    pub fn sentence(&mut self, text: String) {
+        if let Some(r) = self.reply.as_mut() {
+            if !r.say.is_empty() {
+                r.say.push(' ');
+            }
+            r.say.push_str(&text);
+        }
+        self.playback.sentences.push((text, 0, 0));
+    }
+
+    /// The model chose an action (`end_call`, `transfer_call`) or fell back.
+    pub fn act(&mut self, action: Action, fallback: Option<String>) {
+        if let Some(r) = self.reply.as_mut() {
+            r.action = action;
+            if fallback.is_some() {
+                r.fallback = fallback;
+            }
+        }
+    }
+
+    pub fn llm(&mut self, timings: LlmTimings) {
+        self.timings.llm = Some(timings);
+    }
+
+    /// Synthesised audio of sentence `sentence`: queued as frames, a mark every 10 and at its end.
+    pub fn audio(&mut self, sentence: usize, ulaw: &[u8], tts: Duration) {
+        if self.timings.tts_first_byte_ms.is_none() {
+            self.timings.tts_first_byte_ms = Some(ms(tts));
+        }
+        let p = &mut self.playback;
+        let n = ulaw.len().div_ceil(FRAME_BYTES);
+        if let Some(s) = p.sentences.get_mut(sentence) {
+            s.1 = n;
+        }
+        for (i, f) in frames(ulaw).enumerate() {
+            p.queue.push_back(QItem::Frame(f));
+            if (i + 1) % MARK_EVERY == 0 || i + 1 == n {
+                let id = p.next_mark;
+                p.next_mark += 1;
+                p.marks.push(MarkInfo {
+                    id,
+                    sentence,
+                    upto: i + 1,
+                });
+                p.queue.push_back(QItem::Mark(id));
+            }
+        }
+    }
+
+    /// The pipeline is done: no more audio will come.
+    pub fn synthesis_finished(&mut self) {
+        self.phase = match self.phase {
+            Phase::Speaking { .. } => Phase::Speaking { streaming: false },
+            Phase::Preparing(_) => Phase::Done(Ending::NothingToSay),
+            Phase::Done(e) => Phase::Done(e),
+        };
+    }
+
+    /// The carrier played up to mark `id`.
+    pub fn mark_back(&mut self, id: u32) {
+        let p = &mut self.playback;
+        if let Some(m) = p.marks.iter().find(|m| m.id == id) {
+            if let Some(s) = p.sentences.get_mut(m.sentence) {
+                s.2 = s.2.max(m.upto);
+            }
+            p.outstanding = p.outstanding.saturating_sub(1);
+            if self.timings.first_mark_ms.is_none() {
+                self.timings.first_mark_ms = Some(ms(self.t0.elapsed()));
+            }
+        }
+    }
+
+    /// Whether the turn is over: its reply heard to the last mark, or nothing to say.
+    pub fn complete(&mut self) -> bool {
+        let p = &self.playback;
+        if self.phase == (Phase::Speaking { streaming: false })
+            && p.queue.is_empty()
+            && p.outstanding == 0
+        {
+            self.phase = Phase::Done(Ending::Heard);
+        }
+        matches!(
+            self.phase,
+            Phase::Done(Ending::Heard | Ending::NothingToSay)
+        )
+    }
+
+    /// Caller speech now cuts the reply: it is playing, or being prepared to play.
+    pub fn interruptible(&self) -> bool {
+        match self.phase {
+            Phase::Speaking { streaming } => self.playback.sent > 0 || streaming,
+            _ => false,
+        }
+    }
+
+    pub fn interrupt(&mut self) {
+        self.phase = Phase::Done(Ending::Interrupted);
+    }
+
+    /// The words the caller heard: all of them, or up to the last mark before an interruption.
+    pub fn heard_text(&self) -> String {
+        match (&self.phase, &self.reply) {
+            (Phase::Done(Ending::Interrupted), _) => heard_text(&self.playback.sentences),
+            (_, Some(r)) => r.say.clone(),
+            (_, None) => String::new(),
+        }
+    }
+}
+
+/// The words of a reply the caller heard: whole sentences whose audio played, and the share of
+/// the interrupted sentence that played (by its marks), cut at a word boundary.
+pub(super) fn heard_text(sentences: &[(String, usize, usize)]) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for (text, frames, heard) in sentences {
+        if *frames > 0 && heard >= frames {
+            out.extend(text.split_whitespace());
+            continue;
+        }
+        if *frames > 0 && *heard > 0 {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            let n = words.len() * heard / frames;
+            out.extend(&words[..n]);
+        }
+        break;
+    }
+    out.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn() -> Turn {
+        Turn::new(
+            1,
+            tokio::spawn(async {}),
+            Instant::now(),
+            Duration::from_millis(700),
+            Some((Some(vec![0; 800]), String::new())),
+        )
+    }
+
+    fn send_all(t: &mut Turn) {
+        while let Some(item) = t.playback.queue.pop_front() {
+            match item {
+                QItem::Frame(_) => t.playback.sent += 1,
+                QItem::Mark(_) => t.playback.outstanding += 1,
+            }
+        }
+    }
+
+    #[test]
+    fn heard_text_cuts_at_the_last_mark() {
+        let s = vec![
+            ("One two three.".to_string(), 30, 30),
+            ("Four five six seven.".to_string(), 40, 20),
+            ("Eight.".to_string(), 10, 0),
+        ];
+        assert_eq!(heard_text(&s), "One two three. Four five");
+        assert_eq!(heard_text(&[("Hi there.".to_string(), 20, 0)]), "");
+    }
+
+    #[tokio::test]
+    async fn a_streamed_reply_is_heard_only_after_its_last_mark() {
+        let mut t = turn();
+        assert_eq!(t.phase(), &Phase::Preparing(Stage::Starting));
+        assert!(!t.interruptible());
+        t.stage(Stage::Recognising);
+        t.recognised("table for two".into(), Duration::from_millis(90));
+        t.stage(Stage::Llm);
+        assert_eq!(t.phase(), &Phase::Preparing(Stage::Llm));
+        t.reply(Reply::default(), Vec::new(), None);
+        assert!(
+            t.interruptible(),
+            "the model is writing: talking over it cancels it"
+        );
+        t.sentence("Sure.".into());
+        t.audio(0, &[0xff; 160 * 12], Duration::from_millis(5));
+        t.stage(Stage::Tool("check_hours".into()));
+        t.sentence("We open at five.".into());
+        t.audio(1, &[0xff; 160 * 3], Duration::from_millis(5));
+        t.act(Action::Hangup, None);
+        send_all(&mut t);
+        assert!(!t.complete(), "still streaming");
+        t.synthesis_finished();
+        assert!(!t.complete(), "marks are outstanding");
+        for id in 0..3 {
+            t.mark_back(id);
+        }
+        assert!(t.complete());
+        assert_eq!(t.phase(), &Phase::Done(Ending::Heard));
+        let r = t.reply.clone().unwrap();
+        assert_eq!(
+            (r.say.as_str(), r.action),
+            ("Sure. We open at five.", Action::Hangup)
+        );
+        assert_eq!(t.heard_text(), "Sure. We open at five.");
+        assert_eq!(t.timings.stt_ms, Some(90));
+    }
+
+    #[tokio::test]
+    async fn interruption_keeps_what_was_heard_and_silence_completes_at_once() {
+        let mut t = turn();
+        t.reply(
+            Reply {
+                say: "One two three. Four five six.".into(),
+                ..Reply::default()
+            },
+            vec!["One two three.".into(), "Four five six.".into()],
+            Some(Duration::from_millis(40)),
+        );
+        t.audio(0, &[0xff; 160 * 10], Duration::ZERO);
+        t.audio(1, &[0xff; 160 * 10], Duration::ZERO);
+        send_all(&mut t);
+        t.mark_back(0);
+        assert!(t.interruptible());
+        t.interrupt();
+        assert_eq!(t.heard_text(), "One two three.");
+        assert!(
+            !t.complete(),
+            "an interrupted turn is not completed as heard"
+        );
+
+        let mut quiet = turn();
+        quiet.recognised(String::new(), Duration::ZERO);
+        quiet.synthesis_finished();
+        assert!(quiet.complete());
+        assert_eq!(quiet.phase(), &Phase::Done(Ending::NothingToSay));
+    }
+}
