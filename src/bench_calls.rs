@@ -31,7 +31,7 @@ impl Drop for Child {
 }
 
 /// (user+system CPU seconds, resident set bytes) of a process.
-fn proc_usage(pid: u32) -> anyhow::Result<(f64, u64)> {
+pub(crate) fn proc_usage(pid: u32) -> anyhow::Result<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which is in parentheses and may contain spaces).
     let rest = stat.rsplit(')').next().unwrap_or("");
@@ -48,7 +48,7 @@ fn proc_usage(pid: u32) -> anyhow::Result<(f64, u64)> {
     Ok((cpu, rss_kb * 1024))
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod bench_calls;
+pub mod bench_llm;
 pub mod call;
 pub mod server;

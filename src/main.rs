@@ -118,6 +118,29 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         server_cores: usize,
     },
+    /// The language model: the embedded model's time to first token and reply time at turns 1,
+    /// 5 and 10, its speed, CPU and memory; how many concurrent calls one worker serves; the
+    /// platform's own added latency in LLM mode over a fixed-delay model stand-in.
+    Llm {
+        /// The GGUF model (default: CALLBOT_LLM_MODEL_FILE or the installed one).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: u32,
+        /// 10-turn conversations for the per-turn figures.
+        #[arg(long, default_value_t = 5)]
+        calls: usize,
+        /// Concurrency levels for the capacity figure.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+        levels: Vec<usize>,
+        /// Seconds per concurrency level.
+        #[arg(long, default_value_t = 20)]
+        level_secs: u64,
+        /// Delay of the model stand-in for the platform-overhead figure, in ms.
+        #[arg(long, default_value_t = 300)]
+        standin_delay_ms: u64,
+    },
 }
 
 /// `default` applies when `RUST_LOG` is unset: `serve` logs at info, the benchmarks only warnings
@@ -364,6 +387,41 @@ async fn main() -> anyhow::Result<()> {
             .await?
             {
                 println!("{fig}");
+            }
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Llm {
+                    model,
+                    threads,
+                    calls,
+                    levels,
+                    level_secs,
+                    standin_delay_ms,
+                },
+        } => {
+            let model = match (model, &settings.llm) {
+                (Some(m), _) => m,
+                (None, callbot_core::settings::LlmSettings::Local { model, .. }) => model.clone(),
+                (None, _) => callbot_stream::models::llm::path(&settings.data_dir),
+            };
+            let worker = match &settings.llm {
+                callbot_core::settings::LlmSettings::Local { worker, .. } => worker.clone(),
+                _ => None,
+            };
+            for line in callbot::bench_llm::llm(callbot::bench_llm::LlmBenchOptions {
+                model,
+                worker,
+                threads,
+                calls,
+                levels,
+                level_secs,
+                standin_delay: std::time::Duration::from_millis(standin_delay_ms),
+            })
+            .await?
+            {
+                println!("{line}");
             }
             Ok(())
         }

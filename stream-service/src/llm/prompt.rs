@@ -37,8 +37,24 @@ pub fn system_prompt(p: &PromptParts<'_>) -> String {
     s
 }
 
-/// The messages for one reply: the system prompt, the conversation as heard, the caller's words.
+/// History entries sent at most; beyond that the oldest are dropped `HISTORY_STEP` at a time, so
+/// the prompt's prefix (and the server's cache of it) stays the same for several turns.
+pub const HISTORY_WINDOW: usize = 24;
+const HISTORY_STEP: usize = 12;
+
+/// The part of the history the model sees.
+pub fn window(history: &[HistoryEntry]) -> &[HistoryEntry] {
+    if history.len() <= HISTORY_WINDOW {
+        return history;
+    }
+    let drop = ((history.len() - HISTORY_WINDOW - 1) / HISTORY_STEP + 1) * HISTORY_STEP;
+    &history[drop..]
+}
+
+/// The messages for one reply: the system prompt, the conversation as heard (its last
+/// `HISTORY_WINDOW` entries at most), the caller's words.
 pub fn messages(system: String, history: &[HistoryEntry], caller: &str) -> Vec<ChatMessage> {
+    let history = window(history);
     let mut out = Vec::with_capacity(history.len() + 2);
     out.push(ChatMessage::System(system));
     for h in history {
@@ -86,5 +102,21 @@ mod tests {
         assert_eq!(m[0], ChatMessage::System(s));
         assert!(matches!(&m[1], ChatMessage::Assistant { content: Some(c), .. } if c == "Hello!"));
         assert_eq!(m[3], ChatMessage::User("Table for two".into()));
+    }
+
+    #[test]
+    fn long_histories_slide_in_steps() {
+        let h: Vec<HistoryEntry> = (0..40)
+            .map(|i| HistoryEntry {
+                role: if i % 2 == 0 { "bot" } else { "user" },
+                content: i.to_string(),
+            })
+            .collect();
+        assert_eq!(window(&h[..24]).len(), 24);
+        // 25..36 entries: the first 12 go; the start stays put while the call grows.
+        assert_eq!(window(&h[..25])[0].content, "12");
+        assert_eq!(window(&h[..36])[0].content, "12");
+        assert_eq!(window(&h[..37])[0].content, "24");
+        assert!(window(&h).len() <= HISTORY_WINDOW);
     }
 }

@@ -28,6 +28,8 @@ pub enum WorkerError {
 #[derive(Debug)]
 pub struct LocalWorker {
     pub base_url: url::Url,
+    /// The process id of the first worker started (benchmarks read its CPU and memory).
+    pub pid: Option<u32>,
     supervisor: tokio::task::JoinHandle<()>,
 }
 
@@ -57,6 +59,7 @@ pub async fn start(program: &Path, model: &Path, threads: u32) -> Result<LocalWo
         return Err(WorkerError::NoProgram(program.to_path_buf()));
     }
     let (child, addr) = spawn(program, model, threads, "127.0.0.1:0").await?;
+    let pid = child.id();
     let base_url = url::Url::parse(&format!("http://{addr}/v1"))
         .map_err(|e| WorkerError::Start(e.to_string()))?;
     let (program, model) = (program.to_path_buf(), model.to_path_buf());
@@ -81,6 +84,7 @@ pub async fn start(program: &Path, model: &Path, threads: u32) -> Result<LocalWo
     });
     Ok(LocalWorker {
         base_url,
+        pid,
         supervisor,
     })
 }
