@@ -59,12 +59,12 @@ fn bot_prompt() -> String {
     })
 }
 
-/// One reply: (time to first token, whole reply, completion tokens, reply text).
+/// One reply: (time to first token, whole reply, completion tokens, reply text, prompt tokens).
 async fn one_reply(
     llm: &OpenAiLlm,
     history: &[HistoryEntry],
     line: &str,
-) -> anyhow::Result<(Duration, Duration, u32, String)> {
+) -> anyhow::Result<(Duration, Duration, u32, String, u32)> {
     let req = ChatRequest {
         messages: prompt::messages(bot_prompt(), history, line),
         tools: Vec::new(),
@@ -73,35 +73,45 @@ async fn one_reply(
     };
     let started = Instant::now();
     let mut stream = llm.chat(&req).await.context("model request")?;
-    let (mut ttft, mut text, mut tokens) = (None, String::new(), 0);
+    let (mut ttft, mut text, mut tokens, mut prompt_tokens) = (None, String::new(), 0, 0);
     while let Some(ev) = stream.next().await {
         match ev.context("model stream")? {
             LlmEvent::Text(t) => {
                 ttft.get_or_insert_with(|| started.elapsed());
                 text.push_str(&t);
             }
-            LlmEvent::Usage(u) => tokens = u.completion_tokens,
+            LlmEvent::Usage(u) => {
+                tokens = u.completion_tokens;
+                prompt_tokens = u.prompt_tokens;
+            }
             LlmEvent::ToolCall(_) => {}
             LlmEvent::Done(_) => break,
         }
     }
     let total = started.elapsed();
-    Ok((ttft.unwrap_or(total), total, tokens, text))
+    Ok((ttft.unwrap_or(total), total, tokens, text, prompt_tokens))
 }
 
-/// A conversation: `turns` replies, the history growing as heard.
+/// A conversation: replies until `turns` are done or `until` has passed, the history growing as
+/// heard, `pause` between turns (the caller listening and speaking). `who` makes the greeting,
+/// and so the prompt after the shared system prompt, this call's own.
 async fn conversation(
     llm: &OpenAiLlm,
+    who: usize,
     turns: usize,
     pause: Duration,
+    until: Option<Instant>,
 ) -> anyhow::Result<Vec<(Duration, Duration, u32)>> {
     let mut history = vec![HistoryEntry {
         role: "bot",
-        content: "Bella Vista, how can I help you?".into(),
+        content: format!("Bella Vista, this is desk {who}, how can I help you?"),
     }];
     let mut out = Vec::new();
     for line in CALLER_LINES.iter().cycle().take(turns) {
-        let (ttft, total, tokens, text) = one_reply(llm, &history, line).await?;
+        if until.is_some_and(|u| Instant::now() >= u) {
+            break;
+        }
+        let (ttft, total, tokens, text, _) = one_reply(llm, &history, line).await?;
         out.push((ttft, total, tokens));
         history.push(HistoryEntry {
             role: "user",
@@ -139,14 +149,14 @@ pub async fn llm(opts: LlmBenchOptions) -> anyhow::Result<Vec<String>> {
         opts.threads,
         opts.calls
     ));
-    // Warm up (page cache, first allocation).
-    one_reply(&llm, &[], "Hello?").await?;
+    // The first request finds nothing cached: the whole prompt is evaluated.
+    let (cold, _, _, _, cold_tokens) = one_reply(&llm, &[], "Hello?").await?;
     let (cpu0, _) = proc_usage(pid)?;
     let started = Instant::now();
     let mut by_turn: Vec<Vec<(Duration, Duration, u32)>> = vec![Vec::new(); 10];
     let mut peak_rss = 0;
-    for _ in 0..opts.calls {
-        for (i, r) in conversation(&llm, 10, Duration::ZERO)
+    for call in 0..opts.calls {
+        for (i, r) in conversation(&llm, call, 10, Duration::ZERO, None)
             .await?
             .into_iter()
             .enumerate()
@@ -157,6 +167,10 @@ pub async fn llm(opts: LlmBenchOptions) -> anyhow::Result<Vec<String>> {
     }
     let (cpu1, rss) = proc_usage(pid)?;
     let busy = started.elapsed().as_secs_f64();
+    out.push(format!(
+        "cold start (nothing cached, {cold_tokens} prompt tokens evaluated): time to first token {:.0} ms; later calls of the bot find its system prompt cached",
+        ms(cold)
+    ));
     for t in [1usize, 5, 10] {
         let s = &by_turn[t - 1];
         let ttft = sorted(s.iter().map(|r| ms(r.0)).collect());
@@ -181,7 +195,8 @@ pub async fn llm(opts: LlmBenchOptions) -> anyhow::Result<Vec<String>> {
         peak_rss.max(rss) as f64 / 1e6
     ));
 
-    // Capacity: calls that ask, then listen and speak for 4 s, at rising concurrency.
+    // Capacity: calls, each its own conversation (more calls than cache slots), that ask, then
+    // listen and speak for 4 s, at rising concurrency.
     let mut served = 0;
     for &c in &opts.levels {
         let until = Instant::now() + Duration::from_secs(opts.level_secs);
@@ -191,12 +206,15 @@ pub async fn llm(opts: LlmBenchOptions) -> anyhow::Result<Vec<String>> {
             let llm = llm.clone();
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(4000 * i as u64 / c as u64)).await;
-                let mut ttfts = Vec::new();
-                while Instant::now() < until {
-                    let turns = conversation(&llm, 1, Duration::from_secs(4)).await?;
-                    ttfts.extend(turns.into_iter().map(|r| ms(r.0)));
-                }
-                anyhow::Ok(ttfts)
+                let turns = conversation(
+                    &llm,
+                    100 + i,
+                    usize::MAX,
+                    Duration::from_secs(4),
+                    Some(until),
+                )
+                .await?;
+                anyhow::Ok(turns.into_iter().map(|r| ms(r.0)).collect::<Vec<_>>())
             }));
         }
         let mut ttfts = Vec::new();
@@ -206,7 +224,7 @@ pub async fn llm(opts: LlmBenchOptions) -> anyhow::Result<Vec<String>> {
         let ttfts = sorted(ttfts);
         let p95 = pct(&ttfts, 0.95);
         out.push(format!(
-            "{c:>3} concurrent calls (a reply each 4 s of listening): time to first token p50 {:>6.0} ms  p95 {:>6.0} ms  ({} replies)",
+            "{c:>3} concurrent calls (each its own conversation, a turn every reply + 4 s): time to first token p50 {:>6.0} ms  p95 {:>6.0} ms  ({} replies)",
             pct(&ttfts, 0.5),
             p95,
             ttfts.len()

@@ -132,7 +132,7 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         calls: usize,
         /// Concurrency levels for the capacity figure.
-        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
         levels: Vec<usize>,
         /// Seconds per concurrency level.
         #[arg(long, default_value_t = 20)]

@@ -90,6 +90,27 @@ async fn finished(app: &TestApp, sid: &str) -> Value {
     .await
 }
 
+/// A webhook that answers turn 1 with a say-less `continue` (speak the suggestion), then hangs up.
+async fn sayless_then_bye() -> Hook {
+    hook::start(|req| match req["turn"].as_u64() {
+        Some(1) => Answer::Json(json!({"action": "continue"})),
+        _ => Answer::Json(json!({"say": "Bye.", "action": "hangup"})),
+    })
+    .await
+}
+
+/// A caller who speaks twice, waiting for the bot each time.
+async fn two_turns(app: &TestApp, number: &str) -> String {
+    let steps = vec![
+        wait_bot(),
+        speak(700),
+        wait_bot(),
+        speak(700),
+        Step::Silence(Duration::from_secs(5)),
+    ];
+    call(app, number, steps).await.0
+}
+
 fn is_tool_result(req: &Value) -> bool {
     req["messages"]
         .as_array()
@@ -102,24 +123,9 @@ fn is_tool_result(req: &Value) -> bool {
 async fn the_webhook_gets_the_streamed_suggestion_and_a_sayless_answer_speaks_it() {
     let standin = openai::start(|_| Reply::text("We are open from five until ten tonight.")).await;
     let app = app_with(&standin).await;
-    let hook = hook::start(|req| match req["turn"].as_u64() {
-        Some(1) => Answer::Json(json!({"action": "continue"})),
-        _ => Answer::Json(json!({"say": "Bye.", "action": "hangup"})),
-    })
-    .await;
+    let hook = sayless_then_bye().await;
     let number = bot(&app, Some(&hook), json!({})).await;
-    let (sid, _) = call(
-        &app,
-        &number,
-        vec![
-            wait_bot(),
-            speak(700),
-            wait_bot(),
-            speak(700),
-            Step::Silence(Duration::from_secs(5)),
-        ],
-    )
-    .await;
+    let sid = two_turns(&app, &number).await;
     let reqs = hook.requests();
     assert_eq!(reqs.len(), 2, "{reqs:?}");
     assert!(reqs.iter().all(|r| r.signature_ok));
@@ -164,25 +170,10 @@ async fn suggestions_can_be_turned_off_and_failures_send_null() {
     })
     .await;
     let app = app_with(&standin).await;
-    let hook = hook::start(|req| match req["turn"].as_u64() {
-        Some(1) => Answer::Json(json!({"action": "continue"})),
-        _ => Answer::Json(json!({"say": "Bye.", "action": "hangup"})),
-    })
-    .await;
+    let hook = sayless_then_bye().await;
     // Suggestions on, model failing: null, and a say-less answer falls back (missing_say).
     let number = bot(&app, Some(&hook), json!({})).await;
-    let (sid, _) = call(
-        &app,
-        &number,
-        vec![
-            wait_bot(),
-            speak(700),
-            wait_bot(),
-            speak(700),
-            Step::Silence(Duration::from_secs(5)),
-        ],
-    )
-    .await;
+    let sid = two_turns(&app, &number).await;
     let reqs = hook.requests();
     assert!(
         reqs[0]
@@ -671,24 +662,9 @@ async fn the_embedded_model_suggests_and_a_sayless_answer_speaks_it() {
     if !on {
         return;
     }
-    let hook = hook::start(|req| match req["turn"].as_u64() {
-        Some(1) => Answer::Json(json!({"action": "continue"})),
-        _ => Answer::Json(json!({"say": "Bye.", "action": "hangup"})),
-    })
-    .await;
+    let hook = sayless_then_bye().await;
     let number = bot(&app, Some(&hook), json!({})).await;
-    let (sid, _) = call(
-        &app,
-        &number,
-        vec![
-            wait_bot(),
-            speak(700),
-            wait_bot(),
-            speak(700),
-            Step::Silence(Duration::from_secs(5)),
-        ],
-    )
-    .await;
+    let sid = two_turns(&app, &number).await;
     let reqs = hook.requests();
     let suggestion = reqs[0].body["llm_suggestion"]
         .as_str()

@@ -80,18 +80,7 @@ fn error(status: u16, kind: &str, code: &str, message: &str) -> Response {
 
 /// What the real API refuses before it starts answering.
 fn check(headers: &HeaderMap, body: &[u8]) -> Result<Value, Response> {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if auth != format!("Bearer {KEY}") {
-        return Err(error(
-            401,
-            "invalid_request_error",
-            "invalid_api_key",
-            "Incorrect API key provided.",
-        ));
-    }
+    check_key(headers)?;
     let ct = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())

@@ -7,7 +7,7 @@
 
 use super::Engine;
 use super::call::Stage;
-use super::pipeline::{CallInfo, ToCall};
+use super::pipeline::{CallInfo, ToCall, speak_one};
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::llm::sentences::SentenceStream;
 use crate::llm::{ChatMessage, ChatRequest, LlmEvent, LlmStream, ToolCall, ToolSpec, prompt};
@@ -149,6 +149,26 @@ fn tools(info: &CallInfo) -> Vec<ToolSpec> {
     out
 }
 
+/// A signed request to the bot's webhook within the turn deadline.
+async fn post(
+    engine: &Engine,
+    info: &CallInfo,
+    url: &url::Url,
+    body: &impl Serialize,
+    idem: &str,
+) -> Result<bytes::Bytes, webhook::Failure> {
+    webhook::post_signed(
+        &engine.http,
+        url,
+        &info.webhook_secret,
+        info.policy,
+        body,
+        idem,
+        info.webhook_timeout,
+    )
+    .await
+}
+
 /// Signed `tool_call` request to the bot's webhook.
 #[derive(Debug, Serialize)]
 struct ToolRequest<'a> {
@@ -181,16 +201,7 @@ async fn call_tool(engine: &Engine, info: &CallInfo, turn: u32, call: &ToolCall)
         timestamp: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
     };
     let idem = format!("{}:{}:{}", info.call_sid, turn, call.id);
-    let answer = webhook::post_signed(
-        &engine.http,
-        url,
-        &info.webhook_secret,
-        info.policy,
-        &req,
-        &idem,
-        info.webhook_timeout,
-    )
-    .await;
+    let answer = post(engine, info, url, &req, &idem).await;
     match answer {
         Ok(body) => match serde_json::from_slice::<Value>(&body) {
             Ok(v) => match v.get("result") {
@@ -273,47 +284,11 @@ pub(super) async fn run(
             };
             let _ = action;
             let idem = format!("{}:{}", info.call_sid, turn);
-            if let Err(f) = webhook::post_signed(
-                &engine.http,
-                &url,
-                &info.webhook_secret,
-                info.policy,
-                &req,
-                &idem,
-                info.webhook_timeout,
-            )
-            .await
-            {
+            if let Err(f) = post(&engine, &info, &url, &req, &idem).await {
                 tracing::warn!(call_sid = %info.call_sid, turn, reason = %f, "turn notice failed");
             }
         });
     }
-}
-
-/// Synthesises sentence `i` of the streamed reply; false when the call is gone.
-async fn speak_one(
-    engine: &Engine,
-    info: &CallInfo,
-    turn: u32,
-    i: usize,
-    s: &str,
-    tx: &mpsc::Sender<ToCall>,
-) -> bool {
-    let started = Instant::now();
-    let msg = match engine.tts.synthesize(s, &info.voice).await {
-        Ok(speech) => ToCall::Audio {
-            turn,
-            sentence: i,
-            ulaw: speech.ulaw,
-            tts: started.elapsed(),
-        },
-        Err(e) => ToCall::SpeechFailed {
-            turn,
-            sentence: i,
-            error: e.to_string(),
-        },
-    };
-    tx.send(msg).await.is_ok()
 }
 
 /// The model side of `run`: rounds of generation and tool calls. Returns what was said and the

@@ -282,7 +282,7 @@ pub(super) async fn stage(tx: &mpsc::Sender<ToCall>, turn: u32, s: Stage) -> boo
 }
 
 /// Synthesises the reply sentence by sentence, then reports the turn finished.
-pub(super) async fn speak(
+async fn speak(
     engine: &Engine,
     info: &CallInfo,
     turn: u32,
@@ -290,25 +290,37 @@ pub(super) async fn speak(
     tx: &mpsc::Sender<ToCall>,
 ) {
     for (i, s) in sentences.iter().enumerate() {
-        let started = Instant::now();
-        let msg = match engine.tts.synthesize(s, &info.voice).await {
-            Ok(speech) => ToCall::Audio {
-                turn,
-                sentence: i,
-                ulaw: speech.ulaw,
-                tts: started.elapsed(),
-            },
-            Err(e) => ToCall::SpeechFailed {
-                turn,
-                sentence: i,
-                error: e.to_string(),
-            },
-        };
-        if tx.send(msg).await.is_err() {
+        if !speak_one(engine, info, turn, i, s, tx).await {
             return;
         }
     }
     let _ = tx.send(ToCall::Finished { turn }).await;
+}
+
+/// Synthesises sentence `i` of the reply and hands it to the actor; false when the call is gone.
+pub(super) async fn speak_one(
+    engine: &Engine,
+    info: &CallInfo,
+    turn: u32,
+    i: usize,
+    s: &str,
+    tx: &mpsc::Sender<ToCall>,
+) -> bool {
+    let started = Instant::now();
+    let msg = match engine.tts.synthesize(s, &info.voice).await {
+        Ok(speech) => ToCall::Audio {
+            turn,
+            sentence: i,
+            ulaw: speech.ulaw,
+            tts: started.elapsed(),
+        },
+        Err(e) => ToCall::SpeechFailed {
+            turn,
+            sentence: i,
+            error: e.to_string(),
+        },
+    };
+    tx.send(msg).await.is_ok()
 }
 
 /// The webhook round, with the per-bot rate limit inside the same deadline.

