@@ -39,6 +39,10 @@ struct ChatRequest {
     max_tokens: Option<u32>,
     max_completion_tokens: Option<u32>,
     temperature: Option<f32>,
+    frequency_penalty: Option<f32>,
+    presence_penalty: Option<f32>,
+    /// llama-server's extension; default 1.1.
+    repeat_penalty: Option<f32>,
     stop: Option<Stop>,
     #[serde(default)]
     tools: Vec<Value>,
@@ -190,6 +194,15 @@ async fn chat(
     if !(0.0..=2.0).contains(&temperature) {
         return invalid("temperature must be 0-2");
     }
+    let frequency_penalty = req.frequency_penalty.unwrap_or(0.0);
+    let presence_penalty = req.presence_penalty.unwrap_or(0.0);
+    if !(-2.0..=2.0).contains(&frequency_penalty) || !(-2.0..=2.0).contains(&presence_penalty) {
+        return invalid("frequency_penalty and presence_penalty must be -2 to 2");
+    }
+    let repeat_penalty = req.repeat_penalty.unwrap_or(1.1);
+    if !(0.5..=2.0).contains(&repeat_penalty) {
+        return invalid("repeat_penalty must be 0.5-2");
+    }
     let stop = match req.stop {
         None => Vec::new(),
         Some(Stop::One(s)) => vec![s],
@@ -200,6 +213,9 @@ async fn chat(
         messages,
         max_tokens,
         temperature,
+        repeat_penalty,
+        frequency_penalty,
+        presence_penalty,
         stop,
         out: tx,
         queued: Instant::now(),

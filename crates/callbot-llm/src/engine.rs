@@ -1,6 +1,9 @@
-//! The model thread: owns the llama.cpp model and context, runs one generation at a time from a
-//! bounded queue, and keeps a few KV-cache slots so that a call's next turn only evaluates the
-//! tokens that are new since its last one (system prompt and earlier turns stay cached).
+//! The model thread: owns the llama.cpp model and context and generates for several requests at
+//! once (continuous batching: each step evaluates every running request's last token in one
+//! batch, and a new request's prompt is evaluated between steps). Each running request has a
+//! KV-cache slot; a request takes the free slot whose cached tokens share the longest prefix with
+//! its prompt, so a call's next turn only evaluates what is new since its last one. Requests
+//! beyond the slots wait in a bounded queue.
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -39,6 +42,11 @@ pub struct Job {
     pub messages: Vec<Turn>,
     pub max_tokens: u32,
     pub temperature: f32,
+    /// llama.cpp's repetition penalty over the last 64 tokens (1.0: none).
+    pub repeat_penalty: f32,
+    /// OpenAI's `frequency_penalty` and `presence_penalty`.
+    pub frequency_penalty: f32,
+    pub presence_penalty: f32,
     pub stop: Vec<String>,
     pub out: mpsc::Sender<Piece>,
     pub queued: Instant,
@@ -119,8 +127,278 @@ impl Engine {
 }
 
 struct Slot {
+    /// The tokens whose keys and values are in this sequence of the KV cache.
     tokens: Vec<LlamaToken>,
     used: Instant,
+    busy: bool,
+}
+
+/// A job being generated: its slot, its sampler, the token sampled but not yet evaluated.
+struct Active {
+    job: Job,
+    seq: usize,
+    sampler: LlamaSampler,
+    next: Option<LlamaToken>,
+    bytes: Vec<u8>,
+    text: String,
+    stats: Stats,
+    gen_started: Instant,
+}
+
+/// Outcome of one step of a job.
+enum Step {
+    Going,
+    Finished(Finish),
+    /// The client went away.
+    Gone,
+}
+
+struct Model<'m> {
+    model: &'m LlamaModel,
+    ctx: llama_cpp_2::context::LlamaContext<'m>,
+    template: llama_cpp_2::model::LlamaChatTemplate,
+    slots: Vec<Slot>,
+    batch: LlamaBatch<'static>,
+    limit: usize,
+}
+
+impl Model<'_> {
+    /// Evaluates a new job's prompt in a free slot (reusing the longest cached prefix) and samples
+    /// its first token.
+    fn start(&mut self, job: Job) -> Result<Active, (Job, JobError)> {
+        let queue = job.queued.elapsed();
+        let tokens = match self.prompt(&job) {
+            Ok(t) => t,
+            Err(e) => return Err((job, e)),
+        };
+        let room = self.limit.saturating_sub(job.max_tokens as usize);
+        if tokens.len() > room {
+            let e = JobError::ContextLength {
+                tokens: tokens.len(),
+                limit: room,
+            };
+            return Err((job, e));
+        }
+        // The free slot sharing the longest prefix with this prompt, else the least recently used.
+        let Some((seq, own)) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.busy)
+            .map(|(i, s)| (i, common_prefix(&s.tokens, &tokens), s.used))
+            .max_by_key(|&(_, c, used)| (c, std::cmp::Reverse(used)))
+            .map(|(i, c, _)| (i, c))
+        else {
+            return Err((job, JobError::Model("no free slot".into())));
+        };
+        // A slot in use may hold a longer prefix (another call of the same bot: the same system
+        // prompt): share its cached keys and values instead of evaluating them again.
+        let (donor, shared) = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, common_prefix(&s.tokens, &tokens)))
+            .max_by_key(|&(_, c)| c)
+            .unwrap_or((seq, own));
+        let common = if donor != seq && shared > own + 16 {
+            let copied = self
+                .ctx
+                .clear_kv_cache_seq(Some(seq as u32), None, None)
+                .ok()
+                .and_then(|_| {
+                    self.ctx
+                        .copy_kv_cache_seq(donor as i32, seq as i32, Some(0), Some(shared as u32))
+                        .ok()
+                });
+            if copied.is_some() {
+                let prefix = self.slots[donor].tokens[..shared].to_vec();
+                self.slots[seq].tokens = prefix;
+                shared
+            } else {
+                self.slots[seq].tokens.clear();
+                0
+            }
+        } else {
+            own
+        };
+        // At least the last prompt token is evaluated: its logits start the reply.
+        let common = common.min(tokens.len().saturating_sub(1));
+        let started = Instant::now();
+        if let Err(e) = self.prefill(seq, common, &tokens) {
+            return Err((job, e));
+        }
+        let slot = &mut self.slots[seq];
+        slot.busy = true;
+        slot.used = Instant::now();
+        // Small models loop ("I'm not. I'm not."): repeated tokens are penalised first.
+        let penalties = LlamaSampler::penalties(
+            self.model.n_vocab(),
+            64,
+            job.repeat_penalty,
+            job.frequency_penalty,
+            job.presence_penalty,
+        );
+        let mut sampler = if job.temperature <= 0.0 {
+            LlamaSampler::chain_simple([penalties, LlamaSampler::greedy()])
+        } else {
+            LlamaSampler::chain_simple([
+                penalties,
+                LlamaSampler::temp(job.temperature),
+                LlamaSampler::dist(0x5eed),
+            ])
+        };
+        let first = sampler.sample(&self.ctx, self.batch.n_tokens() - 1);
+        Ok(Active {
+            job,
+            seq,
+            sampler,
+            next: Some(first),
+            bytes: Vec::new(),
+            text: String::new(),
+            stats: Stats {
+                finish: Finish::Length,
+                prompt_tokens: tokens.len() as u32,
+                cached_tokens: common as u32,
+                completion_tokens: 0,
+                queue,
+                prompt_eval: started.elapsed(),
+                generation: Duration::ZERO,
+            },
+            gen_started: Instant::now(),
+        })
+    }
+
+    fn prompt(&self, job: &Job) -> Result<Vec<LlamaToken>, JobError> {
+        let msgs: Vec<LlamaChatMessage> = job
+            .messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| JobError::Model(format!("message: {e}")))?;
+        let prompt = self
+            .model
+            .apply_chat_template(&self.template, &msgs, true)
+            .map_err(|e| JobError::Model(format!("chat template: {e}")))?;
+        Ok(self.model.vocab().tokenize(prompt.as_bytes(), true, true))
+    }
+
+    /// Drops what the slot holds beyond `common` tokens and evaluates the rest of `tokens`.
+    fn prefill(
+        &mut self,
+        seq: usize,
+        common: usize,
+        tokens: &[LlamaToken],
+    ) -> Result<(), JobError> {
+        let model_err = |e: &dyn std::fmt::Display| JobError::Model(e.to_string());
+        self.ctx
+            .clear_kv_cache_seq(Some(seq as u32), Some(common as u32), None)
+            .map_err(|e| model_err(&e))?;
+        let slot = &mut self.slots[seq];
+        slot.tokens.truncate(common);
+        let mut pos = common;
+        for chunk in tokens[common..].chunks(512) {
+            self.batch.clear();
+            for (i, &t) in chunk.iter().enumerate() {
+                let last = pos + i + 1 == tokens.len();
+                self.batch
+                    .add(t, (pos + i) as i32, &[seq as i32], last)
+                    .map_err(|e| model_err(&e))?;
+            }
+            if let Err(e) = self.ctx.decode(&mut self.batch) {
+                slot.tokens.clear();
+                return Err(JobError::Model(format!("evaluating the prompt: {e}")));
+            }
+            slot.tokens.extend_from_slice(chunk);
+            pos += chunk.len();
+        }
+        Ok(())
+    }
+
+    /// Emits `a`'s sampled token (or finishes the job on end of generation, a stop string, the
+    /// token budget or a client that went away).
+    fn emit(&self, a: &mut Active) -> Step {
+        let Some(token) = a.next else {
+            return Step::Finished(Finish::Stop);
+        };
+        let vocab = self.model.vocab();
+        if vocab.is_eog(token) {
+            return Step::Finished(Finish::Stop);
+        }
+        a.stats.completion_tokens += 1;
+        a.bytes.extend(vocab.token_to_piece(token, false, None));
+        let valid = match std::str::from_utf8(&a.bytes) {
+            Ok(s) => s.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        if valid > 0 {
+            let piece: String = String::from_utf8_lossy(&a.bytes[..valid]).into_owned();
+            a.bytes.drain(..valid);
+            a.text.push_str(&piece);
+            if let Some(cut) = stop_at(&a.text, &a.job.stop) {
+                let keep = piece.len().saturating_sub(a.text.len() - cut);
+                if keep > 0
+                    && a.job
+                        .out
+                        .blocking_send(Piece::Text(piece[..keep].to_owned()))
+                        .is_err()
+                {
+                    return Step::Gone;
+                }
+                return Step::Finished(Finish::Stop);
+            }
+            if a.job.out.blocking_send(Piece::Text(piece)).is_err() {
+                return Step::Gone;
+            }
+        }
+        let pos = self.slots[a.seq].tokens.len();
+        if a.stats.completion_tokens >= a.job.max_tokens || pos + 1 >= self.limit {
+            return Step::Finished(Finish::Length);
+        }
+        Step::Going
+    }
+
+    /// One decoding step for every job: their sampled tokens are evaluated in one batch, and
+    /// each job's next token is sampled from it.
+    fn step(&mut self, active: &mut [Active]) -> Result<(), JobError> {
+        self.batch.clear();
+        let mut rows = Vec::with_capacity(active.len());
+        for a in active.iter() {
+            if let Some(t) = a.next {
+                let pos = self.slots[a.seq].tokens.len();
+                self.batch
+                    .add(t, pos as i32, &[a.seq as i32], true)
+                    .map_err(|e| JobError::Model(e.to_string()))?;
+                rows.push(self.batch.n_tokens() - 1);
+            } else {
+                rows.push(-1);
+            }
+        }
+        self.ctx
+            .decode(&mut self.batch)
+            .map_err(|e| JobError::Model(format!("generating: {e}")))?;
+        for (a, &row) in active.iter_mut().zip(&rows) {
+            if let (Some(t), true) = (a.next, row >= 0) {
+                self.slots[a.seq].tokens.push(t);
+                a.next = Some(a.sampler.sample(&self.ctx, row));
+            }
+        }
+        Ok(())
+    }
+
+    fn release(&mut self, a: &Active) {
+        let slot = &mut self.slots[a.seq];
+        slot.busy = false;
+        slot.used = Instant::now();
+    }
+
+    /// After a failed evaluation the cache may be half-written: forget all of it.
+    fn reset(&mut self) {
+        for s in &mut self.slots {
+            s.tokens.clear();
+            s.busy = false;
+        }
+        self.ctx.clear_kv_cache();
+    }
 }
 
 fn model_thread(
@@ -144,14 +422,15 @@ fn model_thread(
         }
     };
     let slots_n = config.slots.max(1);
-    let n_ctx = config.slot_ctx * slots_n;
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_ctx(NonZeroU32::new(config.slot_ctx * slots_n))
         .with_n_batch(512)
         .with_n_seq_max(slots_n)
         .with_n_threads(config.threads)
-        .with_n_threads_batch(config.threads);
-    let mut ctx = match model.new_context(&backend, params) {
+        .with_n_threads_batch(config.threads)
+        // One pool of cells for all slots, so slots can share a cached prefix (seq_cp).
+        .with_kv_unified(true);
+    let ctx = match model.new_context(&backend, params) {
         Ok(c) => c,
         Err(e) => {
             let _ = ready.send(Err(format!("creating the context: {e}")));
@@ -165,159 +444,81 @@ fn model_thread(
             return;
         }
     };
-    let _ = ready.send(Ok(()));
     let now = Instant::now();
-    let mut slots: Vec<Slot> = (0..slots_n)
-        .map(|_| Slot {
-            tokens: Vec::new(),
-            used: now,
-        })
-        .collect();
-    let mut batch = LlamaBatch::new(512, 1);
-    let limit = config.slot_ctx as usize;
-    while let Some(job) = rx.blocking_recv() {
-        if job.out.is_closed() {
-            continue; // the client went away while queued
-        }
-        let queue = job.queued.elapsed();
-        let result = (|| -> Result<Stats, JobError> {
-            let msgs: Vec<LlamaChatMessage> = job
-                .messages
-                .iter()
-                .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
-                .collect::<Result<_, _>>()
-                .map_err(|e| JobError::Model(format!("message: {e}")))?;
-            let prompt = model
-                .apply_chat_template(&template, &msgs, true)
-                .map_err(|e| JobError::Model(format!("chat template: {e}")))?;
-            let tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
-            let room = limit.saturating_sub(job.max_tokens as usize);
-            if tokens.len() > room {
-                return Err(JobError::ContextLength {
-                    tokens: tokens.len(),
-                    limit: room,
-                });
-            }
-            // The slot sharing the longest prefix with this prompt, else the least recently used.
-            let (seq, common) = slots
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, common_prefix(&s.tokens, &tokens)))
-                .max_by_key(|&(i, c)| (c, std::cmp::Reverse(slots[i].used)))
-                .unwrap_or((0, 0));
-            let (seq, mut common) = if common == 0 {
-                let lru = slots
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, s)| s.used)
-                    .map(|(i, _)| i)
-                    .unwrap_or(0);
-                (lru, 0)
-            } else {
-                (seq, common)
-            };
-            // At least the last prompt token is evaluated: its logits start the reply.
-            common = common.min(tokens.len().saturating_sub(1));
-            let slot = &mut slots[seq];
-            slot.used = Instant::now();
-            let seq_id = seq as i32;
-            ctx.clear_kv_cache_seq(Some(seq as u32), Some(common as u32), None)
-                .map_err(|e| JobError::Model(e.to_string()))?;
-            slot.tokens.truncate(common);
-            let started = Instant::now();
-            let mut pos = common;
-            for chunk in tokens[common..].chunks(512) {
-                batch.clear();
-                for (i, &t) in chunk.iter().enumerate() {
-                    let last = pos + i + 1 == tokens.len();
-                    batch
-                        .add(t, (pos + i) as i32, &[seq_id], last)
-                        .map_err(|e| JobError::Model(e.to_string()))?;
-                }
-                ctx.decode(&mut batch)
-                    .map_err(|e| JobError::Model(format!("evaluating the prompt: {e}")))?;
-                slot.tokens.extend_from_slice(chunk);
-                pos += chunk.len();
-            }
-            let prompt_eval = started.elapsed();
-            let mut sampler = if job.temperature <= 0.0 {
-                LlamaSampler::greedy()
-            } else {
-                LlamaSampler::chain_simple([
-                    LlamaSampler::temp(job.temperature),
-                    LlamaSampler::dist(0x5eed),
-                ])
-            };
-            let gen_started = Instant::now();
-            let mut bytes: Vec<u8> = Vec::new();
-            let mut text = String::new();
-            let mut completion = 0u32;
-            let mut finish = Finish::Length;
-            let vocab = model.vocab();
-            while completion < job.max_tokens && pos < limit {
-                let token = sampler.sample(&ctx, batch.n_tokens() - 1);
-                if vocab.is_eog(token) {
-                    finish = Finish::Stop;
-                    break;
-                }
-                completion += 1;
-                bytes.extend(vocab.token_to_piece(token, false, None));
-                let valid = match std::str::from_utf8(&bytes) {
-                    Ok(s) => s.len(),
-                    Err(e) => e.valid_up_to(),
-                };
-                if valid > 0 {
-                    let piece: String = String::from_utf8_lossy(&bytes[..valid]).into_owned();
-                    bytes.drain(..valid);
-                    text.push_str(&piece);
-                    if let Some(cut) = stop_at(&text, &job.stop) {
-                        let keep = piece.len().saturating_sub(text.len() - cut);
-                        if keep > 0
-                            && job
-                                .out
-                                .blocking_send(Piece::Text(piece[..keep].to_owned()))
-                                .is_err()
-                        {
-                            break;
-                        }
-                        finish = Finish::Stop;
-                        break;
-                    }
-                    if job.out.blocking_send(Piece::Text(piece)).is_err() {
-                        break; // cancelled: the client hung up
-                    }
-                }
-                batch.clear();
-                batch
-                    .add(token, pos as i32, &[seq_id], true)
-                    .map_err(|e| JobError::Model(e.to_string()))?;
-                ctx.decode(&mut batch)
-                    .map_err(|e| JobError::Model(format!("generating: {e}")))?;
-                slot.tokens.push(token);
-                pos += 1;
-            }
-            Ok(Stats {
-                finish,
-                prompt_tokens: tokens.len() as u32,
-                cached_tokens: common as u32,
-                completion_tokens: completion,
-                queue,
-                prompt_eval,
-                generation: gen_started.elapsed(),
+    let mut m = Model {
+        model: &model,
+        ctx,
+        template,
+        slots: (0..slots_n)
+            .map(|_| Slot {
+                tokens: Vec::new(),
+                used: now,
+                busy: false,
             })
-        })();
-        let piece = match result {
-            Ok(stats) => Piece::Done(stats),
-            Err(e) => {
-                // A failed job may leave its slot half-written: forget it.
-                for s in &mut slots {
-                    s.tokens.clear();
+            .collect(),
+        batch: LlamaBatch::new(512, 1),
+        limit: config.slot_ctx as usize,
+    };
+    let _ = ready.send(Ok(()));
+    let mut active: Vec<Active> = Vec::new();
+    loop {
+        // New jobs while slots are free: wait for one when idle, take what is queued otherwise.
+        while active.len() < m.slots.len() {
+            let job = if active.is_empty() {
+                match rx.blocking_recv() {
+                    Some(j) => j,
+                    None => return,
                 }
-                ctx.clear_kv_cache();
-                Piece::Failed(e)
+            } else {
+                match rx.try_recv() {
+                    Ok(j) => j,
+                    Err(_) => break,
+                }
+            };
+            if job.out.is_closed() {
+                continue; // the client went away while queued
             }
-        };
-        let _ = job.out.blocking_send(piece);
+            match m.start(job) {
+                Ok(a) => active.push(a),
+                Err((job, e)) => {
+                    if matches!(e, JobError::Model(_)) {
+                        m.reset();
+                        fail_all(&mut active, &e);
+                    }
+                    let _ = job.out.blocking_send(Piece::Failed(e));
+                }
+            }
+        }
+        // Emit each job's sampled token; finished jobs leave and free their slot.
+        let mut i = 0;
+        while i < active.len() {
+            let finish = match m.emit(&mut active[i]) {
+                Step::Going => {
+                    i += 1;
+                    continue;
+                }
+                Step::Finished(f) => f,
+                Step::Gone => Finish::Stop,
+            };
+            let mut a = active.swap_remove(i);
+            m.release(&a);
+            a.stats.finish = finish;
+            a.stats.generation = a.gen_started.elapsed();
+            let _ = a.job.out.blocking_send(Piece::Done(a.stats.clone()));
+        }
+        if active.is_empty() {
+            continue;
+        }
+        if let Err(e) = m.step(&mut active) {
+            m.reset();
+            fail_all(&mut active, &e);
+        }
+    }
+}
+
+fn fail_all(active: &mut Vec<Active>, e: &JobError) {
+    for a in active.drain(..) {
+        let _ = a.job.out.blocking_send(Piece::Failed(e.clone()));
     }
 }
 
