@@ -129,6 +129,9 @@ impl Engine {
 struct Slot {
     /// The tokens whose keys and values are in this sequence of the KV cache.
     tokens: Vec<LlamaToken>,
+    /// Length of the prompt of the last request served here (its conversation's next prompt
+    /// extends it).
+    prompt_len: usize,
     used: Instant,
     busy: bool,
 }
@@ -179,20 +182,30 @@ impl Model<'_> {
             };
             return Err((job, e));
         }
-        // The free slot sharing the longest prefix with this prompt, else the least recently used.
-        let Some((seq, own)) = self
+        // A free slot whose last prompt this one extends (the same conversation, next turn);
+        // otherwise the least recently used free slot — never another conversation's.
+        let continuation = self
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.busy)
-            .map(|(i, s)| (i, common_prefix(&s.tokens, &tokens), s.used))
-            .max_by_key(|&(_, c, used)| (c, std::cmp::Reverse(used)))
-            .map(|(i, c, _)| (i, c))
-        else {
+            .filter(|(_, s)| !s.busy && s.prompt_len > 0)
+            .map(|(i, s)| (i, common_prefix(&s.tokens, &tokens), s.prompt_len))
+            .filter(|&(_, c, len)| c >= len)
+            .max_by_key(|&(_, c, _)| c)
+            .map(|(i, c, _)| (i, c));
+        let lru = || {
+            self.slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.busy)
+                .min_by_key(|(_, s)| s.used)
+                .map(|(i, s)| (i, common_prefix(&s.tokens, &tokens)))
+        };
+        let Some((seq, own)) = continuation.or_else(lru) else {
             return Err((job, JobError::Model("no free slot".into())));
         };
-        // A slot in use may hold a longer prefix (another call of the same bot: the same system
-        // prompt): share its cached keys and values instead of evaluating them again.
+        // Another slot, busy or not, may hold a longer prefix (another call of the same bot: the
+        // same system prompt): share its cached keys and values instead of evaluating them again.
         let (donor, shared) = self
             .slots
             .iter()
@@ -230,6 +243,7 @@ impl Model<'_> {
         let slot = &mut self.slots[seq];
         slot.busy = true;
         slot.used = Instant::now();
+        slot.prompt_len = tokens.len();
         // Small models loop ("I'm not. I'm not."): repeated tokens are penalised first.
         let penalties = LlamaSampler::penalties(
             self.model.n_vocab(),
@@ -395,6 +409,7 @@ impl Model<'_> {
     fn reset(&mut self) {
         for s in &mut self.slots {
             s.tokens.clear();
+            s.prompt_len = 0;
             s.busy = false;
         }
         self.ctx.clear_kv_cache();
@@ -452,6 +467,7 @@ fn model_thread(
         slots: (0..slots_n)
             .map(|_| Slot {
                 tokens: Vec::new(),
+                prompt_len: 0,
                 used: now,
                 busy: false,
             })

@@ -17,9 +17,9 @@ struct Args {
     /// Threads for prompt evaluation and generation.
     #[arg(long, default_value_t = 2)]
     threads: i32,
-    /// Conversations whose prompt prefix stays cached (each slot holds `slot_ctx` tokens of KV
-    /// cache: about 23 KB a token for SmolLM2-135M).
-    #[arg(long, default_value_t = 4)]
+    /// Requests generated at once, each with its conversation's prompt cached (the KV cache
+    /// holds `slots` × `slot_ctx` tokens: about 23 KB a token for SmolLM2-135M).
+    #[arg(long, default_value_t = 8)]
     slots: u32,
     /// Context per conversation, in tokens.
     #[arg(long, default_value_t = 2048)]
