@@ -118,9 +118,10 @@ async fn models(State(engine): State<Engine>) -> Json<Value> {
 }
 
 /// The request as the model thread takes it: text messages, tools described in the system prompt.
-fn flatten(req: &ChatRequest) -> Result<Vec<Turn>, Response> {
+/// Fails with the reason, for a 400.
+fn flatten(req: &ChatRequest) -> Result<Vec<Turn>, String> {
     if req.messages.is_empty() {
-        return Err(invalid("messages must not be empty"));
+        return Err("messages must not be empty".into());
     }
     let offer_tools =
         !req.tools.is_empty() && req.tool_choice.as_ref().and_then(Value::as_str) != Some("none");
@@ -131,7 +132,7 @@ fn flatten(req: &ChatRequest) -> Result<Vec<Turn>, Response> {
             "user" => "user",
             "assistant" => "assistant",
             "tool" => "tool",
-            other => return Err(invalid(format!("unknown role {other:?}"))),
+            other => return Err(format!("unknown role {other:?}")),
         };
         let mut content = match &m.content {
             None => String::new(),
@@ -181,7 +182,7 @@ async fn chat(
     };
     let messages = match flatten(&req) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(why) => return invalid(why),
     };
     let max_tokens = req
         .max_completion_tokens
@@ -325,10 +326,11 @@ impl Assembler {
 
     /// The text not shown yet, or the tool call the reply turned out to be.
     fn finish(&mut self) -> (Option<String>, Option<(String, String)>) {
-        if self.tools && tools::shape(&self.text) == Shape::ToolCall {
-            if let Some(call) = tools::parse(&self.text) {
-                return (None, Some(call));
-            }
+        if self.tools
+            && tools::shape(&self.text) == Shape::ToolCall
+            && let Some(call) = tools::parse(&self.text)
+        {
+            return (None, Some(call));
         }
         let rest = self.text[self.shown..].to_owned();
         self.shown = self.text.len();

@@ -114,6 +114,40 @@ async fn the_worker_speaks_openai_and_caches_the_prefix() {
         "{usage}"
     );
 
+    // Several at once (batched), one of them abandoned after its first bytes: all the others end
+    // properly and the worker keeps serving.
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let (http, base) = (http.clone(), base.clone());
+        let body = ask(
+            &format!("Question {i}: can I bring a dog to dinner number {i}?"),
+            true,
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut resp = http
+                .post(format!("{base}/v1/chat/completions"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            if i == 0 {
+                let _ = resp.chunk().await;
+                return None; // hang up mid-stream
+            }
+            Some(resp.text().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        if let Some(body) = t.await.unwrap() {
+            assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+            assert!(
+                body.contains("\"finish_reason\":\"stop\"")
+                    || body.contains("\"finish_reason\":\"length\""),
+                "{body}"
+            );
+        }
+    }
+
     // Bad requests: OpenAI's error shape.
     for (body, code) in [
         (serde_json::json!({"messages": []}), "invalid_request"),

@@ -264,7 +264,7 @@ mod tests {
         let b = Brain::parse(
             BotMode::Llm,
             false,
-            &[ok.clone()],
+            std::slice::from_ref(&ok),
             &["+1555*".into(), "+15551230000".into()],
         )
         .unwrap();
