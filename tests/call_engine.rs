@@ -10,18 +10,9 @@ use callbot_core::settings::SpeechSettings;
 use callbot_twilio_sim::carrier::{Event, Script, Step};
 use callbot_twilio_sim::events_until_end;
 use common::hook::{self, Answer, Hook};
-use common::{TestApp, spawn_app_with};
+use common::{CALLER, TestApp, finished_call, spawn_app_with, wait_bot};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-const CALLER: &str = "+15550001111";
-
-fn wait_bot() -> Step {
-    Step::WaitForBot {
-        quiet: Duration::from_millis(500),
-        max: Duration::from_secs(20),
-    }
-}
 
 async fn bot_with_hook(app: &TestApp, hook: &Hook, extra: Value) -> (String, String) {
     let mut body = json!({"goal": "Take reservations", "webhook": hook.url, "context": "Open 5PM-10PM", "voice": "local:en-us"});
@@ -35,15 +26,6 @@ async fn bot_with_hook(app: &TestApp, hook: &Hook, extra: Value) -> (String, Str
         b["id"].as_str().unwrap().to_owned(),
         b["number"].as_str().unwrap().to_owned(),
     )
-}
-
-/// The call record once the engine has finished with it (recording written).
-async fn finished_call(app: &TestApp, sid: &str) -> Value {
-    common::eventually(|| async {
-        let (status, v) = app.get(&app.api_key, &format!("/calls/{sid}")).await;
-        (status == 200 && v["recording_url"].is_string()).then_some(v)
-    })
-    .await
 }
 
 fn fast_settings(s: &mut callbot_core::settings::Settings) {

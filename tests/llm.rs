@@ -11,19 +11,12 @@ use callbot_twilio_sim::carrier::{Script, Step};
 use callbot_twilio_sim::events_until_end;
 use common::hook::{self, Answer, Hook};
 use common::openai::{self, Reply, StandIn};
-use common::{TestApp, spawn_app_with};
+use common::{TestApp, finished_call, spawn_app_with, wait_bot};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const CALLER: &str = "+15550001111";
-
-fn wait_bot() -> Step {
-    Step::WaitForBot {
-        quiet: Duration::from_millis(500),
-        max: Duration::from_secs(20),
-    }
-}
+use common::CALLER;
 
 fn speak(ms: u64) -> Step {
     Step::Audio(callbot_stream::speech::instant::voiced_tone(ms))
@@ -80,14 +73,6 @@ async fn call(
         .unwrap();
     let events = events_until_end(&mut c, Duration::from_secs(60)).await;
     (c.sid.clone(), events)
-}
-
-async fn finished(app: &TestApp, sid: &str) -> Value {
-    common::eventually(|| async {
-        let (status, v) = app.get(&app.api_key, &format!("/calls/{sid}")).await;
-        (status == 200 && v["recording_url"].is_string()).then_some(v)
-    })
-    .await
 }
 
 /// A webhook that answers turn 1 with a say-less `continue` (speak the suggestion), then hangs up.
@@ -147,7 +132,7 @@ async fn the_webhook_gets_the_streamed_suggestion_and_a_sayless_answer_speaks_it
         .unwrap()
         .to_owned();
     assert!(said.starts_with("utterance of "), "{said}");
-    let v = finished(&app, &sid).await;
+    let v = finished_call(&app, &sid).await;
     let t1 = &v["turns"][1];
     assert_eq!(
         t1["bot_text"], "We are open from five until ten tonight.",
@@ -183,7 +168,7 @@ async fn suggestions_can_be_turned_off_and_failures_send_null() {
             .contains_key("llm_suggestion")
     );
     assert!(reqs[0].body["llm_suggestion"].is_null());
-    let v = finished(&app, &sid).await;
+    let v = finished_call(&app, &sid).await;
     assert_eq!(v["turns"][1]["fallback"], "missing_say", "{v}");
     assert_eq!(
         v["turns"][1]["timings"]["llm"]["error"], "llm_http_500",
@@ -210,12 +195,7 @@ async fn suggestions_can_be_turned_off_and_failures_send_null() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn llm_mode_speaks_the_first_sentence_while_the_model_still_writes() {
     let standin = openai::start(|req| {
-        let users = req["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["role"] == "user")
-            .count();
+        let users = openai::user_turns(req);
         if users >= 2 {
             return Reply::Tool {
                 text: Some("Goodbye then!".into()),
@@ -246,7 +226,7 @@ async fn llm_mode_speaks_the_first_sentence_while_the_model_still_writes() {
         ],
     )
     .await;
-    let v = finished(&app, &sid).await;
+    let v = finished_call(&app, &sid).await;
     let t1 = &v["turns"][1];
     assert_eq!(
         t1["bot_text"], "Sure, I can help. What time would you like to come in tonight?",
@@ -327,7 +307,7 @@ async fn a_tool_call_goes_through_the_signed_webhook_and_back_to_the_model() {
         ],
     )
     .await;
-    let v = finished(&app, &sid).await;
+    let v = finished_call(&app, &sid).await;
     assert_eq!(
         v["turns"][1]["bot_text"], "On Sunday we are open ten to four.",
         "{v}"
@@ -397,19 +377,14 @@ async fn barge_in_cancels_the_stream() {
     .await;
     assert!(first.cancelled, "the client closed the stream");
     assert!(first.finished.unwrap() - first.at < Duration::from_secs(8));
-    let v = finished(&app, &c.sid).await;
+    let v = finished_call(&app, &c.sid).await;
     assert_eq!(v["turns"][1]["interrupted"], true, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn model_timeouts_errors_and_broken_streams_leave_the_call_going() {
     let standin = openai::start(|req| {
-        let turns = req["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["role"] == "user")
-            .count();
+        let turns = openai::user_turns(req);
         match turns {
             1 => Reply::Hang,
             2 => Reply::Error {
@@ -440,7 +415,7 @@ async fn model_timeouts_errors_and_broken_streams_leave_the_call_going() {
     }
     steps.push(Step::Silence(Duration::from_secs(5)));
     let (sid, _) = call(&app, &number, steps).await;
-    let v = finished(&app, &sid).await;
+    let v = finished_call(&app, &sid).await;
     let turns = v["turns"].as_array().unwrap();
     let line = app.state.settings.calls.fallback_line.clone();
     let reasons: Vec<_> = turns[1..5]
@@ -518,7 +493,7 @@ async fn an_outbound_call_with_a_prompt_is_led_by_the_model() {
     .await;
     assert_eq!(status, 200, "{body}");
     let sid = body["callSid"].as_str().unwrap().to_owned();
-    let v = finished(&app, &sid).await;
+    let v = finished_call(&app, &sid).await;
     assert_eq!(
         v["turns"][0]["bot_text"],
         "Hi, this is Bright Smiles calling about your appointment."
@@ -650,8 +625,8 @@ fn embedded(s: &mut Settings) -> bool {
         worker: Some(worker),
         threads: 2,
     };
-    // A loaded CI machine: the suggestion may take a few seconds here.
-    s.llm_timeout = Duration::from_secs(6);
+    // A loaded CI machine (other tests, builds beside it): the suggestion may take seconds here.
+    s.llm_timeout = Duration::from_secs(15);
     true
 }
 
@@ -664,14 +639,23 @@ async fn the_embedded_model_suggests_and_a_sayless_answer_speaks_it() {
     }
     let hook = sayless_then_bye().await;
     let number = bot(&app, Some(&hook), json!({})).await;
-    let sid = two_turns(&app, &number).await;
+    // The bot hangs up after turn 2; the caller stays on the line until then, however slow the
+    // model is on a busy machine.
+    let steps = vec![
+        wait_bot(),
+        speak(700),
+        wait_bot(),
+        speak(700),
+        Step::Silence(Duration::from_secs(40)),
+    ];
+    let (sid, _) = call(&app, &number, steps).await;
     let reqs = hook.requests();
     let suggestion = reqs[0].body["llm_suggestion"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(!suggestion.trim().is_empty(), "{:?}", reqs[0].body);
-    let v = finished(&app, &sid).await;
+    let v = finished_call(&app, &sid).await;
+    assert!(!suggestion.trim().is_empty(), "{:?} {v}", reqs[0].body);
     assert_eq!(v["turns"][1]["bot_text"], suggestion.as_str(), "{v}");
     let llm = &v["turns"][1]["timings"]["llm"];
     assert!(llm["tokens_out"].as_u64().unwrap() > 0, "{v}");
@@ -679,7 +663,7 @@ async fn the_embedded_model_suggests_and_a_sayless_answer_speaks_it() {
     assert!(
         v["turns"][2]["timings"]["llm"]["cached_tokens"]
             .as_u64()
-            .unwrap()
+            .unwrap_or(0)
             > 50,
         "{v}"
     );

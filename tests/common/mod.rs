@@ -284,3 +284,23 @@ pub fn short_call() -> callbot_twilio_sim::carrier::Script {
         hangup_when_done: true,
     }
 }
+
+/// The caller of the call-engine tests.
+pub const CALLER: &str = "+15550001111";
+
+/// The caller waits until the bot has spoken (and then been quiet for half a second).
+pub fn wait_bot() -> callbot_twilio_sim::carrier::Step {
+    callbot_twilio_sim::carrier::Step::WaitForBot {
+        quiet: std::time::Duration::from_millis(500),
+        max: std::time::Duration::from_secs(20),
+    }
+}
+
+/// The call record once the engine has finished with it (recording written).
+pub async fn finished_call(app: &TestApp, sid: &str) -> Value {
+    eventually(|| async {
+        let (status, v) = app.get(&app.api_key, &format!("/calls/{sid}")).await;
+        (status == 200 && v["recording_url"].is_string()).then_some(v)
+    })
+    .await
+}

@@ -76,6 +76,13 @@ impl StandIn {
     }
 }
 
+/// How many caller messages a request holds (which turn of the call it is).
+pub fn user_turns(req: &Value) -> usize {
+    req["messages"]
+        .as_array()
+        .map_or(0, |m| m.iter().filter(|m| m["role"] == "user").count())
+}
+
 fn error(status: u16, kind: &str, code: &str, message: &str) -> Response {
     let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
