@@ -2,8 +2,11 @@
 """A business webhook for callbot, standard library only.
 
 Run:  WEBHOOK_SECRET=whsec_... python3 examples/webhook.py 9000
-It checks X-Callbot-Signature (HMAC-SHA256 over "<t>.<body>", 5-minute tolerance), then answers
-each caller turn: books a table when the caller mentions one, and hangs up on "bye".
+It checks X-Callbot-Signature (HMAC-SHA256 over "<t>.<body>", 5-minute tolerance), then:
+- webhook-mode turns ("type": "turn"): books a table when the caller mentions one, hangs up on
+  "bye", and otherwise lets the bot speak the LLM's suggestion ({"action": "continue"}, no "say");
+- LLM-mode tool calls ("type": "tool_call"): answers check_availability with {"result": ...};
+- LLM-mode turn notices (they carry "reply"): logs them.
 """
 import hashlib
 import hmac
@@ -36,14 +39,28 @@ class Hook(BaseHTTPRequestHandler):
             self.end_headers()
             return
         turn = json.loads(body)
-        text = turn["user_text"].lower()
-        print(f"turn {turn['turn']} ({self.headers.get('Idempotency-Key')}): {turn['user_text']!r}", flush=True)
-        if "bye" in text:
-            answer = {"say": "Thank you for calling. Goodbye!", "action": "hangup"}
-        elif "table" in text:
-            answer = {"say": "Certainly. I have booked that table for you. Is there anything else?"}
+        key = self.headers.get("Idempotency-Key")
+        if turn.get("type") == "tool_call":
+            print(f"tool {turn['name']}({turn['arguments']}) ({key})", flush=True)
+            if turn["name"] == "check_availability":
+                answer = {"result": {"available": True, "times": ["18:30", "20:45"]}}
+            else:
+                answer = {"error": f"unknown tool {turn['name']}"}
+        elif "reply" in turn:
+            print(f"turn {turn['turn']} ({key}): {turn['user_text']!r} -> {turn['reply']!r}", flush=True)
+            answer = {}
         else:
-            answer = {"say": "I can book a table for you. For how many people, and when?"}
+            text = turn["user_text"].lower()
+            print(f"turn {turn['turn']} ({key}): {turn['user_text']!r}; "
+                  f"suggestion {turn.get('llm_suggestion')!r}", flush=True)
+            if "bye" in text:
+                answer = {"say": "Thank you for calling. Goodbye!", "action": "hangup"}
+            elif "table" in text:
+                answer = {"say": "Certainly. I have booked that table for you. Is there anything else?"}
+            elif turn.get("llm_suggestion"):
+                answer = {"action": "continue"}  # speak the LLM's suggestion
+            else:
+                answer = {"say": "I can book a table for you. For how many people, and when?"}
         out = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

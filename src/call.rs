@@ -249,9 +249,16 @@ async fn print_transcript(
             .as_u64()
             .filter(|_| !user.is_empty() || !dtmf.is_empty())
         {
+            // The model's share: its first sentence in LLM mode, the whole suggestion otherwise.
+            let llm = &tm["llm"];
+            let llm = match (llm["first_sentence_ms"].as_u64(), llm["total_ms"].as_u64()) {
+                (Some(ms), _) => format!("llm {ms} ms (first sentence), "),
+                (None, Some(ms)) => format!("llm {ms} ms, "),
+                _ => String::new(),
+            };
             writeln!(
                 out,
-                "          (reply audio {f} ms after the caller stopped: stt {} ms, webhook {} ms, tts {} ms; action {})",
+                "          (reply audio {f} ms after the caller stopped: stt {} ms, {llm}webhook {} ms, tts {} ms; action {})",
                 tm["stt_ms"].as_u64().unwrap_or(0),
                 tm["webhook_ms"].as_u64().unwrap_or(0),
                 tm["tts_first_byte_ms"].as_u64().unwrap_or(0),

@@ -121,6 +121,10 @@ impl Actor {
                 tracing::warn!(call_sid = %sid, error = %e, "closing the call record failed");
             }
         }
+        // Turns still being written land before the call is reported finished.
+        for h in self.persisting.drain(..) {
+            let _ = h.await;
+        }
         if !self.recorder.is_empty() {
             let wav = self.recorder.wav();
             if let Err(e) = self

@@ -95,6 +95,8 @@ struct Actor {
     outbox: Vec<QItem>,
     malformed: u64,
     dropped: u64,
+    /// Turn writes in flight.
+    persisting: Vec<tokio::task::JoinHandle<()>>,
 }
 
 pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream) {
@@ -233,6 +235,7 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         outbox: Vec::with_capacity(2 * LEAD_FRAMES as usize),
         malformed: 0,
         dropped: 0,
+        persisting: Vec::new(),
     };
     tracing::info!(call_sid = %call.sid, bot_id = %bot.id, "call engine started");
     actor

@@ -130,15 +130,17 @@ impl Actor {
         if interrupted { None } else { Some(action) }
     }
 
-    fn persist(&self, record: TurnRecord) {
+    /// Stores a turn without holding up the call; the end of the call waits for these writes.
+    fn persist(&mut self, record: TurnRecord) {
         let store = self.state.store.clone();
         let sid = self.sid.clone();
         let tenant = self.tenant.clone();
-        tokio::spawn(async move {
+        self.persisting.retain(|h| !h.is_finished());
+        self.persisting.push(tokio::spawn(async move {
             if let Err(e) = store.put_turn(&tenant, &sid, &record).await {
                 tracing::error!(call_sid = %sid, turn = record.turn, error = %e, "storing a turn failed");
             }
-        });
+        }));
     }
 
     pub(super) async fn hang_up(&mut self, why: End) {
