@@ -102,6 +102,8 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         .env("CALLBOT_DATA_DIR", dir.path())
         .env("CALLBOT_API_KEY", key)
         .env("CALLBOT_SPEECH", "instant")
+        // The platform's own figures: no language model in the turn (`bench llm` measures it).
+        .env("CALLBOT_LLM", "off")
         .env("CALLBOT_ALLOW_PRIVATE_WEBHOOKS", "1")
         .env("CALLBOT_MAX_STREAMS_PER_USER", &n)
         .env(
@@ -125,6 +127,9 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     let pid = child.0.id();
     let mut first = String::new();
     BufReader::new(stdout).read_line(&mut first)?;
+    if !first.contains("listening on http://") {
+        bail!("callbot serve did not start (first line {first:?}); run it by hand to see why");
+    }
     let base = format!(
         "http://{}",
         first.trim().rsplit("http://").next().unwrap_or("")
