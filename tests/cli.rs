@@ -159,6 +159,59 @@ async fn api_benchmark_runs_and_reports_figures() {
     }
 }
 
+/// `callbot bench calls` runs end to end at a tiny scale (the figures are for the README, not for
+/// a test).
+#[test]
+fn call_benchmark_runs_and_reports_figures() {
+    let out = callbot()
+        .args(["bench", "calls", "--concurrency", "2", "--duration", "6"])
+        .output()
+        .expect("run callbot bench calls");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("calls completed      2/2"), "{text}");
+    assert!(text.contains("platform turn latency p50"), "{text}");
+}
+
+/// `callbot bench llm` runs end to end at a tiny scale against the embedded model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_benchmark_runs_and_reports_figures() {
+    let Some(model) = std::env::var_os("CALLBOT_TEST_LLM_MODEL") else {
+        assert!(
+            std::env::var("CALLBOT_SKIP_LLM").is_ok_and(|v| v == "1"),
+            "CALLBOT_TEST_LLM_MODEL is not set: run scripts/test.sh, or CALLBOT_SKIP_LLM=1 to skip knowingly"
+        );
+        eprintln!("SKIPPING the LLM benchmark test: CALLBOT_SKIP_LLM=1");
+        return;
+    };
+    let worker = std::path::Path::new(env!("CARGO_BIN_EXE_callbot")).with_file_name("callbot-llm");
+    let lines = callbot::bench_llm::llm(callbot::bench_llm::LlmBenchOptions {
+        model: model.into(),
+        worker: Some(worker),
+        threads: 2,
+        calls: 1,
+        levels: vec![1],
+        level_secs: 2,
+        standin_delay: std::time::Duration::from_millis(100),
+    })
+    .await
+    .unwrap();
+    let text = lines.join("\n");
+    for want in [
+        "cold start",
+        "turn 10:",
+        "tokens/s",
+        "1 concurrent calls",
+        "platform overhead in LLM mode",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn call_places_a_simulated_call_through_the_twilio_path() {
     let dir = tempfile::tempdir().unwrap();
