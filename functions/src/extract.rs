@@ -7,7 +7,6 @@ use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use bytes::Bytes;
-use callbot_core::apikey::{self, KeyHash};
 use callbot_core::domain::TenantId;
 use serde::de::DeserializeOwned;
 
@@ -28,12 +27,8 @@ where
             .headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
-            .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
-        if !apikey::plausible(raw) {
-            return Err(ApiError::Unauthorized);
-        }
-        match state.store.tenant_for_api_key(&KeyHash::of(raw)).await? {
+        match state.store.tenant_for_raw_key(raw).await? {
             Some(t) => Ok(Tenant(t)),
             None => Err(ApiError::Unauthorized),
         }

@@ -10,7 +10,6 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use callbot_core::apikey::{self, KeyHash};
 use callbot_core::domain::CallSid;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -43,18 +42,7 @@ pub async fn upgrade(
         .map(str::to_owned)
         .or(q.api_key.clone())
         .unwrap_or_default();
-    if !apikey::plausible(raw.trim()) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid API key",
-        );
-    }
-    let tenant = match state
-        .store
-        .tenant_for_api_key(&KeyHash::of(raw.trim()))
-        .await
-    {
+    let tenant = match state.store.tenant_for_raw_key(&raw).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             return refuse(

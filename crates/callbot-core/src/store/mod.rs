@@ -106,6 +106,15 @@ pub trait Store: CallStore + TurnStore + UsageStore + Send + Sync + std::fmt::De
     /// Records an API key hash for a tenant. Idempotent (same hash, same tenant).
     async fn put_api_key(&self, hash: &KeyHash, tenant: &TenantId, label: &str) -> StoreResult<()>;
     async fn tenant_for_api_key(&self, hash: &KeyHash) -> StoreResult<Option<TenantId>>;
+    /// The tenant of a key as a client presented it; `None` for an unknown key or one that cannot
+    /// be a key at all (refused without a lookup).
+    async fn tenant_for_raw_key(&self, raw: &str) -> StoreResult<Option<TenantId>> {
+        let raw = raw.trim();
+        if !crate::apikey::plausible(raw) {
+            return Ok(None);
+        }
+        self.tenant_for_api_key(&KeyHash::of(raw)).await
+    }
 
     /// Creates a bot if the tenant has fewer than `max_bots` bots, its number is not taken and the
     /// idempotency key (if any) is unused — all in one atomic step.
