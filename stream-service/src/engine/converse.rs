@@ -7,7 +7,7 @@
 
 use super::Engine;
 use super::call::Stage;
-use super::pipeline::{CallInfo, ToCall, speak_one};
+use super::pipeline::{CallInfo, ToCall, speak_one, turn_request};
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::llm::sentences::SentenceStream;
 use crate::llm::{ChatMessage, ChatRequest, LlmEvent, LlmStream, ToolCall, ToolSpec, prompt};
@@ -28,14 +28,6 @@ const MAX_ROUNDS: usize = 4;
 const GOODBYE: &str = "Thank you for calling. Goodbye!";
 const TRANSFERRING: &str = "Please hold while I transfer you.";
 
-fn caller_words(text: &str, dtmf: &str) -> String {
-    match (text.is_empty(), dtmf.is_empty()) {
-        (_, true) => text.to_owned(),
-        (true, false) => format!("[the caller pressed {dtmf}]"),
-        (false, false) => format!("{text} [the caller pressed {dtmf}]"),
-    }
-}
-
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
@@ -53,7 +45,7 @@ pub(super) async fn suggest(
         messages: prompt::messages(
             info.system_prompt.clone(),
             history,
-            &caller_words(text, dtmf),
+            &HistoryEntry::caller_words(text, dtmf),
         ),
         tools: Vec::new(),
         max_tokens: SUGGESTION_TOKENS,
@@ -223,6 +215,14 @@ struct Round {
     text: String,
 }
 
+/// Why a round ended early.
+enum RoundError {
+    /// The call is gone (the actor stopped listening).
+    Gone,
+    /// The model failed: `llm_timeout`, `llm_http_500`, ...
+    Failed(String),
+}
+
 /// LLM mode: the model's reply, streamed into speech, with tools. Reports `Finished` at the end.
 pub(super) async fn run(
     engine: &Engine,
@@ -257,7 +257,7 @@ pub(super) async fn run(
         }
     };
     let (outcome, ()) = tokio::join!(produce, synthesise);
-    let Some((spoken, action)) = outcome else {
+    let Some(spoken) = outcome else {
         return;
     };
     let _ = tx.send(ToCall::Finished { turn }).await;
@@ -267,22 +267,9 @@ pub(super) async fn run(
         let (user_text, dtmf) = (text.to_owned(), dtmf.to_owned());
         tokio::spawn(async move {
             let req = TurnRequest {
-                kind: "turn",
-                bot_id: info.bot_id.as_str(),
-                call_sid: &info.call_sid,
-                turn,
-                user_text: &user_text,
-                dtmf: (!dtmf.is_empty()).then_some(dtmf.as_str()),
-                llm_suggestion: None,
                 reply: Some(&spoken),
-                history: &history,
-                from: &info.from,
-                to: &info.to,
-                timestamp: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
-                goal: &info.goal,
-                context: &info.context,
+                ..turn_request(&info, turn, &user_text, &dtmf, &history)
             };
-            let _ = action;
             let idem = format!("{}:{}", info.call_sid, turn);
             if let Err(f) = post(&engine, &info, &url, &req, &idem).await {
                 tracing::warn!(call_sid = %info.call_sid, turn, reason = %f, "turn notice failed");
@@ -291,8 +278,8 @@ pub(super) async fn run(
     }
 }
 
-/// The model side of `run`: rounds of generation and tool calls. Returns what was said and the
-/// action, or `None` when the call is gone.
+/// The model side of `run`: rounds of generation and tool calls. Returns what was said (the action
+/// goes to the actor as `Act`), or `None` when the call is gone.
 #[allow(clippy::too_many_arguments)]
 async fn produce(
     engine: &Engine,
@@ -303,7 +290,7 @@ async fn produce(
     dtmf: &str,
     tx: &mpsc::Sender<ToCall>,
     say_tx: mpsc::Sender<String>,
-) -> Option<(String, Action)> {
+) -> Option<String> {
     let started = Instant::now();
     let mut t = LlmTimings::default();
     let mut spoken = String::new();
@@ -340,7 +327,7 @@ async fn produce(
             let mut messages = prompt::messages(
                 info.system_prompt.clone(),
                 history,
-                &caller_words(text, dtmf),
+                &HistoryEntry::caller_words(text, dtmf),
             );
             let offered = tools(info);
             let mut ending = false;
@@ -358,12 +345,12 @@ async fn produce(
                     Ok(stream) => {
                         read_round(engine, stream, started, &mut t, &mut spoken, &say).await
                     }
-                    Err(e) => Err(e.reason()),
+                    Err(e) => Err(RoundError::Failed(e.reason())),
                 };
                 let round = match round {
                     Ok(r) => r,
-                    Err(reason) if reason == "gone" => return None,
-                    Err(reason) => {
+                    Err(RoundError::Gone) => return None,
+                    Err(RoundError::Failed(reason)) => {
                         tracing::warn!(call_sid = %info.call_sid, turn, %reason, "LLM reply failed");
                         t.error = Some(reason.clone());
                         if spoken.is_empty() {
@@ -446,16 +433,16 @@ async fn produce(
     }
     let act = ToCall::Act {
         turn,
-        action: action.clone(),
+        action,
         fallback,
     };
     if tx.send(act).await.is_err() {
         return None;
     }
-    Some((spoken, action))
+    Some(spoken)
 }
 
-/// Reads one streamed round. Errors are reasons (`llm_timeout`, ...; `gone`: the call ended).
+/// Reads one streamed round.
 async fn read_round<F, Fut>(
     engine: &Engine,
     mut stream: LlmStream,
@@ -463,7 +450,7 @@ async fn read_round<F, Fut>(
     t: &mut LlmTimings,
     spoken: &mut String,
     say: &F,
-) -> Result<Round, String>
+) -> Result<Round, RoundError>
 where
     F: Fn(String, &mut String, &mut LlmTimings) -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -476,9 +463,9 @@ where
     loop {
         // Each event must come within the deadline: a stalled model is a failed one.
         let ev = match tokio::time::timeout(engine.llm_timeout, stream.next()).await {
-            Err(_) => return Err("llm_timeout".into()),
+            Err(_) => return Err(RoundError::Failed("llm_timeout".into())),
             Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(e.reason()),
+            Ok(Some(Err(e))) => return Err(RoundError::Failed(e.reason())),
             Ok(Some(Ok(ev))) => ev,
         };
         match ev {
@@ -489,7 +476,7 @@ where
                 round.text.push_str(&s);
                 for sentence in splitter.push(&s) {
                     if !say(sentence, spoken, t).await {
-                        return Err("gone".into());
+                        return Err(RoundError::Gone);
                     }
                 }
             }
@@ -506,7 +493,7 @@ where
     if let Some(rest) = splitter.finish()
         && !say(rest, spoken, t).await
     {
-        return Err("gone".into());
+        return Err(RoundError::Gone);
     }
     Ok(round)
 }

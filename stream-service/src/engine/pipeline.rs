@@ -35,8 +35,6 @@ pub struct CallInfo {
     pub fallback_line: String,
     /// This call's mode: the bot's, or `llm` for an outbound call with a `prompt`.
     pub mode: BotMode,
-    /// Ask the LLM for a suggestion in webhook mode.
-    pub suggestions: bool,
     /// Tools and allowed transfer numbers.
     pub brain: Brain,
     /// Built once per call, so every request of the call shares this prefix.
@@ -193,7 +191,7 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 converse::run(&engine, &info, turn, &input.history, &text, &dtmf, &tx).await;
                 return;
             }
-            let suggestion = if info.suggestions {
+            let suggestion = if info.brain.llm_suggestion() {
                 if !stage(&tx, turn, Stage::Llm).await {
                     return;
                 }
@@ -276,6 +274,32 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
     speak(&engine, &info, turn, &say, &tx).await;
 }
 
+/// The webhook's body for caller turn `turn` (no suggestion, no reply yet), stamped now.
+pub(super) fn turn_request<'a>(
+    info: &'a CallInfo,
+    turn: u32,
+    text: &'a str,
+    dtmf: &'a str,
+    history: &'a [HistoryEntry],
+) -> TurnRequest<'a> {
+    TurnRequest {
+        kind: "turn",
+        bot_id: info.bot_id.as_str(),
+        call_sid: &info.call_sid,
+        turn,
+        user_text: text,
+        dtmf: (!dtmf.is_empty()).then_some(dtmf),
+        llm_suggestion: None,
+        reply: None,
+        history,
+        from: &info.from,
+        to: &info.to,
+        timestamp: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
+        goal: &info.goal,
+        context: &info.context,
+    }
+}
+
 /// Tells the actor the turn moved on to `s`; false when the call is gone.
 pub(super) async fn stage(tx: &mpsc::Sender<ToCall>, turn: u32, s: Stage) -> bool {
     tx.send(ToCall::Stage { turn, stage: s }).await.is_ok()
@@ -346,20 +370,8 @@ async fn ask(
         }
     }
     let request = TurnRequest {
-        kind: "turn",
-        bot_id: info.bot_id.as_str(),
-        call_sid: &info.call_sid,
-        turn,
-        user_text: text,
-        dtmf: (!dtmf.is_empty()).then_some(dtmf),
         llm_suggestion: suggestion,
-        reply: None,
-        history,
-        from: &info.from,
-        to: &info.to,
-        timestamp: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
-        goal: &info.goal,
-        context: &info.context,
+        ..turn_request(info, turn, text, dtmf, history)
     };
     let left = info.webhook_timeout.saturating_sub(started.elapsed());
     let result = webhook::send(

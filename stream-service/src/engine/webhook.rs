@@ -13,6 +13,19 @@ pub struct HistoryEntry {
     pub content: String,
 }
 
+impl HistoryEntry {
+    /// What the caller said and pressed, as the history and the language model record it
+    /// (`"Table for two [pressed 42]"`). One form for both, so the model's cached prompt matches
+    /// the next turn's history.
+    pub fn caller_words(text: &str, dtmf: &str) -> String {
+        match (text.is_empty(), dtmf.is_empty()) {
+            (_, true) => text.to_owned(),
+            (true, false) => format!("[pressed {dtmf}]"),
+            (false, false) => format!("{text} [pressed {dtmf}]"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnRequest<'a> {
     /// `turn`: a caller turn (in LLM mode a notice after the reply, whose answer is ignored).

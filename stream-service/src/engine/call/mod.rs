@@ -146,12 +146,12 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
     } else {
         bot.brain.mode()
     };
-    let today = callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now());
+    let today = callbot_core::time_fmt::day_key(callbot_core::time_fmt::now());
     let system_prompt = crate::llm::prompt::system_prompt(&crate::llm::prompt::PromptParts {
         goal: bot.goal.as_str(),
         context: bot.context.as_str(),
         instructions: instructions.as_deref(),
-        date: today.get(..10).unwrap_or(&today),
+        date: &today,
     });
     let info = Arc::new(CallInfo {
         bot_id: bot.id.clone(),
@@ -170,7 +170,6 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         webhooks_per_second: settings.webhooks_per_bot_per_second,
         fallback_line: settings.fallback_line.clone(),
         mode,
-        suggestions: bot.brain.llm_suggestion(),
         brain: bot.brain.clone(),
         system_prompt,
     });

@@ -83,14 +83,9 @@ impl Actor {
             return None;
         }
         if !cur.user_text.is_empty() || !cur.dtmf.is_empty() {
-            let content = match (cur.user_text.is_empty(), cur.dtmf.is_empty()) {
-                (false, true) => cur.user_text.clone(),
-                (true, false) => format!("[pressed {}]", cur.dtmf),
-                _ => format!("{} [pressed {}]", cur.user_text, cur.dtmf),
-            };
             self.history.push(HistoryEntry {
                 role: "user",
-                content,
+                content: HistoryEntry::caller_words(&cur.user_text, &cur.dtmf),
             });
         }
         if !heard.is_empty() {
