@@ -296,6 +296,11 @@ fn job_error(e: &JobError) -> (StatusCode, &'static str, &'static str) {
             "invalid_request_error",
             "context_length_exceeded",
         ),
+        JobError::Prompt(_) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+        ),
         JobError::Model(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",

@@ -82,6 +82,11 @@ pub struct Stats {
 pub enum JobError {
     #[error("the prompt has {tokens} tokens; this model's context allows {limit}")]
     ContextLength { tokens: usize, limit: usize },
+    /// The messages cannot be made into a prompt (a NUL byte, a template failure): this request
+    /// only; nothing was evaluated.
+    #[error("{0}")]
+    Prompt(String),
+    /// Evaluation failed: the KV cache may be half-written, so every running request fails.
     #[error("model error: {0}")]
     Model(String),
 }
@@ -288,11 +293,11 @@ impl Model<'_> {
             .iter()
             .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
             .collect::<Result<_, _>>()
-            .map_err(|e| JobError::Model(format!("message: {e}")))?;
+            .map_err(|e| JobError::Prompt(format!("message: {e}")))?;
         let prompt = self
             .model
             .apply_chat_template(&self.template, &msgs, true)
-            .map_err(|e| JobError::Model(format!("chat template: {e}")))?;
+            .map_err(|e| JobError::Prompt(format!("chat template: {e}")))?;
         Ok(self.model.vocab().tokenize(prompt.as_bytes(), true, true))
     }
 

@@ -159,6 +159,11 @@ async fn the_worker_speaks_openai_and_caches_the_prefix() {
             serde_json::json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 100000}),
             "invalid_request",
         ),
+        // Cannot become a prompt (C strings): refused alone, the model is left as it was.
+        (
+            serde_json::json!({"messages": [{"role": "user", "content": "a\u{0}b"}]}),
+            "invalid_request",
+        ),
     ] {
         let r = http
             .post(format!("{base}/v1/chat/completions"))
@@ -182,6 +187,16 @@ async fn the_worker_speaks_openai_and_caches_the_prefix() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    let after: serde_json::Value = http
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&ask("Are you open on Sunday?", false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(after["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap() > 20, "the cache survived bad requests: {after}");
 
     // The supervising process goes away: the worker follows.
     drop(child.stdin.take());
