@@ -173,11 +173,11 @@ struct Model<'m> {
 impl Model<'_> {
     /// Evaluates a new job's prompt in a free slot (reusing the longest cached prefix) and samples
     /// its first token.
-    fn start(&mut self, job: Job) -> Result<Active, (Job, JobError)> {
+    fn start(&mut self, job: Job) -> Result<Active, Box<(Job, JobError)>> {
         let queue = job.queued.elapsed();
         let tokens = match self.prompt(&job) {
             Ok(t) => t,
-            Err(e) => return Err((job, e)),
+            Err(e) => return Err(Box::new((job, e))),
         };
         let room = self.limit.saturating_sub(job.max_tokens as usize);
         if tokens.len() > room {
@@ -185,7 +185,7 @@ impl Model<'_> {
                 tokens: tokens.len(),
                 limit: room,
             };
-            return Err((job, e));
+            return Err(Box::new((job, e)));
         }
         // A free slot whose last prompt this one extends (the same conversation, next turn);
         // otherwise the least recently used free slot — never another conversation's.
@@ -207,7 +207,7 @@ impl Model<'_> {
                 .map(|(i, s)| (i, common_prefix(&s.tokens, &tokens)))
         };
         let Some((seq, own)) = continuation.or_else(lru) else {
-            return Err((job, JobError::Model("no free slot".into())));
+            return Err(Box::new((job, JobError::Model("no free slot".into()))));
         };
         // Another slot, busy or not, may hold a longer prefix (another call of the same bot: the
         // same system prompt): share its cached keys and values instead of evaluating them again.
@@ -243,7 +243,7 @@ impl Model<'_> {
         let common = common.min(tokens.len().saturating_sub(1));
         let started = Instant::now();
         if let Err(e) = self.prefill(seq, common, &tokens) {
-            return Err((job, e));
+            return Err(Box::new((job, e)));
         }
         let slot = &mut self.slots[seq];
         slot.busy = true;
@@ -501,7 +501,8 @@ fn model_thread(
             }
             match m.start(job) {
                 Ok(a) => active.push(a),
-                Err((job, e)) => {
+                Err(failed) => {
+                    let (job, e) = *failed;
                     if matches!(e, JobError::Model(_)) {
                         m.reset();
                         fail_all(&mut active, &e);

@@ -196,7 +196,13 @@ async fn the_worker_speaks_openai_and_caches_the_prefix() {
         .json()
         .await
         .unwrap();
-    assert!(after["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap() > 20, "the cache survived bad requests: {after}");
+    assert!(
+        after["usage"]["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap()
+            > 20,
+        "the cache survived bad requests: {after}"
+    );
 
     // The supervising process goes away: the worker follows.
     drop(child.stdin.take());
