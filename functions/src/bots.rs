@@ -183,12 +183,7 @@ impl BotView {
             voice: bot.voice.to_string(),
             mode: bot.brain.mode().as_str().to_owned(),
             llm_suggestion: bot.brain.llm_suggestion(),
-            tools: bot
-                .brain
-                .tools()
-                .iter()
-                .map(|t| serde_json::json!({"name": t.name(), "description": t.description(), "parameters": t.parameters()}))
-                .collect(),
+            tools: bot.brain.tools().iter().map(|t| t.to_json()).collect(),
             transfer_numbers: bot
                 .brain
                 .transfer_numbers()
@@ -229,11 +224,7 @@ fn parse_brain(
     };
     let tools = match tools {
         Some(t) => t.to_vec(),
-        None => base
-            .tools()
-            .iter()
-            .map(|t| serde_json::json!({"name": t.name(), "description": t.description(), "parameters": t.parameters()}))
-            .collect(),
+        None => base.tools().iter().map(|t| t.to_json()).collect(),
     };
     let numbers = match transfer_numbers {
         Some(n) => n.to_vec(),

@@ -60,6 +60,11 @@ impl Tool {
         &self.parameters
     }
 
+    /// The API's form, `{name, description, parameters}`, which [`Tool::parse`] reads back.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"name": self.name, "description": self.description, "parameters": self.parameters})
+    }
+
     /// `{name, description, parameters}`: a name of 1-64 letters, digits, `_` or `-` (not one of
     /// the built-ins), a description up to 1,024 characters, parameters a JSON Schema object.
     pub fn parse(raw: &Value) -> Result<Self, ParseError> {
