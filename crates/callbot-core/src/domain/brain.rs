@@ -274,6 +274,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.tools()[0].name(), "check_hours");
+        assert_eq!(Tool::parse(&b.tools()[0].to_json()).unwrap(), b.tools()[0]);
         assert!(b.may_transfer_to("+15559876543"));
         assert!(!b.may_transfer_to("+14155550000"));
         assert_eq!(Brain::from_stored(b.to_stored().as_deref()).unwrap(), b);
