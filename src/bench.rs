@@ -153,7 +153,7 @@ pub async fn api(opts: ApiBenchOptions) -> anyhow::Result<Vec<Figures>> {
         "goal": "Take restaurant reservations",
         "webhook": "https://example.com/hook",
         "context": "Open 5PM-10PM",
-        "voice": "elevenlabs:emma"
+        "voice": "local:en-gb"
     });
     let mut out = Vec::new();
     let (c, k, b) = (client.clone(), key.clone(), base.clone());

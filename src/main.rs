@@ -211,6 +211,20 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
         callbot_core::settings::SpeechSettings::Instant => "instant stand-ins".into(),
     };
     println!("  speech:     {speech}");
+    let p = &state.settings.providers;
+    let voices: Vec<&str> = [
+        ("elevenlabs", p.elevenlabs.is_some()),
+        ("polly", p.polly.is_some()),
+        ("openai", p.openai.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(n, on)| on.then_some(n))
+    .collect();
+    println!(
+        "  voices:     local{} (GET /voices lists them)",
+        voices.iter().map(|v| format!(", {v}")).collect::<String>()
+    );
+    println!("  recogniser: {}", p.stt.as_str());
     match &platform.engine.llm {
         Some(llm) => println!("  llm:        {}", llm.describe()),
         None => {

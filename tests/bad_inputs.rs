@@ -332,7 +332,7 @@ async fn empty_patch_is_refused() {
         assert_eq!(resp.json::<Value>().await.unwrap()["code"], code);
     }
     let (_, unchanged) = app.get(&app.api_key, &format!("/bots/{id}")).await;
-    assert_eq!(unchanged["voice"], "elevenlabs:emma");
+    assert_eq!(unchanged["voice"], "local:en-gb");
     assert_eq!(unchanged["status"], "active");
 }
 

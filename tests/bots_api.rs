@@ -33,7 +33,7 @@ async fn create_list_get_patch_delete() {
     assert_eq!(list[0]["id"], id.as_str());
     assert_eq!(list[0]["calls_today"], 0);
     assert_eq!(list[0]["goal"], "Take restaurant reservations");
-    assert_eq!(list[0]["voice"], "elevenlabs:emma");
+    assert_eq!(list[0]["voice"], "local:en-gb");
     assert!(
         list[0].get("webhook_secret").is_none(),
         "the secret is shown only at creation"

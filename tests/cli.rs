@@ -57,7 +57,7 @@ fn start_serve(dir: &std::path::Path, dev_key: Option<&str>) -> (Killed, String,
     let child = Killed(child);
     let mut lines = Vec::new();
     let mut reader = BufReader::new(stdout);
-    for _ in 0..9 {
+    for _ in 0..11 {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         lines.push(line.trim_end().to_owned());
@@ -75,6 +75,8 @@ async fn serve_prints_backends_and_accepts_the_dev_key() {
     assert!(text.contains("telephony:  simulated Twilio"), "{text}");
     assert!(text.contains("voice URL:"), "{text}");
     assert!(text.contains("llm:        "), "{text}");
+    assert!(text.contains("voices:     local"), "{text}");
+    assert!(text.contains("recogniser: local"), "{text}");
     assert!(text.contains("CALLBOT_API_KEY"), "{text}");
     let client = reqwest::Client::new();
     let resp = client

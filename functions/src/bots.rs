@@ -48,7 +48,9 @@ pub struct CreateBotRequest {
     /// Facts the bot may use, e.g. "Open 5PM-10PM" (up to 8,000 characters).
     #[serde(default)]
     context: Option<String>,
-    /// `provider:name` with provider elevenlabs, polly, openai or local. Default `local:en-us`.
+    /// `provider:name` with provider elevenlabs, polly, openai or local (`GET /voices`). Default
+    /// `local:en-us`. A provider this deployment has not configured is refused
+    /// (`voice_unavailable`), as is a name Polly or OpenAI do not have (`unknown_voice`).
     #[serde(default)]
     voice: Option<String>,
     /// Line spoken when a call connects (up to 500 characters).
@@ -304,7 +306,7 @@ pub async fn create_bot(
     let context = Context::parse(req.context.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::field("context", e))?;
     let voice = match req.voice.as_deref() {
-        Some(v) => Voice::parse(v).map_err(|e| ApiError::field("voice", e))?,
+        Some(v) => crate::voices::parse_voice(&state, v)?,
         None => Voice::default_voice(),
     };
     let first_message = req
@@ -529,7 +531,7 @@ pub async fn update_bot(
         changed = true;
     }
     if let Some(v) = &req.voice {
-        bot.voice = Voice::parse(v).map_err(|e| ApiError::field("voice", e))?;
+        bot.voice = crate::voices::parse_voice(&state, v)?;
         changed = true;
     }
     if let Some(f) = &req.first_message {

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod lambda;
 pub mod meta;
 pub mod voice;
+pub mod voices;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -91,7 +92,10 @@ impl Function {
 pub fn api_for(function: Function) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let mut r = OpenApiRouter::with_openapi(ApiDoc::openapi());
     if matches!(function, Function::Bots | Function::All) {
-        r = r.merge(bots::routes()).merge(meta::routes());
+        r = r
+            .merge(bots::routes())
+            .merge(meta::routes())
+            .merge(voices::routes());
     }
     if matches!(function, Function::Calls | Function::All) {
         r = r.merge(calls::routes()).merge(call_detail::routes());

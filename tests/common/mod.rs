@@ -205,7 +205,7 @@ pub fn bot_body() -> Value {
         "goal": "Take restaurant reservations",
         "webhook": "https://example.com/hook",
         "context": "Open 5PM–10PM",
-        "voice": "elevenlabs:emma"
+        "voice": "local:en-gb"
     })
 }
 
@@ -244,6 +244,7 @@ fn uuid_like() -> String {
 
 pub mod hook;
 pub mod openai;
+pub mod voices;
 
 /// Creates a bot with `bot_body()` for the app's tenant: (id, number).
 pub async fn new_bot(app: &TestApp) -> (String, String) {

@@ -2,6 +2,7 @@
 //! speech, and WAV reading/writing.
 
 pub mod g711;
+pub mod pcm_stream;
 pub mod resample;
 pub mod vad;
 pub mod wav;

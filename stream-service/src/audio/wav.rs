@@ -66,6 +66,24 @@ pub fn write_stereo(left: &[i16], right: &[i16], rate: u32) -> Vec<u8> {
     out.into_inner()
 }
 
+/// Encodes one track as a mono 16-bit WAV (uploads to recognisers that want a container).
+pub fn write_mono(pcm: &[i16], rate: u32) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = Cursor::new(Vec::with_capacity(44 + pcm.len() * 2));
+    if let Ok(mut w) = hound::WavWriter::new(&mut out, spec) {
+        for &s in pcm {
+            let _ = w.write_sample(s);
+        }
+        let _ = w.finalize();
+    }
+    out.into_inner()
+}
+
 /// Decodes a stereo WAV into (left, right, rate).
 pub fn read_stereo(bytes: &[u8]) -> Result<(Vec<i16>, Vec<i16>, u32), WavError> {
     let reader =

@@ -11,7 +11,7 @@ pub mod recorder;
 pub mod webhook;
 
 use crate::llm::Llm;
-use crate::speech::{SpeechToText, TextToSpeech};
+use crate::speech::{SpeechToText, TextToSpeech, Voices};
 use callbot_core::domain::BotId;
 use callbot_core::recordings::Recordings;
 use callbot_core::telephony::Telephony;
@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub stt: Arc<dyn SpeechToText>,
-    pub tts: Arc<dyn TextToSpeech>,
+    /// The synthesisers: local, and the configured cloud voices.
+    pub voices: Voices,
     pub http: reqwest::Client,
     pub recordings: Arc<dyn Recordings>,
     pub telephony: Arc<dyn Telephony>,
@@ -59,7 +60,7 @@ impl Engine {
             .unwrap_or_default();
         Self {
             stt,
-            tts,
+            voices: Voices::local(tts),
             http,
             recordings,
             telephony,
@@ -78,6 +79,13 @@ impl Engine {
         self.llm_upstream = setup.upstream;
         self._worker = setup.worker;
         self.llm_timeout = timeout;
+        self
+    }
+
+    /// The same engine with cloud voices (see [`Voices::from_settings`]); the local engine stays
+    /// the fallback.
+    pub fn with_voices(mut self, voices: Voices) -> Self {
+        self.voices = voices;
         self
     }
 

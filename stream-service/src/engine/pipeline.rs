@@ -8,8 +8,9 @@ use super::Engine;
 use super::call::Stage;
 use super::converse;
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
-use crate::speech::sentences;
-use callbot_core::domain::{BotMode, Brain, WebhookPolicy};
+use crate::speech::voices::FALLBACK_VOICE;
+use crate::speech::{TextToSpeech, sentences};
+use callbot_core::domain::{BotMode, Brain, VoiceProvider, WebhookPolicy};
 use callbot_core::store::LlmTimings;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,8 +29,8 @@ pub struct CallInfo {
     pub webhook: Option<url::Url>,
     pub webhook_secret: Vec<u8>,
     pub policy: WebhookPolicy,
-    /// Voice name for the synthesiser.
-    pub voice: String,
+    /// The bot's voice (its provider picks the synthesiser).
+    pub voice: callbot_core::domain::Voice,
     pub webhook_timeout: Duration,
     pub webhooks_per_second: u32,
     pub fallback_line: String,
@@ -75,13 +76,28 @@ pub enum ToCall {
         webhook: Option<Duration>,
         sentences: Vec<String>,
     },
+    /// Synthesised audio of a sentence as it arrives (8 kHz μ-law, any length).
     Audio {
         turn: u32,
         sentence: usize,
-        ulaw: Vec<u8>,
+        ulaw: bytes::Bytes,
+        /// Request → this chunk.
         tts: Duration,
+        /// Which synthesiser made it.
+        provider: &'static str,
     },
-    /// Synthesis failed for a sentence: it is skipped (reported as an error event).
+    /// The sentence's audio is complete.
+    SentenceDone { turn: u32, sentence: usize },
+    /// The voice's provider failed on a sentence; the local voice speaks it (again, from its
+    /// start, when part of it had already played).
+    TtsFallback {
+        turn: u32,
+        sentence: usize,
+        provider: &'static str,
+        error: String,
+    },
+    /// Synthesis failed for a sentence, the local voice included: it is skipped (reported as
+    /// an error event).
     SpeechFailed {
         turn: u32,
         sentence: usize,
@@ -321,7 +337,9 @@ async fn speak(
     let _ = tx.send(ToCall::Finished { turn }).await;
 }
 
-/// Synthesises sentence `i` of the reply and hands it to the actor; false when the call is gone.
+/// Synthesises sentence `i` of the reply and streams it to the actor as it arrives; false when
+/// the call is gone. A cloud voice that fails (an error answer, no audio within the deadline, a
+/// stream cut) hands the sentence to the local voice, so a provider outage never means silence.
 pub(super) async fn speak_one(
     engine: &Engine,
     info: &CallInfo,
@@ -330,21 +348,120 @@ pub(super) async fn speak_one(
     s: &str,
     tx: &mpsc::Sender<ToCall>,
 ) -> bool {
-    let started = Instant::now();
-    let msg = match engine.tts.synthesize(s, &info.voice).await {
-        Ok(speech) => ToCall::Audio {
-            turn,
-            sentence: i,
-            ulaw: speech.ulaw,
-            tts: started.elapsed(),
-        },
-        Err(e) => ToCall::SpeechFailed {
-            turn,
-            sentence: i,
-            error: e.to_string(),
-        },
+    let voices = &engine.voices;
+    let provider = info.voice.provider();
+    let cloud = provider != VoiceProvider::Local;
+    let (tts, name) = match voices.engine(provider) {
+        Some(t) => (t.clone(), info.voice.name()),
+        // Refused when the bot was saved; a deployment that lost the setting since falls back.
+        None => (voices.local.clone(), FALLBACK_VOICE),
+    };
+    let deadline = if cloud { voices.timeout } else { LOCAL_TTS_DEADLINE };
+    let first = play(&tts, s, name, deadline, turn, i, tx).await;
+    let failure = match first {
+        Played::Done => None,
+        Played::Gone => return false,
+        Played::Failed(e) => Some(e),
+    };
+    if let Some(e) = failure {
+        if cloud && voices.engine(provider).is_some() {
+            tracing::warn!(call_sid = %info.call_sid, turn, sentence = i, provider = tts.name(), error = %e, "voice provider failed; the local voice speaks the sentence");
+            let fallback = ToCall::TtsFallback {
+                turn,
+                sentence: i,
+                provider: provider.as_str(),
+                error: e.to_string(),
+            };
+            if tx.send(fallback).await.is_err() {
+                return false;
+            }
+            let local = voices.local.clone();
+            match play(&local, s, FALLBACK_VOICE, LOCAL_TTS_DEADLINE, turn, i, tx).await {
+                Played::Done => {}
+                Played::Gone => return false,
+                Played::Failed(e) => {
+                    if !failed(tx, turn, i, e).await {
+                        return false;
+                    }
+                }
+            }
+        } else if !failed(tx, turn, i, e).await {
+            return false;
+        }
+    }
+    tx.send(ToCall::SentenceDone { turn, sentence: i })
+        .await
+        .is_ok()
+}
+
+/// Deadline for the local synthesiser (a subprocess: normally 10-30 ms a phrase).
+const LOCAL_TTS_DEADLINE: Duration = Duration::from_secs(10);
+
+enum Played {
+    Done,
+    Gone,
+    Failed(crate::speech::SpeechError),
+}
+
+async fn failed(tx: &mpsc::Sender<ToCall>, turn: u32, i: usize, e: crate::speech::SpeechError) -> bool {
+    let msg = ToCall::SpeechFailed {
+        turn,
+        sentence: i,
+        error: e.to_string(),
     };
     tx.send(msg).await.is_ok()
+}
+
+/// Streams one synthesis to the actor: the first bytes and every later gap within `deadline`.
+async fn play(
+    tts: &Arc<dyn TextToSpeech>,
+    text: &str,
+    voice: &str,
+    deadline: Duration,
+    turn: u32,
+    sentence: usize,
+    tx: &mpsc::Sender<ToCall>,
+) -> Played {
+    use crate::speech::SpeechError;
+    use futures_util::StreamExt;
+    let started = Instant::now();
+    let provider = provider_name(tts.name());
+    let mut stream = match tokio::time::timeout(deadline, tts.stream(text, voice)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Played::Failed(e),
+        Err(_) => return Played::Failed(SpeechError::Timeout),
+    };
+    loop {
+        match tokio::time::timeout(deadline, stream.next()).await {
+            Err(_) => return Played::Failed(SpeechError::Timeout),
+            Ok(None) => return Played::Done,
+            Ok(Some(Err(e))) => return Played::Failed(e),
+            Ok(Some(Ok(chunk))) if chunk.is_empty() => {}
+            Ok(Some(Ok(ulaw))) => {
+                let msg = ToCall::Audio {
+                    turn,
+                    sentence,
+                    ulaw,
+                    tts: started.elapsed(),
+                    provider,
+                };
+                if tx.send(msg).await.is_err() {
+                    return Played::Gone;
+                }
+            }
+        }
+    }
+}
+
+/// A synthesiser's name as a static label for records and metrics.
+fn provider_name(name: &str) -> &'static str {
+    match name {
+        "elevenlabs" => "elevenlabs",
+        "polly" => "polly",
+        "openai" => "openai",
+        "espeak-ng" => "espeak-ng",
+        _ => "instant",
+    }
 }
 
 /// The webhook round, with the per-bot rate limit inside the same deadline.

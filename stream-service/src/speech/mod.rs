@@ -1,9 +1,15 @@
 //! Speech engines behind two small traits, so that offline engines (whisper.cpp, espeak-ng), cloud
 //! adapters and instant stand-ins plug into the call engine alike.
 
+pub mod elevenlabs;
 pub mod espeak;
 pub mod instant;
+pub mod openai_audio;
+pub mod polly;
+pub mod voices;
 pub mod whisper;
+
+pub use voices::Voices;
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -17,7 +23,13 @@ pub enum SpeechError {
     Engine(String),
     #[error("speech engine not available: {0}")]
     Unavailable(String),
+    /// A provider took longer than its deadline (first audio, a gap, or the answer).
+    #[error("speech provider timed out")]
+    Timeout,
 }
+
+/// 8 kHz μ-law as a provider produces it, in chunks of any size.
+pub type AudioStream = futures_util::stream::BoxStream<'static, Result<bytes::Bytes, SpeechError>>;
 
 /// What a recogniser heard in one utterance.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +69,49 @@ pub trait TextToSpeech: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
     /// `voice` is the provider-specific voice name (e.g. `en-us` for espeak-ng).
     async fn synthesize(&self, text: &str, voice: &str) -> Result<Speech, SpeechError>;
+
+    /// The same audio as it is produced, so playback starts on the first bytes. Engines that
+    /// make a phrase at once (espeak-ng: 10-30 ms) give it as one chunk.
+    async fn stream(&self, text: &str, voice: &str) -> Result<AudioStream, SpeechError> {
+        let speech = self.synthesize(text, voice).await?;
+        Ok(Box::pin(futures_util::stream::once(async move {
+            Ok(bytes::Bytes::from(speech.ulaw))
+        })))
+    }
+}
+
+/// Collects a stream into whole speech (for callers that want the sentence at once).
+pub async fn collect(stream: AudioStream, started: std::time::Instant) -> Result<Speech, SpeechError> {
+    use futures_util::TryStreamExt;
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
+    Ok(Speech {
+        ulaw: chunks.concat(),
+        engine: started.elapsed(),
+    })
+}
+
+/// A provider's error answer as a message that names the status and the provider's own code,
+/// never the request (keys live in headers, never here).
+pub(crate) fn provider_error(provider: &str, status: reqwest::StatusCode, body: &[u8]) -> SpeechError {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let code = [
+        &v["detail"]["status"],
+        &v["error"]["code"],
+        &v["error"]["type"],
+        &v["err_code"],
+        &v["__type"],
+    ]
+    .into_iter()
+    .find_map(|c| c.as_str())
+    .unwrap_or("")
+    .chars()
+    .take(60)
+    .collect::<String>();
+    SpeechError::Engine(if code.is_empty() {
+        format!("{provider} answered {status}")
+    } else {
+        format!("{provider} answered {status} ({code})")
+    })
 }
 
 /// The engines the settings ask for. Loading Whisper is blocking work, done once at startup.

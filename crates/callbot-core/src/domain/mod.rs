@@ -6,6 +6,7 @@ mod ids;
 mod phone;
 mod text;
 mod voice;
+pub mod voice_catalog;
 pub mod webhook;
 
 pub use brain::{BUILTIN_TOOLS, BotMode, Brain, Tool, TransferTarget};
@@ -14,6 +15,7 @@ pub use ids::{BotId, TenantId};
 pub use phone::PhoneNumber;
 pub use text::{Context, FirstMessage, Goal};
 pub use voice::{Voice, VoiceProvider};
+pub use voice_catalog::VoiceAvailability;
 pub use webhook::{WebhookPolicy, WebhookUrl};
 
 /// Why a raw value was refused. `code` is stable and machine-readable; `message` is for humans.

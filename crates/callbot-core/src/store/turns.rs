@@ -16,7 +16,7 @@ pub struct TurnTimings {
     pub stt_ms: Option<u64>,
     /// The business webhook (including a retry).
     pub webhook_ms: Option<u64>,
-    /// Synthesis of the first sentence.
+    /// Synthesis of the first sentence: request → its first audio bytes.
     pub tts_first_byte_ms: Option<u64>,
     /// From end of speech to the first media frame sent to the carrier.
     pub first_frame_ms: Option<u64>,
@@ -25,6 +25,25 @@ pub struct TurnTimings {
     /// The language model's part (suggestion in webhook mode, the reply in LLM mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmTimings>,
+    /// Which recogniser heard the caller (`whisper.cpp`, `deepgram`, `openai`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stt_provider: Option<String>,
+    /// End of the caller's speech → the final transcript.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stt_final_ms: Option<u64>,
+    /// Partial transcripts seen while the caller spoke.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub partials: u32,
+    /// Which synthesiser spoke the reply (`espeak-ng`, `elevenlabs`, `polly`, `openai`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tts_provider: Option<String>,
+    /// The voice's provider failed for at least one sentence, which the local voice spoke.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tts_fallback: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The language model's share of a turn.

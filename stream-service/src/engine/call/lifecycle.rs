@@ -6,7 +6,7 @@
 //! messages and the carrier's marks; the transitions and the questions the actor asks (may the
 //! caller interrupt? has everything been heard?) live here, where a test can drive them.
 
-use crate::audio::{FRAME_BYTES, frames};
+use crate::audio::{FRAME_BYTES, g711};
 use crate::engine::webhook::Action;
 use callbot_core::store::{LlmTimings, TurnTimings};
 use std::collections::VecDeque;
@@ -69,6 +69,8 @@ pub(super) struct Playback {
     /// Where the frame clock starts (see the actor's `pump`).
     pub origin: Option<Instant>,
     pub sent: u64,
+    /// The tail of the last chunk that does not fill a frame yet.
+    carry: Vec<u8>,
 }
 
 /// The reply as planned: words, action, and why a fallback was spoken instead (if it was).
@@ -96,6 +98,29 @@ pub(super) struct Turn {
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
+}
+
+impl Playback {
+    fn frame(&mut self, sentence: usize, f: [u8; FRAME_BYTES]) {
+        self.queue.push_back(QItem::Frame(f));
+        let n = match self.sentences.get_mut(sentence) {
+            Some(s) => {
+                s.1 += 1;
+                s.1
+            }
+            None => 0,
+        };
+        if n > 0 && n % MARK_EVERY == 0 {
+            self.mark(sentence, n);
+        }
+    }
+
+    fn mark(&mut self, sentence: usize, upto: usize) {
+        let id = self.next_mark;
+        self.next_mark += 1;
+        self.marks.push(MarkInfo { id, sentence, upto });
+        self.queue.push_back(QItem::Mark(id));
+    }
 }
 
 impl Turn {
@@ -184,28 +209,51 @@ impl Turn {
         self.timings.llm = Some(timings);
     }
 
-    /// Synthesised audio of sentence `sentence`: queued as frames, a mark every 10 and at its end.
-    pub fn audio(&mut self, sentence: usize, ulaw: &[u8], tts: Duration) {
+    /// Synthesised audio of sentence `sentence` as it arrives, in chunks of any length: queued
+    /// as 20 ms frames with a mark every 10 (the rest waits for the next chunk).
+    pub fn audio(&mut self, sentence: usize, ulaw: &[u8], tts: Duration, provider: &str) {
         if self.timings.tts_first_byte_ms.is_none() {
             self.timings.tts_first_byte_ms = Some(ms(tts));
         }
-        let p = &mut self.playback;
-        let n = ulaw.len().div_ceil(FRAME_BYTES);
-        if let Some(s) = p.sentences.get_mut(sentence) {
-            s.1 = n;
+        if self.timings.tts_provider.is_none() {
+            self.timings.tts_provider = Some(provider.to_owned());
         }
-        for (i, f) in frames(ulaw).enumerate() {
-            p.queue.push_back(QItem::Frame(f));
-            if (i + 1) % MARK_EVERY == 0 || i + 1 == n {
-                let id = p.next_mark;
-                p.next_mark += 1;
-                p.marks.push(MarkInfo {
-                    id,
-                    sentence,
-                    upto: i + 1,
-                });
-                p.queue.push_back(QItem::Mark(id));
+        let p = &mut self.playback;
+        let mut rest = ulaw;
+        if !p.carry.is_empty() {
+            let take = (FRAME_BYTES - p.carry.len()).min(rest.len());
+            p.carry.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if p.carry.len() == FRAME_BYTES {
+                let mut f = [0u8; FRAME_BYTES];
+                f.copy_from_slice(&p.carry);
+                p.carry.clear();
+                p.frame(sentence, f);
             }
+        }
+        let mut whole = rest.chunks_exact(FRAME_BYTES);
+        for c in whole.by_ref() {
+            let mut f = [0u8; FRAME_BYTES];
+            f.copy_from_slice(c);
+            p.frame(sentence, f);
+        }
+        p.carry.extend_from_slice(whole.remainder());
+    }
+
+    /// Sentence `sentence` has all its audio: the last partial frame is padded with silence and
+    /// a mark closes the sentence.
+    pub fn sentence_done(&mut self, sentence: usize) {
+        let p = &mut self.playback;
+        if !p.carry.is_empty() {
+            let mut f = [g711::SILENCE; FRAME_BYTES];
+            f[..p.carry.len()].copy_from_slice(&p.carry);
+            p.carry.clear();
+            p.frame(sentence, f);
+        }
+        let n = p.sentences.get(sentence).map_or(0, |s| s.1);
+        let marked = p.marks.last().is_some_and(|m| m.sentence == sentence && m.upto == n);
+        if n > 0 && !marked {
+            p.mark(sentence, n);
         }
     }
 
@@ -337,10 +385,17 @@ mod tests {
             "the model is writing: talking over it cancels it"
         );
         t.sentence("Sure.".into());
-        t.audio(0, &[0xff; 160 * 12], Duration::from_millis(5));
+        // Chunks that do not fall on frame boundaries.
+        t.audio(0, &[0xff; 1000], Duration::from_millis(5), "elevenlabs");
+        t.audio(0, &[0xff; 160 * 12 - 1000], Duration::from_millis(9), "elevenlabs");
+        t.sentence_done(0);
+        assert_eq!(t.playback.sentences[0].1, 12);
+        assert_eq!(t.timings.tts_first_byte_ms, Some(5));
         t.stage(Stage::Tool("check_hours".into()));
         t.sentence("We open at five.".into());
-        t.audio(1, &[0xff; 160 * 3], Duration::from_millis(5));
+        t.audio(1, &[0xff; 160 * 2 + 7], Duration::from_millis(5), "elevenlabs");
+        t.sentence_done(1);
+        assert_eq!(t.playback.sentences[1].1, 3, "the partial frame is padded");
         t.act(Action::Hangup, None);
         send_all(&mut t);
         assert!(!t.complete(), "still streaming");
@@ -371,8 +426,10 @@ mod tests {
             vec!["One two three.".into(), "Four five six.".into()],
             Some(Duration::from_millis(40)),
         );
-        t.audio(0, &[0xff; 160 * 10], Duration::ZERO);
-        t.audio(1, &[0xff; 160 * 10], Duration::ZERO);
+        for i in 0..2 {
+            t.audio(i, &[0xff; 160 * 10], Duration::ZERO, "espeak-ng");
+            t.sentence_done(i);
+        }
         send_all(&mut t);
         t.mark_back(0);
         assert!(t.interruptible());

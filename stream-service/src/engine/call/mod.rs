@@ -19,7 +19,7 @@ use crate::protocol::{self, Inbound};
 use axum::extract::ws::{Message, WebSocket};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use callbot_core::domain::{BotMode, CallStatus, VoiceProvider};
+use callbot_core::domain::{BotMode, CallStatus};
 use callbot_core::recordings::recording_key;
 use callbot_core::store::{StatusUpdate, TurnRecord, TurnTimings};
 use callbot_core::twilio::twiml::{self, Verb};
@@ -135,10 +135,6 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
             return close(socket, "too many live calls for this user").await;
         }
     };
-    let voice = match bot.voice.provider() {
-        VoiceProvider::Local => bot.voice.name().to_owned(),
-        _ => "en-us".to_owned(),
-    };
     // An outbound call with a `prompt` is a conversation the model leads, whatever the bot's mode.
     let instructions = call.prompt.as_ref().map(|p| p.as_str().to_owned());
     let mode = if instructions.is_some() {
@@ -165,7 +161,7 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         webhook: bot.webhook.as_ref().map(|w| w.url().clone()),
         webhook_secret: bot.webhook_secret.expose_secret().as_bytes().to_vec(),
         policy: state.settings.webhook_policy,
-        voice,
+        voice: bot.voice.clone(),
         webhook_timeout: settings.webhook_timeout,
         webhooks_per_second: settings.webhooks_per_bot_per_second,
         fallback_line: settings.fallback_line.clone(),
@@ -492,7 +488,28 @@ impl Actor {
                 sentence,
                 ulaw,
                 tts,
-            } if turn == cur.turn => cur.audio(sentence, &ulaw, tts),
+                provider,
+            } if turn == cur.turn => cur.audio(sentence, &ulaw, tts, provider),
+            ToCall::SentenceDone { turn, sentence } if turn == cur.turn => {
+                cur.sentence_done(sentence)
+            }
+            ToCall::TtsFallback {
+                turn,
+                sentence,
+                provider,
+                error,
+            } if turn == cur.turn => {
+                cur.timings.tts_fallback = true;
+                self.events.emit(CallEvent::Error {
+                    track_id: format!("reply-{turn}"),
+                    timestamp: now_ms(),
+                    sender: "tts".into(),
+                    error: format!(
+                        "tts_fallback: {provider} failed on sentence {sentence} ({error}); the local voice spoke it"
+                    ),
+                    code: None,
+                });
+            }
             ToCall::SpeechFailed {
                 turn,
                 sentence,

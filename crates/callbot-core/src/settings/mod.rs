@@ -1,6 +1,12 @@
 //! Typed settings for every callbot binary. This is the only place that reads environment variables
 //! (`Settings::from_env`); everything else receives the parsed values.
 
+mod providers;
+pub use providers::{
+    DeepgramSettings, ElevenLabsSettings, OpenAiAudioSettings, PollySettings, ProviderSettings,
+    SttChoice,
+};
+
 use crate::domain::WebhookPolicy;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -192,6 +198,8 @@ pub struct Settings {
     pub limits: Limits,
     pub calls: CallSettings,
     pub llm: LlmSettings,
+    /// Cloud voices and recognisers.
+    pub providers: ProviderSettings,
     /// Deadline for a reply's first words from the LLM (a webhook-mode suggestion: the whole of it).
     pub llm_timeout: Duration,
     /// `/llm/v1` gateway requests per tenant per minute.
@@ -443,6 +451,7 @@ impl Settings {
                 ));
             }
         };
+        let providers = ProviderSettings::from_get(&|k| get(k), &ms)?;
         let public_base_url = url_var("PUBLIC_BASE_URL")?;
         let stream_base_url = url_var("STREAM_BASE_URL")?;
         if matches!(telephony, TelephonySettings::Twilio { .. }) {
@@ -482,6 +491,7 @@ impl Settings {
             limits,
             calls,
             llm,
+            providers,
             llm_timeout: ms("CALLBOT_LLM_TIMEOUT_MS", 2500)?,
             llm_gateway_per_minute: u32::try_from(num("CALLBOT_LLM_GATEWAY_PER_MINUTE", 120)?)
                 .map_err(|e| err("CALLBOT_LLM_GATEWAY_PER_MINUTE", e.to_string()))?,
