@@ -48,14 +48,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         .context("starting the language model (CALLBOT_LLM=off runs without one)")?;
     let engine = callbot_stream::engine::Engine::new(stt, tts, recordings, telephony.clone())
         .with_llm(llm, settings.llm_timeout);
-    let voices = callbot_stream::speech::Voices::from_settings(
-        &settings.providers,
-        &settings.aws,
-        engine.voices.local.clone(),
-        engine.http.clone(),
-    )
-    .await;
-    let engine = engine.with_voices(voices);
+    let engine = engine
+        .with_providers(&settings.providers, &settings.aws)
+        .await;
     Ok(Platform {
         state: AppState {
             settings: Arc::new(settings),

@@ -9,9 +9,10 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// Every `"UPPER_CASE"` string in the settings module: the variables the platform reads.
+/// Every `"UPPER_CASE"` string in the settings modules: the variables the platform reads.
 fn settings_vars() -> BTreeSet<String> {
-    let src = read("crates/callbot-core/src/settings.rs");
+    let src = read("crates/callbot-core/src/settings/mod.rs")
+        + &read("crates/callbot-core/src/settings/providers.rs");
     src.split('"')
         .skip(1)
         .step_by(2)

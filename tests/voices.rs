@@ -7,9 +7,7 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use callbot_core::settings::{
-    ElevenLabsSettings, OpenAiAudioSettings, PollySettings, Settings,
-};
+use callbot_core::settings::{ElevenLabsSettings, OpenAiAudioSettings, PollySettings, Settings};
 use callbot_twilio_sim::carrier::{Script, Step};
 use callbot_twilio_sim::events_until_end;
 use common::voices::{self, Mode, StandIn};
@@ -134,16 +132,31 @@ async fn each_cloud_voice_gets_its_exact_request_and_the_caller_hears_it() {
     let (call, track) = greeting(&app, &bot(&app, "elevenlabs:emma").await).await;
     let reqs = st.eleven.requests();
     assert_eq!(reqs.len(), 2, "{reqs:?}");
-    assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("GET", "/v1/voices"));
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].path.as_str()),
+        ("GET", "/v1/voices")
+    );
     assert_eq!(header(&reqs[0], "xi-api-key"), voices::ELEVEN_KEY);
     let tts = &reqs[1];
-    assert_eq!(tts.path, format!("/v1/text-to-speech/{}/stream", voices::EMMA_ID));
-    assert_eq!(tts.query.get("output_format").map(String::as_str), Some("ulaw_8000"));
+    assert_eq!(
+        tts.path,
+        format!("/v1/text-to-speech/{}/stream", voices::EMMA_ID)
+    );
+    assert_eq!(
+        tts.query.get("output_format").map(String::as_str),
+        Some("ulaw_8000")
+    );
     assert_eq!(header(tts, "xi-api-key"), voices::ELEVEN_KEY);
     assert!(header(tts, "content-type").starts_with("application/json"));
-    assert_eq!(tts.body, json!({"text": LINE, "model_id": "eleven_flash_v2_5"}));
+    assert_eq!(
+        tts.body,
+        json!({"text": LINE, "model_id": "eleven_flash_v2_5"})
+    );
     let heard = voices::carries(&track, &st.eleven.answers()[0]);
-    assert!(heard > 0.99, "the bot track carries ElevenLabs' audio: {heard}");
+    assert!(
+        heard > 0.99,
+        "the bot track carries ElevenLabs' audio: {heard}"
+    );
     let t0 = &call["turns"][0]["timings"];
     assert_eq!(t0["tts_provider"], "elevenlabs", "{t0}");
     assert!(t0.get("tts_fallback").is_none(), "{t0}");
@@ -153,14 +166,20 @@ async fn each_cloud_voice_gets_its_exact_request_and_the_caller_hears_it() {
     greeting(&app, &bot(&app, "elevenlabs:george").await).await;
     let reqs = st.eleven.requests();
     assert_eq!(reqs.len(), 3, "premade names need no lookup: {reqs:?}");
-    assert_eq!(reqs[2].path, "/v1/text-to-speech/JBFqnCBsd6RMkjVDRZzb/stream");
+    assert_eq!(
+        reqs[2].path,
+        "/v1/text-to-speech/JBFqnCBsd6RMkjVDRZzb/stream"
+    );
 
     // OpenAI: 24 kHz PCM, resampled to the phone line as it streams.
     let (call, track) = greeting(&app, &bot(&app, "openai:Coral").await).await;
     let reqs = st.openai.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].path, "/v1/audio/speech");
-    assert_eq!(header(&reqs[0], "authorization"), format!("Bearer {}", voices::OPENAI_KEY));
+    assert_eq!(
+        header(&reqs[0], "authorization"),
+        format!("Bearer {}", voices::OPENAI_KEY)
+    );
     assert_eq!(
         reqs[0].body,
         json!({"model": "gpt-4o-mini-tts", "input": LINE, "voice": "coral", "response_format": "pcm"})
@@ -174,11 +193,25 @@ async fn each_cloud_voice_gets_its_exact_request_and_the_caller_hears_it() {
     let reqs = st.polly.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].path, "/v1/speech");
-    assert!(header(&reqs[0], "authorization").starts_with("AWS4-HMAC-SHA256 Credential=AKIDSTANDIN/"));
+    assert!(
+        header(&reqs[0], "authorization").starts_with("AWS4-HMAC-SHA256 Credential=AKIDSTANDIN/")
+    );
     let b = &reqs[0].body;
     assert_eq!(
-        (b["Engine"].as_str(), b["OutputFormat"].as_str(), b["SampleRate"].as_str(), b["VoiceId"].as_str(), b["Text"].as_str()),
-        (Some("neural"), Some("pcm"), Some("8000"), Some("Joanna"), Some(LINE)),
+        (
+            b["Engine"].as_str(),
+            b["OutputFormat"].as_str(),
+            b["SampleRate"].as_str(),
+            b["VoiceId"].as_str(),
+            b["Text"].as_str()
+        ),
+        (
+            Some("neural"),
+            Some("pcm"),
+            Some("8000"),
+            Some("Joanna"),
+            Some(LINE)
+        ),
         "{b}"
     );
     let heard = voices::carries(&track, &st.polly.answers()[0]);
@@ -198,36 +231,75 @@ async fn voices_a_deployment_cannot_speak_are_refused_when_the_bot_is_saved() {
         ("openai:coral", "OPENAI_API_KEY"),
     ] {
         let (status, b) = bare
-            .create_bot(&bare.api_key, json!({"goal": "g", "webhook": "http://127.0.0.1:9/h", "voice": voice}))
+            .create_bot(
+                &bare.api_key,
+                json!({"goal": "g", "webhook": "http://127.0.0.1:9/h", "voice": voice}),
+            )
             .await;
-        assert_eq!((status, b["code"].as_str()), (400, Some("voice_unavailable")), "{b}");
+        assert_eq!(
+            (status, b["code"].as_str()),
+            (400, Some("voice_unavailable")),
+            "{b}"
+        );
         assert!(b["error"].as_str().unwrap().contains(missing), "{b}");
     }
     let (status, list) = bare.get(&bare.api_key, "/voices").await;
     assert_eq!(status, 200);
     let voices = list["voices"].as_array().unwrap();
-    let joanna = voices.iter().find(|v| v["voice"] == "polly:Joanna").unwrap();
+    let joanna = voices
+        .iter()
+        .find(|v| v["voice"] == "polly:Joanna")
+        .unwrap();
     assert_eq!(joanna["configured"], false);
-    assert!(joanna["requires"].as_str().unwrap().contains("CALLBOT_POLLY"));
-    assert!(voices.iter().any(|v| v["voice"] == "local:en-us" && v["configured"] == true));
+    assert!(
+        joanna["requires"]
+            .as_str()
+            .unwrap()
+            .contains("CALLBOT_POLLY")
+    );
+    assert!(
+        voices
+            .iter()
+            .any(|v| v["voice"] == "local:en-us" && v["configured"] == true)
+    );
     let (status, _) = bare.get("not-a-key", "/voices").await;
     assert_eq!(status, 401);
 
     let st = standins().await;
     let app = spawn_app_with(move |s| configure(s, &st)).await;
-    for (voice, code) in [("polly:Emmanuelle", "unknown_voice"), ("openai:emma", "unknown_voice"), ("azure:x", "invalid_voice")] {
+    for (voice, code) in [
+        ("polly:Emmanuelle", "unknown_voice"),
+        ("openai:emma", "unknown_voice"),
+        ("azure:x", "invalid_voice"),
+    ] {
         let (status, b) = app
-            .create_bot(&app.api_key, json!({"goal": "g", "webhook": "http://127.0.0.1:9/h", "voice": voice}))
+            .create_bot(
+                &app.api_key,
+                json!({"goal": "g", "webhook": "http://127.0.0.1:9/h", "voice": voice}),
+            )
             .await;
-        assert_eq!((status, b["code"].as_str()), (400, Some(code)), "{voice}: {b}");
+        assert_eq!(
+            (status, b["code"].as_str()),
+            (400, Some(code)),
+            "{voice}: {b}"
+        );
     }
     let (_, b) = app
-        .create_bot(&app.api_key, json!({"goal": "g", "webhook": "http://127.0.0.1:9/h", "voice": "polly:x"}))
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "g", "webhook": "http://127.0.0.1:9/h", "voice": "polly:x"}),
+        )
         .await;
-    assert!(b["error"].as_str().unwrap().contains("Joanna"), "a few valid names: {b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("Joanna"),
+        "a few valid names: {b}"
+    );
     // PATCH is checked the same way, and a good voice is stored in the provider's spelling.
     let (_, created) = app
-        .create_bot(&app.api_key, json!({"goal": "g", "webhook": "http://127.0.0.1:9/h", "voice": "polly:matthew"}))
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "g", "webhook": "http://127.0.0.1:9/h", "voice": "polly:matthew"}),
+        )
         .await;
     let id = created["id"].as_str().unwrap();
     let (_, shown) = app.get(&app.api_key, &format!("/bots/{id}")).await;
@@ -265,11 +337,17 @@ async fn a_failing_voice_provider_still_reaches_the_caller_in_the_local_voice() 
         assert_eq!(t0["bot_text"], LINE, "{mode:?}: the whole line was heard");
         // The local voice (the instant stand-in in this suite: 60 ms a character) filled the gap.
         let voiced = track.iter().filter(|v| v.abs() > 500).count();
-        assert!(voiced > 8000, "{mode:?}: a second or more of audio, got {voiced} samples");
+        assert!(
+            voiced > 8000,
+            "{mode:?}: a second or more of audio, got {voiced} samples"
+        );
         if mode == Mode::Cut {
             let answers = eleven.answers();
             let part = &answers.last().unwrap()[..4000];
-            assert!(voices::carries(&track, part) > 0.99, "what arrived before the cut played");
+            assert!(
+                voices::carries(&track, part) > 0.99,
+                "what arrived before the cut played"
+            );
         }
     }
 }

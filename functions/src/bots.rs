@@ -62,6 +62,14 @@ pub struct CreateBotRequest {
     /// Longest call, 30-14,400 s. Default: platform's.
     #[serde(default)]
     max_call_secs: Option<u64>,
+    /// Silence after the caller's last word that ends their turn, 200-3,000 ms. Default:
+    /// platform's (`CALLBOT_END_SILENCE_MS`, 700).
+    #[serde(default)]
+    end_silence_ms: Option<u64>,
+    /// Let the words so far adjust that silence: half of it after a finished sentence, twice it
+    /// after "and", "um" or a number being spelled. Default true.
+    #[serde(default)]
+    smart_endpointing: Option<bool>,
     /// Preferred area code for the number (US/CA, 3 digits).
     #[serde(default)]
     area_code: Option<String>,
@@ -107,6 +115,12 @@ pub struct UpdateBotRequest {
     #[serde(default, deserialize_with = "double_option_u64")]
     #[schema(value_type = Option<u64>)]
     max_call_secs: Option<Option<u64>>,
+    /// `null` returns to the platform default.
+    #[serde(default, deserialize_with = "double_option_u64")]
+    #[schema(value_type = Option<u64>)]
+    end_silence_ms: Option<Option<u64>>,
+    #[serde(default)]
+    smart_endpointing: Option<bool>,
     /// `true` issues a new webhook signing secret, returned once in the response.
     #[serde(default)]
     rotate_webhook_secret: Option<bool>,
@@ -159,6 +173,9 @@ pub struct BotView {
     silence_timeout_secs: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_call_secs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_silence_ms: Option<u32>,
+    smart_endpointing: bool,
     status: String,
     /// Calls taken today (UTC).
     calls_today: u32,
@@ -195,6 +212,8 @@ impl BotView {
             first_message: bot.first_message.as_ref().map(|f| f.as_str().to_owned()),
             silence_timeout_secs: bot.timers.silence_timeout_secs(),
             max_call_secs: bot.timers.max_call_secs(),
+            end_silence_ms: bot.timers.end_silence_ms(),
+            smart_endpointing: bot.timers.smart_endpointing(),
             status: bot.status.as_str().to_owned(),
             calls_today,
             created_at: time_fmt::rfc3339(bot.created_at),
@@ -316,6 +335,7 @@ pub async fn create_bot(
         .transpose()
         .map_err(|e| ApiError::field("first_message", e))?;
     let timers = CallTimers::parse(req.silence_timeout_secs, req.max_call_secs)
+        .and_then(|t| t.with_endpointing(req.end_silence_ms, req.smart_endpointing))
         .map_err(|(f, e)| ApiError::field(f, e))?;
     if let Some(ac) = &req.area_code
         && (ac.len() != 3 || !ac.bytes().all(|b| b.is_ascii_digit()))
@@ -546,14 +566,26 @@ pub async fn update_bot(
         bot.status = BotStatus::parse(s).map_err(|e| ApiError::field("status", e))?;
         changed = true;
     }
-    if req.silence_timeout_secs.is_some() || req.max_call_secs.is_some() {
+    if req.silence_timeout_secs.is_some()
+        || req.max_call_secs.is_some()
+        || req.end_silence_ms.is_some()
+        || req.smart_endpointing.is_some()
+    {
         let silence = req
             .silence_timeout_secs
             .unwrap_or(bot.timers.silence_timeout_secs().map(u64::from));
         let max = req
             .max_call_secs
             .unwrap_or(bot.timers.max_call_secs().map(u64::from));
-        bot.timers = CallTimers::parse(silence, max).map_err(|(f, e)| ApiError::field(f, e))?;
+        let end = req
+            .end_silence_ms
+            .unwrap_or(bot.timers.end_silence_ms().map(u64::from));
+        let smart = req
+            .smart_endpointing
+            .or(bot.timers.smart_endpointing_setting());
+        bot.timers = CallTimers::parse(silence, max)
+            .and_then(|t| t.with_endpointing(end, smart))
+            .map_err(|(f, e)| ApiError::field(f, e))?;
         changed = true;
     }
     let rotate = req.rotate_webhook_secret == Some(true);

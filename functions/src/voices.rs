@@ -71,7 +71,11 @@ pub async fn list_voices(
         }
     };
     let mut voices = Vec::new();
-    voices.extend(LOCAL_VOICES.iter().map(|n| entry(VoiceProvider::Local, n, None)));
+    voices.extend(
+        LOCAL_VOICES
+            .iter()
+            .map(|n| entry(VoiceProvider::Local, n, None)),
+    );
     voices.extend(
         ELEVENLABS_PREMADE
             .iter()
@@ -82,7 +86,11 @@ pub async fn list_voices(
             .iter()
             .map(|(n, lang, _)| entry(VoiceProvider::Polly, n, Some(lang))),
     );
-    voices.extend(OPENAI_VOICES.iter().map(|n| entry(VoiceProvider::OpenAi, n, None)));
+    voices.extend(
+        OPENAI_VOICES
+            .iter()
+            .map(|n| entry(VoiceProvider::OpenAi, n, None)),
+    );
     Ok(Json(VoiceList {
         voices,
         notes: vec![

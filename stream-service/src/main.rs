@@ -38,14 +38,9 @@ async fn main() -> anyhow::Result<()> {
         .context("language model (CALLBOT_LLM)")?;
     let engine = callbot_stream::engine::Engine::new(stt, tts, recordings, telephony)
         .with_llm(llm, settings.llm_timeout);
-    let voices = callbot_stream::speech::Voices::from_settings(
-        &settings.providers,
-        &settings.aws,
-        engine.voices.local.clone(),
-        engine.http.clone(),
-    )
-    .await;
-    let engine = engine.with_voices(voices);
+    let engine = engine
+        .with_providers(&settings.providers, &settings.aws)
+        .await;
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("binding {}", settings.addr))?;

@@ -242,6 +242,7 @@ fn uuid_like() -> String {
     hash.as_str()[..16].to_owned()
 }
 
+pub mod deepgram;
 pub mod hook;
 pub mod openai;
 pub mod voices;
@@ -304,4 +305,39 @@ pub async fn finished_call(app: &TestApp, sid: &str) -> Value {
         (status == 200 && v["recording_url"].is_string()).then_some(v)
     })
     .await
+}
+
+/// Watches a call's events on `/frontend-stream` from its start until it ends.
+pub async fn observe(app: &TestApp, sid: &str) -> tokio::task::JoinHandle<Vec<Value>> {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!(
+        "{}/frontend-stream?callSid={sid}",
+        app.base.replace("http://", "ws://")
+    );
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("x-api-key", app.api_key.parse().unwrap());
+    let ws = eventually(|| {
+        let req = req.clone();
+        async move {
+            tokio_tungstenite::connect_async(req)
+                .await
+                .ok()
+                .map(|(o, _)| o)
+        }
+    })
+    .await;
+    tokio::spawn(async move {
+        let mut ws = ws;
+        let mut seen = Vec::new();
+        while let Some(Ok(m)) = ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = m
+                && let Ok(v) = serde_json::from_str::<Value>(&t)
+            {
+                seen.push(v);
+            }
+        }
+        seen
+    })
 }

@@ -117,7 +117,14 @@ fn async_stream(
 
 use futures::StreamExt as _;
 
-fn record(s: &StandIn, method: &str, path: &str, q: &HashMap<String, String>, h: &HeaderMap, body: Value) {
+fn record(
+    s: &StandIn,
+    method: &str,
+    path: &str,
+    q: &HashMap<String, String>,
+    h: &HeaderMap,
+    body: Value,
+) {
     s.seen.lock().unwrap().push(Seen {
         method: method.into(),
         path: path.into(),
@@ -163,7 +170,13 @@ async fn failure(s: &StandIn, body: impl Fn(u16) -> Value) -> Option<Response> {
 // ---------------------------------------------------------------- ElevenLabs
 
 const ULAW_FORMATS: &[&str] = &[
-    "mp3_44100_128", "pcm_8000", "pcm_16000", "pcm_22050", "pcm_24000", "pcm_44100", "ulaw_8000",
+    "mp3_44100_128",
+    "pcm_8000",
+    "pcm_16000",
+    "pcm_22050",
+    "pcm_24000",
+    "pcm_44100",
+    "ulaw_8000",
     "alaw_8000",
 ];
 
@@ -297,40 +310,132 @@ pub async fn openai_speech() -> StandIn {
                 chunked(bytes, mode == Mode::Cut, "audio/pcm", &[])
             }),
         )
+        .route("/v1/audio/transcriptions", axum::routing::post(transcriptions))
         .with_state(s.clone());
     serve(router, s).await
+}
+
+/// Voiced milliseconds of 8 kHz PCM (20 ms frames above a fixed energy).
+pub fn voiced_ms(pcm: &[i16]) -> u64 {
+    pcm.chunks(160)
+        .filter(|f| {
+            (f.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / f.len() as f64).sqrt() > 1000.0
+        })
+        .count() as u64
+        * 20
+}
+
+/// What the transcription stand-in "hears": a sentence keyed on the voiced length of the audio.
+pub fn transcript_for(voiced_ms: u64) -> String {
+    format!("I would like a table for {} people.", voiced_ms / 100)
+}
+
+async fn transcriptions(
+    State(s): State<StandIn>,
+    h: HeaderMap,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let auth = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mut fields = serde_json::Map::new();
+    let mut wav = None;
+    while let Ok(Some(field)) = form.next_field().await {
+        let name = field.name().unwrap_or("").to_owned();
+        if name == "file" {
+            let file_name = field.file_name().map(str::to_owned);
+            let bytes = field.bytes().await.unwrap_or_default();
+            fields.insert(
+                "file".into(),
+                json!({"filename": file_name, "bytes": bytes.len()}),
+            );
+            wav = Some(bytes);
+        } else {
+            fields.insert(name, json!(field.text().await.unwrap_or_default()));
+        }
+    }
+    record(
+        &s,
+        "POST",
+        "/v1/audio/transcriptions",
+        &HashMap::new(),
+        &h,
+        Value::Object(fields.clone()),
+    );
+    if auth != format!("Bearer {OPENAI_KEY}") {
+        return openai_error(401, "Incorrect API key provided.", "invalid_api_key");
+    }
+    let Some(wav) = wav.filter(|_| fields["file"]["filename"].is_string()) else {
+        return openai_error(400, "file (with a filename) is required", "invalid_value");
+    };
+    if !fields
+        .get("model")
+        .and_then(Value::as_str)
+        .is_some_and(|m| !m.is_empty())
+    {
+        return openai_error(400, "model is required", "invalid_value");
+    }
+    let Ok((pcm, rate)) = callbot_stream::audio::wav::read_mono(&wav) else {
+        return openai_error(400, "Invalid file format.", "invalid_value");
+    };
+    if let Some(r) = failure(&s, |_| json!({"error": {"message": "stand-in failure", "type": "server_error", "param": null, "code": null}})).await {
+        return r;
+    }
+    let pcm8 = if rate == 8000 {
+        pcm
+    } else {
+        to_rate(&pcm, rate, 8000)
+    };
+    axum::Json(json!({"text": transcript_for(voiced_ms(&pcm8))})).into_response()
 }
 
 // ---------------------------------------------------------------- Polly
 
 /// (voice, has neural)
-const POLLY: &[(&str, bool)] = &[("Joanna", true), ("Matthew", true), ("Nicole", false), ("Russell", false)];
+const POLLY: &[(&str, bool)] = &[
+    ("Joanna", true),
+    ("Matthew", true),
+    ("Nicole", false),
+    ("Russell", false),
+];
 
 fn polly_error(status: u16, kind: &str, message: &str) -> Response {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
         .header("x-amzn-errortype", kind)
-        .body(Body::from(json!({"__type": kind, "message": message}).to_string()))
+        .body(Body::from(
+            json!({"__type": kind, "message": message}).to_string(),
+        ))
         .unwrap()
 }
 
 /// The parts of a SigV4 `Authorization` header the service checks before the signature itself.
 fn sigv4_ok(h: &HeaderMap) -> bool {
-    let auth = h.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let auth = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else {
         return false;
     };
-    let parts: HashMap<&str, &str> = rest
-        .split(", ")
-        .filter_map(|p| p.split_once('='))
-        .collect();
+    let parts: HashMap<&str, &str> = rest.split(", ").filter_map(|p| p.split_once('=')).collect();
     let cred_ok = parts.get("Credential").is_some_and(|c| {
         let f: Vec<&str> = c.split('/').collect();
-        f.len() == 5 && f[0] == "AKIDSTANDIN" && f[1].len() == 8 && f[3] == "polly" && f[4] == "aws4_request"
+        f.len() == 5
+            && f[0] == "AKIDSTANDIN"
+            && f[1].len() == 8
+            && f[3] == "polly"
+            && f[4] == "aws4_request"
     });
-    let signed = parts.get("SignedHeaders").is_some_and(|s| s.split(';').any(|x| x == "host") && s.split(';').any(|x| x == "x-amz-date"));
-    let sig = parts.get("Signature").is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+    let signed = parts.get("SignedHeaders").is_some_and(|s| {
+        s.split(';').any(|x| x == "host") && s.split(';').any(|x| x == "x-amz-date")
+    });
+    let sig = parts
+        .get("Signature")
+        .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
     cred_ok && signed && sig && h.contains_key("x-amz-date")
 }
 
@@ -386,14 +491,20 @@ pub fn carries(track: &[i16], expected: &[i16]) -> f64 {
     let mut best_energy = 0f64;
     let mut i = 0;
     while i + win <= expected.len() {
-        let e: f64 = expected[i..i + win].iter().map(|&v| f64::from(v).powi(2)).sum();
+        let e: f64 = expected[i..i + win]
+            .iter()
+            .map(|&v| f64::from(v).powi(2))
+            .sum();
         if e > best_energy {
             best_energy = e;
             best_start = i;
         }
         i += 400;
     }
-    let needle: Vec<f64> = expected[best_start..best_start + win].iter().map(|&v| f64::from(v)).collect();
+    let needle: Vec<f64> = expected[best_start..best_start + win]
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
     let nn: f64 = needle.iter().map(|v| v * v).sum::<f64>().sqrt();
     if nn == 0.0 || track.len() < win {
         return 0.0;
@@ -408,7 +519,11 @@ pub fn carries(track: &[i16], expected: &[i16]) -> f64 {
         if energy <= 0.0 {
             continue;
         }
-        let dot: f64 = needle.iter().zip(&t[off..off + win]).map(|(a, b)| a * b).sum();
+        let dot: f64 = needle
+            .iter()
+            .zip(&t[off..off + win])
+            .map(|(a, b)| a * b)
+            .sum();
         best = best.max(dot / (nn * energy.max(0.0).sqrt()));
     }
     best

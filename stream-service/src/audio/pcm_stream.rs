@@ -21,14 +21,19 @@ pub struct PcmToPhone {
 
 impl std::fmt::Debug for PcmToPhone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PcmToPhone").field("rate", &self.rate).finish()
+        f.debug_struct("PcmToPhone")
+            .field("rate", &self.rate)
+            .finish()
     }
 }
 
 impl PcmToPhone {
     pub fn new(rate: u32) -> Self {
         let resampler = (rate != PHONE_RATE)
-            .then(|| FftFixedIn::<f32>::new(rate as usize, PHONE_RATE as usize, rate as usize / 50, 1, 1).ok())
+            .then(|| {
+                FftFixedIn::<f32>::new(rate as usize, PHONE_RATE as usize, rate as usize / 50, 1, 1)
+                    .ok()
+            })
             .flatten()
             .map(Box::new);
         let skip = resampler.as_ref().map_or(0, |r| r.output_delay());
@@ -130,7 +135,8 @@ mod tests {
     fn tone_bytes(rate: u32, ms: u32, freq: f32) -> Vec<u8> {
         (0..rate * ms / 1000)
             .flat_map(|i| {
-                let v = (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin() * 12000.0;
+                let v =
+                    (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin() * 12000.0;
                 (v as i16).to_le_bytes()
             })
             .collect()

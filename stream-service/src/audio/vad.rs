@@ -51,8 +51,13 @@ impl Default for VadConfig {
 pub enum VadEvent {
     /// Speech confirmed (the caller has been talking for `start_after`).
     SpeechStarted,
-    /// The turn ended: the caller's audio (with pre-roll) and how long they spoke.
-    SpeechEnded { audio: Vec<i16>, speech: Duration },
+    /// The turn ended: the caller's audio (with pre-roll), how long they spoke, and the silence
+    /// after their last word that ended it.
+    SpeechEnded {
+        audio: Vec<i16>,
+        speech: Duration,
+        silence: Duration,
+    },
     /// What looked like speech was too short to be a turn.
     Discarded,
 }
@@ -205,6 +210,7 @@ impl Endpointer {
     }
 
     fn finish(&mut self, voiced: u32) -> VadEvent {
+        let silence = self.trailing_silence();
         self.state = State::Quiet;
         let speech = Duration::from_millis(u64::from(voiced * FRAME_MS));
         if speech < self.cfg.min_speech {
@@ -213,7 +219,34 @@ impl Endpointer {
         }
         let cap = self.utterance.capacity();
         let audio = std::mem::replace(&mut self.utterance, Vec::with_capacity(cap));
-        VadEvent::SpeechEnded { audio, speech }
+        VadEvent::SpeechEnded {
+            audio,
+            speech,
+            silence,
+        }
+    }
+
+    /// Silence since the caller's last voiced frame (zero unless in speech).
+    pub fn trailing_silence(&self) -> Duration {
+        match self.state {
+            State::Speech { silent, .. } => Duration::from_millis(u64::from(silent * FRAME_MS)),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The current utterance's audio so far (empty when quiet).
+    pub fn audio_so_far(&self) -> &[i16] {
+        if self.in_speech() {
+            &self.utterance
+        } else {
+            &[]
+        }
+    }
+
+    /// Changes the silence that ends the current turn (smart endpointing); `push` ends the turn
+    /// at the next frame if the caller has already been quiet that long.
+    pub fn set_end_silence(&mut self, d: Duration) {
+        self.cfg.end_silence = d;
     }
 
     /// Ends the current turn now (the call is ending): the words said so far are not lost.
@@ -274,7 +307,7 @@ mod tests {
         let events = run(&mut ep, &input);
         assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!(events[0], VadEvent::SpeechStarted);
-        let VadEvent::SpeechEnded { audio, speech } = &events[1] else {
+        let VadEvent::SpeechEnded { audio, speech, .. } = &events[1] else {
             panic!("{events:?}")
         };
         assert_eq!(*speech, Duration::from_secs(1));

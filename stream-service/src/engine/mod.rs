@@ -11,7 +11,7 @@ pub mod recorder;
 pub mod webhook;
 
 use crate::llm::Llm;
-use crate::speech::{SpeechToText, TextToSpeech, Voices};
+use crate::speech::{Recogniser, SpeechToText, TextToSpeech, Voices};
 use callbot_core::domain::BotId;
 use callbot_core::recordings::Recordings;
 use callbot_core::telephony::Telephony;
@@ -25,6 +25,10 @@ pub struct Engine {
     pub stt: Arc<dyn SpeechToText>,
     /// The synthesisers: local, and the configured cloud voices.
     pub voices: Voices,
+    /// Which recogniser hears callers (`stt` is the local one, always the fallback).
+    pub recogniser: Recogniser,
+    /// Deadline for a cloud recogniser's final transcript after the end of an utterance.
+    pub stt_timeout: Duration,
     pub http: reqwest::Client,
     pub recordings: Arc<dyn Recordings>,
     pub telephony: Arc<dyn Telephony>,
@@ -61,6 +65,8 @@ impl Engine {
         Self {
             stt,
             voices: Voices::local(tts),
+            recogniser: Recogniser::Local,
+            stt_timeout: Duration::from_secs(3),
             http,
             recordings,
             telephony,
@@ -82,10 +88,18 @@ impl Engine {
         self
     }
 
-    /// The same engine with cloud voices (see [`Voices::from_settings`]); the local engine stays
-    /// the fallback.
-    pub fn with_voices(mut self, voices: Voices) -> Self {
-        self.voices = voices;
+    /// The same engine with the cloud voices and recogniser the settings configure; the local
+    /// engines stay the fallback.
+    pub async fn with_providers(
+        mut self,
+        providers: &callbot_core::settings::ProviderSettings,
+        aws: &callbot_core::settings::AwsSettings,
+    ) -> Self {
+        self.voices =
+            Voices::from_settings(providers, aws, self.voices.local.clone(), self.http.clone())
+                .await;
+        self.recogniser = Recogniser::from_settings(providers, self.http.clone());
+        self.stt_timeout = providers.stt_timeout;
         self
     }
 

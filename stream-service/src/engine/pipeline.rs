@@ -9,7 +9,7 @@ use super::call::Stage;
 use super::converse;
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::speech::voices::FALLBACK_VOICE;
-use crate::speech::{TextToSpeech, sentences};
+use crate::speech::{SpeechToText, TextToSpeech, sentences};
 use callbot_core::domain::{BotMode, Brain, VoiceProvider, WebhookPolicy};
 use callbot_core::store::LlmTimings;
 use std::sync::Arc;
@@ -44,13 +44,26 @@ pub struct CallInfo {
 
 #[derive(Debug)]
 pub enum TurnKind {
-    /// The caller spoke (8 kHz PCM) and/or pressed keys.
+    /// The caller spoke (8 kHz PCM) and/or pressed keys. `heard`: the words are already known
+    /// (a streaming recogniser's finals, or a local decode that covered the whole utterance).
     Caller {
         audio: Option<Vec<i16>>,
         dtmf: String,
+        heard: Option<Heard>,
+        /// Partial transcripts seen while they spoke.
+        partials: u32,
     },
     /// The bot speaks on its own (greeting, reprompt).
     Bot { text: String },
+}
+
+/// Words recognised before the turn started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heard {
+    pub text: String,
+    pub provider: &'static str,
+    /// End of the caller's speech → this final transcript (zero when it was known before).
+    pub after: Duration,
 }
 
 #[derive(Debug)]
@@ -67,6 +80,8 @@ pub enum ToCall {
         turn: u32,
         text: String,
         stt: Duration,
+        provider: &'static str,
+        partials: u32,
     },
     Reply {
         turn: u32,
@@ -87,7 +102,10 @@ pub enum ToCall {
         provider: &'static str,
     },
     /// The sentence's audio is complete.
-    SentenceDone { turn: u32, sentence: usize },
+    SentenceDone {
+        turn: u32,
+        sentence: usize,
+    },
     /// The voice's provider failed on a sentence; the local voice speaks it (again, from its
     /// start, when part of it had already played).
     TtsFallback {
@@ -150,33 +168,46 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
             }
             parts
         }
-        TurnKind::Caller { audio, dtmf } => {
+        TurnKind::Caller {
+            audio,
+            dtmf,
+            heard,
+            partials,
+        } => {
             let mut text = String::new();
             let mut stt_failed = None;
-            if let Some(audio) = audio {
-                if !stage(&tx, turn, Stage::Recognising).await {
-                    return;
-                }
-                let started = Instant::now();
-                match engine.stt.transcribe(audio).await {
-                    Ok(t) => text = t.text,
-                    Err(e) => {
-                        tracing::warn!(call_sid = %info.call_sid, error = %e, "recognition failed");
-                        stt_failed = Some(match e {
-                            crate::speech::SpeechError::Busy => "stt_busy",
-                            _ => "stt_failed",
-                        });
+            let recognised = match (heard, audio) {
+                (Some(h), _) => Some((h.text, h.after, h.provider)),
+                (None, Some(audio)) => {
+                    if !stage(&tx, turn, Stage::Recognising).await {
+                        return;
                     }
+                    let started = Instant::now();
+                    let (result, provider) = recognise(&engine, audio).await;
+                    match result {
+                        Ok(t) => text = t,
+                        Err(e) => {
+                            tracing::warn!(call_sid = %info.call_sid, error = %e, "recognition failed");
+                            stt_failed = Some(match e {
+                                crate::speech::SpeechError::Busy => "stt_busy",
+                                _ => "stt_failed",
+                            });
+                        }
+                    }
+                    Some((text.clone(), started.elapsed(), provider))
                 }
-                if tx
-                    .send(ToCall::Recognised {
-                        turn,
-                        text: text.clone(),
-                        stt: started.elapsed(),
-                    })
-                    .await
-                    .is_err()
-                {
+                (None, None) => None,
+            };
+            if let Some((words, stt, provider)) = recognised {
+                text = words;
+                let msg = ToCall::Recognised {
+                    turn,
+                    text: text.clone(),
+                    stt,
+                    provider,
+                    partials,
+                };
+                if tx.send(msg).await.is_err() {
                     return;
                 }
             }
@@ -290,6 +321,42 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
     speak(&engine, &info, turn, &say, &tx).await;
 }
 
+/// Recognises one utterance with the configured recogniser; a cloud recogniser that fails or
+/// misses its deadline hands the audio to the local engine, so the words are not lost.
+async fn recognise(
+    engine: &Engine,
+    audio: Vec<i16>,
+) -> (Result<String, crate::speech::SpeechError>, &'static str) {
+    use crate::speech::Recogniser;
+    if let Recogniser::OpenAi(cloud) = &engine.recogniser {
+        let tried = tokio::time::timeout(engine.stt_timeout, cloud.transcribe(audio.clone())).await;
+        match tried {
+            Ok(Ok(t)) => return (Ok(t.text), "openai"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "openai transcription failed; recognising locally")
+            }
+            Err(_) => tracing::warn!("openai transcription timed out; recognising locally"),
+        }
+    }
+    let local = tokio::time::timeout(
+        crate::speech::whisper::RECOGNITION_TIMEOUT,
+        engine.stt.transcribe(audio),
+    )
+    .await
+    .unwrap_or(Err(crate::speech::SpeechError::Timeout))
+    .map(|t| t.text);
+    (local, local_name(engine))
+}
+
+/// The local recogniser's label for records and metrics.
+pub(super) fn local_name(engine: &Engine) -> &'static str {
+    if engine.stt.name().starts_with("whisper") {
+        "whisper.cpp"
+    } else {
+        "instant"
+    }
+}
+
 /// The webhook's body for caller turn `turn` (no suggestion, no reply yet), stamped now.
 pub(super) fn turn_request<'a>(
     info: &'a CallInfo,
@@ -356,7 +423,11 @@ pub(super) async fn speak_one(
         // Refused when the bot was saved; a deployment that lost the setting since falls back.
         None => (voices.local.clone(), FALLBACK_VOICE),
     };
-    let deadline = if cloud { voices.timeout } else { LOCAL_TTS_DEADLINE };
+    let deadline = if cloud {
+        voices.timeout
+    } else {
+        LOCAL_TTS_DEADLINE
+    };
     let first = play(&tts, s, name, deadline, turn, i, tx).await;
     let failure = match first {
         Played::Done => None,
@@ -403,7 +474,12 @@ enum Played {
     Failed(crate::speech::SpeechError),
 }
 
-async fn failed(tx: &mpsc::Sender<ToCall>, turn: u32, i: usize, e: crate::speech::SpeechError) -> bool {
+async fn failed(
+    tx: &mpsc::Sender<ToCall>,
+    turn: u32,
+    i: usize,
+    e: crate::speech::SpeechError,
+) -> bool {
     let msg = ToCall::SpeechFailed {
         turn,
         sentence: i,

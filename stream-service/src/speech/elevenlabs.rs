@@ -55,7 +55,10 @@ impl ElevenLabs {
     }
 
     fn endpoint(&self, path: &str) -> String {
-        format!("{}{path}", self.settings.base_url.as_str().trim_end_matches('/'))
+        format!(
+            "{}{path}",
+            self.settings.base_url.as_str().trim_end_matches('/')
+        )
     }
 
     /// The voice id for `name`.
@@ -105,7 +108,9 @@ impl ElevenLabs {
 }
 
 fn unknown(name: &str) -> SpeechError {
-    SpeechError::Engine(format!("elevenlabs has no voice named {name:?} in this account"))
+    SpeechError::Engine(format!(
+        "elevenlabs has no voice named {name:?} in this account"
+    ))
 }
 
 /// A transport error without the URL (which holds nothing secret, but is noise in an event).

@@ -1,7 +1,9 @@
 //! Speech engines behind two small traits, so that offline engines (whisper.cpp, espeak-ng), cloud
 //! adapters and instant stand-ins plug into the call engine alike.
 
+pub mod deepgram;
 pub mod elevenlabs;
+pub mod endpoint;
 pub mod espeak;
 pub mod instant;
 pub mod openai_audio;
@@ -10,6 +12,41 @@ pub mod voices;
 pub mod whisper;
 
 pub use voices::Voices;
+
+/// Which recogniser hears callers (`CALLBOT_STT`); the local engine is always the fallback.
+#[derive(Debug, Clone)]
+pub enum Recogniser {
+    /// The local engine (whisper.cpp), with partial transcripts.
+    Local,
+    /// OpenAI `/audio/transcriptions`, one upload per utterance.
+    OpenAi(std::sync::Arc<openai_audio::OpenAiAudio>),
+    /// Deepgram live streaming, one WebSocket per call.
+    Deepgram(callbot_core::settings::DeepgramSettings),
+}
+
+impl Recogniser {
+    pub fn from_settings(
+        p: &callbot_core::settings::ProviderSettings,
+        http: reqwest::Client,
+    ) -> Self {
+        use callbot_core::settings::SttChoice;
+        match (p.stt, &p.openai, &p.deepgram) {
+            (SttChoice::OpenAi, Some(o), _) => Recogniser::OpenAi(std::sync::Arc::new(
+                openai_audio::OpenAiAudio::new(http, o.clone(), p.stt_timeout),
+            )),
+            (SttChoice::Deepgram, _, Some(d)) => Recogniser::Deepgram(d.clone()),
+            _ => Recogniser::Local,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Recogniser::Local => "local",
+            Recogniser::OpenAi(_) => "openai",
+            Recogniser::Deepgram(_) => "deepgram",
+        }
+    }
+}
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -49,6 +86,12 @@ pub trait SpeechToText: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
     /// `pcm` is 8 kHz mono 16-bit (the phone line).
     async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError>;
+
+    /// Whether a partial transcript (of an utterance still going on) can run now without
+    /// delaying anyone's final one. Engines without partials say no.
+    fn partial_ready(&self) -> bool {
+        false
+    }
 }
 
 /// Synthesised speech ready for the phone line.
@@ -81,7 +124,10 @@ pub trait TextToSpeech: Send + Sync + std::fmt::Debug {
 }
 
 /// Collects a stream into whole speech (for callers that want the sentence at once).
-pub async fn collect(stream: AudioStream, started: std::time::Instant) -> Result<Speech, SpeechError> {
+pub async fn collect(
+    stream: AudioStream,
+    started: std::time::Instant,
+) -> Result<Speech, SpeechError> {
     use futures_util::TryStreamExt;
     let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
     Ok(Speech {
@@ -92,7 +138,11 @@ pub async fn collect(stream: AudioStream, started: std::time::Instant) -> Result
 
 /// A provider's error answer as a message that names the status and the provider's own code,
 /// never the request (keys live in headers, never here).
-pub(crate) fn provider_error(provider: &str, status: reqwest::StatusCode, body: &[u8]) -> SpeechError {
+pub(crate) fn provider_error(
+    provider: &str,
+    status: reqwest::StatusCode,
+    body: &[u8],
+) -> SpeechError {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let code = [
         &v["detail"]["status"],

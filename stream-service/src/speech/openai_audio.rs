@@ -35,7 +35,10 @@ impl OpenAiAudio {
     }
 
     fn endpoint(&self, path: &str) -> String {
-        format!("{}{path}", self.settings.base_url.as_str().trim_end_matches('/'))
+        format!(
+            "{}{path}",
+            self.settings.base_url.as_str().trim_end_matches('/')
+        )
     }
 }
 
@@ -89,7 +92,10 @@ impl TextToSpeech for OpenAiAudio {
                         }
                     }
                     Some(Err(e)) => {
-                        return Some((Err(request_error("openai speech stream", &e)), (body, conv, true)));
+                        return Some((
+                            Err(request_error("openai speech stream", &e)),
+                            (body, conv, true),
+                        ));
                     }
                     None => {
                         conv.finish(&mut out);

@@ -70,7 +70,11 @@ impl TextToSpeech for Polly {
         let out = self
             .client
             .synthesize_speech()
-            .engine(if neural { Engine::Neural } else { Engine::Standard })
+            .engine(if neural {
+                Engine::Neural
+            } else {
+                Engine::Standard
+            })
             .output_format(OutputFormat::Pcm)
             .sample_rate("8000")
             .text_type(TextType::Text)

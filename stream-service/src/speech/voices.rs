@@ -42,12 +42,14 @@ impl Voices {
     ) -> Self {
         // A whole sentence must be done well within a turn; the streaming deadline is per gap.
         let whole = providers.tts_timeout * 5;
-        let elevenlabs = providers.elevenlabs.clone().map(|s| {
-            Arc::new(ElevenLabs::new(http.clone(), s, whole)) as Arc<dyn TextToSpeech>
-        });
-        let openai = providers.openai.clone().map(|s| {
-            Arc::new(OpenAiAudio::new(http.clone(), s, whole)) as Arc<dyn TextToSpeech>
-        });
+        let elevenlabs = providers
+            .elevenlabs
+            .clone()
+            .map(|s| Arc::new(ElevenLabs::new(http.clone(), s, whole)) as Arc<dyn TextToSpeech>);
+        let openai = providers
+            .openai
+            .clone()
+            .map(|s| Arc::new(OpenAiAudio::new(http.clone(), s, whole)) as Arc<dyn TextToSpeech>);
         let polly = match &providers.polly {
             Some(p) => Some(Arc::new(Polly::new(aws, p, whole).await) as Arc<dyn TextToSpeech>),
             None => None,

@@ -6,6 +6,7 @@ use super::{SpeechError, SpeechToText, Transcript};
 use crate::audio::resample;
 use async_trait::async_trait;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +22,9 @@ struct Job {
 pub struct WhisperStt {
     jobs: SyncSender<Job>,
     name: String,
+    /// Utterances queued or being decoded, and how many workers decode.
+    busy: Arc<AtomicUsize>,
+    workers: usize,
 }
 
 impl std::fmt::Debug for Job {
@@ -68,7 +72,9 @@ impl WhisperStt {
         let ctx = Arc::new(ctx);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(cfg.queue);
         let rx = Arc::new(Mutex::new(rx));
+        let busy = Arc::new(AtomicUsize::new(0));
         for i in 0..cfg.workers.max(1) {
+            let busy = busy.clone();
             let mut state = ctx
                 .create_state()
                 .map_err(|e| SpeechError::Unavailable(format!("whisper state: {e}")))?;
@@ -86,9 +92,11 @@ impl WhisperStt {
                         };
                         let Ok(job) = job else { return };
                         if job.reply.is_closed() {
+                            busy.fetch_sub(1, Ordering::Relaxed);
                             continue; // the call went away while this waited
                         }
                         let result = run(&mut state, &job.pcm, threads);
+                        busy.fetch_sub(1, Ordering::Relaxed);
                         let _ = job.reply.send(result);
                     }
                 })
@@ -101,7 +109,12 @@ impl WhisperStt {
                 .and_then(|n| n.to_str())
                 .unwrap_or("model")
         );
-        Ok(Self { jobs: tx, name })
+        Ok(Self {
+            jobs: tx,
+            name,
+            busy,
+            workers: cfg.workers.max(1),
+        })
     }
 }
 
@@ -168,12 +181,21 @@ impl SpeechToText for WhisperStt {
         &self.name
     }
 
+    fn partial_ready(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) < self.workers
+    }
+
     async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError> {
         let (reply, rx) = oneshot::channel();
+        self.busy.fetch_add(1, Ordering::Relaxed);
         match self.jobs.try_send(Job { pcm, reply }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(SpeechError::Busy),
+            Err(TrySendError::Full(_)) => {
+                self.busy.fetch_sub(1, Ordering::Relaxed);
+                return Err(SpeechError::Busy);
+            }
             Err(TrySendError::Disconnected(_)) => {
+                self.busy.fetch_sub(1, Ordering::Relaxed);
                 return Err(SpeechError::Unavailable("whisper workers stopped".into()));
             }
         }

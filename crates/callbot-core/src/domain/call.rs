@@ -233,6 +233,12 @@ mod tests {
 pub struct CallTimers {
     silence_timeout_secs: Option<u32>,
     max_call_secs: Option<u32>,
+    /// Silence after the caller's last word that ends their turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end_silence_ms: Option<u32>,
+    /// Whether the words so far may shorten or lengthen that silence (default on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    smart_endpointing: Option<bool>,
 }
 
 impl CallTimers {
@@ -263,6 +269,8 @@ impl CallTimers {
                 Self::SILENCE_RANGE,
             )?,
             max_call_secs: check("max_call_secs", max_call_secs, Self::MAX_CALL_RANGE)?,
+            end_silence_ms: None,
+            smart_endpointing: None,
         })
     }
 
@@ -272,6 +280,41 @@ impl CallTimers {
 
     pub fn max_call_secs(&self) -> Option<u32> {
         self.max_call_secs
+    }
+
+    pub const END_SILENCE_RANGE: std::ops::RangeInclusive<u64> = 200..=3000;
+
+    /// The same timers with endpointing settings: the usual end-of-turn silence (200-3000 ms)
+    /// and whether the caller's words may adjust it.
+    pub fn with_endpointing(
+        mut self,
+        end_silence_ms: Option<u64>,
+        smart: Option<bool>,
+    ) -> Result<Self, (&'static str, ParseError)> {
+        match end_silence_ms {
+            Some(v) if !Self::END_SILENCE_RANGE.contains(&v) => {
+                return Err((
+                    "end_silence_ms",
+                    ParseError::new("out_of_range", "must be 200-3000 milliseconds"),
+                ));
+            }
+            v => self.end_silence_ms = v.map(|v| v as u32),
+        }
+        self.smart_endpointing = smart;
+        Ok(self)
+    }
+
+    pub fn end_silence_ms(&self) -> Option<u32> {
+        self.end_silence_ms
+    }
+
+    pub fn smart_endpointing(&self) -> bool {
+        self.smart_endpointing.unwrap_or(true)
+    }
+
+    /// Whether smart endpointing was set explicitly (for the API view).
+    pub fn smart_endpointing_setting(&self) -> Option<bool> {
+        self.smart_endpointing
     }
 
     /// Stored form (JSON), `None` when both are defaults.
@@ -289,6 +332,9 @@ impl CallTimers {
                     t.silence_timeout_secs.map(u64::from),
                     t.max_call_secs.map(u64::from),
                 )
+                .and_then(|c| {
+                    c.with_endpointing(t.end_silence_ms.map(u64::from), t.smart_endpointing)
+                })
                 .map_err(|(_, e)| e)
             }
         }

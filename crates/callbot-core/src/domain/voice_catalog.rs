@@ -114,7 +114,16 @@ pub const ELEVENLABS_PREMADE: &[(&str, &str)] = &[
 
 /// A few of the offline synthesiser's (espeak-ng) voices; any espeak-ng voice name is accepted.
 pub const LOCAL_VOICES: &[&str] = &[
-    "en-us", "en-gb", "en-gb-scotland", "en-029", "fr-fr", "de", "es", "it", "pt-br", "nl",
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-029",
+    "fr-fr",
+    "de",
+    "es",
+    "it",
+    "pt-br",
+    "nl",
 ];
 
 /// Which providers this deployment can speak with, and for each missing one the setting that
@@ -222,13 +231,25 @@ mod tests {
     #[test]
     fn canonical_names_and_refusals() {
         let v = |s| Voice::parse(s).unwrap();
-        assert_eq!(all().check(&v("polly:joanna")).unwrap().to_string(), "polly:Joanna");
-        assert_eq!(all().check(&v("openai:Coral")).unwrap().to_string(), "openai:coral");
-        assert_eq!(all().check(&v("elevenlabs:emma")).unwrap().to_string(), "elevenlabs:emma");
+        assert_eq!(
+            all().check(&v("polly:joanna")).unwrap().to_string(),
+            "polly:Joanna"
+        );
+        assert_eq!(
+            all().check(&v("openai:Coral")).unwrap().to_string(),
+            "openai:coral"
+        );
+        assert_eq!(
+            all().check(&v("elevenlabs:emma")).unwrap().to_string(),
+            "elevenlabs:emma"
+        );
         let e = all().check(&v("polly:emmanuelle")).unwrap_err();
         assert_eq!(e.code, "unknown_voice");
         assert!(e.message.contains("Joanna"), "{}", e.message);
-        assert_eq!(all().check(&v("openai:emma")).unwrap_err().code, "unknown_voice");
+        assert_eq!(
+            all().check(&v("openai:emma")).unwrap_err().code,
+            "unknown_voice"
+        );
         let none = VoiceAvailability::default();
         let e = none.check(&v("elevenlabs:emma")).unwrap_err();
         assert_eq!(e.code, "voice_unavailable");

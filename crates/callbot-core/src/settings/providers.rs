@@ -162,11 +162,17 @@ impl ProviderSettings {
                 format!("{} is not a ws:// or wss:// URL", d.base_url),
             ));
         }
-        let stt = match get("CALLBOT_STT").map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        let stt = match get("CALLBOT_STT")
+            .map(|s| s.trim().to_ascii_lowercase())
+            .as_deref()
+        {
             None | Some("local") => SttChoice::Local,
             Some("deepgram") => {
                 if deepgram.is_none() {
-                    return Err(err("DEEPGRAM_API_KEY", "required with CALLBOT_STT=deepgram"));
+                    return Err(err(
+                        "DEEPGRAM_API_KEY",
+                        "required with CALLBOT_STT=deepgram",
+                    ));
                 }
                 SttChoice::Deepgram
             }
@@ -202,7 +208,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

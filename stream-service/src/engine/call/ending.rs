@@ -48,24 +48,31 @@ impl Actor {
                 });
             }
         }
+        self.listen_flush();
         if let Some(VadEvent::SpeechEnded { audio, .. }) = self.ep.flush() {
             self.pending.push_back((
                 TurnKind::Caller {
                     audio: Some(audio),
                     dtmf: std::mem::take(&mut self.dtmf),
+                    heard: None,
+                    partials: 0,
                 },
                 Instant::now(),
                 Duration::ZERO,
             ));
         }
         for (kind, _, _) in self.pending.drain(..) {
-            if let TurnKind::Caller { audio, dtmf } = kind {
+            if let TurnKind::Caller {
+                audio, dtmf, heard, ..
+            } = kind
+            {
                 let turn = self.next_turn;
                 self.next_turn += 1;
+                let text = heard.map(|h| h.text);
                 unheard.push(Unheard {
                     turn,
-                    text: None,
-                    audio,
+                    audio: if text.is_some() { None } else { audio },
+                    text,
                     dtmf,
                 });
             }

@@ -251,7 +251,10 @@ impl Turn {
             p.frame(sentence, f);
         }
         let n = p.sentences.get(sentence).map_or(0, |s| s.1);
-        let marked = p.marks.last().is_some_and(|m| m.sentence == sentence && m.upto == n);
+        let marked = p
+            .marks
+            .last()
+            .is_some_and(|m| m.sentence == sentence && m.upto == n);
         if n > 0 && !marked {
             p.mark(sentence, n);
         }
@@ -387,13 +390,23 @@ mod tests {
         t.sentence("Sure.".into());
         // Chunks that do not fall on frame boundaries.
         t.audio(0, &[0xff; 1000], Duration::from_millis(5), "elevenlabs");
-        t.audio(0, &[0xff; 160 * 12 - 1000], Duration::from_millis(9), "elevenlabs");
+        t.audio(
+            0,
+            &[0xff; 160 * 12 - 1000],
+            Duration::from_millis(9),
+            "elevenlabs",
+        );
         t.sentence_done(0);
         assert_eq!(t.playback.sentences[0].1, 12);
         assert_eq!(t.timings.tts_first_byte_ms, Some(5));
         t.stage(Stage::Tool("check_hours".into()));
         t.sentence("We open at five.".into());
-        t.audio(1, &[0xff; 160 * 2 + 7], Duration::from_millis(5), "elevenlabs");
+        t.audio(
+            1,
+            &[0xff; 160 * 2 + 7],
+            Duration::from_millis(5),
+            "elevenlabs",
+        );
         t.sentence_done(1);
         assert_eq!(t.playback.sentences[1].1, 3, "the partial frame is padded");
         t.act(Action::Hangup, None);

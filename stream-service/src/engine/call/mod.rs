@@ -97,6 +97,8 @@ struct Actor {
     dropped: u64,
     /// Turn writes in flight.
     persisting: Vec<tokio::task::JoinHandle<()>>,
+    /// Recognition and endpointing state (streaming recogniser, partials).
+    listen: listen::Listen,
 }
 
 pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream) {
@@ -185,10 +187,17 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         .silence_timeout_secs()
         .map(|s| Duration::from_secs(s.into()))
         .unwrap_or(settings.silence_timeout);
+    let end_silence = bot
+        .timers
+        .end_silence_ms()
+        .map(|ms| Duration::from_millis(ms.into()))
+        .unwrap_or(settings.end_silence);
     let vad = VadConfig {
-        end_silence: settings.end_silence,
+        end_silence,
         ..VadConfig::default()
     };
+    let (listen, mut stt_rx, mut partial_rx) =
+        listen::Listen::start(&engine, end_silence, bot.timers.smart_endpointing());
 
     let (mut sink, mut stream) = socket.split();
     let (out, mut out_rx) = mpsc::channel::<Message>(256);
@@ -231,6 +240,7 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         malformed: 0,
         dropped: 0,
         persisting: Vec::new(),
+        listen,
     };
     tracing::info!(call_sid = %call.sid, bot_id = %bot.id, "call engine started");
     actor
@@ -251,6 +261,11 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
                 Some(Ok(_)) => {}
             },
             Some(m) = pipe_rx.recv() => actor.on_pipeline(m).await,
+            ev = recv_opt(&mut stt_rx) => match ev {
+                Some(ev) => actor.on_stt(ev),
+                None => stt_rx = None,
+            },
+            Some(p) = partial_rx.recv() => actor.on_partial(p),
             _ = tick.tick() => actor.tick().await,
             _ = kill.cancelled() => actor.end = Some(End::Killed),
             _ = &mut deadline => actor.end = Some(End::MaxDuration),
@@ -260,6 +275,14 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
     drop(actor);
     let _ = writer.await;
     drop(registration);
+}
+
+/// The next message of an optional receiver; pending forever without one.
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn close(mut socket: WebSocket, reason: &str) {
@@ -336,15 +359,17 @@ impl Actor {
         self.carry.extend_from_slice(&self.inbound);
         let mut pcm = [0i16; FRAME_SAMPLES];
         let mut at = 0;
+        let mut frame = [0u8; FRAME_BYTES];
         while self.carry.len() - at >= FRAME_BYTES {
-            let chunk = &self.carry[at..at + FRAME_BYTES];
-            self.recorder.caller_frame(chunk);
-            for (p, &b) in pcm.iter_mut().zip(chunk) {
+            frame.copy_from_slice(&self.carry[at..at + FRAME_BYTES]);
+            self.recorder.caller_frame(&frame);
+            for (p, &b) in pcm.iter_mut().zip(&frame) {
                 *p = g711::decode_sample(b);
             }
             at += FRAME_BYTES;
             let event = self.ep.push(&pcm);
             self.vad_event(event);
+            self.listen_frame(&frame);
         }
         self.carry.drain(..at);
     }
@@ -353,6 +378,7 @@ impl Actor {
         let now = Instant::now();
         match event {
             Some(VadEvent::SpeechStarted) => {
+                self.listen_started();
                 let ts = now_ms();
                 self.events.emit(CallEvent::Speaking {
                     track_id: CALLER.into(),
@@ -360,29 +386,26 @@ impl Actor {
                     start_time: ts,
                 });
             }
-            Some(VadEvent::SpeechEnded { audio, speech }) => {
+            Some(VadEvent::SpeechEnded {
+                audio,
+                speech,
+                silence,
+            }) => {
                 let ts = now_ms();
-                let silence = self.ep.config().end_silence;
                 self.events.emit(CallEvent::Silence {
                     track_id: CALLER.into(),
                     timestamp: ts,
                     start_time: ts.saturating_sub(silence.as_millis() as u64),
                     duration: silence.as_millis() as u64,
                 });
-                tracing::debug!(speech_ms = speech.as_millis() as u64, "caller turn ended");
-                let dtmf = std::mem::take(&mut self.dtmf);
-                self.last_dtmf = None;
-                self.pending.push_back((
-                    TurnKind::Caller {
-                        audio: Some(audio),
-                        dtmf,
-                    },
-                    now,
-                    silence,
-                ));
+                tracing::debug!(
+                    speech_ms = speech.as_millis() as u64,
+                    silence_ms = silence.as_millis() as u64,
+                    "caller turn ended"
+                );
                 self.silence_since = now;
                 self.reprompted = false;
-                self.start_next();
+                self.listen_ended(audio, speech, now, silence);
             }
             Some(VadEvent::Discarded) | None => {}
         }
@@ -399,7 +422,12 @@ impl Actor {
         self.last_dtmf = None;
         if !dtmf.is_empty() {
             self.pending.push_back((
-                TurnKind::Caller { audio: None, dtmf },
+                TurnKind::Caller {
+                    audio: None,
+                    dtmf,
+                    heard: None,
+                    partials: 0,
+                },
                 Instant::now(),
                 Duration::ZERO,
             ));
@@ -417,7 +445,7 @@ impl Actor {
         let turn = self.next_turn;
         self.next_turn += 1;
         let caller = match &kind {
-            TurnKind::Caller { dtmf, audio } => Some((audio.clone(), dtmf.clone())),
+            TurnKind::Caller { dtmf, audio, .. } => Some((audio.clone(), dtmf.clone())),
             TurnKind::Bot { .. } => None,
         };
         let input = TurnInput {
@@ -440,8 +468,17 @@ impl Actor {
         };
         match m {
             ToCall::Stage { turn, stage } if turn == cur.turn => cur.stage(stage),
-            ToCall::Recognised { turn, text, stt } if turn == cur.turn => {
+            ToCall::Recognised {
+                turn,
+                text,
+                stt,
+                provider,
+                partials,
+            } if turn == cur.turn => {
                 cur.recognised(text.clone(), stt);
+                cur.timings.stt_provider = Some(provider.to_owned());
+                cur.timings.stt_final_ms = Some(stt.as_millis() as u64);
+                cur.timings.partials = partials;
                 if !text.is_empty() {
                     let ts = now_ms();
                     self.events.emit(CallEvent::AsrFinal {
@@ -571,6 +608,7 @@ impl Actor {
         self.pump(now, true);
         self.maybe_complete().await;
         self.timers(now).await;
+        self.listen_timers();
         self.start_next();
     }
 
@@ -697,4 +735,5 @@ impl Actor {
 
 mod ending;
 mod lifecycle;
+mod listen;
 mod turns;

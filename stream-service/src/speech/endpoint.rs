@@ -1,0 +1,113 @@
+//! When has the caller finished? The silence that ends a turn depends on what they said so far:
+//! a complete sentence ("A table for two at seven.") ends it sooner; words that promise more
+//! ("and", "um", "my number is five five") make it wait longer. The words come from partial
+//! transcripts (local) or the recogniser's own signals (Deepgram `speech_final`).
+
+use std::time::Duration;
+
+/// What the words so far suggest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hint {
+    /// A finished sentence: a shorter silence is enough.
+    Complete,
+    /// A trailing conjunction, filler, article or a number being spelled: wait longer.
+    MoreToCome,
+    /// Nothing either way: the bot's usual silence.
+    Unsure,
+}
+
+/// Words after which a speaker almost always goes on.
+const CONTINUERS: &[&str] = &[
+    "and", "or", "but", "so", "because", "um", "uh", "er", "erm", "hmm", "the", "a", "an", "to",
+    "of", "with", "my", "your", "is", "are", "at", "for", "in", "on", "like", "then", "if", "that",
+    "which", "who", "from", "about", "maybe", "also", "plus",
+];
+
+const NUMBER_WORDS: &[&str] = &[
+    "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "hundred", "thousand", "double", "triple",
+];
+
+pub fn hint(text: &str) -> Hint {
+    let t = text.trim();
+    let Some(last_raw) = t.split_whitespace().last() else {
+        return Hint::Unsure;
+    };
+    let ends_sentence = t.ends_with(['.', '?', '!']) && !t.ends_with("...");
+    let last = last_raw
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase();
+    if t.ends_with([',', '-']) || t.ends_with("...") || CONTINUERS.contains(&last.as_str()) {
+        return Hint::MoreToCome;
+    }
+    // Digits or number words at the end, without a full stop: a number being spelled out.
+    let numeric = !last.is_empty()
+        && (last.chars().all(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&last.as_str()));
+    if numeric && !ends_sentence {
+        return Hint::MoreToCome;
+    }
+    if ends_sentence && t.split_whitespace().count() >= 2 {
+        return Hint::Complete;
+    }
+    Hint::Unsure
+}
+
+/// The silence that ends the turn, given the bot's usual one.
+pub fn silence_for(hint: Hint, usual: Duration) -> Duration {
+    match hint {
+        Hint::Complete => (usual / 2).max(Duration::from_millis(250)),
+        Hint::MoreToCome => (usual * 2).min(Duration::from_millis(2500)),
+        Hint::Unsure => usual,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Transcripts as whisper.cpp wrote them for callers who had (or had not) finished.
+    #[test]
+    fn recorded_cases() {
+        for done in [
+            "I'd like to book a table for two at seven.",
+            "Are you open on Sunday?",
+            "Yes, that's right.",
+            "No thanks, that's all!",
+        ] {
+            assert_eq!(hint(done), Hint::Complete, "{done}");
+        }
+        for more in [
+            "I'd like a table for two and",
+            "My number is 555 0101",
+            "It's five five five, one",
+            "So, um",
+            "Can I book for the",
+            "I was wondering,",
+            "Let me think...",
+        ] {
+            assert_eq!(hint(more), Hint::MoreToCome, "{more}");
+        }
+        for unsure in ["", "Hello", "Yes", "I see"] {
+            assert_eq!(hint(unsure), Hint::Unsure, "{unsure:?}");
+        }
+        assert_eq!(hint("Call me at 7."), Hint::Complete);
+    }
+
+    #[test]
+    fn silences() {
+        let usual = Duration::from_millis(700);
+        assert_eq!(
+            silence_for(Hint::Complete, usual),
+            Duration::from_millis(350)
+        );
+        assert_eq!(
+            silence_for(Hint::MoreToCome, usual),
+            Duration::from_millis(1400)
+        );
+        assert_eq!(silence_for(Hint::Unsure, usual), usual);
+        assert_eq!(
+            silence_for(Hint::Complete, Duration::from_millis(300)),
+            Duration::from_millis(250)
+        );
+    }
+}
