@@ -19,6 +19,9 @@ pub struct CallBenchOptions {
     /// CPU cores the server may use (pinned with `taskset` when available, and its runtime
     /// limited to this many worker threads).
     pub server_cores: usize,
+    /// Network providers: Deepgram hears the callers and ElevenLabs speaks, both stand-ins in
+    /// this process (so the server's figures are its own cost per call with those providers).
+    pub standins: bool,
 }
 
 struct Child(std::process::Child);
@@ -70,6 +73,17 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     let hook_url = format!("http://{}/hook", hook_listener.local_addr()?);
     tokio::spawn(async move { axum::serve(hook_listener, hook).await });
 
+    // The provider stand-ins live here, off the server's cores.
+    let providers = if opts.standins {
+        let dg = callbot_provider_sim::deepgram::start(|ms| {
+            format!("I would like a table for {} people.", ms / 100)
+        })
+        .await;
+        let el = callbot_provider_sim::voices::elevenlabs().await;
+        Some((dg, el))
+    } else {
+        None
+    };
     let exe = std::env::current_exe()?;
     let taskset = Command::new("taskset").arg("--version").output().is_ok();
     let mut cmd = if taskset {
@@ -118,9 +132,27 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         .env("TOKIO_WORKER_THREADS", opts.server_cores.max(1).to_string())
         .env("RUST_LOG", "warn")
         .env_remove("CALLBOT_STORE")
+        .env_remove("CALLBOT_STT")
+        .env_remove("ELEVENLABS_API_KEY")
+        .env_remove("DEEPGRAM_API_KEY")
         .env_remove("TWILIO_ACCOUNT_SID")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    if let Some((dg, el)) = &providers {
+        cmd.env("CALLBOT_STT", "deepgram")
+            .env("DEEPGRAM_API_KEY", callbot_provider_sim::deepgram::KEY)
+            .env("DEEPGRAM_BASE_URL", &dg.base)
+            .env(
+                "ELEVENLABS_API_KEY",
+                callbot_provider_sim::voices::ELEVEN_KEY,
+            )
+            .env("ELEVENLABS_BASE_URL", &el.base);
+    }
+    let voice = if providers.is_some() {
+        "elevenlabs:george"
+    } else {
+        "local:en-us"
+    };
     let mut child = cmd.spawn().context("starting callbot serve")?;
     let stdout = child.stdout.take().context("server stdout")?;
     let child = Child(child);
@@ -138,7 +170,7 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     let bot: serde_json::Value = http
         .post(format!("{base}/bots"))
         .header("x-api-key", key)
-        .json(&json!({"goal": "Benchmark", "webhook": hook_url, "first_message": "Hello, this is the benchmark bot."}))
+        .json(&json!({"goal": "Benchmark", "webhook": hook_url, "voice": voice, "first_message": "Hello, this is the benchmark bot."}))
         .send()
         .await?
         .error_for_status()?
@@ -269,11 +301,16 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     let cpu_pct = (cpu1 - cpu0) / wall * 100.0;
     Ok(vec![
         format!(
-            "callbot bench calls: {} concurrent calls for {:.0} s, server on {} core(s){}, instant speech engines, local webhook",
+            "callbot bench calls: {} concurrent calls for {:.0} s, server on {} core(s){}, {}, local webhook",
             opts.concurrency,
             opts.duration.as_secs_f64(),
             opts.server_cores,
-            if taskset { " (taskset)" } else { "" }
+            if taskset { " (taskset)" } else { "" },
+            if opts.standins {
+                "Deepgram live recognition and ElevenLabs voice (stand-ins in the bench process)"
+            } else {
+                "instant speech engines"
+            }
         ),
         format!("calls completed      {completed}/{}", opts.concurrency),
         format!(

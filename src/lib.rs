@@ -4,5 +4,6 @@
 pub mod bench;
 pub mod bench_calls;
 pub mod bench_llm;
+pub mod bench_voices;
 pub mod call;
 pub mod server;

@@ -117,6 +117,22 @@ enum BenchCommand {
         /// Cores the server may use.
         #[arg(long, default_value_t = 1)]
         server_cores: usize,
+        /// Hear callers with Deepgram and speak with ElevenLabs (stand-ins in this process)
+        /// instead of the instant engines: the platform's own cost per call with network
+        /// providers.
+        #[arg(long)]
+        standins: bool,
+    },
+    /// Latency a caller hears: end of speech → first reply audio for local whisper with a
+    /// fixed silence, with smart endpointing, and with the Deepgram stand-in; and the time the
+    /// platform adds to each cloud voice's first audio (stand-ins).
+    Voices {
+        /// The whisper model (default: the installed one).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+        /// Calls per scenario.
+        #[arg(long, default_value_t = 8)]
+        calls: usize,
     },
     /// The language model: the embedded model's time to first token and reply time at turns 1,
     /// 5 and 10, its speed, CPU and memory; how many concurrent calls one worker serves; the
@@ -440,17 +456,39 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench {
+            command: BenchCommand::Voices { model, calls },
+        } => {
+            let model = match (model, &settings.calls.speech) {
+                (Some(m), _) => m,
+                (None, callbot_core::settings::SpeechSettings::Local { model, .. }) => {
+                    model.clone()
+                }
+                (None, _) => settings.data_dir.join("models").join("ggml-tiny.en.bin"),
+            };
+            for line in callbot::bench_voices::voices(callbot::bench_voices::VoiceBenchOptions {
+                model,
+                calls,
+            })
+            .await?
+            {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Bench {
             command:
                 BenchCommand::Calls {
                     concurrency,
                     duration,
                     server_cores,
+                    standins,
                 },
         } => {
             for line in callbot::bench_calls::calls(callbot::bench_calls::CallBenchOptions {
                 concurrency,
                 duration: std::time::Duration::from_secs(duration),
                 server_cores,
+                standins,
             })
             .await?
             {

@@ -11,17 +11,21 @@ fn read(path: &str) -> String {
 
 /// Every `"UPPER_CASE"` string in the settings modules: the variables the platform reads.
 fn settings_vars() -> BTreeSet<String> {
-    let src = read("crates/callbot-core/src/settings/mod.rs")
-        + &read("crates/callbot-core/src/settings/providers.rs");
-    src.split('"')
-        .skip(1)
-        .step_by(2)
+    ["mod.rs", "providers.rs"]
+        .iter()
+        .flat_map(|f| {
+            let src = read(&format!("crates/callbot-core/src/settings/{f}"));
+            src.split('"')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .filter(|s| {
             s.len() > 3
                 && s.chars()
                     .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
         })
-        .map(str::to_owned)
         .collect()
 }
 

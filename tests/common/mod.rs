@@ -242,10 +242,10 @@ fn uuid_like() -> String {
     hash.as_str()[..16].to_owned()
 }
 
-pub mod deepgram;
 pub mod hook;
 pub mod openai;
-pub mod voices;
+#[allow(unused_imports)]
+pub use callbot_provider_sim::{deepgram, voices};
 
 /// Creates a bot with `bot_body()` for the app's tenant: (id, number).
 pub async fn new_bot(app: &TestApp) -> (String, String) {

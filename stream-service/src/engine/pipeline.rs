@@ -418,25 +418,28 @@ pub(super) async fn speak_one(
     let voices = &engine.voices;
     let provider = info.voice.provider();
     let cloud = provider != VoiceProvider::Local;
-    let (tts, name) = match voices.engine(provider) {
-        Some(t) => (t.clone(), info.voice.name()),
-        // Refused when the bot was saved; a deployment that lost the setting since falls back.
-        None => (voices.local.clone(), FALLBACK_VOICE),
-    };
-    let deadline = if cloud {
-        voices.timeout
-    } else {
-        LOCAL_TTS_DEADLINE
-    };
-    let first = play(&tts, s, name, deadline, turn, i, tx).await;
-    let failure = match first {
-        Played::Done => None,
-        Played::Gone => return false,
-        Played::Failed(e) => Some(e),
+    let failure = match voices.engine(provider) {
+        Some(tts) => {
+            let deadline = if cloud {
+                voices.timeout
+            } else {
+                LOCAL_TTS_DEADLINE
+            };
+            match play(tts, s, info.voice.name(), deadline, turn, i, tx).await {
+                Played::Done => None,
+                Played::Gone => return false,
+                Played::Failed(e) => Some(e),
+            }
+        }
+        // Accepted by an API that declares the provider, but this service has no key for it.
+        None => Some(crate::speech::SpeechError::Unavailable(format!(
+            "{} is not configured in this service",
+            provider.as_str()
+        ))),
     };
     if let Some(e) = failure {
-        if cloud && voices.engine(provider).is_some() {
-            tracing::warn!(call_sid = %info.call_sid, turn, sentence = i, provider = tts.name(), error = %e, "voice provider failed; the local voice speaks the sentence");
+        if cloud {
+            tracing::warn!(call_sid = %info.call_sid, turn, sentence = i, provider = provider.as_str(), error = %e, "voice provider failed; the local voice speaks the sentence");
             let fallback = ToCall::TtsFallback {
                 turn,
                 sentence: i,

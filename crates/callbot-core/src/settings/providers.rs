@@ -3,7 +3,7 @@
 //! deadlines. The offline engines (whisper.cpp, espeak-ng) are always there as the fallback.
 
 use super::{SettingsError, err, truthy};
-use crate::domain::VoiceAvailability;
+use crate::domain::{Voice, VoiceAvailability, VoiceProvider};
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -72,14 +72,18 @@ pub struct ProviderSettings {
     pub tts_timeout: Duration,
     /// A cloud recogniser's answer for an utterance must arrive within this after it ended.
     pub stt_timeout: Duration,
+    /// Voice providers another service is configured for (`CALLBOT_VOICE_PROVIDERS`): the API
+    /// functions accept their voices though they hold no provider keys themselves.
+    pub declared: Vec<VoiceProvider>,
 }
 
 impl ProviderSettings {
     pub fn voices(&self) -> VoiceAvailability {
+        let declared = |p| self.declared.contains(&p);
         VoiceAvailability {
-            elevenlabs: self.elevenlabs.is_some(),
-            polly: self.polly.is_some(),
-            openai: self.openai.is_some(),
+            elevenlabs: self.elevenlabs.is_some() || declared(VoiceProvider::ElevenLabs),
+            polly: self.polly.is_some() || declared(VoiceProvider::Polly),
+            openai: self.openai.is_some() || declared(VoiceProvider::OpenAi),
         }
     }
 
@@ -93,6 +97,7 @@ impl ProviderSettings {
             stt: SttChoice::Local,
             tts_timeout: Duration::from_millis(2000),
             stt_timeout: Duration::from_millis(3000),
+            declared: Vec::new(),
         }
     }
 
@@ -189,7 +194,21 @@ impl ProviderSettings {
                 ));
             }
         };
+        let mut declared = Vec::new();
+        for name in get("CALLBOT_VOICE_PROVIDERS")
+            .map(String::as_str)
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            let p = Voice::parse(&format!("{name}:x"))
+                .map_err(|e| err("CALLBOT_VOICE_PROVIDERS", e.message))?
+                .provider();
+            declared.push(p);
+        }
         Ok(ProviderSettings {
+            declared,
             elevenlabs,
             openai,
             polly,
@@ -241,5 +260,13 @@ mod tests {
         ]))
         .unwrap();
         assert!(off.providers.polly.is_none());
+        let api = Settings::from_vars(&vars(&[("CALLBOT_VOICE_PROVIDERS", "elevenlabs, polly")]))
+            .unwrap();
+        assert!(api.providers.voices().elevenlabs && api.providers.voices().polly);
+        assert!(
+            api.providers.elevenlabs.is_none(),
+            "declared, not configured here"
+        );
+        assert!(Settings::from_vars(&vars(&[("CALLBOT_VOICE_PROVIDERS", "azure")])).is_err());
     }
 }

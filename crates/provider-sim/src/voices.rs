@@ -14,8 +14,6 @@
 //!
 //! A [`Mode`] makes a stand-in fail the way providers do: an error status, a stall, a cut stream.
 
-#![allow(clippy::result_large_err, dead_code)]
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -61,6 +59,12 @@ pub struct StandIn {
     played: Arc<Mutex<Vec<Vec<i16>>>>,
 }
 
+impl std::fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandIn").field("base", &self.base).finish()
+    }
+}
+
 impl StandIn {
     pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
@@ -74,12 +78,20 @@ impl StandIn {
     }
 }
 
-/// Real speech for `text`: espeak-ng's PCM and rate.
+/// Real speech for `text`: espeak-ng's PCM and rate (made once per text).
 async fn speech(text: &str) -> (Vec<i16>, u32) {
-    callbot_stream::speech::espeak::Espeak::new("espeak-ng")
+    type Made = Mutex<HashMap<String, (Vec<i16>, u32)>>;
+    static MADE: std::sync::OnceLock<Made> = std::sync::OnceLock::new();
+    let made = MADE.get_or_init(Mutex::default);
+    if let Some(hit) = made.lock().unwrap().get(text) {
+        return hit.clone();
+    }
+    let out = callbot_stream::speech::espeak::Espeak::new("espeak-ng")
         .pcm(text, "en-us")
         .await
-        .expect("espeak-ng (the voice stand-ins speak with it)")
+        .expect("espeak-ng (the voice stand-ins speak with it)");
+    made.lock().unwrap().insert(text.to_owned(), out.clone());
+    out
 }
 
 fn to_rate(pcm: &[i16], from: u32, to: u32) -> Vec<i16> {
@@ -107,15 +119,15 @@ fn chunked(bytes: Vec<u8>, cut: bool, content_type: &str, extra: &[(&str, String
 fn async_stream(
     pieces: Vec<Bytes>,
     cut: bool,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
     let tail = cut.then(|| Err(std::io::Error::other("connection reset")));
-    futures::stream::iter(pieces.into_iter().map(Ok).chain(tail)).then(|item| async move {
+    futures_util::stream::iter(pieces.into_iter().map(Ok).chain(tail)).then(|item| async move {
         tokio::time::sleep(Duration::from_millis(3)).await;
         item
     })
 }
 
-use futures::StreamExt as _;
+use futures_util::StreamExt as _;
 
 fn record(
     s: &StandIn,
@@ -370,10 +382,10 @@ async fn transcriptions(
     let Some(wav) = wav.filter(|_| fields["file"]["filename"].is_string()) else {
         return openai_error(400, "file (with a filename) is required", "invalid_value");
     };
-    if !fields
+    if fields
         .get("model")
         .and_then(Value::as_str)
-        .is_some_and(|m| !m.is_empty())
+        .is_none_or(str::is_empty)
     {
         return openai_error(400, "model is required", "invalid_value");
     }

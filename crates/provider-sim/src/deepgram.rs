@@ -10,8 +10,6 @@
 //! it receives (an energy detector on audio time, not wall time) and names each by its length.
 //! It can drop a connection part way through an utterance, as a flaky network does.
 
-#![allow(dead_code)]
-
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -47,6 +45,12 @@ pub struct StandIn {
     /// Drop the first connection after this much voiced audio of an utterance.
     drop_after: Arc<Mutex<Option<Duration>>>,
     refused: Arc<Mutex<u32>>,
+}
+
+impl std::fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandIn").field("base", &self.base).finish()
+    }
 }
 
 impl StandIn {
