@@ -348,3 +348,52 @@ async fn local_partials_come_before_the_final_with_real_speech() {
     assert_eq!(t["stt_provider"], "whisper.cpp", "{t}");
     assert!(t["partials"].as_u64().unwrap() >= 1, "{t}");
 }
+
+#[tokio::test]
+async fn a_quiet_deepgram_session_keeps_alive_and_finalize_flushes_the_words() {
+    use callbot_stream::speech::deepgram::{DeepgramSession, ListenParams, SttEvent};
+    let dg = common::deepgram::start(script).await;
+    let settings = DeepgramSettings {
+        api_key: SecretString::from(common::deepgram::KEY),
+        base_url: url::Url::parse(&dg.base).unwrap(),
+        model: "nova-3".into(),
+        language: "en-US".into(),
+    };
+    let params = ListenParams {
+        endpointing: Duration::from_millis(2000),
+        utterance_end: Duration::from_millis(1000),
+    };
+    let (mut session, mut events) = DeepgramSession::start(settings, params);
+    // Speech, then our own endpointer ends the turn before Deepgram's 2 s of silence.
+    for frame in callbot_stream::speech::instant::voiced_tone(1200).chunks(320) {
+        session.push(frame);
+    }
+    session.finalize();
+    let ev = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.recv().await.unwrap() {
+                SttEvent::Final { text, end } if !text.is_empty() => break (text, end),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        ev,
+        (LONG.to_owned(), true),
+        "Finalize answers with the words, marked as the end"
+    );
+    // No audio for a while (a carrier that stopped sending): KeepAlive, never a silent timeout.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let c = dg.connections();
+    assert_eq!(c.len(), 1);
+    assert!(c[0].keepalives >= 1, "{:?}", c[0]);
+    assert_eq!(c[0].finalizes, 1);
+    drop(session);
+    common::eventually(|| {
+        let dg = dg.clone();
+        async move { dg.connections()[0].close_stream.then_some(()) }
+    })
+    .await;
+}

@@ -19,12 +19,15 @@ pub(super) struct PartialDone {
     text: String,
 }
 
-/// An utterance our endpointer ended, waiting for the streaming recogniser's final words.
+/// An utterance our endpointer ended, waiting for its final words: the streaming recogniser's,
+/// or a local decode already running on all of it.
 pub(super) struct Waiting {
     audio: Vec<i16>,
     dtmf: String,
     t0: Instant,
     endpoint: Duration,
+    /// Local: the utterance and voiced time the running decode covers.
+    decode: Option<(u64, Duration)>,
 }
 
 /// Partials at most this often while the caller speaks (when a worker is free).
@@ -45,7 +48,8 @@ pub(super) struct Listen {
     partials: u32,
     /// Counts utterances, so a late partial of an old one is ignored.
     utterance: u64,
-    inflight: bool,
+    /// A local decode is running, of this much voiced audio.
+    inflight: Option<Duration>,
     next_partial: Duration,
     /// A decode that covered the utterance up to `voiced`: its final if nothing was said since.
     probe: Option<(Duration, String)>,
@@ -87,7 +91,7 @@ impl Listen {
             waiting: None,
             partials: 0,
             utterance: 0,
-            inflight: false,
+            inflight: None,
             next_partial: PARTIAL_EVERY,
             probe: None,
             usual,
@@ -110,7 +114,7 @@ impl Actor {
             }
             return;
         }
-        if !self.ep.in_speech() || l.inflight || !self.engine.stt.partial_ready() {
+        if !self.ep.in_speech() || l.inflight.is_some() || !self.engine.stt.partial_ready() {
             return;
         }
         let voiced = self.ep.speech_so_far();
@@ -120,7 +124,7 @@ impl Actor {
         if !(probe || periodic) {
             return;
         }
-        l.inflight = true;
+        l.inflight = Some(voiced);
         l.next_partial = voiced + PARTIAL_EVERY;
         let audio = self.ep.audio_so_far().to_vec();
         let (stt, tx, utterance) = (self.engine.stt.clone(), l.partial_tx.clone(), l.utterance);
@@ -151,7 +155,23 @@ impl Actor {
 
     /// A local partial came back.
     pub(super) fn on_partial(&mut self, p: PartialDone) {
-        self.listen.inflight = false;
+        self.listen.inflight = None;
+        let covers_waiting = self
+            .listen
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.decode == Some((p.utterance, p.voiced)));
+        if covers_waiting && let Some(w) = self.listen.waiting.take() {
+            // The turn ended while this decode of all of it ran: it is the final text.
+            let partials = std::mem::take(&mut self.listen.partials);
+            let heard = (!p.text.is_empty()).then(|| Heard {
+                text: p.text,
+                provider: pipeline::local_name(&self.engine),
+                after: w.t0.elapsed(),
+            });
+            let audio = heard.is_none().then_some(w.audio);
+            return self.queue_caller(audio, w.dtmf, heard, partials, w.t0, w.endpoint);
+        }
         if p.utterance != self.listen.utterance || p.text.is_empty() || !self.ep.in_speech() {
             return;
         }
@@ -202,6 +222,7 @@ impl Actor {
                     dtmf,
                     t0,
                     endpoint,
+                    decode: None,
                 });
                 return;
             }
@@ -213,6 +234,18 @@ impl Actor {
                     provider: pipeline::local_name(&self.engine),
                     after: Duration::ZERO,
                 }),
+                _ if self.listen.inflight == Some(voiced) => {
+                    // A decode of all of it is already running: wait for it, not a second one.
+                    self.listen.partials = partials;
+                    self.listen.waiting = Some(Waiting {
+                        audio,
+                        dtmf,
+                        t0,
+                        endpoint,
+                        decode: Some((self.listen.utterance, voiced)),
+                    });
+                    return;
+                }
                 _ => None,
             }
         };
@@ -364,21 +397,24 @@ impl Actor {
         };
         let partials = std::mem::take(&mut self.listen.partials);
         tracing::warn!(call_sid = %self.sid, "no final transcript in time; using what is settled or recognising locally");
-        let heard = (!self.listen.finals.is_empty()).then(|| self.take_finals(w.t0.elapsed()));
+        let heard = (w.decode.is_none() && !self.listen.finals.is_empty())
+            .then(|| self.take_finals(w.t0.elapsed()));
         if heard.is_none()
             && let Some(dg) = &self.listen.dg
         {
             dg.utterance_done();
         }
-        self.queue_caller(Some(w.audio), w.dtmf, heard, partials, w.t0, w.endpoint);
+        let audio = heard.is_none().then_some(w.audio);
+        self.queue_caller(audio, w.dtmf, heard, partials, w.t0, w.endpoint);
     }
 
     /// At the end of the call: an utterance still waiting for its words keeps them.
     pub(super) fn listen_flush(&mut self) {
         if let Some(w) = self.listen.waiting.take() {
             let heard = (!self.listen.finals.is_empty()).then(|| self.take_finals(w.t0.elapsed()));
+            let audio = heard.is_none().then_some(w.audio);
             let kind = TurnKind::Caller {
-                audio: Some(w.audio),
+                audio,
                 dtmf: w.dtmf,
                 heard,
                 partials: 0,
