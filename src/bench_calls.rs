@@ -188,10 +188,19 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     let speech = Arc::new(callbot_stream::speech::instant::voiced_tone(1000));
     let mut tasks = Vec::new();
     let mut arrivals = Vec::new();
+    let underruns = Arc::new(std::sync::atomic::AtomicU64::new(0));
     for i in 0..opts.concurrency {
         let times = Arc::new(Mutex::new(Vec::with_capacity(64 * 1024)));
         arrivals.push(times.clone());
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let count = underruns.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if let carrier::Event::Underrun(_) = e {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
         let ctx = CallContext {
             sid: callbot_core::domain::CallSid::generate().to_string(),
             account_sid: account.clone(),
@@ -329,6 +338,11 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
             pct(&gaps, 0.99),
             gaps.last().copied().unwrap_or(f64::NAN),
             gaps.len()
+        ),
+        format!(
+            "playout underruns    {} in all, {:.2} per call (the caller's buffer ran dry mid-reply)",
+            underruns.load(std::sync::atomic::Ordering::Relaxed),
+            underruns.load(std::sync::atomic::Ordering::Relaxed) as f64 / n
         ),
         format!(
             "platform turn latency p50 {:.1} ms   p99 {:.1} ms   ({turns_total} turns; end of speech → first frame, minus stt/webhook/tts)",

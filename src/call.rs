@@ -176,6 +176,10 @@ pub async fn run(
                 format!("caller speaking ({} ms of bot audio so far)", bot_bytes / 8)
             }
             Event::StreamClosed => "the server closed the media stream".into(),
+            Event::Underrun(gap) => format!(
+                "playout ran dry for {} ms in the middle of the bot's speech",
+                gap.as_millis()
+            ),
             Event::Dialed(n) => format!("transferred to {n}"),
             Event::StatusCallback {
                 status,

@@ -80,6 +80,9 @@ pub enum Event {
     CallerSpeaking,
     /// The server closed the stream.
     StreamClosed,
+    /// The caller's playout ran dry in the middle of the bot's speech (audio resumed within
+    /// 500 ms and the caller said nothing meanwhile): an audible hole of this length.
+    Underrun(Duration),
     Dialed(String),
     StatusCallback {
         status: String,
@@ -419,6 +422,9 @@ async fn run_stream(
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Underrun detection: bot audio has played, and the caller has not spoken since it ran dry.
+    let mut played = false;
+    let mut caller_spoke = false;
     let stop = |seq: u64| {
         json!({"event": "stop", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
                "stop": {"accountSid": ctx.account_sid, "callSid": ctx.sid}})
@@ -437,6 +443,9 @@ async fn run_stream(
                 };
                 let out = match next {
                     Frame::Speech(frame) | Frame::Audio(frame) => {
+                        if !cursor.idle.is_zero() && frame.iter().any(|&b| b != SILENCE) {
+                            caller_spoke = true;
+                        }
                         chunk += 1;
                         json!({"event": "media", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
                                "media": {"track": "inbound", "chunk": chunk.to_string(),
@@ -510,6 +519,12 @@ async fn run_stream(
                 match check_outbound(&text, &stream_sid) {
                     Ok(Outbound::Media(bytes)) => {
                         cursor.heard = true;
+                        let dry = cursor.idle;
+                        if played && !caller_spoke && !dry.is_zero() && dry < Duration::from_millis(500) {
+                            ctx.emit(Event::Underrun(dry));
+                        }
+                        played = true;
+                        caller_spoke = false;
                         cursor.idle = Duration::ZERO;
                         if let Some(times) = &ctx.media_times
                             && let Ok(mut t) = times.lock()
