@@ -323,8 +323,9 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         ),
         format!("calls completed      {completed}/{}", opts.concurrency),
         format!(
-            "server CPU           {cpu_pct:.1} % of one core in all, {:.3} % per call",
-            cpu_pct / n
+            "server CPU           {cpu_pct:.1} % of one core in all, {:.3} % per call (≈ {:.0} such calls per core)",
+            cpu_pct / n,
+            n / (cpu_pct / 100.0)
         ),
         format!(
             "server RSS           {:.1} MB idle, {:.1} MB peak, {:.0} KB per call",

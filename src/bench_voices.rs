@@ -310,7 +310,7 @@ pub async fn voices(opts: VoiceBenchOptions) -> anyhow::Result<Vec<String>> {
         let number = srv.bot(&hook, voice, json!({})).await?;
         let mut added = Vec::new();
         let mut first_byte = Vec::new();
-        for _ in 0..opts.calls.max(5) {
+        for _ in 0..opts.calls.max(1) * 2 {
             let turns = srv.call(&number, vec![wait()]).await?;
             let tm = &turns.first().context("greeting turn")?["timings"];
             if let (Some(f), Some(b)) = (

@@ -177,6 +177,68 @@ fn call_benchmark_runs_and_reports_figures() {
     );
     assert!(text.contains("calls completed      2/2"), "{text}");
     assert!(text.contains("platform turn latency p50"), "{text}");
+    assert!(text.contains("playout underruns"), "{text}");
+}
+
+/// With the Deepgram and ElevenLabs stand-ins (network providers) it runs as well.
+#[test]
+fn call_benchmark_runs_with_the_provider_standins() {
+    if std::env::var_os("CALLBOT_SKIP_SPEECH").is_some() {
+        eprintln!("CALLBOT_SKIP_SPEECH set: the ElevenLabs stand-in needs espeak-ng; skipped");
+        return;
+    }
+    let out = callbot()
+        .args([
+            "bench",
+            "calls",
+            "--concurrency",
+            "2",
+            "--duration",
+            "6",
+            "--standins",
+        ])
+        .output()
+        .expect("run callbot bench calls --standins");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Deepgram live recognition and ElevenLabs voice"),
+        "{text}"
+    );
+    assert!(text.contains("calls completed      2/2"), "{text}");
+}
+
+/// `callbot bench voices` runs end to end with one call per scenario (real speech).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn voice_benchmark_runs_and_reports_figures() {
+    let Some(model) = std::env::var_os("CALLBOT_TEST_MODEL") else {
+        assert!(
+            std::env::var_os("CALLBOT_SKIP_SPEECH").is_some(),
+            "CALLBOT_TEST_MODEL is not set: run scripts/test.sh, or CALLBOT_SKIP_SPEECH=1 to skip knowingly"
+        );
+        return;
+    };
+    let lines = callbot::bench_voices::voices(callbot::bench_voices::VoiceBenchOptions {
+        model: model.into(),
+        calls: 1,
+    })
+    .await
+    .unwrap();
+    let text = lines.join("\n");
+    for want in [
+        "fixed 700 ms silence",
+        "smart endpointing",
+        "Deepgram stand-in",
+        "elevenlabs:george",
+        "openai:coral",
+        "polly:Joanna",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
 }
 
 /// `callbot bench llm` runs end to end at a tiny scale against the embedded model.
