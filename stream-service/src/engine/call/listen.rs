@@ -207,6 +207,8 @@ impl Actor {
         t0: Instant,
         endpoint: Duration,
     ) {
+        // The caller spoke again before the last utterance's words came: that one goes on now.
+        self.release_waiting();
         let dtmf = std::mem::take(&mut self.dtmf);
         self.last_dtmf = None;
         let partials = std::mem::take(&mut self.listen.partials);
@@ -389,14 +391,24 @@ impl Actor {
             .waiting
             .as_ref()
             .is_some_and(|w| w.t0.elapsed() >= self.engine.stt_timeout);
-        if !late {
-            return;
+        if late {
+            tracing::warn!(call_sid = %self.sid, "no final transcript in time; using what is settled or recognising locally");
+            self.release_waiting();
         }
+    }
+
+    /// At the end of the call: an utterance still waiting for its words keeps them.
+    pub(super) fn listen_flush(&mut self) {
+        self.release_waiting();
+    }
+
+    /// Starts the waiting utterance's turn without waiting any longer: with the words the
+    /// streaming recogniser settled, or with its audio for the local recogniser.
+    fn release_waiting(&mut self) {
         let Some(w) = self.listen.waiting.take() else {
             return;
         };
         let partials = std::mem::take(&mut self.listen.partials);
-        tracing::warn!(call_sid = %self.sid, "no final transcript in time; using what is settled or recognising locally");
         let heard = (w.decode.is_none() && !self.listen.finals.is_empty())
             .then(|| self.take_finals(w.t0.elapsed()));
         if heard.is_none()
@@ -406,21 +418,6 @@ impl Actor {
         }
         let audio = heard.is_none().then_some(w.audio);
         self.queue_caller(audio, w.dtmf, heard, partials, w.t0, w.endpoint);
-    }
-
-    /// At the end of the call: an utterance still waiting for its words keeps them.
-    pub(super) fn listen_flush(&mut self) {
-        if let Some(w) = self.listen.waiting.take() {
-            let heard = (!self.listen.finals.is_empty()).then(|| self.take_finals(w.t0.elapsed()));
-            let audio = heard.is_none().then_some(w.audio);
-            let kind = TurnKind::Caller {
-                audio,
-                dtmf: w.dtmf,
-                heard,
-                partials: 0,
-            };
-            self.pending.push_back((kind, w.t0, w.endpoint));
-        }
     }
 }
 
