@@ -40,11 +40,16 @@ pub fn hint(text: &str) -> Hint {
     if t.ends_with([',', '-']) || t.ends_with("...") || CONTINUERS.contains(&last.as_str()) {
         return Hint::MoreToCome;
     }
-    // Digits or number words at the end, without a full stop: a number being spelled out.
-    let numeric = !last.is_empty()
-        && (last.chars().all(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&last.as_str()));
+    // Digits or number words at the end, without a full stop: a number being spelled out. A
+    // group of digits with one ("555 0101.") may still go on: the recogniser ends every segment
+    // with a full stop.
+    let digits = !last.is_empty() && last.chars().all(|c| c.is_ascii_digit());
+    let numeric = digits || NUMBER_WORDS.contains(&last.as_str());
     if numeric && !ends_sentence {
         return Hint::MoreToCome;
+    }
+    if digits && last.len() >= 3 {
+        return Hint::Unsure;
     }
     if ends_sentence && t.split_whitespace().count() >= 2 {
         return Hint::Complete;
@@ -56,7 +61,7 @@ pub fn hint(text: &str) -> Hint {
 pub fn silence_for(hint: Hint, usual: Duration) -> Duration {
     match hint {
         Hint::Complete => (usual / 2).max(Duration::from_millis(250)),
-        Hint::MoreToCome => (usual * 2).min(Duration::from_millis(2500)),
+        Hint::MoreToCome => (usual * 2).min(Duration::from_millis(2500)).max(usual),
         Hint::Unsure => usual,
     }
 }
@@ -91,6 +96,12 @@ mod tests {
             assert_eq!(hint(unsure), Hint::Unsure, "{unsure:?}");
         }
         assert_eq!(hint("Call me at 7."), Hint::Complete);
+        assert_eq!(
+            hint("My number is 555 0101."),
+            Hint::Unsure,
+            "a phone number may go on"
+        );
+        assert_eq!(hint("So I was thinking that."), Hint::MoreToCome);
     }
 
     #[test]
