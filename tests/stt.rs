@@ -92,23 +92,29 @@ fn asr(events: &[Value], kind: &str, index: u64) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// A call recognised by the Deepgram stand-in `dg` (with `key`): the caller speaks 1.5 s, then
+/// stays quiet until the webhook's goodbye. Returns the finished call, its events and the webhook.
+async fn deepgram_call(
+    dg: &common::deepgram::StandIn,
+    key: &'static str,
+) -> (Value, Vec<Value>, Hook) {
+    let base = dg.base.clone();
+    let app = spawn_app_with(move |s| with_deepgram(s, &base, key)).await;
+    let hook = goodbye().await;
+    let number = bot(&app, &hook).await;
+    let steps = vec![
+        wait_bot(),
+        speak(1500),
+        Step::Silence(Duration::from_secs(4)),
+    ];
+    let (call, events) = dial(&app, &number, steps).await;
+    (call, events, hook)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deepgram_partials_reach_observers_and_its_finals_make_the_turn() {
     let dg = common::deepgram::start(script).await;
-    let base = dg.base.clone();
-    let app = spawn_app_with(move |s| with_deepgram(s, &base, common::deepgram::KEY)).await;
-    let hook = goodbye().await;
-    let number = bot(&app, &hook).await;
-    let (call, events) = dial(
-        &app,
-        &number,
-        vec![
-            wait_bot(),
-            speak(1500),
-            Step::Silence(Duration::from_secs(4)),
-        ],
-    )
-    .await;
+    let (call, events, hook) = deepgram_call(&dg, common::deepgram::KEY).await;
 
     let reqs = hook.requests();
     assert_eq!(reqs.len(), 1, "{reqs:?}");
@@ -167,20 +173,7 @@ async fn deepgram_partials_reach_observers_and_its_finals_make_the_turn() {
 async fn a_dropped_deepgram_socket_loses_no_words() {
     let dg = common::deepgram::start(script).await;
     dg.drop_first_after(Duration::from_millis(600));
-    let base = dg.base.clone();
-    let app = spawn_app_with(move |s| with_deepgram(s, &base, common::deepgram::KEY)).await;
-    let hook = goodbye().await;
-    let number = bot(&app, &hook).await;
-    let (call, _) = dial(
-        &app,
-        &number,
-        vec![
-            wait_bot(),
-            speak(1500),
-            Step::Silence(Duration::from_secs(4)),
-        ],
-    )
-    .await;
+    let (call, _, hook) = deepgram_call(&dg, common::deepgram::KEY).await;
     let reqs = hook.requests();
     assert_eq!(reqs.len(), 1, "{reqs:?}");
     assert_eq!(
@@ -200,20 +193,7 @@ async fn a_dropped_deepgram_socket_loses_no_words() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreachable_deepgram_falls_back_to_the_local_recogniser() {
     let dg = common::deepgram::start(script).await;
-    let base = dg.base.clone();
-    let app = spawn_app_with(move |s| with_deepgram(s, &base, "wrong-key")).await;
-    let hook = goodbye().await;
-    let number = bot(&app, &hook).await;
-    let (call, _) = dial(
-        &app,
-        &number,
-        vec![
-            wait_bot(),
-            speak(1500),
-            Step::Silence(Duration::from_secs(3)),
-        ],
-    )
-    .await;
+    let (call, _, hook) = deepgram_call(&dg, "wrong-key").await;
     assert!(dg.refused() >= 1);
     let reqs = hook.requests();
     assert_eq!(reqs.len(), 1, "{reqs:?}");

@@ -123,13 +123,20 @@ pub trait TextToSpeech: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Collects a stream into whole speech (for callers that want the sentence at once).
-pub async fn collect(
-    stream: AudioStream,
-    started: std::time::Instant,
+/// A streaming synthesiser's whole answer for `synthesize`: its `stream`, collected within
+/// `timeout`.
+pub(crate) async fn whole(
+    tts: &dyn TextToSpeech,
+    text: &str,
+    voice: &str,
+    timeout: std::time::Duration,
 ) -> Result<Speech, SpeechError> {
     use futures_util::TryStreamExt;
-    let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
+    let started = std::time::Instant::now();
+    let stream = tts.stream(text, voice).await?;
+    let chunks: Vec<bytes::Bytes> = tokio::time::timeout(timeout, stream.try_collect())
+        .await
+        .map_err(|_| SpeechError::Timeout)??;
     Ok(Speech {
         ulaw: chunks.concat(),
         engine: started.elapsed(),

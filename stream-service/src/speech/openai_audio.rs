@@ -49,11 +49,7 @@ impl TextToSpeech for OpenAiAudio {
     }
 
     async fn synthesize(&self, text: &str, voice: &str) -> Result<Speech, SpeechError> {
-        let started = Instant::now();
-        let stream = self.stream(text, voice).await?;
-        tokio::time::timeout(self.timeout, super::collect(stream, started))
-            .await
-            .map_err(|_| SpeechError::Timeout)?
+        super::whole(self, text, voice, self.timeout).await
     }
 
     async fn stream(&self, text: &str, voice: &str) -> Result<AudioStream, SpeechError> {

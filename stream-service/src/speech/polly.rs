@@ -11,7 +11,7 @@ use aws_sdk_polly::types::{Engine, OutputFormat, TextType, VoiceId};
 use callbot_core::domain::voice_catalog::polly_voice;
 use callbot_core::settings::{AwsSettings, PollySettings};
 use futures_util::StreamExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Polly {
@@ -57,11 +57,7 @@ impl TextToSpeech for Polly {
     }
 
     async fn synthesize(&self, text: &str, voice: &str) -> Result<Speech, SpeechError> {
-        let started = Instant::now();
-        let stream = self.stream(text, voice).await?;
-        tokio::time::timeout(self.timeout, super::collect(stream, started))
-            .await
-            .map_err(|_| SpeechError::Timeout)?
+        super::whole(self, text, voice, self.timeout).await
     }
 
     async fn stream(&self, text: &str, voice: &str) -> Result<AudioStream, SpeechError> {

@@ -223,15 +223,9 @@ impl ProviderSettings {
 #[cfg(test)]
 mod tests {
     use super::super::Settings;
+    use super::super::tests::vars;
     use super::*;
     use std::collections::HashMap;
-
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn providers_from_variables() {
