@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use callbot_core::settings::SpeechSettings;
 use callbot_twilio_sim::carrier::{Event, Script, Step};
 use callbot_twilio_sim::events_until_end;
 use common::hook::{self, Answer, Hook};
@@ -35,20 +34,11 @@ fn fast_settings(s: &mut callbot_core::settings::Settings) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_whole_conversation_with_real_speech() {
-    let Some(model) = std::env::var_os("CALLBOT_TEST_MODEL").map(std::path::PathBuf::from) else {
-        assert!(
-            std::env::var_os("CALLBOT_SKIP_SPEECH").is_some(),
-            "CALLBOT_TEST_MODEL must point at ggml-tiny.en.bin (./scripts/test.sh sets it); CALLBOT_SKIP_SPEECH=1 skips knowingly"
-        );
-        eprintln!("CALLBOT_SKIP_SPEECH set: real-speech conversation skipped");
+    let Some(speech) = common::real_speech() else {
         return;
     };
     let app = spawn_app_with(|s| {
-        s.calls.speech = SpeechSettings::Local {
-            model,
-            espeak: "espeak-ng".into(),
-            whisper_workers: 1,
-        };
+        s.calls.speech = speech;
         s.calls.webhook_timeout = Duration::from_secs(2);
     })
     .await;
@@ -416,7 +406,7 @@ async fn on_dynamodb_and_s3_the_call_is_stored_and_the_recording_served() {
 /// A raw media-stream client: malformed messages become `error` events and the call goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn malformed_media_messages_are_reported_and_the_call_survives() {
-    use futures::{SinkExt, StreamExt};
+    use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let app = spawn_app_with(fast_settings).await;
@@ -452,34 +442,7 @@ async fn malformed_media_messages_are_reported_and_the_call_survives() {
         "callSid": call_sid, "tracks": ["inbound"], "customParameters": custom, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
     ws.send(Message::text(start.to_string())).await.unwrap();
     // Watch the call's events.
-    let ws_url = format!(
-        "{}/frontend-stream?callSid={call_sid}",
-        app.base.replace("http://", "ws://")
-    );
-    let mut oreq = ws_url.as_str().into_client_request().unwrap();
-    oreq.headers_mut()
-        .insert("x-api-key", app.api_key.parse().unwrap());
-    let observer = common::eventually(|| {
-        let oreq = oreq.clone();
-        async move {
-            tokio_tungstenite::connect_async(oreq)
-                .await
-                .ok()
-                .map(|(o, _)| o)
-        }
-    })
-    .await;
-    let watch = tokio::spawn(async move {
-        let mut observer = observer;
-        let mut names = Vec::new();
-        while let Some(Ok(m)) = observer.next().await {
-            if let Message::Text(t) = m {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                names.push(v["event"].as_str().unwrap_or("").to_owned());
-            }
-        }
-        names
-    });
+    let watch = common::observe(&app, &call_sid).await;
     for bad in [
         "not json",
         r#"{"event":"media","streamSid":"MZ1","media":{"payload":"@@@"}}"#,
@@ -497,10 +460,13 @@ async fn malformed_media_messages_are_reported_and_the_call_survives() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     ws.send(Message::text(json!({"event": "stop", "sequenceNumber": "20", "streamSid": "MZ1", "stop": {"accountSid": "AC1", "callSid": call_sid}}).to_string())).await.unwrap();
-    let seen = tokio::time::timeout(Duration::from_secs(10), watch)
+    let seen: Vec<String> = tokio::time::timeout(Duration::from_secs(10), watch)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("").to_owned())
+        .collect();
     assert!(
         seen.iter().filter(|e| *e == "error").count() >= 4,
         "{seen:?}"

@@ -60,17 +60,7 @@ async fn call(
     number: &str,
     steps: Vec<Step>,
 ) -> (String, Vec<callbot_twilio_sim::carrier::Event>) {
-    let mut c = app
-        .sim()
-        .dial(
-            CALLER,
-            number,
-            Script {
-                steps,
-                hangup_when_done: true,
-            },
-        )
-        .unwrap();
+    let mut c = common::dial(app, number, steps);
     let events = events_until_end(&mut c, Duration::from_secs(60)).await;
     (c.sid.clone(), events)
 }

@@ -7,13 +7,11 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use callbot_core::settings::{
-    DeepgramSettings, OpenAiAudioSettings, Settings, SpeechSettings, SttChoice,
-};
-use callbot_twilio_sim::carrier::{Script, Step};
+use callbot_core::settings::{DeepgramSettings, OpenAiAudioSettings, Settings, SttChoice};
+use callbot_twilio_sim::carrier::Step;
 use callbot_twilio_sim::events_until_end;
 use common::hook::{self, Answer, Hook};
-use common::{CALLER, TestApp, finished_call, spawn_app_with, wait_bot};
+use common::{TestApp, finished_call, spawn_app_with, wait_bot};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -63,17 +61,7 @@ async fn bot(app: &TestApp, hook: &Hook) -> String {
 
 /// Calls `number`, says `steps`, returns the call's finished record and its observed events.
 async fn dial(app: &TestApp, number: &str, steps: Vec<Step>) -> (Value, Vec<Value>) {
-    let mut c = app
-        .sim()
-        .dial(
-            CALLER,
-            number,
-            Script {
-                steps,
-                hangup_when_done: true,
-            },
-        )
-        .unwrap();
+    let mut c = common::dial(app, number, steps);
     let watch = common::observe(app, &c.sid).await;
     events_until_end(&mut c, Duration::from_secs(60)).await;
     let events = tokio::time::timeout(Duration::from_secs(10), watch)
@@ -271,19 +259,11 @@ async fn openai_transcribes_each_utterance_and_falls_back_when_it_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn local_partials_come_before_the_final_with_real_speech() {
-    let Some(model) = std::env::var_os("CALLBOT_TEST_MODEL").map(std::path::PathBuf::from) else {
-        assert!(
-            std::env::var_os("CALLBOT_SKIP_SPEECH").is_some(),
-            "CALLBOT_TEST_MODEL must point at ggml-tiny.en.bin; CALLBOT_SKIP_SPEECH=1 skips knowingly"
-        );
+    let Some(speech) = common::real_speech() else {
         return;
     };
     let app = spawn_app_with(|s| {
-        s.calls.speech = SpeechSettings::Local {
-            model,
-            espeak: "espeak-ng".into(),
-            whisper_workers: 1,
-        };
+        s.calls.speech = speech;
         s.calls.webhook_timeout = Duration::from_secs(2);
     })
     .await;

@@ -8,10 +8,10 @@
 mod common;
 
 use callbot_core::settings::{ElevenLabsSettings, OpenAiAudioSettings, PollySettings, Settings};
-use callbot_twilio_sim::carrier::{Script, Step};
+use callbot_twilio_sim::carrier::Step;
 use callbot_twilio_sim::events_until_end;
 use common::voices::{self, Mode, StandIn};
-use common::{CALLER, TestApp, finished_call, spawn_app_with, wait_bot};
+use common::{TestApp, finished_call, spawn_app_with, wait_bot};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -74,17 +74,8 @@ async fn bot(app: &TestApp, voice: &str) -> String {
 
 /// Dials `number`, hears the greeting, hangs up; returns the finished call and the bot track.
 async fn greeting(app: &TestApp, number: &str) -> (Value, Vec<i16>) {
-    let mut c = app
-        .sim()
-        .dial(
-            CALLER,
-            number,
-            Script {
-                steps: vec![wait_bot(), Step::Silence(Duration::from_millis(200))],
-                hangup_when_done: true,
-            },
-        )
-        .unwrap();
+    let steps = vec![wait_bot(), Step::Silence(Duration::from_millis(200))];
+    let mut c = common::dial(app, number, steps);
     events_until_end(&mut c, Duration::from_secs(60)).await;
     let v = finished_call(app, &c.sid).await;
     let wav = app

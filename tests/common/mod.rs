@@ -298,6 +298,19 @@ pub fn wait_bot() -> callbot_twilio_sim::carrier::Step {
     }
 }
 
+/// The test caller (`CALLER`) dials `number` and follows `steps`, hanging up when they are done.
+pub fn dial(
+    app: &TestApp,
+    number: &str,
+    steps: Vec<callbot_twilio_sim::carrier::Step>,
+) -> callbot_twilio_sim::CallHandle {
+    let script = callbot_twilio_sim::carrier::Script {
+        steps,
+        hangup_when_done: true,
+    };
+    app.sim().dial(CALLER, number, script).expect("dial")
+}
+
 /// The call record once the engine has finished with it (recording written).
 pub async fn finished_call(app: &TestApp, sid: &str) -> Value {
     eventually(|| async {
@@ -339,5 +352,23 @@ pub async fn observe(app: &TestApp, sid: &str) -> tokio::task::JoinHandle<Vec<Va
             }
         }
         seen
+    })
+}
+
+/// The offline engines with the suite's Whisper model (`CALLBOT_TEST_MODEL`), for tests of real
+/// speech; `None` (said on stderr) when `CALLBOT_SKIP_SPEECH` skips them knowingly.
+pub fn real_speech() -> Option<callbot_core::settings::SpeechSettings> {
+    let Some(model) = std::env::var_os("CALLBOT_TEST_MODEL").map(std::path::PathBuf::from) else {
+        assert!(
+            std::env::var_os("CALLBOT_SKIP_SPEECH").is_some(),
+            "CALLBOT_TEST_MODEL must point at ggml-tiny.en.bin (./scripts/test.sh sets it); CALLBOT_SKIP_SPEECH=1 skips knowingly"
+        );
+        eprintln!("CALLBOT_SKIP_SPEECH set: real-speech test skipped");
+        return None;
+    };
+    Some(callbot_core::settings::SpeechSettings::Local {
+        model,
+        espeak: "espeak-ng".into(),
+        whisper_workers: 1,
     })
 }

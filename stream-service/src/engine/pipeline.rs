@@ -504,7 +504,7 @@ async fn play(
     use crate::speech::SpeechError;
     use futures_util::StreamExt;
     let started = Instant::now();
-    let provider = provider_name(tts.name());
+    let provider = tts.name();
     let mut stream = match tokio::time::timeout(deadline, tts.stream(text, voice)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Played::Failed(e),
@@ -529,17 +529,6 @@ async fn play(
                 }
             }
         }
-    }
-}
-
-/// A synthesiser's name as a static label for records and metrics.
-fn provider_name(name: &str) -> &'static str {
-    match name {
-        "elevenlabs" => "elevenlabs",
-        "polly" => "polly",
-        "openai" => "openai",
-        "espeak-ng" => "espeak-ng",
-        _ => "instant",
     }
 }
 

@@ -3,7 +3,7 @@
 //! the first bytes. Voice names resolve to ids through the premade table, then the account's
 //! `GET /v1/voices` (cached for ten minutes); a raw voice id is used as it is.
 
-use super::{AudioStream, Speech, SpeechError, TextToSpeech, provider_error};
+use super::{AudioStream, Speech, SpeechError, TextToSpeech, request_error, send};
 use async_trait::async_trait;
 use callbot_core::domain::voice_catalog::elevenlabs_premade;
 use callbot_core::settings::ElevenLabsSettings;
@@ -78,22 +78,16 @@ impl ElevenLabs {
                 return map.get(&key).cloned().ok_or_else(|| unknown(name));
             }
         }
-        let resp = self
+        let req = self
             .http
             .get(self.endpoint("/v1/voices"))
             .header("xi-api-key", self.settings.api_key.expose_secret())
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| request_error("listing voices", &e))?;
-        let status = resp.status();
-        let body = resp
+            .timeout(self.timeout);
+        let body = send("elevenlabs", "listing voices", req)
+            .await?
             .bytes()
             .await
             .map_err(|e| request_error("listing voices", &e))?;
-        if !status.is_success() {
-            return Err(provider_error("elevenlabs", status, &body));
-        }
         let list: VoiceList = serde_json::from_slice(&body)
             .map_err(|e| SpeechError::Engine(format!("elevenlabs voice list: {e}")))?;
         let map: HashMap<String, String> = list
@@ -113,20 +107,9 @@ fn unknown(name: &str) -> SpeechError {
     ))
 }
 
-/// A transport error without the URL (which holds nothing secret, but is noise in an event).
-pub(crate) fn request_error(what: &str, e: &reqwest::Error) -> SpeechError {
-    if e.is_timeout() {
-        SpeechError::Timeout
-    } else if e.is_connect() {
-        SpeechError::Engine(format!("{what}: cannot connect"))
-    } else {
-        SpeechError::Engine(format!("{what}: connection failed"))
-    }
-}
-
 #[async_trait]
 impl TextToSpeech for ElevenLabs {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "elevenlabs"
     }
 
@@ -136,7 +119,7 @@ impl TextToSpeech for ElevenLabs {
 
     async fn stream(&self, text: &str, voice: &str) -> Result<AudioStream, SpeechError> {
         let id = self.voice_id(voice).await?;
-        let resp = self
+        let req = self
             .http
             .post(self.endpoint(&format!("/v1/text-to-speech/{id}/stream")))
             .query(&[("output_format", "ulaw_8000")])
@@ -145,15 +128,8 @@ impl TextToSpeech for ElevenLabs {
             .json(&serde_json::json!({
                 "text": text,
                 "model_id": self.settings.model,
-            }))
-            .send()
-            .await
-            .map_err(|e| request_error("elevenlabs", &e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.bytes().await.unwrap_or_default();
-            return Err(provider_error("elevenlabs", status, &body));
-        }
+            }));
+        let resp = send("elevenlabs", "elevenlabs", req).await?;
         Ok(resp
             .bytes_stream()
             .map(|r| r.map_err(|e| request_error("elevenlabs stream", &e)))

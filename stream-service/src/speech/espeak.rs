@@ -66,7 +66,7 @@ impl Espeak {
 
 #[async_trait]
 impl TextToSpeech for Espeak {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "espeak-ng"
     }
 

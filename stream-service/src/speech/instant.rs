@@ -39,7 +39,7 @@ impl Default for InstantTts {
 
 #[async_trait]
 impl TextToSpeech for InstantTts {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "instant"
     }
     async fn synthesize(&self, text: &str, _voice: &str) -> Result<Speech, SpeechError> {

@@ -109,7 +109,7 @@ pub struct Speech {
 /// - Idempotent.
 #[async_trait]
 pub trait TextToSpeech: Send + Sync + std::fmt::Debug {
-    fn name(&self) -> &str;
+    fn name(&self) -> &'static str;
     /// `voice` is the provider-specific voice name (e.g. `en-us` for espeak-ng).
     async fn synthesize(&self, text: &str, voice: &str) -> Result<Speech, SpeechError>;
 
@@ -143,13 +143,36 @@ pub(crate) async fn whole(
     })
 }
 
+/// Sends a request to a cloud `provider`; an answer other than 2xx becomes its error (with the
+/// provider's own code from the body). `what` names the request in transport errors.
+pub(crate) async fn send(
+    provider: &str,
+    what: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, SpeechError> {
+    let resp = req.send().await.map_err(|e| request_error(what, &e))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let body = resp.bytes().await.unwrap_or_default();
+    Err(provider_error(provider, status, &body))
+}
+
+/// A transport error without the URL (which holds nothing secret, but is noise in an event).
+pub(crate) fn request_error(what: &str, e: &reqwest::Error) -> SpeechError {
+    if e.is_timeout() {
+        SpeechError::Timeout
+    } else if e.is_connect() {
+        SpeechError::Engine(format!("{what}: cannot connect"))
+    } else {
+        SpeechError::Engine(format!("{what}: connection failed"))
+    }
+}
+
 /// A provider's error answer as a message that names the status and the provider's own code,
 /// never the request (keys live in headers, never here).
-pub(crate) fn provider_error(
-    provider: &str,
-    status: reqwest::StatusCode,
-    body: &[u8],
-) -> SpeechError {
+fn provider_error(provider: &str, status: reqwest::StatusCode, body: &[u8]) -> SpeechError {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let code = [
         &v["detail"]["status"],

@@ -2,9 +2,8 @@
 //! `response_format: pcm` (24 kHz s16le, streamed, resampled to the phone line as it arrives) and
 //! `POST /audio/transcriptions` with one WAV upload per utterance.
 
-use super::elevenlabs::request_error;
 use super::{
-    AudioStream, Speech, SpeechError, SpeechToText, TextToSpeech, Transcript, provider_error,
+    AudioStream, Speech, SpeechError, SpeechToText, TextToSpeech, Transcript, request_error, send,
 };
 use crate::audio::pcm_stream::PcmToPhone;
 use crate::audio::{PHONE_RATE, wav};
@@ -44,7 +43,7 @@ impl OpenAiAudio {
 
 #[async_trait]
 impl TextToSpeech for OpenAiAudio {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "openai"
     }
 
@@ -53,7 +52,7 @@ impl TextToSpeech for OpenAiAudio {
     }
 
     async fn stream(&self, text: &str, voice: &str) -> Result<AudioStream, SpeechError> {
-        let resp = self
+        let req = self
             .http
             .post(self.endpoint("/audio/speech"))
             .bearer_auth(self.settings.api_key.expose_secret())
@@ -62,15 +61,8 @@ impl TextToSpeech for OpenAiAudio {
                 "input": text,
                 "voice": voice,
                 "response_format": "pcm",
-            }))
-            .send()
-            .await
-            .map_err(|e| request_error("openai speech", &e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.bytes().await.unwrap_or_default();
-            return Err(provider_error("openai", status, &body));
-        }
+            }));
+        let resp = send("openai", "openai speech", req).await?;
         // Convert as bytes arrive; the end flushes the resampler's last samples.
         let body = resp.bytes_stream();
         let state = (body, PcmToPhone::new(PCM_RATE), false);
@@ -124,23 +116,17 @@ impl SpeechToText for OpenAiAudio {
             .text("model", self.settings.stt_model.clone())
             .text("language", "en")
             .text("response_format", "json");
-        let resp = self
+        let req = self
             .http
             .post(self.endpoint("/audio/transcriptions"))
             .bearer_auth(self.settings.api_key.expose_secret())
             .multipart(form)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| request_error("openai transcription", &e))?;
-        let status = resp.status();
-        let body = resp
+            .timeout(self.timeout);
+        let body = send("openai", "openai transcription", req)
+            .await?
             .bytes()
             .await
             .map_err(|e| request_error("openai transcription", &e))?;
-        if !status.is_success() {
-            return Err(provider_error("openai", status, &body));
-        }
         let v: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| SpeechError::Engine(format!("openai transcription answer: {e}")))?;
         let text = v["text"]

@@ -52,7 +52,7 @@ where
 
 #[async_trait]
 impl TextToSpeech for Polly {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "polly"
     }
 

@@ -212,43 +212,42 @@ impl Actor {
         let dtmf = std::mem::take(&mut self.dtmf);
         self.last_dtmf = None;
         let partials = std::mem::take(&mut self.listen.partials);
-        let heard = if self.listen.dg.is_some() {
-            if !self.listen.rec_ended {
-                // Ask for the final words now; the turn starts when they come (or the deadline).
+        // The words are known now (a turn), or come from a final still on its way (wait):
+        // Deepgram's answer to `Finalize`, or a local decode already running on all of it.
+        let next = if self.listen.dg.is_some() {
+            if self.listen.rec_ended {
+                Ok(Some(self.take_finals(Duration::ZERO)))
+            } else {
                 if let Some(dg) = &self.listen.dg {
                     dg.finalize();
                 }
+                Err(None)
+            }
+        } else {
+            match self.listen.probe.take() {
+                Some((v, text)) if v == voiced => Ok(Some(Heard {
+                    text,
+                    provider: pipeline::local_name(&self.engine),
+                    after: Duration::ZERO,
+                })),
+                _ if self.listen.inflight == Some(voiced) => {
+                    Err(Some((self.listen.utterance, voiced)))
+                }
+                _ => Ok(None),
+            }
+        };
+        let heard = match next {
+            Ok(heard) => heard,
+            Err(decode) => {
                 self.listen.partials = partials;
                 self.listen.waiting = Some(Waiting {
                     audio,
                     dtmf,
                     t0,
                     endpoint,
-                    decode: None,
+                    decode,
                 });
                 return;
-            }
-            Some(self.take_finals(Duration::ZERO))
-        } else {
-            match self.listen.probe.take() {
-                Some((v, text)) if v == voiced => Some(Heard {
-                    text,
-                    provider: pipeline::local_name(&self.engine),
-                    after: Duration::ZERO,
-                }),
-                _ if self.listen.inflight == Some(voiced) => {
-                    // A decode of all of it is already running: wait for it, not a second one.
-                    self.listen.partials = partials;
-                    self.listen.waiting = Some(Waiting {
-                        audio,
-                        dtmf,
-                        t0,
-                        endpoint,
-                        decode: Some((self.listen.utterance, voiced)),
-                    });
-                    return;
-                }
-                _ => None,
             }
         };
         self.queue_caller(Some(audio), dtmf, heard, partials, t0, endpoint);
