@@ -5,7 +5,9 @@
 # bindings with bindgen), espeak-ng (speech synthesis), python3-venv (the test stand-ins, model
 # download).
 # With --tests also what only the test command needs: readelf (binutils: checks the Lambda packages)
-# and, on a machine that is not arm64, qemu-user-static with arm64's C library (runs the packages).
+# and, on a machine that is not arm64, qemu-user-static with arm64's C library (runs the packages);
+# chromium and chromium-driver (the console and WebRTC tests drive a real browser); php-cli (the PHP
+# webhook example runs against a real call; Node.js comes with the machine).
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
@@ -15,6 +17,9 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${1:-}" = --tests ]; then
   command -v readelf >/dev/null || need+=(binutils)
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v chromedriver >/dev/null || need+=(chromium-driver)
+  command -v php >/dev/null || need+=(php-cli)
   if [ "$(uname -m)" != aarch64 ]; then
     command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
     [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)

@@ -58,10 +58,27 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
             telephony,
             twilio: Arc::new(twilio),
             recordings: engine.recordings.clone(),
+            live: Some(Arc::new(EngineLive(engine.live.clone()))),
         },
         sim,
         engine,
     })
+}
+
+/// The engine's live calls, for `/call/kill` on calls no carrier holds.
+#[derive(Debug)]
+struct EngineLive(callbot_stream::engine::live::LiveCalls);
+
+impl callbot_functions::LiveControl for EngineLive {
+    fn kill(&self, sid: &callbot_core::domain::CallSid) -> bool {
+        match self.0.by_sid(sid) {
+            Some(call) => {
+                call.kill.cancel();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// The whole HTTP surface: the API, plus the simulator under `/_sim/twilio` in local mode.

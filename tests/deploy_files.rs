@@ -11,7 +11,7 @@ fn read(path: &str) -> String {
 
 /// Every `"UPPER_CASE"` string in the settings modules: the variables the platform reads.
 fn settings_vars() -> BTreeSet<String> {
-    ["mod.rs", "providers.rs"]
+    ["mod.rs", "providers.rs", "rtc.rs"]
         .iter()
         .flat_map(|f| {
             let src = read(&format!("crates/callbot-core/src/settings/{f}"));

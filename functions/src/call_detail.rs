@@ -169,7 +169,40 @@ pub async fn get_recording(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LiveCallList {
     success: bool,
-    calls: Vec<CallView>,
+    calls: Vec<LiveCallEntry>,
+}
+
+/// A live call, with RustPBX's `id`, `call_type`, `created_at` and `option` beside ours.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LiveCallEntry {
+    /// The call sid (RustPBX's session id).
+    id: String,
+    /// `twilio`, `websocket` or `webrtc`.
+    call_type: String,
+    option: LiveCallOption,
+    #[serde(flatten)]
+    call: CallView,
+}
+
+/// RustPBX's CallOption, as far as it describes this call.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LiveCallOption {
+    caller: String,
+    callee: String,
+}
+
+impl From<&CallRecord> for LiveCallEntry {
+    fn from(c: &CallRecord) -> Self {
+        LiveCallEntry {
+            id: c.sid.to_string(),
+            call_type: c.channel.as_str().to_owned(),
+            option: LiveCallOption {
+                caller: c.from.clone(),
+                callee: c.to.clone(),
+            },
+            call: CallView::from(c),
+        }
+    }
 }
 
 /// Calls of your tenant that are live now (ringing or in progress).
@@ -190,7 +223,7 @@ pub async fn live_calls(
             status: Some(status),
         };
         let page = state.store.list_calls(&tenant, &filter, None, 100).await?;
-        calls.extend(page.calls.iter().map(CallView::from));
+        calls.extend(page.calls.iter().map(LiveCallEntry::from));
     }
     Ok(Json(LiveCallList {
         success: true,
@@ -220,7 +253,18 @@ pub async fn kill_call(
             message: format!("call {} is {}", call.sid, call.status.as_str()),
         });
     }
-    state.telephony.hangup_call(&call.sid).await?;
+    if call.channel.is_phone() {
+        state.telephony.hangup_call(&call.sid).await?;
+    } else if !state.live.as_ref().is_some_and(|l| l.kill(&call.sid)) {
+        return Err(ApiError::Conflict {
+            code: "call_not_reachable",
+            message: format!(
+                "call {} is a {} call held by a stream service; send it a hangup command on its socket",
+                call.sid,
+                call.channel.as_str()
+            ),
+        });
+    }
     Ok(Json(KillAnswer {
         success: true,
         message: "Call killed".into(),

@@ -105,6 +105,8 @@ pub struct CallView {
     bot_id: String,
     /// `inbound` or `outbound-api`.
     direction: String,
+    /// The leg: `twilio` (a phone call), `websocket` (`/call`) or `webrtc` (`/call/webrtc`).
+    channel: String,
     from: String,
     to: String,
     user_id: Option<String>,
@@ -122,6 +124,7 @@ impl From<&CallRecord> for CallView {
             sid: c.sid.to_string(),
             bot_id: c.bot_id.to_string(),
             direction: c.direction.as_str().to_owned(),
+            channel: c.channel.as_str().to_owned(),
             from: c.from.clone(),
             to: c.to.clone(),
             user_id: c.user.as_ref().map(|u| u.to_string()),

@@ -22,6 +22,7 @@ pub async fn app_state(settings: Settings) -> Result<AppState, Error> {
         telephony,
         twilio: Arc::new(twilio),
         recordings,
+        live: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! points and `callbot serve` mount. `router(state)` is the whole customer-facing API.
 
 pub mod bots;
+pub mod browser;
 pub mod call_detail;
 pub mod calls;
 pub mod error;
@@ -36,6 +37,15 @@ pub struct AppState {
     pub twilio: Arc<TwilioAccount>,
     /// Call recordings (served through signed, short-lived links).
     pub recordings: Arc<dyn callbot_core::recordings::Recordings>,
+    /// Calls this process holds itself (`callbot serve`: browser and `/call` calls, which no
+    /// carrier can end); `None` in the Lambda functions.
+    pub live: Option<Arc<dyn LiveControl>>,
+}
+
+/// Ends calls that run in this process without a carrier (WebSocket and WebRTC legs).
+pub trait LiveControl: Send + Sync + std::fmt::Debug {
+    /// Asks the call to end; `false` when this process does not hold it. Never blocks.
+    fn kill(&self, sid: &callbot_core::domain::CallSid) -> bool;
 }
 
 impl AppState {
@@ -70,7 +80,8 @@ pub enum Function {
     Bots,
     /// `/voice`, `/voice/status` (Twilio's webhooks).
     Voice,
-    /// `/outbound-call`, `/end-call`, `/call-status`, `/calls…`, `/call/lists`, `/call/kill/{id}`.
+    /// `/outbound-call`, `/end-call`, `/call-status`, `/calls…`, `/call/lists`, `/call/kill/{id}`,
+    /// `/call/tickets`, `/iceservers`.
     Calls,
     All,
 }
@@ -98,7 +109,10 @@ pub fn api_for(function: Function) -> (Router<AppState>, utoipa::openapi::OpenAp
             .merge(voices::routes());
     }
     if matches!(function, Function::Calls | Function::All) {
-        r = r.merge(calls::routes()).merge(call_detail::routes());
+        r = r
+            .merge(calls::routes())
+            .merge(call_detail::routes())
+            .merge(browser::routes());
     }
     if matches!(function, Function::Voice | Function::All) {
         r = r.merge(voice::routes());

@@ -1,7 +1,7 @@
 //! `wss /frontend-stream?callSid=&user_id=`: a live call's events for an authorised dashboard —
 //! `audio` and `transcription` as in the Starlis API plus the full RustPBX-named event stream.
-//! Authenticated with the tenant's API key (`X-API-Key` header, or `api_key` in the query for
-//! browsers, which cannot set WebSocket headers). Observers never slow the call: a lagging one is
+//! Authenticated with the tenant's API key (`X-API-Key` header, or `api_key` in the query) or a
+//! single-use `observe` ticket (`?ticket=`, what the console uses: no key in a URL). Observers never slow the call: a lagging one is
 //! told how many events it missed.
 
 use crate::StreamState;
@@ -20,6 +20,8 @@ pub struct FrontendQuery {
     call_sid: Option<String>,
     user_id: Option<String>,
     api_key: Option<String>,
+    /// A single-use ticket of purpose `observe` (`POST /call/tickets`).
+    ticket: Option<String>,
 }
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
@@ -36,13 +38,28 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let raw = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(q.api_key.clone())
-        .unwrap_or_default();
-    let tenant = match state.store.tenant_for_raw_key(&raw).await {
+    let found = if let Some(ticket) = q.ticket.as_deref() {
+        match crate::callws::authenticate(
+            &state,
+            &headers,
+            Some(ticket),
+            callbot_core::store::TicketPurpose::Observe,
+        )
+        .await
+        {
+            Ok(t) => Ok(Some(t)),
+            Err(refused) => return refused,
+        }
+    } else {
+        let raw = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or(q.api_key.clone())
+            .unwrap_or_default();
+        state.store.tenant_for_raw_key(&raw).await
+    };
+    let tenant = match found {
         Ok(Some(t)) => t,
         Ok(None) => {
             return refuse(
@@ -72,11 +89,12 @@ pub async fn upgrade(
     if q.user_id.is_some() && call.user != q.user_id {
         return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
     }
-    let events = call.events.subscribe();
+    let events = call.events.listen();
     ws.on_upgrade(move |socket| forward(socket, events))
 }
 
-async fn forward(mut socket: WebSocket, mut events: tokio::sync::broadcast::Receiver<CallEvent>) {
+async fn forward(mut socket: WebSocket, mut listening: crate::engine::events::Listening) {
+    let events = &mut listening.rx;
     loop {
         tokio::select! {
             e = events.recv() => {

@@ -5,6 +5,7 @@
 //! stream is held open and its frames are counted (`session`).
 
 pub mod audio;
+pub mod callws;
 pub mod engine;
 pub mod frontend;
 pub mod gateway;
@@ -12,6 +13,7 @@ pub mod handshake;
 pub mod llm;
 pub mod models;
 pub mod protocol;
+pub mod rtc;
 mod session;
 pub mod speech;
 
@@ -37,6 +39,7 @@ pub fn router(state: StreamState) -> Router {
     Router::new()
         .route("/stream/{bot_id}", get(handshake::upgrade))
         .route("/frontend-stream", get(frontend::upgrade))
+        .merge(callws::routes())
         .merge(gateway::routes())
         .with_state(state)
 }

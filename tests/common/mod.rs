@@ -242,6 +242,7 @@ fn uuid_like() -> String {
     hash.as_str()[..16].to_owned()
 }
 
+pub mod callws;
 pub mod hook;
 pub mod openai;
 #[allow(unused_imports)]

@@ -142,6 +142,7 @@ mod tests {
             Out::Dial {
                 number: "+15552223333".into(),
                 caller_id: Some("+15550100000".into()),
+                timeout: Some(20),
             },
             Out::Hangup,
         ]);

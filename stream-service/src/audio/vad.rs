@@ -12,6 +12,9 @@ const FRAME_MS: u32 = 20;
 const NOISE_BLOCKS: usize = 6;
 const BLOCK_FRAMES: u32 = 25;
 const NO_LEVEL: f32 = f32::INFINITY;
+/// The floor assumed before any of the line has been heard (a quiet line): a caller who speaks in
+/// the first frames, or a `/call` client that sends audio only while the user talks, is heard.
+const START_FLOOR: f32 = -65.0;
 
 /// Endpointing knobs (per bot or platform-wide).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,7 +106,7 @@ impl Endpointer {
             state: State::Quiet,
             block_min: NO_LEVEL,
             block_frames: 0,
-            history: [NO_LEVEL; NOISE_BLOCKS],
+            history: [START_FLOOR; NOISE_BLOCKS],
             pre: std::collections::VecDeque::with_capacity(frames(cfg.pre_roll) as usize + 1),
             utterance: Vec::with_capacity(cap),
             frames_seen: 0,
@@ -314,6 +317,18 @@ mod tests {
         // Speech + pre-roll + end silence, in whole frames.
         assert_eq!(audio.len() % FRAME_SAMPLES, 0);
         assert!(audio.len() >= 50 * FRAME_SAMPLES + 35 * FRAME_SAMPLES);
+    }
+
+    #[test]
+    fn speech_from_the_first_frame_is_heard() {
+        // A `/call` client that sends audio only while its user talks: no line noise before.
+        let mut seed = 3;
+        let mut ep = Endpointer::new(VadConfig::default());
+        let mut input = tone(0.3, 50, &mut seed);
+        input.extend(vec![[0i16; FRAME_SAMPLES]; 50]);
+        let events = run(&mut ep, &input);
+        assert_eq!(events.first(), Some(&VadEvent::SpeechStarted), "{events:?}");
+        assert!(matches!(events.get(1), Some(VadEvent::SpeechEnded { .. })));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Publishing never waits: a slow observer misses events (it is told how many), the call does not.
 
 use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -111,6 +113,21 @@ pub fn now_ms() -> u64 {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<CallEvent>,
+    /// Subscribers that want the call's audio (`audio` events are built only for them).
+    listeners: Arc<AtomicUsize>,
+}
+
+/// A subscription that includes the call's audio; stops the audio events when dropped.
+#[derive(Debug)]
+pub struct Listening {
+    pub rx: broadcast::Receiver<CallEvent>,
+    listeners: Arc<AtomicUsize>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.listeners.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for EventBus {
@@ -122,20 +139,34 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(256);
-        Self { tx }
+        Self {
+            tx,
+            listeners: Arc::default(),
+        }
     }
 
     pub fn emit(&self, e: CallEvent) {
         let _ = self.tx.send(e);
     }
 
-    /// Whether anybody listens (audio events are only built then).
+    /// Whether anybody listens to the audio (audio events are only built then).
     pub fn observed(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.listeners.load(Ordering::Relaxed) > 0
     }
 
+    /// The call's events without its audio (a `/call` client, a supervisor).
     pub fn subscribe(&self) -> broadcast::Receiver<CallEvent> {
         self.tx.subscribe()
+    }
+
+    /// The call's events with its audio (`/frontend-stream`).
+    pub fn listen(&self) -> Listening {
+        let rx = self.tx.subscribe();
+        self.listeners.fetch_add(1, Ordering::Relaxed);
+        Listening {
+            rx,
+            listeners: self.listeners.clone(),
+        }
     }
 }
 

@@ -18,6 +18,10 @@ pub struct LiveCall {
     pub started_ms: u64,
     pub events: EventBus,
     pub kill: CancellationToken,
+    /// The leg the call runs over.
+    pub channel: callbot_core::domain::Channel,
+    /// Commands for the call's engine (`/call` supervisors).
+    pub commands: tokio::sync::mpsc::Sender<crate::engine::command::Command>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -100,6 +104,11 @@ impl LiveCalls {
         self.len() == 0
     }
 
+    /// The call `sid`, whoever's it is (callers have checked the tenant).
+    pub fn by_sid(&self, sid: &CallSid) -> Option<LiveCall> {
+        self.lock().get(sid).cloned()
+    }
+
     /// Asks every live call to end (shutdown).
     pub fn kill_all(&self) {
         for c in self.lock().values() {
@@ -121,6 +130,8 @@ mod tests {
             started_ms: 0,
             events: EventBus::new(),
             kill: CancellationToken::new(),
+            channel: callbot_core::domain::Channel::Twilio,
+            commands: tokio::sync::mpsc::channel(1).0,
         }
     }
 

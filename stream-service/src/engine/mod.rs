@@ -3,7 +3,9 @@
 //! synthesis) that reports back over a bounded channel. Shared parts live in [`Engine`].
 
 pub mod call;
+pub mod command;
 mod converse;
+pub mod play;
 pub mod events;
 pub mod live;
 pub mod pipeline;

@@ -53,8 +53,27 @@ pub enum TurnKind {
         /// Partial transcripts seen while they spoke.
         partials: u32,
     },
-    /// The bot speaks on its own (greeting, reprompt).
-    Bot { text: String },
+    /// The bot speaks on its own (greeting, reprompt, a `tts` command), then takes `then`
+    /// (a `tts` with `autoHangup` hangs up once it has been heard).
+    Bot {
+        text: String,
+        then: Action,
+        /// The `tts` command's `playId`.
+        play_id: Option<String>,
+    },
+    /// An audio file (WAV) is played into the call (`play` command), then `then`.
+    Play { url: url::Url, then: Action },
+}
+
+impl TurnKind {
+    /// The bot says `text` and the conversation goes on.
+    pub fn bot(text: String) -> Self {
+        TurnKind::Bot {
+            text,
+            then: Action::Continue,
+            play_id: None,
+        }
+    }
 }
 
 /// Words recognised before the turn started.
@@ -150,13 +169,17 @@ pub enum ToCall {
 pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc::Sender<ToCall>) {
     let turn = input.turn;
     let say = match input.kind {
-        TurnKind::Bot { text } => {
+        TurnKind::Play { url, then } => {
+            super::play::run(&engine, &info, turn, &url, then, &tx).await;
+            return;
+        }
+        TurnKind::Bot { text, then, .. } => {
             let parts = sentences(&text);
             if tx
                 .send(ToCall::Reply {
                     turn,
                     say: text,
-                    action: Action::Continue,
+                    action: then,
                     fallback: None,
                     webhook: None,
                     sentences: parts.clone(),

@@ -127,7 +127,7 @@ fn parse_reply(body: &[u8]) -> Result<Reply, Failure> {
 
 /// Refuses hosts that resolve to private or loopback addresses unless the operator allows them
 /// (the URL was checked when the bot was saved; this catches DNS that changed since).
-async fn target_allowed(url: &url::Url, policy: WebhookPolicy) -> bool {
+pub(crate) async fn target_allowed(url: &url::Url, policy: WebhookPolicy) -> bool {
     if policy.allow_private {
         return true;
     }

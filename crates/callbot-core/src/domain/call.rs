@@ -155,6 +155,43 @@ impl CallDirection {
     }
 }
 
+/// The leg a call came over: the phone network through Twilio, a `/call` WebSocket carrying the
+/// audio itself, or a WebRTC leg set up over `/call/webrtc` (RustPBX's `call_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Channel {
+    #[default]
+    Twilio,
+    Websocket,
+    Webrtc,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Twilio => "twilio",
+            Channel::Websocket => "websocket",
+            Channel::Webrtc => "webrtc",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        match raw {
+            "twilio" => Ok(Channel::Twilio),
+            "websocket" => Ok(Channel::Websocket),
+            "webrtc" => Ok(Channel::Webrtc),
+            other => Err(ParseError::new(
+                "invalid_channel",
+                format!("unknown call channel {other:?}"),
+            )),
+        }
+    }
+
+    /// Whether a phone carrier holds the call (hang-up, transfer and `refer` go through it).
+    pub fn is_phone(self) -> bool {
+        self == Channel::Twilio
+    }
+}
+
 /// The customer's own label for one of its end users (`user_id` in the outbound API): 1-128
 /// printable characters without `#` (which the stores use as a key separator).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

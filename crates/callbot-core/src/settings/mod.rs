@@ -2,6 +2,8 @@
 //! (`Settings::from_env`); everything else receives the parsed values.
 
 mod providers;
+mod rtc;
+pub use rtc::{IceServer, RtcSettings};
 pub use providers::{
     DeepgramSettings, ElevenLabsSettings, OpenAiAudioSettings, PollySettings, ProviderSettings,
     SttChoice,
@@ -200,6 +202,8 @@ pub struct Settings {
     pub llm: LlmSettings,
     /// Cloud voices and recognisers.
     pub providers: ProviderSettings,
+    /// ICE servers, TURN credentials and UDP ports for browser (WebRTC) calls.
+    pub rtc: RtcSettings,
     /// Deadline for a reply's first words from the LLM (a webhook-mode suggestion: the whole of it).
     pub llm_timeout: Duration,
     /// `/llm/v1` gateway requests per tenant per minute.
@@ -452,6 +456,7 @@ impl Settings {
             }
         };
         let providers = ProviderSettings::from_get(&|k| get(k), &ms)?;
+        let rtc = RtcSettings::from_get(&|k| get(k))?;
         let public_base_url = url_var("PUBLIC_BASE_URL")?;
         let stream_base_url = url_var("STREAM_BASE_URL")?;
         if matches!(telephony, TelephonySettings::Twilio { .. }) {
@@ -492,6 +497,7 @@ impl Settings {
             calls,
             llm,
             providers,
+            rtc,
             llm_timeout: ms("CALLBOT_LLM_TIMEOUT_MS", 2500)?,
             llm_gateway_per_minute: u32::try_from(num("CALLBOT_LLM_GATEWAY_PER_MINUTE", 120)?)
                 .map_err(|e| err("CALLBOT_LLM_GATEWAY_PER_MINUTE", e.to_string()))?,

@@ -3,7 +3,7 @@
 
 use super::{IdempotencyRecord, StoreResult};
 use crate::domain::{
-    BotId, CallDirection, CallSid, CallStatus, FirstMessage, Goal, TenantId, UserLabel,
+    BotId, CallDirection, CallSid, Channel, CallStatus, FirstMessage, Goal, TenantId, UserLabel,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -16,6 +16,8 @@ pub struct CallRecord {
     pub tenant: TenantId,
     pub bot_id: BotId,
     pub direction: CallDirection,
+    /// The leg the call came over (`twilio` for phone calls).
+    pub channel: Channel,
     /// Caller and callee as the carrier reported them (E.164, `client:…`, `anonymous`, …).
     pub from: String,
     pub to: String,
@@ -98,6 +100,7 @@ impl CallRecord {
             tenant: tenant.clone(),
             bot_id: bot.clone(),
             direction,
+            channel: Channel::Twilio,
             from: from.to_owned(),
             to: to.to_owned(),
             user: None,

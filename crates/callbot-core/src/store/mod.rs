@@ -14,6 +14,7 @@ pub use calls::{
 };
 
 pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
+pub use tickets::{TicketPurpose, TicketStore, new_ticket};
 pub use usage::{LlmUsage, UsageStore};
 
 mod calls;
@@ -22,6 +23,7 @@ pub mod conformance;
 pub mod dynamo;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod tickets;
 mod turns;
 mod usage;
 
@@ -99,7 +101,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// - Tenant scoping is enforced here: a method taking a tenant never returns or changes another
 ///   tenant's data.
 #[async_trait]
-pub trait Store: CallStore + TurnStore + UsageStore + Send + Sync + std::fmt::Debug {
+pub trait Store: CallStore + TurnStore + UsageStore + TicketStore + Send + Sync + std::fmt::Debug {
     /// Short name for logs and the startup banner ("sqlite", "dynamodb").
     fn kind(&self) -> &'static str;
 

@@ -15,10 +15,12 @@ pub enum Verb {
         url: String,
         parameters: Vec<(String, String)>,
     },
-    /// `<Dial callerId=…><Number>…</Number></Dial>`: transfer the caller.
+    /// `<Dial callerId=… timeout=…><Number>…</Number></Dial>`: transfer the caller (`timeout`:
+    /// seconds to ring, Twilio's default 30 when absent).
     Dial {
         number: String,
         caller_id: Option<String>,
+        timeout: Option<u32>,
     },
     Hangup,
 }
@@ -54,10 +56,17 @@ pub fn render(verbs: &[Verb]) -> String {
                 put(Event::End(BytesEnd::new("Stream")));
                 put(Event::End(BytesEnd::new("Connect")));
             }
-            Verb::Dial { number, caller_id } => {
+            Verb::Dial {
+                number,
+                caller_id,
+                timeout,
+            } => {
                 let mut dial = BytesStart::new("Dial");
                 if let Some(id) = caller_id {
                     dial.push_attribute(("callerId", id.as_str()));
+                }
+                if let Some(t) = timeout {
+                    dial.push_attribute(("timeout", t.to_string().as_str()));
                 }
                 put(Event::Start(dial));
                 put(Event::Start(BytesStart::new("Number")));
@@ -91,6 +100,15 @@ mod tests {
              <Stream url=\"wss://media.example.com/stream/bot_1\">\
              <Parameter name=\"token\" value=\"a&quot;b&lt;c&gt;&amp;\"/></Stream></Connect>\
              <Hangup/></Response>"
+        );
+        let dial = render(&[Verb::Dial {
+            number: "+15552223333".into(),
+            caller_id: None,
+            timeout: Some(20),
+        }]);
+        assert!(
+            dial.contains("<Dial timeout=\"20\"><Number>+15552223333</Number></Dial>"),
+            "{dial}"
         );
         let say = render(&[Verb::Say("</Say><Hangup/>".into())]);
         assert!(say.contains("&lt;/Say&gt;&lt;Hangup/&gt;"), "{say}");

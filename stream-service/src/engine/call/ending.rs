@@ -21,6 +21,7 @@ impl Actor {
     ) {
         let why = self.end.clone().unwrap_or(End::CallerHungUp);
         if matches!(why, End::Killed | End::MaxDuration)
+            && self.leg.channel().is_phone()
             && let Err(e) = self.engine.telephony.hangup_call(sid).await
         {
             tracing::error!(call_sid = %sid, error = %e, "hanging up failed");
@@ -143,13 +144,17 @@ impl Actor {
                 tracing::error!(call_sid = %sid, error = %e, "writing the recording failed");
             }
         }
-        let (reason, initiator) = match why {
+        let (reason, initiator) = match &why {
             End::CallerHungUp => ("caller_hangup", "caller"),
             End::Bot => ("bot_hangup", "bot"),
             End::Transfer => ("transferred", "bot"),
             End::Killed => ("killed", "api"),
             End::MaxDuration => ("max_duration", "system"),
             End::Silence => ("silence_timeout", "system"),
+            End::Command { reason, initiator } => (
+                reason.as_deref().unwrap_or("hangup_command"),
+                initiator.as_deref().unwrap_or("client"),
+            ),
         };
         self.events.emit(CallEvent::Hangup {
             timestamp: now_ms(),
@@ -158,6 +163,9 @@ impl Actor {
         });
         tracing::info!(call_sid = %sid, reason, malformed = self.malformed, dropped = self.dropped, "call engine finished");
         // Closing the socket (when the writer drains) ends the stream; Twilio then runs `<Hangup/>`.
-        let _ = self.out.try_send(Message::Close(None));
+        // A `/call` socket is closed by its event forwarder, after the `hangup` event.
+        if self.leg.channel().is_phone() {
+            let _ = self.out.try_send(Message::Close(None));
+        }
     }
 }

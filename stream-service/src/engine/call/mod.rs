@@ -64,6 +64,11 @@ enum End {
     Killed,
     MaxDuration,
     Silence,
+    /// A `hangup` command (the `/call` client or a supervisor).
+    Command {
+        reason: Option<String>,
+        initiator: Option<String>,
+    },
 }
 
 struct Actor {
@@ -74,7 +79,8 @@ struct Actor {
     state: StreamState,
     info: Arc<CallInfo>,
     events: EventBus,
-    stream_sid: String,
+    /// How audio, marks and hang-up reach the other party.
+    leg: leg::Leg,
     out: mpsc::Sender<Message>,
     pipe_tx: mpsc::Sender<ToCall>,
     ep: Endpointer,
@@ -90,7 +96,6 @@ struct Actor {
     end: Option<End>,
     inbound: Vec<u8>,
     carry: Vec<u8>,
-    b64: String,
     /// Frames and marks due this tick (kept to reuse its buffer).
     outbox: Vec<QItem>,
     malformed: u64,
@@ -99,8 +104,15 @@ struct Actor {
     persisting: Vec<tokio::task::JoinHandle<()>>,
     /// Recognition and endpointing state (streaming recogniser, partials).
     listen: listen::Listen,
+    /// `mute`d tracks: the caller's audio is not heard by the bot; the bot's is not sent.
+    muted_caller: bool,
+    muted_bot: bool,
+    /// `playId` of the `tts` playing now, and the text of a streamed `tts` not yet spoken.
+    playing: Option<String>,
+    tts_stream: String,
 }
 
+/// Runs a verified Twilio media stream's call.
 pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream) {
     let store = state.store.clone();
     let call = match store.call_by_sid(&v.call).await {
@@ -114,12 +126,29 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         Ok(Some(b)) => b,
         _ => return close(socket, "unknown bot").await,
     };
+    let leg = leg::Leg::new(leg::LegKind::Twilio {
+        stream_sid: v.stream_sid.clone(),
+    });
+    drive(socket, state, call, bot, leg, None).await;
+}
+
+/// Runs one call over any leg until it ends: the engine is the same for every leg (`leg`), with
+/// the RTC task's media events for a WebRTC leg.
+pub(crate) async fn drive(
+    socket: WebSocket,
+    state: StreamState,
+    call: callbot_core::store::CallRecord,
+    bot: callbot_core::store::Bot,
+    leg: leg::Leg,
+    mut rtc_rx: Option<mpsc::Receiver<leg::RtcEvent>>,
+) {
     let Some(engine) = state.engine.clone() else {
         return close(socket, "no call engine").await;
     };
     let settings = &state.settings.calls;
     let events = EventBus::new();
     let kill = CancellationToken::new();
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<crate::engine::command::Command>(32);
     let live = LiveCall {
         sid: call.sid.clone(),
         tenant: call.tenant.clone(),
@@ -128,6 +157,8 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         started_ms: now_ms(),
         events: events.clone(),
         kill: kill.clone(),
+        channel: leg.channel(),
+        commands: cmd_tx,
     };
     let registration: Registration = match engine.live.register(live, settings.max_streams_per_user)
     {
@@ -209,6 +240,15 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         }
         let _ = sink.close().await;
     });
+    // A `/call` client reads the call's events on its own socket.
+    let done = CancellationToken::new();
+    let forwarder = (!leg.channel().is_phone()).then(|| {
+        tokio::spawn(control::forward_events(
+            events.subscribe(),
+            out.clone(),
+            done.clone(),
+        ))
+    });
     let (pipe_tx, mut pipe_rx) = mpsc::channel(32);
     let now = Instant::now();
     let mut actor = Actor {
@@ -219,7 +259,7 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         state: state.clone(),
         info,
         events,
-        stream_sid: v.stream_sid.clone(),
+        leg,
         out,
         pipe_tx,
         ep: Endpointer::new(vad),
@@ -235,17 +275,20 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
         end: None,
         inbound: Vec::with_capacity(512),
         carry: Vec::with_capacity(2 * FRAME_BYTES),
-        b64: String::with_capacity(256),
         outbox: Vec::with_capacity(2 * LEAD_FRAMES as usize),
         malformed: 0,
         dropped: 0,
         persisting: Vec::new(),
         listen,
+        muted_caller: false,
+        muted_bot: false,
+        playing: None,
+        tts_stream: String::new(),
     };
     tracing::info!(call_sid = %call.sid, bot_id = %bot.id, "call engine started");
     actor
         .pending
-        .push_back((TurnKind::Bot { text: greeting }, now, Duration::ZERO));
+        .push_back((TurnKind::bot(greeting), now, Duration::ZERO));
     actor.start_next();
 
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -255,11 +298,23 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
     while actor.end.is_none() {
         tokio::select! {
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => actor.inbound(text.as_str()),
-                Some(Ok(Message::Binary(_))) => actor.protocol_error("binary frame"),
+                Some(Ok(Message::Text(text))) => actor.on_text(text.as_str()).await,
+                Some(Ok(Message::Binary(data))) => actor.on_binary(&data),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => actor.end = Some(End::CallerHungUp),
                 Some(Ok(_)) => {}
             },
+            ev = recv_opt(&mut rtc_rx) => match ev {
+                Some(leg::RtcEvent::Audio(frame)) => actor.rtc_audio(&frame),
+                Some(leg::RtcEvent::Closed(why)) => {
+                    tracing::info!(call_sid = %call.sid, why, "WebRTC leg closed");
+                    actor.end = Some(End::CallerHungUp);
+                }
+                None => {
+                    rtc_rx = None;
+                    actor.end = Some(End::CallerHungUp);
+                }
+            },
+            Some(cmd) = cmd_rx.recv() => actor.command(cmd).await,
             Some(m) = pipe_rx.recv() => actor.on_pipeline(m).await,
             ev = recv_opt(&mut stt_rx) => match ev {
                 Some(ev) => actor.on_stt(ev),
@@ -273,6 +328,10 @@ pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream
     }
     actor.finish(&call.tenant, &call.sid, &mut pipe_rx).await;
     drop(actor);
+    done.cancel();
+    if let Some(f) = forwarder {
+        let _ = f.await;
+    }
     let _ = writer.await;
     drop(registration);
 }
@@ -295,8 +354,8 @@ async fn close(mut socket: WebSocket, reason: &str) {
 }
 
 impl Actor {
-    fn send(&mut self, text: String) {
-        if self.out.try_send(Message::text(text)).is_err() {
+    fn send(&mut self, m: Message) {
+        if self.out.try_send(m).is_err() {
             self.dropped += 1;
         }
     }
@@ -349,6 +408,16 @@ impl Actor {
     }
 
     fn caller_audio(&mut self) {
+        if self.muted_caller {
+            // Muted: on the record, not heard by the bot.
+            self.carry.clear();
+            for f in self.inbound.chunks_exact(FRAME_BYTES) {
+                let mut frame = [0u8; FRAME_BYTES];
+                frame.copy_from_slice(f);
+                self.recorder.caller_frame(&frame);
+            }
+            return;
+        }
         if self.events.observed() {
             self.events.emit(CallEvent::Audio {
                 timestamp: now_ms(),
@@ -446,7 +515,11 @@ impl Actor {
         self.next_turn += 1;
         let caller = match &kind {
             TurnKind::Caller { dtmf, audio, .. } => Some((audio.clone(), dtmf.clone())),
-            TurnKind::Bot { .. } => None,
+            TurnKind::Bot { .. } | TurnKind::Play { .. } => None,
+        };
+        self.playing = match &kind {
+            TurnKind::Bot { play_id, .. } => play_id.clone(),
+            _ => None,
         };
         let input = TurnInput {
             turn,
@@ -605,6 +678,11 @@ impl Actor {
 
     async fn tick(&mut self) {
         let now = Instant::now();
+        while let Some((turn, id)) = self.leg.due_mark(now) {
+            if let Some(cur) = self.current.as_mut().filter(|c| c.turn == turn) {
+                cur.mark_back(id);
+            }
+        }
         self.pump(now, true);
         self.maybe_complete().await;
         self.timers(now).await;
@@ -630,9 +708,10 @@ impl Actor {
                     p.started = Some(now);
                     started_track = Some(cur.turn);
                 }
+                let lead = self.leg.lead_frames();
                 let due = match p.origin {
-                    Some(o) => LEAD_FRAMES + now.duration_since(o).as_millis() as u64 / 20,
-                    None => LEAD_FRAMES,
+                    Some(o) => lead + now.duration_since(o).as_millis() as u64 / 20,
+                    None => lead,
                 };
                 while p.sent < due {
                     match p.queue.pop_front() {
@@ -669,28 +748,29 @@ impl Actor {
         for item in send.drain(..) {
             match item {
                 QItem::Frame(f) => {
+                    let f = if self.muted_bot {
+                        [g711::SILENCE; FRAME_BYTES]
+                    } else {
+                        f
+                    };
                     self.recorder.bot_frame(&f);
-                    self.b64.clear();
-                    B64.encode_string(f, &mut self.b64);
-                    let msg = format!(
-                        r#"{{"event":"media","streamSid":"{}","media":{{"payload":"{}"}}}}"#,
-                        self.stream_sid, self.b64
-                    );
                     if self.events.observed() {
                         self.events.emit(CallEvent::Audio {
                             timestamp: now_ms(),
                             track: "outbound".into(),
-                            payload: self.b64.clone(),
+                            payload: B64.encode(f),
                         });
                     }
-                    self.send(msg);
+                    match self.leg.frame(&f, now) {
+                        Ok(Some(m)) => self.send(m),
+                        Ok(None) => {}
+                        Err(()) => self.dropped += 1,
+                    }
                 }
                 QItem::Mark(id) => {
-                    let msg = format!(
-                        r#"{{"event":"mark","streamSid":"{}","mark":{{"name":"{turn}-{id}"}}}}"#,
-                        self.stream_sid
-                    );
-                    self.send(msg);
+                    if let Some(m) = self.leg.mark(turn, id, now) {
+                        self.send(m);
+                    }
                 }
             }
         }
@@ -719,7 +799,7 @@ impl Actor {
                 self.silence_since = now;
                 let text = self.state.settings.calls.reprompt_line.clone();
                 self.pending
-                    .push_back((TurnKind::Bot { text }, now, Duration::ZERO));
+                    .push_back((TurnKind::bot(text), now, Duration::ZERO));
             }
         }
     }
@@ -733,7 +813,10 @@ impl Actor {
     }
 }
 
+mod control;
+pub(crate) use control::forward_events;
 mod ending;
+pub mod leg;
 mod lifecycle;
 mod listen;
 mod turns;

@@ -15,10 +15,9 @@ impl Actor {
         let turn = cur.turn;
         let heard_frames: usize = cur.playback.sentences.iter().map(|s| s.2).sum();
         let heard = lifecycle::heard_text(&cur.playback.sentences);
-        self.send(format!(
-            r#"{{"event":"clear","streamSid":"{}"}}"#,
-            self.stream_sid
-        ));
+        if let Some(m) = self.leg.clear() {
+            self.send(m);
+        }
         self.recorder.bot_cleared();
         self.events.emit(CallEvent::Interruption {
             track_id: format!("reply-{turn}"),
@@ -34,26 +33,40 @@ impl Actor {
         let action = self.complete_now(interrupted);
         match action {
             Some(Action::Hangup) => self.hang_up(End::Bot).await,
-            Some(Action::Transfer(to)) => {
-                let twiml = twiml::render(&[Verb::Dial {
-                    number: to.to_string(),
-                    caller_id: Some(self.info.to.clone()),
-                }]);
-                if let Err(e) = self.engine.telephony.redirect_call(&self.sid, &twiml).await {
-                    tracing::error!(call_sid = %self.sid, error = %e, "transfer failed");
-                    self.events.emit(CallEvent::Error {
-                        track_id: "call".into(),
-                        timestamp: now_ms(),
-                        sender: "telephony".into(),
-                        error: format!("transfer failed: {e}"),
-                        code: None,
-                    });
-                    return;
-                }
-                self.end = Some(End::Transfer);
-            }
+            Some(Action::Transfer(to)) => self.transfer(&to.to_string(), None).await,
             _ => {}
         }
+    }
+
+    /// Hands the caller to `number` through the carrier (`<Dial>`); the engine's part ends.
+    /// Legs without a carrier (WebSocket, WebRTC) cannot be transferred: an `error` event says
+    /// so and the conversation goes on.
+    pub(super) async fn transfer(&mut self, number: &str, timeout: Option<u32>) {
+        let fail = |error: String| CallEvent::Error {
+            track_id: "call".into(),
+            timestamp: now_ms(),
+            sender: "telephony".into(),
+            error,
+            code: None,
+        };
+        if !self.leg.channel().is_phone() {
+            self.events.emit(fail(format!(
+                "transfer to {number} needs a phone leg; this call is {}",
+                self.leg.channel().as_str()
+            )));
+            return;
+        }
+        let twiml = twiml::render(&[Verb::Dial {
+            number: number.to_owned(),
+            caller_id: Some(self.info.to.clone()),
+            timeout,
+        }]);
+        if let Err(e) = self.engine.telephony.redirect_call(&self.sid, &twiml).await {
+            tracing::error!(call_sid = %self.sid, error = %e, "transfer failed");
+            self.events.emit(fail(format!("transfer failed: {e}")));
+            return;
+        }
+        self.end = Some(End::Transfer);
     }
 
     /// Records the current turn (spawned write), updates the history; returns the action to take.
@@ -139,7 +152,9 @@ impl Actor {
     }
 
     pub(super) async fn hang_up(&mut self, why: End) {
-        if let Err(e) = self.engine.telephony.hangup_call(&self.sid).await {
+        if self.leg.channel().is_phone()
+            && let Err(e) = self.engine.telephony.hangup_call(&self.sid).await
+        {
             tracing::error!(call_sid = %self.sid, error = %e, "hanging up failed");
         }
         self.end = Some(why);

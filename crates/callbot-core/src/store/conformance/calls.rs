@@ -65,6 +65,14 @@ pub(super) async fn lifecycle(store: &dyn Store) {
         None,
         "isolation"
     );
+    let mut browser = sample_call(&t, &bot.id);
+    browser.channel = crate::domain::Channel::Webrtc;
+    assert!(store.create_call(&browser, None).await.unwrap());
+    assert_eq!(
+        store.call_by_sid(&browser.sid).await.unwrap(),
+        Some(browser.clone()),
+        "the channel is kept"
+    );
 
     let t0 = call.created_at;
     let at = |s: i64| t0 + Duration::seconds(s);

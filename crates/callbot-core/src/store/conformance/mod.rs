@@ -84,6 +84,67 @@ pub async fn run_all(store: Arc<dyn Store>) {
     calls::rate_slots(Arc::clone(&store)).await;
     calls::turns(&*store).await;
     llm_usage(Arc::clone(&store)).await;
+    tickets(Arc::clone(&store)).await;
+}
+
+/// A ticket is taken once, by exactly one of many concurrent takers, only for its purpose and
+/// only before it expires.
+async fn tickets(store: Arc<dyn Store>) {
+    use crate::store::{TicketPurpose, new_ticket};
+    let t = tenant();
+    let (_, hash) = new_ticket();
+    store
+        .put_ticket(&hash, &t, TicketPurpose::Call, 10_000)
+        .await
+        .expect("put");
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (store, hash) = (Arc::clone(&store), hash.clone());
+        tasks.push(tokio::spawn(async move {
+            store.take_ticket(&hash, TicketPurpose::Call, 5_000).await
+        }));
+    }
+    let mut won = Vec::new();
+    for task in tasks {
+        if let Some(got) = task.await.expect("task").expect("take") {
+            won.push(got);
+        }
+    }
+    assert_eq!(won, vec![t.clone()], "exactly one taker gets the ticket");
+    let (_, expired) = new_ticket();
+    store
+        .put_ticket(&expired, &t, TicketPurpose::Call, 10_000)
+        .await
+        .expect("put");
+    assert_eq!(
+        store
+            .take_ticket(&expired, TicketPurpose::Call, 10_001)
+            .await
+            .expect("take"),
+        None,
+        "an expired ticket is refused"
+    );
+    let (_, other) = new_ticket();
+    store
+        .put_ticket(&other, &t, TicketPurpose::Observe, 10_000)
+        .await
+        .expect("put");
+    assert_eq!(
+        store
+            .take_ticket(&other, TicketPurpose::Call, 1)
+            .await
+            .expect("take"),
+        None,
+        "a ticket opens only what it was issued for"
+    );
+    let (_, unknown) = new_ticket();
+    assert_eq!(
+        store
+            .take_ticket(&unknown, TicketPurpose::Call, 1)
+            .await
+            .expect("take"),
+        None
+    );
 }
 
 /// Concurrent adds all count; tallies are per tenant and listed newest day first.

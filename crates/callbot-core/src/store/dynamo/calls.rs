@@ -5,7 +5,7 @@ use super::{
     DynamoStore, Item, backend, bot_pk, cancellation_codes, get_n, get_s, key, n, s, sdk_err,
 };
 use crate::domain::{
-    BotId, CallDirection, CallSid, CallStatus, FirstMessage, Goal, TenantId, UserLabel,
+    BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId, UserLabel,
 };
 use crate::store::calls::{page, retry_after, unix_ms};
 use crate::store::{
@@ -40,6 +40,7 @@ fn call_item(c: &CallRecord) -> Item {
     item.insert("tenant".into(), s(c.tenant.as_str()));
     item.insert("bot_id".into(), s(c.bot_id.as_str()));
     item.insert("direction".into(), s(c.direction.as_str()));
+    item.insert("channel".into(), s(c.channel.as_str()));
     item.insert("from".into(), s(&c.from));
     item.insert("to".into(), s(&c.to));
     if let Some(u) = &c.user {
@@ -83,6 +84,11 @@ fn call_from_item(item: &Item) -> StoreResult<CallRecord> {
         tenant: TenantId::parse(get_s(item, "tenant")?).map_err(corrupt)?,
         bot_id: BotId::parse(get_s(item, "bot_id")?).map_err(corrupt)?,
         direction: CallDirection::parse(get_s(item, "direction")?).map_err(corrupt)?,
+        channel: opt_s(item, "channel")
+            .map(Channel::parse)
+            .transpose()
+            .map_err(corrupt)?
+            .unwrap_or_default(),
         from: get_s(item, "from")?.to_owned(),
         to: get_s(item, "to")?.to_owned(),
         user: opt_s(item, "user")

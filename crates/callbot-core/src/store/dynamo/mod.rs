@@ -18,6 +18,7 @@
 //! A call's list key is `<created_at RFC 3339>#<sid>`, so both indexes list calls newest first.
 
 mod calls;
+mod tickets;
 mod usage;
 
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};

@@ -2,7 +2,7 @@
 
 use super::{SqliteStore, backend, calls_key, idempotency_used, insert_idempotency};
 use crate::domain::{
-    BotId, CallDirection, CallSid, CallStatus, FirstMessage, Goal, TenantId, UserLabel,
+    BotId, CallDirection, CallSid, Channel, CallStatus, FirstMessage, Goal, TenantId, UserLabel,
 };
 use crate::store::calls::{page, retry_after, unix_ms};
 use crate::store::{
@@ -15,13 +15,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
 const CALL_COLUMNS: &str = "sid, tenant, bot_id, direction, from_number, to_number, user_label, status, \
-    status_seq, prompt, first_message, created_at, updated_at, started_at, ended_at, duration_secs, list_key";
+    status_seq, prompt, first_message, created_at, updated_at, started_at, ended_at, duration_secs, list_key, channel";
 
 fn opt_time(t: Option<OffsetDateTime>) -> Option<String> {
     t.map(time_fmt::rfc3339)
 }
 
-fn call_params(c: &CallRecord) -> [Box<dyn rusqlite::ToSql>; 17] {
+fn call_params(c: &CallRecord) -> [Box<dyn rusqlite::ToSql>; 18] {
     [
         Box::new(c.sid.as_str().to_owned()),
         Box::new(c.tenant.as_str().to_owned()),
@@ -40,6 +40,7 @@ fn call_params(c: &CallRecord) -> [Box<dyn rusqlite::ToSql>; 17] {
         Box::new(opt_time(c.ended_at)),
         Box::new(c.duration_secs),
         Box::new(c.list_key()),
+        Box::new(c.channel.as_str()),
     ]
 }
 
@@ -52,6 +53,7 @@ fn call_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<CallRe
     let (prompt, first, created, updated, started, ended) =
         (o(9)?, o(10)?, s(11)?, s(12)?, o(13)?, o(14)?);
     let duration: Option<u32> = row.get(15)?;
+    let channel = s(17)?;
     let time = |v: &str, what: &str| time_fmt::parse_rfc3339(v).ok_or_else(|| corrupt(what));
     Ok((|| {
         Ok(CallRecord {
@@ -59,6 +61,7 @@ fn call_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<CallRe
             tenant: TenantId::parse(&tenant).map_err(corrupt)?,
             bot_id: BotId::parse(&bot).map_err(corrupt)?,
             direction: CallDirection::parse(&dir).map_err(corrupt)?,
+            channel: Channel::parse(&channel).map_err(corrupt)?,
             from,
             to,
             user: user
@@ -118,7 +121,7 @@ impl CallStore for SqliteStore {
             tx.execute(
                 &format!(
                     "INSERT INTO calls ({CALL_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
                 ),
                 call_params(&call),
             )

@@ -3,6 +3,7 @@
 //! also hold between processes sharing the file.
 
 mod calls;
+mod tickets;
 mod usage;
 
 use super::{Bot, BotWithUsage, IdempotencyRecord, Store, StoreError, StoreResult, corrupt};
@@ -99,6 +100,14 @@ const MIGRATIONS: &[&str] = &[
         prompt_tokens INTEGER NOT NULL,
         completion_tokens INTEGER NOT NULL,
         PRIMARY KEY (tenant, day)
+     );",
+    // 7: the leg a call came over (twilio, websocket, webrtc); single-use tickets
+    "ALTER TABLE calls ADD COLUMN channel TEXT NOT NULL DEFAULT 'twilio';
+     CREATE TABLE tickets (
+        hash TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
      );",
 ];
 

@@ -1,0 +1,99 @@
+//! What browsers and RustPBX clients need before a call socket: `POST /call/tickets` trades the
+//! API key for a short-lived, single-use ticket that `wss /call`, `wss /call/webrtc` (purpose
+//! `call`) or `wss /frontend-stream` (purpose `observe`) accept in their URL, so no key is ever
+//! put in one; `GET /iceservers` lists the STUN/TURN servers for WebRTC, with short-lived TURN
+//! credentials when the deployment has a TURN secret.
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Tenant;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use callbot_core::settings::IceServer;
+use callbot_core::store::{TicketPurpose, new_ticket};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// How long a ticket may wait before it is used.
+pub const TICKET_TTL_SECS: u64 = 60;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_ticket))
+        .routes(routes!(ice_servers))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRequest {
+    /// `call` (default): `/call`, `/call/webrtc`; `observe`: `/frontend-stream`.
+    #[schema(example = "call")]
+    purpose: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ticket {
+    /// Pass as `?ticket=` when opening the socket. Works once.
+    ticket: String,
+    purpose: String,
+    /// Seconds left to use it.
+    expires_in: u64,
+    expires_at: String,
+}
+
+/// Trade your API key for a single-use ticket to open a call or observer WebSocket.
+#[utoipa::path(post, path = "/call/tickets", tag = "calls", security(("api_key" = [])),
+    request_body(content = TicketRequest, description = "Optional; `{}` or no body means purpose `call`"),
+    responses((status = 201, body = Ticket), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn create_ticket(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Ticket>)> {
+    let req: TicketRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TicketRequest::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    let purpose = match req.purpose.as_deref() {
+        None => TicketPurpose::Call,
+        Some(p) => TicketPurpose::parse(p).ok_or_else(|| {
+            ApiError::bad_field(
+                "purpose",
+                "invalid_purpose",
+                "purpose must be \"call\" or \"observe\"",
+            )
+        })?,
+    };
+    let now = callbot_core::time_fmt::now();
+    let expires_ms = (now.unix_timestamp() as u64 + TICKET_TTL_SECS) * 1000;
+    let (raw, hash) = new_ticket();
+    state
+        .store
+        .put_ticket(&hash, &tenant, purpose, expires_ms)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Ticket {
+            ticket: raw,
+            purpose: purpose.as_str().into(),
+            expires_in: TICKET_TTL_SECS,
+            expires_at: callbot_core::time_fmt::rfc3339(
+                now + time::Duration::seconds(TICKET_TTL_SECS as i64),
+            ),
+        }),
+    ))
+}
+
+/// The STUN/TURN servers for WebRTC calls (RTCIceServer shape, as RustPBX serves them).
+#[utoipa::path(get, path = "/iceservers", tag = "calls", security(("api_key" = [])),
+    responses((status = 200, body = Vec<IceServer>), (status = 401, body = ErrorBody)))]
+pub async fn ice_servers(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+) -> Json<Vec<IceServer>> {
+    let now = callbot_core::time_fmt::now().unix_timestamp() as u64;
+    Json(state.settings.rtc.ice_servers_for(tenant.as_str(), now))
+}

@@ -1,0 +1,392 @@
+//! `wss /call` and `wss /call/webrtc`: calls driven by programs and browsers with RustPBX's
+//! commands and events. A client opens the socket with a single-use ticket (`?ticket=`, from
+//! `POST /call/tickets`) or its API key in the `X-API-Key` header (never in the URL), then either
+//! - sends `invite` with `option.callee` (a bot's id or number): a call to that bot starts, with
+//!   the audio in the socket as binary frames (`/call`, PCMU 8 kHz or PCM 16 kHz by
+//!   `option.codec`) or over WebRTC (`/call/webrtc`, SDP offer in `option.offer`, the answer in
+//!   the `answer` event); or
+//! - names a live call of its tenant with `?id=<call sid>`: supervisor mode, where the call's
+//!   events arrive and commands (`tts`, `play`, `interrupt`, `refer`, `hangup`, ...) act on it.
+
+use crate::StreamState;
+use crate::engine::call::leg::{Leg, LegKind, SocketCodec};
+use crate::engine::command::{self, CallOption, Command};
+use crate::engine::events::{CallEvent, now_ms};
+use crate::engine::live::LiveCall;
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use callbot_core::apikey::KeyHash;
+use callbot_core::domain::{BotId, BotStatus, CallSid, PhoneNumber, TenantId};
+use callbot_core::store::{Bot, CallRecord, StoreError, TicketPurpose};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long a new socket may take to send `invite`.
+const INVITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn routes() -> Router<StreamState> {
+    Router::new()
+        .route("/call", get(call_socket))
+        .route("/call/webrtc", get(call_webrtc))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallQuery {
+    /// A live call's SID (supervisor mode).
+    id: Option<String>,
+    ticket: Option<String>,
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"error": message, "code": code})),
+    )
+        .into_response()
+}
+
+/// The tenant a socket acts for: a ticket for `purpose` (consumed), or the `X-API-Key` header.
+pub async fn authenticate(
+    state: &StreamState,
+    headers: &HeaderMap,
+    ticket: Option<&str>,
+    purpose: TicketPurpose,
+) -> Result<TenantId, Response> {
+    let found = match ticket {
+        Some(t) if callbot_core::apikey::plausible(t) => {
+            state
+                .store
+                .take_ticket(&KeyHash::of(t), purpose, now_ms())
+                .await
+        }
+        Some(_) => Ok(None),
+        None => {
+            let key = headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            state.store.tenant_for_raw_key(key).await
+        }
+    };
+    match found {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid ticket (?ticket=, single use) or X-API-Key header is required",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "ticket or key lookup failed");
+            Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again",
+            ))
+        }
+    }
+}
+
+async fn call_socket(
+    state: State<StreamState>,
+    q: Query<CallQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    open(state, q, headers, ws, false).await
+}
+
+async fn call_webrtc(
+    state: State<StreamState>,
+    q: Query<CallQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    open(state, q, headers, ws, true).await
+}
+
+async fn open(
+    State(state): State<StreamState>,
+    Query(q): Query<CallQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+    webrtc: bool,
+) -> Response {
+    let tenant =
+        match authenticate(&state, &headers, q.ticket.as_deref(), TicketPurpose::Call).await {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+    let Some(engine) = state.engine.clone() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no call engine here",
+        );
+    };
+    if let Some(id) = q.id.as_deref() {
+        let Ok(sid) = CallSid::parse(id) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_id",
+                "id must be a live call's SID (CA and 32 hex digits); new calls get theirs in the answer event",
+            );
+        };
+        // Another tenant's call and a call that is not live look the same from outside.
+        let Some(live) = engine.live.get(&tenant, &sid) else {
+            return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
+        };
+        return ws.on_upgrade(move |socket| supervise(socket, live));
+    }
+    ws.on_upgrade(move |socket| new_call(socket, state, tenant, webrtc))
+}
+
+fn event_text(e: &CallEvent) -> Message {
+    Message::text(serde_json::to_string(e).unwrap_or_default())
+}
+
+fn error_event(sender: &str, code: u16, error: String) -> CallEvent {
+    CallEvent::Error {
+        track_id: "call".into(),
+        timestamp: now_ms(),
+        sender: sender.into(),
+        error,
+        code: Some(code),
+    }
+}
+
+/// Ends a socket whose call never started: the error, a `hangup`, a close.
+async fn fail(mut socket: WebSocket, code: u16, error: String) {
+    tracing::info!(code, %error, "call socket refused");
+    let _ = socket
+        .send(event_text(&error_event("call", code, error)))
+        .await;
+    let hangup = CallEvent::Hangup {
+        timestamp: now_ms(),
+        reason: "invite_failed".into(),
+        initiator: "system".into(),
+    };
+    let _ = socket.send(event_text(&hangup)).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Waits for `invite`; anything else before it is answered with an `error` event.
+async fn await_invite(socket: &mut WebSocket) -> Option<CallOption> {
+    let wait = async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            let reply = match msg {
+                Message::Text(t) => match command::parse(t.as_str()) {
+                    Ok(Command::Invite(o)) => return Some(*o),
+                    Ok(_) => error_event("command", 400, "send invite first".into()),
+                    Err(e) => error_event("command", 400, format!("{}: {}", e.code, e.message)),
+                },
+                Message::Binary(_) => {
+                    error_event("command", 400, "audio before invite is dropped".into())
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            };
+            if socket.send(event_text(&reply)).await.is_err() {
+                return None;
+            }
+        }
+        None
+    };
+    tokio::time::timeout(INVITE_TIMEOUT, wait).await.ok().flatten()
+}
+
+/// The tenant's bot named by `callee`: its id, or its phone number.
+async fn find_bot(
+    state: &StreamState,
+    tenant: &TenantId,
+    callee: Option<&str>,
+) -> Result<Bot, (u16, String)> {
+    let Some(callee) = callee.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Err((
+            400,
+            "invite.option.callee is required: the bot's id or phone number".into(),
+        ));
+    };
+    let found = if let Ok(id) = BotId::parse(callee) {
+        state.store.get_bot(tenant, &id).await
+    } else if let Ok(n) = PhoneNumber::parse(callee) {
+        state
+            .store
+            .bot_by_number(&n)
+            .await
+            .map(|b| b.filter(|b| &b.tenant == tenant))
+    } else {
+        return Err((
+            400,
+            format!("invite.option.callee {callee:?} is neither a bot id nor a phone number"),
+        ));
+    };
+    match found {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err((404, format!("no bot {callee:?} in this account"))),
+        Err(e) => {
+            tracing::error!(error = %e, "bot lookup failed");
+            Err((503, "the store is unavailable; try again".into()))
+        }
+    }
+}
+
+async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, webrtc: bool) {
+    let Some(option) = await_invite(&mut socket).await else {
+        return fail(socket, 408, "no invite within 30 s".into()).await;
+    };
+    let bot = match find_bot(&state, &tenant, option.callee.as_deref()).await {
+        Ok(b) => b,
+        Err((code, e)) => return fail(socket, code, e).await,
+    };
+    if bot.status == BotStatus::Paused {
+        return fail(socket, 409, format!("bot {} is paused", bot.id)).await;
+    }
+    let (leg, rtc_rx, sdp) = if webrtc {
+        let Some(offer) = option.offer.as_deref() else {
+            return fail(socket, 400, "invite.option.offer (an SDP offer) is required on /call/webrtc".into()).await;
+        };
+        let ports = state.settings.rtc.ports.map(|(a, b)| crate::rtc::PortRange(a, b));
+        match crate::rtc::accept(offer, ports).await {
+            Ok(r) => (
+                Leg::new(LegKind::Rtc {
+                    media: r.media,
+                    candidates: r.candidates,
+                }),
+                Some(r.events),
+                r.answer_sdp,
+            ),
+            Err(e) => return fail(socket, 400, e.to_string()).await,
+        }
+    } else {
+        let codec = match option.codec.as_deref() {
+            None => SocketCodec::Pcmu,
+            Some(c) => match SocketCodec::parse(c) {
+                Some(c) => c,
+                None => {
+                    return fail(
+                        socket,
+                        400,
+                        format!("invite.option.codec {c:?}: pcmu (8 kHz μ-law) or pcm (16-bit 16 kHz)"),
+                    )
+                    .await;
+                }
+            },
+        };
+        (Leg::new(LegKind::Socket { codec }), None, String::new())
+    };
+    let now = callbot_core::time_fmt::now();
+    let limit = state.settings.limits.calls_per_bot_per_day;
+    match state
+        .store
+        .count_call(&bot.id, &callbot_core::time_fmt::day_key(now), limit)
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::QuotaExceeded { .. }) => {
+            return fail(socket, 429, "this bot has reached its call limit for today".into()).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "counting a call failed");
+            return fail(socket, 503, "the store is unavailable; try again".into()).await;
+        }
+    }
+    let channel = leg.channel();
+    let from = option
+        .caller
+        .as_deref()
+        .map(|c| c.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or_else(|| format!("client:{}", channel.as_str()));
+    let mut record = CallRecord::inbound(
+        CallSid::generate(),
+        &tenant,
+        &bot.id,
+        &from,
+        bot.number.as_str(),
+        now,
+    );
+    record.channel = channel;
+    if let Err(e) = state.store.create_call(&record, None).await {
+        tracing::error!(error = %e, "storing a call failed");
+        return fail(socket, 503, "the store is unavailable; try again".into()).await;
+    }
+    let answer = serde_json::json!({
+        "event": "answer",
+        "trackId": record.sid.as_str(),
+        "timestamp": now_ms(),
+        "sdp": sdp,
+        "callSid": record.sid.as_str(),
+        "botId": bot.id.as_str(),
+        "codec": match &leg.kind {
+            LegKind::Socket { codec } => codec.as_str(),
+            _ => "pcmu",
+        },
+    });
+    if socket.send(Message::text(answer.to_string())).await.is_err() {
+        return;
+    }
+    tracing::info!(call_sid = %record.sid, bot_id = %bot.id, channel = channel.as_str(), "call socket answered");
+    crate::engine::call::drive(socket, state, record, bot, leg, rtc_rx).await;
+}
+
+/// Supervisor mode: the live call's events to this socket; this socket's commands to the call.
+async fn supervise(socket: WebSocket, live: LiveCall) {
+    let (mut sink, mut stream) = socket.split();
+    let (out, mut out_rx) = mpsc::channel::<Message>(256);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let done = CancellationToken::new();
+    let mut forwarder = tokio::spawn(crate::engine::call::forward_events(
+        live.events.subscribe(),
+        out.clone(),
+        done.clone(),
+    ));
+    tracing::info!(call_sid = %live.sid, "supervisor attached");
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let refused = match command::parse(t.as_str()) {
+                        Ok(Command::Invite(_) | Command::Candidate(_)) => Some(
+                            "a supervisor cannot invite or send candidates; open a new socket for a new call".to_owned(),
+                        ),
+                        Ok(cmd) => {
+                            if live.commands.send(cmd).await.is_err() {
+                                break;
+                            }
+                            None
+                        }
+                        Err(e) => Some(format!("{}: {}", e.code, e.message)),
+                    };
+                    if let Some(e) = refused {
+                        let _ = out.send(event_text(&error_event("command", 400, e))).await;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let e = error_event("command", 400, "a supervisor sends commands, not audio".into());
+                    let _ = out.send(event_text(&e)).await;
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = &mut forwarder => break,
+        }
+    }
+    done.cancel();
+    forwarder.abort();
+    drop(out);
+    let _ = writer.await;
+}

@@ -1,0 +1,255 @@
+//! What arrives on a call besides the Twilio media protocol: `/call` audio frames and RustPBX
+//! commands (from the call's own socket or a supervisor's), and the forwarding of the call's
+//! events to a `/call` client. A bad command is answered with an `error` event; the call goes on.
+
+use super::*;
+use crate::engine::command::{self, Command, Speaker};
+
+/// Sentence ends in a streamed `tts` (what has arrived up to the last one is spoken).
+const SENTENCE_END: [char; 4] = ['.', '!', '?', '\n'];
+
+impl Actor {
+    /// A text frame: the Twilio media protocol on a phone leg, a command on the others.
+    pub(super) async fn on_text(&mut self, text: &str) {
+        if self.leg.channel().is_phone() {
+            return self.inbound(text);
+        }
+        match command::parse(text) {
+            Ok(cmd) => self.command(cmd).await,
+            Err(e) => self.command_error(e.code, e.message),
+        }
+    }
+
+    /// A binary frame: caller audio on a `/call` WebSocket leg.
+    pub(super) fn on_binary(&mut self, data: &[u8]) {
+        let mut buf = std::mem::take(&mut self.inbound);
+        let converted = self.leg.socket_audio(data, &mut buf);
+        self.inbound = buf;
+        match converted {
+            Ok(()) => self.caller_audio(),
+            Err(what) => self.protocol_error(what),
+        }
+    }
+
+    /// 20 ms of caller audio from the WebRTC leg.
+    pub(super) fn rtc_audio(&mut self, frame: &[u8; FRAME_BYTES]) {
+        self.inbound.clear();
+        self.inbound.extend_from_slice(frame);
+        self.caller_audio();
+    }
+
+    fn command_error(&mut self, code: &str, message: String) {
+        let status = match code {
+            "unsupported_command" => 501,
+            "forbidden" => 403,
+            _ => 400,
+        };
+        tracing::debug!(call_sid = %self.sid, code, %message, "call command refused");
+        self.events.emit(CallEvent::Error {
+            track_id: "command".into(),
+            timestamp: now_ms(),
+            sender: "command".into(),
+            error: format!("{code}: {message}"),
+            code: Some(status),
+        });
+    }
+
+    /// Applies one command to the call.
+    pub(super) async fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Invite(_) => self.command_error(
+                "invalid_command",
+                "this socket is already in a call; open another for a new one".into(),
+            ),
+            Command::Candidate(list) => match &self.leg.kind {
+                leg::LegKind::Rtc { candidates, .. } => {
+                    for c in list {
+                        let _ = candidates.try_send(c);
+                    }
+                }
+                _ => self.command_error(
+                    "invalid_command",
+                    "candidate is for WebRTC legs (/call/webrtc)".into(),
+                ),
+            },
+            Command::Tts {
+                text,
+                play_id,
+                auto_hangup,
+                streaming,
+                end_of_stream,
+            } => {
+                let text = if streaming {
+                    self.tts_stream.push_str(&text);
+                    if self.tts_stream.chars().count() > command::MAX_TEXT {
+                        self.tts_stream.clear();
+                        return self.command_error(
+                            "invalid_command",
+                            format!("streamed tts text grew past {} characters", command::MAX_TEXT),
+                        );
+                    }
+                    let cut = if end_of_stream {
+                        self.tts_stream.len()
+                    } else {
+                        self.tts_stream
+                            .rfind(SENTENCE_END)
+                            .map(|i| i + 1)
+                            .unwrap_or(0)
+                    };
+                    self.tts_stream.drain(..cut).collect::<String>()
+                } else {
+                    text
+                };
+                if text.trim().is_empty() {
+                    return;
+                }
+                let then = if auto_hangup && (!streaming || end_of_stream) {
+                    Action::Hangup
+                } else {
+                    Action::Continue
+                };
+                let same = play_id.is_some() && play_id == self.playing;
+                self.speak_now(
+                    TurnKind::Bot {
+                        text: text.trim().to_owned(),
+                        then,
+                        play_id,
+                    },
+                    !same,
+                );
+            }
+            Command::Play { url, auto_hangup } => {
+                let then = if auto_hangup {
+                    Action::Hangup
+                } else {
+                    Action::Continue
+                };
+                self.speak_now(TurnKind::Play { url, then }, true);
+            }
+            Command::Interrupt => self.barge_in(),
+            Command::Hangup { reason, initiator } => {
+                self.hang_up(End::Command { reason, initiator }).await
+            }
+            Command::Refer { target, timeout } => {
+                if !self.leg.channel().is_phone() {
+                    return self.command_error(
+                        "invalid_command",
+                        format!(
+                            "refer needs a phone leg; this call is {}",
+                            self.leg.channel().as_str()
+                        ),
+                    );
+                }
+                self.transfer(&target.to_string(), timeout).await;
+            }
+            Command::Mute(track) | Command::Unmute(track) if self.track(&track).is_none() => self
+                .command_error(
+                    "invalid_command",
+                    format!("unknown trackId {track:?}: \"caller\" or \"bot\""),
+                ),
+            Command::Mute(track) => self.set_muted(&track, true),
+            Command::Unmute(track) => self.set_muted(&track, false),
+            Command::History { speaker, text } => {
+                let role = match speaker {
+                    Speaker::User => "user",
+                    Speaker::Bot => "bot",
+                };
+                self.history.push(HistoryEntry {
+                    role,
+                    content: text.clone(),
+                });
+                self.events.emit(CallEvent::Transcription {
+                    timestamp: now_ms(),
+                    role: role.into(),
+                    text,
+                });
+            }
+            Command::Unsupported(name) => self.command_error(
+                "unsupported_command",
+                format!("{name} is not supported on this platform"),
+            ),
+        }
+    }
+
+    /// Plays `kind` next: at once, cutting what plays now when `cut` (RustPBX: a `tts` with
+    /// another `playId` interrupts), else after it. A reply still being prepared for the caller
+    /// is never cut (their words would be lost): the new audio follows it.
+    fn speak_now(&mut self, kind: TurnKind, cut: bool) {
+        let now = Instant::now();
+        if cut && self.current.as_ref().is_some_and(Turn::interruptible) {
+            self.barge_in();
+            self.pending.push_front((kind, now, Duration::ZERO));
+        } else {
+            self.pending.push_back((kind, now, Duration::ZERO));
+        }
+        self.silence_since = now;
+        self.start_next();
+        self.pump(now, false);
+    }
+
+    /// `true` for the caller's track, `false` for the bot's.
+    fn track(&self, id: &str) -> Option<bool> {
+        match id {
+            "caller" | "user" => Some(true),
+            "bot" => Some(false),
+            _ if id.starts_with("reply-") => Some(false),
+            _ => None,
+        }
+    }
+
+    fn set_muted(&mut self, track: &str, muted: bool) {
+        match self.track(track) {
+            Some(true) => self.muted_caller = muted,
+            Some(false) => self.muted_bot = muted,
+            None => {}
+        }
+    }
+}
+
+/// Sends the call's events to a `/call` client as text frames until the call is `done`, then
+/// what is left and a close. Events are never dropped for a slow client here; one that falls
+/// more than the bus's capacity behind is told how many it missed.
+pub(crate) async fn forward_events(
+    mut rx: tokio::sync::broadcast::Receiver<CallEvent>,
+    out: mpsc::Sender<Message>,
+    done: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    let text = |e: &CallEvent| serde_json::to_string(e).ok().map(Message::text);
+    let lagged = |n: u64| CallEvent::Error {
+        track_id: "call".into(),
+        timestamp: now_ms(),
+        sender: "call".into(),
+        error: format!("this client fell behind and missed {n} events"),
+        code: None,
+    };
+    loop {
+        let event = tokio::select! {
+            e = rx.recv() => match e {
+                Ok(e) => e,
+                Err(RecvError::Lagged(n)) => lagged(n),
+                Err(RecvError::Closed) => break,
+            },
+            _ = done.cancelled() => break,
+        };
+        if matches!(event, CallEvent::Audio { .. }) {
+            continue;
+        }
+        if let Some(m) = text(&event)
+            && out.send(m).await.is_err()
+        {
+            return;
+        }
+    }
+    loop {
+        let event = match rx.try_recv() {
+            Ok(e) => e,
+            Err(TryRecvError::Lagged(n)) => lagged(n),
+            Err(_) => break,
+        };
+        if let Some(m) = text(&event) {
+            let _ = out.send(m).await;
+        }
+    }
+    let _ = out.send(Message::Close(None)).await;
+}

@@ -1,0 +1,254 @@
+//! WebRTC legs (`/call/webrtc`) with str0m, a sans-IO implementation of ICE, DTLS-SRTP and RTP:
+//! this module owns the UDP sockets and drives it. Only PCMU (G.711 μ-law, payload type 0) is
+//! offered, so the line's audio crosses without transcoding. The leg's task turns received RTP
+//! into 20 ms caller frames for the call engine and the engine's frames into RTP packets; it
+//! reports `Closed` when ICE fails, disconnects or never connects, or the peer stops answering.
+
+use crate::audio::FRAME_BYTES;
+use crate::engine::call::leg::RtcEvent;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use str0m::change::SdpOffer;
+use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// ICE must connect within this after the answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A WebRTC leg that accepted an offer: the answer to send back, and the channels the call
+/// engine uses (`media`: frames to play; `candidates`: trickled remote ICE candidates;
+/// `events`: caller audio and the end of the leg).
+#[derive(Debug)]
+pub struct RtcLeg {
+    pub answer_sdp: String,
+    pub media: mpsc::Sender<[u8; FRAME_BYTES]>,
+    pub candidates: mpsc::Sender<String>,
+    pub events: mpsc::Receiver<RtcEvent>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RtcSetupError {
+    #[error("invalid SDP offer: {0}")]
+    Offer(String),
+    #[error("the offer has no audio that can be sent as PCMU (G.711 μ-law)")]
+    NoPcmu,
+    #[error("no UDP port free for the WebRTC leg: {0}")]
+    Ports(String),
+}
+
+/// UDP ports for WebRTC legs (`CALLBOT_RTC_PORTS`, `from-to`), or any the OS picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange(pub u16, pub u16);
+
+/// The addresses to gather host candidates on: loopback (a browser on this machine) and the
+/// address of the default route (other machines), found without sending anything.
+fn host_addresses() -> Vec<IpAddr> {
+    let mut v = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    if let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0")
+        && s.connect("192.0.2.1:9").is_ok()
+        && let Ok(a) = s.local_addr()
+        && !a.ip().is_loopback()
+        && !a.ip().is_unspecified()
+    {
+        v.push(a.ip());
+    }
+    v
+}
+
+async fn bind(ip: IpAddr, ports: Option<PortRange>) -> Result<UdpSocket, RtcSetupError> {
+    match ports {
+        None => UdpSocket::bind(SocketAddr::new(ip, 0))
+            .await
+            .map_err(|e| RtcSetupError::Ports(e.to_string())),
+        Some(PortRange(lo, hi)) => {
+            // Start at a random port of the range so concurrent legs do not all probe from `lo`.
+            let span = u32::from(hi - lo) + 1;
+            let start = rand::random::<u32>() % span;
+            for i in 0..span {
+                let port = lo + ((start + i) % span) as u16;
+                if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+                    return Ok(s);
+                }
+            }
+            Err(RtcSetupError::Ports(format!("all of {lo}-{hi} are in use")))
+        }
+    }
+}
+
+/// Accepts an SDP offer: binds the leg's sockets, answers, and starts the leg's task.
+pub async fn accept(offer: &str, ports: Option<PortRange>) -> Result<RtcLeg, RtcSetupError> {
+    let offer =
+        SdpOffer::from_sdp_string(offer).map_err(|e| RtcSetupError::Offer(e.to_string()))?;
+    let provider = Arc::new(str0m::crypto::from_feature_flags());
+    let mut rtc = RtcConfig::new()
+        .set_crypto_provider(provider)
+        .clear_codecs()
+        .enable_pcmu(true, false)
+        .build(Instant::now());
+    let mut sockets = Vec::new();
+    for ip in host_addresses() {
+        let socket = bind(ip, ports).await?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| RtcSetupError::Ports(e.to_string()))?;
+        if let Ok(c) = Candidate::host(local, "udp") {
+            rtc.add_local_candidate(c);
+        }
+        sockets.push((socket, local));
+    }
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| RtcSetupError::Offer(e.to_string()))?;
+    let pcmu = rtc
+        .codec_config()
+        .params()
+        .iter()
+        .find(|p| p.spec().codec == str0m::format::Codec::PCMU)
+        .map(|p| p.pt());
+    let Some(pt) = pcmu else {
+        return Err(RtcSetupError::NoPcmu);
+    };
+    let (media_tx, media_rx) = mpsc::channel(64);
+    let (cand_tx, cand_rx) = mpsc::channel(16);
+    let (ev_tx, ev_rx) = mpsc::channel(64);
+    tokio::spawn(run(rtc, sockets, pt, media_rx, cand_rx, ev_tx));
+    Ok(RtcLeg {
+        answer_sdp: answer.to_sdp_string(),
+        media: media_tx,
+        candidates: cand_tx,
+        events: ev_rx,
+    })
+}
+
+/// Why a leg's loop ended.
+fn closed(why: &str) -> RtcEvent {
+    RtcEvent::Closed(why.to_owned())
+}
+
+async fn run(
+    mut rtc: Rtc,
+    sockets: Vec<(UdpSocket, SocketAddr)>,
+    pt: Pt,
+    mut media: mpsc::Receiver<[u8; FRAME_BYTES]>,
+    mut candidates: mpsc::Receiver<String>,
+    events: mpsc::Sender<RtcEvent>,
+) {
+    let started = Instant::now();
+    let mut connected = false;
+    let mut mid: Option<Mid> = None;
+    let mut rtp_time: u64 = rand::random::<u32>().into();
+    let mut carry: Vec<u8> = Vec::with_capacity(2 * FRAME_BYTES);
+    let mut bufs = [vec![0u8; 2000], vec![0u8; 2000]];
+    let why = loop {
+        // Everything str0m has to say, until it wants input or time.
+        let deadline = loop {
+            match rtc.poll_output() {
+                Ok(Output::Timeout(t)) => break Some(t),
+                Ok(Output::Transmit(t)) => {
+                    if let Some((s, _)) = sockets.iter().find(|(_, a)| *a == t.source) {
+                        let _ = s.try_send_to(&t.contents, t.destination);
+                    }
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => connected = true,
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        break None;
+                    }
+                    Event::MediaAdded(m) if m.kind == MediaKind::Audio => mid = Some(m.mid),
+                    Event::MediaData(d) => {
+                        carry.extend_from_slice(&d.data);
+                        let mut at = 0;
+                        while carry.len() - at >= FRAME_BYTES {
+                            let mut f = [0u8; FRAME_BYTES];
+                            f.copy_from_slice(&carry[at..at + FRAME_BYTES]);
+                            at += FRAME_BYTES;
+                            // A full engine queue drops a frame (counted there as silence).
+                            let _ = events.try_send(RtcEvent::Audio(f));
+                        }
+                        carry.drain(..at);
+                    }
+                    _ => {}
+                },
+                Err(_) => break None,
+            }
+        };
+        let Some(deadline) = deadline else {
+            break closed("ICE disconnected");
+        };
+        if !rtc.is_alive() {
+            break closed("the peer connection closed");
+        }
+        if !connected && started.elapsed() > CONNECT_TIMEOUT {
+            break closed("ICE did not connect");
+        }
+        let (a, b) = bufs.split_at_mut(1);
+        let wait = tokio::time::Instant::from_std(deadline.max(Instant::now()));
+        let (s0, l0) = &sockets[0];
+        let second = sockets.get(1);
+        tokio::select! {
+            r = s0.recv_from(&mut a[0]) => if let Ok((n, source)) = r {
+                receive(&mut rtc, &a[0][..n], source, *l0);
+            },
+            r = async {
+                match second {
+                    Some((s, _)) => s.recv_from(&mut b[0]).await,
+                    None => std::future::pending().await,
+                }
+            } => if let (Ok((n, source)), Some((_, l1))) = (r, second) {
+                receive(&mut rtc, &b[0][..n], source, *l1);
+            },
+            f = media.recv() => match f {
+                Some(frame) => {
+                    if let (true, Some(m)) = (connected, mid)
+                        && let Some(w) = rtc.writer(m)
+                    {
+                        let t = MediaTime::new(rtp_time, Frequency::EIGHT_KHZ);
+                        let _ = w.write(pt, Instant::now(), t, frame.to_vec());
+                    }
+                    rtp_time += FRAME_BYTES as u64;
+                }
+                // The call ended.
+                None => break closed("call ended"),
+            },
+            Some(c) = candidates.recv() => {
+                let line = c.trim().trim_start_matches("a=");
+                if let Ok(c) = Candidate::from_sdp_string(line) {
+                    rtc.add_remote_candidate(c);
+                }
+            },
+            _ = tokio::time::sleep_until(wait) => {
+                let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+            }
+        }
+    };
+    rtc.disconnect();
+    let _ = events.send(why).await;
+}
+
+fn receive(rtc: &mut Rtc, data: &[u8], source: SocketAddr, destination: SocketAddr) {
+    let Ok(contents) = data.try_into() else {
+        return;
+    };
+    let input = Input::Receive(
+        Instant::now(),
+        Receive {
+            proto: Protocol::Udp,
+            source,
+            destination,
+            contents,
+        },
+    );
+    let _ = rtc.handle_input(input);
+}
+
+/// Parses `CALLBOT_RTC_PORTS`-style `from-to`.
+pub fn parse_ports(raw: &str) -> Option<PortRange> {
+    let (a, b) = raw.split_once('-')?;
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a > 0 && a <= b).then_some(PortRange(a, b))
+}

@@ -1,0 +1,367 @@
+//! `wss /call`: calls driven over a WebSocket with RustPBX's commands and events — a call to a bot
+//! with the audio in the socket (PCMU and PCM 16 kHz), every command and the events they cause,
+//! bad commands answered with `error` events while the call goes on, tickets (single use,
+//! expiring, bound to a purpose), and supervisor mode on a live phone call, refused to other
+//! tenants. The engine is the one phone calls use (instant speech stand-ins).
+
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use callbot_core::apikey::KeyHash;
+use callbot_core::domain::TenantId;
+use callbot_core::store::TicketPurpose;
+use callbot_stream::speech::instant::voiced_tone;
+use callbot_twilio_sim::carrier::{Event, Step};
+use common::callws::{self, CallClient};
+use common::hook::{self, Answer, Hook};
+use common::{TestApp, spawn_app_with};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn app_and_bot() -> (TestApp, Hook, String, String) {
+    let app = spawn_app_with(|s| {
+        s.calls.end_silence = Duration::from_millis(400);
+        s.calls.webhook_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let hook = hook::start(|req| {
+        Answer::Json(json!({"say": format!("You said {}.", req["user_text"].as_str().unwrap_or(""))}))
+    })
+    .await;
+    let body = json!({"goal": "Take reservations", "webhook": hook.url, "voice": "local:en-us",
+        "first_message": "Hello from the bot."});
+    let (status, b) = app.create_bot(&app.api_key, body).await;
+    assert_eq!(status, 201, "{b}");
+    hook.set_secret(b["webhook_secret"].as_str().unwrap());
+    let id = b["id"].as_str().unwrap().to_owned();
+    let number = b["number"].as_str().unwrap().to_owned();
+    (app, hook, id, number)
+}
+
+/// One utterance: 900 ms of voiced sound, then enough silence to end the turn.
+fn utterance() -> Vec<u8> {
+    let mut a = voiced_tone(900);
+    a.extend(std::iter::repeat_n(0xFF, 8 * 700));
+    a
+}
+
+fn is_reply(e: &Value, turn: u32) -> bool {
+    e["trackId"] == format!("reply-{turn}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_over_the_socket_runs_like_a_phone_call() {
+    let (app, hook, bot, _) = app_and_bot().await;
+    let mut c = callws::open(&app, "/call", Some(&app.api_key))
+        .await
+        .unwrap();
+    let answer = c
+        .invite(json!({"callee": bot, "caller": "tester", "codec": "pcmu"}))
+        .await;
+    let sid = answer["callSid"].as_str().unwrap().to_owned();
+    assert_eq!(answer["trackId"], sid.as_str());
+    assert_eq!(answer["codec"], "pcmu");
+    // The greeting plays as PCMU frames of 20 ms.
+    c.wait("trackStart", |e| is_reply(e, 0)).await;
+    c.wait("trackEnd", |e| is_reply(e, 0)).await;
+    assert!(c.audio.lock().unwrap().len() >= 160 * 20, "greeting audio");
+    assert!(c.frame_sizes.lock().unwrap().iter().all(|&n| n == 160));
+
+    // RustPBX's live list shows it as a websocket call.
+    let (_, live) = app.get(&app.api_key, "/call/lists").await;
+    let entry = live["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == sid.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{live}"));
+    assert_eq!(entry["call_type"], "websocket");
+    assert_eq!(entry["option"]["caller"], "tester");
+
+    // The caller speaks: VAD, recognition, the webhook, the reply — as on the phone.
+    c.send_audio(&utterance(), 160).await;
+    c.wait("speaking", |_| true).await;
+    c.wait("silence", |_| true).await;
+    let fin = c.wait("asrFinal", |_| true).await;
+    let heard = fin["text"].as_str().unwrap().to_owned();
+    assert!(heard.starts_with("utterance of"), "{fin}");
+    c.wait("trackEnd", |e| is_reply(e, 1)).await;
+    c.wait("metrics", |e| e["key"] == "ttfb.turn").await;
+    assert_eq!(hook.requests()[0].body["user_text"], heard.as_str());
+
+    // Bad commands: an error event each, and the call goes on.
+    c.send_raw("not json").await;
+    c.send(json!({"command": "dance"})).await;
+    c.send(json!({"command": "tts"})).await;
+    c.send(json!({"command": "tts", "text": 5})).await;
+    c.send(json!({"command": "mute", "trackId": "nobody"})).await;
+    c.send(json!({"command": "refer", "target": "+15550102222"}))
+        .await;
+    c.send(json!({"command": "pause"})).await;
+    c.send(json!({"command": "invite", "option": {"callee": bot}}))
+        .await;
+    for want in [
+        "invalid_json",
+        "unknown_command",
+        "tts: missing field `text`",
+        "invalid type",
+        "unknown trackId",
+        "refer needs a phone leg",
+        "pause is not supported",
+        "already in a call",
+    ] {
+        c.wait("error", |e| e["error"].as_str().unwrap().contains(want))
+            .await;
+    }
+
+    // tts speaks a line; history adds one; mute/unmute are accepted.
+    c.send(json!({"command": "history", "speaker": "user", "text": "I prefer the terrace."}))
+        .await;
+    c.send(json!({"command": "mute", "trackId": "caller"})).await;
+    c.send(json!({"command": "unmute", "trackId": "caller"}))
+        .await;
+    c.send(json!({"command": "tts", "text": "An operator line that is long enough to be interrupted while it plays.", "playId": "op-1"}))
+        .await;
+    c.wait("trackStart", |e| is_reply(e, 2)).await;
+    // interrupt cuts it where it was.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.send(json!({"command": "interrupt"})).await;
+    let cut = c.wait("interruption", |e| is_reply(e, 2)).await;
+    assert!(cut["position"].as_u64().unwrap() > 0, "{cut}");
+    // A streamed tts: spoken per sentence, the rest at endOfStream, then the call hangs up.
+    c.send(json!({"command": "tts", "text": "Thanks for ", "streaming": true, "playId": "s"}))
+        .await;
+    c.send(json!({"command": "tts", "text": "calling. Good", "streaming": true, "playId": "s"}))
+        .await;
+    c.send(json!({"command": "tts", "text": "bye.", "streaming": true, "endOfStream": true, "playId": "s", "autoHangup": true}))
+        .await;
+    let hangup = c.wait("hangup", |_| true).await;
+    assert_eq!(hangup["reason"], "bot_hangup", "{hangup}");
+    c.closed().await;
+
+    let call = common::finished_call(&app, &sid).await;
+    assert_eq!(call["channel"], "websocket");
+    assert_eq!(call["status"], "completed");
+    let turns = call["turns"].as_array().unwrap();
+    let bot_lines: Vec<&str> = turns
+        .iter()
+        .map(|t| t["bot_text"].as_str().unwrap_or(""))
+        .collect();
+    assert!(turns.iter().any(|t| t["user_text"] == heard.as_str()), "{call}");
+    assert!(bot_lines.contains(&"Thanks for calling."), "{bot_lines:?}");
+    assert!(bot_lines.contains(&"Goodbye."), "{bot_lines:?}");
+    let interrupted = turns
+        .iter()
+        .find(|t| t["interrupted"] == true)
+        .unwrap_or_else(|| panic!("{call}"));
+    assert!(
+        interrupted["bot_text"].as_str().unwrap().len()
+            < interrupted["bot_text_full"].as_str().unwrap().len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pcm_16k_audio_in_the_socket_and_a_hangup_command() {
+    let (app, _hook, _, number) = app_and_bot().await;
+    let mut c = callws::open(&app, "/call", Some(&app.api_key))
+        .await
+        .unwrap();
+    // The bot by its number this time.
+    let answer = c.invite(json!({"callee": number, "codec": "pcm"})).await;
+    assert_eq!(answer["codec"], "pcm");
+    let sid = answer["callSid"].as_str().unwrap().to_owned();
+    c.wait("trackEnd", |e| is_reply(e, 0)).await;
+    assert!(c.frame_sizes.lock().unwrap().iter().all(|&n| n == 640));
+    // The caller's utterance as 16-bit 16 kHz PCM.
+    let pcm16: Vec<u8> = utterance()
+        .iter()
+        .flat_map(|&b| {
+            let s = callbot_stream::audio::g711::decode_sample(b);
+            [s, s]
+        })
+        .flat_map(i16::to_le_bytes)
+        .collect();
+    c.send_audio(&pcm16, 640).await;
+    let fin = c.wait("asrFinal", |_| true).await;
+    // 900 ms of voice, give or take the endpointer's edges.
+    let ms: u64 = fin["text"].as_str().unwrap()["utterance of ".len()..]
+        .trim_end_matches(" ms")
+        .parse()
+        .unwrap();
+    assert!((800..1400).contains(&ms), "{fin}");
+    c.send(json!({"command": "hangup", "reason": "done", "initiator": "tester"}))
+        .await;
+    let h = c.wait("hangup", |_| true).await;
+    assert_eq!((h["reason"].as_str(), h["initiator"].as_str()), (Some("done"), Some("tester")));
+    c.closed().await;
+    let call = common::finished_call(&app, &sid).await;
+    assert_eq!(call["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tickets_are_single_use_expire_and_open_only_their_purpose() {
+    let (app, _hook, bot, _) = app_and_bot().await;
+    // No credentials, a wrong key, or a key in the URL: refused before the upgrade.
+    assert_eq!(callws::open(&app, "/call", None).await.err(), Some(401));
+    assert_eq!(
+        callws::open(&app, "/call", Some("cb_wrongwrongwrong")).await.err(),
+        Some(401)
+    );
+    let url = format!("/call?api_key={}", app.api_key);
+    assert_eq!(callws::open(&app, &url, None).await.err(), Some(401));
+
+    let t = callws::ticket(&app, &app.api_key, "call").await;
+    let mut c = callws::open(&app, &format!("/call?ticket={t}"), None)
+        .await
+        .unwrap();
+    c.invite(json!({"callee": bot})).await;
+    // Used once: gone.
+    assert_eq!(
+        callws::open(&app, &format!("/call?ticket={t}"), None).await.err(),
+        Some(401)
+    );
+    // An observer ticket does not open a call.
+    let o = callws::ticket(&app, &app.api_key, "observe").await;
+    assert_eq!(
+        callws::open(&app, &format!("/call?ticket={o}"), None).await.err(),
+        Some(401)
+    );
+    // An expired ticket.
+    let (raw, hash) = callbot_core::store::new_ticket();
+    app.state
+        .store
+        .put_ticket(
+            &hash,
+            &TenantId::parse("acme").unwrap(),
+            TicketPurpose::Call,
+            callbot_stream::engine::events::now_ms() - 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(KeyHash::of(&raw), hash);
+    assert_eq!(
+        callws::open(&app, &format!("/call?ticket={raw}"), None).await.err(),
+        Some(401)
+    );
+    // Bad ticket requests.
+    let (status, body) = app
+        .post_json(&app.api_key, "/call/tickets", &json!({"purpose": "admin"}))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_purpose")));
+    let (status, _) = app.post_json("cb_nobodynobody", "/call/tickets", &json!({})).await;
+    assert_eq!(status, 401);
+
+    // Invites that cannot start a call: an error, a hangup, a close.
+    for (option, want) in [
+        (json!({}), "callee is required"),
+        (json!({"callee": "bot_0123456789abcdef0123456789abcdef"}), "no bot"),
+        (json!({"callee": "someone"}), "neither a bot id"),
+        (json!({"callee": "+15559999999"}), "no bot"),
+        (json!({"callee": bot, "codec": "g729"}), "codec"),
+    ] {
+        let mut c = callws::open(&app, "/call", Some(&app.api_key))
+            .await
+            .unwrap();
+        c.send(json!({"command": "tts", "text": "too early"})).await;
+        c.wait("error", |e| e["error"].as_str().unwrap().contains("invite first"))
+            .await;
+        c.send(json!({"command": "invite", "option": option})).await;
+        c.wait("error", |e| e["error"].as_str().unwrap().contains(want))
+            .await;
+        c.wait("hangup", |e| e["reason"] == "invite_failed").await;
+        c.closed().await;
+    }
+    // Another tenant's bot is "no bot" to this tenant.
+    let other = app.new_key("globex").await;
+    let mut c = callws::open(&app, "/call", Some(&other)).await.unwrap();
+    c.send(json!({"command": "invite", "option": {"callee": bot}}))
+        .await;
+    c.wait("error", |e| e["code"] == 404).await;
+    drop(c);
+    // The WebRTC endpoint needs an offer.
+    let mut c = callws::open(&app, "/call/webrtc", Some(&app.api_key))
+        .await
+        .unwrap();
+    c.send(json!({"command": "invite", "option": {"callee": bot}}))
+        .await;
+    c.wait("error", |e| e["error"].as_str().unwrap().contains("offer"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_supervisor_speaks_into_a_phone_call_and_transfers_it() {
+    let (app, _hook, _, number) = app_and_bot().await;
+    let mut call = common::dial(
+        &app,
+        &number,
+        vec![
+            common::wait_bot(),
+            Step::Dtmf('5'),
+            Step::Silence(Duration::from_secs(20)),
+        ],
+    );
+    let sid = call.sid.clone();
+    // Wait until the engine holds the call.
+    common::eventually(|| async {
+        let (_, v) = app.get(&app.api_key, "/call/lists").await;
+        v["calls"]
+            .as_array()?
+            .iter()
+            .any(|c| c["id"] == sid.as_str() && c["call_type"] == "twilio")
+            .then_some(())
+    })
+    .await;
+    // Other tenants cannot attach; ids must be call sids.
+    let other = app.new_key("globex").await;
+    assert_eq!(
+        callws::open(&app, &format!("/call?id={sid}"), Some(&other))
+            .await
+            .err(),
+        Some(404)
+    );
+    assert_eq!(
+        callws::open(&app, "/call?id=bogus", Some(&app.api_key))
+            .await
+            .err(),
+        Some(400)
+    );
+    let mut sup: CallClient = callws::open(&app, &format!("/call?id={sid}"), Some(&app.api_key))
+        .await
+        .unwrap();
+    sup.wait("dtmf", |e| e["digit"] == "5").await;
+    // The keypress's reply ends first (it may be playing as the supervisor attaches).
+    sup.wait("trackEnd", |_| true).await;
+    let before = sup.all("trackStart").len();
+    sup.send(json!({"command": "tts", "text": "A supervisor is on the line."}))
+        .await;
+    let track = common::eventually(|| {
+        let starts = sup.all("trackStart");
+        async move { starts.get(before).map(|e| e["trackId"].as_str().unwrap().to_owned()) }
+    })
+    .await;
+    sup.wait("trackEnd", |e| e["trackId"] == track.as_str()).await;
+    sup.send(json!({"command": "invite", "option": {}})).await;
+    sup.wait("error", |e| e["error"].as_str().unwrap().contains("supervisor"))
+        .await;
+    sup.send(json!({"command": "refer", "target": "tel:+15550102222", "options": {"timeout": 20}}))
+        .await;
+    let h = sup.wait("hangup", |_| true).await;
+    assert_eq!(h["reason"], "transferred");
+    let events = callbot_twilio_sim::events_until_end(&mut call, Duration::from_secs(20)).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Dialed(n) if n == "+15550102222")),
+        "{events:?}"
+    );
+    let v = common::finished_call(&app, &sid).await;
+    assert!(
+        v["turns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["bot_text"] == "A supervisor is on the line."),
+        "{v}"
+    );
+}
