@@ -6,4 +6,5 @@ pub mod bench_calls;
 pub mod bench_llm;
 pub mod bench_voices;
 pub mod call;
+pub mod devkit;
 pub mod server;

@@ -61,6 +61,12 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// The developer kit, generated from the OpenAPI description: a Postman collection
+    /// (`postman`) or a script of curl functions (`curl`), printed to stdout.
+    Devkit {
+        #[arg(value_parser = ["postman", "curl"])]
+        kind: String,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -295,6 +301,17 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(&settings, default_log)?;
     match cli.command {
         Command::Serve { addr } => serve(settings, addr).await,
+        Command::Devkit { kind } => {
+            let (_, doc) = callbot_functions::api();
+            match kind.as_str() {
+                "postman" => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&callbot::devkit::postman(&doc))?
+                ),
+                _ => print!("{}", callbot::devkit::curl(&doc)),
+            }
+            Ok(())
+        }
         Command::Keys {
             command: KeysCommand::Create { tenant, label },
         } => keys_create(settings, &tenant, &label).await,

@@ -25,7 +25,9 @@ async fn app_and_bot() -> (TestApp, Hook, String, String) {
     })
     .await;
     let hook = hook::start(|req| {
-        Answer::Json(json!({"say": format!("You said {}.", req["user_text"].as_str().unwrap_or(""))}))
+        Answer::Json(
+            json!({"say": format!("You said {}.", req["user_text"].as_str().unwrap_or(""))}),
+        )
     })
     .await;
     let body = json!({"goal": "Take reservations", "webhook": hook.url, "voice": "local:en-us",
@@ -95,7 +97,8 @@ async fn a_call_over_the_socket_runs_like_a_phone_call() {
     c.send(json!({"command": "dance"})).await;
     c.send(json!({"command": "tts"})).await;
     c.send(json!({"command": "tts", "text": 5})).await;
-    c.send(json!({"command": "mute", "trackId": "nobody"})).await;
+    c.send(json!({"command": "mute", "trackId": "nobody"}))
+        .await;
     c.send(json!({"command": "refer", "target": "+15550102222"}))
         .await;
     c.send(json!({"command": "pause"})).await;
@@ -118,7 +121,8 @@ async fn a_call_over_the_socket_runs_like_a_phone_call() {
     // tts speaks a line; history adds one; mute/unmute are accepted.
     c.send(json!({"command": "history", "speaker": "user", "text": "I prefer the terrace."}))
         .await;
-    c.send(json!({"command": "mute", "trackId": "caller"})).await;
+    c.send(json!({"command": "mute", "trackId": "caller"}))
+        .await;
     c.send(json!({"command": "unmute", "trackId": "caller"}))
         .await;
     c.send(json!({"command": "tts", "text": "An operator line that is long enough to be interrupted while it plays.", "playId": "op-1"}))
@@ -148,7 +152,10 @@ async fn a_call_over_the_socket_runs_like_a_phone_call() {
         .iter()
         .map(|t| t["bot_text"].as_str().unwrap_or(""))
         .collect();
-    assert!(turns.iter().any(|t| t["user_text"] == heard.as_str()), "{call}");
+    assert!(
+        turns.iter().any(|t| t["user_text"] == heard.as_str()),
+        "{call}"
+    );
     assert!(bot_lines.contains(&"Thanks for calling."), "{bot_lines:?}");
     assert!(bot_lines.contains(&"Goodbye."), "{bot_lines:?}");
     let interrupted = turns
@@ -193,7 +200,10 @@ async fn pcm_16k_audio_in_the_socket_and_a_hangup_command() {
     c.send(json!({"command": "hangup", "reason": "done", "initiator": "tester"}))
         .await;
     let h = c.wait("hangup", |_| true).await;
-    assert_eq!((h["reason"].as_str(), h["initiator"].as_str()), (Some("done"), Some("tester")));
+    assert_eq!(
+        (h["reason"].as_str(), h["initiator"].as_str()),
+        (Some("done"), Some("tester"))
+    );
     c.closed().await;
     let call = common::finished_call(&app, &sid).await;
     assert_eq!(call["status"], "completed");
@@ -205,7 +215,9 @@ async fn tickets_are_single_use_expire_and_open_only_their_purpose() {
     // No credentials, a wrong key, or a key in the URL: refused before the upgrade.
     assert_eq!(callws::open(&app, "/call", None).await.err(), Some(401));
     assert_eq!(
-        callws::open(&app, "/call", Some("cb_wrongwrongwrong")).await.err(),
+        callws::open(&app, "/call", Some("cb_wrongwrongwrong"))
+            .await
+            .err(),
         Some(401)
     );
     let url = format!("/call?api_key={}", app.api_key);
@@ -218,13 +230,17 @@ async fn tickets_are_single_use_expire_and_open_only_their_purpose() {
     c.invite(json!({"callee": bot})).await;
     // Used once: gone.
     assert_eq!(
-        callws::open(&app, &format!("/call?ticket={t}"), None).await.err(),
+        callws::open(&app, &format!("/call?ticket={t}"), None)
+            .await
+            .err(),
         Some(401)
     );
     // An observer ticket does not open a call.
     let o = callws::ticket(&app, &app.api_key, "observe").await;
     assert_eq!(
-        callws::open(&app, &format!("/call?ticket={o}"), None).await.err(),
+        callws::open(&app, &format!("/call?ticket={o}"), None)
+            .await
+            .err(),
         Some(401)
     );
     // An expired ticket.
@@ -241,21 +257,31 @@ async fn tickets_are_single_use_expire_and_open_only_their_purpose() {
         .unwrap();
     assert_eq!(KeyHash::of(&raw), hash);
     assert_eq!(
-        callws::open(&app, &format!("/call?ticket={raw}"), None).await.err(),
+        callws::open(&app, &format!("/call?ticket={raw}"), None)
+            .await
+            .err(),
         Some(401)
     );
     // Bad ticket requests.
     let (status, body) = app
         .post_json(&app.api_key, "/call/tickets", &json!({"purpose": "admin"}))
         .await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_purpose")));
-    let (status, _) = app.post_json("cb_nobodynobody", "/call/tickets", &json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_purpose"))
+    );
+    let (status, _) = app
+        .post_json("cb_nobodynobody", "/call/tickets", &json!({}))
+        .await;
     assert_eq!(status, 401);
 
     // Invites that cannot start a call: an error, a hangup, a close.
     for (option, want) in [
         (json!({}), "callee is required"),
-        (json!({"callee": "bot_0123456789abcdef0123456789abcdef"}), "no bot"),
+        (
+            json!({"callee": "bot_0123456789abcdef0123456789abcdef"}),
+            "no bot",
+        ),
         (json!({"callee": "someone"}), "neither a bot id"),
         (json!({"callee": "+15559999999"}), "no bot"),
         (json!({"callee": bot, "codec": "g729"}), "codec"),
@@ -264,8 +290,10 @@ async fn tickets_are_single_use_expire_and_open_only_their_purpose() {
             .await
             .unwrap();
         c.send(json!({"command": "tts", "text": "too early"})).await;
-        c.wait("error", |e| e["error"].as_str().unwrap().contains("invite first"))
-            .await;
+        c.wait("error", |e| {
+            e["error"].as_str().unwrap().contains("invite first")
+        })
+        .await;
         c.send(json!({"command": "invite", "option": option})).await;
         c.wait("error", |e| e["error"].as_str().unwrap().contains(want))
             .await;
@@ -337,13 +365,20 @@ async fn a_supervisor_speaks_into_a_phone_call_and_transfers_it() {
         .await;
     let track = common::eventually(|| {
         let starts = sup.all("trackStart");
-        async move { starts.get(before).map(|e| e["trackId"].as_str().unwrap().to_owned()) }
+        async move {
+            starts
+                .get(before)
+                .map(|e| e["trackId"].as_str().unwrap().to_owned())
+        }
     })
     .await;
-    sup.wait("trackEnd", |e| e["trackId"] == track.as_str()).await;
-    sup.send(json!({"command": "invite", "option": {}})).await;
-    sup.wait("error", |e| e["error"].as_str().unwrap().contains("supervisor"))
+    sup.wait("trackEnd", |e| e["trackId"] == track.as_str())
         .await;
+    sup.send(json!({"command": "invite", "option": {}})).await;
+    sup.wait("error", |e| {
+        e["error"].as_str().unwrap().contains("supervisor")
+    })
+    .await;
     sup.send(json!({"command": "refer", "target": "tel:+15550102222", "options": {"timeout": 20}}))
         .await;
     let h = sup.wait("hangup", |_| true).await;
@@ -364,4 +399,56 @@ async fn a_supervisor_speaks_into_a_phone_call_and_transfers_it() {
             .any(|t| t["bot_text"] == "A supervisor is on the line."),
         "{v}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn play_fetches_a_wav_into_the_call_and_reports_what_it_cannot_play() {
+    let (app, _hook, bot, _) = app_and_bot().await;
+    // A file server: one second of a 16 kHz tone as WAV, and a file that is not audio.
+    let tone: Vec<i16> = (0..16_000)
+        .map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / 16_000.0).sin() * 9000.0) as i16)
+        .collect();
+    let wav = callbot_stream::audio::wav::write_mono(&tone, 16_000);
+    let files = axum::Router::new()
+        .route(
+            "/hello.wav",
+            axum::routing::get(move || {
+                let wav = wav.clone();
+                async move { ([("content-type", "audio/wav")], wav) }
+            }),
+        )
+        .route("/notes.txt", axum::routing::get(|| async { "not audio" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, files).await });
+
+    let mut c = callws::open(&app, "/call", Some(&app.api_key))
+        .await
+        .unwrap();
+    let answer = c.invite(json!({"callee": bot})).await;
+    let sid = answer["callSid"].as_str().unwrap().to_owned();
+    c.wait("trackEnd", |e| is_reply(e, 0)).await;
+    let before = c.audio.lock().unwrap().len();
+    c.send(json!({"command": "play", "url": format!("{base}/hello.wav")}))
+        .await;
+    let end = c.wait("trackEnd", |e| is_reply(e, 1)).await;
+    let ms = end["duration"].as_u64().unwrap();
+    assert!((1000..=1040).contains(&ms), "one second of audio: {end}");
+    let played = c.audio.lock().unwrap().len() - before;
+    assert!((7_900..=8_400).contains(&played), "{played} bytes of PCMU");
+    c.send(json!({"command": "play", "url": format!("{base}/notes.txt")}))
+        .await;
+    c.wait("error", |e| {
+        e["error"].as_str().unwrap().contains("not a playable file")
+    })
+    .await;
+    c.send(json!({"command": "play", "url": format!("{base}/missing.wav"), "autoHangup": true}))
+        .await;
+    c.wait("error", |e| e["error"].as_str().unwrap().contains("404"))
+        .await;
+    c.send(json!({"command": "hangup"})).await;
+    let h = c.wait("hangup", |_| true).await;
+    assert_eq!(h["reason"], "hangup_command");
+    let call = common::finished_call(&app, &sid).await;
+    assert_eq!(call["status"], "completed");
 }

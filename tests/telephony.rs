@@ -431,6 +431,17 @@ async fn call_records_are_tenant_scoped() {
     assert_eq!(app.get(&app.api_key, "/calls?cursor=bogus").await.0, 400);
     assert_eq!(app.get(&app.api_key, "/calls?status=sleeping").await.0, 400);
     assert_eq!(app.get(&app.api_key, "/calls?limit=0").await.0, 400);
+    assert_eq!(app.get(&app.api_key, "/calls?date=yesterday").await.0, 400);
+    // The day filter: today's calls, none on a day long gone.
+    let today = callbot_core::time_fmt::day_key(callbot_core::time_fmt::now());
+    let (status, on_day) = app
+        .get(&app.api_key, &format!("/calls?date={today}&limit=1"))
+        .await;
+    assert_eq!(status, 200, "{on_day}");
+    assert_eq!(on_day["calls"].as_array().unwrap().len(), 1, "{on_day}");
+    let (_, old) = app.get(&app.api_key, "/calls?date=2000-01-01").await;
+    assert!(old["calls"].as_array().unwrap().is_empty(), "{old}");
+    assert!(old["next_cursor"].is_null());
     assert_eq!(app.get(&app.api_key, "/calls/not-a-sid").await.0, 404);
     let resp = app.client.get(app.url("/calls")).send().await.unwrap();
     assert_eq!(resp.status(), 401);

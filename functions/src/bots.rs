@@ -292,7 +292,8 @@ fn parse_bot_id(raw: &str) -> ApiResult<BotId> {
 
 /// Create a bot and give it a phone number.
 #[utoipa::path(post, path = "/bots", tag = "bots", security(("api_key" = [])),
-    request_body = CreateBotRequest,
+    request_body(content = CreateBotRequest, example = json!({"goal": "Take table reservations for Bella Vista",
+        "webhook": "https://example.com/callbot", "context": "Open 5PM-10PM", "voice": "local:en-us"})),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
     responses(
         (status = 201, body = CreatedBot),

@@ -45,7 +45,8 @@ pub struct Ticket {
 
 /// Trade your API key for a single-use ticket to open a call or observer WebSocket.
 #[utoipa::path(post, path = "/call/tickets", tag = "calls", security(("api_key" = [])),
-    request_body(content = TicketRequest, description = "Optional; `{}` or no body means purpose `call`"),
+    request_body(content = TicketRequest, description = "Optional; `{}` or no body means purpose `call`",
+        example = json!({"purpose": "call"})),
     responses((status = 201, body = Ticket), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn create_ticket(
     State(state): State<AppState>,

@@ -152,6 +152,8 @@ pub struct ListCallsQuery {
     cursor: Option<String>,
     /// 1-100, default 50.
     limit: Option<u32>,
+    /// Only calls created on this UTC day (`YYYY-MM-DD`).
+    date: Option<String>,
 }
 
 fn parsed<T>(
@@ -202,7 +204,8 @@ async fn calling_bot(state: &AppState, tenant: &TenantId, bot_id: Option<&str>) 
 /// Send `Idempotency-Key` to make retries safe.
 #[utoipa::path(post, path = "/outbound-call", tag = "calls", security(("api_key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request return the first answer")),
-    request_body = OutboundCallRequest,
+    request_body(content = OutboundCallRequest, example = json!({"user_id": "customer-42",
+        "number": "+15551234567", "first_message": "Hi, this is Bella Vista confirming your table."})),
     responses((status = 200, body = OutboundCallResponse), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 429, body = ErrorBody, description = "Rate limit or quota; see Retry-After"),
@@ -351,7 +354,8 @@ async fn users_call(
 
 /// End a call placed with `/outbound-call`.
 #[utoipa::path(post, path = "/end-call", tag = "calls", security(("api_key" = [])),
-    request_body = EndCallRequest,
+    request_body(content = EndCallRequest, example = json!({"callSid": "CA0123456789abcdef0123456789abcdef",
+        "user_id": "customer-42"})),
     responses((status = 200, body = EndCallResponse), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn end_call(
@@ -435,12 +439,59 @@ pub async fn list_calls(
             "must be 1-100",
         ));
     }
-    let page = state
-        .store
-        .list_calls(&tenant, &filter, cursor.as_ref(), limit)
-        .await?;
+    let day = q
+        .date
+        .as_deref()
+        .map(|d| {
+            time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
+                .map_err(|_| ApiError::bad_field("date", "invalid_date", "must be YYYY-MM-DD"))
+        })
+        .transpose()?;
+    let Some(day) = day else {
+        let page = state
+            .store
+            .list_calls(&tenant, &filter, cursor.as_ref(), limit)
+            .await?;
+        return Ok(Json(CallList {
+            calls: page.calls.iter().map(CallView::from).collect(),
+            next_cursor: page.next_cursor,
+        }));
+    };
+    // Newest first: skip the days after it, stop at the first call before it. At most 20 pages
+    // are read per request; the cursor continues from there.
+    let mut calls = Vec::new();
+    let mut cursor = cursor;
+    let mut next = None;
+    for _ in 0..20 {
+        let page = state
+            .store
+            // Never more than still needed, so the cursor skips no call of the day.
+            .list_calls(
+                &tenant,
+                &filter,
+                cursor.as_ref(),
+                limit - calls.len() as u32,
+            )
+            .await?;
+        let mut before = false;
+        for c in &page.calls {
+            match c.created_at.date().cmp(&day) {
+                std::cmp::Ordering::Greater => {}
+                std::cmp::Ordering::Equal => calls.push(CallView::from(c)),
+                std::cmp::Ordering::Less => before = true,
+            }
+        }
+        next = page.next_cursor;
+        if before || next.is_none() || calls.len() >= limit as usize {
+            if before {
+                next = None;
+            }
+            break;
+        }
+        cursor = next.as_deref().and_then(Cursor::decode);
+    }
     Ok(Json(CallList {
-        calls: page.calls.iter().map(CallView::from).collect(),
-        next_cursor: page.next_cursor,
+        calls,
+        next_cursor: next,
     }))
 }

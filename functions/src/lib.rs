@@ -5,6 +5,7 @@ pub mod bots;
 pub mod browser;
 pub mod call_detail;
 pub mod calls;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

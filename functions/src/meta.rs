@@ -46,8 +46,16 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(healthz))
 }
 
-/// The documentation routes (GET), served by the `bots` function; not in the OpenAPI document.
-pub const DOC_ROUTES: [&str; 2] = ["/openapi.json", "/docs"];
+/// The pages (GET), served by the `bots` function and not in the OpenAPI document: the API's
+/// description and docs, and the web console's files (`crate::console`).
+pub const DOC_ROUTES: [&str; 6] = [
+    "/openapi.json",
+    "/docs",
+    "/console",
+    "/console/app.js",
+    "/console/app.css",
+    "/console/config.json",
+];
 
 /// `/openapi.json` and `/docs` (a self-contained page: no CDN, works offline).
 pub(crate) fn docs_routes(doc: Arc<utoipa::openapi::OpenApi>) -> axum::Router<AppState> {
@@ -63,4 +71,5 @@ pub(crate) fn docs_routes(doc: Arc<utoipa::openapi::OpenApi>) -> axum::Router<Ap
             DOC_ROUTES[1],
             get(|| async { Html(include_str!("docs.html")) }),
         )
+        .merge(crate::console::routes())
 }

@@ -198,7 +198,10 @@ async fn await_invite(socket: &mut WebSocket) -> Option<CallOption> {
         }
         None
     };
-    tokio::time::timeout(INVITE_TIMEOUT, wait).await.ok().flatten()
+    tokio::time::timeout(INVITE_TIMEOUT, wait)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The tenant's bot named by `callee`: its id, or its phone number.
@@ -250,9 +253,18 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
     }
     let (leg, rtc_rx, sdp) = if webrtc {
         let Some(offer) = option.offer.as_deref() else {
-            return fail(socket, 400, "invite.option.offer (an SDP offer) is required on /call/webrtc".into()).await;
+            return fail(
+                socket,
+                400,
+                "invite.option.offer (an SDP offer) is required on /call/webrtc".into(),
+            )
+            .await;
         };
-        let ports = state.settings.rtc.ports.map(|(a, b)| crate::rtc::PortRange(a, b));
+        let ports = state
+            .settings
+            .rtc
+            .ports
+            .map(|(a, b)| crate::rtc::PortRange(a, b));
         match crate::rtc::accept(offer, ports).await {
             Ok(r) => (
                 Leg::new(LegKind::Rtc {
@@ -267,17 +279,19 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
     } else {
         let codec = match option.codec.as_deref() {
             None => SocketCodec::Pcmu,
-            Some(c) => match SocketCodec::parse(c) {
-                Some(c) => c,
-                None => {
-                    return fail(
+            Some(c) => {
+                match SocketCodec::parse(c) {
+                    Some(c) => c,
+                    None => {
+                        return fail(
                         socket,
                         400,
                         format!("invite.option.codec {c:?}: pcmu (8 kHz μ-law) or pcm (16-bit 16 kHz)"),
                     )
                     .await;
+                    }
                 }
-            },
+            }
         };
         (Leg::new(LegKind::Socket { codec }), None, String::new())
     };
@@ -290,7 +304,12 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
     {
         Ok(()) => {}
         Err(StoreError::QuotaExceeded { .. }) => {
-            return fail(socket, 429, "this bot has reached its call limit for today".into()).await;
+            return fail(
+                socket,
+                429,
+                "this bot has reached its call limit for today".into(),
+            )
+            .await;
         }
         Err(e) => {
             tracing::error!(error = %e, "counting a call failed");
@@ -301,7 +320,12 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
     let from = option
         .caller
         .as_deref()
-        .map(|c| c.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+        .map(|c| {
+            c.chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect::<String>()
+        })
         .filter(|c| !c.trim().is_empty())
         .unwrap_or_else(|| format!("client:{}", channel.as_str()));
     let mut record = CallRecord::inbound(
@@ -329,7 +353,11 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
             _ => "pcmu",
         },
     });
-    if socket.send(Message::text(answer.to_string())).await.is_err() {
+    if socket
+        .send(Message::text(answer.to_string()))
+        .await
+        .is_err()
+    {
         return;
     }
     tracing::info!(call_sid = %record.sid, bot_id = %bot.id, channel = channel.as_str(), "call socket answered");

@@ -82,7 +82,10 @@ impl CallClient {
     }
 
     pub async fn send_raw(&mut self, text: &str) {
-        self.sink.send(Message::text(text.to_owned())).await.unwrap();
+        self.sink
+            .send(Message::text(text.to_owned()))
+            .await
+            .unwrap();
     }
 
     /// Sends `bytes` as binary frames of `frame` bytes, one every 20 ms.

@@ -242,6 +242,7 @@ fn uuid_like() -> String {
     hash.as_str()[..16].to_owned()
 }
 
+pub mod browser;
 pub mod callws;
 pub mod hook;
 pub mod openai;
@@ -372,4 +373,20 @@ pub fn real_speech() -> Option<callbot_core::settings::SpeechSettings> {
         espeak: "espeak-ng".into(),
         whisper_workers: 1,
     })
+}
+
+/// The test suite's Python (`CALLBOT_TEST_PYTHON`, the venv `scripts/test.sh` fills: aiortc,
+/// twilio); `None` (said on stderr) when `CALLBOT_SKIP_PYTHON=1` skips its tests knowingly.
+pub fn python() -> Option<String> {
+    match std::env::var("CALLBOT_TEST_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) if std::env::var("CALLBOT_SKIP_PYTHON").is_ok_and(|v| v == "1") => {
+            eprintln!("CALLBOT_SKIP_PYTHON=1: test with a Python peer skipped");
+            None
+        }
+        Err(_) => panic!(
+            "CALLBOT_TEST_PYTHON is not set: run the suite with scripts/test.sh, or set \
+             CALLBOT_SKIP_PYTHON=1 to skip this test knowingly"
+        ),
+    }
 }

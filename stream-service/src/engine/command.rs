@@ -35,60 +35,64 @@ pub struct ReferOptions {
     pub timeout: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(tag = "command", rename_all = "camelCase")]
-enum Wire {
-    Invite {
-        #[serde(default)]
-        option: CallOption,
-    },
-    Accept {},
-    Reject {},
-    Candidate {
-        candidates: Vec<String>,
-    },
-    #[serde(rename_all = "camelCase")]
-    Tts {
-        text: String,
-        speaker: Option<String>,
-        play_id: Option<String>,
-        #[serde(default)]
-        auto_hangup: bool,
-        #[serde(default)]
-        streaming: bool,
-        #[serde(default)]
-        end_of_stream: bool,
-    },
-    #[serde(rename_all = "camelCase")]
-    Play {
-        url: String,
-        #[serde(default)]
-        auto_hangup: bool,
-    },
-    Interrupt {},
-    Pause {},
-    Resume {},
-    Hangup {
-        reason: Option<String>,
-        initiator: Option<String>,
-    },
-    Refer {
-        target: String,
-        #[serde(default)]
-        options: ReferOptions,
-    },
-    #[serde(rename_all = "camelCase")]
-    Mute {
-        track_id: String,
-    },
-    #[serde(rename_all = "camelCase")]
-    Unmute {
-        track_id: String,
-    },
-    History {
-        speaker: String,
-        text: String,
-    },
+#[derive(Deserialize)]
+struct InviteBody {
+    #[serde(default)]
+    option: CallOption,
+}
+
+#[derive(Deserialize)]
+struct CandidateBody {
+    candidates: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TtsBody {
+    text: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    speaker: Option<String>,
+    play_id: Option<String>,
+    #[serde(default)]
+    auto_hangup: bool,
+    #[serde(default)]
+    streaming: bool,
+    #[serde(default)]
+    end_of_stream: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlayBody {
+    url: String,
+    #[serde(default)]
+    auto_hangup: bool,
+}
+
+#[derive(Deserialize)]
+struct HangupBody {
+    reason: Option<String>,
+    initiator: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReferBody {
+    target: String,
+    #[serde(default)]
+    options: ReferOptions,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrackBody {
+    track_id: String,
+}
+
+#[derive(Deserialize)]
+struct HistoryBody {
+    speaker: String,
+    text: String,
 }
 
 /// Who a `history` entry is from.
@@ -151,9 +155,7 @@ fn invalid(message: impl Into<String>) -> CommandError {
 
 fn text_ok(what: &str, text: &str, empty_ok: bool) -> Result<(), CommandError> {
     if (!empty_ok && text.trim().is_empty()) || text.chars().count() > MAX_TEXT {
-        return Err(invalid(format!(
-            "{what} must be 1-{MAX_TEXT} characters"
-        )));
+        return Err(invalid(format!("{what} must be 1-{MAX_TEXT} characters")));
     }
     Ok(())
 }
@@ -169,76 +171,89 @@ pub fn parse(raw: &str) -> Result<Command, CommandError> {
         Some(_) => return Err(invalid("`command` must be a string")),
         None => return Err(invalid("missing field `command`")),
     };
-    let wire: Wire = serde_path_to_error::deserialize(value).map_err(|e| {
-        let inner = e.inner().to_string();
-        if inner.starts_with("unknown variant") {
-            CommandError {
-                code: "unknown_command",
-                message: format!("unknown command {name:?}"),
-            }
-        } else {
+    fn body<T: serde::de::DeserializeOwned>(
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<T, CommandError> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            let at = if path == "." { String::new() } else { format!(" at `{path}`") };
-            invalid(format!("{name}: {inner}{at}"))
-        }
-    })?;
-    Ok(match wire {
-        Wire::Invite { option } => Command::Invite(Box::new(option)),
-        Wire::Candidate { candidates } => Command::Candidate(candidates),
-        Wire::Tts {
-            text,
-            play_id,
-            auto_hangup,
-            streaming,
-            end_of_stream,
-            speaker: _,
-        } => {
-            text_ok("tts.text", &text, streaming)?;
+            let at = if path == "." || path.is_empty() {
+                String::new()
+            } else {
+                format!(" (at `{path}`)")
+            };
+            invalid(format!("{name}: {}{at}", e.inner()))
+        })
+    }
+    Ok(match name.as_str() {
+        "invite" => Command::Invite(Box::new(body::<InviteBody>(&name, value)?.option)),
+        "candidate" => Command::Candidate(body::<CandidateBody>(&name, value)?.candidates),
+        "tts" => {
+            let b: TtsBody = body(&name, value)?;
+            text_ok("tts.text", &b.text, b.streaming)?;
             Command::Tts {
-                text,
-                play_id,
-                auto_hangup,
-                streaming,
-                end_of_stream,
+                text: b.text,
+                play_id: b.play_id,
+                auto_hangup: b.auto_hangup,
+                streaming: b.streaming,
+                end_of_stream: b.end_of_stream,
             }
         }
-        Wire::Play { url, auto_hangup } => {
-            let url = url::Url::parse(&url)
+        "play" => {
+            let b: PlayBody = body(&name, value)?;
+            let url = url::Url::parse(&b.url)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .ok_or_else(|| invalid("play.url must be an http(s) URL"))?;
-            Command::Play { url, auto_hangup }
+            Command::Play {
+                url,
+                auto_hangup: b.auto_hangup,
+            }
         }
-        Wire::Interrupt {} => Command::Interrupt,
-        Wire::Hangup { reason, initiator } => Command::Hangup { reason, initiator },
-        Wire::Refer { target, options } => {
-            let number = target
-                .strip_prefix("tel:")
-                .unwrap_or(&target)
-                .trim();
+        "interrupt" => Command::Interrupt,
+        "hangup" => {
+            let b: HangupBody = body(&name, value)?;
+            Command::Hangup {
+                reason: b.reason,
+                initiator: b.initiator,
+            }
+        }
+        "refer" => {
+            let b: ReferBody = body(&name, value)?;
+            let number = b.target.strip_prefix("tel:").unwrap_or(&b.target).trim();
             let target = callbot_core::domain::PhoneNumber::parse(number).map_err(|_| {
                 invalid("refer.target must be a phone number in E.164 form (+15551234567)")
             })?;
             Command::Refer {
                 target,
-                timeout: options.timeout,
+                timeout: b.options.timeout,
             }
         }
-        Wire::Mute { track_id } => Command::Mute(track_id),
-        Wire::Unmute { track_id } => Command::Unmute(track_id),
-        Wire::History { speaker, text } => {
-            text_ok("history.text", &text, false)?;
-            let speaker = match speaker.as_str() {
+        "mute" => Command::Mute(body::<TrackBody>(&name, value)?.track_id),
+        "unmute" => Command::Unmute(body::<TrackBody>(&name, value)?.track_id),
+        "history" => {
+            let b: HistoryBody = body(&name, value)?;
+            text_ok("history.text", &b.text, false)?;
+            let speaker = match b.speaker.as_str() {
                 "user" | "caller" | "human" => Speaker::User,
                 "bot" | "assistant" | "agent" => Speaker::Bot,
                 _ => return Err(invalid("history.speaker must be \"user\" or \"bot\"")),
             };
-            Command::History { speaker, text }
+            Command::History {
+                speaker,
+                text: b.text,
+            }
         }
-        Wire::Accept {} => Command::Unsupported("accept"),
-        Wire::Reject {} => Command::Unsupported("reject"),
-        Wire::Pause {} => Command::Unsupported("pause"),
-        Wire::Resume {} => Command::Unsupported("resume"),
+        "accept" => Command::Unsupported("accept"),
+        "reject" => Command::Unsupported("reject"),
+        "pause" => Command::Unsupported("pause"),
+        "resume" => Command::Unsupported("resume"),
+        other => {
+            return Err(CommandError {
+                code: "unknown_command",
+                message: format!("unknown command {other:?}"),
+            });
+        }
     })
 }
 
@@ -258,9 +273,9 @@ mod tests {
                 end_of_stream: false,
             })
         );
-        let Ok(Command::Invite(o)) =
-            parse(r#"{"command":"invite","option":{"callee":"+15550100001","codec":"pcm","extra":1}}"#)
-        else {
+        let Ok(Command::Invite(o)) = parse(
+            r#"{"command":"invite","option":{"callee":"+15550100001","codec":"pcm","extra":1}}"#,
+        ) else {
             panic!("invite")
         };
         assert_eq!(o.callee.as_deref(), Some("+15550100001"));
@@ -271,7 +286,10 @@ mod tests {
         );
         assert!(matches!(
             parse(r#"{"command":"refer","target":"tel:+15550100002","options":{"timeout":20}}"#),
-            Ok(Command::Refer { timeout: Some(20), .. })
+            Ok(Command::Refer {
+                timeout: Some(20),
+                ..
+            })
         ));
         assert_eq!(
             parse(r#"{"command":"pause"}"#),
@@ -292,10 +310,22 @@ mod tests {
         assert_eq!(e.code, "invalid_command");
         assert!(e.message.contains("text"), "{e}");
         assert_eq!(code(r#"{"command":"tts","text":"  "}"#), "invalid_command");
-        assert_eq!(code(r#"{"command":"play","url":"file:///etc/passwd"}"#), "invalid_command");
-        assert_eq!(code(r#"{"command":"refer","target":"sip:bob@example.com"}"#), "invalid_command");
-        assert_eq!(code(r#"{"command":"history","speaker":"x","text":"t"}"#), "invalid_command");
-        let long = format!(r#"{{"command":"tts","text":"{}"}}"#, "a".repeat(MAX_TEXT + 1));
+        assert_eq!(
+            code(r#"{"command":"play","url":"file:///etc/passwd"}"#),
+            "invalid_command"
+        );
+        assert_eq!(
+            code(r#"{"command":"refer","target":"sip:bob@example.com"}"#),
+            "invalid_command"
+        );
+        assert_eq!(
+            code(r#"{"command":"history","speaker":"x","text":"t"}"#),
+            "invalid_command"
+        );
+        let long = format!(
+            r#"{{"command":"tts","text":"{}"}}"#,
+            "a".repeat(MAX_TEXT + 1)
+        );
         assert_eq!(code(&long), "invalid_command");
     }
 }

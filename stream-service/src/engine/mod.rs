@@ -5,10 +5,10 @@
 pub mod call;
 pub mod command;
 mod converse;
-pub mod play;
 pub mod events;
 pub mod live;
 pub mod pipeline;
+pub mod play;
 pub mod recorder;
 pub mod webhook;
 

@@ -44,15 +44,22 @@ pub async fn fetch(engine: &Engine, info: &CallInfo, url: &url::Url) -> Result<V
         Ok(body)
     })
     .await
-    .map_err(|_| format!("the file did not arrive within {} s", FETCH_DEADLINE.as_secs()))??;
+    .map_err(|_| {
+        format!(
+            "the file did not arrive within {} s",
+            FETCH_DEADLINE.as_secs()
+        )
+    })??;
     let (pcm, rate) = audio::wav::read_mono(&body)
         .map_err(|e| format!("not a playable file (16-bit PCM WAV): {e}"))?;
     if pcm.is_empty() || !(4_000..=192_000).contains(&rate) {
         return Err("the WAV file has no audio or an unusable sample rate".into());
     }
-    Ok(tokio::task::spawn_blocking(move || audio::to_phone(&pcm, rate))
-        .await
-        .map_err(|_| "decoding failed".to_string())?)
+    Ok(
+        tokio::task::spawn_blocking(move || audio::to_phone(&pcm, rate))
+            .await
+            .map_err(|_| "decoding failed".to_string())?,
+    )
 }
 
 /// Runs a `play` turn: the file's audio as the reply (no words: nothing enters the history),

@@ -10,7 +10,7 @@ pub mod voice_catalog;
 pub mod webhook;
 
 pub use brain::{BUILTIN_TOOLS, BotMode, Brain, Tool, TransferTarget};
-pub use call::{CallDirection, Channel, CallSid, CallStatus, CallTimers, UserLabel};
+pub use call::{CallDirection, CallSid, CallStatus, CallTimers, Channel, UserLabel};
 pub use ids::{BotId, TenantId};
 pub use phone::PhoneNumber;
 pub use text::{Context, FirstMessage, Goal};

@@ -3,11 +3,11 @@
 
 mod providers;
 mod rtc;
-pub use rtc::{IceServer, RtcSettings};
 pub use providers::{
     DeepgramSettings, ElevenLabsSettings, OpenAiAudioSettings, PollySettings, ProviderSettings,
     SttChoice,
 };
+pub use rtc::{IceServer, RtcSettings};
 
 use crate::domain::WebhookPolicy;
 use secrecy::SecretString;

@@ -148,7 +148,10 @@ mod tests {
         .unwrap();
         assert_eq!(s.ports, Some((40000, 40099)));
         let got = s.ice_servers_for("acme", 1_000);
-        assert_eq!(got[0].username, None, "STUN entries are passed on as they are");
+        assert_eq!(
+            got[0].username, None,
+            "STUN entries are passed on as they are"
+        );
         assert_eq!(got[1].username.as_deref(), Some("4600:acme"));
         // coturn's REST scheme: base64(HMAC-SHA1(secret, username)).
         let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"north").unwrap();

@@ -3,7 +3,7 @@
 
 use super::{IdempotencyRecord, StoreResult};
 use crate::domain::{
-    BotId, CallDirection, CallSid, Channel, CallStatus, FirstMessage, Goal, TenantId, UserLabel,
+    BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId, UserLabel,
 };
 use async_trait::async_trait;
 use base64::Engine;

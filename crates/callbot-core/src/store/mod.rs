@@ -13,8 +13,8 @@ pub use calls::{
     CallFilter, CallPage, CallRecord, CallStore, Cursor, RateDecision, StatusOutcome, StatusUpdate,
 };
 
-pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
 pub use tickets::{TicketPurpose, TicketStore, new_ticket};
+pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
 pub use usage::{LlmUsage, UsageStore};
 
 mod calls;
@@ -101,7 +101,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// - Tenant scoping is enforced here: a method taking a tenant never returns or changes another
 ///   tenant's data.
 #[async_trait]
-pub trait Store: CallStore + TurnStore + UsageStore + TicketStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    CallStore + TurnStore + UsageStore + TicketStore + Send + Sync + std::fmt::Debug
+{
     /// Short name for logs and the startup banner ("sqlite", "dynamodb").
     fn kind(&self) -> &'static str;
 

@@ -85,7 +85,10 @@ impl Actor {
                         self.tts_stream.clear();
                         return self.command_error(
                             "invalid_command",
-                            format!("streamed tts text grew past {} characters", command::MAX_TEXT),
+                            format!(
+                                "streamed tts text grew past {} characters",
+                                command::MAX_TEXT
+                            ),
                         );
                     }
                     let cut = if end_of_stream {

@@ -308,7 +308,10 @@ mod tests {
             })
             .collect();
         let gain = rms(&up[100..]) / rms(&tone(1000.0, 16_000.0, 3200));
-        assert!((0.85..1.15).contains(&gain), "interpolation keeps level: {gain}");
+        assert!(
+            (0.85..1.15).contains(&gain),
+            "interpolation keeps level: {gain}"
+        );
     }
 
     #[test]
@@ -328,7 +331,11 @@ mod tests {
         leg.frame(&[0xFF; FRAME_BYTES], t0).unwrap();
         leg.mark(1, 8, t0);
         leg.clear();
-        assert_eq!(leg.due_mark(t0 + Duration::from_secs(9)), None, "cleared audio is never heard");
+        assert_eq!(
+            leg.due_mark(t0 + Duration::from_secs(9)),
+            None,
+            "cleared audio is never heard"
+        );
     }
 
     #[test]

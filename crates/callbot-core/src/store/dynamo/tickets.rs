@@ -57,7 +57,8 @@ impl TicketStore for DynamoStore {
             return Ok(None);
         };
         let expires = get_n(item, "expires_ms")?;
-        if TicketPurpose::parse(get_s(item, "purpose")?) != Some(purpose) || (expires as u64) < now_ms
+        if TicketPurpose::parse(get_s(item, "purpose")?) != Some(purpose)
+            || (expires as u64) < now_ms
         {
             return Ok(None);
         }

@@ -2,7 +2,7 @@
 
 use super::{SqliteStore, backend, calls_key, idempotency_used, insert_idempotency};
 use crate::domain::{
-    BotId, CallDirection, CallSid, Channel, CallStatus, FirstMessage, Goal, TenantId, UserLabel,
+    BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId, UserLabel,
 };
 use crate::store::calls::{page, retry_after, unix_ms};
 use crate::store::{

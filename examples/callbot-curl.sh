@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# callbot API from the shell. Generated from /openapi.json by `callbot devkit curl`; do not edit.
+# Usage: source examples/callbot-curl.sh; CALLBOT_API_KEY=cb_... callbot_list_bots
+#   Path parameters come first, in order; then, for requests with a body, the JSON body
+#   (default: the example shown); for others, an optional query string ("status=completed").
+CALLBOT_URL="${CALLBOT_URL:-http://127.0.0.1:8080}"
+
+# GET /bots — List the tenant's bots, newest first, with today's call counts.
+callbot_list_bots() {
+  curl -sS -X GET "$CALLBOT_URL/bots${1:+?$1}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# POST /bots — Create a bot and give it a phone number.
+callbot_create_bot() {
+  local example='{"context":"Open 5PM-10PM","goal":"Take table reservations for Bella Vista","voice":"local:en-us","webhook":"https://example.com/callbot"}'
+  curl -sS -X POST "$CALLBOT_URL/bots" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}" -H 'Content-Type: application/json' --data "${1:-$example}"
+}
+
+# GET /bots/{id} — Show one bot.
+callbot_get_bot() {
+  curl -sS -X GET "$CALLBOT_URL/bots/${1:?id}${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# PATCH /bots/{id} — Change a bot's goal, webhook, context, voice, first message or status.
+callbot_update_bot() {
+  local example='{}'
+  curl -sS -X PATCH "$CALLBOT_URL/bots/${1:?id}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}" -H 'Content-Type: application/json' --data "${2:-$example}"
+}
+
+# DELETE /bots/{id} — Delete a bot and release its number.
+callbot_delete_bot() {
+  curl -sS -X DELETE "$CALLBOT_URL/bots/${1:?id}${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# GET /call-status — Status of a call placed with `/outbound-call`.
+#   query: callSid, user_id
+callbot_call_status() {
+  curl -sS -X GET "$CALLBOT_URL/call-status${1:+?$1}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# POST /call/kill/{id} — End a live call now (the carrier hangs up; the engine stores the last words and the recording).
+callbot_kill_call() {
+  curl -sS -X POST "$CALLBOT_URL/call/kill/${1:?id}${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# GET /call/lists — Calls of your tenant that are live now (ringing or in progress).
+callbot_live_calls() {
+  curl -sS -X GET "$CALLBOT_URL/call/lists${1:+?$1}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# POST /call/tickets — Trade your API key for a single-use ticket to open a call or observer WebSocket.
+callbot_create_ticket() {
+  local example='{"purpose":"call"}'
+  curl -sS -X POST "$CALLBOT_URL/call/tickets" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}" -H 'Content-Type: application/json' --data "${1:-$example}"
+}
+
+# GET /calls — List the tenant's calls, newest first.
+#   query: bot_id, status, cursor, limit, date
+callbot_list_calls() {
+  curl -sS -X GET "$CALLBOT_URL/calls${1:+?$1}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# GET /calls/{sid} — Show one call with its turns, transcript and recording link.
+callbot_get_call() {
+  curl -sS -X GET "$CALLBOT_URL/calls/${1:?sid}${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# GET /calls/{sid}/recording — A call's recording (stereo WAV), through the signed link from `GET /calls/{sid}`.
+#   query: expires (required), sig (required)
+callbot_get_recording() {
+  curl -sS -X GET "$CALLBOT_URL/calls/${1:?sid}/recording${2:+?$2}"
+}
+
+# POST /end-call — End a call placed with `/outbound-call`.
+callbot_end_call() {
+  local example='{"callSid":"CA0123456789abcdef0123456789abcdef","user_id":"customer-42"}'
+  curl -sS -X POST "$CALLBOT_URL/end-call" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}" -H 'Content-Type: application/json' --data "${1:-$example}"
+}
+
+# GET /healthz — Liveness and the active backends. Does not need an API key.
+callbot_healthz() {
+  curl -sS -X GET "$CALLBOT_URL/healthz${1:+?$1}"
+}
+
+# GET /iceservers — The STUN/TURN servers for WebRTC calls (RTCIceServer shape, as RustPBX serves them).
+callbot_ice_servers() {
+  curl -sS -X GET "$CALLBOT_URL/iceservers${1:+?$1}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# POST /outbound-call — Place an outbound call.
+callbot_outbound_call() {
+  local example='{"first_message":"Hi, this is Bella Vista confirming your table.","number":"+15551234567","user_id":"customer-42"}'
+  curl -sS -X POST "$CALLBOT_URL/outbound-call" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}" -H 'Content-Type: application/json' --data "${1:-$example}"
+}
+
+# POST /voice — Answer a call (Twilio's VoiceUrl).
+#   query: bot_id (required)
+callbot_answer() {
+  curl -sS -X POST "$CALLBOT_URL/voice${1:+?$1}"
+}
+
+# POST /voice/status — Call-progress callback (Twilio's StatusCallback).
+callbot_status_callback() {
+  curl -sS -X POST "$CALLBOT_URL/voice/status${1:+?$1}"
+}
+
+# GET /voices — What voices this deployment can speak.
+callbot_list_voices() {
+  curl -sS -X GET "$CALLBOT_URL/voices${1:+?$1}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+

@@ -1,0 +1,135 @@
+//! Debian's Chromium, headless, driven through chromedriver (WebDriver) with fantoccini; a fake
+//! microphone that plays a WAV file once. Screenshots go to `target/test-artifacts/<name>/`.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+    shots: std::path::PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// `None` (said on stderr) when `CALLBOT_SKIP_BROWSER=1` skips browser tests knowingly; a
+/// missing Chromium otherwise fails (`scripts/test.sh` installs it).
+pub fn available() -> bool {
+    let have = std::path::Path::new("/usr/bin/chromium").exists()
+        && std::path::Path::new("/usr/bin/chromedriver").exists();
+    if !have {
+        assert!(
+            std::env::var("CALLBOT_SKIP_BROWSER").is_ok_and(|v| v == "1"),
+            "chromium and chromedriver are needed (scripts/test.sh installs them); CALLBOT_SKIP_BROWSER=1 skips knowingly"
+        );
+        eprintln!("CALLBOT_SKIP_BROWSER=1: browser test skipped");
+    }
+    have
+}
+
+impl Browser {
+    /// Starts chromedriver and a Chromium whose microphone plays `mic` (a 16-bit WAV) once.
+    pub async fn start(name: &str, mic: Option<&std::path::Path>) -> Browser {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver");
+        let profile = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            "--autoplay-policy=no-user-gesture-required".into(),
+            "--use-fake-ui-for-media-stream".into(),
+            "--use-fake-device-for-media-stream".into(),
+            "--window-size=1280,900".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        if let Some(m) = mic {
+            args.push(format!(
+                "--use-file-for-fake-audio-capture={}%noloop",
+                m.display()
+            ));
+        }
+        let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+        }))
+        .unwrap();
+        let mut client = None;
+        for _ in 0..100 {
+            let mut builder = ClientBuilder::rustls().expect("rustls");
+            builder.capabilities(caps.clone());
+            match builder.connect(&format!("http://127.0.0.1:{port}")).await {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/test-artifacts")
+            .join(name);
+        std::fs::create_dir_all(&shots).unwrap();
+        Browser {
+            client: client.expect("chromium through chromedriver"),
+            driver,
+            _profile: profile,
+            shots,
+        }
+    }
+
+    /// Saves a screenshot as `<name>.png` among the test's artifacts.
+    pub async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    pub async fn css(&self, sel: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(sel))
+            .await
+            .unwrap_or_else(|e| panic!("no element {sel}: {e}"))
+    }
+
+    /// Runs `js` (a function body) in the page.
+    pub async fn js(&self, js: &str) -> Value {
+        self.client.execute(js, vec![]).await.unwrap()
+    }
+
+    /// Waits up to `secs` for the page's `js` expression to be truthy, returning its value.
+    pub async fn until(&self, js: &str, secs: u64) -> Value {
+        for _ in 0..secs * 5 {
+            let v = self.js(&format!("return {js};")).await;
+            if !(v.is_null() || v == json!(false) || v == json!(0) || v == json!("")) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let html = self.js("return document.body.innerText;").await;
+        panic!("{js} did not hold within {secs} s; page: {html}")
+    }
+}

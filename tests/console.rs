@@ -1,0 +1,229 @@
+//! The web console in a real Chromium (Debian's, headless, through chromedriver): sign in, a bot
+//! form that shows the API's validation error beside the field, a call from the browser over
+//! WebRTC whose fake microphone plays synthesised speech (recognised by whisper.cpp on the
+//! server, answered by the webhook, the reply heard in the page), the live page following a phone
+//! call in progress, and the call page with its latency waterfall and a recording that plays.
+//! Screenshots of each page: `target/test-artifacts/console/`.
+
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use callbot_stream::speech::TextToSpeech as _;
+use callbot_stream::speech::espeak::Espeak;
+use callbot_twilio_sim::carrier::Step;
+use common::browser::{self, Browser};
+use common::hook::{self, Answer};
+use serde_json::json;
+use std::time::Duration;
+
+/// A WAV for the fake microphone: `lead` of silence, `text` spoken by espeak-ng, 6 s of silence.
+async fn mic(path: &std::path::Path, text: &str, lead: Duration) {
+    let (pcm, rate) = Espeak::new("espeak-ng").pcm(text, "en-us").await.unwrap();
+    let mut all = vec![0i16; (lead.as_millis() as u32 * rate / 1000) as usize];
+    all.extend(pcm);
+    all.extend(std::iter::repeat_n(0i16, 6 * rate as usize));
+    std::fs::write(path, callbot_stream::audio::wav::write_mono(&all, rate)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_in_a_real_browser() {
+    let Some(speech) = common::real_speech() else {
+        return;
+    };
+    if !browser::available() {
+        return;
+    }
+    let app = common::spawn_app_with(|s| {
+        s.calls.speech = speech;
+        s.calls.webhook_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let hook = hook::start(|req| {
+        Answer::Json(
+            json!({"say": format!("You said: {}", req["user_text"].as_str().unwrap_or(""))}),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("mic.wav");
+    mic(
+        &wav,
+        "I would like a table for two tonight.",
+        Duration::from_secs(5),
+    )
+    .await;
+    let b = Browser::start("console", Some(&wav)).await;
+    let c = &b.client;
+
+    // Sign in.
+    c.goto(&app.url("/console")).await.unwrap();
+    b.css("#key").await.send_keys(&app.api_key).await.unwrap();
+    b.shot("01-sign-in").await;
+    b.css("form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
+        .await;
+
+    // A bot from the form: the API's validation error beside the field, then a good one.
+    b.css("a[href='#/bots/new']").await.click().await.unwrap();
+    b.css("#bot-goal")
+        .await
+        .send_keys("Take table reservations for Bella Vista")
+        .await
+        .unwrap();
+    b.css("#bot-webhook")
+        .await
+        .send_keys("ftp://example.com/hook")
+        .await
+        .unwrap();
+    b.css("#bot-first_message")
+        .await
+        .send_keys("Bella Vista, hello.")
+        .await
+        .unwrap();
+    b.css("form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let err = b
+        .until(
+            "document.querySelector('#bot-webhook-error')?.textContent",
+            10,
+        )
+        .await;
+    assert!(err.as_str().unwrap().contains("webhook"), "{err}");
+    b.shot("02-bot-form-validation").await;
+    let webhook = b.css("#bot-webhook").await;
+    webhook.clear().await.unwrap();
+    webhook.send_keys(&hook.url).await.unwrap();
+    b.css("form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
+        .await;
+    let (_, bots) = app.get(&app.api_key, "/bots").await;
+    let bot = bots["bots"][0].clone();
+    hook.set_secret(
+        app.state
+            .store
+            .get_bot(
+                &callbot_core::domain::TenantId::parse("acme").unwrap(),
+                &callbot_core::domain::BotId::parse(bot["id"].as_str().unwrap()).unwrap(),
+            )
+            .await
+            .unwrap()
+            .map(|b| secrecy::ExposeSecret::expose_secret(&b.webhook_secret).to_owned())
+            .unwrap()
+            .as_str(),
+    );
+    b.shot("03-bots").await;
+
+    // Talk to the bot: the fake microphone speaks after 5 s; whisper hears it; the reply plays.
+    b.css(&format!("a[href='#/talk/{}']", bot["id"].as_str().unwrap()))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let heard = b
+        .until(
+            "window.callbotStats.events.find(e => e.event === 'asrFinal')?.text",
+            40,
+        )
+        .await;
+    let heard = heard.as_str().unwrap().to_lowercase();
+    assert!(heard.contains("table") && heard.contains("two"), "{heard}");
+    // The reply's audio became audible in the page.
+    let rt = b
+        .until("window.callbotStats.turns[0]?.round_trip_ms", 30)
+        .await;
+    assert!(rt.as_u64().unwrap() > 0, "{rt}");
+    b.until(
+        "window.callbotStats.events.some(e => e.event === 'trackEnd' && e.trackId === 'reply-1')",
+        30,
+    )
+    .await;
+    b.shot("04-talk").await;
+    let sid = b.js("return window.callbotStats.callSid;").await;
+    let sid = sid.as_str().unwrap().to_owned();
+    b.css("button.danger").await.click().await.unwrap();
+    b.until("window.callbotStats.state === 'ended'", 10).await;
+    let call = common::finished_call(&app, &sid).await;
+    assert_eq!(call["channel"], "webrtc");
+    let turn = &call["turns"][1];
+    assert!(
+        turn["bot_text"].as_str().unwrap().starts_with("You said:"),
+        "{call}"
+    );
+
+    // The live page follows a phone call in progress.
+    let said = Espeak::new("espeak-ng")
+        .synthesize("Do you have parking near the restaurant?", "en-us")
+        .await
+        .unwrap();
+    let mut phone = common::dial(
+        &app,
+        bot["number"].as_str().unwrap(),
+        vec![
+            common::wait_bot(),
+            Step::Audio(said.ulaw),
+            Step::Silence(Duration::from_secs(40)),
+        ],
+    );
+    c.goto(&app.url("/console#/live")).await.unwrap();
+    b.css(&format!("a[href='#/live/{}']", phone.sid))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "[...document.querySelectorAll('.transcript li.user')].some(li => li.textContent.toLowerCase().includes('parking'))",
+        40,
+    )
+    .await;
+    b.until(
+        "[...document.querySelectorAll('.transcript li.bot')].some(li => li.textContent.includes('You said'))",
+        30,
+    )
+    .await;
+    b.shot("05-live").await;
+    // Kill from the console.
+    b.js("[...document.querySelectorAll('button')].find(x => x.textContent === 'Kill').click(); return 1;")
+        .await;
+    let events = callbot_twilio_sim::events_until_end(&mut phone, Duration::from_secs(20)).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, callbot_twilio_sim::carrier::Event::Ended { .. })),
+        "{events:?}"
+    );
+
+    // The browser call's page: waterfall and a recording that plays.
+    c.goto(&app.url(&format!("/console#/calls/{sid}")))
+        .await
+        .unwrap();
+    b.until("document.querySelectorAll('svg.waterfall rect').length", 10)
+        .await;
+    b.js("document.querySelector('audio').play(); return 1;")
+        .await;
+    b.until("document.querySelector('audio').currentTime > 0.5", 10)
+        .await;
+    b.shot("06-call").await;
+    // Calls list: the browser call as channel webrtc.
+    c.goto(&app.url("/console#/calls")).await.unwrap();
+    b.until(
+        &format!("document.querySelector(\"a[href='#/calls/{sid}']\")"),
+        10,
+    )
+    .await;
+    b.shot("07-calls").await;
+    // Phone width.
+    c.set_window_size(390, 844).await.unwrap();
+    b.shot("08-calls-phone-width").await;
+    let _ = c.clone().close().await;
+}
