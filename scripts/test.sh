@@ -27,6 +27,12 @@ if ! "$venv/bin/python" -c 'import twilio; assert twilio.__version__ == "9.13.0"
 fi
 export CALLBOT_TEST_PYTHON="$venv/bin/python"
 
+# aiortc: an independent WebRTC implementation, the scripted peer of the /call/webrtc tests.
+if ! "$venv/bin/python" -c 'import aiortc; assert aiortc.__version__ == "1.16.0"' 2>/dev/null; then
+  echo "installing aiortc (1.16.0) into $venv" >&2
+  "$venv/bin/pip" install -q 'aiortc==1.16.0' >&2
+fi
+
 # The deployment templates, checked offline (errors and warnings fail the run).
 if ! "$venv/bin/cfn-lint" --version 2>/dev/null | grep -q '1.51.0'; then
   echo "installing cfn-lint 1.51.0 into $venv" >&2

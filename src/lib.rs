@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_calls;
 pub mod bench_llm;
 pub mod bench_voices;
+pub mod browser;
 pub mod call;
 pub mod devkit;
 pub mod server;

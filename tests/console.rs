@@ -8,10 +8,10 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 
+use callbot::browser::{self, Browser};
 use callbot_stream::speech::TextToSpeech as _;
 use callbot_stream::speech::espeak::Espeak;
 use callbot_twilio_sim::carrier::Step;
-use common::browser::{self, Browser};
 use common::hook::{self, Answer};
 use serde_json::json;
 use std::time::Duration;
@@ -52,40 +52,56 @@ async fn the_console_in_a_real_browser() {
         Duration::from_secs(5),
     )
     .await;
-    let b = Browser::start("console", Some(&wav)).await;
+    let b = Browser::start("console", Some(&wav)).await.unwrap();
     let c = &b.client;
 
     // Sign in.
     c.goto(&app.url("/console")).await.unwrap();
-    b.css("#key").await.send_keys(&app.api_key).await.unwrap();
-    b.shot("01-sign-in").await;
+    b.css("#key")
+        .await
+        .unwrap()
+        .send_keys(&app.api_key)
+        .await
+        .unwrap();
+    b.shot("01-sign-in").await.unwrap();
     b.css("form button[type=submit]")
         .await
+        .unwrap()
         .click()
         .await
         .unwrap();
     b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
-        .await;
+        .await
+        .unwrap();
 
     // A bot from the form: the API's validation error beside the field, then a good one.
-    b.css("a[href='#/bots/new']").await.click().await.unwrap();
+    b.css("a[href='#/bots/new']")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     b.css("#bot-goal")
         .await
+        .unwrap()
         .send_keys("Take table reservations for Bella Vista")
         .await
         .unwrap();
     b.css("#bot-webhook")
         .await
+        .unwrap()
         .send_keys("ftp://example.com/hook")
         .await
         .unwrap();
     b.css("#bot-first_message")
         .await
+        .unwrap()
         .send_keys("Bella Vista, hello.")
         .await
         .unwrap();
     b.css("form button[type=submit]")
         .await
+        .unwrap()
         .click()
         .await
         .unwrap();
@@ -94,21 +110,24 @@ async fn the_console_in_a_real_browser() {
             "document.querySelector('#bot-webhook-error')?.textContent",
             10,
         )
-        .await;
+        .await
+        .unwrap();
     assert!(err.as_str().unwrap().contains("webhook"), "{err}");
-    b.shot("02-bot-form-validation").await;
-    let webhook = b.css("#bot-webhook").await;
+    b.shot("02-bot-form-validation").await.unwrap();
+    let webhook = b.css("#bot-webhook").await.unwrap();
     webhook.clear().await.unwrap();
     webhook.send_keys(&hook.url).await.unwrap();
     b.css("form button[type=submit]")
         .await
+        .unwrap()
         .click()
         .await
         .unwrap();
     b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
-        .await;
+        .await
+        .unwrap();
     let (_, bots) = app.get(&app.api_key, "/bots").await;
-    let bot = bots["bots"][0].clone();
+    let bot = bots.get("bots").unwrap_or(&bots)[0].clone();
     hook.set_secret(
         app.state
             .store
@@ -122,11 +141,12 @@ async fn the_console_in_a_real_browser() {
             .unwrap()
             .as_str(),
     );
-    b.shot("03-bots").await;
+    b.shot("03-bots").await.unwrap();
 
     // Talk to the bot: the fake microphone speaks after 5 s; whisper hears it; the reply plays.
     b.css(&format!("a[href='#/talk/{}']", bot["id"].as_str().unwrap()))
         .await
+        .unwrap()
         .click()
         .await
         .unwrap();
@@ -135,24 +155,29 @@ async fn the_console_in_a_real_browser() {
             "window.callbotStats.events.find(e => e.event === 'asrFinal')?.text",
             40,
         )
-        .await;
+        .await
+        .unwrap();
     let heard = heard.as_str().unwrap().to_lowercase();
     assert!(heard.contains("table") && heard.contains("two"), "{heard}");
     // The reply's audio became audible in the page.
     let rt = b
         .until("window.callbotStats.turns[0]?.round_trip_ms", 30)
-        .await;
+        .await
+        .unwrap();
     assert!(rt.as_u64().unwrap() > 0, "{rt}");
     b.until(
         "window.callbotStats.events.some(e => e.event === 'trackEnd' && e.trackId === 'reply-1')",
         30,
     )
-    .await;
-    b.shot("04-talk").await;
-    let sid = b.js("return window.callbotStats.callSid;").await;
+    .await
+    .unwrap();
+    b.shot("04-talk").await.unwrap();
+    let sid = b.js("return window.callbotStats.callSid;").await.unwrap();
     let sid = sid.as_str().unwrap().to_owned();
-    b.css("button.danger").await.click().await.unwrap();
-    b.until("window.callbotStats.state === 'ended'", 10).await;
+    b.css("button.danger").await.unwrap().click().await.unwrap();
+    b.until("window.callbotStats.state === 'ended'", 10)
+        .await
+        .unwrap();
     let call = common::finished_call(&app, &sid).await;
     assert_eq!(call["channel"], "webrtc");
     let turn = &call["turns"][1];
@@ -178,6 +203,7 @@ async fn the_console_in_a_real_browser() {
     c.goto(&app.url("/console#/live")).await.unwrap();
     b.css(&format!("a[href='#/live/{}']", phone.sid))
         .await
+        .unwrap()
         .click()
         .await
         .unwrap();
@@ -185,16 +211,16 @@ async fn the_console_in_a_real_browser() {
         "[...document.querySelectorAll('.transcript li.user')].some(li => li.textContent.toLowerCase().includes('parking'))",
         40,
     )
-    .await;
+    .await.unwrap();
     b.until(
         "[...document.querySelectorAll('.transcript li.bot')].some(li => li.textContent.includes('You said'))",
         30,
     )
-    .await;
-    b.shot("05-live").await;
+    .await.unwrap();
+    b.shot("05-live").await.unwrap();
     // Kill from the console.
     b.js("[...document.querySelectorAll('button')].find(x => x.textContent === 'Kill').click(); return 1;")
-        .await;
+        .await.unwrap();
     let events = callbot_twilio_sim::events_until_end(&mut phone, Duration::from_secs(20)).await;
     assert!(
         events
@@ -208,22 +234,26 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     b.until("document.querySelectorAll('svg.waterfall rect').length", 10)
-        .await;
+        .await
+        .unwrap();
     b.js("document.querySelector('audio').play(); return 1;")
-        .await;
+        .await
+        .unwrap();
     b.until("document.querySelector('audio').currentTime > 0.5", 10)
-        .await;
-    b.shot("06-call").await;
+        .await
+        .unwrap();
+    b.shot("06-call").await.unwrap();
     // Calls list: the browser call as channel webrtc.
     c.goto(&app.url("/console#/calls")).await.unwrap();
     b.until(
         &format!("document.querySelector(\"a[href='#/calls/{sid}']\")"),
         10,
     )
-    .await;
-    b.shot("07-calls").await;
+    .await
+    .unwrap();
+    b.shot("07-calls").await.unwrap();
     // Phone width.
     c.set_window_size(390, 844).await.unwrap();
-    b.shot("08-calls-phone-width").await;
+    b.shot("08-calls-phone-width").await.unwrap();
     let _ = c.clone().close().await;
 }

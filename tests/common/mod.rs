@@ -242,7 +242,6 @@ fn uuid_like() -> String {
     hash.as_str()[..16].to_owned()
 }
 
-pub mod browser;
 pub mod callws;
 pub mod hook;
 pub mod openai;

@@ -68,7 +68,7 @@ const fmtTime = (s) => (s ? new Date(s).toLocaleString() : "");
 
 function page(title, ...kids) {
   for (const f of cleanup.splice(0)) f();
-  main.replaceChildren(h("h1", { text: title }), ...kids);
+  main.replaceChildren(h("h1", { text: title }), ...kids.filter((k) => k !== null && k !== undefined));
   document.title = `${title} · callbot`;
   main.focus();
 }
@@ -117,7 +117,10 @@ async function botForm(bot) {
     if (kind === "textarea") input = h("textarea", { id, name });
     else if (kind === "select") {
       input = h("select", { id, name },
-        (voices.voices || []).filter((v) => v.configured).map((v) => h("option", { value: v.name, text: `${v.name} (${v.language || v.provider})` })));
+        (voices.voices || []).filter((v) => v.configured).map((v) => {
+          const value = v.name.includes(":") ? v.name : `${v.provider}:${v.name}`;
+          return h("option", { value, text: `${value}${v.language ? ` (${v.language})` : ""}` });
+        }));
     } else if (kind === "mode") {
       input = h("select", { id, name }, h("option", { value: "webhook", text: "webhook (the webhook decides, the LLM suggests)" }),
         h("option", { value: "llm", text: "llm (the model answers)" }));
@@ -211,10 +214,11 @@ async function calls(params) {
     h("label", { for: "f-date" }, "Date", date), h("button", { type: "submit", text: "Filter" }));
   const rows = list.calls.map((c) => h("tr", {},
     h("td", {}, h("a", { href: `#/calls/${c.sid}`, text: fmtTime(c.created_at) })),
-    h("td", { text: c.channel }), h("td", { text: c.from }), h("td", { text: c.status }),
+    h("td", { text: c.channel }), h("td", { class: "wide", text: c.from }), h("td", { text: c.status }),
     h("td", { class: "wide", text: c.duration != null ? `${c.duration} s` : "" })));
   page("Calls", filters, h("div", { class: "scroll" }, h("table", {},
-    h("thead", {}, h("tr", {}, ["Started", "Channel", "From", "Status"].map((t) => h("th", { text: t })), h("th", { class: "wide", text: "Duration" }))),
+    h("thead", {}, h("tr", {}, ["Started", "Channel"].map((t) => h("th", { text: t })), h("th", { class: "wide", text: "From" }),
+      h("th", { text: "Status" }), h("th", { class: "wide", text: "Duration" }))),
     h("tbody", {}, rows))), rows.length ? null : h("p", { class: "muted", text: "No calls match." }));
 }
 
@@ -228,7 +232,7 @@ const STAGES = [
 
 /** One turn's latency as a waterfall: stages one after the other from the end of the caller's speech. */
 function waterfall(turns) {
-  const rowH = 22, left = 70, width = 640;
+  const rowH = 22, left = 70, width = 640, right = 30;
   const rows = turns.filter((t) => t.timings).map((t) => {
     const x = t.timings;
     const llm = x.llm ? (x.llm.ttft_ms ?? x.llm.total_ms ?? 0) : 0;
@@ -239,7 +243,7 @@ function waterfall(turns) {
   });
   const maxEnd = Math.max(1000, ...rows.map((r) => Math.max(r.heard || 0, r.sent || 0, ...r.segs.map(([, a, d]) => a + d))));
   const minStart = Math.min(0, ...rows.map((r) => r.segs[0][1]));
-  const scale = (width - left - 10) / (maxEnd - minStart);
+  const scale = (width - left - right) / (maxEnd - minStart);
   const X = (ms) => left + (ms - minStart) * scale;
   const out = svg("svg", { class: "waterfall", viewBox: `0 0 ${width} ${rows.length * rowH + 24}`, role: "img",
     "aria-label": "Latency per turn: endpointing, recognition, LLM, webhook, synthesis, first audio sent and heard" });
@@ -260,15 +264,17 @@ function waterfall(turns) {
   });
   const axisY = rows.length * rowH + 18;
   for (let ms = 0; ms <= maxEnd; ms += maxEnd > 4000 ? 1000 : 500) {
-    out.append(svg("text", { x: X(ms) - 8, y: axisY }, `${ms}`));
+    out.append(svg("text", { x: X(ms), y: axisY, "text-anchor": "middle" }, `${ms}`));
   }
   return out;
 }
 
 async function callPage(sid) {
   const c = await api("GET", `/calls/${sid}`);
-  const legend = h("div", { class: "legend" }, STAGES.map(([, label, color]) => h("span", { style: `--c:${color}`, text: label })),
-    h("span", { style: "--c:#111", text: "first audio sent" }), h("span", { style: "--c:#b3261e", text: "first audio heard" }));
+  const swatch = (color) => svg("svg", { width: 12, height: 12, "aria-hidden": "true" }, svg("rect", { width: 12, height: 12, fill: color }));
+  const legend = h("div", { class: "legend" },
+    [...STAGES.map(([, label, color]) => [label, color]), ["first audio sent", "#111"], ["first audio heard", "#b3261e"]]
+      .map(([label, color]) => h("span", {}, swatch(color), ` ${label}`)));
   page(`Call ${c.sid}`,
     h("p", { class: "muted", text: `${c.channel} · ${c.direction} · ${c.from} → ${c.to} · ${c.status} · ${fmtTime(c.created_at)}` }),
     h("h2", { text: "Recording" }),
@@ -276,7 +282,7 @@ async function callPage(sid) {
       : h("p", { class: "muted", text: "No recording yet." }),
     h("h2", { text: "Latency per turn (ms)" }), legend, waterfall(c.turns || []),
     h("h2", { text: "Transcript" }),
-    h("ol", { class: "transcript" }, (c.transcript || []).map((l) => h("li", { class: l.role, text: `${l.role}: ${l.text}` }))));
+    h("ol", { class: "transcript" }, (c.transcript || []).map((l) => h("li", { class: l.role, text: `${l.role === "user" ? "caller" : "bot"}: ${l.text}` }))));
 }
 
 // ---------------------------------------------------------------- live calls
@@ -334,8 +340,22 @@ async function livePage(sid) {
   const badge = speakingBadge();
   const status = h("p", { class: "muted", text: "connecting…" });
   const line = h("input", { id: "say", name: "say", type: "text", placeholder: "A line to speak into the call" });
-  const ws = new WebSocket(await socketUrl("/call", "call", { id: sid }));
-  const send = (cmd) => ws.readyState === 1 && ws.send(JSON.stringify(cmd));
+  let ws = null;
+  const send = (cmd) => ws && ws.readyState === 1 && ws.send(JSON.stringify(cmd));
+  page(`Live call ${sid}`, status, h("p", {}, badge.el),
+    h("form", { class: "row", onsubmit: (e) => { e.preventDefault(); if (line.value.trim()) send({ command: "tts", text: line.value.trim() }); line.value = ""; } },
+      h("label", { for: "say" }, "Speak into the call", line), h("button", { type: "submit", text: "Say" }),
+      h("button", { type: "button", class: "secondary", text: "Interrupt the bot", onclick: () => send({ command: "interrupt" }) }),
+      h("button", { type: "button", class: "danger", text: "Kill", onclick: async () => {
+        try { await api("POST", `/call/kill/${sid}`); toast("Call ended"); } catch (ex) { toast(ex.message); }
+      } })),
+    h("h2", { text: "Transcript" }), transcript.el);
+  // What was said before this page opened, then the rest as it is spoken.
+  const past = await api("GET", `/calls/${sid}`).catch(() => null);
+  for (const l of (past && past.transcript) || []) {
+    transcript.el.append(h("li", { class: l.role, text: `${l.role === "user" ? "caller" : "bot"}: ${l.text}` }));
+  }
+  ws = new WebSocket(await socketUrl("/call", "call", { id: sid }));
   ws.onopen = () => { status.textContent = "watching"; };
   ws.onmessage = (m) => {
     const e = JSON.parse(m.data);
@@ -346,14 +366,6 @@ async function livePage(sid) {
   };
   ws.onclose = () => { if (status.textContent === "watching") status.textContent = "ended"; };
   cleanup.push(() => ws.close());
-  page(`Live call ${sid}`, status, h("p", {}, badge.el),
-    h("form", { class: "row", onsubmit: (e) => { e.preventDefault(); if (line.value.trim()) send({ command: "tts", text: line.value.trim() }); line.value = ""; } },
-      h("label", { for: "say" }, "Speak into the call", line), h("button", { type: "submit", text: "Say" }),
-      h("button", { type: "button", class: "secondary", text: "Interrupt the bot", onclick: () => send({ command: "interrupt" }) }),
-      h("button", { type: "button", class: "danger", text: "Kill", onclick: async () => {
-        try { await api("POST", `/call/kill/${sid}`); toast("Call ended"); } catch (ex) { toast(ex.message); }
-      } })),
-    h("h2", { text: "Transcript" }), transcript.el);
 }
 
 // ---------------------------------------------------------------- talk to a bot (WebRTC)

@@ -1,11 +1,13 @@
-//! Debian's Chromium, headless, driven through chromedriver (WebDriver) with fantoccini; a fake
-//! microphone that plays a WAV file once. Screenshots go to `target/test-artifacts/<name>/`.
+//! Debian's Chromium, headless, driven through chromedriver (WebDriver) with fantoccini, with a
+//! fake microphone that plays a WAV file once: the console tests and `callbot bench browser`.
+//! Screenshots go to `target/test-artifacts/<name>/`.
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+#[derive(Debug)]
 pub struct Browser {
     pub client: Client,
     driver: Child,
@@ -20,8 +22,9 @@ impl Drop for Browser {
     }
 }
 
-/// `None` (said on stderr) when `CALLBOT_SKIP_BROWSER=1` skips browser tests knowingly; a
-/// missing Chromium otherwise fails (`scripts/test.sh` installs it).
+/// Whether Chromium and chromedriver are installed. Without them this is `false` (said on stderr)
+/// when `CALLBOT_SKIP_BROWSER=1` skips browser tests knowingly, and a panic otherwise
+/// (`scripts/test.sh` installs them).
 pub fn available() -> bool {
     let have = std::path::Path::new("/usr/bin/chromium").exists()
         && std::path::Path::new("/usr/bin/chromedriver").exists();
@@ -37,18 +40,18 @@ pub fn available() -> bool {
 
 impl Browser {
     /// Starts chromedriver and a Chromium whose microphone plays `mic` (a 16-bit WAV) once.
-    pub async fn start(name: &str, mic: Option<&std::path::Path>) -> Browser {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+    pub async fn start(name: &str, mic: Option<&std::path::Path>) -> anyhow::Result<Browser> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver");
-        let profile = tempfile::tempdir().unwrap();
+            .map_err(|e| anyhow::anyhow!("starting /usr/bin/chromedriver: {e}"))?;
+        let profile = tempfile::tempdir()?;
         let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
@@ -74,11 +77,10 @@ impl Browser {
         let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
-        }))
-        .unwrap();
+        }))?;
         let mut client = None;
         for _ in 0..100 {
-            let mut builder = ClientBuilder::rustls().expect("rustls");
+            let mut builder = ClientBuilder::rustls()?;
             builder.capabilities(caps.clone());
             match builder.connect(&format!("http://127.0.0.1:{port}")).await {
                 Ok(c) => {
@@ -91,45 +93,52 @@ impl Browser {
         let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("target/test-artifacts")
             .join(name);
-        std::fs::create_dir_all(&shots).unwrap();
-        Browser {
-            client: client.expect("chromium through chromedriver"),
+        std::fs::create_dir_all(&shots)?;
+        let mut driver = driver;
+        let Some(client) = client else {
+            let _ = driver.kill();
+            anyhow::bail!("chromedriver did not start a Chromium session");
+        };
+        Ok(Browser {
+            client,
             driver,
             _profile: profile,
             shots,
-        }
+        })
     }
 
     /// Saves a screenshot as `<name>.png` among the test's artifacts.
-    pub async fn shot(&self, name: &str) {
-        let png = self.client.screenshot().await.unwrap();
-        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    pub async fn shot(&self, name: &str) -> anyhow::Result<()> {
+        let png = self.client.screenshot().await?;
+        std::fs::write(self.shots.join(format!("{name}.png")), png)?;
+        Ok(())
     }
 
-    pub async fn css(&self, sel: &str) -> fantoccini::elements::Element {
+    /// The element `sel`, waiting up to 20 s for it.
+    pub async fn css(&self, sel: &str) -> anyhow::Result<fantoccini::elements::Element> {
         self.client
             .wait()
             .at_most(Duration::from_secs(20))
             .for_element(Locator::Css(sel))
             .await
-            .unwrap_or_else(|e| panic!("no element {sel}: {e}"))
+            .map_err(|e| anyhow::anyhow!("no element {sel}: {e}"))
     }
 
     /// Runs `js` (a function body) in the page.
-    pub async fn js(&self, js: &str) -> Value {
-        self.client.execute(js, vec![]).await.unwrap()
+    pub async fn js(&self, js: &str) -> anyhow::Result<Value> {
+        Ok(self.client.execute(js, vec![]).await?)
     }
 
     /// Waits up to `secs` for the page's `js` expression to be truthy, returning its value.
-    pub async fn until(&self, js: &str, secs: u64) -> Value {
+    pub async fn until(&self, js: &str, secs: u64) -> anyhow::Result<Value> {
         for _ in 0..secs * 5 {
-            let v = self.js(&format!("return {js};")).await;
+            let v = self.js(&format!("return {js};")).await?;
             if !(v.is_null() || v == json!(false) || v == json!(0) || v == json!("")) {
-                return v;
+                return Ok(v);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let html = self.js("return document.body.innerText;").await;
-        panic!("{js} did not hold within {secs} s; page: {html}")
+        let page = self.js("return document.body.innerText;").await?;
+        anyhow::bail!("{js} did not hold within {secs} s; page: {page}")
     }
 }
