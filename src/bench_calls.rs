@@ -24,7 +24,7 @@ pub struct CallBenchOptions {
     pub standins: bool,
 }
 
-struct Child(std::process::Child);
+pub(crate) struct Child(pub(crate) std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
@@ -58,6 +58,87 @@ pub(crate) fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
+pub(crate) fn has_taskset() -> bool {
+    Command::new("taskset").arg("--version").output().is_ok()
+}
+
+/// `callbot serve` as a child process for a benchmark: instant speech, no LLM, limits raised for
+/// `concurrency` calls, pinned to the first `cores` CPUs (this process moves to the others).
+/// Returns the child and its base URL.
+pub(crate) fn serve_child(
+    dir: &std::path::Path,
+    key: &str,
+    cores: usize,
+    concurrency: usize,
+    env: &[(&str, String)],
+) -> anyhow::Result<(Child, String)> {
+    let exe = std::env::current_exe()?;
+    let taskset = has_taskset();
+    let mut cmd = if taskset {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(format!("0-{}", cores.max(1) - 1)).arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    // Keep this process (the simulated callers) off the server's cores when there are others.
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if taskset && cpus > cores {
+        let _ = Command::new("taskset")
+            .args([
+                "-a",
+                "-p",
+                "-c",
+                &format!("{}-{}", cores, cpus - 1),
+                &std::process::id().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .status();
+    }
+    let n = concurrency.to_string();
+    cmd.args(["serve", "--addr", "127.0.0.1:0"])
+        .env("CALLBOT_DATA_DIR", dir)
+        .env("CALLBOT_API_KEY", key)
+        .env("CALLBOT_SPEECH", "instant")
+        // The platform's own figures: no language model in the turn (`bench llm` measures it).
+        .env("CALLBOT_LLM", "off")
+        .env("CALLBOT_ALLOW_PRIVATE_WEBHOOKS", "1")
+        .env("CALLBOT_MAX_STREAMS_PER_USER", &n)
+        .env("CALLBOT_CALLS_PER_BOT_PER_DAY", (concurrency * 10).to_string())
+        .env(
+            "CALLBOT_WEBHOOKS_PER_BOT_PER_SECOND",
+            (concurrency * 10).to_string(),
+        )
+        .env("CALLBOT_END_SILENCE_MS", "500")
+        .env("TOKIO_WORKER_THREADS", cores.max(1).to_string())
+        .env("RUST_LOG", "warn")
+        .env_remove("CALLBOT_STORE")
+        .env_remove("CALLBOT_STT")
+        .env_remove("ELEVENLABS_API_KEY")
+        .env_remove("DEEPGRAM_API_KEY")
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().context("starting callbot serve")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let child = Child(child);
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first)?;
+    if !first.contains("listening on http://") {
+        bail!("callbot serve did not start (first line {first:?}); run it by hand to see why");
+    }
+    let base = format!(
+        "http://{}",
+        first.trim().rsplit("http://").next().unwrap_or("")
+    );
+    Ok((child, base))
+}
+
 pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     if opts.concurrency == 0 {
         bail!("--concurrency must be at least 1");
@@ -84,88 +165,27 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     } else {
         None
     };
-    let exe = std::env::current_exe()?;
-    let taskset = Command::new("taskset").arg("--version").output().is_ok();
-    let mut cmd = if taskset {
-        let mut c = Command::new("taskset");
-        c.arg("-c")
-            .arg(format!("0-{}", opts.server_cores.max(1) - 1))
-            .arg(&exe);
-        c
-    } else {
-        Command::new(&exe)
-    };
-    // Keep this process (the simulated carriers) off the server's cores when there are others.
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if taskset && cpus > opts.server_cores {
-        let _ = Command::new("taskset")
-            .args([
-                "-a",
-                "-p",
-                "-c",
-                &format!("{}-{}", opts.server_cores, cpus - 1),
-                &std::process::id().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .status();
-    }
-    let n = opts.concurrency.to_string();
-    cmd.args(["serve", "--addr", "127.0.0.1:0"])
-        .env("CALLBOT_DATA_DIR", dir.path())
-        .env("CALLBOT_API_KEY", key)
-        .env("CALLBOT_SPEECH", "instant")
-        // The platform's own figures: no language model in the turn (`bench llm` measures it).
-        .env("CALLBOT_LLM", "off")
-        .env("CALLBOT_ALLOW_PRIVATE_WEBHOOKS", "1")
-        .env("CALLBOT_MAX_STREAMS_PER_USER", &n)
-        .env(
-            "CALLBOT_CALLS_PER_BOT_PER_DAY",
-            (opts.concurrency * 10).to_string(),
-        )
-        .env(
-            "CALLBOT_WEBHOOKS_PER_BOT_PER_SECOND",
-            (opts.concurrency * 10).to_string(),
-        )
-        .env("CALLBOT_END_SILENCE_MS", "500")
-        .env("TOKIO_WORKER_THREADS", opts.server_cores.max(1).to_string())
-        .env("RUST_LOG", "warn")
-        .env_remove("CALLBOT_STORE")
-        .env_remove("CALLBOT_STT")
-        .env_remove("ELEVENLABS_API_KEY")
-        .env_remove("DEEPGRAM_API_KEY")
-        .env_remove("TWILIO_ACCOUNT_SID")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    let mut env: Vec<(&str, String)> = Vec::new();
     if let Some((dg, el)) = &providers {
-        cmd.env("CALLBOT_STT", "deepgram")
-            .env("DEEPGRAM_API_KEY", callbot_provider_sim::deepgram::KEY)
-            .env("DEEPGRAM_BASE_URL", &dg.base)
-            .env(
-                "ELEVENLABS_API_KEY",
-                callbot_provider_sim::voices::ELEVEN_KEY,
-            )
-            .env("ELEVENLABS_BASE_URL", &el.base);
+        env.push(("CALLBOT_STT", "deepgram".into()));
+        env.push((
+            "DEEPGRAM_API_KEY",
+            callbot_provider_sim::deepgram::KEY.into(),
+        ));
+        env.push(("DEEPGRAM_BASE_URL", dg.base.clone()));
+        env.push((
+            "ELEVENLABS_API_KEY",
+            callbot_provider_sim::voices::ELEVEN_KEY.into(),
+        ));
+        env.push(("ELEVENLABS_BASE_URL", el.base.clone()));
     }
     let voice = if providers.is_some() {
         "elevenlabs:george"
     } else {
         "local:en-us"
     };
-    let mut child = cmd.spawn().context("starting callbot serve")?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let child = Child(child);
+    let (child, base) = serve_child(dir.path(), key, opts.server_cores, opts.concurrency, &env)?;
     let pid = child.0.id();
-    let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first)?;
-    if !first.contains("listening on http://") {
-        bail!("callbot serve did not start (first line {first:?}); run it by hand to see why");
-    }
-    let base = format!(
-        "http://{}",
-        first.trim().rsplit("http://").next().unwrap_or("")
-    );
     let http = reqwest::Client::new();
     let bot: serde_json::Value = http
         .post(format!("{base}/bots"))
@@ -314,7 +334,7 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
             opts.concurrency,
             opts.duration.as_secs_f64(),
             opts.server_cores,
-            if taskset { " (taskset)" } else { "" },
+            if has_taskset() { " (taskset)" } else { "" },
             if opts.standins {
                 "Deepgram live recognition and ElevenLabs voice (stand-ins in the bench process)"
             } else {

@@ -31,16 +31,16 @@ const SENTENCES: &[&str] = &[
     "Do you have anything vegetarian on the menu?",
 ];
 
-struct Server {
-    base: String,
-    key: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) key: String,
     sim: callbot_twilio_sim::Sim,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn server(
+pub(crate) async fn server(
     model: &std::path::Path,
     change: impl FnOnce(&mut Settings),
 ) -> anyhow::Result<Server> {

@@ -2,9 +2,11 @@
 //! (`callbot call`), key management and the benchmarks, wired from the same routers and adapters that production uses.
 
 pub mod bench;
+pub mod bench_browser;
 pub mod bench_calls;
 pub mod bench_llm;
 pub mod bench_voices;
+pub mod bench_webrtc;
 pub mod browser;
 pub mod call;
 pub mod devkit;

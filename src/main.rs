@@ -140,6 +140,27 @@ enum BenchCommand {
         #[arg(long, default_value_t = 8)]
         calls: usize,
     },
+    /// Concurrent WebRTC calls (str0m peers in this process) against a `callbot serve` child
+    /// with instant speech: server CPU and memory per call, beside `bench calls`.
+    Webrtc {
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// Seconds each call lasts.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Cores the server may use.
+        #[arg(long, default_value_t = 1)]
+        server_cores: usize,
+    },
+    /// Round trip at the console: end of speech → first bot audio audible in a real Chromium
+    /// talking over WebRTC (local engines).
+    Browser {
+        /// The whisper model (default: the installed one).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        turns: usize,
+    },
     /// The language model: the embedded model's time to first token and reply time at turns 1,
     /// 5 and 10, its speed, CPU and memory; how many concurrent calls one worker serves; the
     /// platform's own added latency in LLM mode over a fixed-delay model stand-in.
@@ -288,6 +309,15 @@ async fn keys_create(settings: Settings, tenant: &str, label: &str) -> anyhow::R
         "API key for tenant `{tenant}` created. It is shown only once; only its SHA-256 hash is stored."
     );
     Ok(())
+}
+
+/// The whisper model a benchmark uses: the one given, the configured one, or the installed one.
+fn whisper_model(given: Option<std::path::PathBuf>, settings: &Settings) -> std::path::PathBuf {
+    match (given, &settings.calls.speech) {
+        (Some(m), _) => m,
+        (None, callbot_core::settings::SpeechSettings::Local { model, .. }) => model.clone(),
+        (None, _) => settings.data_dir.join("models").join("ggml-tiny.en.bin"),
+    }
 }
 
 #[tokio::main]
@@ -473,15 +503,42 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench {
+            command:
+                BenchCommand::Webrtc {
+                    concurrency,
+                    duration,
+                    server_cores,
+                },
+        } => {
+            for line in callbot::bench_webrtc::webrtc(callbot::bench_webrtc::WebrtcBenchOptions {
+                concurrency,
+                duration: std::time::Duration::from_secs(duration),
+                server_cores,
+            })
+            .await?
+            {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Browser { model, turns },
+        } => {
+            let model = whisper_model(model, &settings);
+            for line in callbot::bench_browser::browser(callbot::bench_browser::BrowserBenchOptions {
+                model,
+                turns,
+            })
+            .await?
+            {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Bench {
             command: BenchCommand::Voices { model, calls },
         } => {
-            let model = match (model, &settings.calls.speech) {
-                (Some(m), _) => m,
-                (None, callbot_core::settings::SpeechSettings::Local { model, .. }) => {
-                    model.clone()
-                }
-                (None, _) => settings.data_dir.join("models").join("ggml-tiny.en.bin"),
-            };
+            let model = whisper_model(model, &settings);
             for line in callbot::bench_voices::voices(callbot::bench_voices::VoiceBenchOptions {
                 model,
                 calls,

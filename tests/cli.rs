@@ -180,6 +180,47 @@ fn call_benchmark_runs_and_reports_figures() {
     assert!(text.contains("playout underruns"), "{text}");
 }
 
+/// `callbot bench webrtc` runs end to end at a tiny scale: the calls connect, are heard, answered.
+#[test]
+fn webrtc_benchmark_runs_and_reports_figures() {
+    let out = callbot()
+        .args(["bench", "webrtc", "--concurrency", "2", "--duration", "7"])
+        .output()
+        .expect("run callbot bench webrtc");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("calls connected      2/2  (failed 0)"), "{text}");
+    assert!(!text.contains("caller turns heard   0\n"), "{text}");
+    assert!(text.contains("WebRTC calls per core"), "{text}");
+}
+
+/// `callbot bench browser` runs end to end with one turn in Chromium (real speech).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_benchmark_runs_and_reports_figures() {
+    let Some(model) = std::env::var_os("CALLBOT_TEST_MODEL") else {
+        assert!(
+            std::env::var_os("CALLBOT_SKIP_SPEECH").is_some(),
+            "CALLBOT_TEST_MODEL is not set: run scripts/test.sh, or CALLBOT_SKIP_SPEECH=1 to skip knowingly"
+        );
+        return;
+    };
+    if !callbot::browser::available() {
+        return;
+    }
+    let lines = callbot::bench_browser::browser(callbot::bench_browser::BrowserBenchOptions {
+        model: model.into(),
+        turns: 1,
+    })
+    .await
+    .unwrap();
+    let text = lines.join("\n");
+    assert!(text.contains("bot audio audible in the page: p50"), "{text}");
+}
+
 /// With the Deepgram and ElevenLabs stand-ins (network providers) it runs as well.
 #[test]
 fn call_benchmark_runs_with_the_provider_standins() {

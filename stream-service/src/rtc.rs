@@ -79,10 +79,10 @@ async fn bind(ip: IpAddr, ports: Option<PortRange>) -> Result<UdpSocket, RtcSetu
     }
 }
 
-/// Accepts an SDP offer: binds the leg's sockets, answers, and starts the leg's task.
-pub async fn accept(offer: &str, ports: Option<PortRange>) -> Result<RtcLeg, RtcSetupError> {
-    let offer =
-        SdpOffer::from_sdp_string(offer).map_err(|e| RtcSetupError::Offer(e.to_string()))?;
+type Sockets = Vec<(UdpSocket, SocketAddr)>;
+
+/// A PCMU-only peer with host candidates on its own sockets.
+async fn peer(ports: Option<PortRange>) -> Result<(Rtc, Sockets), RtcSetupError> {
     let provider = Arc::new(str0m::crypto::from_feature_flags());
     let mut rtc = RtcConfig::new()
         .set_crypto_provider(provider)
@@ -100,10 +100,16 @@ pub async fn accept(offer: &str, ports: Option<PortRange>) -> Result<RtcLeg, Rtc
         }
         sockets.push((socket, local));
     }
-    let answer = rtc
-        .sdp_api()
-        .accept_offer(offer)
-        .map_err(|e| RtcSetupError::Offer(e.to_string()))?;
+    Ok((rtc, sockets))
+}
+
+/// Starts a negotiated peer's task; `answer_sdp` is what to send back (empty for an offerer).
+fn start(
+    rtc: Rtc,
+    sockets: Sockets,
+    mid: Option<Mid>,
+    answer_sdp: String,
+) -> Result<RtcLeg, RtcSetupError> {
     let pcmu = rtc
         .codec_config()
         .params()
@@ -116,13 +122,71 @@ pub async fn accept(offer: &str, ports: Option<PortRange>) -> Result<RtcLeg, Rtc
     let (media_tx, media_rx) = mpsc::channel(64);
     let (cand_tx, cand_rx) = mpsc::channel(16);
     let (ev_tx, ev_rx) = mpsc::channel(64);
-    tokio::spawn(run(rtc, sockets, pt, media_rx, cand_rx, ev_tx));
+    tokio::spawn(run(rtc, sockets, pt, mid, media_rx, cand_rx, ev_tx));
     Ok(RtcLeg {
-        answer_sdp: answer.to_sdp_string(),
+        answer_sdp,
         media: media_tx,
         candidates: cand_tx,
         events: ev_rx,
     })
+}
+
+/// Accepts an SDP offer: binds the leg's sockets, answers, and starts the leg's task.
+pub async fn accept(offer: &str, ports: Option<PortRange>) -> Result<RtcLeg, RtcSetupError> {
+    let offer =
+        SdpOffer::from_sdp_string(offer).map_err(|e| RtcSetupError::Offer(e.to_string()))?;
+    let (mut rtc, sockets) = peer(ports).await?;
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| RtcSetupError::Offer(e.to_string()))?;
+    start(rtc, sockets, None, answer.to_sdp_string())
+}
+
+/// The offering side (what a browser does; the WebRTC benchmark's simulated callers): an audio
+/// send-receive offer, completed by [`Offer::answered`].
+#[derive(Debug)]
+pub struct Offer {
+    pub sdp: String,
+    rtc: Rtc,
+    sockets: Sockets,
+    mid: Mid,
+    pending: str0m::change::SdpPendingOffer,
+}
+
+impl Offer {
+    pub async fn new() -> Result<Offer, RtcSetupError> {
+        let (mut rtc, sockets) = peer(None).await?;
+        let mut change = rtc.sdp_api();
+        let mid = change.add_media(
+            MediaKind::Audio,
+            str0m::media::Direction::SendRecv,
+            None,
+            None,
+            None,
+        );
+        let (offer, pending) = change
+            .apply()
+            .ok_or_else(|| RtcSetupError::Offer("nothing to offer".into()))?;
+        Ok(Offer {
+            sdp: offer.to_sdp_string(),
+            rtc,
+            sockets,
+            mid,
+            pending,
+        })
+    }
+
+    /// Applies the answer and starts the leg's task.
+    pub fn answered(mut self, answer: &str) -> Result<RtcLeg, RtcSetupError> {
+        let answer = str0m::change::SdpAnswer::from_sdp_string(answer)
+            .map_err(|e| RtcSetupError::Offer(e.to_string()))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(self.pending, answer)
+            .map_err(|e| RtcSetupError::Offer(e.to_string()))?;
+        start(self.rtc, self.sockets, Some(self.mid), String::new())
+    }
 }
 
 /// Why a leg's loop ended.
@@ -132,15 +196,15 @@ fn closed(why: &str) -> RtcEvent {
 
 async fn run(
     mut rtc: Rtc,
-    sockets: Vec<(UdpSocket, SocketAddr)>,
+    sockets: Sockets,
     pt: Pt,
+    mut mid: Option<Mid>,
     mut media: mpsc::Receiver<[u8; FRAME_BYTES]>,
     mut candidates: mpsc::Receiver<String>,
     events: mpsc::Sender<RtcEvent>,
 ) {
     let started = Instant::now();
     let mut connected = false;
-    let mut mid: Option<Mid> = None;
     let mut rtp_time: u64 = rand::random::<u32>().into();
     let mut carry: Vec<u8> = Vec::with_capacity(2 * FRAME_BYTES);
     let mut bufs = [vec![0u8; 2000], vec![0u8; 2000]];

@@ -440,7 +440,8 @@ async function talk(botId) {
       stats.state = "connected";
       hangup.disabled = false;
     } else if (e.event === "silence") {
-      waitingSince = Date.now();
+      // The end of the user's speech (server clock: the same machine's in the benchmark).
+      waitingSince = e.startTime || Date.now();
     } else if (e.event === "hangup") {
       status.textContent = `call ended (${e.reason})`;
       stats.state = "ended";
