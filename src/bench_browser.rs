@@ -37,8 +37,10 @@ pub async fn browser(opts: BrowserBenchOptions) -> anyhow::Result<Vec<String>> {
     let bot: Value = http
         .post(format!("{}/bots", srv.base))
         .header("x-api-key", &srv.key)
-        .json(&json!({"goal": "Benchmark", "webhook": hook_url, "voice": "local:en-us",
-                      "first_message": "Hello."}))
+        .json(
+            &json!({"goal": "Benchmark", "webhook": hook_url, "voice": "local:en-us",
+                      "first_message": "Hello."}),
+        )
         .send()
         .await?
         .error_for_status()?
@@ -87,7 +89,9 @@ pub async fn browser(opts: BrowserBenchOptions) -> anyhow::Result<Vec<String>> {
     let stats = b.js("return window.callbotStats;").await?;
     if std::env::var_os("CALLBOT_BENCH_DEBUG").is_some() {
         for e in stats["events"].as_array().into_iter().flatten() {
-            if ["silence", "speaking", "trackStart", "asrFinal", "metrics"].contains(&e["event"].as_str().unwrap_or("")) {
+            if ["silence", "speaking", "trackStart", "asrFinal", "metrics"]
+                .contains(&e["event"].as_str().unwrap_or(""))
+            {
                 eprintln!("{e}");
             }
         }

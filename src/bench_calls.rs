@@ -106,7 +106,10 @@ pub(crate) fn serve_child(
         .env("CALLBOT_LLM", "off")
         .env("CALLBOT_ALLOW_PRIVATE_WEBHOOKS", "1")
         .env("CALLBOT_MAX_STREAMS_PER_USER", &n)
-        .env("CALLBOT_CALLS_PER_BOT_PER_DAY", (concurrency * 10).to_string())
+        .env(
+            "CALLBOT_CALLS_PER_BOT_PER_DAY",
+            (concurrency * 10).to_string(),
+        )
         .env(
             "CALLBOT_WEBHOOKS_PER_BOT_PER_SECOND",
             (concurrency * 10).to_string(),
@@ -120,7 +123,7 @@ pub(crate) fn serve_child(
         .env_remove("DEEPGRAM_API_KEY")
         .env_remove("TWILIO_ACCOUNT_SID")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(dir.join("serve.log"))?);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -128,10 +131,13 @@ pub(crate) fn serve_child(
     let stdout = child.stdout.take().context("server stdout")?;
     let child = Child(child);
     let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first)?;
+    let mut reader = BufReader::new(stdout);
+    reader.read_line(&mut first)?;
     if !first.contains("listening on http://") {
         bail!("callbot serve did not start (first line {first:?}); run it by hand to see why");
     }
+    // Keep reading what it prints: a closed pipe would fail its next line (and the server).
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     let base = format!(
         "http://{}",
         first.trim().rsplit("http://").next().unwrap_or("")

@@ -106,24 +106,42 @@ pub async fn webrtc(opts: WebrtcBenchOptions) -> anyhow::Result<Vec<String>> {
     let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let hook_url = format!("http://{}/hook", hook_listener.local_addr()?);
     tokio::spawn(async move { axum::serve(hook_listener, hook).await });
-    let (child, base) = crate::bench_calls::serve_child(
-        dir.path(),
-        key,
-        opts.server_cores,
-        opts.concurrency,
-        &[],
-    )?;
+    let (child, base) =
+        crate::bench_calls::serve_child(dir.path(), key, opts.server_cores, opts.concurrency, &[])?;
     let pid = child.0.id();
-    let bot: Value = reqwest::Client::new()
-        .post(format!("{base}/bots"))
-        .header("x-api-key", key)
-        .json(&json!({"goal": "Benchmark", "webhook": hook_url, "voice": "local:en-us",
-                      "first_message": "Hello, this is the benchmark bot."}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let mut child = child;
+    let http = reqwest::Client::new();
+    let mut bot = Value::Null;
+    for attempt in 0..5 {
+        let sent = http
+            .post(format!("{base}/bots"))
+            .header("x-api-key", key)
+            .json(
+                &json!({"goal": "Benchmark", "webhook": hook_url, "voice": "local:en-us",
+                          "first_message": "Hello, this is the benchmark bot."}),
+            )
+            .send()
+            .await;
+        match sent {
+            Ok(r) => {
+                bot = r.error_for_status()?.json().await?;
+                break;
+            }
+            Err(e) => {
+                if let Some(status) = child.0.try_wait()? {
+                    let log =
+                        std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+                    anyhow::bail!(
+                        "callbot serve exited ({status}) before the benchmark began:\n{log}"
+                    );
+                }
+                if attempt == 4 {
+                    return Err(e).context("creating the benchmark bot");
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
     let bot_id = bot["id"].as_str().context("bot id")?.to_owned();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (cpu0, rss0) = crate::bench_calls::proc_usage(pid)?;
@@ -161,7 +179,11 @@ pub async fn webrtc(opts: WebrtcBenchOptions) -> anyhow::Result<Vec<String>> {
             opts.concurrency,
             opts.duration.as_secs_f64(),
             opts.server_cores,
-            if crate::bench_calls::has_taskset() { " (taskset)" } else { "" },
+            if crate::bench_calls::has_taskset() {
+                " (taskset)"
+            } else {
+                ""
+            },
         ),
         format!(
             "calls connected      {}/{}  (failed {failed})",
@@ -179,7 +201,11 @@ pub async fn webrtc(opts: WebrtcBenchOptions) -> anyhow::Result<Vec<String>> {
         format!(
             "server CPU           {cpu_pct:.1} % of one core = {:.3} % per call (~{:.0} WebRTC calls per core)",
             cpu_pct / n,
-            if cpu_pct > 0.0 { 100.0 * n / cpu_pct } else { f64::INFINITY }
+            if cpu_pct > 0.0 {
+                100.0 * n / cpu_pct
+            } else {
+                f64::INFINITY
+            }
         ),
         format!(
             "server RSS           {:.1} MB at start, {:.1} MB with the calls up ({:.0} KB per call)",

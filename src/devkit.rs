@@ -159,9 +159,9 @@ pub fn postman(doc: &OpenApi) -> Value {
             "description": summary(o.op),
         });
         if let Some(body) = body_example(doc, &o) {
-            request["header"]
-                .as_array_mut()
-                .map(|h| h.push(json!({"key": "Content-Type", "value": "application/json"})));
+            if let Some(h) = request["header"].as_array_mut() {
+                h.push(json!({"key": "Content-Type", "value": "application/json"}));
+            }
             request["body"] = json!({
                 "mode": "raw",
                 "raw": serde_json::to_string_pretty(&body).unwrap_or_default(),

@@ -215,6 +215,14 @@ fn describe(settings: &Settings) -> (String, String) {
     (store, recordings)
 }
 
+/// A banner line on stdout; a closed stdout (the reader went away) must not stop the server.
+macro_rules! banner {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     if let Some(addr) = addr {
         settings.addr = addr;
@@ -228,20 +236,20 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
     settings.addr = local;
     let platform = server::build(settings).await?;
     let state = &platform.state;
-    println!(
+    banner!(
         "callbot {} listening on http://{local}",
         env!("CARGO_PKG_VERSION")
     );
-    println!("  store:      {store_desc}");
-    println!("  recordings: {rec_desc}");
+    banner!("  store:      {store_desc}");
+    banner!("  recordings: {rec_desc}");
     if platform.sim.is_some() {
-        println!(
+        banner!(
             "  telephony:  simulated Twilio at {}{} (fake +1 555 555 xxxx numbers; try `callbot call BOT_ID`)",
             state.settings.public_base(),
             callbot_core::wiring::SIM_TWILIO_PATH
         );
     } else {
-        println!("  telephony:  Twilio ({})", state.twilio.api_base);
+        banner!("  telephony:  Twilio ({})", state.twilio.api_base);
     }
     let speech = match &state.settings.calls.speech {
         callbot_core::settings::SpeechSettings::Local { model, espeak, .. } => format!(
@@ -253,7 +261,7 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
         ),
         callbot_core::settings::SpeechSettings::Instant => "instant stand-ins".into(),
     };
-    println!("  speech:     {speech}");
+    banner!("  speech:     {speech}");
     let p = &state.settings.providers;
     let voices: Vec<&str> = [
         ("elevenlabs", p.elevenlabs.is_some()),
@@ -263,27 +271,27 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
     .into_iter()
     .filter_map(|(n, on)| on.then_some(n))
     .collect();
-    println!(
+    banner!(
         "  voices:     local{} (GET /voices lists them)",
         voices.iter().map(|v| format!(", {v}")).collect::<String>()
     );
-    println!("  recogniser: {}", p.stt.as_str());
+    banner!("  recogniser: {}", p.stt.as_str());
     match &platform.engine.llm {
-        Some(llm) => println!("  llm:        {}", llm.describe()),
+        Some(llm) => banner!("  llm:        {}", llm.describe()),
         None => {
-            println!("  llm:        off (webhooks get llm_suggestion: null; LLM bots are refused)")
+            banner!("  llm:        off (webhooks get llm_suggestion: null; LLM bots are refused)")
         }
     }
-    println!(
+    banner!(
         "  voice URL:  {}/voice  streams: {}/stream/{{bot_id}}",
         state.settings.public_base(),
         state.settings.stream_base()
     );
-    println!("  API docs:   http://{local}/docs");
+    banner!("  API docs:   http://{local}/docs");
     if has_dev_key {
-        println!("  API key:    CALLBOT_API_KEY is accepted for tenant `default`");
+        banner!("  API key:    CALLBOT_API_KEY is accepted for tenant `default`");
     } else {
-        println!("  API key:    set CALLBOT_API_KEY, or run `callbot keys create --tenant NAME`");
+        banner!("  API key:    set CALLBOT_API_KEY, or run `callbot keys create --tenant NAME`");
     }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -525,11 +533,12 @@ async fn main() -> anyhow::Result<()> {
             command: BenchCommand::Browser { model, turns },
         } => {
             let model = whisper_model(model, &settings);
-            for line in callbot::bench_browser::browser(callbot::bench_browser::BrowserBenchOptions {
-                model,
-                turns,
-            })
-            .await?
+            for line in
+                callbot::bench_browser::browser(callbot::bench_browser::BrowserBenchOptions {
+                    model,
+                    turns,
+                })
+                .await?
             {
                 println!("{line}");
             }

@@ -227,7 +227,8 @@ async fn tickets_are_single_use_expire_and_open_only_their_purpose() {
     let mut c = callws::open(&app, &format!("/call?ticket={t}"), None)
         .await
         .unwrap();
-    c.invite(json!({"callee": bot})).await;
+    let answer = c.invite(json!({"callee": bot})).await;
+    let sid = answer["callSid"].as_str().unwrap().to_owned();
     // Used once: gone.
     assert_eq!(
         callws::open(&app, &format!("/call?ticket={t}"), None)
@@ -262,6 +263,14 @@ async fn tickets_are_single_use_expire_and_open_only_their_purpose() {
             .err(),
         Some(401)
     );
+    // The call is killed through the REST API like a phone call.
+    let (status, killed) = app
+        .post_json(&app.api_key, &format!("/call/kill/{sid}"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{killed}");
+    let h = c.wait("hangup", |_| true).await;
+    assert_eq!(h["reason"], "killed");
+    c.closed().await;
     // Bad ticket requests.
     let (status, body) = app
         .post_json(&app.api_key, "/call/tickets", &json!({"purpose": "admin"}))

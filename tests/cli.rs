@@ -193,7 +193,10 @@ fn webrtc_benchmark_runs_and_reports_figures() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("calls connected      2/2  (failed 0)"), "{text}");
+    assert!(
+        text.contains("calls connected      2/2  (failed 0)"),
+        "{text}"
+    );
     assert!(!text.contains("caller turns heard   0\n"), "{text}");
     assert!(text.contains("WebRTC calls per core"), "{text}");
 }
@@ -218,7 +221,10 @@ async fn browser_benchmark_runs_and_reports_figures() {
     .await
     .unwrap();
     let text = lines.join("\n");
-    assert!(text.contains("bot audio audible in the page: p50"), "{text}");
+    assert!(
+        text.contains("bot audio audible in the page: p50"),
+        "{text}"
+    );
 }
 
 /// With the Deepgram and ElevenLabs stand-ins (network providers) it runs as well.

@@ -55,11 +55,9 @@ pub async fn fetch(engine: &Engine, info: &CallInfo, url: &url::Url) -> Result<V
     if pcm.is_empty() || !(4_000..=192_000).contains(&rate) {
         return Err("the WAV file has no audio or an unusable sample rate".into());
     }
-    Ok(
-        tokio::task::spawn_blocking(move || audio::to_phone(&pcm, rate))
-            .await
-            .map_err(|_| "decoding failed".to_string())?,
-    )
+    tokio::task::spawn_blocking(move || audio::to_phone(&pcm, rate))
+        .await
+        .map_err(|_| "decoding failed".to_string())
 }
 
 /// Runs a `play` turn: the file's audio as the reply (no words: nothing enters the history),

@@ -59,6 +59,10 @@ pub enum LegKind {
     },
 }
 
+/// The RTC task's frame queue is full (it fell behind by more than a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
 /// What a WebRTC leg's RTC task reports to the call.
 #[derive(Debug)]
 pub enum RtcEvent {
@@ -115,8 +119,9 @@ impl Leg {
     }
 
     /// One frame of the bot's audio for the far end: a message for the WebSocket, or `None`
-    /// when the frame went to the RTC task (dropped, and counted by the caller, when it is full).
-    pub fn frame(&mut self, f: &[u8; FRAME_BYTES], now: Instant) -> Result<Option<Message>, ()> {
+    /// when the frame went to the RTC task; `Err(Full)` when that task's queue is full (the frame
+    /// is dropped and counted by the caller).
+    pub fn frame(&mut self, f: &[u8; FRAME_BYTES], now: Instant) -> Result<Option<Message>, Full> {
         if !matches!(self.kind, LegKind::Twilio { .. }) {
             let start = self.play_end.filter(|e| *e > now).unwrap_or(now);
             self.play_end = Some(start + FRAME);
@@ -146,7 +151,7 @@ impl Leg {
                 }
                 Ok(Some(Message::Binary(out.into())))
             }
-            LegKind::Rtc { media, .. } => media.try_send(*f).map(|()| None).map_err(|_| ()),
+            LegKind::Rtc { media, .. } => media.try_send(*f).map(|()| None).map_err(|_| Full),
         }
     }
 
@@ -199,7 +204,7 @@ impl Leg {
             LegKind::Socket {
                 codec: SocketCodec::Pcm16k,
             } => {
-                if data.len() % 4 != 0 {
+                if !data.len().is_multiple_of(4) {
                     return Err("PCM 16 kHz frames carry whole pairs of 16-bit samples");
                 }
                 self.pcm.clear();

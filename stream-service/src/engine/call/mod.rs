@@ -366,7 +366,7 @@ impl Actor {
             track_id: CALLER.into(),
             timestamp: now_ms(),
             sender: "stream".into(),
-            error: format!("malformed message from the carrier: {what}"),
+            error: format!("malformed message: {what}"),
             code: Some(400),
         });
     }
@@ -764,7 +764,7 @@ impl Actor {
                     match self.leg.frame(&f, now) {
                         Ok(Some(m)) => self.send(m),
                         Ok(None) => {}
-                        Err(()) => self.dropped += 1,
+                        Err(leg::Full) => self.dropped += 1,
                     }
                 }
                 QItem::Mark(id) => {
