@@ -5,6 +5,8 @@ const $ = (sel, el = document) => el.querySelector(sel);
 const main = $("#main");
 const KEY = "callbot.key";
 let config = { stream_base: location.origin.replace(/^http/, "ws") };
+/** A new bot's webhook secret, shown once on the bots page until dismissed. */
+let newSecret = null;
 let cleanup = [];
 
 /** Elements from a tag, attributes and children (text is escaped by the DOM). */
@@ -144,7 +146,7 @@ async function botForm(bot) {
     if (!bot) for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
     try {
       const saved = bot ? await api("PATCH", `/bots/${bot.id}`, body) : await api("POST", "/bots", body);
-      if (!bot && saved.webhook_secret) toast(`Bot created. Webhook secret (shown once): ${saved.webhook_secret}`);
+      if (!bot && saved.webhook_secret) newSecret = { number: saved.number, secret: saved.webhook_secret };
       location.hash = "#/bots";
     } catch (ex) {
       const field = ex.body.field || (ex.body.error || "").split(":")[0];
@@ -174,7 +176,16 @@ async function bots() {
       h("button", { type: "button", class: "danger", text: "Delete", onclick: async () => {
         if (confirm(`Delete this bot and release ${b.number}?`)) { await api("DELETE", `/bots/${b.id}`); bots(); }
       } })))));
-  page("Bots",
+  let notice = null;
+  if (newSecret) {
+    const { number, secret } = newSecret;
+    newSecret = null;
+    notice = h("div", { class: "notice", role: "status" },
+      h("p", {}, `Bot ${number} created. Its webhook signing secret is shown only now; keep it with your webhook:`),
+      h("code", { text: secret }), " ",
+      h("button", { type: "button", class: "secondary", text: "Dismiss", onclick: () => notice.remove() }));
+  }
+  page("Bots", notice,
     h("p", {}, h("a", { class: "button", href: "#/bots/new", text: "New bot" })),
     h("div", { class: "scroll" }, h("table", {},
       h("thead", {}, h("tr", {}, ["Goal", "Number", "Status"].map((t) => h("th", { text: t })),

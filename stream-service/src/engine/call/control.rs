@@ -1,6 +1,6 @@
-//! What arrives on a call besides the Twilio media protocol: `/call` audio frames and RustPBX
-//! commands (from the call's own socket or a supervisor's), and the forwarding of the call's
-//! events to a `/call` client. A bad command is answered with an `error` event; the call goes on.
+//! RustPBX commands on a call (from its own `/call` socket or a supervisor's) and the forwarding of
+//! the call's events to a `/call` client. A bad command is answered with an `error` event; the call
+//! goes on.
 
 use super::*;
 use crate::engine::command::{self, Command, Speaker};
@@ -18,24 +18,6 @@ impl Actor {
             Ok(cmd) => self.command(cmd).await,
             Err(e) => self.command_error(e.code, e.message),
         }
-    }
-
-    /// A binary frame: caller audio on a `/call` WebSocket leg.
-    pub(super) fn on_binary(&mut self, data: &[u8]) {
-        let mut buf = std::mem::take(&mut self.inbound);
-        let converted = self.leg.socket_audio(data, &mut buf);
-        self.inbound = buf;
-        match converted {
-            Ok(()) => self.caller_audio(),
-            Err(what) => self.protocol_error(what),
-        }
-    }
-
-    /// 20 ms of caller audio from the WebRTC leg.
-    pub(super) fn rtc_audio(&mut self, frame: &[u8; FRAME_BYTES]) {
-        self.inbound.clear();
-        self.inbound.extend_from_slice(frame);
-        self.caller_audio();
     }
 
     fn command_error(&mut self, code: &str, message: String) {

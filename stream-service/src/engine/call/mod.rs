@@ -42,20 +42,6 @@ const DTMF_IDLE: Duration = Duration::from_secs(2);
 const DEFAULT_GREETING: &str = "Hello! How can I help you today?";
 const CALLER: &str = "caller";
 
-/// Fast path for the ~50 media messages a second: borrow the payload, ignore the rest.
-#[derive(Deserialize)]
-struct FastMedia<'a> {
-    event: &'a str,
-    #[serde(borrow)]
-    media: Option<FastPayload<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FastPayload<'a> {
-    #[serde(borrow)]
-    payload: Cow<'a, str>,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 enum End {
     CallerHungUp,
@@ -358,89 +344,6 @@ impl Actor {
         if self.out.try_send(m).is_err() {
             self.dropped += 1;
         }
-    }
-
-    fn protocol_error(&mut self, what: &str) {
-        self.malformed += 1;
-        self.events.emit(CallEvent::Error {
-            track_id: CALLER.into(),
-            timestamp: now_ms(),
-            sender: "stream".into(),
-            error: format!("malformed message: {what}"),
-            code: Some(400),
-        });
-    }
-
-    fn inbound(&mut self, text: &str) {
-        if let Ok(FastMedia {
-            event: "media",
-            media: Some(m),
-        }) = serde_json::from_str::<FastMedia<'_>>(text)
-        {
-            self.inbound.clear();
-            if B64
-                .decode_vec(m.payload.as_bytes(), &mut self.inbound)
-                .is_err()
-            {
-                return self.protocol_error("media payload is not base64");
-            }
-            return self.caller_audio();
-        }
-        match protocol::parse(text) {
-            Ok(Inbound::Dtmf { dtmf, .. }) => {
-                self.events.emit(CallEvent::Dtmf {
-                    track_id: CALLER.into(),
-                    timestamp: now_ms(),
-                    digit: dtmf.digit.clone(),
-                });
-                if dtmf.digit == "#" {
-                    self.queue_dtmf_turn();
-                } else {
-                    self.dtmf.push_str(&dtmf.digit);
-                    self.last_dtmf = Some(Instant::now());
-                }
-            }
-            Ok(Inbound::Mark { mark, .. }) => self.mark_echoed(&mark.name),
-            Ok(Inbound::Stop { .. }) => self.end = Some(End::CallerHungUp),
-            Ok(_) => {}
-            Err(e) => self.protocol_error(&e.to_string()),
-        }
-    }
-
-    fn caller_audio(&mut self) {
-        if self.muted_caller {
-            // Muted: on the record, not heard by the bot.
-            self.carry.clear();
-            for f in self.inbound.chunks_exact(FRAME_BYTES) {
-                let mut frame = [0u8; FRAME_BYTES];
-                frame.copy_from_slice(f);
-                self.recorder.caller_frame(&frame);
-            }
-            return;
-        }
-        if self.events.observed() {
-            self.events.emit(CallEvent::Audio {
-                timestamp: now_ms(),
-                track: "inbound".into(),
-                payload: B64.encode(&self.inbound),
-            });
-        }
-        self.carry.extend_from_slice(&self.inbound);
-        let mut pcm = [0i16; FRAME_SAMPLES];
-        let mut at = 0;
-        let mut frame = [0u8; FRAME_BYTES];
-        while self.carry.len() - at >= FRAME_BYTES {
-            frame.copy_from_slice(&self.carry[at..at + FRAME_BYTES]);
-            self.recorder.caller_frame(&frame);
-            for (p, &b) in pcm.iter_mut().zip(&frame) {
-                *p = g711::decode_sample(b);
-            }
-            at += FRAME_BYTES;
-            let event = self.ep.push(&pcm);
-            self.vad_event(event);
-            self.listen_frame(&frame);
-        }
-        self.carry.drain(..at);
     }
 
     fn vad_event(&mut self, event: Option<VadEvent>) {
@@ -814,6 +717,7 @@ impl Actor {
 }
 
 mod control;
+mod media_in;
 pub(crate) use control::forward_events;
 mod ending;
 pub mod leg;
