@@ -87,6 +87,22 @@ callbot_ice_servers() {
   curl -sS -X GET "$CALLBOT_URL/iceservers${1:+?$1}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
 }
 
+# GET /keys — List your API keys (ids and labels; the keys themselves are never shown again).
+callbot_list_keys() {
+  curl -sS -X GET "$CALLBOT_URL/keys${1:+?$1}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# POST /keys — Create another API key for your tenant (to rotate one: create, deploy, revoke the old).
+callbot_create_key() {
+  local example='{"label":"ci"}'
+  curl -sS -X POST "$CALLBOT_URL/keys" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}" -H 'Content-Type: application/json' --data "${1:-$example}"
+}
+
+# DELETE /keys/{id} — Revoke one of your API keys: requests with it fail from now on (the current key included).
+callbot_revoke_key() {
+  curl -sS -X DELETE "$CALLBOT_URL/keys/${1:?id}${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
 # POST /outbound-call — Place an outbound call.
 callbot_outbound_call() {
   local example='{"first_message":"Hi, this is Bella Vista confirming your table.","number":"+15551234567","user_id":"customer-42"}'

@@ -83,6 +83,18 @@ enum KeysCommand {
         #[arg(long, default_value = "cli")]
         label: String,
     },
+    /// List keys (public id, tenant, label, created): every tenant's, or one tenant's.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a key by its public id (`key_…`, from `keys list`); it stops working at once.
+    Revoke {
+        id: String,
+        /// Only if it belongs to this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +331,46 @@ async fn keys_create(settings: Settings, tenant: &str, label: &str) -> anyhow::R
     Ok(())
 }
 
+fn tenant_arg(tenant: Option<&str>) -> anyhow::Result<Option<TenantId>> {
+    tenant
+        .map(|t| TenantId::parse(t).map_err(|e| anyhow::anyhow!("--tenant: {e}")))
+        .transpose()
+}
+
+async fn keys_list(settings: Settings, tenant: Option<&str>) -> anyhow::Result<()> {
+    let tenant = tenant_arg(tenant)?;
+    let store = callbot_core::wiring::store(&settings)
+        .await
+        .context("opening the store")?;
+    let keys = store
+        .list_api_keys(tenant.as_ref())
+        .await
+        .context("listing keys")?;
+    println!("{:<20}  {:<20}  {:<25}  LABEL", "ID", "TENANT", "CREATED");
+    for k in &keys {
+        println!(
+            "{:<20}  {:<20}  {:<25}  {}",
+            k.id, k.tenant, k.created_at, k.label
+        );
+    }
+    eprintln!("{} key(s)", keys.len());
+    Ok(())
+}
+
+async fn keys_revoke(settings: Settings, id: &str, tenant: Option<&str>) -> anyhow::Result<()> {
+    let tenant = tenant_arg(tenant)?;
+    let store = callbot_core::wiring::store(&settings)
+        .await
+        .context("opening the store")?;
+    let revoked = store
+        .revoke_api_key(tenant.as_ref(), id)
+        .await
+        .context("revoking the key")?;
+    anyhow::ensure!(revoked, "no key {id:?} (see `callbot keys list`)");
+    eprintln!("Key {id} revoked: requests with it are refused from now on.");
+    Ok(())
+}
+
 /// The whisper model a benchmark uses: the one given, the configured one, or the installed one.
 fn whisper_model(given: Option<std::path::PathBuf>, settings: &Settings) -> std::path::PathBuf {
     match (given, &settings.calls.speech) {
@@ -353,6 +405,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Create { tenant, label },
         } => keys_create(settings, &tenant, &label).await,
+        Command::Keys {
+            command: KeysCommand::List { tenant },
+        } => keys_list(settings, tenant.as_deref()).await,
+        Command::Keys {
+            command: KeysCommand::Revoke { id, tenant },
+        } => keys_revoke(settings, &id, tenant.as_deref()).await,
         Command::Call {
             target,
             server,

@@ -200,9 +200,45 @@ async fn barge_in_clears_playback_and_cuts_the_history() {
     assert_eq!(t1["bot_text_full"], long);
 }
 
+/// A carrier that never echoes marks: each reply counts as heard once its audio has had time to
+/// play, so turns go on and a hang-up happens, instead of the call hanging until its maximum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_marks_hold_a_turn_only_as_long_as_its_audio() {
+    let app = spawn_app_with(fast_settings).await;
+    let hook = hook::start(|_| Answer::Json(json!({"say": "Goodbye.", "action": "hangup"}))).await;
+    let (_, number) = bot_with_hook(&app, &hook, json!({"first_message": "Hi."})).await;
+    let script = Script {
+        steps: vec![
+            Step::LoseMarks,
+            wait_bot(),
+            // The greeting counts as heard once its audio had time to play (its length plus
+            // the grace); speaking before that would be barge-in.
+            Step::Silence(Duration::from_secs(2)),
+            Step::Audio(callbot_stream::speech::instant::voiced_tone(800)),
+            Step::Silence(Duration::from_secs(60)),
+        ],
+        hangup_when_done: true,
+    };
+    let mut call = app.sim().dial(CALLER, &number, script).unwrap();
+    let events = events_until_end(&mut call, Duration::from_secs(25)).await;
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::MarkEchoed(_))),
+        "{events:?}"
+    );
+    let v = finished_call(&app, &call.sid).await;
+    assert_eq!(v["turns"][0]["bot_text"], "Hi.", "{v}");
+    assert_eq!(v["turns"][1]["bot_text"], "Goodbye.", "{v}");
+    assert_eq!(v["turns"][1]["action"], "hangup", "{v}");
+    assert!(v["duration"].as_u64().unwrap_or(0) < 20, "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn webhook_failures_speak_the_fallback_and_the_call_goes_on() {
-    let app = spawn_app_with(fast_settings).await;
+    let app = spawn_app_with(|s| {
+        fast_settings(s);
+        s.calls.webhook_failure_limit = 4;
+    })
+    .await;
     let hook = hook::start(|req| match req["turn"].as_u64() {
         Some(1) => Answer::Slow(Duration::from_secs(3), json!({"say": "too late"})),
         Some(2) => Answer::Status(500),
@@ -243,6 +279,8 @@ async fn webhook_failures_speak_the_fallback_and_the_call_goes_on() {
         assert_eq!(t["bot_text"].as_str().unwrap(), fallback_line, "{v}");
         assert_eq!(t["action"], "continue");
     }
+    // The business's system failing is not the caller's fault: it is not "I did not catch that".
+    assert_ne!(fallback_line, app.state.settings.calls.not_heard_line);
     assert_eq!(turns[4]["action"], "hangup");
     // A 500 is retried once inside the deadline, with the same idempotency key.
     let keys: Vec<_> = hook
@@ -259,19 +297,91 @@ async fn webhook_failures_speak_the_fallback_and_the_call_goes_on() {
     );
 }
 
+/// A webhook that keeps failing: after `CALLBOT_WEBHOOK_FAILURE_LIMIT` turns in a row the caller
+/// is put through to the bot's fallback number (or, without one, told goodbye).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_webhook_hands_the_caller_to_the_fallback_number() {
+    let app = spawn_app_with(|s| {
+        fast_settings(s);
+        s.calls.webhook_failure_limit = 2;
+    })
+    .await;
+    let hook = hook::start(|_| Answer::Status(503)).await;
+    let (_, number) = bot_with_hook(&app, &hook, json!({"fallback_number": "+15557771234"})).await;
+    let mut steps = vec![wait_bot()];
+    for _ in 0..3 {
+        steps.push(Step::Audio(callbot_stream::speech::instant::voiced_tone(
+            700,
+        )));
+        steps.push(wait_bot());
+    }
+    steps.push(Step::Silence(Duration::from_secs(10)));
+    let mut call = app
+        .sim()
+        .dial(
+            CALLER,
+            &number,
+            Script {
+                steps,
+                hangup_when_done: true,
+            },
+        )
+        .unwrap();
+    let watch = common::observe(&app, &call.sid).await;
+    let events = events_until_end(&mut call, Duration::from_secs(60)).await;
+    assert!(
+        events.contains(&Event::Dialed("+15557771234".into())),
+        "{events:?}"
+    );
+    let v = finished_call(&app, &call.sid).await;
+    let turns = v["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 3, "{v}");
+    assert_eq!(turns[1]["fallback"], "http_503");
+    assert_eq!(turns[1]["action"], "continue");
+    assert_eq!(turns[2]["fallback"], "webhook_unavailable", "{v}");
+    assert_eq!(turns[2]["action"], "transfer");
+    assert!(
+        turns[2]["bot_text"]
+            .as_str()
+            .unwrap()
+            .contains("put you through"),
+        "{v}"
+    );
+    let seen = tokio::time::timeout(Duration::from_secs(10), watch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        seen.iter().any(|e| e["event"] == "error"
+            && e["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("2 turns in a row")),
+        "{seen:?}"
+    );
+    let (_, bot) = app.get(&app.api_key, "/bots").await;
+    assert_eq!(bot[0]["fallback_number"], "+15557771234");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dtmf_reaches_the_webhook_and_transfer_reaches_twilio() {
     let app = spawn_app_with(fast_settings).await;
     let hook = hook::start(|req| {
         if req["dtmf"] == "42" {
             Answer::Json(json!({"say": "Connecting you.", "action": "transfer", "transfer_to": "+15557770000"}))
+        } else if req["dtmf"] == "9" {
+            // A number the bot does not declare (a premium line): refused.
+            Answer::Json(json!({"say": "Connecting you.", "action": "transfer", "transfer_to": "+19005550123"}))
         } else {
             Answer::Json(json!({"say": "Please enter your code."}))
         }
     })
     .await;
-    let (_, number) = bot_with_hook(&app, &hook, json!({})).await;
+    let (_, number) = bot_with_hook(&app, &hook, json!({"transfer_numbers": ["+1555777*"]})).await;
     let steps = vec![
+        wait_bot(),
+        Step::Dtmf('9'),
+        Step::Dtmf('#'),
         wait_bot(),
         Step::Dtmf('4'),
         Step::Silence(Duration::from_millis(100)),
@@ -295,9 +405,25 @@ async fn dtmf_reaches_the_webhook_and_transfer_reaches_twilio() {
         events.contains(&Event::Dialed("+15557770000".into())),
         "{events:?}"
     );
+    assert!(
+        !events.contains(&Event::Dialed("+19005550123".into())),
+        "{events:?}"
+    );
     let reqs = hook.requests();
-    assert_eq!(reqs[0].body["dtmf"], "42");
-    assert_eq!(reqs[0].body["user_text"], "");
+    assert_eq!(reqs[0].body["dtmf"], "9");
+    assert_eq!(reqs[1].body["dtmf"], "42");
+    assert_eq!(reqs[1].body["user_text"], "");
+    let v = common::finished_call(&app, &call.sid).await;
+    let refused = &v["turns"][1];
+    assert_eq!(refused["fallback"], "transfer_refused", "{v}");
+    assert_eq!(refused["action"], "continue", "{v}");
+    assert!(
+        refused["bot_text_full"]
+            .as_str()
+            .unwrap()
+            .contains("can't transfer"),
+        "{v}"
+    );
     let twiml_update = app
         .sim()
         .request_log()

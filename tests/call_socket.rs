@@ -31,7 +31,7 @@ async fn app_and_bot() -> (TestApp, Hook, String, String) {
     })
     .await;
     let body = json!({"goal": "Take reservations", "webhook": hook.url, "voice": "local:en-us",
-        "first_message": "Hello from the bot."});
+        "first_message": "Hello from the bot.", "transfer_numbers": ["+15550102222"]});
     let (status, b) = app.create_bot(&app.api_key, body).await;
     assert_eq!(status, 201, "{b}");
     hook.set_secret(b["webhook_secret"].as_str().unwrap());
@@ -222,6 +222,12 @@ async fn tickets_are_single_use_expire_and_open_only_their_purpose() {
     );
     let url = format!("/call?api_key={}", app.api_key);
     assert_eq!(callws::open(&app, &url, None).await.err(), Some(401));
+    // The observer socket refuses a key in the URL outright (it used to take one).
+    let url = format!(
+        "/frontend-stream?callSid=CA00000000000000000000000000000001&api_key={}",
+        app.api_key
+    );
+    assert_eq!(callws::open(&app, &url, None).await.err(), Some(400));
 
     let t = callws::ticket(&app, &app.api_key, "call").await;
     let mut c = callws::open(&app, &format!("/call?ticket={t}"), None)
@@ -339,7 +345,7 @@ async fn a_supervisor_speaks_into_a_phone_call_and_transfers_it() {
         ],
     );
     let sid = call.sid.clone();
-    // Wait until the engine holds the call.
+    // The store lists the call as soon as `/voice` answers it.
     common::eventually(|| async {
         let (_, v) = app.get(&app.api_key, "/call/lists").await;
         v["calls"]
@@ -349,7 +355,22 @@ async fn a_supervisor_speaks_into_a_phone_call_and_transfers_it() {
             .then_some(())
     })
     .await;
-    // Other tenants cannot attach; ids must be call sids.
+    // Ids must be call sids.
+    assert_eq!(
+        callws::open(&app, "/call?id=bogus", Some(&app.api_key))
+            .await
+            .err(),
+        Some(400)
+    );
+    // The engine holds it once Twilio's media stream has connected, a moment later: until then
+    // the supervisor socket answers 404 like for any call that is not live.
+    let mut sup: CallClient = common::eventually(|| async {
+        callws::open(&app, &format!("/call?id={sid}"), Some(&app.api_key))
+            .await
+            .ok()
+    })
+    .await;
+    // Another tenant cannot attach to the call the engine now holds.
     let other = app.new_key("globex").await;
     assert_eq!(
         callws::open(&app, &format!("/call?id={sid}"), Some(&other))
@@ -357,15 +378,6 @@ async fn a_supervisor_speaks_into_a_phone_call_and_transfers_it() {
             .err(),
         Some(404)
     );
-    assert_eq!(
-        callws::open(&app, "/call?id=bogus", Some(&app.api_key))
-            .await
-            .err(),
-        Some(400)
-    );
-    let mut sup: CallClient = callws::open(&app, &format!("/call?id={sid}"), Some(&app.api_key))
-        .await
-        .unwrap();
     sup.wait("dtmf", |e| e["digit"] == "5").await;
     // The keypress's reply ends first (it may be playing as the supervisor attaches).
     sup.wait("trackEnd", |_| true).await;
@@ -386,6 +398,13 @@ async fn a_supervisor_speaks_into_a_phone_call_and_transfers_it() {
     sup.send(json!({"command": "invite", "option": {}})).await;
     sup.wait("error", |e| {
         e["error"].as_str().unwrap().contains("supervisor")
+    })
+    .await;
+    // Only to the numbers the bot declares.
+    sup.send(json!({"command": "refer", "target": "+19005550123"}))
+        .await;
+    sup.wait("error", |e| {
+        e["code"] == 403 && e["error"].as_str().unwrap().contains("transfer_numbers")
     })
     .await;
     sup.send(json!({"command": "refer", "target": "tel:+15550102222", "options": {"timeout": 20}}))

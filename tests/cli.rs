@@ -142,6 +142,82 @@ async fn keys_create_prints_a_working_key() {
     assert_eq!(no.status(), 401);
 }
 
+/// `keys list` shows ids and labels (never keys); `keys revoke` ends a key at once; a
+/// `CALLBOT_API_KEY` works only while it is set, and a too-short one stops `serve` at startup.
+#[tokio::test]
+async fn keys_are_listed_and_revoked_and_the_dev_key_follows_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = callbot()
+            .args(args)
+            .env("CALLBOT_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, key, _) = run(&["keys", "create", "--tenant", "acme", "--label", "laptop"]);
+    assert!(ok);
+    let key = key.trim().to_owned();
+    let (ok, listed, _) = run(&["keys", "list"]);
+    assert!(ok);
+    let line = listed
+        .lines()
+        .find(|l| l.contains("acme"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        line.contains("laptop") && !listed.contains(&key),
+        "{listed}"
+    );
+    let id = line.split_whitespace().next().unwrap().to_owned();
+    assert!(id.starts_with("key_"), "{line}");
+    let (ok, _, err) = run(&["keys", "revoke", &id, "--tenant", "globex"]);
+    assert!(!ok, "another tenant's key is not revoked: {err}");
+    let (ok, _, err) = run(&["keys", "revoke", &id]);
+    assert!(ok, "{err}");
+    let (_, listed, _) = run(&["keys", "list", "--tenant", "acme"]);
+    assert!(!listed.contains(&id), "{listed}");
+
+    // The dev key: accepted while set, refused once the variable is gone.
+    let client = reqwest::Client::new();
+    let status = |base: String, key: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("{base}/bots"))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    {
+        let (_child, base, _) = start_serve(dir.path(), Some("dev-key-for-tests"));
+        assert_eq!(status(base, "dev-key-for-tests").await, 200);
+    }
+    {
+        let (_child, base, _) = start_serve(dir.path(), None);
+        assert_eq!(status(base, "dev-key-for-tests").await, 401);
+    }
+    let short = callbot()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("CALLBOT_DATA_DIR", dir.path())
+        .env("CALLBOT_API_KEY", "short")
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    let err = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        err.contains("CALLBOT_API_KEY") && err.contains("12"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_benchmark_runs_and_reports_figures() {
     let figures = callbot::bench::api(callbot::bench::ApiBenchOptions {

@@ -538,17 +538,19 @@ async fn standalone_twilio() -> (callbot_twilio_sim::Sim, String) {
 
 #[tokio::test]
 async fn twilio_mode_with_an_api_key_buys_answers_and_releases() {
-    use callbot_core::settings::TelephonySettings;
+    use callbot_core::settings::{TelephonySettings, TwilioCredentials};
     use secrecy::SecretString;
     let (sim, api_base) = standalone_twilio().await;
     let app = spawn_app_with(|s| {
         s.telephony = TelephonySettings::Twilio {
             account_sid: "AC11111111111111111111111111111111".into(),
-            auth_token: SecretString::from("account-auth-token".to_owned()),
-            api_key: Some((
-                "SK22222222222222222222222222222222".into(),
-                SecretString::from("api-key-secret".to_owned()),
-            )),
+            credentials: TwilioCredentials::Inline {
+                auth_token: SecretString::from("account-auth-token".to_owned()),
+                api_key: Some((
+                    "SK22222222222222222222222222222222".into(),
+                    SecretString::from("api-key-secret".to_owned()),
+                )),
+            },
             api_base,
         };
     })
@@ -575,4 +577,74 @@ async fn twilio_mode_with_an_api_key_buys_answers_and_releases() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(sim.number(&number).is_none());
+}
+
+/// Opens a media stream the way Twilio does (signed handshake, `connected`, `start` with the
+/// TwiML's parameters) and returns the first thing the stream service sends back: a message, or
+/// the close frame's code and reason.
+async fn stream_once(
+    app: &TestApp,
+    verbs: &[Verb],
+    call_sid: &str,
+) -> Result<String, (u16, String)> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let Verb::ConnectStream { url, parameters } = &verbs[0] else {
+        panic!("{verbs:?}")
+    };
+    let mut req = url.as_str().into_client_request().unwrap();
+    let sig = callbot_core::twilio::signature::compute(app.twilio_token().as_bytes(), url, &[]);
+    req.headers_mut()
+        .insert("x-twilio-signature", sig.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let custom: serde_json::Map<String, Value> = parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {"streamSid": "MZ1", "accountSid": "AC1",
+        "callSid": call_sid, "tracks": ["inbound"], "customParameters": custom, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    ws.send(Message::text(start.to_string())).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("the stream service answered");
+    match first {
+        Some(Ok(Message::Text(t))) => Ok(t.to_string()),
+        Some(Ok(Message::Close(Some(f)))) => Err((f.code.into(), f.reason.to_string())),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_token_opens_one_stream_for_a_call_that_has_not_ended() {
+    let app = spawn_app().await;
+    let (bot, number) = new_bot(&app).await;
+    let call = sid();
+    let verbs = voice(&app, &bot, &call, &number).await;
+    // The first stream is the call: the greeting starts.
+    let first = stream_once(&app, &verbs, &call).await.unwrap();
+    assert!(first.contains("\"event\""), "{first}");
+    // The same token again (a replay while the call is live) is refused.
+    let (code, reason) = stream_once(&app, &verbs, &call).await.unwrap_err();
+    assert_eq!(code, 1008);
+    assert!(reason.contains("used already"), "{reason}");
+
+    // A call that has ended takes no stream, even with a fresh token.
+    let ended = sid();
+    let verbs = voice(&app, &bot, &ended, &number).await;
+    let r = app
+        .twilio_post(
+            "/voice/status",
+            &[
+                ("CallSid", ended.as_str()),
+                ("CallStatus", "completed"),
+                ("SequenceNumber", "9"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let (code, reason) = stream_once(&app, &verbs, &ended).await.unwrap_err();
+    assert_eq!(code, 1008);
+    assert!(reason.contains("completed"), "{reason}");
 }

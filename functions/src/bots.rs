@@ -9,7 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{
-    BotId, BotMode, BotStatus, Brain, CallTimers, Context, FirstMessage, Goal, Voice, WebhookUrl,
+    BotId, BotMode, BotStatus, Brain, CallTimers, Context, FirstMessage, Goal, PhoneNumber, Voice,
+    WebhookUrl,
 };
 use callbot_core::store::{Bot, BotWithUsage, IdempotencyRecord, StoreError};
 use callbot_core::telephony::{NumberRequest, NumberWebhooks, ProvisionedNumber};
@@ -42,9 +43,16 @@ pub struct CreateBotRequest {
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     tools: Option<Vec<serde_json::Value>>,
-    /// Numbers (E.164) or prefixes (`+1555*`) the model may transfer calls to (`transfer_call`).
+    /// Numbers (E.164) or prefixes (`+1555*`) calls may be transferred to: by the webhook's
+    /// `transfer`, the model's `transfer_call` or a supervisor's `refer` (at most 32). Any other
+    /// target is refused.
     #[serde(default)]
     transfer_numbers: Option<Vec<String>>,
+    /// Where a call is transferred when the webhook has failed `CALLBOT_WEBHOOK_FAILURE_LIMIT`
+    /// turns in a row (E.164); without one the call ends politely.
+    #[serde(default)]
+    #[schema(example = "+15551230000")]
+    fallback_number: Option<String>,
     /// Facts the bot may use, e.g. "Open 5PM-10PM" (up to 8,000 characters).
     #[serde(default)]
     context: Option<String>,
@@ -101,6 +109,10 @@ pub struct UpdateBotRequest {
     tools: Option<Vec<serde_json::Value>>,
     #[serde(default)]
     transfer_numbers: Option<Vec<String>>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    fallback_number: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     first_message: Option<Option<String>>,
@@ -167,6 +179,8 @@ pub struct BotView {
     tools: Vec<serde_json::Value>,
     transfer_numbers: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    fallback_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     first_message: Option<String>,
     /// Per-bot call timers (absent: the platform's defaults).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -209,6 +223,7 @@ impl BotView {
                 .iter()
                 .map(|t| t.as_str().to_owned())
                 .collect(),
+            fallback_number: bot.brain.fallback_number().map(str::to_owned),
             first_message: bot.first_message.as_ref().map(|f| f.as_str().to_owned()),
             silence_timeout_secs: bot.timers.silence_timeout_secs(),
             max_call_secs: bot.timers.max_call_secs(),
@@ -228,17 +243,31 @@ fn new_webhook_secret() -> SecretString {
     SecretString::from(callbot_core::apikey::random_token("whsec_", 43))
 }
 
-/// The bot's brain from the request's fields (`None`: keep `base`'s), checked against the
-/// deployment: an LLM bot needs a language model, a webhook-mode bot needs a webhook.
+/// The brain fields of a create or patch request (`None`: keep the base bot's).
+struct BrainFields<'a> {
+    mode: Option<&'a str>,
+    llm_suggestion: Option<bool>,
+    tools: Option<&'a [serde_json::Value]>,
+    transfer_numbers: Option<&'a [String]>,
+    /// `Some(None)` removes the fallback number.
+    fallback_number: Option<Option<&'a str>>,
+}
+
+/// The bot's brain from the request's fields, checked against the deployment: an LLM bot needs a
+/// language model, a webhook-mode bot needs a webhook.
 fn parse_brain(
     state: &AppState,
     base: &Brain,
-    mode: Option<&str>,
-    llm_suggestion: Option<bool>,
-    tools: Option<&[serde_json::Value]>,
-    transfer_numbers: Option<&[String]>,
+    fields: BrainFields<'_>,
     has_webhook: bool,
 ) -> ApiResult<Brain> {
+    let BrainFields {
+        mode,
+        llm_suggestion,
+        tools,
+        transfer_numbers,
+        fallback_number,
+    } = fields;
     let mode = match mode {
         Some(m) => BotMode::parse(m).map_err(|e| ApiError::field("mode", e))?,
         None => base.mode(),
@@ -262,6 +291,16 @@ fn parse_brain(
         &numbers,
     )
     .map_err(|(f, e)| ApiError::field(f, e))?;
+    let fallback = match fallback_number {
+        Some(n) => n
+            .map(PhoneNumber::parse)
+            .transpose()
+            .map_err(|e| ApiError::field("fallback_number", e))?,
+        None => base
+            .fallback_number()
+            .and_then(|n| PhoneNumber::parse(n).ok()),
+    };
+    let brain = brain.with_fallback_number(fallback.as_ref());
     if brain.mode() == BotMode::Llm && !state.settings.llm.is_on() {
         return Err(ApiError::bad_field(
             "mode",
@@ -317,10 +356,13 @@ pub async fn create_bot(
     let brain = parse_brain(
         &state,
         &Brain::default(),
-        req.mode.as_deref(),
-        req.llm_suggestion,
-        req.tools.as_deref(),
-        req.transfer_numbers.as_deref(),
+        BrainFields {
+            mode: req.mode.as_deref(),
+            llm_suggestion: req.llm_suggestion,
+            tools: req.tools.as_deref(),
+            transfer_numbers: req.transfer_numbers.as_deref(),
+            fallback_number: Some(req.fallback_number.as_deref()),
+        },
         webhook.is_some(),
     )?;
     let context = Context::parse(req.context.as_deref().unwrap_or(""))
@@ -534,15 +576,19 @@ pub async fn update_bot(
     let brain_fields = req.mode.is_some()
         || req.llm_suggestion.is_some()
         || req.tools.is_some()
-        || req.transfer_numbers.is_some();
+        || req.transfer_numbers.is_some()
+        || req.fallback_number.is_some();
     if brain_fields || req.webhook.is_some() {
         bot.brain = parse_brain(
             &state,
             &bot.brain,
-            req.mode.as_deref(),
-            req.llm_suggestion,
-            req.tools.as_deref(),
-            req.transfer_numbers.as_deref(),
+            BrainFields {
+                mode: req.mode.as_deref(),
+                llm_suggestion: req.llm_suggestion,
+                tools: req.tools.as_deref(),
+                transfer_numbers: req.transfer_numbers.as_deref(),
+                fallback_number: req.fallback_number.as_ref().map(|n| n.as_deref()),
+            },
             bot.webhook.is_some(),
         )?;
         changed = true;

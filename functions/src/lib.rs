@@ -9,6 +9,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod keys;
 pub mod lambda;
 pub mod meta;
 pub mod voice;
@@ -65,7 +66,7 @@ impl AppState {
 #[openapi(
     info(title = "callbot API", description = "Create AI phone bots with one REST call."),
     modifiers(&ApiKeyScheme),
-    tags((name = "bots", description = "Create and manage phone bots"), (name = "calls", description = "Outbound calls and call records"), (name = "twilio", description = "Webhooks Twilio calls (signed with X-Twilio-Signature)"), (name = "meta", description = "Health and API description"))
+    tags((name = "bots", description = "Create and manage phone bots"), (name = "keys", description = "Your API keys: list, create, revoke"), (name = "calls", description = "Outbound calls and call records"), (name = "twilio", description = "Webhooks Twilio calls (signed with X-Twilio-Signature)"), (name = "meta", description = "Health and API description"))
 )]
 struct ApiDoc;
 
@@ -77,7 +78,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The deployable functions: each Lambda serves one group of routes (`callbot serve` all of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
-    /// `/bots…`, `/healthz`, `/openapi.json`, `/docs`.
+    /// `/bots…`, `/keys…`, `/healthz`, `/openapi.json`, `/docs`.
     Bots,
     /// `/voice`, `/voice/status` (Twilio's webhooks).
     Voice,
@@ -106,6 +107,7 @@ pub fn api_for(function: Function) -> (Router<AppState>, utoipa::openapi::OpenAp
     if matches!(function, Function::Bots | Function::All) {
         r = r
             .merge(bots::routes())
+            .merge(keys::routes())
             .merge(meta::routes())
             .merge(voices::routes());
     }

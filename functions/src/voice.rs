@@ -7,8 +7,11 @@ use crate::error::{ApiError, ErrorBody};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use callbot_core::apikey::KeyHash;
 use callbot_core::domain::{BotId, BotStatus, CallSid, CallStatus};
-use callbot_core::store::{Bot, CallRecord, StatusOutcome, StatusUpdate, StoreError};
+use callbot_core::store::{
+    Bot, CallRecord, StatusOutcome, StatusUpdate, StoreError, TicketPurpose,
+};
 use callbot_core::time_fmt;
 use callbot_core::twilio::twiml::{self, Verb};
 use callbot_core::twilio::{signature, stream_token};
@@ -188,6 +191,19 @@ pub async fn answer(State(state): State<AppState>, form: TwilioForm) -> Result<R
         &sid,
         time_fmt::now().unix_timestamp(),
     );
+    // Single use: the stream service consumes it when the stream starts.
+    let expires_ms =
+        u64::try_from((time_fmt::now().unix_timestamp() + stream_token::TOKEN_TTL_SECS) * 1000)
+            .unwrap_or(0);
+    state
+        .store
+        .put_ticket(
+            &KeyHash::of(&token),
+            &bot.tenant,
+            TicketPurpose::Stream,
+            expires_ms,
+        )
+        .await?;
     tracing::info!(call_sid = %sid, bot_id = %bot.id, "answering call");
     Ok(twiml_response(&[
         Verb::ConnectStream {

@@ -260,6 +260,17 @@ async fn environment() -> Option<Env> {
     let app = callbot_twilio_sim::rest::router(sim);
     tokio::spawn(async move { axum::serve(listener, app).await });
     let unique = callbot_core::domain::CallSid::generate().as_str()[2..14].to_lowercase();
+    // The Twilio secret lives in Secrets Manager (the stand-in), as the template has it: the
+    // functions read it at cold start, never from their environment.
+    let secret_id = format!("callbot-twilio-{unique}");
+    secrets_client(&endpoint)
+        .await
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(json!({"auth_token": token}).to_string())
+        .send()
+        .await
+        .unwrap();
     let vars = [
         ("CALLBOT_STORE", "dynamodb".to_owned()),
         ("CALLBOT_DYNAMODB_TABLE", format!("callbot-lambda-{unique}")),
@@ -272,7 +283,7 @@ async fn environment() -> Option<Env> {
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("TWILIO_ACCOUNT_SID", account),
-        ("TWILIO_AUTH_TOKEN", token.clone()),
+        ("TWILIO_SECRET_ID", secret_id),
         ("TWILIO_API_BASE", twilio),
         ("PUBLIC_BASE_URL", PUBLIC.to_owned()),
         ("STREAM_BASE_URL", "wss://media.example.com".to_owned()),
@@ -289,6 +300,41 @@ async fn environment() -> Option<Env> {
         vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         token,
     })
+}
+
+async fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    let aws = callbot_core::settings::AwsSettings {
+        region: "us-east-1".into(),
+        endpoint_url: Some(endpoint.to_owned()),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some(secrecy::SecretString::from("test".to_owned())),
+    };
+    aws_sdk_secretsmanager::Client::new(&aws.sdk_config().await)
+}
+
+/// A function whose Twilio secret cannot be read does not start (Lambda reports the failed
+/// init and retries the cold start); nothing is served with a missing token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_without_its_twilio_secret_does_not_start() {
+    let Some(mut env) = environment().await else {
+        return;
+    };
+    for (k, v) in env.vars.iter_mut() {
+        if k == "TWILIO_SECRET_ID" {
+            *v = "callbot-twilio-no-such-secret".into();
+        }
+    }
+    let mut f = start("voice", &Exe::built("voice"), &env).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = f.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the function kept running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!status.success());
+    assert!(f.rt.done.lock().unwrap().is_empty());
 }
 
 fn body(v: &Value) -> Value {

@@ -1,8 +1,9 @@
 //! `wss /frontend-stream?callSid=&user_id=`: a live call's events for an authorised dashboard —
 //! `audio` and `transcription` as in the Starlis API plus the full RustPBX-named event stream.
-//! Authenticated with the tenant's API key (`X-API-Key` header, or `api_key` in the query) or a
-//! single-use `observe` ticket (`?ticket=`, what the console uses: no key in a URL). Observers never slow the call: a lagging one is
-//! told how many events it missed.
+//! Authenticated with the tenant's API key in the `X-API-Key` header or a single-use `observe`
+//! ticket (`?ticket=`, what browsers use); a key in the URL (`api_key=`) is refused, since URLs end
+//! up in logs and histories. Observers never slow the call: a lagging one is told how many events
+//! it missed.
 
 use crate::StreamState;
 use crate::engine::events::{CallEvent, now_ms};
@@ -19,6 +20,7 @@ pub struct FrontendQuery {
     #[serde(rename = "callSid")]
     call_sid: Option<String>,
     user_id: Option<String>,
+    /// Present only to be refused with a clear error.
     api_key: Option<String>,
     /// A single-use ticket of purpose `observe` (`POST /call/tickets`).
     ticket: Option<String>,
@@ -38,6 +40,13 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if q.api_key.is_some() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "key_in_url",
+            "an API key is never accepted in a URL: send X-API-Key, or a ticket from POST /call/tickets",
+        );
+    }
     let found = if let Some(ticket) = q.ticket.as_deref() {
         match crate::callws::authenticate(
             &state,
@@ -55,7 +64,6 @@ pub async fn upgrade(
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .or(q.api_key.clone())
             .unwrap_or_default();
         state.store.tenant_for_raw_key(&raw).await
     };

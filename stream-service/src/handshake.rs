@@ -1,7 +1,7 @@
 //! Accepting a media stream: the upgrade request must carry a valid `X-Twilio-Signature` for the
 //! public stream URL (403 otherwise, before upgrading), and the `start` message must carry a
-//! valid stream token for this bot and this call (the socket is closed otherwise). Nothing else
-//! runs for a stream that fails either check.
+//! valid stream token for this bot and this call, used for the first time, for a call that has not
+//! ended (the socket is closed otherwise). Nothing else runs for a stream that fails a check.
 
 use crate::StreamState;
 use crate::protocol::{self, Inbound};
@@ -9,7 +9,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use callbot_core::apikey::KeyHash;
 use callbot_core::domain::{BotId, CallSid};
+use callbot_core::store::TicketPurpose;
 use callbot_core::twilio::{signature, stream_token};
 use secrecy::ExposeSecret;
 use std::time::Duration;
@@ -72,6 +74,31 @@ async fn close(mut socket: WebSocket, reason: &str) {
         .await;
 }
 
+/// Consumes the token (atomically, in the store: a replayed token finds nothing, whichever
+/// instance it reaches) and admits only a call of the token's tenant that has not ended.
+async fn admit(state: &StreamState, token: &str, call: &CallSid) -> Result<(), String> {
+    let now_ms = u64::try_from(callbot_core::time_fmt::now().unix_timestamp() * 1000).unwrap_or(0);
+    let tenant = state
+        .store
+        .take_ticket(&KeyHash::of(token), TicketPurpose::Stream, now_ms)
+        .await
+        .map_err(|e| format!("the store failed: {e}"))?
+        .ok_or("stream token was used already")?;
+    let record = state
+        .store
+        .call_by_sid(call)
+        .await
+        .map_err(|e| format!("the store failed: {e}"))?
+        .ok_or("no such call")?;
+    if record.tenant != tenant {
+        return Err("stream token is for another call".into());
+    }
+    if record.status.is_terminal() {
+        return Err(format!("the call is {}", record.status.as_str()));
+    }
+    Ok(())
+}
+
 /// Reads `connected` and `start`, and checks the stream token in `start.customParameters`.
 async fn await_start(
     socket: &mut WebSocket,
@@ -103,6 +130,7 @@ async fn await_start(
                 if &claims.bot != bot || claims.call.as_str() != start.call_sid {
                     return Err("stream token is for another bot or call".into());
                 }
+                admit(state, token, &claims.call).await?;
                 return Ok(VerifiedStream {
                     bot: claims.bot,
                     call: claims.call,

@@ -50,9 +50,15 @@ pub fn random_token(prefix: &str, len: usize) -> String {
     token
 }
 
+/// The shortest key accepted anywhere (`CALLBOT_API_KEY` included).
+pub const MIN_KEY_LEN: usize = 12;
+/// The longest.
+pub const MAX_KEY_LEN: usize = 200;
+
 /// Cheap shape check before touching the store, so junk headers cost nothing.
 pub fn plausible(raw_key: &str) -> bool {
-    (8..=200).contains(&raw_key.len()) && raw_key.bytes().all(|b| b.is_ascii_graphic())
+    (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&raw_key.len())
+        && raw_key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Exposes a key for printing to the terminal exactly once.

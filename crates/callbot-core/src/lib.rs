@@ -3,7 +3,9 @@
 
 pub mod apikey;
 pub mod domain;
+pub mod outbound;
 pub mod recordings;
+pub mod secrets;
 pub mod settings;
 pub mod store;
 pub mod telephony;

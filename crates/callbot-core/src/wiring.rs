@@ -3,7 +3,7 @@
 
 use crate::apikey::KeyHash;
 use crate::domain::TenantId;
-use crate::settings::{Settings, StoreSettings, TelephonySettings};
+use crate::settings::{Settings, StoreSettings, TelephonySettings, TwilioCredentials};
 use crate::store::dynamo::DynamoStore;
 use crate::store::{Store, StoreError};
 use crate::telephony::Telephony;
@@ -35,6 +35,8 @@ pub enum WiringError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Unsupported(String),
+    #[error("reading the Twilio secret: {0}")]
+    Secret(String),
 }
 
 pub async fn store(settings: &Settings) -> Result<Arc<dyn Store>, WiringError> {
@@ -66,21 +68,31 @@ pub async fn store(settings: &Settings) -> Result<Arc<dyn Store>, WiringError> {
 /// The Twilio account from settings. In local mode the simulator's auth token is generated once
 /// into `{data_dir}/twilio-sim-token` (mode 0600) and its account sid derived from it, so
 /// `callbot call` and the simulator sign exactly like the server expects.
-pub fn twilio_account(settings: &Settings) -> Result<TwilioAccount, WiringError> {
+pub async fn twilio_account(settings: &Settings) -> Result<TwilioAccount, WiringError> {
     match &settings.telephony {
         TelephonySettings::Twilio {
             account_sid,
-            auth_token,
-            api_key,
+            credentials,
             api_base,
         } => {
+            let (auth_token, api_key) = match credentials {
+                TwilioCredentials::Inline {
+                    auth_token,
+                    api_key,
+                } => (auth_token.clone(), api_key.clone()),
+                TwilioCredentials::SecretsManager { secret_id } => {
+                    crate::secrets::twilio_secret(&settings.aws, secret_id)
+                        .await
+                        .map_err(|e| WiringError::Secret(e.to_string()))?
+                }
+            };
             let (rest_username, rest_secret) = match api_key {
-                Some((sid, secret)) => (sid.clone(), secret.clone()),
+                Some((sid, secret)) => (sid, secret),
                 None => (account_sid.clone(), auth_token.clone()),
             };
             Ok(TwilioAccount {
                 account_sid: account_sid.clone(),
-                auth_token: auth_token.clone(),
+                auth_token,
                 api_base: api_base.clone(),
                 rest_username,
                 rest_secret,
@@ -143,20 +155,32 @@ pub fn telephony(account: &TwilioAccount) -> Result<Arc<dyn Telephony>, WiringEr
     Ok(Arc::new(t))
 }
 
-/// Registers `CALLBOT_API_KEY` (if set) for tenant `default`, stored hashed like any other key.
+/// The label of the key `CALLBOT_API_KEY` registers.
+pub const DEV_KEY_LABEL: &str = "CALLBOT_API_KEY";
+
+/// Registers `CALLBOT_API_KEY` (if set) for tenant `default`, stored hashed like any other key,
+/// and revokes any key an earlier `CALLBOT_API_KEY` registered: a key from the variable works
+/// exactly while the variable holds it. Returns whether a key is registered.
 pub async fn bootstrap_dev_key(
     settings: &Settings,
     store: &dyn Store,
 ) -> Result<bool, WiringError> {
+    let tenant = TenantId::default_tenant();
+    let current = settings
+        .dev_api_key
+        .as_ref()
+        .map(|k| crate::store::key_id(&KeyHash::of(k.expose_secret())));
+    for old in store.list_api_keys(Some(&tenant)).await? {
+        if old.label == DEV_KEY_LABEL && Some(&old.id) != current.as_ref() {
+            store.revoke_api_key(Some(&tenant), &old.id).await?;
+            tracing::info!(key_id = %old.id, "revoked the key of a CALLBOT_API_KEY that is no longer set");
+        }
+    }
     let Some(key) = &settings.dev_api_key else {
         return Ok(false);
     };
     store
-        .put_api_key(
-            &KeyHash::of(key.expose_secret()),
-            &TenantId::default_tenant(),
-            "CALLBOT_API_KEY",
-        )
+        .put_api_key(&KeyHash::of(key.expose_secret()), &tenant, DEV_KEY_LABEL)
         .await?;
     Ok(true)
 }
@@ -200,7 +224,7 @@ pub struct Backends {
 pub async fn backends(settings: &Settings) -> Result<Backends, WiringError> {
     let store = store(settings).await?;
     bootstrap_dev_key(settings, &*store).await?;
-    let twilio = twilio_account(settings)?;
+    let twilio = twilio_account(settings).await?;
     let telephony = telephony(&twilio)?;
     let recordings = recordings(settings).await?;
     Ok(Backends {

@@ -32,6 +32,9 @@ pub enum Step {
     /// Listen (silently) until the bot has said something and then been quiet for `quiet`, or
     /// `max` has passed: a caller who waits for the bot to finish.
     WaitForBot { quiet: Duration, max: Duration },
+    /// From here on the carrier plays the bot's audio but never echoes its marks (a carrier
+    /// fault: the application must not wait for them forever).
+    LoseMarks,
 }
 
 /// The caller's side of a call.
@@ -297,6 +300,8 @@ struct Cursor<'a> {
     heard: bool,
     /// How long the playout queue has been empty.
     idle: Duration,
+    /// `Step::LoseMarks` was reached.
+    lose_marks: bool,
 }
 
 enum Frame {
@@ -343,6 +348,11 @@ impl Cursor<'_> {
                     let d = *d;
                     self.script.steps.remove(0);
                     return Frame::Dtmf(d);
+                }
+                Step::LoseMarks => {
+                    self.lose_marks = true;
+                    self.script.steps.remove(0);
+                    continue;
                 }
                 Step::WaitForBot { quiet, max } => {
                     if (self.heard && self.idle >= *quiet) || max.is_zero() {
@@ -419,6 +429,7 @@ async fn run_stream(
         offset: 0,
         heard: false,
         idle: Duration::ZERO,
+        lose_marks: false,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -489,6 +500,9 @@ async fn run_stream(
                             if *left == 0 { queue.pop_front(); }
                         }
                         Playout::Audio(_) => break,
+                        Playout::Mark(_) if cursor.lose_marks => {
+                            queue.pop_front();
+                        }
                         Playout::Mark(_) => {
                             if let Some(Playout::Mark(name)) = queue.pop_front() {
                                 let echo = json!({"event": "mark", "sequenceNumber": seq.to_string(),
@@ -658,6 +672,7 @@ mod tests {
             offset: 0,
             heard: false,
             idle: Duration::ZERO,
+            lose_marks: false,
         };
         assert!(matches!(c.next_frame(), Frame::Speech(f) if f[0] == 1));
         assert!(matches!(c.next_frame(), Frame::Audio(f) if f[39] == 1 && f[40] == SILENCE));

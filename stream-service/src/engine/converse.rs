@@ -150,7 +150,7 @@ async fn post(
     idem: &str,
 ) -> Result<bytes::Bytes, webhook::Failure> {
     webhook::post_signed(
-        &engine.http,
+        engine.outbound(info.policy),
         url,
         &info.webhook_secret,
         info.policy,

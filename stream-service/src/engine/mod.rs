@@ -14,7 +14,8 @@ pub mod webhook;
 
 use crate::llm::Llm;
 use crate::speech::{Recogniser, SpeechToText, TextToSpeech, Voices};
-use callbot_core::domain::BotId;
+use callbot_core::domain::{BotId, WebhookPolicy};
+use callbot_core::outbound::{self, Lookup, SystemLookup};
 use callbot_core::recordings::Recordings;
 use callbot_core::telephony::Telephony;
 use std::collections::HashMap;
@@ -31,7 +32,13 @@ pub struct Engine {
     pub recogniser: Recogniser,
     /// Deadline for a cloud recogniser's final transcript after the end of an utterance.
     pub stt_timeout: Duration,
+    /// For operator-configured endpoints (providers, the model gateway).
     pub http: reqwest::Client,
+    /// For tenant-chosen URLs (webhooks, `play` files) under the strict rule: connects only to
+    /// public addresses, checked at connect time (see [`callbot_core::outbound`]).
+    outbound_strict: reqwest::Client,
+    /// The same when the operator allows private targets (`CALLBOT_ALLOW_PRIVATE_WEBHOOKS`).
+    outbound_open: reqwest::Client,
     pub recordings: Arc<dyn Recordings>,
     pub telephony: Arc<dyn Telephony>,
     pub live: live::LiveCalls,
@@ -64,8 +71,16 @@ impl Engine {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
+        let lookup: Arc<dyn Lookup> = Arc::new(SystemLookup);
         Self {
             stt,
+            outbound_strict: outbound::client(WebhookPolicy::default(), lookup.clone()),
+            outbound_open: outbound::client(
+                WebhookPolicy {
+                    allow_private: true,
+                },
+                lookup,
+            ),
             voices: Voices::local(tts),
             recogniser: Recogniser::Local,
             stt_timeout: Duration::from_secs(3),
@@ -79,6 +94,22 @@ impl Engine {
             _worker: None,
             buckets: Arc::default(),
         }
+    }
+
+    /// The client for a tenant-chosen URL under `policy`.
+    pub fn outbound(&self, policy: WebhookPolicy) -> &reqwest::Client {
+        if policy.allow_private {
+            &self.outbound_open
+        } else {
+            &self.outbound_strict
+        }
+    }
+
+    /// The same engine resolving tenant-chosen host names with `lookup` (tests: a DNS server
+    /// whose answers they choose).
+    pub fn with_lookup(mut self, lookup: Arc<dyn Lookup>) -> Self {
+        self.outbound_strict = outbound::client(WebhookPolicy::default(), lookup);
+        self
     }
 
     /// The same engine with a language model (see [`crate::llm::from_settings`]).

@@ -10,7 +10,7 @@ use super::converse;
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::speech::voices::FALLBACK_VOICE;
 use crate::speech::{SpeechToText, TextToSpeech, sentences};
-use callbot_core::domain::{BotMode, Brain, VoiceProvider, WebhookPolicy};
+use callbot_core::domain::{BotMode, Brain, PhoneNumber, VoiceProvider, WebhookPolicy};
 use callbot_core::store::LlmTimings;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +34,10 @@ pub struct CallInfo {
     pub webhook_timeout: Duration,
     pub webhooks_per_second: u32,
     pub fallback_line: String,
+    /// Spoken when the caller's words could not be recognised.
+    pub not_heard_line: String,
+    /// Webhook failures in a row after which the call is handed over or ended.
+    pub webhook_failure_limit: u32,
     /// This call's mode: the bot's, or `llm` for an outbound call with a `prompt`.
     pub mode: BotMode,
     /// Tools and allowed transfer numbers.
@@ -91,6 +95,8 @@ pub struct TurnInput {
     pub kind: TurnKind,
     /// What the caller actually heard so far, and said.
     pub history: Vec<HistoryEntry>,
+    /// Webhook turns that failed in a row before this one.
+    pub webhook_failures: u32,
 }
 
 #[derive(Debug)]
@@ -237,7 +243,7 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
             if let (Some(reason), true) = (stt_failed, dtmf.is_empty()) {
                 // The caller said something we could not recognise: ask again rather than
                 // leave them in silence (their audio is in the recording).
-                let say = info.fallback_line.clone();
+                let say = info.not_heard_line.clone();
                 let parts = sentences(&say);
                 let reply = ToCall::Reply {
                     turn,
@@ -305,6 +311,21 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                     Duration::ZERO,
                 ),
             };
+            // A transfer only to the numbers the bot declares (toll fraud otherwise).
+            let reply = match reply {
+                Some(webhook::Reply {
+                    action: Action::Transfer(to),
+                    ..
+                }) if !info.brain.may_transfer_to(to.as_str()) => {
+                    tracing::warn!(call_sid = %info.call_sid, turn, to = %to, "webhook asked for a transfer outside transfer_numbers; refused");
+                    fallback = Some(TRANSFER_REFUSED.to_owned());
+                    Some(webhook::Reply {
+                        say: Some(TRANSFER_REFUSED_LINE.to_owned()),
+                        action: Action::Continue,
+                    })
+                }
+                other => other,
+            };
             let (say, action) = match reply {
                 Some(webhook::Reply {
                     say: Some(say),
@@ -322,6 +343,25 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 },
                 Some(webhook::Reply { say: None, action }) => (String::new(), action),
                 None => (info.fallback_line.clone(), Action::Continue),
+            };
+            // The business's system keeps failing: hand the caller over, or say goodbye, rather
+            // than loop them through apologies until the maximum call length.
+            let failed = fallback.as_deref().is_some_and(|f| f != TRANSFER_REFUSED);
+            let (say, action) = if failed
+                && input.webhook_failures + 1 >= info.webhook_failure_limit
+            {
+                tracing::warn!(call_sid = %info.call_sid, turn, failures = input.webhook_failures + 1, reason = ?fallback, "the webhook keeps failing; giving up on it");
+                fallback = Some(WEBHOOK_UNAVAILABLE.to_owned());
+                match info
+                    .brain
+                    .fallback_number()
+                    .and_then(|n| PhoneNumber::parse(n).ok())
+                {
+                    Some(n) => (GIVE_UP_TRANSFER_LINE.to_owned(), Action::Transfer(n)),
+                    None => (GIVE_UP_LINE.to_owned(), Action::Hangup),
+                }
+            } else {
+                (say, action)
             };
             let parts = sentences(&say);
             if tx
@@ -343,6 +383,21 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
     };
     speak(&engine, &info, turn, &say, &tx).await;
 }
+
+/// The turn's `fallback` when the webhook failed too many turns in a row and the call was handed
+/// to the bot's fallback number or ended.
+pub const WEBHOOK_UNAVAILABLE: &str = "webhook_unavailable";
+/// What the caller hears then, with a fallback number...
+const GIVE_UP_TRANSFER_LINE: &str =
+    "I'm sorry, our system is not responding. Let me put you through to someone who can help.";
+/// ...and without one.
+const GIVE_UP_LINE: &str =
+    "I'm sorry, our system is not responding right now. Please call back a little later. Goodbye.";
+
+/// The turn's `fallback` when a webhook asked for a transfer outside the bot's `transfer_numbers`.
+pub const TRANSFER_REFUSED: &str = "transfer_refused";
+/// What the caller hears instead of that transfer.
+const TRANSFER_REFUSED_LINE: &str = "I'm sorry, I can't transfer this call. How else can I help?";
 
 /// Recognises one utterance with the configured recogniser; a cloud recogniser that fails or
 /// misses its deadline hands the audio to the local engine, so the words are not lost.
@@ -583,7 +638,7 @@ async fn ask(
     };
     let left = info.webhook_timeout.saturating_sub(started.elapsed());
     let result = webhook::send(
-        &engine.http,
+        engine.outbound(info.policy),
         url,
         &info.webhook_secret,
         info.policy,

@@ -5,7 +5,7 @@
 
 use super::Engine;
 use super::pipeline::{CallInfo, ToCall};
-use super::webhook::{Action, target_allowed};
+use super::webhook::Action;
 use crate::audio;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -17,16 +17,23 @@ const FETCH_DEADLINE: Duration = Duration::from_secs(30);
 pub async fn fetch(engine: &Engine, info: &CallInfo, url: &url::Url) -> Result<Vec<u8>, String> {
     callbot_core::domain::WebhookUrl::parse(url.as_str(), info.policy)
         .map_err(|e| format!("play URL refused: {e}"))?;
-    if !target_allowed(url, info.policy).await {
-        return Err("play URL refused: it resolves to a private or loopback address".into());
+    let refused = || "play URL refused: it resolves to a private or loopback address".to_string();
+    if !callbot_core::outbound::literal_allowed(url, info.policy) {
+        return Err(refused());
     }
     let body = tokio::time::timeout(FETCH_DEADLINE, async {
         let mut resp = engine
-            .http
+            .outbound(info.policy)
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| format!("fetching the file failed: {}", e.without_url()))?;
+            .map_err(|e| {
+                if callbot_core::outbound::is_refused(&e) {
+                    refused()
+                } else {
+                    format!("fetching the file failed: {}", e.without_url())
+                }
+            })?;
         if !resp.status().is_success() {
             return Err(format!("fetching the file answered {}", resp.status()));
         }

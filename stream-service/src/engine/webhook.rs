@@ -2,7 +2,8 @@
 //! idempotency key, a deadline, one retry inside the deadline on connection errors and 5xx, and a
 //! typed outcome — a reply, or the reason the fallback line must be spoken instead.
 
-use callbot_core::domain::{PhoneNumber, WebhookPolicy, webhook::is_non_public};
+use callbot_core::domain::{PhoneNumber, WebhookPolicy};
+use callbot_core::outbound;
 use callbot_core::webhook_sign;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -125,24 +126,6 @@ fn parse_reply(body: &[u8]) -> Result<Reply, Failure> {
     Ok(Reply { say, action })
 }
 
-/// Refuses hosts that resolve to private or loopback addresses unless the operator allows them
-/// (the URL was checked when the bot was saved; this catches DNS that changed since).
-pub(crate) async fn target_allowed(url: &url::Url, policy: WebhookPolicy) -> bool {
-    if policy.allow_private {
-        return true;
-    }
-    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-        return false;
-    };
-    match tokio::net::lookup_host((host, port)).await {
-        Ok(addrs) => {
-            let addrs: Vec<_> = addrs.collect();
-            !addrs.is_empty() && addrs.iter().all(|a| !is_non_public(a.ip()))
-        }
-        Err(_) => false,
-    }
-}
-
 /// Largest answer read from a webhook.
 const MAX_ANSWER: usize = 256 * 1024;
 
@@ -172,7 +155,8 @@ pub async fn post_signed(
     deadline: Duration,
 ) -> Result<bytes::Bytes, Failure> {
     tokio::time::timeout(deadline, async {
-        if !target_allowed(url, policy).await {
+        // Names are checked by the client's resolver on the addresses it connects to.
+        if !outbound::literal_allowed(url, policy) {
             return Err(Failure::RefusedTarget);
         }
         // `Bytes`: the retry re-sends the same buffer without copying it.
@@ -207,6 +191,7 @@ pub async fn post_signed(
                     last = Failure::Status(resp.status().as_u16())
                 }
                 Ok(resp) => return Err(Failure::Status(resp.status().as_u16())),
+                Err(e) if outbound::is_refused(&e) => return Err(Failure::RefusedTarget),
                 Err(_) => last = Failure::Connect,
             }
         }
@@ -219,6 +204,112 @@ pub async fn post_signed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A DNS server answering every name with the same addresses.
+    struct Fixed(Vec<IpAddr>);
+
+    impl outbound::Lookup for Fixed {
+        fn lookup(
+            &self,
+            _host: String,
+        ) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
+            let answer = self.0.clone();
+            Box::pin(async move { Ok(answer) })
+        }
+    }
+
+    /// A webhook on loopback that answers `body` to every request, counting them.
+    async fn hook(body: Vec<u8>) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let _ = s.read(&mut buf).await;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(&body).await;
+                });
+            }
+        });
+        (port, hits)
+    }
+
+    fn turn() -> TurnRequest<'static> {
+        TurnRequest {
+            kind: "turn",
+            bot_id: "bot_1",
+            call_sid: "CA00000000000000000000000000000001",
+            turn: 1,
+            user_text: "hello",
+            dtmf: None,
+            llm_suggestion: None,
+            reply: None,
+            history: &[],
+            from: "+15550001111",
+            to: "+15550002222",
+            timestamp: String::new(),
+            goal: "",
+            context: "",
+        }
+    }
+
+    const STRICT: WebhookPolicy = WebhookPolicy {
+        allow_private: false,
+    };
+
+    #[tokio::test]
+    async fn internal_answers_are_refused_when_the_turn_is_sent() {
+        let (port, hits) = hook(br#"{"say":"hi"}"#.to_vec()).await;
+        for ip in [
+            "127.0.0.1",
+            "169.254.169.254",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
+        ] {
+            let http = outbound::client(STRICT, Arc::new(Fixed(vec![ip.parse().unwrap()])));
+            let url: url::Url = format!("https://hooks.example.com:{port}/turn")
+                .parse()
+                .unwrap();
+            let got = send(&http, &url, b"s", STRICT, &turn(), Duration::from_secs(2)).await;
+            assert_eq!(got, Err(Failure::RefusedTarget), "{ip}");
+        }
+        // An IP literal that slipped past the save-time check (the policy changed since).
+        let http = outbound::client(STRICT, Arc::new(outbound::SystemLookup));
+        let url: url::Url = format!("http://127.0.0.1:{port}/turn").parse().unwrap();
+        let got = send(&http, &url, b"s", STRICT, &turn(), Duration::from_secs(2)).await;
+        assert_eq!(got, Err(Failure::RefusedTarget));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn answers_are_capped_and_read_when_allowed() {
+        let open = WebhookPolicy {
+            allow_private: true,
+        };
+        let http = outbound::client(open, Arc::new(outbound::SystemLookup));
+        let (port, _) = hook(br#"{"say":"Hello there"}"#.to_vec()).await;
+        let url: url::Url = format!("http://127.0.0.1:{port}/turn").parse().unwrap();
+        let got = send(&http, &url, b"s", open, &turn(), Duration::from_secs(2)).await;
+        assert_eq!(got.unwrap().say.as_deref(), Some("Hello there"));
+        let mut huge = br#"{"say":""#.to_vec();
+        huge.resize(MAX_ANSWER + 10, b'a');
+        let (port, _) = hook(huge).await;
+        let url: url::Url = format!("http://127.0.0.1:{port}/turn").parse().unwrap();
+        let got = send(&http, &url, b"s", open, &turn(), Duration::from_secs(2)).await;
+        assert_eq!(got, Err(Failure::TooLarge));
+    }
 
     #[test]
     fn replies_are_parsed_strictly() {

@@ -166,6 +166,10 @@ pub struct Brain {
     tools: Vec<Tool>,
     #[serde(default)]
     transfer_numbers: Vec<TransferTarget>,
+    /// Where a call goes when the business webhook keeps failing (E.164); `None`: the call ends
+    /// politely instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fallback_number: Option<String>,
 }
 
 impl Default for Brain {
@@ -175,6 +179,7 @@ impl Default for Brain {
             llm_suggestion: true,
             tools: Vec::new(),
             transfer_numbers: Vec::new(),
+            fallback_number: None,
         }
     }
 }
@@ -222,7 +227,18 @@ impl Brain {
             llm_suggestion,
             tools,
             transfer_numbers,
+            fallback_number: None,
         })
+    }
+
+    /// The same brain with `number` as the fallback number (`None` removes it).
+    pub fn with_fallback_number(mut self, number: Option<&crate::domain::PhoneNumber>) -> Self {
+        self.fallback_number = number.map(|n| n.as_str().to_owned());
+        self
+    }
+    /// Where the call goes when the webhook keeps failing.
+    pub fn fallback_number(&self) -> Option<&str> {
+        self.fallback_number.as_deref()
     }
 
     pub fn mode(&self) -> BotMode {
@@ -237,9 +253,11 @@ impl Brain {
     pub fn transfer_numbers(&self) -> &[TransferTarget] {
         &self.transfer_numbers
     }
-    /// Whether the model may transfer the call to `number` (E.164).
+    /// Whether the call may be transferred to `number` (E.164): one of `transfer_numbers`, or the
+    /// fallback number.
     pub fn may_transfer_to(&self, number: &str) -> bool {
         self.transfer_numbers.iter().any(|t| t.allows(number))
+            || self.fallback_number.as_deref() == Some(number)
     }
 
     /// Stored form (JSON), `None` for the defaults.

@@ -2,7 +2,7 @@
 
 use super::ParseError;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Operator policy for webhook targets (`CALLBOT_ALLOW_PRIVATE_WEBHOOKS`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -14,9 +14,14 @@ pub struct WebhookPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookUrl(url::Url);
 
-/// True for addresses a public webhook must never point at: loopback, private, link-local
-/// (including cloud metadata at 169.254.169.254), CGNAT, unspecified, multicast, documentation and
-/// unique-local ranges, and IPv4-mapped forms of those.
+/// True for addresses a public webhook must never point at: every special-purpose range of the
+/// IANA registries. IPv4: "this network", private, CGNAT, loopback, link-local (cloud metadata at
+/// 169.254.169.254), IETF protocol assignments, documentation, the 6to4 relay, benchmarking,
+/// multicast, reserved and broadcast. IPv6: anything outside global unicast `2000::/3` (loopback,
+/// unspecified, IPv4-compatible, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, discard, unique-local,
+/// link-local, site-local, multicast), and inside it IETF protocol assignments `2001::/23` (Teredo
+/// included), documentation `2001:db8::/32` and `3fff::/20`, and 6to4 `2002::/16`. IPv4-mapped
+/// addresses follow the IPv4 rule.
 pub fn is_non_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_non_public_v4(v4),
@@ -24,14 +29,12 @@ pub fn is_non_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_non_public_v4(v4);
             }
-            let seg0 = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg0 & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (seg0 & 0xffc0) == 0xfe80 // link local fe80::/10
-                || (seg0 == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0)
+            let s = v6.segments();
+            (s[0] & 0xe000) != 0x2000 // not global unicast
+                || (s[0] == 0x2001 && s[1] < 0x0200) // 2001::/23 IETF protocol assignments
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || s[0] == 0x2002 // 6to4
+                || (s[0] == 0x3fff && s[1] < 0x1000) // documentation 3fff::/20
         }
     }
 }
@@ -47,6 +50,8 @@ fn is_non_public_v4(v4: Ipv4Addr) -> bool {
         || v4.is_documentation()
         || o[0] == 0
         || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10 CGNAT
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24 IETF protocol assignments
+        || (o[0] == 192 && o[1] == 88 && o[2] == 99) // 192.88.99.0/24 6to4 relay anycast
         || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15 benchmarking
         || o[0] >= 240
 }
@@ -146,6 +151,7 @@ mod tests {
     fn public_https_is_accepted() {
         assert!(WebhookUrl::parse("https://example.com/hook", STRICT).is_ok());
         assert!(WebhookUrl::parse("https://8.8.8.8/hook", STRICT).is_ok());
+        assert!(WebhookUrl::parse("https://[2606:4700::1111]/hook", STRICT).is_ok());
     }
 
     #[test]
@@ -161,6 +167,10 @@ mod tests {
             "https://[::1]/",
             "https://[::ffff:127.0.0.1]/",
             "https://[fd00::1]/",
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[2002:a9fe:a9fe::1]/",
+            "https://[2001::1]/",
+            "https://192.0.0.170/",
             "https://100.64.1.1/",
             "https://0.0.0.0/",
             "https://db.internal/",

@@ -50,13 +50,28 @@ pub enum TelephonySettings {
     Local,
     Twilio {
         account_sid: String,
-        /// The account Auth Token. Twilio signs webhooks and media-stream handshakes with it.
-        auth_token: SecretString,
-        /// Optional API key (`SK…`, secret) used for REST calls instead of the Auth Token.
-        api_key: Option<(String, SecretString)>,
+        credentials: TwilioCredentials,
         /// `https://api.twilio.com` unless overridden (`TWILIO_API_BASE`).
         api_base: String,
     },
+}
+
+/// Where the Twilio secrets come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum TwilioCredentials {
+    /// From the environment: `TWILIO_AUTH_TOKEN` (Twilio signs webhooks and media-stream
+    /// handshakes with it) and optionally `TWILIO_API_KEY_SID`/`TWILIO_API_KEY_SECRET` (an `SK…`
+    /// key used for REST calls instead of the Auth Token). For `callbot serve` and the ECS task,
+    /// whose secrets ECS injects at start.
+    Inline {
+        auth_token: SecretString,
+        api_key: Option<(String, SecretString)>,
+    },
+    /// `TWILIO_SECRET_ID`: a Secrets Manager secret (JSON `auth_token`, optional `api_key_sid` and
+    /// `api_key_secret`) read once at startup — a Lambda function's cold start — so the token is
+    /// never in the function's configuration, where anyone allowed to read it would see it.
+    SecretsManager { secret_id: String },
 }
 
 /// Region, endpoint and (optional) static credentials for AWS clients.
@@ -169,8 +184,14 @@ pub struct CallSettings {
     /// Caller speech over the bot needed to interrupt it.
     pub barge_in_min: Duration,
     pub webhook_timeout: Duration,
-    /// Spoken when the webhook fails (timeout, error, bad answer) and no LLM suggestion exists.
+    /// Spoken when the webhook fails (timeout, error, bad answer) and no LLM suggestion exists:
+    /// the business's system is the trouble, not the caller.
     pub fallback_line: String,
+    /// Spoken when the caller's words could not be recognised.
+    pub not_heard_line: String,
+    /// After this many webhook failures in a row the call is transferred to the bot's
+    /// `fallback_number`, or ended politely.
+    pub webhook_failure_limit: u32,
     /// Caller silence before a reprompt; a second one in a row ends the call.
     pub silence_timeout: Duration,
     pub reprompt_line: String,
@@ -301,28 +322,47 @@ impl Settings {
         let telephony = match get("TWILIO_ACCOUNT_SID") {
             None => TelephonySettings::Local,
             Some(sid) => {
-                let auth_token = get("TWILIO_AUTH_TOKEN").ok_or_else(|| {
-                    err(
-                        "TWILIO_AUTH_TOKEN",
-                        "required with TWILIO_ACCOUNT_SID: Twilio signs webhooks with it",
-                    )
-                })?;
-                let api_key = match (get("TWILIO_API_KEY_SID"), get("TWILIO_API_KEY_SECRET")) {
-                    (Some(k), Some(secret)) => {
-                        Some((k.clone(), SecretString::from(secret.clone())))
-                    }
-                    (None, None) => None,
-                    _ => {
+                let credentials = match (get("TWILIO_SECRET_ID"), get("TWILIO_AUTH_TOKEN")) {
+                    (Some(_), Some(_)) => {
                         return Err(err(
-                            "TWILIO_API_KEY_SID",
-                            "set both TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET, or neither",
+                            "TWILIO_SECRET_ID",
+                            "set TWILIO_SECRET_ID or TWILIO_AUTH_TOKEN, not both",
                         ));
+                    }
+                    (Some(id), None) => TwilioCredentials::SecretsManager {
+                        secret_id: id.clone(),
+                    },
+                    (None, None) => {
+                        return Err(err(
+                            "TWILIO_AUTH_TOKEN",
+                            "required with TWILIO_ACCOUNT_SID (or TWILIO_SECRET_ID naming a Secrets Manager secret that holds it): Twilio signs webhooks with it",
+                        ));
+                    }
+                    (None, Some(auth_token)) => {
+                        let api_key = match (
+                            get("TWILIO_API_KEY_SID"),
+                            get("TWILIO_API_KEY_SECRET"),
+                        ) {
+                            (Some(k), Some(secret)) => {
+                                Some((k.clone(), SecretString::from(secret.clone())))
+                            }
+                            (None, None) => None,
+                            _ => {
+                                return Err(err(
+                                    "TWILIO_API_KEY_SID",
+                                    "set both TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET, or neither",
+                                ));
+                            }
+                        };
+                        TwilioCredentials::Inline {
+                            auth_token: SecretString::from(auth_token.clone()),
+                            api_key,
+                        }
                     }
                 };
                 TelephonySettings::Twilio {
                     account_sid: sid.clone(),
-                    auth_token: SecretString::from(auth_token.clone()),
-                    api_key,
+                    credentials,
                     api_base: get("TWILIO_API_BASE")
                         .cloned()
                         .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
@@ -403,9 +443,19 @@ impl Settings {
             end_silence: ms("CALLBOT_END_SILENCE_MS", 700)?,
             barge_in_min: ms("CALLBOT_BARGE_IN_MS", 300)?,
             webhook_timeout: ms("CALLBOT_WEBHOOK_TIMEOUT_MS", 3000)?,
-            fallback_line: get("CALLBOT_FALLBACK_LINE")
+            fallback_line: get("CALLBOT_FALLBACK_LINE").cloned().unwrap_or_else(|| {
+                "I'm sorry, I'm having trouble looking that up right now. Could you say it again in a moment?".into()
+            }),
+            not_heard_line: get("CALLBOT_NOT_HEARD_LINE")
                 .cloned()
                 .unwrap_or_else(|| "Sorry, I did not catch that. Could you say it again?".into()),
+            webhook_failure_limit: {
+                let n = num("CALLBOT_WEBHOOK_FAILURE_LIMIT", 3)?;
+                if !(1..=100).contains(&n) {
+                    return Err(err("CALLBOT_WEBHOOK_FAILURE_LIMIT", "must be 1-100"));
+                }
+                n as u32
+            },
             silence_timeout: ms("CALLBOT_SILENCE_TIMEOUT_MS", 10_000)?,
             reprompt_line: get("CALLBOT_REPROMPT_LINE")
                 .cloned()
@@ -480,10 +530,24 @@ impl Settings {
                 }
             }
         }
+        let dev_api_key = match get("CALLBOT_API_KEY") {
+            Some(k) if !crate::apikey::plausible(k) => {
+                return Err(err(
+                    "CALLBOT_API_KEY",
+                    format!(
+                        "must be {}-{} printable characters without spaces (it is {} long): a shorter key would be refused on every request",
+                        crate::apikey::MIN_KEY_LEN,
+                        crate::apikey::MAX_KEY_LEN,
+                        k.chars().count()
+                    ),
+                ));
+            }
+            k => k.map(|k| SecretString::from(k.clone())),
+        };
         Ok(Settings {
             addr,
             data_dir,
-            dev_api_key: get("CALLBOT_API_KEY").map(|k| SecretString::from(k.clone())),
+            dev_api_key,
             webhook_policy: WebhookPolicy {
                 allow_private: truthy(get("CALLBOT_ALLOW_PRIVATE_WEBHOOKS")),
             },
@@ -594,7 +658,46 @@ mod tests {
         ]))
         .unwrap();
         assert!(matches!(s.store, StoreSettings::Dynamodb { ref table, .. } if table == "t1"));
-        assert!(matches!(s.telephony, TelephonySettings::Twilio { .. }));
+        assert!(matches!(
+            s.telephony,
+            TelephonySettings::Twilio {
+                credentials: TwilioCredentials::Inline { .. },
+                ..
+            }
+        ));
+        let from_secret = Settings::from_vars(&vars(&[
+            ("TWILIO_ACCOUNT_SID", "AC123"),
+            (
+                "TWILIO_SECRET_ID",
+                "arn:aws:secretsmanager:us-east-1:1:secret:twilio",
+            ),
+            ("PUBLIC_BASE_URL", "https://api.example.com"),
+            ("STREAM_BASE_URL", "wss://media.example.com"),
+        ]))
+        .unwrap();
+        assert!(matches!(
+            from_secret.telephony,
+            TelephonySettings::Twilio {
+                credentials: TwilioCredentials::SecretsManager { ref secret_id },
+                ..
+            } if secret_id.ends_with(":twilio")
+        ));
+        assert!(
+            Settings::from_vars(&vars(&[
+                ("TWILIO_ACCOUNT_SID", "AC123"),
+                ("TWILIO_SECRET_ID", "x"),
+                ("TWILIO_AUTH_TOKEN", "tok"),
+                ("PUBLIC_BASE_URL", "https://api.example.com"),
+                ("STREAM_BASE_URL", "wss://media.example.com"),
+            ]))
+            .is_err()
+        );
+        assert!(
+            Settings::from_vars(&vars(&[("CALLBOT_API_KEY", "short")]))
+                .unwrap_err()
+                .to_string()
+                .contains("CALLBOT_API_KEY")
+        );
         assert!(s.webhook_policy.allow_private);
         // Secrets never show up in Debug output.
         assert!(!format!("{s:?}").contains("tok\""));

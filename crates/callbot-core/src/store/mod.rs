@@ -13,6 +13,7 @@ pub use calls::{
     CallFilter, CallPage, CallRecord, CallStore, Cursor, RateDecision, StatusOutcome, StatusUpdate,
 };
 
+pub use keys::{ApiKeyInfo, KeyStore, key_id};
 pub use tickets::{TicketPurpose, TicketStore, new_ticket};
 pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
 pub use usage::{LlmUsage, UsageStore};
@@ -21,6 +22,7 @@ mod calls;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod dynamo;
+pub mod keys;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod tickets;
@@ -102,7 +104,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 ///   tenant's data.
 #[async_trait]
 pub trait Store:
-    CallStore + TurnStore + UsageStore + TicketStore + Send + Sync + std::fmt::Debug
+    CallStore + TurnStore + UsageStore + TicketStore + KeyStore + Send + Sync + std::fmt::Debug
 {
     /// Short name for logs and the startup banner ("sqlite", "dynamodb").
     fn kind(&self) -> &'static str;

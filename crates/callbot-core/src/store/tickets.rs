@@ -14,6 +14,9 @@ pub enum TicketPurpose {
     Call,
     /// `wss /frontend-stream` (watching a live call).
     Observe,
+    /// A Twilio media stream: `/voice` stores the stream token it hands out, the stream service
+    /// consumes it when the stream starts, so a token opens one stream only.
+    Stream,
 }
 
 impl TicketPurpose {
@@ -21,6 +24,7 @@ impl TicketPurpose {
         match self {
             TicketPurpose::Call => "call",
             TicketPurpose::Observe => "observe",
+            TicketPurpose::Stream => "stream",
         }
     }
 
@@ -28,6 +32,7 @@ impl TicketPurpose {
         match s {
             "call" => Some(TicketPurpose::Call),
             "observe" => Some(TicketPurpose::Observe),
+            "stream" => Some(TicketPurpose::Stream),
             _ => None,
         }
     }

@@ -1,9 +1,10 @@
 //! Signed, short-lived stream tokens: `/voice` hands one to Twilio in a TwiML `<Parameter>`, and
 //! the stream service accepts a media stream only with a valid one for the same bot and call.
 //!
-//! Format: `v1.<bot id>.<call sid>.<expiry unix seconds>.<hex HMAC-SHA256>`; the HMAC key is
-//! derived from the Twilio auth token (both services already hold it), the MAC covers everything
-//! before it.
+//! Format: `v1.<bot id>.<call sid>.<expiry unix seconds>.<nonce>.<hex HMAC-SHA256>`; the HMAC key
+//! is derived from the Twilio auth token (both services already hold it), the MAC covers everything
+//! before it. The random nonce makes every token distinct (a `/voice` retried within the same
+//! second gets a new one), so each can be stored and consumed once (see `TicketPurpose::Stream`).
 
 use crate::domain::{BotId, CallSid};
 use hmac::{Hmac, Mac};
@@ -43,7 +44,8 @@ fn mac(auth_token: &[u8], payload: &str) -> HmacSha256 {
 }
 
 pub fn issue(auth_token: &[u8], bot: &BotId, call: &CallSid, now_unix: i64) -> String {
-    let payload = format!("v1.{bot}.{call}.{}", now_unix + TOKEN_TTL_SECS);
+    let nonce = crate::apikey::random_token("", 16);
+    let payload = format!("v1.{bot}.{call}.{}.{nonce}", now_unix + TOKEN_TTL_SECS);
     let sig = hex::encode(mac(auth_token, &payload).finalize().into_bytes());
     format!("{payload}.{sig}")
 }
@@ -51,7 +53,8 @@ pub fn issue(auth_token: &[u8], bot: &BotId, call: &CallSid, now_unix: i64) -> S
 pub fn verify(auth_token: &[u8], token: &str, now_unix: i64) -> Result<StreamClaims, TokenError> {
     let (payload, sig) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
     let mut parts = payload.split('.');
-    let (Some("v1"), Some(bot), Some(call), Some(exp), None) = (
+    let (Some("v1"), Some(bot), Some(call), Some(exp), Some(nonce), None) = (
+        parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
@@ -60,6 +63,9 @@ pub fn verify(auth_token: &[u8], token: &str, now_unix: i64) -> Result<StreamCla
     ) else {
         return Err(TokenError::Malformed);
     };
+    if nonce.len() != 16 || !nonce.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(TokenError::Malformed);
+    }
     let sig = hex::decode(sig).map_err(|_| TokenError::Malformed)?;
     let expected = mac(auth_token, payload).finalize().into_bytes();
     if !bool::from(expected.as_slice().ct_eq(&sig)) {
@@ -85,7 +91,7 @@ mod tests {
         let (bot, call) = (BotId::generate(), CallSid::generate());
         let t = issue(b"secret", &bot, &call, 1000);
         let claims = verify(b"secret", &t, 1000).unwrap();
-        assert_eq!((claims.bot, claims.call), (bot.clone(), call));
+        assert_eq!((claims.bot, claims.call), (bot.clone(), call.clone()));
         assert_eq!(
             verify(b"secret", &t, 1000 + TOKEN_TTL_SECS + 1),
             Err(TokenError::Expired)
@@ -97,6 +103,11 @@ mod tests {
             Err(TokenError::BadSignature)
         );
         assert_eq!(verify(b"secret", "v1.x", 1000), Err(TokenError::Malformed));
+        assert_ne!(
+            t,
+            issue(b"secret", &bot, &call, 1000),
+            "every token is distinct"
+        );
         assert_eq!(verify(b"secret", "", 1000), Err(TokenError::Malformed));
     }
 }

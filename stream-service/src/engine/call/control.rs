@@ -23,7 +23,7 @@ impl Actor {
     fn command_error(&mut self, code: &str, message: String) {
         let status = match code {
             "unsupported_command" => 501,
-            "forbidden" => 403,
+            "forbidden" | "transfer_refused" => 403,
             _ => 400,
         };
         tracing::debug!(call_sid = %self.sid, code, %message, "call command refused");
@@ -122,6 +122,14 @@ impl Actor {
                         format!(
                             "refer needs a phone leg; this call is {}",
                             self.leg.channel().as_str()
+                        ),
+                    );
+                }
+                if !self.info.brain.may_transfer_to(target.as_str()) {
+                    return self.command_error(
+                        "transfer_refused",
+                        format!(
+                            "refer to {target} refused: it is not in the bot's transfer_numbers"
                         ),
                     );
                 }

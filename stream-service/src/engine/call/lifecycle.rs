@@ -13,6 +13,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
+/// How long past its audio's own length a reply waits for the carrier's marks.
+pub const MARK_GRACE: Duration = Duration::from_millis(1500);
+
 /// A mark every this many frames, and at the end of each sentence.
 const MARK_EVERY: usize = 10;
 
@@ -283,6 +286,30 @@ impl Turn {
         }
     }
 
+    /// When the reply has been sent in full and its audio has had time to play — its own
+    /// length from the first frame, plus [`MARK_GRACE`] — marks still out are taken as heard, so
+    /// a carrier that never echoes them cannot hold the call until its maximum length. Returns
+    /// how many were given up on.
+    pub fn release_overdue_marks(&mut self, now: Instant) -> usize {
+        let p = &mut self.playback;
+        if self.phase != (Phase::Speaking { streaming: false })
+            || !p.queue.is_empty()
+            || p.outstanding == 0
+        {
+            return 0;
+        }
+        let Some(started) = p.started else {
+            return 0;
+        };
+        if now < started + Duration::from_millis(p.sent * 20) + MARK_GRACE {
+            return 0;
+        }
+        for s in &mut p.sentences {
+            s.2 = s.1;
+        }
+        std::mem::take(&mut p.outstanding)
+    }
+
     /// Whether the turn is over: its reply heard to the last mark, or nothing to say.
     pub fn complete(&mut self) -> bool {
         let p = &self.playback;
@@ -426,6 +453,36 @@ mod tests {
         );
         assert_eq!(t.heard_text(), "Sure. We open at five.");
         assert_eq!(t.timings.stt_ms, Some(90));
+    }
+
+    #[tokio::test]
+    async fn marks_that_never_come_back_wait_only_for_the_audio_length() {
+        let mut t = turn();
+        t.reply(
+            Reply {
+                say: "One two three.".into(),
+                ..Reply::default()
+            },
+            vec!["One two three.".into()],
+            None,
+        );
+        t.audio(0, &[0xff; 160 * 50], Duration::ZERO, "espeak-ng");
+        t.sentence_done(0);
+        t.synthesis_finished();
+        let started = Instant::now();
+        t.playback.started = Some(started);
+        send_all(&mut t);
+        assert_eq!(t.playback.sent, 50, "one second of audio");
+        assert!(!t.complete(), "marks are outstanding");
+        // Within the audio's length and the grace: still waiting.
+        let due = started + Duration::from_secs(1) + MARK_GRACE;
+        assert_eq!(t.release_overdue_marks(due - Duration::from_millis(20)), 0);
+        assert!(!t.complete());
+        // Past it: the reply counts as heard in full.
+        assert_eq!(t.release_overdue_marks(due), 5, "a mark every 10 frames");
+        assert!(t.complete());
+        assert_eq!(t.heard_text(), "One two three.");
+        assert_eq!(t.release_overdue_marks(due), 0);
     }
 
     #[tokio::test]

@@ -119,5 +119,4 @@ impl Actor {
         self.inbound.extend_from_slice(frame);
         self.caller_audio();
     }
-
 }

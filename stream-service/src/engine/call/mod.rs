@@ -96,6 +96,8 @@ struct Actor {
     /// `playId` of the `tts` playing now, and the text of a streamed `tts` not yet spoken.
     playing: Option<String>,
     tts_stream: String,
+    /// Webhook turns that failed in a row.
+    webhook_failures: u32,
 }
 
 /// Runs a verified Twilio media stream's call.
@@ -184,6 +186,8 @@ pub(crate) async fn drive(
         webhook_timeout: settings.webhook_timeout,
         webhooks_per_second: settings.webhooks_per_bot_per_second,
         fallback_line: settings.fallback_line.clone(),
+        not_heard_line: settings.not_heard_line.clone(),
+        webhook_failure_limit: settings.webhook_failure_limit,
         mode,
         brain: bot.brain.clone(),
         system_prompt,
@@ -270,6 +274,7 @@ pub(crate) async fn drive(
         muted_bot: false,
         playing: None,
         tts_stream: String::new(),
+        webhook_failures: 0,
     };
     tracing::info!(call_sid = %call.sid, bot_id = %bot.id, "call engine started");
     actor
@@ -428,6 +433,7 @@ impl Actor {
             turn,
             kind,
             history: self.history.clone(),
+            webhook_failures: self.webhook_failures,
         };
         let task = tokio::spawn(pipeline::run(
             self.engine.clone(),
@@ -480,12 +486,26 @@ impl Actor {
                 webhook,
                 sentences,
             } if turn == cur.turn => {
+                if webhook.is_some() {
+                    self.webhook_failures = match fallback.as_deref() {
+                        Some(pipeline::TRANSFER_REFUSED) | None => 0,
+                        Some(_) => self.webhook_failures + 1,
+                    };
+                }
                 if let Some(reason) = &fallback {
+                    let error = match reason.as_str() {
+                        pipeline::TRANSFER_REFUSED => "the webhook asked to transfer the call to a number outside the bot's transfer_numbers; refused".into(),
+                        pipeline::WEBHOOK_UNAVAILABLE => match &action {
+                            Action::Transfer(to) => format!("the webhook failed {} turns in a row; transferring the call to the fallback number {to}", self.webhook_failures),
+                            _ => format!("the webhook failed {} turns in a row; ending the call (the bot has no fallback_number)", self.webhook_failures),
+                        },
+                        _ => format!("webhook failed ({reason}); spoke the fallback line"),
+                    };
                     self.events.emit(CallEvent::Error {
                         track_id: format!("reply-{turn}"),
                         timestamp: now_ms(),
                         sender: "webhook".into(),
-                        error: format!("webhook failed ({reason}); spoke the fallback line"),
+                        error,
                         code: None,
                     });
                 }
@@ -587,6 +607,21 @@ impl Actor {
             }
         }
         self.pump(now, true);
+        if let Some(cur) = self.current.as_mut() {
+            let lost = cur.release_overdue_marks(now);
+            if lost > 0 {
+                tracing::warn!(call_sid = %self.sid, turn = cur.turn, lost, "the carrier did not echo marks; the reply counts as heard by its length");
+                self.events.emit(CallEvent::Error {
+                    track_id: format!("reply-{}", cur.turn),
+                    timestamp: now_ms(),
+                    sender: "telephony".into(),
+                    error: format!(
+                        "{lost} playback marks did not come back; the reply counts as heard by its length"
+                    ),
+                    code: None,
+                });
+            }
+        }
         self.maybe_complete().await;
         self.timers(now).await;
         self.listen_timers();

@@ -39,6 +39,7 @@ impl Actor {
     }
 
     /// Hands the caller to `number` through the carrier (`<Dial>`); the engine's part ends.
+    /// Only to a number the bot's `transfer_numbers` allow (an `error` event otherwise).
     /// Legs without a carrier (WebSocket, WebRTC) cannot be transferred: an `error` event says
     /// so and the conversation goes on.
     pub(super) async fn transfer(&mut self, number: &str, timeout: Option<u32>) {
@@ -49,6 +50,13 @@ impl Actor {
             error,
             code: None,
         };
+        if !self.info.brain.may_transfer_to(number) {
+            tracing::warn!(call_sid = %self.sid, to = number, "transfer outside transfer_numbers refused");
+            self.events.emit(fail(format!(
+                "transfer to {number} refused: it is not in the bot's transfer_numbers"
+            )));
+            return;
+        }
         if !self.leg.channel().is_phone() {
             self.events.emit(fail(format!(
                 "transfer to {number} needs a phone leg; this call is {}",

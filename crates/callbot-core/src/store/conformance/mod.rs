@@ -72,6 +72,7 @@ pub fn sample_bot(tenant: &TenantId) -> Bot {
 /// Runs every check against `store`. Panics with a description on the first failure.
 pub async fn run_all(store: Arc<dyn Store>) {
     api_keys(&*store).await;
+    key_management(&*store).await;
     bot_crud_and_isolation(&*store).await;
     listing_is_newest_first(&*store).await;
     quota_and_uniqueness(&*store).await;
@@ -203,6 +204,58 @@ async fn api_keys(store: &dyn Store) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.tenant_for_api_key(&h).await.unwrap(), Some(a));
+}
+
+/// Keys are listed per tenant (ids and labels only) and revoked by id, only by their tenant.
+async fn key_management(store: &dyn Store) {
+    use crate::store::key_id;
+    let (a, b) = (tenant(), tenant());
+    let (ha1, ha2, hb) = (
+        KeyHash::of(&unique("key")),
+        KeyHash::of(&unique("key")),
+        KeyHash::of(&unique("key")),
+    );
+    store.put_api_key(&ha1, &a, "laptop").await.unwrap();
+    store.put_api_key(&ha2, &a, "ci").await.unwrap();
+    store.put_api_key(&hb, &b, "other").await.unwrap();
+    let listed = store.list_api_keys(Some(&a)).await.unwrap();
+    let mut ids: Vec<_> = listed.iter().map(|k| k.id.clone()).collect();
+    ids.sort();
+    let mut want = vec![key_id(&ha1), key_id(&ha2)];
+    want.sort();
+    assert_eq!(ids, want, "a tenant lists exactly its keys");
+    assert!(
+        listed
+            .iter()
+            .all(|k| k.tenant == a && !k.created_at.is_empty())
+    );
+    assert!(listed.iter().any(|k| k.label == "laptop"));
+    let all = store.list_api_keys(None).await.unwrap();
+    assert!(
+        all.iter().any(|k| k.id == key_id(&hb)),
+        "the operator lists every tenant's keys"
+    );
+    assert!(
+        !store.revoke_api_key(Some(&a), &key_id(&hb)).await.unwrap(),
+        "a tenant cannot revoke another tenant's key"
+    );
+    assert_eq!(
+        store.tenant_for_api_key(&hb).await.unwrap(),
+        Some(b.clone())
+    );
+    assert!(store.revoke_api_key(Some(&a), &key_id(&ha1)).await.unwrap());
+    assert!(
+        !store.revoke_api_key(Some(&a), &key_id(&ha1)).await.unwrap(),
+        "idempotent"
+    );
+    assert_eq!(store.tenant_for_api_key(&ha1).await.unwrap(), None);
+    assert_eq!(
+        store.tenant_for_api_key(&ha2).await.unwrap(),
+        Some(a.clone())
+    );
+    assert!(!store.revoke_api_key(None, "key_nothex").await.unwrap());
+    assert!(store.revoke_api_key(None, &key_id(&hb)).await.unwrap());
+    assert_eq!(store.tenant_for_api_key(&hb).await.unwrap(), None);
 }
 
 async fn bot_crud_and_isolation(store: &dyn Store) {

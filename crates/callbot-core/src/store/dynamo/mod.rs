@@ -9,7 +9,7 @@
 //! | number → bot | `NUMBER#<e164>` | `NUMBER` | |
 //! | bot quota counter | `TENANT#<t>` | `QUOTA#bots` | |
 //! | calls per bot per day | `BOT#<id>` | `CALLS#<day>` | |
-//! | API key | `APIKEY#<sha256>` | `APIKEY` | |
+//! | API key | `APIKEY#<sha256>` | `APIKEY` | `TENANT#<t>#KEYS` / `<sha256>` |
 //! | idempotency | `IDEM#<t>#<scope>#<key>` | `IDEM` | |
 //! | sequence | `SEQ#<name>` | `SEQ` | |
 //! | call | `CALL#<sid>` | `CALL` | `TENANT#<t>#CALLS` / list key; gsi2: `BOT#<id>#CALLS` / list key |
@@ -18,6 +18,7 @@
 //! A call's list key is `<created_at RFC 3339>#<sid>`, so both indexes list calls newest first.
 
 mod calls;
+mod keys;
 mod tickets;
 mod usage;
 
@@ -397,6 +398,8 @@ impl Store for DynamoStore {
         item.insert("tenant".into(), s(tenant.as_str()));
         item.insert("label".into(), s(label));
         item.insert("created_at".into(), s(time_fmt::rfc3339(time_fmt::now())));
+        item.insert("gsi1pk".into(), s(keys::tenant_keys(tenant)));
+        item.insert("gsi1sk".into(), s(hash.as_str()));
         self.put_owned(item, tenant, "API key already belongs to another tenant")
             .await
     }

@@ -3,6 +3,7 @@
 //! also hold between processes sharing the file.
 
 mod calls;
+mod keys;
 mod tickets;
 mod usage;
 
