@@ -280,7 +280,7 @@ async fn platform_overhead(delay: Duration) -> anyhow::Result<Vec<String>> {
     settings.addr = listener.local_addr()?;
     settings.calls.speech = SpeechSettings::Instant;
     settings.calls.end_silence = Duration::from_millis(500);
-    settings.calls.max_streams_per_user = 16;
+    settings.limits.max_calls_per_tenant = 64;
     settings.llm = LlmSettings::OpenAi {
         base_url: url::Url::parse(&base)?,
         api_key: None,

@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{
     BotId, BotStatus, CallSid, CallStatus, FirstMessage, Goal, PhoneNumber, TenantId, UserLabel,
 };
+use callbot_core::store::leases;
 use callbot_core::store::{
-    Bot, CallFilter, CallRecord, Cursor, IdempotencyRecord, RateDecision, StoreError,
+    Bot, CallFilter, CallRecord, Cursor, IdempotencyRecord, LeaseDecision, RateDecision, StoreError,
 };
 use callbot_core::telephony::OutboundCall;
 use callbot_core::time_fmt;
@@ -261,11 +262,41 @@ pub async fn outbound_call(
             retry_after_secs: Some(retry_after_secs),
         });
     }
+    // A place among the tenant's concurrent calls, held for the call once its sid is known.
+    let calls = leases::calls_scope(&tenant);
+    let pending = format!("pending-{}", callbot_core::apikey::random_token("", 20));
+    let max_calls = state.settings.limits.max_calls_per_tenant;
+    let now_ms = leases::now_ms();
+    let busy = || ApiError::TooManyRequests {
+        code: "too_many_calls",
+        message: format!(
+            "this account has {max_calls} calls in progress (CALLBOT_MAX_CALLS_PER_TENANT); try again when one ends"
+        ),
+        retry_after_secs: Some(30),
+    };
+    if state
+        .store
+        .acquire_lease(
+            &calls,
+            &pending,
+            max_calls,
+            now_ms + leases::LEASE_TTL_MS,
+            now_ms,
+        )
+        .await?
+        == LeaseDecision::Full
+    {
+        return Err(busy());
+    }
     let day = time_fmt::day_key(now);
-    state
+    if let Err(e) = state
         .store
         .count_call(&bot.id, &day, state.settings.limits.calls_per_bot_per_day)
-        .await?;
+        .await
+    {
+        state.store.release_lease(&calls, &pending).await?;
+        return Err(e.into());
+    }
     let placed = state
         .telephony
         .create_call(&OutboundCall {
@@ -279,9 +310,30 @@ pub async fn outbound_call(
         Ok(sid) => sid,
         Err(e) => {
             let _ = state.store.uncount_call(&bot.id, &day).await;
+            let _ = state.store.release_lease(&calls, &pending).await;
             return Err(e.into());
         }
     };
+    // The place passes from the pending holder to the call (a concurrent request may take it in
+    // between: then the call is ended before it is answered).
+    state.store.release_lease(&calls, &pending).await?;
+    let now_ms = leases::now_ms();
+    if state
+        .store
+        .acquire_lease(
+            &calls,
+            sid.as_str(),
+            max_calls,
+            now_ms + leases::LEASE_TTL_MS,
+            now_ms,
+        )
+        .await?
+        == LeaseDecision::Full
+    {
+        let _ = state.telephony.hangup_call(&sid).await;
+        let _ = state.store.uncount_call(&bot.id, &day).await;
+        return Err(busy());
+    }
     let answer = OutboundCallResponse {
         success: true,
         message: "Call initiated".into(),
@@ -320,6 +372,7 @@ pub async fn outbound_call(
                 tracing::error!(call_sid = %sid, error = %e, "could not end an unrecorded call");
             }
             let _ = state.store.uncount_call(&bot.id, &day).await;
+            let _ = state.store.release_lease(&calls, sid.as_str()).await;
             match (err, &idem) {
                 (StoreError::IdempotencyKeyUsed, Some(rec)) => match state
                     .store

@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use callbot_core::apikey::KeyHash;
 use callbot_core::domain::{BotId, BotStatus, CallSid, CallStatus};
+use callbot_core::store::leases::{self, LeaseDecision};
 use callbot_core::store::{
     Bot, CallRecord, StatusOutcome, StatusUpdate, StoreError, TicketPurpose,
 };
@@ -164,6 +165,25 @@ pub async fn answer(State(state): State<AppState>, form: TwilioForm) -> Result<R
         return Ok(refuse("This line is not taking calls right now. Goodbye."));
     }
     if existing.is_none() {
+        // Refused before answering, with a spoken line, never after.
+        let limit = state.settings.limits.max_calls_per_tenant;
+        let now_ms = leases::now_ms();
+        let place = state
+            .store
+            .acquire_lease(
+                &leases::calls_scope(&bot.tenant),
+                sid.as_str(),
+                limit,
+                now_ms + leases::LEASE_TTL_MS,
+                now_ms,
+            )
+            .await?;
+        if place == LeaseDecision::Full {
+            tracing::info!(call_sid = %sid, tenant = %bot.tenant, limit, "concurrent call limit reached");
+            return Ok(refuse(
+                "All our lines are busy right now. Please call again in a few minutes. Goodbye.",
+            ));
+        }
         let now = time_fmt::now();
         let limit = state.settings.limits.calls_per_bot_per_day;
         match state
@@ -174,6 +194,10 @@ pub async fn answer(State(state): State<AppState>, form: TwilioForm) -> Result<R
             Ok(()) => {}
             Err(StoreError::QuotaExceeded { .. }) => {
                 tracing::info!(call_sid = %sid, bot_id = %bot.id, "daily call quota reached");
+                state
+                    .store
+                    .release_lease(&leases::calls_scope(&bot.tenant), sid.as_str())
+                    .await?;
                 return Ok(refuse(
                     "This line has reached its call limit for today. Please call again tomorrow.",
                 ));
@@ -255,6 +279,13 @@ pub async fn status_callback(
         match state.store.update_call_status(&sid, &update).await? {
             StatusOutcome::Applied(call) => {
                 tracing::info!(call_sid = %sid, status = %call.status, "call status");
+                if call.status.is_terminal() {
+                    // The call's place in its tenant's limit, whoever else holds the call.
+                    state
+                        .store
+                        .release_lease(&leases::calls_scope(&call.tenant), sid.as_str())
+                        .await?;
+                }
                 return Ok(StatusCode::NO_CONTENT);
             }
             StatusOutcome::Ignored(call) => {

@@ -337,6 +337,35 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
         now,
     );
     record.channel = channel;
+    let limit = state.settings.limits.max_calls_per_tenant;
+    let lease_now = callbot_core::store::leases::now_ms();
+    match state
+        .store
+        .acquire_lease(
+            &callbot_core::store::leases::calls_scope(&tenant),
+            record.sid.as_str(),
+            limit,
+            lease_now + callbot_core::store::leases::LEASE_TTL_MS,
+            lease_now,
+        )
+        .await
+    {
+        Ok(callbot_core::store::LeaseDecision::Acquired) => {}
+        Ok(callbot_core::store::LeaseDecision::Full) => {
+            return fail(
+                socket,
+                429,
+                format!(
+                    "this account has {limit} calls in progress (CALLBOT_MAX_CALLS_PER_TENANT)"
+                ),
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "taking a call place failed");
+            return fail(socket, 503, "the store is unavailable; try again".into()).await;
+        }
+    }
     if let Err(e) = state.store.create_call(&record, None).await {
         tracing::error!(error = %e, "storing a call failed");
         return fail(socket, 503, "the store is unavailable; try again".into()).await;

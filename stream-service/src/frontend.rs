@@ -7,11 +7,14 @@
 
 use crate::StreamState;
 use crate::engine::events::{CallEvent, now_ms};
+use crate::engine::lease::LeaseKeeper;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::CallSid;
+use callbot_core::store::LeaseDecision;
+use callbot_core::store::leases;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -97,8 +100,38 @@ pub async fn upgrade(
     if q.user_id.is_some() && call.user != q.user_id {
         return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
     }
+    // At most `max_observers_per_user` sockets per end user, counted in the store (every
+    // instance), kept while the socket is open.
+    let scope = leases::observers_scope(&tenant, q.user_id.as_deref());
+    let holder = format!("obs-{}", callbot_core::apikey::random_token("", 20));
+    let limit = state.settings.limits.max_observers_per_user;
+    let now = leases::now_ms();
+    match state
+        .store
+        .acquire_lease(&scope, &holder, limit, now + leases::LEASE_TTL_MS, now)
+        .await
+    {
+        Ok(LeaseDecision::Acquired) => {}
+        Ok(LeaseDecision::Full) => {
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_observers",
+                &format!(
+                    "at most {limit} observer connections per user (CALLBOT_MAX_OBSERVERS_PER_USER)"
+                ),
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "taking an observer place failed");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again");
+        }
+    }
+    let keeper = LeaseKeeper::start(state.store.clone(), scope, holder);
     let events = call.events.listen();
-    ws.on_upgrade(move |socket| forward(socket, events))
+    ws.on_upgrade(move |socket| async move {
+        forward(socket, events).await;
+        keeper.release().await;
+    })
 }
 
 async fn forward(mut socket: WebSocket, mut listening: crate::engine::events::Listening) {

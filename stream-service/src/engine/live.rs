@@ -1,5 +1,5 @@
 //! The registry of live calls in this process: what `/call/lists` shows, what `/call/kill/{id}`
-//! stops, what `/frontend-stream` subscribes to, and the per-user limit on live streams.
+//! stops, what `/frontend-stream` subscribes to.
 
 use super::events::EventBus;
 use callbot_core::domain::{BotId, CallSid, TenantId};
@@ -55,22 +55,14 @@ impl LiveCalls {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a call unless its user (or, inbound, its tenant) already has `limit` live calls.
-    pub fn register(&self, call: LiveCall, limit: u32) -> Result<Registration, usize> {
-        let mut map = self.lock();
-        let same = map
-            .values()
-            .filter(|c| c.tenant == call.tenant && c.user == call.user)
-            .count();
-        if same >= limit as usize {
-            return Err(same);
-        }
+    /// Registers a call (limits are the store's leases, which hold across instances).
+    pub fn register(&self, call: LiveCall) -> Registration {
         let sid = call.sid.clone();
-        map.insert(sid.clone(), call);
-        Ok(Registration {
+        self.lock().insert(sid.clone(), call);
+        Registration {
             calls: self.clone(),
             sid,
-        })
+        }
     }
 
     pub fn get(&self, tenant: &TenantId, sid: &CallSid) -> Option<LiveCall> {
@@ -136,17 +128,18 @@ mod tests {
     }
 
     #[test]
-    fn limit_per_user_and_release_on_drop() {
+    fn calls_are_listed_per_tenant_and_removed_on_drop() {
         let live = LiveCalls::default();
         let a: Vec<_> = (0..3)
-            .map(|_| live.register(call("t", Some("u")), 3).unwrap())
+            .map(|_| live.register(call("t", Some("u"))))
             .collect();
-        assert!(live.register(call("t", Some("u")), 3).is_err());
-        let _other_user = live.register(call("t", Some("v")), 3).unwrap();
-        let _other_tenant = live.register(call("t2", Some("u")), 3).unwrap();
+        let other = call("t2", Some("u"));
+        let (sid, tenant) = (other.sid.clone(), other.tenant.clone());
+        let _other_tenant = live.register(other);
+        assert_eq!(live.list(&TenantId::parse("t").unwrap()).len(), 3);
+        assert!(live.get(&TenantId::parse("t").unwrap(), &sid).is_none());
+        assert!(live.get(&tenant, &sid).is_some());
         drop(a);
-        assert_eq!(live.len(), 2);
-        assert!(live.register(call("t", Some("u")), 3).is_ok());
-        assert!(live.list(&TenantId::parse("t").unwrap()).len() == 1);
+        assert_eq!(live.len(), 1);
     }
 }

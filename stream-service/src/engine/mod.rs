@@ -6,6 +6,7 @@ pub mod call;
 pub mod command;
 mod converse;
 pub mod events;
+pub mod lease;
 pub mod live;
 pub mod pipeline;
 pub mod play;
@@ -14,13 +15,12 @@ pub mod webhook;
 
 use crate::llm::Llm;
 use crate::speech::{Recogniser, SpeechToText, TextToSpeech, Voices};
-use callbot_core::domain::{BotId, WebhookPolicy};
+use callbot_core::domain::WebhookPolicy;
 use callbot_core::outbound::{self, Lookup, SystemLookup};
 use callbot_core::recordings::Recordings;
 use callbot_core::telephony::Telephony;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What every call shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -50,13 +50,6 @@ pub struct Engine {
     pub llm_timeout: Duration,
     /// Keeps the local model worker running while the engine lives.
     _worker: Option<Arc<crate::llm::worker::LocalWorker>>,
-    buckets: Arc<Mutex<HashMap<BotId, Bucket>>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
 }
 
 impl Engine {
@@ -92,7 +85,6 @@ impl Engine {
             llm_upstream: None,
             llm_timeout: Duration::from_millis(2500),
             _worker: None,
-            buckets: Arc::default(),
         }
     }
 
@@ -134,28 +126,5 @@ impl Engine {
         self.recogniser = Recogniser::from_settings(providers, self.http.clone());
         self.stt_timeout = providers.stt_timeout;
         self
-    }
-
-    /// Takes a webhook token for `bot` (token bucket, `per_second` with a burst of the same size).
-    /// Returns how long to wait when none is left.
-    pub fn webhook_slot(&self, bot: &BotId, per_second: u32) -> Result<(), Duration> {
-        let rate = f64::from(per_second.max(1));
-        let now = Instant::now();
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 10_000 {
-            map.retain(|_, b| now.duration_since(b.at) < Duration::from_secs(60));
-        }
-        let b = map.entry(bot.clone()).or_insert(Bucket {
-            tokens: rate,
-            at: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(rate);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
-        }
     }
 }

@@ -11,7 +11,7 @@ use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::speech::voices::FALLBACK_VOICE;
 use crate::speech::{SpeechToText, TextToSpeech, sentences};
 use callbot_core::domain::{BotMode, Brain, PhoneNumber, VoiceProvider, WebhookPolicy};
-use callbot_core::store::LlmTimings;
+use callbot_core::store::{LlmTimings, RateDecision};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -33,6 +33,8 @@ pub struct CallInfo {
     pub voice: callbot_core::domain::Voice,
     pub webhook_timeout: Duration,
     pub webhooks_per_second: u32,
+    /// Where the webhook rate is counted (and the call's other shared state lives).
+    pub store: Arc<dyn callbot_core::store::Store>,
     pub fallback_line: String,
     /// Spoken when the caller's words could not be recognised.
     pub not_heard_line: String,
@@ -623,13 +625,29 @@ async fn ask(
     history: &[HistoryEntry],
 ) -> (Option<webhook::Reply>, Option<String>, Duration) {
     let started = Instant::now();
+    // The bot's webhook rate, counted in the store so it holds across instances (a store that
+    // cannot answer does not stop the turn).
+    let scope = format!("webhook#{}", info.bot_id);
     loop {
-        match engine.webhook_slot(&info.bot_id, info.webhooks_per_second) {
-            Ok(()) => break,
-            Err(wait) if started.elapsed() + wait < info.webhook_timeout => {
-                tokio::time::sleep(wait).await
+        let now = callbot_core::time_fmt::now();
+        match info
+            .store
+            .acquire_rate_slot(&scope, info.webhooks_per_second.max(1), 1, now)
+            .await
+        {
+            Ok(RateDecision::Allowed) => break,
+            Ok(RateDecision::Limited { retry_after_secs }) => {
+                // Slots are timed in milliseconds: poll at a fraction of the window.
+                let wait = Duration::from_millis(100).min(Duration::from_secs(retry_after_secs));
+                if started.elapsed() + wait >= info.webhook_timeout {
+                    return (None, Some("rate_limited".into()), started.elapsed());
+                }
+                tokio::time::sleep(wait).await;
             }
-            Err(_) => return (None, Some("rate_limited".into()), started.elapsed()),
+            Err(e) => {
+                tracing::warn!(call_sid = %info.call_sid, error = %e, "webhook rate check failed; sending anyway");
+                break;
+            }
         }
     }
     let request = TurnRequest {

@@ -123,6 +123,12 @@ pub struct Limits {
     pub calls_per_bot_per_day: u32,
     /// Outbound call initiations allowed per end user (`user_id`) per minute.
     pub outbound_calls_per_user_per_minute: u32,
+    /// Calls in progress at once per tenant (inbound, outbound and browser calls), held in the
+    /// store so it holds across instances.
+    pub max_calls_per_tenant: u32,
+    /// `/frontend-stream` observer sockets open at once per end user (`user_id`; per tenant
+    /// without one).
+    pub max_observers_per_user: u32,
 }
 
 impl Default for Limits {
@@ -132,6 +138,8 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             calls_per_bot_per_day: 100,
             outbound_calls_per_user_per_minute: 5,
+            max_calls_per_tenant: 20,
+            max_observers_per_user: 3,
         }
     }
 }
@@ -196,8 +204,6 @@ pub struct CallSettings {
     pub silence_timeout: Duration,
     pub reprompt_line: String,
     pub max_call: Duration,
-    /// Live media streams per tenant end user (tenant-wide for inbound calls).
-    pub max_streams_per_user: u32,
     pub webhooks_per_bot_per_second: u32,
     /// How long recording links stay valid.
     pub recording_link_ttl: Duration,
@@ -415,6 +421,16 @@ impl Settings {
                 defaults.outbound_calls_per_user_per_minute.into(),
             )?)
             .map_err(|e| err("CALLBOT_OUTBOUND_CALLS_PER_MINUTE", e.to_string()))?,
+            max_calls_per_tenant: u32::try_from(num(
+                "CALLBOT_MAX_CALLS_PER_TENANT",
+                defaults.max_calls_per_tenant.into(),
+            )?)
+            .map_err(|e| err("CALLBOT_MAX_CALLS_PER_TENANT", e.to_string()))?,
+            max_observers_per_user: u32::try_from(num(
+                "CALLBOT_MAX_OBSERVERS_PER_USER",
+                defaults.max_observers_per_user.into(),
+            )?)
+            .map_err(|e| err("CALLBOT_MAX_OBSERVERS_PER_USER", e.to_string()))?,
         };
         let ms = |name: &'static str, default: u64| num(name, default).map(Duration::from_millis);
         let speech = match get("CALLBOT_SPEECH")
@@ -461,8 +477,6 @@ impl Settings {
                 .cloned()
                 .unwrap_or_else(|| "Are you still there?".into()),
             max_call: Duration::from_secs(num("CALLBOT_MAX_CALL_SECS", 1800)?),
-            max_streams_per_user: u32::try_from(num("CALLBOT_MAX_STREAMS_PER_USER", 3)?)
-                .map_err(|e| err("CALLBOT_MAX_STREAMS_PER_USER", e.to_string()))?,
             webhooks_per_bot_per_second: u32::try_from(num(
                 "CALLBOT_WEBHOOKS_PER_BOT_PER_SECOND",
                 5,

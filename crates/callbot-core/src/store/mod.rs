@@ -14,6 +14,7 @@ pub use calls::{
 };
 
 pub use keys::{ApiKeyInfo, KeyStore, key_id};
+pub use leases::{LeaseDecision, LeaseStore};
 pub use tickets::{TicketPurpose, TicketStore, new_ticket};
 pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
 pub use usage::{LlmUsage, UsageStore};
@@ -23,6 +24,7 @@ mod calls;
 pub mod conformance;
 pub mod dynamo;
 pub mod keys;
+pub mod leases;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod tickets;
@@ -104,7 +106,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 ///   tenant's data.
 #[async_trait]
 pub trait Store:
-    CallStore + TurnStore + UsageStore + TicketStore + KeyStore + Send + Sync + std::fmt::Debug
+    CallStore
+    + TurnStore
+    + UsageStore
+    + TicketStore
+    + KeyStore
+    + LeaseStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// Short name for logs and the startup banner ("sqlite", "dynamodb").
     fn kind(&self) -> &'static str;

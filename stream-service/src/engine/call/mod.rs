@@ -148,14 +148,14 @@ pub(crate) async fn drive(
         channel: leg.channel(),
         commands: cmd_tx,
     };
-    let registration: Registration = match engine.live.register(live, settings.max_streams_per_user)
-    {
-        Ok(r) => r,
-        Err(n) => {
-            tracing::warn!(call_sid = %call.sid, live = n, "live stream limit reached");
-            return close(socket, "too many live calls for this user").await;
-        }
-    };
+    let registration: Registration = engine.live.register(live);
+    // The call's place among its tenant's concurrent calls (taken by `/voice`, `/outbound-call`
+    // or the socket's `invite`), kept while the call lives.
+    let lease = super::lease::LeaseKeeper::start(
+        state.store.clone(),
+        callbot_core::store::leases::calls_scope(&call.tenant),
+        call.sid.to_string(),
+    );
     // An outbound call with a `prompt` is a conversation the model leads, whatever the bot's mode.
     let instructions = call.prompt.as_ref().map(|p| p.as_str().to_owned());
     let mode = if instructions.is_some() {
@@ -185,6 +185,7 @@ pub(crate) async fn drive(
         voice: bot.voice.clone(),
         webhook_timeout: settings.webhook_timeout,
         webhooks_per_second: settings.webhooks_per_bot_per_second,
+        store: state.store.clone(),
         fallback_line: settings.fallback_line.clone(),
         not_heard_line: settings.not_heard_line.clone(),
         webhook_failure_limit: settings.webhook_failure_limit,
@@ -318,6 +319,7 @@ pub(crate) async fn drive(
         }
     }
     actor.finish(&call.tenant, &call.sid, &mut pipe_rx).await;
+    lease.release().await;
     drop(actor);
     done.cancel();
     if let Some(f) = forwarder {

@@ -86,6 +86,70 @@ pub async fn run_all(store: Arc<dyn Store>) {
     calls::turns(&*store).await;
     llm_usage(Arc::clone(&store)).await;
     tickets(Arc::clone(&store)).await;
+    leases(Arc::clone(&store)).await;
+}
+
+/// Of many concurrent holders exactly `limit` get a lease; the same holder renews rather than
+/// taking a second place; a released or lapsed place goes to the next holder.
+async fn leases(store: Arc<dyn Store>) {
+    use crate::store::LeaseDecision;
+    let scope = unique("lease");
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let (store, scope) = (Arc::clone(&store), scope.clone());
+        tasks.push(tokio::spawn(async move {
+            let got = store
+                .acquire_lease(&scope, &format!("h{i}"), 3, 10_000, 1_000)
+                .await
+                .expect("acquire");
+            (i, got)
+        }));
+    }
+    let mut holders = Vec::new();
+    for t in tasks {
+        let (i, got) = t.await.expect("task");
+        if got == LeaseDecision::Acquired {
+            holders.push(i);
+        }
+    }
+    assert_eq!(holders.len(), 3, "exactly the limit: {holders:?}");
+    let first = format!("h{}", holders[0]);
+    assert_eq!(
+        store
+            .acquire_lease(&scope, &first, 3, 20_000, 2_000)
+            .await
+            .unwrap(),
+        LeaseDecision::Acquired,
+        "a holder renews its own lease"
+    );
+    assert_eq!(
+        store
+            .acquire_lease(&scope, "late", 3, 20_000, 2_000)
+            .await
+            .unwrap(),
+        LeaseDecision::Full
+    );
+    store.release_lease(&scope, &first).await.unwrap();
+    store.release_lease(&scope, &first).await.unwrap();
+    assert_eq!(
+        store
+            .acquire_lease(&scope, "late", 3, 20_000, 2_000)
+            .await
+            .unwrap(),
+        LeaseDecision::Acquired,
+        "a released place is free"
+    );
+    // The other two lapse at 10 s (the renewed ones hold to 20 s).
+    assert!(store.renew_lease(&scope, "late", 30_000).await.unwrap());
+    assert_eq!(
+        store
+            .acquire_lease(&scope, "later", 3, 40_000, 11_000)
+            .await
+            .unwrap(),
+        LeaseDecision::Acquired,
+        "a lapsed place is free"
+    );
+    assert!(!store.renew_lease(&scope, "nobody", 30_000).await.unwrap());
 }
 
 /// A ticket is taken once, by exactly one of many concurrent takers, only for its purpose and

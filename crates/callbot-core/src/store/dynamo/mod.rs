@@ -14,11 +14,13 @@
 //! | sequence | `SEQ#<name>` | `SEQ` | |
 //! | call | `CALL#<sid>` | `CALL` | `TENANT#<t>#CALLS` / list key; gsi2: `BOT#<id>#CALLS` / list key |
 //! | rate-limit slot | `RATE#<scope>` | `SLOT#<i>` | |
+//! | lease place | `LEASE#<scope>` | `SLOT#<i>` | |
 //!
 //! A call's list key is `<created_at RFC 3339>#<sid>`, so both indexes list calls newest first.
 
 mod calls;
 mod keys;
+mod leases;
 mod tickets;
 mod usage;
 

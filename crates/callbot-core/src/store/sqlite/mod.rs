@@ -4,6 +4,7 @@
 
 mod calls;
 mod keys;
+mod leases;
 mod tickets;
 mod usage;
 
@@ -109,6 +110,13 @@ const MIGRATIONS: &[&str] = &[
         tenant TEXT NOT NULL,
         purpose TEXT NOT NULL,
         expires_ms INTEGER NOT NULL
+     );",
+    // 8: leases (concurrent calls per tenant, observer sockets per user)
+    "CREATE TABLE leases (
+        scope TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        until_ms INTEGER NOT NULL,
+        PRIMARY KEY (scope, holder)
      );",
 ];
 

@@ -1,0 +1,148 @@
+//! Limits held in the store, so they hold across instances: concurrent calls per tenant
+//! (refused in `/voice` with a spoken line, before answering) and observer sockets per user.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use callbot_core::settings::StoreSettings;
+use callbot_twilio_sim::twiml::{self, Verb};
+use common::{TestApp, new_bot, sid, spawn_app_with};
+use std::time::Duration;
+
+async fn voice(app: &TestApp, bot: &str, call: &str, to: &str) -> Vec<Verb> {
+    let r = app
+        .twilio_post(
+            &format!("/voice?bot_id={bot}"),
+            &[("CallSid", call), ("From", "+15557654321"), ("To", to)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    twiml::parse(&r.text().await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_calls_per_tenant_hold_across_two_instances() {
+    let shared = tempfile::tempdir().unwrap();
+    let db = shared.path().join("shared.db");
+    let limit = |db: std::path::PathBuf| {
+        move |s: &mut callbot_core::settings::Settings| {
+            s.store = StoreSettings::Sqlite { path: db };
+            s.limits.max_calls_per_tenant = 2;
+        }
+    };
+    let a = spawn_app_with(limit(db.clone())).await;
+    let b = spawn_app_with(limit(db)).await;
+    let (bot, number) = new_bot(&a).await;
+    let (first, second) = (sid(), sid());
+    assert!(matches!(
+        voice(&a, &bot, &first, &number).await[0],
+        Verb::ConnectStream { .. }
+    ));
+    assert!(matches!(
+        voice(&b, &bot, &second, &number).await[0],
+        Verb::ConnectStream { .. }
+    ));
+    // The third concurrent call, on either instance, is told so before it is answered.
+    let third = voice(&a, &bot, &sid(), &number).await;
+    assert!(
+        matches!(third.as_slice(), [Verb::Say(t), Verb::Hangup] if t.contains("busy")),
+        "{third:?}"
+    );
+    // A retried webhook of a call that holds a place is answered again.
+    assert!(matches!(
+        voice(&b, &bot, &first, &number).await[0],
+        Verb::ConnectStream { .. }
+    ));
+    // The first call ends (Twilio's status callback): its place is free again.
+    let r = a
+        .twilio_post(
+            "/voice/status",
+            &[
+                ("CallSid", first.as_str()),
+                ("CallStatus", "completed"),
+                ("SequenceNumber", "3"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert!(matches!(
+        voice(&b, &bot, &sid(), &number).await[0],
+        Verb::ConnectStream { .. }
+    ));
+    let (_, list) = a.get(&a.api_key, "/calls").await;
+    assert_eq!(
+        list["calls"].as_array().unwrap().len(),
+        3,
+        "refused calls leave no record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn observer_sockets_are_limited_per_user_not_calls() {
+    use callbot_twilio_sim::carrier::{Script, Step};
+    let app = spawn_app_with(|s| s.limits.max_observers_per_user = 2).await;
+    let (_, number) = new_bot(&app).await;
+    // Four calls at once for one tenant: far from the call limit, all answered and live.
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            app.sim()
+                .dial(
+                    "+15557654321",
+                    &number,
+                    Script {
+                        steps: vec![Step::Silence(Duration::from_secs(20))],
+                        hangup_when_done: true,
+                    },
+                )
+                .unwrap()
+        })
+        .collect();
+    let sid0 = calls[0].sid.clone();
+    common::eventually(|| async {
+        let (_, v) = app.get(&app.api_key, "/call/lists").await;
+        (v["calls"].as_array()?.len() == 4).then_some(())
+    })
+    .await;
+    let open = |sid: String| {
+        let app = &app;
+        async move {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+            let url = format!(
+                "{}/frontend-stream?callSid={sid}",
+                app.base.replace("http://", "ws://")
+            );
+            let mut req = url.as_str().into_client_request().unwrap();
+            req.headers_mut()
+                .insert("x-api-key", app.api_key.parse().unwrap());
+            match tokio_tungstenite::connect_async(req).await {
+                Ok((ws, _)) => Ok(ws),
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    // Wait until each call's engine holds it, then watch it: two observers, the third refused.
+    let w1 = common::eventually(|| async { open(sid0.clone()).await.ok() }).await;
+    let w2 = common::eventually(|| async { open(calls[1].sid.clone()).await.ok() }).await;
+    assert_eq!(open(calls[2].sid.clone()).await.err(), Some(429));
+    // Closing one frees its place.
+    drop(w1);
+    common::eventually(|| async { open(calls[2].sid.clone()).await.ok() }).await;
+    drop(w2);
+}
+
+#[tokio::test]
+async fn outbound_calls_count_against_the_same_limit() {
+    use serde_json::json;
+    let app = spawn_app_with(|s| s.limits.max_calls_per_tenant = 1).await;
+    new_bot(&app).await;
+    let body = json!({"user_id": "u1", "number": "+15551234567"});
+    let (status, first) = common::outbound(&app, &app.api_key, body.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = common::outbound(&app, &app.api_key, body).await;
+    assert_eq!(status, 429, "{second}");
+    assert_eq!(second["code"], "too_many_calls");
+}
