@@ -8,6 +8,8 @@ pub mod audio;
 pub mod callws;
 pub mod engine;
 pub mod frontend;
+#[cfg(test)]
+mod fuzz;
 pub mod gateway;
 pub mod handshake;
 pub mod llm;

@@ -3,6 +3,8 @@
 
 pub mod apikey;
 pub mod domain;
+#[cfg(test)]
+mod fuzz;
 pub mod outbound;
 pub mod recordings;
 pub mod secrets;

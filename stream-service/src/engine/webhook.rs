@@ -106,7 +106,7 @@ struct RawReply {
     transfer_to: Option<String>,
 }
 
-fn parse_reply(body: &[u8]) -> Result<Reply, Failure> {
+pub(crate) fn parse_reply(body: &[u8]) -> Result<Reply, Failure> {
     let raw: RawReply = serde_json::from_slice(body).map_err(|_| Failure::BadJson)?;
     let say = raw
         .say

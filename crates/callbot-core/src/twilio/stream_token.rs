@@ -66,6 +66,13 @@ pub fn verify(auth_token: &[u8], token: &str, now_unix: i64) -> Result<StreamCla
     if nonce.len() != 16 || !nonce.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(TokenError::Malformed);
     }
+    // Lowercase hex only: one token has exactly one spelling (it is stored and consumed by hash).
+    if !sig
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(TokenError::Malformed);
+    }
     let sig = hex::decode(sig).map_err(|_| TokenError::Malformed)?;
     let expected = mac(auth_token, payload).finalize().into_bytes();
     if !bool::from(expected.as_slice().ct_eq(&sig)) {

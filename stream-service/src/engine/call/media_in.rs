@@ -18,6 +18,34 @@ struct FastPayload<'a> {
     payload: Cow<'a, str>,
 }
 
+/// What the fast path made of a text frame.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Fast {
+    /// A `media` message: its audio is in the buffer.
+    Audio,
+    /// A `media` message whose payload is not base64.
+    BadPayload,
+    /// Anything else: for the full parser.
+    Other,
+}
+
+/// Decodes a `media` message's payload into `out` (cleared first) without allocating for the
+/// message itself.
+pub(crate) fn fast_media(text: &str, out: &mut Vec<u8>) -> Fast {
+    let Ok(FastMedia {
+        event: "media",
+        media: Some(m),
+    }) = serde_json::from_str::<FastMedia<'_>>(text)
+    else {
+        return Fast::Other;
+    };
+    out.clear();
+    match B64.decode_vec(m.payload.as_bytes(), out) {
+        Ok(()) => Fast::Audio,
+        Err(_) => Fast::BadPayload,
+    }
+}
+
 impl Actor {
     pub(super) fn protocol_error(&mut self, what: &str) {
         self.malformed += 1;
@@ -31,19 +59,10 @@ impl Actor {
     }
 
     pub(super) fn inbound(&mut self, text: &str) {
-        if let Ok(FastMedia {
-            event: "media",
-            media: Some(m),
-        }) = serde_json::from_str::<FastMedia<'_>>(text)
-        {
-            self.inbound.clear();
-            if B64
-                .decode_vec(m.payload.as_bytes(), &mut self.inbound)
-                .is_err()
-            {
-                return self.protocol_error("media payload is not base64");
-            }
-            return self.caller_audio();
+        match fast_media(text, &mut self.inbound) {
+            Fast::Audio => return self.caller_audio(),
+            Fast::BadPayload => return self.protocol_error("media payload is not base64"),
+            Fast::Other => {}
         }
         match protocol::parse(text) {
             Ok(Inbound::Dtmf { dtmf, .. }) => {

@@ -755,6 +755,11 @@ impl Actor {
 
 mod control;
 mod media_in;
+/// The media fast path, for the parser fuzz tests.
+#[cfg(test)]
+pub(crate) mod media_in_fast {
+    pub(crate) use super::media_in::{Fast, fast_media};
+}
 pub(crate) use control::forward_events;
 mod ending;
 pub mod leg;
