@@ -150,7 +150,7 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         bail!("--concurrency must be at least 1");
     }
     let dir = tempfile::tempdir()?;
-    let key = "bench-key";
+    let key = "bench-key-0123456789";
     // The webhook: answers at once with a short line.
     let hook = axum::Router::new().route(
         "/hook",

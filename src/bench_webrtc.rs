@@ -98,7 +98,7 @@ async fn one_call(
 pub async fn webrtc(opts: WebrtcBenchOptions) -> anyhow::Result<Vec<String>> {
     anyhow::ensure!(opts.concurrency > 0, "--concurrency must be at least 1");
     let dir = tempfile::tempdir()?;
-    let key = "bench-key";
+    let key = "bench-key-0123456789";
     let hook = axum::Router::new().route(
         "/hook",
         axum::routing::post(|| async { axum::Json(json!({"say": "Sure, noted. Anything else?"})) }),

@@ -20,6 +20,15 @@ pub struct Platform {
     pub engine: callbot_stream::engine::Engine,
 }
 
+impl Platform {
+    /// The same platform recognising speech with `stt` (tests: a slow or busy recogniser).
+    pub fn with_stt(mut self, stt: Arc<dyn callbot_stream::speech::SpeechToText>) -> Self {
+        self.engine.stt = stt;
+        self.state.live = Some(Arc::new(EngineLive(self.engine.clone())));
+        self
+    }
+}
+
 /// Builds the platform from settings: store, Twilio account, telephony, recordings, the
 /// development key, the simulator in local mode, and the call engine.
 /// `settings.addr` must be the address the listener is bound to (local URLs derive from it).
@@ -58,7 +67,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
             telephony,
             twilio: Arc::new(twilio),
             recordings: engine.recordings.clone(),
-            live: Some(Arc::new(EngineLive(engine.live.clone()))),
+            live: Some(Arc::new(EngineLive(engine.clone()))),
         },
         sim,
         engine,
@@ -67,11 +76,21 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
 
 /// The engine's live calls, for `/call/kill` on calls no carrier holds.
 #[derive(Debug)]
-struct EngineLive(callbot_stream::engine::live::LiveCalls);
+struct EngineLive(callbot_stream::engine::Engine);
 
 impl callbot_functions::LiveControl for EngineLive {
+    fn load(&self) -> callbot_functions::EngineLoadView {
+        let l = self.0.load();
+        callbot_functions::EngineLoadView {
+            calls: l.calls,
+            recognition_in_flight: l.recognition_in_flight,
+            recognition_capacity: l.recognition_capacity,
+            saturated: l.saturated,
+        }
+    }
+
     fn kill(&self, sid: &callbot_core::domain::CallSid) -> bool {
-        match self.0.by_sid(sid) {
+        match self.0.live.by_sid(sid) {
             Some(call) => {
                 call.kill.cancel();
                 true
@@ -103,12 +122,17 @@ pub fn app(platform: &Platform) -> axum::Router {
 }
 
 /// Serves `platform` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// The engine's load is reported to the store meanwhile (what `/voice` sheds on).
 pub async fn run(
     listener: TcpListener,
     platform: Platform,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(&platform))
+    let reporter =
+        callbot_stream::engine::load::report(platform.engine.clone(), platform.state.store.clone());
+    let served = axum::serve(listener, app(&platform))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    reporter.abort();
+    served
 }

@@ -45,7 +45,18 @@ pub struct AppState {
 }
 
 /// Ends calls that run in this process without a carrier (WebSocket and WebRTC legs).
+/// This process's call engine's load (what `/healthz` reports).
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct EngineLoadView {
+    pub calls: usize,
+    pub recognition_in_flight: usize,
+    pub recognition_capacity: usize,
+    pub saturated: bool,
+}
+
 pub trait LiveControl: Send + Sync + std::fmt::Debug {
+    /// The engine's load now. Never blocks.
+    fn load(&self) -> EngineLoadView;
     /// Asks the call to end; `false` when this process does not hold it. Never blocks.
     fn kill(&self, sid: &callbot_core::domain::CallSid) -> bool;
 }

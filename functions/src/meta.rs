@@ -4,6 +4,7 @@ use crate::AppState;
 use axum::Json;
 use axum::response::Html;
 use axum::routing::get;
+use callbot_core::store::leases;
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::Modify;
@@ -29,16 +30,31 @@ pub struct Health {
     version: &'static str,
     store: &'static str,
     telephony: &'static str,
+    /// The call engine in this process (`callbot serve`), absent where there is none (Lambda).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load: Option<crate::EngineLoadView>,
+    /// Call engines reporting to the store, and how many of them are saturated (new calls are
+    /// refused at `/voice` when all are).
+    engines: u32,
+    engines_saturated: u32,
 }
 
 /// Liveness and the active backends. Does not need an API key.
 #[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, body = Health)))]
 pub async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Json<Health> {
+    let now = leases::now_ms();
+    let count = |scope: &'static str| {
+        let store = state.store.clone();
+        async move { store.count_leases(scope, now).await.unwrap_or(0) }
+    };
     Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         store: state.store.kind(),
         telephony: state.telephony.kind(),
+        load: state.live.as_ref().map(|l| l.load()),
+        engines: count(leases::ENGINES_SCOPE).await,
+        engines_saturated: count(leases::SATURATED_SCOPE).await,
     })
 }
 

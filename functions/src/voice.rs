@@ -115,6 +115,19 @@ fn refuse(text: &str) -> Response {
     twiml_response(&[Verb::Say(text.to_owned()), Verb::Hangup])
 }
 
+/// True when call engines report load and every one is saturated (a store that cannot answer
+/// sheds nothing).
+async fn all_saturated(state: &AppState) -> bool {
+    let now = leases::now_ms();
+    let (Ok(engines), Ok(saturated)) = (
+        state.store.count_leases(leases::ENGINES_SCOPE, now).await,
+        state.store.count_leases(leases::SATURATED_SCOPE, now).await,
+    ) else {
+        return false;
+    };
+    engines > 0 && saturated >= engines
+}
+
 /// The bot a `/voice` request is for: the outbound call's bot, or the one answering the dialled
 /// number (which must be the `bot_id` in the URL).
 async fn find_bot(
@@ -163,6 +176,12 @@ pub async fn answer(State(state): State<AppState>, form: TwilioForm) -> Result<R
     };
     if bot.status == BotStatus::Paused {
         return Ok(refuse("This line is not taking calls right now. Goodbye."));
+    }
+    if existing.is_none() && all_saturated(&state).await {
+        tracing::warn!(call_sid = %sid, "every call engine is saturated; shedding a new call");
+        return Ok(refuse(
+            "We are receiving more calls than we can take right now. Please try again in a few minutes. Goodbye.",
+        ));
     }
     if existing.is_none() {
         // Refused before answering, with a spoken line, never after.

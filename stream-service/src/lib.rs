@@ -57,16 +57,28 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let draining = tokio_util::sync::CancellationToken::new();
+    let reporter = engine::load::report(engine.clone(), state.store.clone());
     let app = router(state).route(
         "/healthz",
         get({
-            let draining = draining.clone();
+            let (draining, engine) = (draining.clone(), engine.clone());
             move || async move {
-                if draining.is_cancelled() {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "draining")
+                // 503 only while draining (take no new streams); the load is for autoscaling.
+                let load = engine.load();
+                let status = if draining.is_cancelled() {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
                 } else {
-                    (axum::http::StatusCode::OK, "ok")
-                }
+                    axum::http::StatusCode::OK
+                };
+                let state = if draining.is_cancelled() {
+                    "draining"
+                } else {
+                    "ok"
+                };
+                (
+                    status,
+                    axum::Json(serde_json::json!({"status": state, "load": load})),
+                )
             }
         }),
     );
@@ -99,5 +111,6 @@ pub async fn serve(
         }
     };
     let (served, ()) = tokio::join!(server.into_future(), drainer);
+    reporter.abort();
     served
 }

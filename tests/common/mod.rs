@@ -36,6 +36,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_adjusted(change, |p| p).await
+}
+
+/// `spawn_app_with`, with the built platform adjusted before it serves (e.g. another recogniser).
+pub async fn spawn_app_adjusted(
+    change: impl FnOnce(&mut Settings),
+    adjust: impl FnOnce(callbot::server::Platform) -> callbot::server::Platform,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::for_local(dir.path().to_path_buf());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -45,7 +53,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     // Tests of the platform use the instant speech stand-ins; those of real speech opt in.
     settings.calls.speech = callbot_core::settings::SpeechSettings::Instant;
     change(&mut settings);
-    let platform = callbot::server::build(settings).await.expect("platform");
+    let platform = adjust(callbot::server::build(settings).await.expect("platform"));
     let state = platform.state.clone();
     let sim = platform.sim.clone();
     let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -224,6 +224,7 @@ enum RoundError {
 }
 
 /// LLM mode: the model's reply, streamed into speech, with tools. Reports `Finished` at the end.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
     engine: &Engine,
     info: &CallInfo,
@@ -231,24 +232,28 @@ pub(super) async fn run(
     history: &[HistoryEntry],
     text: &str,
     dtmf: &str,
+    first_sentence: usize,
     tx: &mpsc::Sender<ToCall>,
 ) {
-    let reply = ToCall::Reply {
-        turn,
-        say: String::new(),
-        action: Action::Continue,
-        fallback: None,
-        webhook: None,
-        sentences: Vec::new(),
-    };
-    if tx.send(reply).await.is_err() {
-        return;
+    // `first_sentence` > 0: a filler already began the (streaming) reply.
+    if first_sentence == 0 {
+        let reply = ToCall::Reply {
+            turn,
+            say: String::new(),
+            action: Action::Continue,
+            fallback: None,
+            webhook: None,
+            sentences: Vec::new(),
+        };
+        if tx.send(reply).await.is_err() {
+            return;
+        }
     }
     let (say_tx, mut say_rx) = mpsc::channel::<String>(16);
     let produce = produce(engine, info, turn, history, text, dtmf, tx, say_tx);
     // Synthesis runs beside generation: sentence n plays while the model writes n + 1.
     let synthesise = async {
-        let mut i = 0;
+        let mut i = first_sentence;
         while let Some(s) = say_rx.recv().await {
             if !speak_one(engine, info, turn, i, &s, tx).await {
                 return;

@@ -8,6 +8,7 @@ mod converse;
 pub mod events;
 pub mod lease;
 pub mod live;
+pub mod load;
 pub mod pipeline;
 pub mod play;
 pub mod recorder;

@@ -207,6 +207,7 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
         } => {
             let mut text = String::new();
             let mut stt_failed = None;
+            let mut filled = false;
             let recognised = match (heard, audio) {
                 (Some(h), _) => Some((h.text, h.after, h.provider)),
                 (None, Some(audio)) => {
@@ -214,7 +215,20 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                         return;
                     }
                     let started = Instant::now();
-                    let (result, provider) = recognise(&engine, audio).await;
+                    // A recogniser that is slow to start (a queue under load) gets the caller an
+                    // honest "One moment." instead of dead air; the reply then follows it.
+                    let recognition = recognise(&engine, audio);
+                    tokio::pin!(recognition);
+                    let (result, provider) = tokio::select! {
+                        r = &mut recognition => r,
+                        () = tokio::time::sleep(FILLER_AFTER) => {
+                            if !filler(&engine, &info, turn, &tx).await {
+                                return;
+                            }
+                            filled = true;
+                            recognition.await
+                        }
+                    };
                     match result {
                         Ok(t) => text = t,
                         Err(e) => {
@@ -245,20 +259,19 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
             if let (Some(reason), true) = (stt_failed, dtmf.is_empty()) {
                 // The caller said something we could not recognise: ask again rather than
                 // leave them in silence (their audio is in the recording).
-                let say = info.not_heard_line.clone();
-                let parts = sentences(&say);
-                let reply = ToCall::Reply {
-                    turn,
+                // When the recogniser was too busy, say so: the caller was not unclear.
+                let say = if reason == "stt_busy" {
+                    OVERLOADED_LINE.to_owned()
+                } else {
+                    info.not_heard_line.clone()
+                };
+                let reply = Planned {
                     say,
                     action: Action::Continue,
                     fallback: Some(reason.into()),
                     webhook: None,
-                    sentences: parts.clone(),
                 };
-                if tx.send(reply).await.is_err() {
-                    return;
-                }
-                speak(&engine, &info, turn, &parts, &tx).await;
+                emit(&engine, &info, turn, reply, filled, &tx).await;
                 return;
             }
             if text.is_empty() && dtmf.is_empty() {
@@ -266,7 +279,18 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 return;
             }
             if info.mode == BotMode::Llm {
-                converse::run(&engine, &info, turn, &input.history, &text, &dtmf, &tx).await;
+                let first = usize::from(filled);
+                converse::run(
+                    &engine,
+                    &info,
+                    turn,
+                    &input.history,
+                    &text,
+                    &dtmf,
+                    first,
+                    &tx,
+                )
+                .await;
                 return;
             }
             let suggestion = if info.brain.llm_suggestion() {
@@ -365,25 +389,106 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
             } else {
                 (say, action)
             };
-            let parts = sentences(&say);
-            if tx
-                .send(ToCall::Reply {
-                    turn,
-                    say,
-                    action,
-                    fallback,
-                    webhook: Some(took),
-                    sentences: parts.clone(),
-                })
-                .await
-                .is_err()
-            {
-                return;
-            }
-            parts
+            let reply = Planned {
+                say,
+                action,
+                fallback,
+                webhook: Some(took),
+            };
+            emit(&engine, &info, turn, reply, filled, &tx).await;
+            return;
         }
     };
     speak(&engine, &info, turn, &say, &tx).await;
+}
+
+/// How long recognition may take before the caller hears [`FILLER_LINE`].
+pub const FILLER_AFTER: Duration = Duration::from_millis(1200);
+/// Said while the caller's words wait for a busy recogniser.
+pub const FILLER_LINE: &str = "One moment.";
+/// Said when the recogniser was too busy to hear the caller at all.
+pub const OVERLOADED_LINE: &str =
+    "Sorry, I'm a little overloaded right now and missed that. Could you say it again?";
+
+/// A reply decided in full (webhook mode, fallbacks).
+struct Planned {
+    say: String,
+    action: Action,
+    fallback: Option<String>,
+    webhook: Option<Duration>,
+}
+
+/// Starts the turn's reply with [`FILLER_LINE`] (the turn streams from then on: what follows is
+/// added sentence by sentence). False when the call is gone.
+async fn filler(engine: &Engine, info: &CallInfo, turn: u32, tx: &mpsc::Sender<ToCall>) -> bool {
+    tracing::info!(call_sid = %info.call_sid, turn, "recognition is slow; saying one moment");
+    let reply = ToCall::Reply {
+        turn,
+        say: String::new(),
+        action: Action::Continue,
+        fallback: None,
+        webhook: None,
+        sentences: Vec::new(),
+    };
+    tx.send(reply).await.is_ok()
+        && tx
+            .send(ToCall::Sentence {
+                turn,
+                text: FILLER_LINE.to_owned(),
+            })
+            .await
+            .is_ok()
+        && speak_one(engine, info, turn, 0, FILLER_LINE, tx).await
+}
+
+/// Speaks a decided reply: announced whole and spoken, or — after a filler began the turn —
+/// added as further sentences of the streaming reply.
+async fn emit(
+    engine: &Engine,
+    info: &CallInfo,
+    turn: u32,
+    reply: Planned,
+    filled: bool,
+    tx: &mpsc::Sender<ToCall>,
+) {
+    let parts = sentences(&reply.say);
+    if !filled {
+        let msg = ToCall::Reply {
+            turn,
+            say: reply.say,
+            action: reply.action,
+            fallback: reply.fallback,
+            webhook: reply.webhook,
+            sentences: parts.clone(),
+        };
+        if tx.send(msg).await.is_ok() {
+            speak(engine, info, turn, &parts, tx).await;
+        }
+        return;
+    }
+    for p in &parts {
+        let msg = ToCall::Sentence {
+            turn,
+            text: p.clone(),
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+    }
+    let act = ToCall::Act {
+        turn,
+        action: reply.action,
+        fallback: reply.fallback,
+    };
+    if tx.send(act).await.is_err() {
+        return;
+    }
+    for (i, p) in parts.iter().enumerate() {
+        if !speak_one(engine, info, turn, i + 1, p, tx).await {
+            return;
+        }
+    }
+    let _ = tx.send(ToCall::Finished { turn }).await;
 }
 
 /// The turn's `fallback` when the webhook failed too many turns in a row and the call was handed

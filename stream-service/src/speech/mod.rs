@@ -92,6 +92,12 @@ pub trait SpeechToText: Send + Sync + std::fmt::Debug {
     fn partial_ready(&self) -> bool {
         false
     }
+
+    /// Utterances queued or being recognised, and how many the engine takes before refusing;
+    /// `None` for engines without a queue of their own.
+    fn load(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// Synthesised speech ready for the phone line.

@@ -15,6 +15,8 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextPar
 
 struct Job {
     pcm: Vec<i16>,
+    /// When it was queued: a job that waited past [`QUEUE_DEADLINE`] is refused, not decoded.
+    queued: Instant,
     reply: oneshot::Sender<Result<Transcript, SpeechError>>,
 }
 
@@ -25,6 +27,8 @@ pub struct WhisperStt {
     /// Utterances queued or being decoded, and how many workers decode.
     busy: Arc<AtomicUsize>,
     workers: usize,
+    /// Workers plus queue places.
+    capacity: usize,
 }
 
 impl std::fmt::Debug for Job {
@@ -95,6 +99,13 @@ impl WhisperStt {
                             busy.fetch_sub(1, Ordering::Relaxed);
                             continue; // the call went away while this waited
                         }
+                        if job.queued.elapsed() > QUEUE_DEADLINE {
+                            // Decoding it now would answer the caller seconds late: the call
+                            // says it is overloaded and asks again instead.
+                            busy.fetch_sub(1, Ordering::Relaxed);
+                            let _ = job.reply.send(Err(SpeechError::Busy));
+                            continue;
+                        }
                         let result = run(&mut state, &job.pcm, threads);
                         busy.fetch_sub(1, Ordering::Relaxed);
                         let _ = job.reply.send(result);
@@ -114,6 +125,7 @@ impl WhisperStt {
             name,
             busy,
             workers: cfg.workers.max(1),
+            capacity: cfg.workers.max(1) + cfg.queue,
         })
     }
 }
@@ -185,10 +197,19 @@ impl SpeechToText for WhisperStt {
         self.busy.load(Ordering::Relaxed) < self.workers
     }
 
+    fn load(&self) -> Option<(usize, usize)> {
+        Some((self.busy.load(Ordering::Relaxed), self.capacity))
+    }
+
     async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError> {
         let (reply, rx) = oneshot::channel();
         self.busy.fetch_add(1, Ordering::Relaxed);
-        match self.jobs.try_send(Job { pcm, reply }) {
+        let job = Job {
+            pcm,
+            queued: Instant::now(),
+            reply,
+        };
+        match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.busy.fetch_sub(1, Ordering::Relaxed);
@@ -203,6 +224,9 @@ impl SpeechToText for WhisperStt {
             .unwrap_or_else(|_| Err(SpeechError::Engine("whisper worker died".into())))
     }
 }
+
+/// How long an utterance may wait in the queue for a worker.
+pub const QUEUE_DEADLINE: Duration = Duration::from_secs(4);
 
 /// Upper bound on how long a caller waits for a recognition before the engine gives up on it.
 pub const RECOGNITION_TIMEOUT: Duration = Duration::from_secs(15);

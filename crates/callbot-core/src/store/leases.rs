@@ -53,4 +53,13 @@ pub trait LeaseStore: Send + Sync {
     async fn renew_lease(&self, scope: &str, holder: &str, until_ms: u64) -> StoreResult<bool>;
     /// Gives `holder`'s lease back (nothing when it has none). Idempotent.
     async fn release_lease(&self, scope: &str, holder: &str) -> StoreResult<()>;
+    /// How many leases of `scope` are unexpired at `now_ms`. Read-only.
+    async fn count_leases(&self, scope: &str, now_ms: u64) -> StoreResult<u32>;
 }
+
+/// Every running call engine holds a lease here (holder: its instance id), renewed while it runs.
+pub const ENGINES_SCOPE: &str = "engines";
+/// ...and one here while it is saturated: `/voice` sheds new calls when every engine is.
+pub const SATURATED_SCOPE: &str = "engines-saturated";
+/// How long an engine's load report stands without renewal.
+pub const LOAD_TTL_MS: u64 = 15_000;

@@ -98,8 +98,10 @@ impl Actor {
                 duration: played_ms,
             });
         }
-        if cur.user_text.is_empty() && cur.dtmf.is_empty() && cur.caller_turn {
-            // Noise that recognised as nothing: not a turn.
+        if cur.user_text.is_empty() && cur.dtmf.is_empty() && cur.caller_turn && fallback.is_none()
+        {
+            // Noise that recognised as nothing: not a turn. (Speech that could not be recognised
+            // is one: it was answered, and its audio is in the recording.)
             self.silence_since = Instant::now();
             return None;
         }

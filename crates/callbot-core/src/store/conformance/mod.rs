@@ -150,6 +150,8 @@ async fn leases(store: Arc<dyn Store>) {
         "a lapsed place is free"
     );
     assert!(!store.renew_lease(&scope, "nobody", 30_000).await.unwrap());
+    assert_eq!(store.count_leases(&scope, 12_000).await.unwrap(), 2);
+    assert_eq!(store.count_leases(&scope, 35_000).await.unwrap(), 1);
 }
 
 /// A ticket is taken once, by exactly one of many concurrent takers, only for its purpose and

@@ -145,6 +145,16 @@ impl LeaseStore for DynamoStore {
         Ok(false)
     }
 
+    async fn count_leases(&self, scope: &str, now_ms: u64) -> StoreResult<u32> {
+        let live = self
+            .lease_slots(scope)
+            .await?
+            .iter()
+            .filter(|(_, _, until)| *until > now_ms as i64)
+            .count();
+        Ok(u32::try_from(live).unwrap_or(u32::MAX))
+    }
+
     async fn release_lease(&self, scope: &str, holder: &str) -> StoreResult<()> {
         for (i, h, _) in self.lease_slots(scope).await? {
             if h == holder {

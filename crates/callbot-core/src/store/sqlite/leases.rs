@@ -71,6 +71,19 @@ impl LeaseStore for SqliteStore {
         .await
     }
 
+    async fn count_leases(&self, scope: &str, now_ms: u64) -> StoreResult<u32> {
+        let scope = scope.to_owned();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM leases WHERE scope = ?1 AND until_ms > ?2",
+                params![scope, now_ms as i64],
+                |r| r.get(0),
+            )
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn release_lease(&self, scope: &str, holder: &str) -> StoreResult<()> {
         let (scope, holder) = (scope.to_owned(), holder.to_owned());
         self.run(move |c| {
