@@ -339,3 +339,33 @@ async fn empty_patch_is_refused() {
 async fn spawn_app_with_strict_webhooks() -> common::TestApp {
     common::spawn_app_with(|s| s.webhook_policy.allow_private = false).await
 }
+
+/// A query string that does not parse is refused as JSON, like every other bad input.
+#[tokio::test]
+async fn bad_query_strings_get_json_errors() {
+    let app = common::spawn_app().await;
+    for path in [
+        "/calls?limit=many",
+        "/calls?limit=-1",
+        "/call-status?callSid=CA1&user_id=u&callSid=CA2",
+        "/calls/CA00000000000000000000000000000001/recording?expires=soon&sig=x",
+    ] {
+        let r = app
+            .client
+            .get(app.url(path))
+            .header("x-api-key", &app.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "invalid_query", "{path}: {v}");
+    }
+}

@@ -5,9 +5,9 @@
 use crate::AppState;
 use crate::calls::CallView;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Tenant;
+use crate::extract::{ApiQuery, Tenant};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{CallSid, CallStatus, TenantId};
@@ -136,7 +136,7 @@ pub struct LinkQuery {
 pub async fn get_recording(
     State(state): State<AppState>,
     Path(sid): Path<String>,
-    Query(q): Query<LinkQuery>,
+    ApiQuery(q): ApiQuery<LinkQuery>,
 ) -> ApiResult<Response> {
     let secret = state.twilio.auth_token.expose_secret().as_bytes().to_vec();
     if !check_link(&secret, &sid, q.expires, &q.sig, unix_now()) {

@@ -3,10 +3,10 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Tenant};
+use crate::extract::{ApiJson, ApiQuery, Tenant};
 use crate::idempotency::{self, Idempotency};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{
@@ -443,7 +443,7 @@ pub async fn end_call(
 pub async fn call_status(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Query(q): Query<CallStatusQuery>,
+    ApiQuery(q): ApiQuery<CallStatusQuery>,
 ) -> ApiResult<Json<CallStatusResponse>> {
     let (Some(sid), Some(user)) = (q.call_sid.as_deref(), q.user_id.as_deref()) else {
         return Err(ApiError::bad_request(
@@ -469,7 +469,7 @@ pub async fn call_status(
 pub async fn list_calls(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Query(q): Query<ListCallsQuery>,
+    ApiQuery(q): ApiQuery<ListCallsQuery>,
 ) -> ApiResult<Json<CallList>> {
     let filter = CallFilter {
         bot: parsed("bot_id", q.bot_id.as_deref(), BotId::parse)?,

@@ -115,3 +115,23 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
         }
     })
 }
+
+/// A query string, refused as JSON `400 invalid_query` naming the problem when it does not parse
+/// (axum's own `Query` answers `text/plain`).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str::<T>(raw)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::bad_request("invalid_query", format!("query string: {e}")))
+    }
+}
