@@ -124,6 +124,7 @@ pub async fn get_call(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LinkQuery {
     expires: u64,
     sig: String,

@@ -78,6 +78,7 @@ pub struct EndCallResponse {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallStatusQuery {
     #[serde(rename = "callSid")]
     call_sid: Option<String>,
@@ -146,6 +147,7 @@ pub struct CallList {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListCallsQuery {
     bot_id: Option<String>,
