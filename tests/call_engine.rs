@@ -454,6 +454,9 @@ async fn live_calls_are_listed_and_killed() {
             .then_some(())
     })
     .await;
+    // The store lists the call from `/voice` on; wait until the engine holds it too (a call
+    // killed before its media stream connects has no recording to wait for below).
+    let _watch = common::observe(&app, &sid).await;
     let other = app.new_key("someone-else").await;
     let (status, _) = app
         .post_json(&other, &format!("/call/kill/{sid}"), &json!({}))
