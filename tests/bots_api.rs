@@ -409,6 +409,22 @@ async fn openapi_describes_the_routes() {
     let app = spawn_app().await;
     let doc: Value = app.public_json("/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
+    // Every operation that needs a key says it may answer 401 — and does.
+    let mut guarded = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                guarded += 1;
+                assert!(op["responses"]["401"].is_object(), "{method} {path}");
+                if method == "get" && !path.contains('{') {
+                    let (status, body) = app.get("", path).await;
+                    assert_eq!(status, 401, "{method} {path}: {body}");
+                    assert_eq!(body["code"], "unauthorized", "{method} {path}");
+                }
+            }
+        }
+    }
+    assert!(guarded > 15, "{guarded}");
     for (path, method) in [
         ("/bots", "post"),
         ("/bots", "get"),

@@ -131,7 +131,47 @@ pub fn api_for(function: Function) -> (Router<AppState>, utoipa::openapi::OpenAp
     if matches!(function, Function::Voice | Function::All) {
         r = r.merge(voice::routes());
     }
-    r.split_for_parts()
+    let (router, mut doc) = r.split_for_parts();
+    document_rejections(&mut doc);
+    (router, doc)
+}
+
+/// Adds the answer the API-key extractor gives on every route it guards (401), so the
+/// description lists it everywhere, not only where a handler's annotation remembered it.
+fn document_rejections(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let responses = &mut op.responses.responses;
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                responses
+                    .entry("401".into())
+                    .or_insert_with(|| error("Missing or invalid X-API-Key"));
+            }
+        }
+    }
 }
 
 /// The complete HTTP API over `state`, with JSON errors for unknown routes, wrong methods, panics.
