@@ -105,7 +105,7 @@ pub(crate) fn serve_child(
         // The platform's own figures: no language model in the turn (`bench llm` measures it).
         .env("CALLBOT_LLM", "off")
         .env("CALLBOT_ALLOW_PRIVATE_WEBHOOKS", "1")
-        .env("CALLBOT_MAX_STREAMS_PER_USER", &n)
+        .env("CALLBOT_MAX_CALLS_PER_TENANT", &n)
         .env(
             "CALLBOT_CALLS_PER_BOT_PER_DAY",
             (concurrency * 10).to_string(),
