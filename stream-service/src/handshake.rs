@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use callbot_core::apikey::KeyHash;
 use callbot_core::domain::{BotId, CallSid};
-use callbot_core::store::TicketPurpose;
+use callbot_core::store::{CallRecord, TicketPurpose, leases};
 use callbot_core::twilio::{signature, stream_token};
 use secrecy::ExposeSecret;
 use std::time::Duration;
@@ -19,12 +19,13 @@ use std::time::Duration;
 /// How long Twilio has to send `connected` and `start` after the upgrade.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A stream that passed both checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stream that passed both checks, with the call's record as read for the check.
+#[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedStream {
     pub bot: BotId,
     pub call: CallSid,
     pub stream_sid: String,
+    pub record: CallRecord,
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
@@ -76,11 +77,15 @@ async fn close(mut socket: WebSocket, reason: &str) {
 
 /// Consumes the token (atomically, in the store: a replayed token finds nothing, whichever
 /// instance it reaches) and admits only a call of the token's tenant that has not ended.
-async fn admit(state: &StreamState, token: &str, call: &CallSid) -> Result<(), String> {
-    let now_ms = u64::try_from(callbot_core::time_fmt::now().unix_timestamp() * 1000).unwrap_or(0);
+async fn admit(
+    state: &StreamState,
+    token: &str,
+    bot: &BotId,
+    call: &CallSid,
+) -> Result<CallRecord, String> {
     let tenant = state
         .store
-        .take_ticket(&KeyHash::of(token), TicketPurpose::Stream, now_ms)
+        .take_ticket(&KeyHash::of(token), TicketPurpose::Stream, leases::now_ms())
         .await
         .map_err(|e| format!("the store failed: {e}"))?
         .ok_or("stream token was used already")?;
@@ -90,13 +95,13 @@ async fn admit(state: &StreamState, token: &str, call: &CallSid) -> Result<(), S
         .await
         .map_err(|e| format!("the store failed: {e}"))?
         .ok_or("no such call")?;
-    if record.tenant != tenant {
+    if record.tenant != tenant || &record.bot_id != bot {
         return Err("stream token is for another call".into());
     }
     if record.status.is_terminal() {
         return Err(format!("the call is {}", record.status.as_str()));
     }
-    Ok(())
+    Ok(record)
 }
 
 /// Reads `connected` and `start`, and checks the stream token in `start.customParameters`.
@@ -130,11 +135,12 @@ async fn await_start(
                 if &claims.bot != bot || claims.call.as_str() != start.call_sid {
                     return Err("stream token is for another bot or call".into());
                 }
-                admit(state, token, &claims.call).await?;
+                let record = admit(state, token, &claims.bot, &claims.call).await?;
                 return Ok(VerifiedStream {
                     bot: claims.bot,
                     call: claims.call,
                     stream_sid,
+                    record,
                 });
             }
             Ok(_) => return Err("media before start".into()),

@@ -102,15 +102,9 @@ struct Actor {
 
 /// Runs a verified Twilio media stream's call.
 pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream) {
-    let store = state.store.clone();
-    let call = match store.call_by_sid(&v.call).await {
-        Ok(Some(c)) if c.bot_id == v.bot => c,
-        other => {
-            tracing::warn!(call_sid = %v.call, found = ?other.as_ref().map(|c| c.is_some()), "no call record for a verified stream");
-            return close(socket, "unknown call").await;
-        }
-    };
-    let bot = match store.get_bot(&call.tenant, &v.bot).await {
+    // The handshake read the call's record (same bot and tenant as the token, not ended).
+    let call = v.record;
+    let bot = match state.store.get_bot(&call.tenant, &v.bot).await {
         Ok(Some(b)) => b,
         _ => return close(socket, "unknown bot").await,
     };
