@@ -537,7 +537,6 @@ async fn on_dynamodb_and_s3_the_call_is_stored_and_the_recording_served() {
 async fn malformed_media_messages_are_reported_and_the_call_survives() {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let app = spawn_app_with(fast_settings).await;
     let hook = hook::start(|_| Answer::Json(json!({"say": "ok"}))).await;
     let (bot, number) = bot_with_hook(&app, &hook, json!({})).await;
@@ -550,26 +549,7 @@ async fn malformed_media_messages_are_reported_and_the_call_survives() {
         )
         .await;
     let verbs = callbot_twilio_sim::twiml::parse(&r.text().await.unwrap()).unwrap();
-    let callbot_twilio_sim::twiml::Verb::ConnectStream { url, parameters } = &verbs[0] else {
-        panic!("{verbs:?}")
-    };
-    let mut req = url.as_str().into_client_request().unwrap();
-    let sig = callbot_core::twilio::signature::compute(app.twilio_token().as_bytes(), url, &[]);
-    req.headers_mut()
-        .insert("x-twilio-signature", sig.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let custom: serde_json::Map<String, Value> = parameters
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    ws.send(Message::text(
-        json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string(),
-    ))
-    .await
-    .unwrap();
-    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {"streamSid": "MZ1", "accountSid": "AC1",
-        "callSid": call_sid, "tracks": ["inbound"], "customParameters": custom, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
-    ws.send(Message::text(start.to_string())).await.unwrap();
+    let mut ws = common::open_media_stream(&app, &verbs, &call_sid).await;
     // Watch the call's events.
     let watch = common::observe(&app, &call_sid).await;
     for bad in [

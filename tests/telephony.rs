@@ -587,24 +587,9 @@ async fn stream_once(
     verbs: &[Verb],
     call_sid: &str,
 ) -> Result<String, (u16, String)> {
-    use futures::{SinkExt, StreamExt};
+    use futures::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let Verb::ConnectStream { url, parameters } = &verbs[0] else {
-        panic!("{verbs:?}")
-    };
-    let mut req = url.as_str().into_client_request().unwrap();
-    let sig = callbot_core::twilio::signature::compute(app.twilio_token().as_bytes(), url, &[]);
-    req.headers_mut()
-        .insert("x-twilio-signature", sig.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let custom: serde_json::Map<String, Value> = parameters
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {"streamSid": "MZ1", "accountSid": "AC1",
-        "callSid": call_sid, "tracks": ["inbound"], "customParameters": custom, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
-    ws.send(Message::text(start.to_string())).await.unwrap();
+    let mut ws = common::open_media_stream(app, verbs, call_sid).await;
     let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
         .await
         .expect("the stream service answered");

@@ -329,6 +329,36 @@ pub async fn finished_call(app: &TestApp, sid: &str) -> Value {
     .await
 }
 
+/// A raw media stream opened the way Twilio opens one for `verbs` (a `/voice` answer): the
+/// signed handshake, then `connected` and `start` with the TwiML's parameters, stream `MZ1`.
+pub async fn open_media_stream(
+    app: &TestApp,
+    verbs: &[callbot_twilio_sim::twiml::Verb],
+    call_sid: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let callbot_twilio_sim::twiml::Verb::ConnectStream { url, parameters } = &verbs[0] else {
+        panic!("{verbs:?}")
+    };
+    let mut req = url.as_str().into_client_request().unwrap();
+    let sig = callbot_core::twilio::signature::compute(app.twilio_token().as_bytes(), url, &[]);
+    req.headers_mut()
+        .insert("x-twilio-signature", sig.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let custom: serde_json::Map<String, Value> = parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let connected = json!({"event": "connected", "protocol": "Call", "version": "1.0.0"});
+    ws.send(Message::text(connected.to_string())).await.unwrap();
+    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {"streamSid": "MZ1", "accountSid": "AC1",
+        "callSid": call_sid, "tracks": ["inbound"], "customParameters": custom, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    ws.send(Message::text(start.to_string())).await.unwrap();
+    ws
+}
+
 /// Watches a call's events on `/frontend-stream` from its start until it ends.
 pub async fn observe(app: &TestApp, sid: &str) -> tokio::task::JoinHandle<Vec<Value>> {
     use futures::StreamExt as _;
