@@ -1,5 +1,7 @@
-//! Limits held in the store, so they hold across instances: concurrent calls per tenant
-//! (refused in `/voice` with a spoken line, before answering) and observer sockets per user.
+//! Several instances on one store: limits held in the store hold across them (concurrent calls
+//! per tenant, refused in `/voice` with a spoken line before answering; observer sockets per
+//! user), and a live call is watched and supervised from an instance other than the one whose
+//! engine holds it (the socket is relayed there).
 
 #![allow(clippy::unwrap_used)]
 
@@ -145,4 +147,106 @@ async fn outbound_calls_count_against_the_same_limit() {
     let (status, second) = common::outbound(&app, &app.api_key, body).await;
     assert_eq!(status, 429, "{second}");
     assert_eq!(second["code"], "too_many_calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_call_is_watched_and_supervised_from_another_instance() {
+    use callbot_twilio_sim::carrier::Step;
+    use common::callws;
+    use serde_json::json;
+    let shared = tempfile::tempdir().unwrap();
+    let db = shared.path().join("shared.db");
+    let on = |db: std::path::PathBuf| {
+        move |s: &mut callbot_core::settings::Settings| {
+            s.store = StoreSettings::Sqlite { path: db };
+        }
+    };
+    let a = spawn_app_with(on(db.clone())).await;
+    let b = spawn_app_with(on(db)).await;
+    let (_, number) = new_bot(&a).await;
+    // The call reaches instance A (its carrier, its media stream, its engine).
+    let call = common::dial(
+        &a,
+        &number,
+        vec![
+            common::wait_bot(),
+            Step::Dtmf('7'),
+            Step::Silence(Duration::from_secs(20)),
+        ],
+    );
+    let sid = call.sid.clone();
+    // Both watched and supervised through instance B.
+    let watcher = common::observe(&b, &sid).await;
+    let mut sup = common::eventually(|| async {
+        callws::open(&b, &format!("/call?id={sid}"), Some(&b.api_key))
+            .await
+            .ok()
+    })
+    .await;
+    // Another tenant, or a forged relay header, gets nowhere.
+    let other = b.new_key("globex").await;
+    assert_eq!(
+        callws::open(&b, &format!("/call?id={sid}"), Some(&other))
+            .await
+            .err(),
+        Some(404)
+    );
+    {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let url = format!("{}/call?id={sid}", a.base.replace("http://", "ws://"));
+        let mut req = url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert(
+            "x-callbot-relay",
+            "cbt_0123456789abcdefghijklmnopqrstuvwxyzABCD"
+                .parse()
+                .unwrap(),
+        );
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 404),
+            other => panic!("a forged relay ticket was accepted: {:?}", other.is_ok()),
+        }
+    }
+    // Events of the call on A arrive through B; B's commands act on the call on A.
+    sup.wait("dtmf", |e| e["digit"] == "7").await;
+    sup.wait("trackEnd", |_| true).await;
+    let before = sup.all("trackStart").len();
+    sup.send(json!({"command": "tts", "text": "Watched from another instance."}))
+        .await;
+    let track = common::eventually(|| {
+        let starts = sup.all("trackStart");
+        async move {
+            starts
+                .get(before)
+                .map(|e| e["trackId"].as_str().unwrap().to_owned())
+        }
+    })
+    .await;
+    sup.wait("trackEnd", |e| e["trackId"] == track.as_str())
+        .await;
+    sup.send(json!({"command": "hangup", "reason": "supervisor"}))
+        .await;
+    sup.wait("hangup", |_| true).await;
+    let seen = tokio::time::timeout(Duration::from_secs(20), watcher)
+        .await
+        .expect("the relayed observer socket closes when the call ends")
+        .unwrap();
+    let names: Vec<&str> = seen.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(names.contains(&"dtmf"), "{names:?}");
+    assert_eq!(names.last(), Some(&"hangup"), "{names:?}");
+    let v = common::finished_call(&a, &sid).await;
+    assert!(
+        v["turns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["bot_text"] == "Watched from another instance."),
+        "{v}"
+    );
+    // Once the call has ended it is live nowhere.
+    assert_eq!(
+        callws::open(&b, &format!("/call?id={sid}"), Some(&b.api_key))
+            .await
+            .err(),
+        Some(404)
+    );
 }

@@ -60,13 +60,16 @@ pub async fn create_ticket(
     };
     let purpose = match req.purpose.as_deref() {
         None => TicketPurpose::Call,
-        Some(p) => TicketPurpose::parse(p).ok_or_else(|| {
-            ApiError::bad_field(
-                "purpose",
-                "invalid_purpose",
-                "purpose must be \"call\" or \"observe\"",
-            )
-        })?,
+        // Clients get only the purposes they may present; the others are the platform's own.
+        Some(p) => TicketPurpose::parse(p)
+            .filter(|p| matches!(p, TicketPurpose::Call | TicketPurpose::Observe))
+            .ok_or_else(|| {
+                ApiError::bad_field(
+                    "purpose",
+                    "invalid_purpose",
+                    "purpose must be \"call\" or \"observe\"",
+                )
+            })?,
     };
     let now = callbot_core::time_fmt::now();
     let expires_ms = (now.unix_timestamp() as u64 + TICKET_TTL_SECS) * 1000;

@@ -6,7 +6,8 @@
 //!   `option.codec`) or over WebRTC (`/call/webrtc`, SDP offer in `option.offer`, the answer in
 //!   the `answer` event); or
 //! - names a live call of its tenant with `?id=<call sid>`: supervisor mode, where the call's
-//!   events arrive and commands (`tts`, `play`, `interrupt`, `refer`, `hangup`, ...) act on it.
+//!   events arrive and commands (`tts`, `play`, `interrupt`, `refer`, `hangup`, ...) act on it,
+//!   whichever instance holds the call (`relay`).
 
 use crate::StreamState;
 use crate::engine::call::leg::{Leg, LegKind, SocketCodec};
@@ -118,11 +119,21 @@ async fn open(
     ws: WebSocketUpgrade,
     webrtc: bool,
 ) -> Response {
-    let tenant =
-        match authenticate(&state, &headers, q.ticket.as_deref(), TicketPurpose::Call).await {
-            Ok(t) => t,
-            Err(r) => return r,
-        };
+    // A supervisor socket relayed from the instance its client connected to (see `relay`).
+    let relayed = crate::relay::relayed_tenant(&state, &headers).await;
+    let is_relayed = relayed.is_some();
+    let tenant = match relayed {
+        Some(Ok(t)) if q.id.is_some() => t,
+        Some(_) => {
+            return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
+        }
+        None => {
+            match authenticate(&state, &headers, q.ticket.as_deref(), TicketPurpose::Call).await {
+                Ok(t) => t,
+                Err(r) => return r,
+            }
+        }
+    };
     let Some(engine) = state.engine.clone() else {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -139,10 +150,18 @@ async fn open(
             );
         };
         // Another tenant's call and a call that is not live look the same from outside.
-        let Some(live) = engine.live.get(&tenant, &sid) else {
+        if let Some(live) = engine.live.get(&tenant, &sid) {
+            return ws.on_upgrade(move |socket| supervise(socket, live));
+        }
+        if is_relayed {
             return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
+        }
+        // Held by another instance: relay there.
+        let path = format!("/call?id={}", sid.as_str());
+        return match crate::relay::connect(&state, &tenant, &sid, &path).await {
+            Ok(upstream) => ws.on_upgrade(move |socket| crate::relay::pipe(socket, upstream)),
+            Err(e) => crate::frontend::relay_refusal(&e),
         };
-        return ws.on_upgrade(move |socket| supervise(socket, live));
     }
     ws.on_upgrade(move |socket| new_call(socket, state, tenant, webrtc))
 }

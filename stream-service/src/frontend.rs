@@ -8,6 +8,7 @@
 use crate::StreamState;
 use crate::engine::events::{CallEvent, now_ms};
 use crate::engine::lease::LeaseKeeper;
+use crate::relay;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -50,7 +51,17 @@ pub async fn upgrade(
             "an API key is never accepted in a URL: send X-API-Key, or a ticket from POST /call/tickets",
         );
     }
-    let found = if let Some(ticket) = q.ticket.as_deref() {
+    // A socket relayed from the instance its client connected to (see `relay`): that instance
+    // authenticated the client and holds the observer place.
+    let relayed = relay::relayed_tenant(&state, &headers).await;
+    let is_relayed = relayed.is_some();
+    let found = if let Some(r) = relayed {
+        match r {
+            Ok(t) => Ok(Some(t)),
+            Err(relay::RelayError::Store(e)) => Err(e),
+            Err(_) => Ok(None),
+        }
+    } else if let Some(ticket) = q.ticket.as_deref() {
         match crate::callws::authenticate(
             &state,
             &headers,
@@ -94,11 +105,19 @@ pub async fn upgrade(
     let Some(engine) = &state.engine else {
         return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
     };
-    let Some(call) = engine.live.get(&tenant, &sid) else {
+    let local = engine.live.get(&tenant, &sid);
+    if let Some(call) = &local
+        && q.user_id.is_some()
+        && call.user != q.user_id
+    {
         return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
-    };
-    if q.user_id.is_some() && call.user != q.user_id {
-        return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
+    }
+    if is_relayed {
+        let Some(call) = local else {
+            return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
+        };
+        let events = call.events.listen();
+        return ws.on_upgrade(move |socket| forward(socket, events));
     }
     // At most `max_observers_per_user` sockets per end user, counted in the store (every
     // instance), kept while the socket is open.
@@ -127,11 +146,47 @@ pub async fn upgrade(
         }
     }
     let keeper = LeaseKeeper::start(state.store.clone(), scope, holder);
-    let events = call.events.listen();
-    ws.on_upgrade(move |socket| async move {
-        forward(socket, events).await;
-        keeper.release().await;
-    })
+    if let Some(call) = local {
+        let events = call.events.listen();
+        return ws.on_upgrade(move |socket| async move {
+            forward(socket, events).await;
+            keeper.release().await;
+        });
+    }
+    // Held by another instance (or by none): relay there.
+    let path = {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("callSid", sid.as_str());
+        if let Some(u) = q.user_id.as_deref() {
+            query.append_pair("user_id", u);
+        }
+        format!("/frontend-stream?{}", query.finish())
+    };
+    match relay::connect(&state, &tenant, &sid, &path).await {
+        Ok(upstream) => ws.on_upgrade(move |socket| async move {
+            relay::pipe(socket, upstream).await;
+            keeper.release().await;
+        }),
+        Err(e) => {
+            keeper.release().await;
+            relay_refusal(&e)
+        }
+    }
+}
+
+/// The answer to a socket whose relay could not be opened.
+pub(crate) fn relay_refusal(e: &relay::RelayError) -> Response {
+    match e {
+        relay::RelayError::NotLive => refuse(StatusCode::NOT_FOUND, "not_found", "Call not live"),
+        other => {
+            tracing::warn!(error = %other, "relaying a socket failed");
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the instance holding the call did not answer; try again",
+            )
+        }
+    }
 }
 
 async fn forward(mut socket: WebSocket, mut listening: crate::engine::events::Listening) {

@@ -15,6 +15,7 @@ pub mod handshake;
 pub mod llm;
 pub mod models;
 pub mod protocol;
+pub mod relay;
 pub mod rtc;
 mod session;
 pub mod speech;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::from_env().context("reading settings")?;
+    let mut settings = Settings::from_env().context("reading settings")?;
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -22,6 +22,11 @@ async fn main() -> anyhow::Result<()> {
             .context("RUST_LOG")?,
         )
         .init();
+    settings.instance_url = Some(
+        wiring::instance_url(&settings)
+            .await
+            .context("this instance's address for the others")?,
+    );
     let wiring::Backends {
         store,
         twilio,

@@ -221,6 +221,44 @@ pub struct Backends {
     pub recordings: Arc<dyn crate::recordings::Recordings>,
 }
 
+/// This instance's internal URL for other instances (live calls reached from any instance):
+/// `CALLBOT_INSTANCE_URL`; on ECS without it, the task's private IPv4 address (from the container
+/// metadata endpoint) and the bound port; otherwise [`Settings::instance_base`].
+pub async fn instance_url(settings: &Settings) -> Result<url::Url, WiringError> {
+    let unusable = |e: String| WiringError::Unsupported(format!("CALLBOT_INSTANCE_URL: {e}"));
+    if settings.instance_url.is_none()
+        && let Some(meta) = &settings.ecs_metadata_uri
+    {
+        let ip = ecs_private_ip(meta)
+            .await
+            .map_err(|e| unusable(format!("unset, and the ECS metadata gave no address: {e}")))?;
+        return url::Url::parse(&format!("http://{ip}:{}", settings.addr.port()))
+            .map_err(|e| unusable(e.to_string()));
+    }
+    url::Url::parse(&settings.instance_base()).map_err(|e| unusable(e.to_string()))
+}
+
+/// The first private IPv4 address of the container's networks (ECS task metadata v4).
+async fn ecs_private_ip(meta: &url::Url) -> Result<std::net::Ipv4Addr, String> {
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(meta.clone())
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    body["Networks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|n| n["IPv4Addresses"].as_array().into_iter().flatten())
+        .find_map(|a| a.as_str()?.parse().ok())
+        .ok_or_else(|| "no Networks[].IPv4Addresses".to_owned())
+}
+
 pub async fn backends(settings: &Settings) -> Result<Backends, WiringError> {
     let store = store(settings).await?;
     bootstrap_dev_key(settings, &*store).await?;

@@ -45,6 +45,18 @@ impl LeaseKeeper {
         }
     }
 
+    /// Takes a lease that has no limit (a record of where something is, not a place) and keeps it.
+    pub async fn acquire_unlimited(store: Arc<dyn Store>, scope: String, holder: String) -> Self {
+        let now = now_ms();
+        if let Err(e) = store
+            .acquire_lease(&scope, &holder, u32::MAX, now + LEASE_TTL_MS, now)
+            .await
+        {
+            tracing::warn!(%scope, error = %e, "taking a lease failed; renewing will retry");
+        }
+        Self::start(store, scope, holder)
+    }
+
     /// Stops renewing and gives the lease back.
     pub async fn release(self) {
         self.task.abort();

@@ -224,6 +224,12 @@ pub struct Settings {
     pub aws: AwsSettings,
     pub public_base_url: Option<url::Url>,
     pub stream_base_url: Option<url::Url>,
+    /// `CALLBOT_INSTANCE_URL`: where other instances reach this one's call sockets (an internal
+    /// `http://host:port`); unset, [`Settings::instance_base`] derives it.
+    pub instance_url: Option<url::Url>,
+    /// `ECS_CONTAINER_METADATA_URI_V4` (set by ECS): where the task's private address is read
+    /// when `CALLBOT_INSTANCE_URL` is unset.
+    pub ecs_metadata_uri: Option<url::Url>,
     pub limits: Limits,
     pub calls: CallSettings,
     pub llm: LlmSettings,
@@ -523,6 +529,16 @@ impl Settings {
         let rtc = RtcSettings::from_get(&|k| get(k))?;
         let public_base_url = url_var("PUBLIC_BASE_URL")?;
         let stream_base_url = url_var("STREAM_BASE_URL")?;
+        let instance_url = url_var("CALLBOT_INSTANCE_URL")?;
+        if let Some(u) = &instance_url
+            && (!matches!(u.scheme(), "http" | "https") || u.host().is_none())
+        {
+            return Err(err(
+                "CALLBOT_INSTANCE_URL",
+                "an http:// or https:// URL with a host (this instance's internal address)",
+            ));
+        }
+        let ecs_metadata_uri = url_var("ECS_CONTAINER_METADATA_URI_V4")?;
         if matches!(telephony, TelephonySettings::Twilio { .. }) {
             // Twilio must reach us: an https answer URL and a wss media-stream URL (spec §1.1).
             match &public_base_url {
@@ -571,6 +587,8 @@ impl Settings {
             aws,
             public_base_url,
             stream_base_url,
+            instance_url,
+            ecs_metadata_uri,
             limits,
             calls,
             llm,
@@ -598,6 +616,21 @@ impl Settings {
         match &self.stream_base_url {
             Some(u) => u.as_str().trim_end_matches('/').to_owned(),
             None => format!("ws://{}", self.addr),
+        }
+    }
+
+    /// Where other instances reach this one: `CALLBOT_INSTANCE_URL`, or `http://{addr}` with an
+    /// unspecified bind address read as loopback (one machine).
+    pub fn instance_base(&self) -> String {
+        match &self.instance_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => {
+                let mut addr = self.addr;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            }
         }
     }
 
@@ -657,6 +690,21 @@ mod tests {
                 .llm
                 .is_on()
         );
+    }
+
+    #[test]
+    fn the_instance_url_is_set_or_derived() {
+        let s = Settings::from_vars(&vars(&[("CALLBOT_ADDR", "0.0.0.0:9000")])).unwrap();
+        assert_eq!(s.instance_base(), "http://127.0.0.1:9000");
+        let s = Settings::from_vars(&vars(&[("CALLBOT_INSTANCE_URL", "http://10.0.3.7:8080/")]))
+            .unwrap();
+        assert_eq!(s.instance_base(), "http://10.0.3.7:8080");
+        for bad in ["ws://10.0.3.7:8080", "10.0.3.7:8080", "mailto:x@y"] {
+            assert!(
+                Settings::from_vars(&vars(&[("CALLBOT_INSTANCE_URL", bad)])).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

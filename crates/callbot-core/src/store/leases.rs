@@ -21,6 +21,12 @@ pub fn observers_scope(tenant: &TenantId, user: Option<&str>) -> String {
     format!("observe#{tenant}#{}", user.unwrap_or(""))
 }
 
+/// Where a live call's engine runs (holder: that instance's internal URL), so a socket opened on
+/// another instance reaches it.
+pub fn route_scope(sid: &crate::domain::CallSid) -> String {
+    format!("route#{sid}")
+}
+
 /// Now, in Unix ms (what leases are timed in).
 pub fn now_ms() -> u64 {
     u64::try_from(crate::time_fmt::now().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
@@ -55,6 +61,8 @@ pub trait LeaseStore: Send + Sync {
     async fn release_lease(&self, scope: &str, holder: &str) -> StoreResult<()>;
     /// How many leases of `scope` are unexpired at `now_ms`. Read-only.
     async fn count_leases(&self, scope: &str, now_ms: u64) -> StoreResult<u32>;
+    /// The holders of `scope`'s leases unexpired at `now_ms`. Read-only.
+    async fn lease_holders(&self, scope: &str, now_ms: u64) -> StoreResult<Vec<String>>;
 }
 
 /// Every running call engine holds a lease here (holder: its instance id), renewed while it runs.

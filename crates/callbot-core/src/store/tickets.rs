@@ -17,6 +17,9 @@ pub enum TicketPurpose {
     /// A Twilio media stream: `/voice` stores the stream token it hands out, the stream service
     /// consumes it when the stream starts, so a token opens one stream only.
     Stream,
+    /// One instance opening a live call's socket on the instance that holds the call, for a
+    /// client it has authenticated (never handed to clients).
+    Relay,
 }
 
 impl TicketPurpose {
@@ -25,6 +28,7 @@ impl TicketPurpose {
             TicketPurpose::Call => "call",
             TicketPurpose::Observe => "observe",
             TicketPurpose::Stream => "stream",
+            TicketPurpose::Relay => "relay",
         }
     }
 
@@ -33,6 +37,7 @@ impl TicketPurpose {
             "call" => Some(TicketPurpose::Call),
             "observe" => Some(TicketPurpose::Observe),
             "stream" => Some(TicketPurpose::Stream),
+            "relay" => Some(TicketPurpose::Relay),
             _ => None,
         }
     }

@@ -143,6 +143,14 @@ pub(crate) async fn drive(
         commands: cmd_tx,
     };
     let registration: Registration = engine.live.register(live);
+    // Where the call runs, for sockets that name it on another instance (`/frontend-stream`,
+    // `/call?id=`): they are relayed here.
+    let route = super::lease::LeaseKeeper::acquire_unlimited(
+        state.store.clone(),
+        callbot_core::store::leases::route_scope(&call.sid),
+        state.settings.instance_base(),
+    )
+    .await;
     // The call's place among its tenant's concurrent calls (taken by `/voice`, `/outbound-call`
     // or the socket's `invite`), kept while the call lives.
     let lease = super::lease::LeaseKeeper::start(
@@ -314,6 +322,7 @@ pub(crate) async fn drive(
     }
     actor.finish(&call.tenant, &call.sid, &mut pipe_rx).await;
     lease.release().await;
+    route.release().await;
     drop(actor);
     done.cancel();
     if let Some(f) = forwarder {

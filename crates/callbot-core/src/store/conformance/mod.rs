@@ -152,6 +152,14 @@ async fn leases(store: Arc<dyn Store>) {
     assert!(!store.renew_lease(&scope, "nobody", 30_000).await.unwrap());
     assert_eq!(store.count_leases(&scope, 12_000).await.unwrap(), 2);
     assert_eq!(store.count_leases(&scope, 35_000).await.unwrap(), 1);
+    let mut holders = store.lease_holders(&scope, 12_000).await.unwrap();
+    holders.sort();
+    assert_eq!(holders, ["late", "later"]);
+    assert_eq!(
+        store.lease_holders(&scope, 35_000).await.unwrap(),
+        ["later"]
+    );
+    assert!(store.lease_holders("nothing", 0).await.unwrap().is_empty());
 }
 
 /// A ticket is taken once, by exactly one of many concurrent takers, only for its purpose and

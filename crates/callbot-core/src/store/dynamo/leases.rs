@@ -155,6 +155,17 @@ impl LeaseStore for DynamoStore {
         Ok(u32::try_from(live).unwrap_or(u32::MAX))
     }
 
+    async fn lease_holders(&self, scope: &str, now_ms: u64) -> StoreResult<Vec<String>> {
+        let mut live: Vec<_> = self
+            .lease_slots(scope)
+            .await?
+            .into_iter()
+            .filter(|(_, _, until)| *until > now_ms as i64)
+            .collect();
+        live.sort_by_key(|(_, _, until)| std::cmp::Reverse(*until));
+        Ok(live.into_iter().map(|(_, h, _)| h).collect())
+    }
+
     async fn release_lease(&self, scope: &str, holder: &str) -> StoreResult<()> {
         for (i, h, _) in self.lease_slots(scope).await? {
             if h == holder {

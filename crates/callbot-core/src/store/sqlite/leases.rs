@@ -84,6 +84,20 @@ impl LeaseStore for SqliteStore {
         .await
     }
 
+    async fn lease_holders(&self, scope: &str, now_ms: u64) -> StoreResult<Vec<String>> {
+        let scope = scope.to_owned();
+        self.run(move |c| {
+            let mut q = c
+                .prepare("SELECT holder FROM leases WHERE scope = ?1 AND until_ms > ?2 ORDER BY until_ms DESC")
+                .map_err(backend)?;
+            let rows = q
+                .query_map(params![scope, now_ms as i64], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn release_lease(&self, scope: &str, holder: &str) -> StoreResult<()> {
         let (scope, holder) = (scope.to_owned(), holder.to_owned());
         self.run(move |c| {
