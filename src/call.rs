@@ -91,7 +91,8 @@ pub async fn run(
     let mut steps = vec![Step::Silence(Duration::from_millis(200)), wait()];
     let espeak = match &settings.calls.speech {
         callbot_core::settings::SpeechSettings::Local { espeak, .. } => espeak.clone(),
-        callbot_core::settings::SpeechSettings::Instant => "espeak-ng".to_owned(),
+        callbot_core::settings::SpeechSettings::Instant
+        | callbot_core::settings::SpeechSettings::InstantLoaded { .. } => "espeak-ng".to_owned(),
     };
     let tts = callbot_stream::speech::espeak::Espeak::new(espeak);
     for line in &opts.say {

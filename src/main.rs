@@ -272,6 +272,10 @@ async fn serve(mut settings: Settings, addr: Option<std::net::SocketAddr>) -> an
                 .unwrap_or("model")
         ),
         callbot_core::settings::SpeechSettings::Instant => "instant stand-ins".into(),
+        callbot_core::settings::SpeechSettings::InstantLoaded { workers, decode } => format!(
+            "instant stand-ins, recogniser loaded ({workers} at a time, {} ms each)",
+            decode.as_millis()
+        ),
     };
     banner!("  speech:     {speech}");
     let p = &state.settings.providers;

@@ -42,6 +42,17 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     } = wiring::backends(&settings)
         .await
         .context("setting up the store, Twilio and recordings")?;
+    // Recordings a crashed earlier run left unfinished (S3: still in the local spool).
+    match recordings.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            recordings = n,
+            "finished recordings an earlier run left behind"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "finishing earlier recordings failed; they stay in the spool")
+        }
+    }
     let sim = twilio.simulated.then(|| {
         Sim::new(
             &twilio.account_sid,

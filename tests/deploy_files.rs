@@ -89,6 +89,7 @@ fn templates_only_set_variables_the_settings_read() {
     let docker = read("infra/Dockerfile.stream");
     for v in [
         "CALLBOT_ADDR",
+        "CALLBOT_DATA_DIR",
         "CALLBOT_WHISPER_MODEL",
         "CALLBOT_LOG_FORMAT",
     ] {

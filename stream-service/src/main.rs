@@ -35,6 +35,17 @@ async fn main() -> anyhow::Result<()> {
     } = wiring::backends(&settings)
         .await
         .context("setting up the store, Twilio and recordings")?;
+    // Recordings a crashed earlier run left unfinished (S3: still in the local spool).
+    match recordings.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            recordings = n,
+            "finished recordings an earlier run left behind"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "finishing earlier recordings failed; they stay in the spool")
+        }
+    }
     let (stt, tts) = callbot_stream::speech::from_settings(&settings.calls.speech)
         .await
         .context("speech engines")?;

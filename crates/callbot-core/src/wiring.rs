@@ -199,7 +199,12 @@ pub async fn recordings(
             bucket,
             create_bucket,
         } => {
-            let s3 = crate::recordings::S3Recordings::connect(&settings.aws, bucket).await;
+            let s3 = crate::recordings::S3Recordings::connect(
+                &settings.aws,
+                bucket,
+                settings.data_dir.join("spool"),
+            )
+            .await;
             if *create_bucket {
                 s3.ensure_bucket()
                     .await

@@ -23,6 +23,69 @@ impl SpeechToText for InstantStt {
     }
 }
 
+/// The instant recogniser with a capacity: `workers` utterances at a time, each taking `decode`;
+/// the rest wait in a queue of [`QUEUE`] places for at most the whisper pool's deadline, then are
+/// refused (`Busy`) — what a saturated recogniser does, without its CPU cost.
+#[derive(Debug)]
+pub struct LoadedStt {
+    slots: tokio::sync::Semaphore,
+    workers: usize,
+    decode: Duration,
+    /// Utterances decoding or queued.
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Queue places beyond the workers (as the whisper pool's default).
+pub const QUEUE: usize = 8;
+
+impl LoadedStt {
+    pub fn new(workers: usize, decode: Duration) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(workers.max(1)),
+            workers: workers.max(1),
+            decode,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl SpeechToText for LoadedStt {
+    fn name(&self) -> &str {
+        "instant (loaded)"
+    }
+    /// Safe to cancel: a dropped call gives its place back.
+    async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Place<'a>(&'a AtomicUsize);
+        impl Drop for Place<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let taken = self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _place = Place(&self.in_flight);
+        if taken >= self.workers + QUEUE {
+            return Err(SpeechError::Busy);
+        }
+        let _slot = tokio::time::timeout(super::whisper::QUEUE_DEADLINE, self.slots.acquire())
+            .await
+            .map_err(|_| SpeechError::Busy)?
+            .map_err(|_| SpeechError::Busy)?;
+        tokio::time::sleep(self.decode).await;
+        Ok(Transcript {
+            text: format!("utterance of {} ms", pcm.len() / 8),
+            engine: self.decode,
+        })
+    }
+    fn load(&self) -> Option<(usize, usize)> {
+        Some((
+            self.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+            self.workers + QUEUE,
+        ))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InstantTts {
     /// Audio per character of text.
@@ -70,4 +133,40 @@ pub fn voiced_tone(ms: u64) -> Vec<u8> {
             g711::encode_sample((v * 9000.0) as i16)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod loaded_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_loaded_recogniser_queues_then_refuses() {
+        let stt = std::sync::Arc::new(LoadedStt::new(1, Duration::from_secs(1)));
+        let mut jobs = Vec::new();
+        for _ in 0..(1 + QUEUE + 1) {
+            let stt = stt.clone();
+            jobs.push(tokio::spawn(
+                async move { stt.transcribe(vec![0; 800]).await },
+            ));
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(SpeechToText::load(&*stt), Some((1 + QUEUE, 1 + QUEUE)));
+        let mut ok = 0;
+        let mut busy = 0;
+        for j in jobs {
+            match j.await.unwrap() {
+                Ok(t) => {
+                    ok += 1;
+                    assert_eq!(t.text, "utterance of 100 ms");
+                }
+                Err(SpeechError::Busy) => busy += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // One at a time for a second each: the first few within the 4 s deadline, the rest
+        // (and the one beyond the queue) refused.
+        assert_eq!(ok + busy, 1 + QUEUE + 1);
+        assert!((4..=5).contains(&ok), "{ok}");
+        assert_eq!(SpeechToText::load(&*stt), Some((0, 1 + QUEUE)));
+    }
 }

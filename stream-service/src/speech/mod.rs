@@ -217,6 +217,10 @@ pub async fn from_settings(
             Arc::new(instant::InstantStt),
             Arc::new(instant::InstantTts::default()),
         )),
+        SpeechSettings::InstantLoaded { workers, decode } => Ok((
+            Arc::new(instant::LoadedStt::new(*workers, *decode)),
+            Arc::new(instant::InstantTts::default()),
+        )),
         SpeechSettings::Local {
             model,
             espeak: program,

@@ -155,6 +155,10 @@ pub enum SpeechSettings {
     },
     /// Instant stand-ins (benchmarks of the platform itself).
     Instant,
+    /// Instant stand-ins whose recogniser behaves like a loaded pool: `workers` utterances at a
+    /// time, each taking `decode`, a bounded queue with a deadline (`callbot bench calls --faults`
+    /// saturates it).
+    InstantLoaded { workers: usize, decode: Duration },
 }
 
 /// Which language model suggests replies (webhook mode) and answers (LLM mode).
@@ -453,10 +457,14 @@ impl Settings {
                 whisper_workers: num("CALLBOT_WHISPER_WORKERS", 1)? as usize,
             },
             Some("instant") => SpeechSettings::Instant,
+            Some("instant-loaded") => SpeechSettings::InstantLoaded {
+                workers: (num("CALLBOT_INSTANT_STT_WORKERS", 1)? as usize).max(1),
+                decode: ms("CALLBOT_INSTANT_STT_MS", 300)?,
+            },
             Some(other) => {
                 return Err(err(
                     "CALLBOT_SPEECH",
-                    format!("{other:?} is not local or instant"),
+                    format!("{other:?} is not local, instant or instant-loaded"),
                 ));
             }
         };

@@ -133,16 +133,18 @@ impl Actor {
         for h in self.persisting.drain(..) {
             let _ = h.await;
         }
-        if !self.recorder.is_empty() {
-            let wav = self.recorder.wav();
-            if let Err(e) = self
-                .engine
-                .recordings
-                .put(&recording_key(tenant.as_str(), sid.as_str()), wav)
-                .await
-            {
-                tracing::error!(call_sid = %sid, error = %e, "writing the recording failed");
+        // The rest of the recording, then the writer finishes it.
+        let rest = self.recorder.take_rest();
+        if let Some(tx) = self.recording.take() {
+            if !rest.is_empty() && tx.send(rest).await.is_err() {
+                tracing::error!(call_sid = %sid, "the recording writer stopped early");
             }
+            drop(tx);
+        }
+        if let Some(task) = self.recording_task.take()
+            && let Err(e) = task.await
+        {
+            tracing::error!(call_sid = %sid, error = %e, "the recording writer failed");
         }
         let (reason, initiator) = match &why {
             End::CallerHungUp => ("caller_hangup", "caller"),

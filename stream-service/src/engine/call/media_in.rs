@@ -94,6 +94,7 @@ impl Actor {
                 frame.copy_from_slice(f);
                 self.recorder.caller_frame(&frame);
             }
+            self.flush_recording();
             return;
         }
         if self.events.observed() {
@@ -119,6 +120,20 @@ impl Actor {
             self.listen_frame(&frame);
         }
         self.carry.drain(..at);
+        self.flush_recording();
+    }
+
+    /// Hands the recorded past to the writer every couple of seconds; when the writer has no
+    /// room (a slow disk or S3), the chunk waits in the recorder for the next try.
+    fn flush_recording(&mut self) {
+        if let Some(chunk) = self.recorder.take_flush()
+            && let Some(tx) = &self.recording
+            && let Err(
+                mpsc::error::TrySendError::Full(chunk) | mpsc::error::TrySendError::Closed(chunk),
+            ) = tx.try_send(chunk)
+        {
+            self.recorder.hold(chunk);
+        }
     }
 
     /// A binary frame: caller audio on a `/call` WebSocket leg.

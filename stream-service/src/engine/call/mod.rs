@@ -71,6 +71,9 @@ struct Actor {
     pipe_tx: mpsc::Sender<ToCall>,
     ep: Endpointer,
     recorder: Recorder,
+    /// Recording chunks to the writer task (`None` once the call has ended).
+    recording: Option<mpsc::Sender<Vec<u8>>>,
+    recording_task: Option<tokio::task::JoinHandle<()>>,
     history: Vec<HistoryEntry>,
     next_turn: u32,
     pending: VecDeque<(TurnKind, Instant, Duration)>,
@@ -243,6 +246,13 @@ pub(crate) async fn drive(
         ))
     });
     let (pipe_tx, mut pipe_rx) = mpsc::channel(32);
+    // Up to 16 s of recording waiting for a slow disk or S3; beyond that the actor keeps it.
+    let (rec_tx, rec_rx) = mpsc::channel(8);
+    let recording_task = tokio::spawn(super::recorder::write(
+        engine.recordings.clone(),
+        recording_key(call.tenant.as_str(), call.sid.as_str()),
+        rec_rx,
+    ));
     let now = Instant::now();
     let mut actor = Actor {
         engine,
@@ -257,6 +267,8 @@ pub(crate) async fn drive(
         pipe_tx,
         ep: Endpointer::new(vad),
         recorder: Recorder::default(),
+        recording: Some(rec_tx),
+        recording_task: Some(recording_task),
         history: Vec::new(),
         next_turn: 0,
         pending: VecDeque::new(),
