@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_browser;
 pub mod bench_calls;
+pub mod bench_faults;
 pub mod bench_llm;
 pub mod bench_voices;
 pub mod bench_webrtc;

@@ -140,6 +140,11 @@ enum BenchCommand {
         /// providers.
         #[arg(long)]
         standins: bool,
+        /// A fault soak instead: every call's webhook times out, answers 500, garbage and slowly
+        /// in turn, and the recogniser is saturated; prints turns sent, answered and lost, the
+        /// longest dead air and memory per call early and late.
+        #[arg(long, conflicts_with = "standins")]
+        faults: bool,
     },
     /// Latency a caller hears: end of speech → first reply audio for local whisper with a
     /// fixed silence, with smart endpointing, and with the Deepgram stand-in; and the time the
@@ -627,16 +632,21 @@ async fn main() -> anyhow::Result<()> {
                     duration,
                     server_cores,
                     standins,
+                    faults,
                 },
         } => {
-            for line in callbot::bench_calls::calls(callbot::bench_calls::CallBenchOptions {
+            let opts = callbot::bench_calls::CallBenchOptions {
                 concurrency,
                 duration: std::time::Duration::from_secs(duration),
                 server_cores,
                 standins,
-            })
-            .await?
-            {
+            };
+            let lines = if faults {
+                callbot::bench_faults::soak(opts).await?
+            } else {
+                callbot::bench_calls::calls(opts).await?
+            };
+            for line in lines {
                 println!("{line}");
             }
             Ok(())

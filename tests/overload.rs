@@ -1,5 +1,5 @@
-//! Overload without dead air: a recogniser slow to start gets the caller "One moment." before
-//! the answer; one too busy to hear them gets an honest "overloaded" line (not "I did not catch
+//! Overload without dead air: a recogniser slow to start, or a slow webhook, gets the caller
+//! "One moment." before the answer; one too busy to hear them gets an honest "overloaded" line (not "I did not catch
 //! that"); when every call engine is saturated, `/voice` sheds new calls with a spoken line;
 //! `/healthz` reports the load.
 
@@ -55,7 +55,7 @@ fn recogniser(delay_ms: u64, busy: bool, in_flight: usize) -> Arc<Loaded> {
     })
 }
 
-async fn one_turn(stt: Arc<Loaded>) -> serde_json::Value {
+async fn one_turn(stt: Arc<Loaded>, hook_delay: Duration) -> serde_json::Value {
     let app = spawn_app_adjusted(
         |s| {
             s.calls.end_silence = Duration::from_millis(400);
@@ -64,7 +64,10 @@ async fn one_turn(stt: Arc<Loaded>) -> serde_json::Value {
         move |p| p.with_stt(stt),
     )
     .await;
-    let hook = hook::start(|_| Answer::Json(json!({"say": "Sure, for what time?"}))).await;
+    let hook = hook::start(move |_| {
+        Answer::Slow(hook_delay, json!({"say": "Sure, for what time?"}))
+    })
+    .await;
     let body = json!({"goal": "Take reservations", "webhook": hook.url, "voice": "local:en-us",
         "llm_suggestion": false});
     let (status, b) = app.create_bot(&app.api_key, body).await;
@@ -88,7 +91,7 @@ async fn one_turn(stt: Arc<Loaded>) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_recogniser_gets_one_moment_then_the_answer() {
-    let v = one_turn(recogniser(2500, false, 0)).await;
+    let v = one_turn(recogniser(2500, false, 0), Duration::ZERO).await;
     let t = &v["turns"][1];
     assert_eq!(t["user_text"], "a table for two", "{v}");
     assert_eq!(
@@ -100,9 +103,32 @@ async fn a_slow_recogniser_gets_one_moment_then_the_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_webhook_gets_one_moment_then_the_answer() {
+    // Recognition is quick; the business's system takes 1.3 s of the 1.5 s it may.
+    let v = one_turn(recogniser(0, false, 0), Duration::from_millis(1300)).await;
+    let t = &v["turns"][1];
+    assert_eq!(
+        t["bot_text_full"], "One moment. Sure, for what time?",
+        "{v}"
+    );
+    assert!(t["fallback"].is_null(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_wait_gets_a_second_filler_never_long_silence() {
+    // 3.5 s to recognise and 1.2 s to answer: a second line 2.8 s after the first.
+    let v = one_turn(recogniser(3500, false, 0), Duration::from_millis(1200)).await;
+    let t = &v["turns"][1];
+    assert_eq!(
+        t["bot_text_full"], "One moment. Still on it, thanks for waiting. Sure, for what time?",
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_busy_recogniser_is_owned_up_to() {
     // (Reporting spare capacity: a saturated engine would have the call shed at `/voice`.)
-    let v = one_turn(recogniser(0, true, 0)).await;
+    let v = one_turn(recogniser(0, true, 0), Duration::ZERO).await;
     let t = &v["turns"][1];
     assert_eq!(t["fallback"], "stt_busy", "{v}");
     assert!(

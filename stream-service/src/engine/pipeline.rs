@@ -207,7 +207,10 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
         } => {
             let mut text = String::new();
             let mut stt_failed = None;
-            let mut filled = false;
+            // Recognition, the model's suggestion and the webhook that take longer than
+            // FILLER_AFTER in all get the caller an honest "One moment." instead of dead air; the
+            // reply then follows it.
+            let mut filled = Fillers::new();
             let recognised = match (heard, audio) {
                 (Some(h), _) => Some((h.text, h.after, h.provider)),
                 (None, Some(audio)) => {
@@ -215,19 +218,14 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                         return;
                     }
                     let started = Instant::now();
-                    // A recogniser that is slow to start (a queue under load) gets the caller an
-                    // honest "One moment." instead of dead air; the reply then follows it.
-                    let recognition = recognise(&engine, audio);
-                    tokio::pin!(recognition);
-                    let (result, provider) = tokio::select! {
-                        r = &mut recognition => r,
-                        () = tokio::time::sleep(FILLER_AFTER) => {
-                            if !filler(&engine, &info, turn, &tx).await {
-                                return;
-                            }
-                            filled = true;
-                            recognition.await
-                        }
+                    let Some((result, provider)) = covered(
+                        recognise(&engine, audio),
+                        &mut filled,
+                        (&engine, &info, turn, &tx),
+                    )
+                    .await
+                    else {
+                        return;
                     };
                     match result {
                         Ok(t) => text = t,
@@ -271,7 +269,7 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                     fallback: Some(reason.into()),
                     webhook: None,
                 };
-                emit(&engine, &info, turn, reply, filled, &tx).await;
+                emit(&engine, &info, turn, reply, filled.said, &tx).await;
                 return;
             }
             if text.is_empty() && dtmf.is_empty() {
@@ -279,7 +277,7 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 return;
             }
             if info.mode == BotMode::Llm {
-                let first = usize::from(filled);
+                let first = filled.said;
                 converse::run(
                     &engine,
                     &info,
@@ -297,7 +295,16 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 if !stage(&tx, turn, Stage::Llm).await {
                     return;
                 }
-                converse::suggest(&engine, &info, &input.history, &text, &dtmf).await
+                let suggestion = covered(
+                    converse::suggest(&engine, &info, &input.history, &text, &dtmf),
+                    &mut filled,
+                    (&engine, &info, turn, &tx),
+                )
+                .await;
+                let Some(suggestion) = suggestion else {
+                    return;
+                };
+                suggestion
             } else {
                 None
             };
@@ -315,17 +322,25 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                     if !stage(&tx, turn, Stage::Webhook).await {
                         return;
                     }
-                    ask(
-                        &engine,
-                        &info,
-                        url,
-                        turn,
-                        &text,
-                        &dtmf,
-                        suggested.as_deref(),
-                        &input.history,
+                    let asked = covered(
+                        ask(
+                            &engine,
+                            &info,
+                            url,
+                            turn,
+                            &text,
+                            &dtmf,
+                            suggested.as_deref(),
+                            &input.history,
+                        ),
+                        &mut filled,
+                        (&engine, &info, turn, &tx),
                     )
-                    .await
+                    .await;
+                    let Some(asked) = asked else {
+                        return;
+                    };
+                    asked
                 }
                 // Not reachable through the API (webhook mode requires one): the model answers.
                 None => (
@@ -395,15 +410,66 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 fallback,
                 webhook: Some(took),
             };
-            emit(&engine, &info, turn, reply, filled, &tx).await;
+            emit(&engine, &info, turn, reply, filled.said, &tx).await;
             return;
         }
     };
     speak(&engine, &info, turn, &say, &tx).await;
 }
 
-/// How long recognition may take before the caller hears [`FILLER_LINE`].
+/// The fillers said in a turn so far, and when the next is due.
+#[derive(Debug)]
+struct Fillers {
+    said: usize,
+    next: tokio::time::Instant,
+}
+
+impl Fillers {
+    fn new() -> Self {
+        Self {
+            said: 0,
+            next: tokio::time::Instant::now() + FILLER_AFTER,
+        }
+    }
+}
+
+/// Runs `work`; while it runs past the next filler's time, says the next of [`FILLER_LINES`]
+/// (the work goes on meanwhile). `None`: the call has gone.
+async fn covered<T>(
+    work: impl Future<Output = T>,
+    fillers: &mut Fillers,
+    (engine, info, turn, tx): (&Engine, &Arc<CallInfo>, u32, &mpsc::Sender<ToCall>),
+) -> Option<T> {
+    tokio::pin!(work);
+    loop {
+        let Some(line) = FILLER_LINES.get(fillers.said) else {
+            return Some(work.await);
+        };
+        tokio::select! {
+            r = &mut work => return Some(r),
+            () = tokio::time::sleep_until(fillers.next) => {
+                let index = fillers.said;
+                fillers.said += 1;
+                fillers.next = tokio::time::Instant::now() + FILLER_AGAIN;
+                let saying = filler(engine, info, turn, tx, index, line);
+                tokio::pin!(saying);
+                // If the work ends while the filler is synthesised, the filler still comes first.
+                tokio::select! {
+                    said = &mut saying => if !said { return None },
+                    r = &mut work => return saying.await.then_some(r),
+                }
+            }
+        }
+    }
+}
+
+/// How long a caller's turn may go without a word from the bot (recognition, suggestion and
+/// webhook together) before they hear [`FILLER_LINE`].
 pub const FILLER_AFTER: Duration = Duration::from_millis(1200);
+/// How long after one filler began the next is said, if the reply is still not ready.
+pub const FILLER_AGAIN: Duration = Duration::from_millis(2800);
+/// What the caller hears while the reply is prepared: the first, then the second.
+pub const FILLER_LINES: [&str; 2] = [FILLER_LINE, "Still on it, thanks for waiting."];
 /// Said while the caller's words wait for a busy recogniser.
 pub const FILLER_LINE: &str = "One moment.";
 /// Said when the recogniser was too busy to hear the caller at all.
@@ -420,25 +486,36 @@ struct Planned {
 
 /// Starts the turn's reply with [`FILLER_LINE`] (the turn streams from then on: what follows is
 /// added sentence by sentence). False when the call is gone.
-async fn filler(engine: &Engine, info: &CallInfo, turn: u32, tx: &mpsc::Sender<ToCall>) -> bool {
-    tracing::info!(call_sid = %info.call_sid, turn, "recognition is slow; saying one moment");
-    let reply = ToCall::Reply {
+async fn filler(
+    engine: &Engine,
+    info: &CallInfo,
+    turn: u32,
+    tx: &mpsc::Sender<ToCall>,
+    index: usize,
+    line: &str,
+) -> bool {
+    tracing::info!(call_sid = %info.call_sid, turn, index, "the reply is slow; saying a filler");
+    // The first filler begins the turn's reply (streaming: the answer follows as sentences).
+    if index == 0 {
+        let reply = ToCall::Reply {
+            turn,
+            say: String::new(),
+            action: Action::Continue,
+            fallback: None,
+            webhook: None,
+            sentences: Vec::new(),
+        };
+        if tx.send(reply).await.is_err() {
+            return false;
+        }
+    }
+    tx.send(ToCall::Sentence {
         turn,
-        say: String::new(),
-        action: Action::Continue,
-        fallback: None,
-        webhook: None,
-        sentences: Vec::new(),
-    };
-    tx.send(reply).await.is_ok()
-        && tx
-            .send(ToCall::Sentence {
-                turn,
-                text: FILLER_LINE.to_owned(),
-            })
-            .await
-            .is_ok()
-        && speak_one(engine, info, turn, 0, FILLER_LINE, tx).await
+        text: line.to_owned(),
+    })
+    .await
+    .is_ok()
+        && speak_one(engine, info, turn, index, line, tx).await
 }
 
 /// Speaks a decided reply: announced whole and spoken, or — after a filler began the turn —
@@ -448,11 +525,11 @@ async fn emit(
     info: &CallInfo,
     turn: u32,
     reply: Planned,
-    filled: bool,
+    fillers: usize,
     tx: &mpsc::Sender<ToCall>,
 ) {
     let parts = sentences(&reply.say);
-    if !filled {
+    if fillers == 0 {
         let msg = ToCall::Reply {
             turn,
             say: reply.say,
@@ -484,7 +561,7 @@ async fn emit(
         return;
     }
     for (i, p) in parts.iter().enumerate() {
-        if !speak_one(engine, info, turn, i + 1, p, tx).await {
+        if !speak_one(engine, info, turn, i + fillers, p, tx).await {
             return;
         }
     }
