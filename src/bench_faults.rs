@@ -69,7 +69,9 @@ async fn faulty_webhook(
             tokio::time::sleep(WEBHOOK_TIMEOUT + Duration::from_secs(1)).await;
             good()
         }
-        Fault::ServerError => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        Fault::ServerError => {
+            (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
+        }
         Fault::Garbage => (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             "{\"say\": \"Sure, noted\", <<<",
@@ -149,8 +151,10 @@ pub async fn soak(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     let bot: serde_json::Value = http
         .post(format!("{base}/bots"))
         .header("x-api-key", key)
-        .json(&json!({"goal": "Fault soak", "webhook": hook_url, "voice": "local:en-us",
-            "first_message": "Hello, this is the soak bot."}))
+        .json(
+            &json!({"goal": "Fault soak", "webhook": hook_url, "voice": "local:en-us",
+            "first_message": "Hello, this is the soak bot."}),
+        )
         .send()
         .await?
         .error_for_status()?
@@ -305,8 +309,13 @@ pub async fn soak(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         ),
         format!("calls completed      {completed}/{}", opts.concurrency),
         format!("turns sent           {sent}"),
-        format!("turns answered       {answered} (bot audio after the caller's words, before they spoke again)"),
-        format!("turns lost           {} (target 0)", sent - answered.min(sent)),
+        format!(
+            "turns answered       {answered} (bot audio after the caller's words, before they spoke again)"
+        ),
+        format!(
+            "turns lost           {} (target 0)",
+            sent - answered.min(sent)
+        ),
         format!("turns on record      {recorded} (fallbacks: {fallbacks})"),
         format!(
             "dead air             p50 {:.2} s   p99 {:.2} s   longest {:.2} s (target < 3 s; per turn the longest silence from the end of the caller's words to the end of the answer, endpointing included)",
@@ -346,6 +355,9 @@ mod tests {
         let (sent, answered, dead) = score(&h, at(20_000));
         assert_eq!((sent, answered), (3, 2));
         assert_eq!(dead.len(), 2);
-        assert!((dead[0] - 0.7).abs() < 1e-3 && (dead[1] - 1.9).abs() < 1e-3, "{dead:?}");
+        assert!(
+            (dead[0] - 0.7).abs() < 1e-3 && (dead[1] - 1.9).abs() < 1e-3,
+            "{dead:?}"
+        );
     }
 }

@@ -335,6 +335,33 @@ fn call_benchmark_runs_with_the_provider_standins() {
     assert!(text.contains("calls completed      2/2"), "{text}");
 }
 
+/// The fault soak runs at a tiny scale and finds no lost turn.
+#[test]
+fn fault_soak_runs_and_loses_no_turn() {
+    let out = callbot()
+        .args([
+            "bench",
+            "calls",
+            "--faults",
+            "--concurrency",
+            "2",
+            "--duration",
+            "20",
+        ])
+        .output()
+        .expect("run callbot bench calls --faults");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("calls completed      2/2"), "{text}");
+    assert!(text.contains("turns sent           4"), "{text}");
+    assert!(text.contains("turns lost           0"), "{text}");
+    assert!(text.contains("dead air"), "{text}");
+}
+
 /// `callbot bench voices` runs end to end with one call per scenario (real speech).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn voice_benchmark_runs_and_reports_figures() {

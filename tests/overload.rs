@@ -64,10 +64,9 @@ async fn one_turn(stt: Arc<Loaded>, hook_delay: Duration) -> serde_json::Value {
         move |p| p.with_stt(stt),
     )
     .await;
-    let hook = hook::start(move |_| {
-        Answer::Slow(hook_delay, json!({"say": "Sure, for what time?"}))
-    })
-    .await;
+    let hook =
+        hook::start(move |_| Answer::Slow(hook_delay, json!({"say": "Sure, for what time?"})))
+            .await;
     let body = json!({"goal": "Take reservations", "webhook": hook.url, "voice": "local:en-us",
         "llm_suggestion": false});
     let (status, b) = app.create_bot(&app.api_key, body).await;
