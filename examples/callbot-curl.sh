@@ -33,7 +33,7 @@ callbot_delete_bot() {
 }
 
 # GET /call-status — Status of a call placed with `/outbound-call`.
-#   query: callSid, user_id
+#   query: callSid (required), user_id (required)
 callbot_call_status() {
   curl -sS -X GET "$CALLBOT_URL/call-status${1:+?$1}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
 }

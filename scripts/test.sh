@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (system packages, a Python venv with the local
-# AWS stand-in, cfn-lint, cargo-lambda, the SAM CLI), starts the stand-in on loopback, lints the templates, builds
+# AWS stand-in, cfn-lint, schemathesis, cargo-lambda, the SAM CLI), starts the stand-in on loopback, lints the templates, builds
 # and checks the Lambda packages, and runs every Rust test in the workspace. `.ci/run` calls this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,11 @@ fi
 if ! "$venv/bin/cfn-lint" --version 2>/dev/null | grep -q '1.51.0'; then
   echo "installing cfn-lint 1.51.0 into $venv" >&2
   "$venv/bin/pip" install -q 'cfn-lint==1.51.0' >&2
+fi
+# schemathesis: the property-based API tester tests/api_description.rs runs against /openapi.json.
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q '4.32.5'; then
+  echo "installing schemathesis 4.32.5 into $venv" >&2
+  "$venv/bin/pip" install -q 'schemathesis==4.32.5' >&2
 fi
 "$venv/bin/cfn-lint" sam-template.yaml infra/stream-service.yaml
 echo "cfn-lint: sam-template.yaml and infra/stream-service.yaml are clean"

@@ -324,7 +324,7 @@ async fn quota_race(app: &TestApp) {
     for t in tasks {
         match t.await.unwrap() {
             (201, _) => created += 1,
-            (429, body) => {
+            (409, body) => {
                 assert_eq!(body["code"], "quota_exceeded");
                 limited += 1;
             }
@@ -369,7 +369,7 @@ async fn quota_is_configurable() {
     let (status, body) = app.create_bot(&app.api_key, bot_body()).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (429, Some("quota_exceeded"))
+        (409, Some("quota_exceeded"))
     );
     // Another tenant has its own quota.
     let other = app.new_key("initech").await;

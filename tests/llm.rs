@@ -568,7 +568,7 @@ async fn llm_bots_are_checked_when_saved() {
         .await;
     assert_eq!(
         (s, b["code"].as_str()),
-        (400, Some("llm_unavailable")),
+        (409, Some("llm_unavailable")),
         "{b}"
     );
     let (bot_id, _) = common::new_bot(&off).await;
@@ -580,7 +580,7 @@ async fn llm_bots_are_checked_when_saved() {
     .await;
     assert_eq!(
         (s, b["code"].as_str()),
-        (400, Some("llm_unavailable")),
+        (409, Some("llm_unavailable")),
         "{b}"
     );
 }

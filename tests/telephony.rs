@@ -349,7 +349,11 @@ async fn failed_purchases_leave_no_bot_and_no_number() {
     let mut no_numbers = bot_body();
     no_numbers["area_code"] = json!("000");
     let (status, body) = app.create_bot(&app.api_key, no_numbers).await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("no_numbers")),
+        "{body}"
+    );
     assert!(
         body["error"].as_str().unwrap().contains("no phone numbers"),
         "{body}"

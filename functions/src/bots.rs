@@ -22,18 +22,42 @@ use utoipa_axum::routes;
 
 const IDEMPOTENCY_SCOPE: &str = "POST /bots";
 
+/// How a bot decides what to say (API description).
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // the API description's enum; requests are parsed as text
+pub enum BotModeName {
+    Webhook,
+    Llm,
+}
+
+/// Whether a bot answers (API description).
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // the API description's enum; requests are parsed as text
+pub enum BotStatusName {
+    Active,
+    Paused,
+}
+
 /// Body of `POST /bots`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBotRequest {
     /// What the bot is for, e.g. "Take restaurant reservations" (1-2,000 characters).
+    #[schema(
+        max_length = 2000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     goal: String,
     /// Your HTTPS endpoint: decides what the bot says each turn (webhook mode, required), or runs
     /// the bot's tools and receives turn notices (LLM mode, optional).
     #[serde(default)]
+    #[schema(max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$")]
     webhook: Option<String>,
     /// `webhook` (default: the LLM suggests, your webhook decides) or `llm` (the LLM answers).
     #[serde(default)]
+    #[schema(value_type = Option<BotModeName>)]
     mode: Option<String>,
     /// Webhook mode: ask the LLM for a suggestion each turn (default true; false saves its latency).
     #[serde(default)]
@@ -55,24 +79,36 @@ pub struct CreateBotRequest {
     fallback_number: Option<String>,
     /// Facts the bot may use, e.g. "Open 5PM-10PM" (up to 8,000 characters).
     #[serde(default)]
+    #[schema(
+        max_length = 8000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     context: Option<String>,
     /// `provider:name` with provider elevenlabs, polly, openai or local (`GET /voices`). Default
     /// `local:en-us`. A provider this deployment has not configured is refused
     /// (`voice_unavailable`), as is a name Polly or OpenAI do not have (`unknown_voice`).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z]+:.+$")]
     voice: Option<String>,
     /// Line spoken when a call connects (up to 500 characters).
     #[serde(default)]
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     first_message: Option<String>,
     /// Caller silence before a reprompt (a second one ends the call), 3-300 s. Default: platform's.
     #[serde(default)]
+    #[schema(minimum = 3, maximum = 300)]
     silence_timeout_secs: Option<u64>,
     /// Longest call, 30-14,400 s. Default: platform's.
     #[serde(default)]
+    #[schema(minimum = 30, maximum = 14400)]
     max_call_secs: Option<u64>,
     /// Silence after the caller's last word that ends their turn, 200-3,000 ms. Default:
     /// platform's (`CALLBOT_END_SILENCE_MS`, 700).
     #[serde(default)]
+    #[schema(minimum = 200, maximum = 3000)]
     end_silence_ms: Option<u64>,
     /// Let the words so far adjust that silence: half of it after a finished sentence, twice it
     /// after "and", "um" or a number being spelled. Default true.
@@ -80,9 +116,11 @@ pub struct CreateBotRequest {
     smart_endpointing: Option<bool>,
     /// Preferred area code for the number (US/CA, 3 digits).
     #[serde(default)]
+    #[schema(pattern = "^[0-9]{3}$")]
     area_code: Option<String>,
     /// ISO country of the number, default US.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z]{2}$")]
     country: Option<String>,
 }
 
@@ -91,16 +129,26 @@ pub struct CreateBotRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateBotRequest {
     #[serde(default)]
+    #[schema(
+        max_length = 2000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     goal: Option<String>,
     /// `null` removes it (allowed in LLM mode only).
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     webhook: Option<Option<String>>,
     #[serde(default)]
+    #[schema(
+        max_length = 8000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     context: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z]+:.+$")]
     voice: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<BotModeName>)]
     mode: Option<String>,
     #[serde(default)]
     llm_suggestion: Option<bool>,
@@ -118,6 +166,7 @@ pub struct UpdateBotRequest {
     first_message: Option<Option<String>>,
     /// `active` or `paused` (a paused bot keeps its number but does not answer).
     #[serde(default)]
+    #[schema(value_type = Option<BotStatusName>)]
     status: Option<String>,
     /// `null` returns to the platform default.
     #[serde(default, deserialize_with = "double_option_u64")]
@@ -136,6 +185,16 @@ pub struct UpdateBotRequest {
     /// `true` issues a new webhook signing secret, returned once in the response.
     #[serde(default)]
     rotate_webhook_secret: Option<bool>,
+}
+
+/// A tenant at its bot limit: waiting does not help (a bot must be deleted), so 409, not 429.
+fn bot_quota(limit: u32) -> ApiError {
+    ApiError::Conflict {
+        code: "quota_exceeded",
+        message: format!(
+            "this account has its {limit} bots (CALLBOT_MAX_BOTS_PER_TENANT): delete one first"
+        ),
+    }
 }
 
 fn double_option_u64<'de, D: serde::Deserializer<'de>>(
@@ -302,11 +361,11 @@ fn parse_brain(
     };
     let brain = brain.with_fallback_number(fallback.as_ref());
     if brain.mode() == BotMode::Llm && !state.settings.llm.is_on() {
-        return Err(ApiError::bad_field(
-            "mode",
-            "llm_unavailable",
-            "this deployment has no language model (CALLBOT_LLM=off)",
-        ));
+        // The request is fine; this deployment cannot honour it.
+        return Err(ApiError::Conflict {
+            code: "llm_unavailable",
+            message: "mode: this deployment has no language model (CALLBOT_LLM=off)".into(),
+        });
     }
     if brain.mode() == BotMode::Webhook && !has_webhook {
         return Err(ApiError::bad_field(
@@ -333,11 +392,11 @@ fn parse_bot_id(raw: &str) -> ApiResult<BotId> {
 #[utoipa::path(post, path = "/bots", tag = "bots", security(("api_key" = [])),
     request_body(content = CreateBotRequest, example = json!({"goal": "Take table reservations for Bella Vista",
         "webhook": "https://example.com/callbot", "context": "Open 5PM-10PM", "voice": "local:en-us"})),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Replays return the first response")),
     responses(
         (status = 201, body = CreatedBot),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_bot(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -408,7 +467,7 @@ pub async fn create_bot(
     let limit = state.settings.limits.max_bots_per_tenant;
     // Cheap pre-check so a tenant at its limit does not make us buy a number; the store re-checks atomically.
     if state.store.count_bots(&tenant).await? >= limit {
-        return Err(StoreError::QuotaExceeded { limit }.into());
+        return Err(bot_quota(limit));
     }
 
     let id = BotId::generate();
@@ -486,6 +545,7 @@ pub async fn create_bot(
                         None => Err(StoreError::IdempotencyKeyUsed.into()),
                     }
                 }
+                (StoreError::QuotaExceeded { limit }, _) => Err(bot_quota(limit)),
                 (err, _) => Err(err.into()),
             }
         }
@@ -551,7 +611,8 @@ pub async fn get_bot(
     params(("id" = String, Path, description = "Bot id")),
     request_body = UpdateBotRequest,
     responses((status = 200, body = BotView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "This deployment cannot take it (`llm_unavailable`)")))]
 pub async fn update_bot(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,

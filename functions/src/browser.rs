@@ -25,11 +25,20 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ice_servers))
 }
 
+/// What a ticket opens.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // the API description's enum; requests are parsed as text
+pub enum TicketPurposeName {
+    Call,
+    Observe,
+}
+
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketRequest {
     /// `call` (default): `/call`, `/call/webrtc`; `observe`: `/frontend-stream`.
-    #[schema(example = "call")]
+    #[schema(example = "call", value_type = Option<TicketPurposeName>)]
     purpose: Option<String>,
 }
 

@@ -36,20 +36,41 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundCallRequest {
-    /// Your label for the end user this call is for (rate limits apply per user).
+    /// Your label for the end user this call is for (rate limits apply per user): 1-128
+    /// characters, no control characters or `#`.
     #[serde(default)]
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f#]*[^\\s\\x00-\\x1f\\x7f-\\x9f#][^\\x00-\\x1f\\x7f-\\x9f#]*$",
+        max_length = 128
+    )]
     user_id: Option<String>,
     /// Who to call, E.164.
     #[serde(default)]
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = "^\\s*\\+[ .()-]*[1-9]([ .()-]*[0-9]){6,14}[ .()-]*\\s*$"
+    )]
     number: Option<String>,
-    /// Replaces the bot's goal for this call.
+    /// Replaces the bot's goal for this call (1-2,000 characters; needs a language model).
     #[serde(default)]
+    #[schema(
+        max_length = 2000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     prompt: Option<String>,
-    /// Replaces the bot's greeting for this call.
+    /// Replaces the bot's greeting for this call (1-500 characters).
     #[serde(default)]
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     first_message: Option<String>,
     /// The bot that calls (its number is the caller id). Default: your newest active bot.
     #[serde(default)]
+    #[schema(pattern = "^bot_[0-9a-f]{32}$")]
     bot_id: Option<String>,
 }
 
@@ -66,8 +87,15 @@ pub struct OutboundCallResponse {
 #[serde(deny_unknown_fields)]
 pub struct EndCallRequest {
     #[serde(default, rename = "callSid")]
+    #[schema(required = true, nullable = false, pattern = "^CA[0-9a-fA-F]{32}$")]
     call_sid: Option<String>,
     #[serde(default)]
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f#]*[^\\s\\x00-\\x1f\\x7f-\\x9f#][^\\x00-\\x1f\\x7f-\\x9f#]*$",
+        max_length = 128
+    )]
     user_id: Option<String>,
 }
 
@@ -81,7 +109,13 @@ pub struct EndCallResponse {
 #[into_params(parameter_in = Query)]
 pub struct CallStatusQuery {
     #[serde(rename = "callSid")]
+    #[param(required = true, pattern = "^CA[0-9a-fA-F]{32}$")]
     call_sid: Option<String>,
+    #[param(
+        required = true,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f#]*[^\\s\\x00-\\x1f\\x7f-\\x9f#][^\\x00-\\x1f\\x7f-\\x9f#]*$",
+        max_length = 128
+    )]
     user_id: Option<String>,
 }
 
@@ -150,12 +184,18 @@ pub struct CallList {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListCallsQuery {
+    #[param(pattern = "^bot_[0-9a-f]{32}$")]
     bot_id: Option<String>,
+    /// A call status: `queued`, `ringing`, `in-progress`, `completed`, `busy`, `failed`,
+    /// `no-answer` or `canceled`.
     status: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// Only calls created on this UTC day (`YYYY-MM-DD`).
+    #[param(format = Date)]
     date: Option<String>,
 }
 
@@ -193,8 +233,9 @@ async fn calling_bot(state: &AppState, tenant: &TenantId, bot_id: Option<&str>) 
         .into_iter()
         .map(|b| b.bot)
         .find(|b| b.status == BotStatus::Active)
-        .ok_or_else(|| {
-            ApiError::bad_request("no_bot", "No active bot: create one with POST /bots first")
+        .ok_or_else(|| ApiError::Conflict {
+            code: "no_bot",
+            message: "No active bot: create one with POST /bots first".into(),
         })
 }
 
@@ -202,15 +243,16 @@ async fn calling_bot(state: &AppState, tenant: &TenantId, bot_id: Option<&str>) 
 ///
 /// The bot calls `number` and talks with the callee like with any caller; `first_message` changes
 /// its greeting for this call only. With `prompt` the call is a conversation the LLM leads, with
-/// `prompt` as its instructions (whatever the bot's mode; 400 `llm_unavailable` without an LLM). At most 5 initiations per
+/// `prompt` as its instructions (whatever the bot's mode; 409 `llm_unavailable` without an LLM). At most 5 initiations per
 /// `user_id` per minute (429 with `Retry-After`), and the bot's daily call quota applies.
 /// Send `Idempotency-Key` to make retries safe.
 #[utoipa::path(post, path = "/outbound-call", tag = "calls", security(("api_key" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request return the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retried request return the first answer")),
     request_body(content = OutboundCallRequest, example = json!({"user_id": "customer-42",
         "number": "+15551234567", "first_message": "Hi, this is Bella Vista confirming your table."})),
     responses((status = 200, body = OutboundCallResponse), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "No active bot, a paused bot, or an Idempotency-Key used with another body"),
               (status = 429, body = ErrorBody, description = "Rate limit or quota; see Retry-After"),
               (status = 503, body = ErrorBody)))]
 pub async fn outbound_call(
@@ -230,11 +272,11 @@ pub async fn outbound_call(
     let to = PhoneNumber::parse(number_raw).map_err(|e| ApiError::field("number", e))?;
     let prompt = parsed("prompt", req.prompt.as_deref(), Goal::parse)?;
     if prompt.is_some() && !state.settings.llm.is_on() {
-        return Err(ApiError::bad_field(
-            "prompt",
-            "llm_unavailable",
-            "a prompt needs a language model and this deployment has none (CALLBOT_LLM=off)",
-        ));
+        // The request is fine; this deployment cannot honour it.
+        return Err(ApiError::Conflict {
+            code: "llm_unavailable",
+            message: "prompt: a prompt needs a language model and this deployment has none (CALLBOT_LLM=off)".into(),
+        });
     }
     let first_message = parsed(
         "first_message",

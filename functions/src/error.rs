@@ -131,10 +131,12 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
+            // The store's only quota left to the API is the daily calls per bot: it resets at
+            // the next UTC midnight.
             StoreError::QuotaExceeded { limit } => ApiError::TooManyRequests {
                 code: "quota_exceeded",
-                message: format!("quota exceeded: at most {limit} allowed"),
-                retry_after_secs: None,
+                message: format!("quota exceeded: at most {limit} a day"),
+                retry_after_secs: Some(secs_to_utc_midnight()),
             },
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::IdempotencyKeyUsed => ApiError::Conflict {
@@ -153,9 +155,12 @@ impl From<StoreError> for ApiError {
 impl From<TelephonyError> for ApiError {
     fn from(e: TelephonyError) -> Self {
         match e {
-            TelephonyError::NoNumbers(m) => {
-                ApiError::Unavailable(format!("no phone numbers available: {m}"))
-            }
+            // The provider is up; its inventory has no number matching the request (another
+            // area code or country may): not a server error.
+            TelephonyError::NoNumbers(m) => ApiError::Conflict {
+                code: "no_numbers",
+                message: format!("no phone numbers available: {m}"),
+            },
             TelephonyError::Auth => {
                 tracing::error!("telephony provider rejected our credentials");
                 ApiError::Unavailable("telephony provider is not available".into())
@@ -170,3 +175,8 @@ impl From<TelephonyError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+fn secs_to_utc_midnight() -> u64 {
+    let now = callbot_core::time_fmt::now().unix_timestamp();
+    u64::try_from(86_400 - now.rem_euclid(86_400)).unwrap_or(86_400)
+}

@@ -44,7 +44,11 @@ pub struct KeyList {
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
     /// What the key is for (1-64 characters), e.g. `ci` or `laptop`.
-    #[schema(example = "ci", min_length = 1, max_length = 64)]
+    #[schema(
+        example = "ci",
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     label: String,
 }
 
@@ -92,14 +96,15 @@ pub async fn list_keys(
     request_body(content = NewKeyRequest, example = json!({"label": "ci"})),
     responses((status = 201, body = NewKey), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 429, body = ErrorBody, description = "The tenant holds the most keys allowed")))]
+        (status = 409, body = ErrorBody, description = "The tenant holds the most keys allowed")))]
 pub async fn create_key(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     body: ApiJson<NewKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<NewKey>)> {
-    let label = body.value.label.trim().to_owned();
-    if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control) {
+    let raw = &body.value.label;
+    let label = raw.trim().to_owned();
+    if label.is_empty() || raw.chars().count() > 64 || label.chars().any(char::is_control) {
         return Err(ApiError::bad_field(
             "label",
             "invalid_label",
@@ -107,10 +112,10 @@ pub async fn create_key(
         ));
     }
     if state.store.list_api_keys(Some(&tenant)).await?.len() >= MAX_KEYS_PER_TENANT {
-        return Err(ApiError::TooManyRequests {
+        // Waiting does not help (a key must be revoked): 409, not 429.
+        return Err(ApiError::Conflict {
             code: "quota_exceeded",
             message: format!("a tenant holds at most {MAX_KEYS_PER_TENANT} keys; revoke one first"),
-            retry_after_secs: None,
         });
     }
     let (key, hash) = apikey::generate();

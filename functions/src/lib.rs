@@ -136,10 +136,13 @@ pub fn api_for(function: Function) -> (Router<AppState>, utoipa::openapi::OpenAp
     (router, doc)
 }
 
-/// Adds the answer the API-key extractor gives on every route it guards (401), so the
-/// description lists it everywhere, not only where a handler's annotation remembered it.
+/// Adds the answers the extractors give on every route they guard, so the description lists them
+/// everywhere, not only where a handler's annotation remembered them: 401 (API key), 400 (query
+/// string or body that does not parse), 413 and 415 (body too large, not JSON); and the
+/// `Retry-After` header every 429 carries.
 fn document_rejections(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
     let error = |description: &str| {
         RefOr::T(
             ResponseBuilder::new()
@@ -153,7 +156,15 @@ fn document_rejections(doc: &mut utoipa::openapi::OpenApi) {
                 .build(),
         )
     };
-    for item in doc.paths.paths.values_mut() {
+    let retry_after = utoipa::openapi::HeaderBuilder::new()
+        .schema(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Integer)
+                .minimum(Some(0)),
+        )
+        .description(Some("Seconds to wait before trying again"))
+        .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
         for op in [
             &mut item.get,
             &mut item.post,
@@ -164,11 +175,41 @@ fn document_rejections(doc: &mut utoipa::openapi::OpenApi) {
         .into_iter()
         .flatten()
         {
+            // `POST /call/tickets` takes no body at all as `{}`.
+            if path == "/call/tickets"
+                && let Some(body) = op.request_body.as_mut()
+            {
+                body.required = Some(Required::False);
+            }
+            let has_query = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| p.parameter_in == ParameterIn::Query);
+            let has_body = op.request_body.is_some();
             let responses = &mut op.responses.responses;
             if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
                 responses
                     .entry("401".into())
                     .or_insert_with(|| error("Missing or invalid X-API-Key"));
+            }
+            if has_query || has_body {
+                responses
+                    .entry("400".into())
+                    .or_insert_with(|| error("A parameter or the body is invalid"));
+            }
+            if has_body {
+                responses
+                    .entry("413".into())
+                    .or_insert_with(|| error("The body is larger than the limit"));
+                responses
+                    .entry("415".into())
+                    .or_insert_with(|| error("The body's Content-Type is not the one expected"));
+            }
+            if let Some(RefOr::T(r)) = responses.get_mut("429") {
+                r.headers
+                    .entry("Retry-After".into())
+                    .or_insert_with(|| retry_after.clone());
             }
         }
     }

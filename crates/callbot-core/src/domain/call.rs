@@ -199,9 +199,10 @@ pub struct UserLabel(String);
 
 impl UserLabel {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        // The limit counts what was sent (as the API description's maxLength does).
+        let sent = raw.chars().count();
         let raw = raw.trim();
-        let ok = (1..=128).contains(&raw.chars().count())
-            && raw.chars().all(|c| !c.is_control() && c != '#');
+        let ok = sent <= 128 && !raw.is_empty() && raw.chars().all(|c| !c.is_control() && c != '#');
         if ok {
             Ok(UserLabel(raw.to_owned()))
         } else {

@@ -4,8 +4,9 @@ use super::ParseError;
 
 fn bounded(raw: &str, field: &str, min: usize, max: usize) -> Result<String, ParseError> {
     let trimmed = raw.trim();
-    let chars = trimmed.chars().count();
-    if chars < min {
+    // The limit counts what was sent (as the API description's maxLength does).
+    let chars = raw.chars().count();
+    if trimmed.chars().count() < min {
         return Err(ParseError::new(
             "empty_field",
             format!("{field} must not be empty"),
