@@ -257,6 +257,23 @@ fn cases() -> Vec<Case> {
             path: "/bots",
             ..post("wrong method", "{}", 405, "method_not_allowed", None)
         },
+        // The ticket route's optional body gets the same checks as every JSON body.
+        Case {
+            path: "/call/tickets",
+            content_type: Some("text/plain"),
+            ..post(
+                "ticket body not JSON",
+                "purpose=call",
+                415,
+                "unsupported_media_type",
+                None,
+            )
+        },
+        Case {
+            path: "/call/tickets",
+            body: Some(format!(r#"{{"purpose":"{}"}}"#, "x".repeat(70_000))),
+            ..post("oversized ticket body", "", 413, "payload_too_large", None)
+        },
     ]
 }
 

@@ -6,7 +6,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Tenant;
+use crate::extract::{OptionalJson, Tenant};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -60,13 +60,9 @@ pub struct Ticket {
 pub async fn create_ticket(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    body: axum::body::Bytes,
+    OptionalJson(req): OptionalJson<TicketRequest>,
 ) -> ApiResult<(StatusCode, Json<Ticket>)> {
-    let req: TicketRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        TicketRequest::default()
-    } else {
-        crate::extract::parse_json(&body)?
-    };
+    let req = req.unwrap_or_default();
     let purpose = match req.purpose.as_deref() {
         None => TicketPurpose::Call,
         // Clients get only the purposes they may present; the others are the platform's own.

@@ -53,34 +53,63 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = AppState::from_ref(state).settings.limits.max_body_bytes;
-        // curl's `-d` labels bodies as form data; a JSON object sent that way is accepted, so the
-        // README's one-line curl works. Any other non-JSON type is refused.
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("").to_owned());
-        let raw = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge { limit })?;
-        if let Some(ct) = content_type {
-            let essence = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            let json = essence == "application/json" || essence.ends_with("+json");
-            let curl_form = essence == "application/x-www-form-urlencoded"
-                && raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-            if !json && !curl_form {
-                return Err(ApiError::UnsupportedMediaType(format!(
-                    "Content-Type must be application/json, not {ct:?}"
-                )));
-            }
-        }
+        let raw = checked_body(req, &AppState::from_ref(state)).await?;
         let value = parse_json(&raw)?;
         Ok(ApiJson { value, raw })
+    }
+}
+
+/// A request body within the size limit whose Content-Type (when given) is JSON: 413 and 415
+/// otherwise.
+async fn checked_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let limit = state.settings.limits.max_body_bytes;
+    // curl's `-d` labels bodies as form data; a JSON object sent that way is accepted, so the
+    // README's one-line curl works. Any other non-JSON type is refused.
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let raw = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    if let Some(ct) = content_type {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let json = essence == "application/json" || essence.ends_with("+json");
+        let curl_form = essence == "application/x-www-form-urlencoded"
+            && raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if !json && !curl_form {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type must be application/json, not {ct:?}"
+            )));
+        }
+    }
+    Ok(raw)
+}
+
+/// An optional JSON body: nothing (or only whitespace) is `None`; anything else is checked and
+/// parsed as [`ApiJson`] does.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = checked_body(req, &AppState::from_ref(state)).await?;
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        parse_json(&raw).map(|v| OptionalJson(Some(v)))
     }
 }
 
