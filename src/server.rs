@@ -43,7 +43,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         .await
         .context("setting up the store, Twilio and recordings")?;
     // Recordings a crashed earlier run left unfinished (S3: still in the local spool).
-    match recordings.recover().await {
+    match recordings
+        .recover(callbot_core::recordings::RECOVER_IDLE)
+        .await
+    {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
             recordings = n,

@@ -43,7 +43,16 @@ impl Drop for Killed {
 }
 
 fn start_serve(dir: &std::path::Path, dev_key: Option<&str>) -> (Killed, String, Vec<String>) {
+    start_serve_with(dir, dev_key, &[])
+}
+
+fn start_serve_with(
+    dir: &std::path::Path,
+    dev_key: Option<&str>,
+    env: &[(&str, &str)],
+) -> (Killed, String, Vec<String>) {
     let mut cmd = callbot();
+    cmd.envs(env.iter().copied());
     cmd.args(["serve", "--addr", "127.0.0.1:0"])
         .env("CALLBOT_DATA_DIR", dir)
         .env("CALLBOT_ALLOW_PRIVATE_WEBHOOKS", "1")
@@ -424,6 +433,100 @@ async fn llm_benchmark_runs_and_reports_figures() {
     ] {
         assert!(text.contains(want), "{want}: {text}");
     }
+}
+
+/// Two `callbot serve` processes on one store (one SQLite file): a call answered by the first is
+/// watched through the second, which relays the observer socket to the process holding the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_on_one_process_is_watched_through_another() {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = "dev-key-for-tests";
+    let light = [("CALLBOT_SPEECH", "instant"), ("CALLBOT_LLM", "off")];
+    let (_a, a, _) = start_serve_with(dir.path(), Some(key), &light);
+    let (_b, b, _) = start_serve_with(dir.path(), Some(key), &light);
+    assert_ne!(a, b);
+    let hook =
+        common::hook::start(|_| common::hook::Answer::Json(serde_json::json!({"say": "Noted."})))
+            .await;
+    let client = reqwest::Client::new();
+    let bot: serde_json::Value = client
+        .post(format!("{a}/bots"))
+        .header("x-api-key", key)
+        .json(&serde_json::json!({"goal": "Take reservations", "webhook": hook.url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = bot["id"].as_str().unwrap().to_owned();
+    hook.set_secret(bot["webhook_secret"].as_str().unwrap());
+    // The caller reaches process A.
+    let call = tokio::task::spawn_blocking({
+        let (dir, a, id) = (dir.path().to_owned(), a.clone(), id.clone());
+        move || {
+            callbot()
+                .args(["call", &id, "--server", &a, "--dtmf", "7", "--seconds", "8"])
+                .env("CALLBOT_DATA_DIR", dir)
+                .output()
+                .unwrap()
+        }
+    });
+    // Process B finds it in the shared store and follows it live.
+    let sid = common::eventually(|| async {
+        let v: serde_json::Value = client
+            .get(format!("{b}/calls"))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["calls"][0]["sid"].as_str().map(str::to_owned)
+    })
+    .await;
+    let url = format!(
+        "{}/frontend-stream?callSid={sid}",
+        b.replace("http://", "ws://")
+    );
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert("x-api-key", key.parse().unwrap());
+    let ws = common::eventually(|| {
+        let req = req.clone();
+        async move {
+            tokio_tungstenite::connect_async(req)
+                .await
+                .ok()
+                .map(|(w, _)| w)
+        }
+    })
+    .await;
+    let events: Vec<String> = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        ws.filter_map(|m| async move {
+            let text = m.ok()?.into_text().ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            v["event"].as_str().map(str::to_owned)
+        })
+        .collect(),
+    )
+    .await
+    .expect("the relayed socket closes when the call ends");
+    assert!(events.iter().any(|e| e == "dtmf"), "{events:?}");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("hangup"),
+        "{events:?}"
+    );
+    let out = call.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]

@@ -176,27 +176,19 @@ impl Recordings for LocalRecordings {
         }))
     }
 
-    async fn recover(&self) -> Result<usize, RecordingsError> {
+    async fn recover(&self, idle: std::time::Duration) -> Result<usize, RecordingsError> {
         let mut n = 0;
-        let mut dirs = vec![self.dir.clone()];
-        while let Some(dir) = dirs.pop() {
-            let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+        for path in super::idle_files(&self.dir, idle).await {
+            let Some(done) = path
+                .to_str()
+                .and_then(|p| p.strip_suffix(IN_PROGRESS))
+                .map(PathBuf::from)
+            else {
                 continue;
             };
-            while let Ok(Some(e)) = entries.next_entry().await {
-                let path = e.path();
-                if e.file_type().await.is_ok_and(|t| t.is_dir()) {
-                    dirs.push(path);
-                } else if let Some(done) = path
-                    .to_str()
-                    .and_then(|p| p.strip_suffix(IN_PROGRESS))
-                    .map(PathBuf::from)
-                {
-                    tokio::fs::rename(&path, &done).await.map_err(io)?;
-                    tracing::warn!(path = %done.display(), "a recording left unfinished by an earlier run was kept");
-                    n += 1;
-                }
-            }
+            tokio::fs::rename(&path, &done).await.map_err(io)?;
+            tracing::warn!(path = %done.display(), "a recording left unfinished by an earlier run was kept");
+            n += 1;
         }
         Ok(n)
     }
@@ -214,6 +206,7 @@ impl Recordings for LocalRecordings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn the_file_is_a_valid_recording_after_every_append() {
@@ -253,11 +246,13 @@ mod tests {
         let w = r.begin("t1/CA1.wav").await.unwrap();
         w.finish().await.unwrap();
         assert_eq!(r.get("t1/CA1.wav").await.unwrap().unwrap().len(), 44);
-        // A crash: the next start keeps what was written under the final name.
+        // A crash: the next start keeps what was written under the final name, unless it is
+        // being written still (another process on the same directory).
         let mut w = r.begin("t1/CA2.wav").await.unwrap();
         w.append(&frames(50)).await.unwrap();
         drop(w);
-        assert_eq!(r.recover().await.unwrap(), 1);
+        assert_eq!(r.recover(Duration::from_secs(30)).await.unwrap(), 0);
+        assert_eq!(r.recover(Duration::ZERO).await.unwrap(), 1);
         let bytes = r.get("t1/CA2.wav").await.unwrap().unwrap();
         assert_eq!(
             hound::WavReader::new(std::io::Cursor::new(bytes))
@@ -265,6 +260,6 @@ mod tests {
                 .len(),
             100
         );
-        assert_eq!(r.recover().await.unwrap(), 0);
+        assert_eq!(r.recover(Duration::ZERO).await.unwrap(), 0);
     }
 }

@@ -37,9 +37,11 @@ pub trait Recordings: Send + Sync + std::fmt::Debug {
     async fn exists(&self, key: &str) -> Result<bool, RecordingsError>;
     /// Starts a recording written while the call runs (replacing one under the same key).
     async fn begin(&self, key: &str) -> Result<Box<dyn RecordingWriter>, RecordingsError>;
-    /// Finishes recordings a previous run of this process left unfinished (a crash); returns how
-    /// many. Run once at startup, before calls are taken.
-    async fn recover(&self) -> Result<usize, RecordingsError> {
+    /// Finishes recordings left unfinished by a crashed run: those whose files nobody has written
+    /// for `idle` (a live writer flushes every 2 s; another process may share the directory).
+    /// Returns how many. Run at startup with [`RECOVER_IDLE`].
+    async fn recover(&self, idle: std::time::Duration) -> Result<usize, RecordingsError> {
+        let _ = idle;
         Ok(0)
     }
 }
@@ -53,6 +55,36 @@ pub trait RecordingWriter: Send + std::fmt::Debug {
     async fn append(&mut self, pcm: &[u8]) -> Result<(), RecordingsError>;
     /// Completes the recording (on S3: the object appears).
     async fn finish(self: Box<Self>) -> Result<(), RecordingsError>;
+}
+
+/// How long a recording's file must have gone unwritten before `recover` takes it as abandoned.
+pub const RECOVER_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Files under `root` (any depth) not modified for `idle`.
+async fn idle_files(root: &std::path::Path, idle: std::time::Duration) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+            continue;
+        };
+        while let Ok(Some(e)) = entries.next_entry().await {
+            let Ok(meta) = e.metadata().await else {
+                continue;
+            };
+            if meta.is_dir() {
+                dirs.push(e.path());
+            } else if meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age >= idle)
+            {
+                found.push(e.path());
+            }
+        }
+    }
+    found
 }
 
 /// The 44-byte header of a stereo 16-bit 8 kHz WAV holding `data` bytes of samples.

@@ -116,33 +116,27 @@ impl Recordings for S3Recordings {
         }))
     }
 
-    async fn recover(&self) -> Result<usize, RecordingsError> {
-        let mut found = Vec::new();
-        let mut dirs = vec![self.spool.clone()];
-        while let Some(dir) = dirs.pop() {
-            let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+    async fn recover(&self, idle: std::time::Duration) -> Result<usize, RecordingsError> {
+        let mut n = 0;
+        for path in super::idle_files(&self.spool, idle).await {
+            let Some(key) = path
+                .strip_prefix(&self.spool)
+                .ok()
+                .and_then(|rel| rel.to_str())
+                .filter(|k| safe(k).is_ok())
+                .map(str::to_owned)
+            else {
                 continue;
             };
-            while let Ok(Some(e)) = entries.next_entry().await {
-                let path = e.path();
-                if e.file_type().await.is_ok_and(|t| t.is_dir()) {
-                    dirs.push(path);
-                } else if let Ok(rel) = path.strip_prefix(&self.spool)
-                    && let Some(key) = rel.to_str().filter(|k| safe(k).is_ok())
-                {
-                    found.push((key.to_owned(), path.clone()));
-                }
-            }
-        }
-        for (key, path) in &found {
-            let body = ByteStream::from_path(path)
+            let body = ByteStream::from_path(&path)
                 .await
                 .map_err(|e| RecordingsError::Backend(e.to_string()))?;
-            self.put_body(key, body).await?;
+            self.put_body(&key, body).await?;
             tracing::warn!(key = %key, "a recording left unfinished by an earlier run was uploaded");
-            let _ = tokio::fs::remove_file(path).await;
+            let _ = tokio::fs::remove_file(&path).await;
+            n += 1;
         }
-        Ok(found.len())
+        Ok(n)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RecordingsError> {
