@@ -589,7 +589,13 @@ async fn call_places_a_simulated_call_through_the_twilio_path() {
     assert!(stdout.contains("caller speaking"), "{stdout}");
     assert!(stdout.contains("call ended: completed"), "{stdout}");
     assert!(stdout.contains("transcript:"), "{stdout}");
-    assert!(stdout.contains("  bot:    You said:"), "{stdout}");
+    // (Preceded by "One moment." when the model's suggestion is slow to come.)
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("  bot:") && l.contains("You said:")),
+        "{stdout}"
+    );
     assert!(stdout.contains("recording: http"), "{stdout}");
     let reqs = hook.requests();
     assert_eq!(reqs.len(), 1, "{reqs:?}");
