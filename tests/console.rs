@@ -181,8 +181,9 @@ async fn the_console_in_a_real_browser() {
     let call = common::finished_call(&app, &sid).await;
     assert_eq!(call["channel"], "webrtc");
     let turn = &call["turns"][1];
+    // (After "One moment." when recognition is slow on a loaded machine.)
     assert!(
-        turn["bot_text"].as_str().unwrap().starts_with("You said:"),
+        turn["bot_text"].as_str().unwrap().contains("You said:"),
         "{call}"
     );
 
