@@ -42,20 +42,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     } = wiring::backends(&settings)
         .await
         .context("setting up the store, Twilio and recordings")?;
-    // Recordings a crashed earlier run left unfinished (S3: still in the local spool).
-    match recordings
-        .recover(callbot_core::recordings::RECOVER_IDLE)
-        .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(
-            recordings = n,
-            "finished recordings an earlier run left behind"
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "finishing earlier recordings failed; they stay in the spool")
-        }
-    }
+    callbot_core::recordings::recover_at_startup(&*recordings).await;
     let sim = twilio.simulated.then(|| {
         Sim::new(
             &twilio.account_sid,

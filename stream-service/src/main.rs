@@ -35,20 +35,7 @@ async fn main() -> anyhow::Result<()> {
     } = wiring::backends(&settings)
         .await
         .context("setting up the store, Twilio and recordings")?;
-    // Recordings a crashed earlier run left unfinished (S3: still in the local spool).
-    match recordings
-        .recover(callbot_core::recordings::RECOVER_IDLE)
-        .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(
-            recordings = n,
-            "finished recordings an earlier run left behind"
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "finishing earlier recordings failed; they stay in the spool")
-        }
-    }
+    callbot_core::recordings::recover_at_startup(&*recordings).await;
     let (stt, tts) = callbot_stream::speech::from_settings(&settings.calls.speech)
         .await
         .context("speech engines")?;

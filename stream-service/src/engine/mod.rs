@@ -6,6 +6,7 @@ pub mod call;
 pub mod command;
 mod converse;
 pub mod events;
+mod filler;
 pub mod lease;
 pub mod live;
 pub mod load;

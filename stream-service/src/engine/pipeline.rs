@@ -7,6 +7,7 @@
 use super::Engine;
 use super::call::Stage;
 use super::converse;
+use super::filler::{Fillers, covered};
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::speech::voices::FALLBACK_VOICE;
 use crate::speech::{SpeechToText, TextToSpeech, sentences};
@@ -417,61 +418,6 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
     speak(&engine, &info, turn, &say, &tx).await;
 }
 
-/// The fillers said in a turn so far, and when the next is due.
-#[derive(Debug)]
-struct Fillers {
-    said: usize,
-    next: tokio::time::Instant,
-}
-
-impl Fillers {
-    fn new() -> Self {
-        Self {
-            said: 0,
-            next: tokio::time::Instant::now() + FILLER_AFTER,
-        }
-    }
-}
-
-/// Runs `work`; while it runs past the next filler's time, says the next of [`FILLER_LINES`]
-/// (the work goes on meanwhile). `None`: the call has gone.
-async fn covered<T>(
-    work: impl Future<Output = T>,
-    fillers: &mut Fillers,
-    (engine, info, turn, tx): (&Engine, &Arc<CallInfo>, u32, &mpsc::Sender<ToCall>),
-) -> Option<T> {
-    tokio::pin!(work);
-    loop {
-        let Some(line) = FILLER_LINES.get(fillers.said) else {
-            return Some(work.await);
-        };
-        tokio::select! {
-            r = &mut work => return Some(r),
-            () = tokio::time::sleep_until(fillers.next) => {
-                let index = fillers.said;
-                fillers.said += 1;
-                fillers.next = tokio::time::Instant::now() + FILLER_AGAIN;
-                let saying = filler(engine, info, turn, tx, index, line);
-                tokio::pin!(saying);
-                // If the work ends while the filler is synthesised, the filler still comes first.
-                tokio::select! {
-                    said = &mut saying => if !said { return None },
-                    r = &mut work => return saying.await.then_some(r),
-                }
-            }
-        }
-    }
-}
-
-/// How long a caller's turn may go without a word from the bot (recognition, suggestion and
-/// webhook together) before they hear [`FILLER_LINE`].
-pub const FILLER_AFTER: Duration = Duration::from_millis(1200);
-/// How long after one filler began the next is said, if the reply is still not ready.
-pub const FILLER_AGAIN: Duration = Duration::from_millis(2800);
-/// What the caller hears while the reply is prepared: the first, then the second.
-pub const FILLER_LINES: [&str; 2] = [FILLER_LINE, "Still on it, thanks for waiting."];
-/// Said while the caller's words wait for a busy recogniser.
-pub const FILLER_LINE: &str = "One moment.";
 /// Said when the recogniser was too busy to hear the caller at all.
 pub const OVERLOADED_LINE: &str =
     "Sorry, I'm a little overloaded right now and missed that. Could you say it again?";
@@ -482,40 +428,6 @@ struct Planned {
     action: Action,
     fallback: Option<String>,
     webhook: Option<Duration>,
-}
-
-/// Starts the turn's reply with [`FILLER_LINE`] (the turn streams from then on: what follows is
-/// added sentence by sentence). False when the call is gone.
-async fn filler(
-    engine: &Engine,
-    info: &CallInfo,
-    turn: u32,
-    tx: &mpsc::Sender<ToCall>,
-    index: usize,
-    line: &str,
-) -> bool {
-    tracing::info!(call_sid = %info.call_sid, turn, index, "the reply is slow; saying a filler");
-    // The first filler begins the turn's reply (streaming: the answer follows as sentences).
-    if index == 0 {
-        let reply = ToCall::Reply {
-            turn,
-            say: String::new(),
-            action: Action::Continue,
-            fallback: None,
-            webhook: None,
-            sentences: Vec::new(),
-        };
-        if tx.send(reply).await.is_err() {
-            return false;
-        }
-    }
-    tx.send(ToCall::Sentence {
-        turn,
-        text: line.to_owned(),
-    })
-    .await
-    .is_ok()
-        && speak_one(engine, info, turn, index, line, tx).await
 }
 
 /// Speaks a decided reply: announced whole and spoken, or — after a filler began the turn —

@@ -60,6 +60,23 @@ pub trait RecordingWriter: Send + std::fmt::Debug {
 /// How long a recording's file must have gone unwritten before `recover` takes it as abandoned.
 pub const RECOVER_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Finishes what a crashed earlier run left unfinished (S3: still in the local spool), logging
+/// what it did; a failure leaves the files for the next start. For the processes that record
+/// calls (`callbot serve`, the stream service), before they take calls.
+pub async fn recover_at_startup(recordings: &dyn Recordings) {
+    match recordings.recover(RECOVER_IDLE).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            recordings = n,
+            "finished recordings an earlier run left behind"
+        ),
+        Err(e) => tracing::error!(
+            error = %e,
+            "finishing earlier recordings failed; they stay for the next start"
+        ),
+    }
+}
+
 /// Files under `root` (any depth) not modified for `idle`.
 async fn idle_files(root: &std::path::Path, idle: std::time::Duration) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();

@@ -1,6 +1,7 @@
 //! Typed settings for every callbot binary. This is the only place that reads environment variables
 //! (`Settings::from_env`); everything else receives the parsed values.
 
+mod addresses;
 mod providers;
 mod rtc;
 pub use providers::{
@@ -608,38 +609,6 @@ impl Settings {
             log_json: get("CALLBOT_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG").cloned(),
         })
-    }
-
-    /// The URL Twilio is given for `/voice` and status callbacks: `PUBLIC_BASE_URL`, or
-    /// `http://{addr}` for a local server.
-    pub fn public_base(&self) -> String {
-        match &self.public_base_url {
-            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.addr),
-        }
-    }
-
-    /// The base of the media-stream WebSocket URL: `STREAM_BASE_URL`, or `ws://{addr}`.
-    pub fn stream_base(&self) -> String {
-        match &self.stream_base_url {
-            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
-            None => format!("ws://{}", self.addr),
-        }
-    }
-
-    /// Where other instances reach this one: `CALLBOT_INSTANCE_URL`, or `http://{addr}` with an
-    /// unspecified bind address read as loopback (one machine).
-    pub fn instance_base(&self) -> String {
-        match &self.instance_url {
-            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
-            None => {
-                let mut addr = self.addr;
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                format!("http://{addr}")
-            }
-        }
     }
 
     /// Settings for tests and benchmarks: SQLite in `data_dir`, local everything, private webhooks
