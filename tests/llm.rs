@@ -646,7 +646,9 @@ async fn the_embedded_model_suggests_and_a_sayless_answer_speaks_it() {
         .to_owned();
     let v = finished_call(&app, &sid).await;
     assert!(!suggestion.trim().is_empty(), "{:?} {v}", reqs[0].body);
-    assert_eq!(v["turns"][1]["bot_text"], suggestion.as_str(), "{v}");
+    // (After "One moment." when the model is slow on a loaded machine.)
+    let spoken = v["turns"][1]["bot_text"].as_str().unwrap_or_default();
+    assert_eq!(common::without_fillers(spoken), suggestion, "{v}");
     let llm = &v["turns"][1]["timings"]["llm"];
     assert!(llm["tokens_out"].as_u64().unwrap() > 0, "{v}");
     // The second turn reused the first one's prompt from the worker's cache.

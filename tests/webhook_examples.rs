@@ -108,8 +108,10 @@ async fn example_answers_a_real_call(lang: &str) {
     let _ = callbot_twilio_sim::events_until_end(&mut call, Duration::from_secs(30)).await;
     let v: Value = common::finished_call(&app, &call.sid).await;
     let turn = &v["turns"][1];
+    // (After "One moment." when the example server is slow to answer on a loaded machine.)
     assert_eq!(
-        turn["bot_text"], "I can book a table for you. For how many people, and when?",
+        common::without_fillers(turn["bot_text"].as_str().unwrap_or_default()),
+        "I can book a table for you. For how many people, and when?",
         "{lang}: {v}"
     );
     assert!(turn["fallback"].is_null(), "{lang}: {turn}");

@@ -321,6 +321,19 @@ pub fn dial(
 }
 
 /// The call record once the engine has finished with it (recording written).
+/// What the bot said for its answer, without the fillers ("One moment.") that a slow reply
+/// begins with on a loaded machine.
+pub fn without_fillers(spoken: &str) -> &str {
+    let mut rest = spoken.trim_start();
+    while let Some(line) = callbot_stream::engine::FILLER_LINES
+        .iter()
+        .find_map(|f| rest.strip_prefix(f))
+    {
+        rest = line.trim_start();
+    }
+    rest
+}
+
 pub async fn finished_call(app: &TestApp, sid: &str) -> Value {
     eventually(|| async {
         let (status, v) = app.get(&app.api_key, &format!("/calls/{sid}")).await;

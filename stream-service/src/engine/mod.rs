@@ -7,6 +7,7 @@ pub mod command;
 mod converse;
 pub mod events;
 mod filler;
+pub use filler::FILLER_LINES;
 pub mod lease;
 pub mod live;
 pub mod load;
