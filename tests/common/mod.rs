@@ -307,6 +307,15 @@ pub fn wait_bot() -> callbot_twilio_sim::carrier::Step {
     }
 }
 
+/// The caller waits for the bot's answer, through a filler ("One moment.", at most 2.8 s before
+/// the next line): quiet for 3 s after the bot spoke.
+pub fn wait_answer() -> callbot_twilio_sim::carrier::Step {
+    callbot_twilio_sim::carrier::Step::WaitForBot {
+        quiet: std::time::Duration::from_secs(3),
+        max: std::time::Duration::from_secs(40),
+    }
+}
+
 /// The test caller (`CALLER`) dials `number` and follows `steps`, hanging up when they are done.
 pub fn dial(
     app: &TestApp,
@@ -320,7 +329,6 @@ pub fn dial(
     app.sim().dial(CALLER, number, script).expect("dial")
 }
 
-/// The call record once the engine has finished with it (recording written).
 /// What the bot said for its answer, without the fillers ("One moment.") that a slow reply
 /// begins with on a loaded machine.
 pub fn without_fillers(spoken: &str) -> &str {
@@ -334,6 +342,7 @@ pub fn without_fillers(spoken: &str) -> &str {
     rest
 }
 
+/// The call record once the engine has finished with it (recording written).
 pub async fn finished_call(app: &TestApp, sid: &str) -> Value {
     eventually(|| async {
         let (status, v) = app.get(&app.api_key, &format!("/calls/{sid}")).await;

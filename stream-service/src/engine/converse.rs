@@ -7,6 +7,7 @@
 
 use super::Engine;
 use super::call::Stage;
+use super::filler::{Answer, Fillers, until_answered};
 use super::pipeline::{CallInfo, ToCall, speak_one, turn_request};
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::llm::sentences::SentenceStream;
@@ -232,10 +233,11 @@ pub(super) async fn run(
     history: &[HistoryEntry],
     text: &str,
     dtmf: &str,
-    first_sentence: usize,
+    mut fillers: Fillers,
     tx: &mpsc::Sender<ToCall>,
 ) {
-    // `first_sentence` > 0: a filler already began the (streaming) reply.
+    // Fillers said already (slow recognition) began the (streaming) reply.
+    let first_sentence = fillers.said;
     if first_sentence == 0 {
         let reply = ToCall::Reply {
             turn,
@@ -250,7 +252,20 @@ pub(super) async fn run(
         }
     }
     let (say_tx, mut say_rx) = mpsc::channel::<String>(16);
-    let produce = produce(engine, info, turn, history, text, dtmf, tx, say_tx);
+    let answer = Answer::default();
+    let filling = say_tx.clone();
+    let produce = async {
+        // Owned here: dropped with this block, so synthesis sees the queue end.
+        let filling = filling;
+        // Until the model's first sentence, the fillers that fall due (the lines go through
+        // the same queue as the model's sentences: numbered, synthesised and heard in order).
+        let model = produce(engine, info, turn, history, text, dtmf, tx, say_tx, &answer);
+        let filling = until_answered(&mut fillers, &answer, (&info.call_sid, turn, tx, &filling));
+        tokio::select! {
+            spoken = model => spoken,
+            () = filling => None,
+        }
+    };
     // Synthesis runs beside generation: sentence n plays while the model writes n + 1.
     let synthesise = async {
         let mut i = first_sentence;
@@ -295,6 +310,7 @@ async fn produce(
     dtmf: &str,
     tx: &mpsc::Sender<ToCall>,
     say_tx: mpsc::Sender<String>,
+    answer: &Answer,
 ) -> Option<String> {
     let started = Instant::now();
     let mut t = LlmTimings::default();
@@ -311,15 +327,7 @@ async fn produce(
         }
         spoken.push_str(&s);
         let (tx, say_tx) = (tx.clone(), say_tx.clone());
-        async move {
-            tx.send(ToCall::Sentence {
-                turn,
-                text: s.clone(),
-            })
-            .await
-            .is_ok()
-                && say_tx.send(s).await.is_ok()
-        }
+        async move { answer.say(turn, s, &tx, &say_tx).await }
     };
     match &engine.llm {
         None => {

@@ -1,7 +1,8 @@
 //! Fillers: what a caller hears while their reply is prepared ("One moment.", then a second line
 //! if the wait goes on), so slow recognition, a slow model suggestion or a slow webhook never
 //! means dead air. The first filler begins the turn's reply; the answer follows it as further
-//! sentences of the same (streaming) reply.
+//! sentences of the same (streaming) reply. In LLM mode the model's first sentence is waited for
+//! the same way ([`until_answered`]), tool calls before it included.
 
 use super::Engine;
 use super::pipeline::{CallInfo, ToCall, speak_one};
@@ -56,6 +57,69 @@ pub(super) async fn covered<T>(
     }
 }
 
+/// LLM mode: whether the model's first sentence has gone out. Sentences and fillers take the lock
+/// to go out (to the actor, then to synthesis), so the transcript and the audio agree on their
+/// order and no filler follows the answer.
+#[derive(Debug, Default)]
+pub(super) struct Answer(tokio::sync::Mutex<bool>);
+
+impl Answer {
+    /// Sends one of the model's sentences (marking the answer begun). False when the call is gone.
+    pub(super) async fn say(
+        &self,
+        turn: u32,
+        text: String,
+        tx: &mpsc::Sender<ToCall>,
+        say_tx: &mpsc::Sender<String>,
+    ) -> bool {
+        let mut begun = self.0.lock().await;
+        *begun = true;
+        send(turn, text, tx, say_tx).await
+    }
+}
+
+async fn send(
+    turn: u32,
+    text: String,
+    tx: &mpsc::Sender<ToCall>,
+    say_tx: &mpsc::Sender<String>,
+) -> bool {
+    let sentence = ToCall::Sentence {
+        turn,
+        text: text.clone(),
+    };
+    tx.send(sentence).await.is_ok() && say_tx.send(text).await.is_ok()
+}
+
+/// LLM mode (the reply has begun): says the remaining fillers as they fall due until the model's
+/// first sentence goes out, then waits forever (the caller drops it with the model's work).
+pub(super) async fn until_answered(
+    fillers: &mut Fillers,
+    answer: &Answer,
+    (call_sid, turn, tx, say_tx): (&str, u32, &mpsc::Sender<ToCall>, &mpsc::Sender<String>),
+) {
+    while let Some(line) = FILLER_LINES.get(fillers.said) {
+        tokio::time::sleep_until(fillers.next).await;
+        let begun = answer.0.lock().await;
+        if *begun {
+            break;
+        }
+        tracing::info!(
+            call_sid,
+            turn,
+            index = fillers.said,
+            "the model is slow; saying a filler"
+        );
+        fillers.said += 1;
+        fillers.next = tokio::time::Instant::now() + FILLER_AGAIN;
+        if !send(turn, (*line).to_owned(), tx, say_tx).await {
+            break;
+        }
+        drop(begun);
+    }
+    std::future::pending::<()>().await;
+}
+
 /// How long a caller's turn may go without a word from the bot (recognition, suggestion and
 /// webhook together) before they hear [`FILLER_LINE`].
 pub const FILLER_AFTER: Duration = Duration::from_millis(1200);
@@ -97,4 +161,65 @@ async fn filler(
     .await
     .is_ok()
         && speak_one(engine, info, turn, index, line, tx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The model's first sentence after `after`, then 5 s more of its work; what went to
+    /// synthesis, in order, what went to the actor, and the fillers said.
+    async fn answered_after(after: Duration) -> (Vec<String>, Vec<String>, usize) {
+        let (tx, mut rx) = mpsc::channel(8);
+        let (say_tx, mut say_rx) = mpsc::channel(8);
+        let answer = Answer::default();
+        let mut fillers = Fillers::new();
+        let model = async {
+            tokio::time::sleep(after).await;
+            let said = answer.say(1, "Sure.".into(), &tx, &say_tx).await;
+            // A tool call, or the rest of the reply: no filler once the answer has begun.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            said
+        };
+        let filling = until_answered(&mut fillers, &answer, ("CA1", 1, &tx, &say_tx));
+        let said = tokio::select! {
+            ok = model => ok,
+            () = filling => false,
+        };
+        assert!(said);
+        drop((tx, say_tx));
+        let mut spoken = Vec::new();
+        while let Some(s) = say_rx.recv().await {
+            spoken.push(s);
+        }
+        let mut sentences = Vec::new();
+        while let Some(m) = rx.recv().await {
+            if let ToCall::Sentence { turn: 1, text } = m {
+                sentences.push(text);
+            }
+        }
+        (spoken, sentences, fillers.said)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_answer_gets_no_filler() {
+        let (spoken, sentences, said) = answered_after(Duration::from_millis(1100)).await;
+        assert_eq!(spoken, ["Sure."]);
+        assert_eq!(sentences, ["Sure."]);
+        assert_eq!(said, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_answer_follows_the_fillers_that_fell_due() {
+        let (spoken, sentences, said) = answered_after(Duration::from_millis(1300)).await;
+        assert_eq!(spoken, [FILLER_LINE, "Sure."]);
+        assert_eq!(said, 1);
+        assert_eq!(sentences, spoken, "the transcript in the order heard");
+        let (spoken, _, said) = answered_after(Duration::from_secs(5)).await;
+        assert_eq!(spoken, [FILLER_LINES[0], FILLER_LINES[1], "Sure."]);
+        assert_eq!(said, 2);
+        // After the last filler, nothing more however long the model takes.
+        let (spoken, _, _) = answered_after(Duration::from_secs(30)).await;
+        assert_eq!(spoken.len(), 3);
+    }
 }

@@ -278,7 +278,6 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 return;
             }
             if info.mode == BotMode::Llm {
-                let first = filled.said;
                 converse::run(
                     &engine,
                     &info,
@@ -286,7 +285,7 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                     &input.history,
                     &text,
                     &dtmf,
-                    first,
+                    filled,
                     &tx,
                 )
                 .await;
