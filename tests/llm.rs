@@ -337,14 +337,15 @@ async fn a_tool_call_goes_through_the_signed_webhook_and_back_to_the_model() {
         vec![
             wait_bot(),
             speak(700),
-            wait_bot(),
-            Step::Silence(Duration::from_millis(300)),
+            // (Through "One moment." if the tool round is slow on a loaded machine.)
+            common::wait_answer(),
         ],
     )
     .await;
     let v = finished_call(&app, &sid).await;
     assert_eq!(
-        v["turns"][1]["bot_text"], "On Sunday we are open ten to four.",
+        common::without_fillers(v["turns"][1]["bot_text"].as_str().unwrap_or_default()),
+        "On Sunday we are open ten to four.",
         "{v}"
     );
     assert_eq!(v["turns"][1]["timings"]["llm"]["tool_calls"], 1);
