@@ -17,7 +17,7 @@ pub struct BrowserBenchOptions {
 }
 
 fn pct(v: &[f64], p: f64) -> f64 {
-    crate::bench_calls::pct(v, p)
+    crate::bench_setup::pct(v, p)
 }
 
 pub async fn browser(opts: BrowserBenchOptions) -> anyhow::Result<Vec<String>> {

@@ -6,10 +6,10 @@
 //! air after the caller stopped speaking (target < 3 s), and the server's memory per call early in
 //! the run against the end (bounded: no growth with call length).
 
-use crate::bench_calls::{CallBenchOptions, has_taskset, pct, proc_usage, serve_child};
-use anyhow::{Context as _, bail};
-use callbot_core::wiring;
-use callbot_twilio_sim::carrier::{self, Answer, CallContext, Script, Step};
+use crate::bench_calls::CallBenchOptions;
+use crate::bench_setup::{BenchPlatform, has_taskset, pct, proc_usage};
+use anyhow::bail;
+use callbot_twilio_sim::carrier::{self, Step};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -127,15 +127,9 @@ pub async fn soak(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     if opts.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let dir = tempfile::tempdir()?;
-    let key = "bench-key-0123456789";
     let hook = axum::Router::new()
         .route("/hook", axum::routing::post(faulty_webhook))
         .with_state(Arc::new(Mutex::new(HashMap::new())));
-    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let hook_url = format!("http://{}/hook", hook_listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(hook_listener, hook).await });
-
     let env: Vec<(&str, String)> = vec![
         ("CALLBOT_SPEECH", "instant-loaded".into()),
         ("CALLBOT_INSTANT_STT_WORKERS", "1".into()),
@@ -145,26 +139,11 @@ pub async fn soak(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
             WEBHOOK_TIMEOUT.as_millis().to_string(),
         ),
     ];
-    let (child, base) = serve_child(dir.path(), key, opts.server_cores, opts.concurrency, &env)?;
-    let pid = child.0.id();
-    let http = reqwest::Client::new();
-    let bot: serde_json::Value = http
-        .post(format!("{base}/bots"))
-        .header("x-api-key", key)
-        .json(
-            &json!({"goal": "Fault soak", "webhook": hook_url, "voice": "local:en-us",
-            "first_message": "Hello, this is the soak bot."}),
-        )
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let number = bot["number"].as_str().context("bot number")?.to_owned();
-    let bot_id = bot["id"].as_str().context("bot id")?.to_owned();
-    let token = wiring::local_sim_token(dir.path())?;
-    let account = wiring::local_sim_account_sid(&token);
-    let voice_url = format!("{base}/voice?bot_id={bot_id}");
+    let bot = json!({"goal": "Fault soak", "voice": "local:en-us",
+                     "first_message": "Hello, this is the soak bot."});
+    let platform =
+        BenchPlatform::start(opts.server_cores, opts.concurrency, &env, hook, bot).await?;
+    let pid = platform.pid;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (cpu0, rss0) = proc_usage(pid)?;
@@ -189,20 +168,6 @@ pub async fn soak(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
                 }
             }
         });
-        let ctx = CallContext {
-            sid: callbot_core::domain::CallSid::generate().to_string(),
-            account_sid: account.clone(),
-            from: format!("+1555{:07}", i),
-            to: number.clone(),
-            direction: "inbound".into(),
-            auth_token: token.clone(),
-            http: http.clone(),
-            status_callback: Some(format!("{base}/voice/status")),
-            status_events: vec!["completed".into()],
-            events: tx,
-            bot_audio: Arc::new(Mutex::new(Vec::new())),
-            media_times: None,
-        };
         // Speak, then wait for the bot: a patient caller takes 3 s of silence after the bot
         // spoke as its turn being over (the dead-air target), and speaks again after 15 s
         // without an answer (a lost turn).
@@ -219,24 +184,7 @@ pub async fn soak(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
             steps.push(Step::Audio(speech.to_vec()));
             steps.push(wait.clone());
         }
-        let sid = ctx.sid.clone();
-        let (_ctl_tx, ctl_rx) = tokio::sync::mpsc::channel(1);
-        let answer = Answer::Url(voice_url.clone());
-        tasks.push(tokio::spawn(async move {
-            let _keep = _ctl_tx;
-            let status = carrier::run_call(
-                ctx,
-                answer,
-                Script {
-                    steps,
-                    hangup_when_done: true,
-                },
-                ctl_rx,
-                0,
-            )
-            .await;
-            (sid, status, Instant::now())
-        }));
+        tasks.push(platform.dial(i, steps, tx, None));
     }
     // Memory per call early (a tenth of the way) and at the end (calls still up).
     let early_at = started + opts.duration / 10;
@@ -272,13 +220,7 @@ pub async fn soak(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     let mut recorded = 0;
     let mut fallbacks: std::collections::BTreeMap<String, usize> = Default::default();
     for sid in &sids {
-        let v: serde_json::Value = http
-            .get(format!("{base}/calls/{sid}"))
-            .header("x-api-key", key)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let v = platform.record(sid).await?;
         for t in v["turns"].as_array().into_iter().flatten() {
             if t["turn"].as_u64().unwrap_or(0) == 0 {
                 continue;

@@ -11,7 +11,7 @@
 //!    answers after a fixed delay; end of the caller's turn → first reply audio sent, minus the
 //!    model's delay and the speech engines' time.
 
-use crate::bench_calls::{pct, proc_usage};
+use crate::bench_setup::{pct, proc_usage};
 use anyhow::Context as _;
 use callbot_core::settings::{LlmSettings, Settings, SpeechSettings};
 use callbot_stream::engine::webhook::HistoryEntry;

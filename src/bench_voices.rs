@@ -4,7 +4,7 @@
 //! at once, and the provider stand-ins on loopback. Figures come from the stored turn records:
 //! end of the caller's speech → first reply frame sent is `endpoint_ms + first_frame_ms`.
 
-use crate::bench_calls::pct;
+use crate::bench_setup::pct;
 use anyhow::Context as _;
 use callbot_core::settings::{
     DeepgramSettings, ElevenLabsSettings, OpenAiAudioSettings, PollySettings, Settings,

@@ -4,6 +4,7 @@
 //! leg. The callers are str0m peers in this process (off the server's core): each sends 20 ms of
 //! audio every 20 ms like a browser (a second of voice every five) and receives the bot's.
 
+use crate::bench_setup::{BenchPlatform, has_taskset, proc_usage};
 use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -97,59 +98,26 @@ async fn one_call(
 
 pub async fn webrtc(opts: WebrtcBenchOptions) -> anyhow::Result<Vec<String>> {
     anyhow::ensure!(opts.concurrency > 0, "--concurrency must be at least 1");
-    let dir = tempfile::tempdir()?;
-    let key = "bench-key-0123456789";
     let hook = axum::Router::new().route(
         "/hook",
         axum::routing::post(|| async { axum::Json(json!({"say": "Sure, noted. Anything else?"})) }),
     );
-    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let hook_url = format!("http://{}/hook", hook_listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(hook_listener, hook).await });
-    let (child, base) =
-        crate::bench_calls::serve_child(dir.path(), key, opts.server_cores, opts.concurrency, &[])?;
-    let pid = child.0.id();
-    let mut child = child;
-    let http = reqwest::Client::new();
-    let mut bot = Value::Null;
-    for attempt in 0..5 {
-        let sent = http
-            .post(format!("{base}/bots"))
-            .header("x-api-key", key)
-            .json(
-                &json!({"goal": "Benchmark", "webhook": hook_url, "voice": "local:en-us",
-                          "first_message": "Hello, this is the benchmark bot."}),
-            )
-            .send()
-            .await;
-        match sent {
-            Ok(r) => {
-                bot = r.error_for_status()?.json().await?;
-                break;
-            }
-            Err(e) => {
-                if let Some(status) = child.0.try_wait()? {
-                    let log =
-                        std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
-                    anyhow::bail!(
-                        "callbot serve exited ({status}) before the benchmark began:\n{log}"
-                    );
-                }
-                if attempt == 4 {
-                    return Err(e).context("creating the benchmark bot");
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
-    }
-    let bot_id = bot["id"].as_str().context("bot id")?.to_owned();
+    let bot = json!({"goal": "Benchmark", "voice": "local:en-us",
+                     "first_message": "Hello, this is the benchmark bot."});
+    let platform =
+        BenchPlatform::start(opts.server_cores, opts.concurrency, &[], hook, bot).await?;
+    let (pid, key) = (platform.pid, crate::bench_setup::KEY);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (cpu0, rss0) = crate::bench_calls::proc_usage(pid)?;
+    let (cpu0, rss0) = proc_usage(pid)?;
     let started = Instant::now();
     let counts = Arc::new(Counts::default());
     let mut tasks = Vec::new();
     for i in 0..opts.concurrency {
-        let (base, bot, counts) = (base.clone(), bot_id.clone(), counts.clone());
+        let (base, bot, counts) = (
+            platform.base.clone(),
+            platform.bot_id.clone(),
+            counts.clone(),
+        );
         let duration = opts.duration;
         tasks.push(tokio::spawn(async move {
             // Spread the starts over a second, as calls arrive.
@@ -158,7 +126,7 @@ pub async fn webrtc(opts: WebrtcBenchOptions) -> anyhow::Result<Vec<String>> {
         }));
     }
     tokio::time::sleep(opts.duration.mul_f64(0.6)).await;
-    let (_, rss_mid) = crate::bench_calls::proc_usage(pid)?;
+    let (_, rss_mid) = proc_usage(pid)?;
     let mut failed = 0;
     let mut first_error = None;
     for t in tasks {
@@ -168,9 +136,9 @@ pub async fn webrtc(opts: WebrtcBenchOptions) -> anyhow::Result<Vec<String>> {
         }
     }
     let wall = started.elapsed().as_secs_f64();
-    let (cpu1, _) = crate::bench_calls::proc_usage(pid)?;
+    let (cpu1, _) = proc_usage(pid)?;
     let rss1 = rss_mid;
-    drop(child);
+    drop(platform);
     let n = opts.concurrency as f64;
     let cpu_pct = (cpu1 - cpu0) / wall * 100.0;
     let mut lines = vec![
@@ -179,11 +147,7 @@ pub async fn webrtc(opts: WebrtcBenchOptions) -> anyhow::Result<Vec<String>> {
             opts.concurrency,
             opts.duration.as_secs_f64(),
             opts.server_cores,
-            if crate::bench_calls::has_taskset() {
-                " (taskset)"
-            } else {
-                ""
-            },
+            if has_taskset() { " (taskset)" } else { "" },
         ),
         format!(
             "calls connected      {}/{}  (failed {failed})",

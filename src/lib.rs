@@ -6,6 +6,7 @@ pub mod bench_browser;
 pub mod bench_calls;
 pub mod bench_faults;
 pub mod bench_llm;
+mod bench_setup;
 pub mod bench_voices;
 pub mod bench_webrtc;
 pub mod browser;
