@@ -27,10 +27,7 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         bail!("--concurrency must be at least 1");
     }
     // The webhook: answers at once with a short line.
-    let hook = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(|| async { axum::Json(json!({"say": "Sure, noted. Anything else?"})) }),
-    );
+    let hook = crate::bench_setup::instant_hook();
 
     // The provider stand-ins live here, off the server's cores.
     let providers = if opts.standins {

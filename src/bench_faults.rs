@@ -62,7 +62,7 @@ async fn faulty_webhook(
         *n += 1;
         *n - 1
     };
-    let good = || axum::Json(json!({"say": "Sure, noted. Anything else?"})).into_response();
+    let good = || axum::Json(json!({"say": crate::bench_setup::ANSWER})).into_response();
     match CYCLE[n % CYCLE.len()] {
         Fault::Good => good(),
         Fault::Timeout => {

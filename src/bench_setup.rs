@@ -135,6 +135,17 @@ pub(crate) fn serve_child(
     Ok((child, base))
 }
 
+/// What a quick business answers every turn.
+pub(crate) const ANSWER: &str = "Sure, noted. Anything else?";
+
+/// A webhook that answers every turn at once with [`ANSWER`].
+pub(crate) fn instant_hook() -> axum::Router {
+    axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async { axum::Json(serde_json::json!({"say": ANSWER})) }),
+    )
+}
+
 /// A benchmark's server with one bot, and how to dial it as Twilio would.
 pub(crate) struct BenchPlatform {
     /// Killed when the benchmark ends.

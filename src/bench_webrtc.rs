@@ -98,10 +98,7 @@ async fn one_call(
 
 pub async fn webrtc(opts: WebrtcBenchOptions) -> anyhow::Result<Vec<String>> {
     anyhow::ensure!(opts.concurrency > 0, "--concurrency must be at least 1");
-    let hook = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(|| async { axum::Json(json!({"say": "Sure, noted. Anything else?"})) }),
-    );
+    let hook = crate::bench_setup::instant_hook();
     let bot = json!({"goal": "Benchmark", "voice": "local:en-us",
                      "first_message": "Hello, this is the benchmark bot."});
     let platform =

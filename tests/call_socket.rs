@@ -384,21 +384,7 @@ async fn a_supervisor_speaks_into_a_phone_call_and_transfers_it() {
     );
     sup.wait("dtmf", |e| e["digit"] == "5").await;
     // The keypress's reply ends first (it may be playing as the supervisor attaches).
-    sup.wait("trackEnd", |_| true).await;
-    let before = sup.all("trackStart").len();
-    sup.send(json!({"command": "tts", "text": "A supervisor is on the line."}))
-        .await;
-    let track = common::eventually(|| {
-        let starts = sup.all("trackStart");
-        async move {
-            starts
-                .get(before)
-                .map(|e| e["trackId"].as_str().unwrap().to_owned())
-        }
-    })
-    .await;
-    sup.wait("trackEnd", |e| e["trackId"] == track.as_str())
-        .await;
+    sup.say_and_wait("A supervisor is on the line.").await;
     sup.send(json!({"command": "invite", "option": {}})).await;
     sup.wait("error", |e| {
         e["error"].as_str().unwrap().contains("supervisor")

@@ -127,6 +127,25 @@ impl CallClient {
         )
     }
 
+    /// Supervisor: after the track playing now ends, speaks `text` into the call with `tts` and
+    /// waits until that new track has been played to its end.
+    pub async fn say_and_wait(&mut self, text: &str) {
+        self.wait("trackEnd", |_| true).await;
+        let before = self.all("trackStart").len();
+        self.send(json!({"command": "tts", "text": text})).await;
+        let track = eventually(|| {
+            let starts = self.all("trackStart");
+            async move {
+                starts
+                    .get(before)
+                    .map(|e| e["trackId"].as_str().unwrap().to_owned())
+            }
+        })
+        .await;
+        self.wait("trackEnd", |e| e["trackId"] == track.as_str())
+            .await;
+    }
+
     /// Events named `name` so far.
     pub fn all(&self, name: &str) -> Vec<Value> {
         self.events
