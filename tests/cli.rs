@@ -437,10 +437,30 @@ async fn llm_benchmark_runs_and_reports_figures() {
 
 /// Two `callbot serve` processes on one store (one SQLite file): a call answered by the first is
 /// watched through the second, which relays the observer socket to the process holding the call.
+/// Creates a bot with `goal` answered by `hook` on the server at `base`; its id.
+async fn hooked_bot(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    hook: &common::hook::Hook,
+    goal: &str,
+) -> String {
+    let bot: serde_json::Value = client
+        .post(format!("{base}/bots"))
+        .header("x-api-key", key)
+        .json(&serde_json::json!({"goal": goal, "webhook": hook.url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    hook.set_secret(bot["webhook_secret"].as_str().unwrap());
+    bot["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_on_one_process_is_watched_through_another() {
-    use futures::StreamExt as _;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let dir = tempfile::tempdir().unwrap();
     let key = "dev-key-for-tests";
     let light = [("CALLBOT_SPEECH", "instant"), ("CALLBOT_LLM", "off")];
@@ -451,18 +471,7 @@ async fn a_call_on_one_process_is_watched_through_another() {
         common::hook::start(|_| common::hook::Answer::Json(serde_json::json!({"say": "Noted."})))
             .await;
     let client = reqwest::Client::new();
-    let bot: serde_json::Value = client
-        .post(format!("{a}/bots"))
-        .header("x-api-key", key)
-        .json(&serde_json::json!({"goal": "Take reservations", "webhook": hook.url}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = bot["id"].as_str().unwrap().to_owned();
-    hook.set_secret(bot["webhook_secret"].as_str().unwrap());
+    let id = hooked_bot(&client, &a, key, &hook, "Take reservations").await;
     // The caller reaches process A.
     let call = tokio::task::spawn_blocking({
         let (dir, a, id) = (dir.path().to_owned(), a.clone(), id.clone());
@@ -488,33 +497,14 @@ async fn a_call_on_one_process_is_watched_through_another() {
         v["calls"][0]["sid"].as_str().map(str::to_owned)
     })
     .await;
-    let url = format!(
-        "{}/frontend-stream?callSid={sid}",
-        b.replace("http://", "ws://")
-    );
-    let mut req = url.as_str().into_client_request().unwrap();
-    req.headers_mut().insert("x-api-key", key.parse().unwrap());
-    let ws = common::eventually(|| {
-        let req = req.clone();
-        async move {
-            tokio_tungstenite::connect_async(req)
-                .await
-                .ok()
-                .map(|(w, _)| w)
-        }
-    })
-    .await;
-    let events: Vec<String> = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        ws.filter_map(|m| async move {
-            let text = m.ok()?.into_text().ok()?;
-            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-            v["event"].as_str().map(str::to_owned)
-        })
-        .collect(),
-    )
-    .await
-    .expect("the relayed socket closes when the call ends");
+    let watcher = common::observe_at(&b, key, &sid).await;
+    let events: Vec<String> = tokio::time::timeout(std::time::Duration::from_secs(30), watcher)
+        .await
+        .expect("the relayed socket closes when the call ends")
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["event"].as_str().map(str::to_owned))
+        .collect();
     assert!(events.iter().any(|e| e == "dtmf"), "{events:?}");
     assert_eq!(
         events.last().map(String::as_str),
@@ -542,18 +532,15 @@ async fn call_places_a_simulated_call_through_the_twilio_path() {
     })
     .await;
     let client = reqwest::Client::new();
-    let bot: serde_json::Value = client
-        .post(format!("{base}/bots"))
-        .header("x-api-key", "dev-key-for-tests")
-        .json(&serde_json::json!({"goal": "Take restaurant reservations", "webhook": hook.url}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = bot["id"].as_str().unwrap();
-    hook.set_secret(bot["webhook_secret"].as_str().unwrap());
+    let id = hooked_bot(
+        &client,
+        &base,
+        "dev-key-for-tests",
+        &hook,
+        "Take restaurant reservations",
+    )
+    .await;
+    let id = id.as_str();
     let out = tokio::task::spawn_blocking({
         let (dir, base, id) = (dir.path().to_owned(), base.clone(), id.to_owned());
         move || {

@@ -182,41 +182,44 @@ async fn suggestions_can_be_turned_off_and_failures_send_null() {
     assert_eq!(standin.requests().len(), asked);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn llm_mode_speaks_the_first_sentence_while_the_model_still_writes() {
-    let standin = openai::start(|req| {
-        let users = openai::user_turns(req);
-        if users >= 2 {
+/// An LLM-mode call of two caller turns: the model answers the first with `first`, the second
+/// with "Goodbye then!" and `end_call`; after the first the caller waits with `wait`. The call's
+/// record, and the stand-in.
+async fn answer_then_goodbye(first: Reply, wait: Step) -> (Value, StandIn) {
+    let standin = openai::start(move |req| {
+        if openai::user_turns(req) >= 2 {
             return Reply::Tool {
                 text: Some("Goodbye then!".into()),
                 name: "end_call".into(),
                 arguments: "{}".into(),
             };
         }
-        Reply::Text {
-            pieces: vec![
-                "Sure, I can help. ".into(),
-                "What time would you like to come in tonight?".into(),
-            ],
-            gap: Duration::from_millis(900),
-        }
+        first.clone()
     })
     .await;
     let app = app_with(&standin).await;
     let number = bot(&app, None, json!({"mode": "llm"})).await;
-    let (sid, _) = call(
-        &app,
-        &number,
-        vec![
-            wait_bot(),
-            speak(700),
-            wait_bot(),
-            speak(600),
-            Step::Silence(Duration::from_secs(8)),
+    let steps = vec![
+        wait_bot(),
+        speak(700),
+        wait,
+        speak(600),
+        Step::Silence(Duration::from_secs(8)),
+    ];
+    let (sid, _) = call(&app, &number, steps).await;
+    (finished_call(&app, &sid).await, standin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn llm_mode_speaks_the_first_sentence_while_the_model_still_writes() {
+    let first = Reply::Text {
+        pieces: vec![
+            "Sure, I can help. ".into(),
+            "What time would you like to come in tonight?".into(),
         ],
-    )
-    .await;
-    let v = finished_call(&app, &sid).await;
+        gap: Duration::from_millis(900),
+    };
+    let (v, standin) = answer_then_goodbye(first, wait_bot()).await;
     let t1 = &v["turns"][1];
     assert_eq!(
         t1["bot_text"], "Sure, I can help. What time would you like to come in tonight?",
@@ -251,33 +254,13 @@ async fn llm_mode_speaks_the_first_sentence_while_the_model_still_writes() {
 async fn a_model_slow_to_its_first_sentence_is_covered_by_one_moment() {
     // The first sentence is complete 2.4 s after the request: the caller hears "One moment."
     // at 1.2 s, then the answer (the filler never comes after it).
-    let standin = openai::start(|req| {
-        if openai::user_turns(req) >= 2 {
-            return Reply::Tool {
-                text: Some("Goodbye then!".into()),
-                name: "end_call".into(),
-                arguments: "{}".into(),
-            };
-        }
-        Reply::Text {
-            pieces: ["Sure, ", "we are ", "open until ", "ten tonight."]
-                .map(String::from)
-                .to_vec(),
-            gap: Duration::from_millis(800),
-        }
-    })
-    .await;
-    let app = app_with(&standin).await;
-    let number = bot(&app, None, json!({"mode": "llm"})).await;
-    let steps = vec![
-        wait_bot(),
-        speak(700),
-        common::wait_answer(),
-        speak(600),
-        Step::Silence(Duration::from_secs(8)),
-    ];
-    let (sid, _) = call(&app, &number, steps).await;
-    let v = finished_call(&app, &sid).await;
+    let first = Reply::Text {
+        pieces: ["Sure, ", "we are ", "open until ", "ten tonight."]
+            .map(String::from)
+            .to_vec(),
+        gap: Duration::from_millis(800),
+    };
+    let (v, _) = answer_then_goodbye(first, common::wait_answer()).await;
     let t1 = &v["turns"][1];
     assert_eq!(
         t1["bot_text"], "One moment. Sure, we are open until ten tonight.",

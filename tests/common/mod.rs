@@ -383,15 +383,19 @@ pub async fn open_media_stream(
 
 /// Watches a call's events on `/frontend-stream` from its start until it ends.
 pub async fn observe(app: &TestApp, sid: &str) -> tokio::task::JoinHandle<Vec<Value>> {
+    observe_at(&app.base, &app.api_key, sid).await
+}
+
+/// [`observe`] on the platform at `base` with the API key `key`.
+pub async fn observe_at(base: &str, key: &str, sid: &str) -> tokio::task::JoinHandle<Vec<Value>> {
     use futures::StreamExt as _;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let url = format!(
         "{}/frontend-stream?callSid={sid}",
-        app.base.replace("http://", "ws://")
+        base.replace("http://", "ws://")
     );
     let mut req = url.as_str().into_client_request().unwrap();
-    req.headers_mut()
-        .insert("x-api-key", app.api_key.parse().unwrap());
+    req.headers_mut().insert("x-api-key", key.parse().unwrap());
     let ws = eventually(|| {
         let req = req.clone();
         async move {

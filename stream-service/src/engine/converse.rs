@@ -8,7 +8,7 @@
 use super::Engine;
 use super::call::Stage;
 use super::filler::{Answer, Fillers, until_answered};
-use super::pipeline::{CallInfo, ToCall, speak_one, turn_request};
+use super::pipeline::{CallInfo, ToCall, begin_streaming, speak_one, turn_request};
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::llm::sentences::SentenceStream;
 use crate::llm::{ChatMessage, ChatRequest, LlmEvent, LlmStream, ToolCall, ToolSpec, prompt};
@@ -238,18 +238,8 @@ pub(super) async fn run(
 ) {
     // Fillers said already (slow recognition) began the (streaming) reply.
     let first_sentence = fillers.said;
-    if first_sentence == 0 {
-        let reply = ToCall::Reply {
-            turn,
-            say: String::new(),
-            action: Action::Continue,
-            fallback: None,
-            webhook: None,
-            sentences: Vec::new(),
-        };
-        if tx.send(reply).await.is_err() {
-            return;
-        }
+    if first_sentence == 0 && !begin_streaming(tx, turn).await {
+        return;
     }
     let (say_tx, mut say_rx) = mpsc::channel::<String>(16);
     let answer = Answer::default();

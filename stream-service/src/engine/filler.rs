@@ -5,8 +5,7 @@
 //! the same way ([`until_answered`]), tool calls before it included.
 
 use super::Engine;
-use super::pipeline::{CallInfo, ToCall, speak_one};
-use super::webhook::Action;
+use super::pipeline::{CallInfo, ToCall, begin_streaming, speak_one};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -141,18 +140,8 @@ async fn filler(
 ) -> bool {
     tracing::info!(call_sid = %info.call_sid, turn, index, "the reply is slow; saying a filler");
     // The first filler begins the turn's reply (streaming: the answer follows as sentences).
-    if index == 0 {
-        let reply = ToCall::Reply {
-            turn,
-            say: String::new(),
-            action: Action::Continue,
-            fallback: None,
-            webhook: None,
-            sentences: Vec::new(),
-        };
-        if tx.send(reply).await.is_err() {
-            return false;
-        }
+    if index == 0 && !begin_streaming(tx, turn).await {
+        return false;
     }
     tx.send(ToCall::Sentence {
         turn,

@@ -561,6 +561,20 @@ pub(super) async fn stage(tx: &mpsc::Sender<ToCall>, turn: u32, s: Stage) -> boo
     tx.send(ToCall::Stage { turn, stage: s }).await.is_ok()
 }
 
+/// Begins the turn's reply as a streaming one (nothing decided yet: its sentences follow as
+/// `Sentence`, its action as `Act`); false when the call is gone.
+pub(super) async fn begin_streaming(tx: &mpsc::Sender<ToCall>, turn: u32) -> bool {
+    let reply = ToCall::Reply {
+        turn,
+        say: String::new(),
+        action: Action::Continue,
+        fallback: None,
+        webhook: None,
+        sentences: Vec::new(),
+    };
+    tx.send(reply).await.is_ok()
+}
+
 /// Synthesises the reply sentence by sentence, then reports the turn finished.
 async fn speak(
     engine: &Engine,
