@@ -178,7 +178,8 @@ impl Recordings for LocalRecordings {
 
     async fn recover(&self, idle: std::time::Duration) -> Result<usize, RecordingsError> {
         let mut n = 0;
-        for path in super::idle_files(&self.dir, idle).await {
+        let unfinished = |p: &std::path::Path| p.to_str().is_some_and(|p| p.ends_with(IN_PROGRESS));
+        for path in super::idle_files(&self.dir, idle, unfinished).await {
             let Some(done) = path
                 .to_str()
                 .and_then(|p| p.strip_suffix(IN_PROGRESS))

@@ -77,8 +77,13 @@ pub async fn recover_at_startup(recordings: &dyn Recordings) {
     }
 }
 
-/// Files under `root` (any depth) not modified for `idle`.
-async fn idle_files(root: &std::path::Path, idle: std::time::Duration) -> Vec<std::path::PathBuf> {
+/// Files under `root` (any depth) that are `wanted` and not modified for `idle` (only those are
+/// stat'ed: a directory of finished recordings costs its listing alone).
+async fn idle_files(
+    root: &std::path::Path,
+    idle: std::time::Duration,
+    wanted: impl Fn(&std::path::Path) -> bool,
+) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -86,18 +91,18 @@ async fn idle_files(root: &std::path::Path, idle: std::time::Duration) -> Vec<st
             continue;
         };
         while let Ok(Some(e)) = entries.next_entry().await {
-            let Ok(meta) = e.metadata().await else {
-                continue;
-            };
-            if meta.is_dir() {
-                dirs.push(e.path());
-            } else if meta
-                .modified()
-                .ok()
-                .and_then(|m| m.elapsed().ok())
-                .is_some_and(|age| age >= idle)
+            let path = e.path();
+            if e.file_type().await.is_ok_and(|t| t.is_dir()) {
+                dirs.push(path);
+            } else if wanted(&path)
+                && let Ok(meta) = e.metadata().await
+                && meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age >= idle)
             {
-                found.push(e.path());
+                found.push(path);
             }
         }
     }

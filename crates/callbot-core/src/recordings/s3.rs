@@ -118,7 +118,8 @@ impl Recordings for S3Recordings {
 
     async fn recover(&self, idle: std::time::Duration) -> Result<usize, RecordingsError> {
         let mut n = 0;
-        for path in super::idle_files(&self.spool, idle).await {
+        // Everything in the spool is a recording not yet uploaded.
+        for path in super::idle_files(&self.spool, idle, |_| true).await {
             let Some(key) = path
                 .strip_prefix(&self.spool)
                 .ok()
