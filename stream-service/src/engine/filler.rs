@@ -14,15 +14,29 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub(super) struct Fillers {
     pub(super) said: usize,
-    next: tokio::time::Instant,
+    /// When the next filler falls due.
+    due: tokio::time::Instant,
 }
 
 impl Fillers {
     pub(super) fn new() -> Self {
         Self {
             said: 0,
-            next: tokio::time::Instant::now() + FILLER_AFTER,
+            due: tokio::time::Instant::now() + FILLER_AFTER,
         }
+    }
+
+    /// The next filler's line and when it falls due; `None` once every line has been said.
+    fn next(&self) -> Option<(&'static str, tokio::time::Instant)> {
+        FILLER_LINES.get(self.said).map(|line| (*line, self.due))
+    }
+
+    /// Counts the next filler as said (the one after it is due [`FILLER_AGAIN`] from now);
+    /// returns its index.
+    fn say(&mut self) -> usize {
+        self.said += 1;
+        self.due = tokio::time::Instant::now() + FILLER_AGAIN;
+        self.said - 1
     }
 }
 
@@ -35,15 +49,13 @@ pub(super) async fn covered<T>(
 ) -> Option<T> {
     tokio::pin!(work);
     loop {
-        let Some(line) = FILLER_LINES.get(fillers.said) else {
+        let Some((line, due)) = fillers.next() else {
             return Some(work.await);
         };
         tokio::select! {
             r = &mut work => return Some(r),
-            () = tokio::time::sleep_until(fillers.next) => {
-                let index = fillers.said;
-                fillers.said += 1;
-                fillers.next = tokio::time::Instant::now() + FILLER_AGAIN;
+            () = tokio::time::sleep_until(due) => {
+                let index = fillers.say();
                 let saying = filler(engine, info, turn, tx, index, line);
                 tokio::pin!(saying);
                 // If the work ends while the filler is synthesised, the filler still comes first.
@@ -97,21 +109,15 @@ pub(super) async fn until_answered(
     answer: &Answer,
     (call_sid, turn, tx, say_tx): (&str, u32, &mpsc::Sender<ToCall>, &mpsc::Sender<String>),
 ) {
-    while let Some(line) = FILLER_LINES.get(fillers.said) {
-        tokio::time::sleep_until(fillers.next).await;
+    while let Some((line, due)) = fillers.next() {
+        tokio::time::sleep_until(due).await;
         let begun = answer.0.lock().await;
         if *begun {
             break;
         }
-        tracing::info!(
-            call_sid,
-            turn,
-            index = fillers.said,
-            "the model is slow; saying a filler"
-        );
-        fillers.said += 1;
-        fillers.next = tokio::time::Instant::now() + FILLER_AGAIN;
-        if !send(turn, (*line).to_owned(), tx, say_tx).await {
+        let index = fillers.say();
+        tracing::info!(call_sid, turn, index, "the model is slow; saying a filler");
+        if !send(turn, line.to_owned(), tx, say_tx).await {
             break;
         }
         drop(begun);
