@@ -9,16 +9,35 @@
 # chromium and chromium-driver (the console and WebRTC tests drive a real browser); php-cli (the PHP
 # webhook example runs against a real call; Node.js comes with the machine).
 set -euo pipefail
+
+# What bindgen (clang-sys) really loads: libclang.so, libclang.so.N, libclang-N.so or libclang-N.so.M
+# in LIBCLANG_PATH or the usual library directories; libclang-cpp.so.N is a different library (the
+# C++ API) and does not count. bindgen also needs clang's own headers (stddef.h and friends), which
+# come with libclang-dev's dependencies, so both must be there.
+have_libclang() {
+  local dir f lib=""
+  for dir in ${LIBCLANG_PATH:-} /usr/lib/llvm-*/lib /usr/lib/*-linux-gnu /usr/lib /usr/lib64 /usr/local/lib; do
+    [ -d "$dir" ] || continue
+    for f in "$dir"/libclang.so "$dir"/libclang.so.* "$dir"/libclang-[0-9]*.so "$dir"/libclang-[0-9]*.so.*; do
+      if [ -e "$f" ]; then lib="$f"; break 2; fi
+    done
+  done
+  [ -n "$lib" ] || return 1
+  for f in /usr/lib/llvm-*/lib/clang/*/include/stddef.h /usr/lib/clang/*/include/stddef.h; do
+    [ -e "$f" ] && return 0
+  done
+  return 1
+}
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
-ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+have_libclang || need+=(libclang-dev)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${1:-}" = --tests ]; then
   command -v readelf >/dev/null || need+=(binutils)
-  command -v chromium >/dev/null || need+=(chromium)
-  command -v chromedriver >/dev/null || need+=(chromium-driver)
+  [ -x /usr/bin/chromium ] || need+=(chromium)  # the browser tests start these two by path
+  [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
   command -v php >/dev/null || need+=(php-cli)
   if [ "$(uname -m)" != aarch64 ]; then
     command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)

@@ -68,8 +68,8 @@ export CALLBOT_TEST_LLM_MODEL="$PWD/.cache/models/SmolLM2-135M-Instruct.Q4_1.ggu
 if [ "$(id -u)" -eq 0 ]; then
   export CALLBOT_TEST_IMAGE_ROOTFS="$(infra/local/image-rootfs.sh "$PWD/.cache/image-rootfs")"
 else
-  echo "WARNING: not root, so the image runtime test is skipped (CALLBOT_SKIP_IMAGE=1)" >&2
-  export CALLBOT_SKIP_IMAGE=1
+  echo "WARNING: not root, so the image runtime and install-step tests are skipped (CALLBOT_SKIP_IMAGE=1, CALLBOT_SKIP_INSTALL_TEST=1)" >&2
+  export CALLBOT_SKIP_IMAGE=1 CALLBOT_SKIP_INSTALL_TEST=1
 fi
 
 cargo test --workspace --locked --no-run "$@"
