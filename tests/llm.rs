@@ -692,3 +692,40 @@ async fn the_embedded_model_suggests_and_a_sayless_answer_speaks_it() {
         "{v}"
     );
 }
+
+/// A model that accepts the connection and never answers, not even with headers: after the
+/// model's deadline the caller hears the fallback line, the turn records `llm_timeout`, and the
+/// call goes on to its next turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_model_that_never_answers_gets_the_caller_an_honest_line_and_the_call_goes_on() {
+    let standin = openai::start(|req| match openai::user_turns(req) {
+        1 => Reply::NoHeaders,
+        _ => Reply::Tool {
+            text: Some("Bye now.".into()),
+            name: "end_call".into(),
+            arguments: "{}".into(),
+        },
+    })
+    .await;
+    let app = app_with(&standin).await;
+    let number = bot(&app, None, json!({"mode": "llm"})).await;
+    let steps = vec![
+        wait_bot(),
+        speak(700),
+        common::wait_answer(),
+        speak(700),
+        wait_bot(),
+        Step::Silence(Duration::from_secs(5)),
+    ];
+    let (sid, _) = call(&app, &number, steps).await;
+    let v = finished_call(&app, &sid).await;
+    let turns = v["turns"].as_array().unwrap();
+    assert_eq!(turns[1]["fallback"], "llm_timeout", "{v}");
+    let line = app.state.settings.calls.fallback_line.clone();
+    assert_eq!(
+        common::without_fillers(turns[1]["bot_text"].as_str().unwrap()),
+        line,
+        "{v}"
+    );
+    assert_eq!(turns[2]["action"], "hangup", "{v}");
+}

@@ -23,10 +23,9 @@ use axum::routing::get;
 use callbot_core::apikey::KeyHash;
 use callbot_core::domain::{BotId, BotStatus, CallSid, PhoneNumber, TenantId};
 use callbot_core::store::{Bot, CallRecord, StoreError, TicketPurpose};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How long a new socket may take to send `invite`.
@@ -119,6 +118,7 @@ async fn open(
     ws: WebSocketUpgrade,
     webrtc: bool,
 ) -> Response {
+    let ws = crate::ws::configure(ws, crate::ws::Kind::Commands);
     // A supervisor socket relayed from the instance its client connected to (see `relay`).
     let relayed = crate::relay::relayed_tenant(&state, &headers).await;
     let is_relayed = relayed.is_some();
@@ -387,6 +387,7 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
     }
     if let Err(e) = state.store.create_call(&record, None).await {
         tracing::error!(error = %e, "storing a call failed");
+        abandon(state.store.as_ref(), &tenant, &record.sid, false).await;
         return fail(socket, 503, "the store is unavailable; try again".into()).await;
     }
     let answer = serde_json::json!({
@@ -401,29 +402,49 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
             _ => "pcmu",
         },
     });
-    if socket
-        .send(Message::text(answer.to_string()))
-        .await
-        .is_err()
-    {
+    let sent = tokio::time::timeout(
+        crate::ws::SEND_DEADLINE,
+        socket.send(Message::text(answer.to_string())),
+    )
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
+        // The client left before the call began: its place and record are not left behind.
+        abandon(state.store.as_ref(), &tenant, &record.sid, true).await;
         return;
     }
     tracing::info!(call_sid = %record.sid, bot_id = %bot.id, channel = channel.as_str(), "call socket answered");
     crate::engine::call::drive(socket, state, record, bot, leg, rtc_rx).await;
 }
 
+/// A call that could not begin: its place among the tenant's calls is given back and, when its
+/// record was written, the record is closed as failed (not left `in-progress`).
+async fn abandon(
+    store: &dyn callbot_core::store::Store,
+    tenant: &TenantId,
+    sid: &CallSid,
+    recorded: bool,
+) {
+    let scope = callbot_core::store::leases::calls_scope(tenant);
+    if let Err(e) = store.release_lease(&scope, sid.as_str()).await {
+        tracing::error!(call_sid = %sid, error = %e, "giving back a call place failed");
+    }
+    if recorded {
+        let update = callbot_core::store::StatusUpdate {
+            status: callbot_core::domain::CallStatus::Failed,
+            seq: None,
+            at: callbot_core::time_fmt::now(),
+            duration_secs: Some(0),
+        };
+        if let Err(e) = store.update_call_status(sid, &update).await {
+            tracing::error!(call_sid = %sid, error = %e, "closing an abandoned call failed");
+        }
+    }
+}
+
 /// Supervisor mode: the live call's events to this socket; this socket's commands to the call.
 async fn supervise(socket: WebSocket, live: LiveCall) {
-    let (mut sink, mut stream) = socket.split();
-    let (out, mut out_rx) = mpsc::channel::<Message>(256);
-    let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            if sink.send(m).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (sink, mut stream) = socket.split();
+    let (out, writer) = crate::ws::writer(sink);
     let done = CancellationToken::new();
     let mut forwarder = tokio::spawn(crate::engine::call::forward_events(
         live.events.subscribe(),
@@ -447,13 +468,21 @@ async fn supervise(socket: WebSocket, live: LiveCall) {
                         }
                         Err(e) => Some(format!("{}: {}", e.code, e.message)),
                     };
-                    if let Some(e) = refused {
-                        let _ = out.send(event_text(&error_event("command", 400, e))).await;
+                    if let Some(e) = refused
+                        && !crate::ws::send(&out, event_text(&error_event("command", 400, e))).await
+                    {
+                        break;
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let e = error_event("command", 400, "a supervisor sends commands, not audio".into());
-                    let _ = out.send(event_text(&e)).await;
+                    if !crate::ws::send(&out, event_text(&e)).await {
+                        break;
+                    }
+                }
+                Some(Err(e)) if crate::ws::is_too_big(&e) => {
+                    let _ = out.try_send(crate::ws::too_big());
+                    break;
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
@@ -464,5 +493,40 @@ async fn supervise(socket: WebSocket, live: LiveCall) {
     done.cancel();
     forwarder.abort();
     drop(out);
+    // Bounded: each send of the writer has a deadline.
     let _ = writer.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callbot_core::store::leases::{LEASE_TTL_MS, calls_scope, now_ms as lease_now};
+    use callbot_core::store::{CallStore, LeaseDecision, LeaseStore};
+
+    #[tokio::test]
+    async fn a_call_that_could_not_begin_leaves_no_place_and_no_live_record() {
+        let store = callbot_core::store::sqlite::SqliteStore::open_in_memory().unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let bot = BotId::parse("bot_0123456789abcdef").unwrap_or_else(|_| BotId::generate());
+        let record = CallRecord::inbound(
+            CallSid::generate(),
+            &tenant,
+            &bot,
+            "client:websocket",
+            "+15550002222",
+            callbot_core::time_fmt::now(),
+        );
+        let scope = calls_scope(&tenant);
+        let now = lease_now();
+        let got = store
+            .acquire_lease(&scope, record.sid.as_str(), 5, now + LEASE_TTL_MS, now)
+            .await
+            .unwrap();
+        assert_eq!(got, LeaseDecision::Acquired);
+        store.create_call(&record, None).await.unwrap();
+        abandon(&store, &tenant, &record.sid, true).await;
+        assert_eq!(store.count_leases(&scope, lease_now()).await.unwrap(), 0);
+        let after = store.get_call(&tenant, &record.sid).await.unwrap().unwrap();
+        assert_eq!(after.status, callbot_core::domain::CallStatus::Failed);
+    }
 }

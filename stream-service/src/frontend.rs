@@ -51,6 +51,7 @@ pub async fn upgrade(
             "an API key is never accepted in a URL: send X-API-Key, or a ticket from POST /call/tickets",
         );
     }
+    let ws = crate::ws::configure(ws, crate::ws::Kind::Observer);
     // A socket relayed from the instance its client connected to (see `relay`): that instance
     // authenticated the client and holds the observer place.
     let relayed = relay::relayed_tenant(&state, &headers).await;
@@ -209,15 +210,24 @@ async fn forward(mut socket: WebSocket, mut listening: crate::engine::events::Li
                     Err(RecvError::Closed) => break,
                 };
                 let Ok(text) = serde_json::to_string(&event) else { continue };
-                if socket.send(Message::text(text)).await.is_err() || last {
+                // A client that stops reading is dropped after the send deadline.
+                let sent = tokio::time::timeout(crate::ws::SEND_DEADLINE, socket.send(Message::text(text))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return;
+                }
+                if last {
                     break;
                 }
             }
             msg = socket.recv() => match msg {
+                Some(Err(e)) if crate::ws::is_too_big(&e) => {
+                    let _ = tokio::time::timeout(crate::ws::SEND_DEADLINE, socket.send(crate::ws::too_big())).await;
+                    return;
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 _ => {}
             },
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = tokio::time::timeout(crate::ws::SEND_DEADLINE, socket.send(Message::Close(None))).await;
 }

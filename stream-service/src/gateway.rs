@@ -149,7 +149,11 @@ async fn forward(
         url.push('?');
         url.push_str(&q);
     }
-    let mut req = engine.http.request(method, &url).body(body);
+    let mut req = engine
+        .http
+        .request(method, &url)
+        .timeout(callbot_core::http_client::LLM_TOTAL)
+        .body(body);
     for h in [header::CONTENT_TYPE, header::ACCEPT] {
         if let Some(v) = headers.get(&h) {
             req = req.header(h, v);

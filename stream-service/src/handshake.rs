@@ -55,6 +55,7 @@ pub async fn upgrade(
         tracing::warn!(%url, "refused a stream handshake with a bad X-Twilio-Signature");
         return refuse(StatusCode::FORBIDDEN, "invalid X-Twilio-Signature");
     }
+    let ws = crate::ws::configure(ws, crate::ws::Kind::Media);
     ws.on_upgrade(move |socket| async move {
         let mut socket = socket;
         match tokio::time::timeout(START_TIMEOUT, await_start(&mut socket, &state, &bot)).await {

@@ -19,6 +19,7 @@ pub mod relay;
 pub mod rtc;
 mod session;
 pub mod speech;
+pub mod ws;
 
 use axum::Router;
 use axum::routing::get;

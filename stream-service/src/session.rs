@@ -6,5 +6,6 @@ use axum::extract::ws::WebSocket;
 
 pub(crate) async fn run(socket: WebSocket, state: StreamState, stream: VerifiedStream) {
     tracing::info!(call_sid = %stream.call, bot_id = %stream.bot, stream_sid = %stream.stream_sid, "media stream verified");
-    crate::engine::call::run(socket, state, stream).await;
+    crate::engine::call::run_twilio(socket, state, stream.record, &stream.bot, stream.stream_sid)
+        .await;
 }

@@ -39,6 +39,8 @@ pub enum Reply {
     Malformed,
     /// Headers, then nothing for a long time.
     Hang,
+    /// The request is read and then nothing at all comes back, not even headers, for a minute.
+    NoHeaders,
 }
 
 impl Reply {
@@ -181,6 +183,10 @@ pub async fn start(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> 
             if let Reply::Error { status, kind, code } = reply {
                 return error(status, kind, code, "scripted failure");
             }
+            if let Reply::NoHeaders = reply {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return error(504, "server_error", "timeout", "scripted silence");
+            }
             if req["stream"] == true {
                 let usage = req["stream_options"]["include_usage"] == true;
                 stream(reply, usage, seen, idx)
@@ -288,7 +294,7 @@ fn stream(reply: Reply, usage: bool, seen: Arc<Mutex<Vec<Seen>>>, idx: usize) ->
             Reply::Hang => {
                 tokio::time::sleep(Duration::from_secs(30)).await;
             }
-            Reply::Error { .. } => {}
+            Reply::Error { .. } | Reply::NoHeaders => {}
         }
         if usage {
             ok = ok && send(usage_chunk()).await;

@@ -3,6 +3,7 @@
 
 pub mod apikey;
 pub mod domain;
+pub mod http_client;
 #[cfg(test)]
 mod fuzz;
 pub mod outbound;

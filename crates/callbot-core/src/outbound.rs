@@ -81,17 +81,20 @@ impl reqwest::dns::Resolve for PublicOnly {
 /// A client for tenant-chosen URLs under `policy`: with `allow_private` (local development) it
 /// is an ordinary client; otherwise every name it connects to is resolved by `lookup` and
 /// filtered as described above.
+///
+/// # Panics
+/// At startup, when the client cannot be built (see [`crate::http_client::build`]).
 pub fn client(policy: WebhookPolicy, lookup: Arc<dyn Lookup>) -> reqwest::Client {
-    let builder = reqwest::Client::builder()
+    let builder = crate::http_client::builder(crate::http_client::TENANT_TOTAL)
         .pool_idle_timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
         .no_proxy();
     let builder = if policy.allow_private {
         builder
     } else {
         builder.dns_resolver(Arc::new(PublicOnly { inner: lookup }))
     };
-    builder.build().unwrap_or_default()
+    // Never a default client in its place: that one would not filter addresses.
+    crate::http_client::build(builder, "tenant URLs")
 }
 
 /// The check for URLs whose host is an IP literal (no resolver sees those); names pass here and

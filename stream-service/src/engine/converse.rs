@@ -275,7 +275,9 @@ pub(super) async fn run(
     if let Some(url) = info.webhook.clone() {
         let (engine, info, history) = (engine.clone(), info.clone(), history.to_vec());
         let (user_text, dtmf) = (text.to_owned(), dtmf.to_owned());
-        tokio::spawn(async move {
+        // One of the call's tasks: delivered if it can be within the grace at the call's end.
+        let tasks = info.tasks.clone();
+        tasks.spawn(async move {
             let req = TurnRequest {
                 reply: Some(&spoken),
                 ..turn_request(&info, turn, &user_text, &dtmf, &history)
@@ -344,11 +346,15 @@ async fn produce(
                 if !super::pipeline::stage(tx, turn, Stage::Llm).await {
                     return None;
                 }
-                let round = match llm.chat(&request).await {
-                    Ok(stream) => {
+                // The answer's headers within the same deadline as each of its events: a model
+                // that accepts the connection and never answers is a failed one.
+                let round = match tokio::time::timeout(engine.llm_timeout, llm.chat(&request)).await
+                {
+                    Ok(Ok(stream)) => {
                         read_round(engine, stream, started, &mut t, &mut spoken, &say).await
                     }
-                    Err(e) => Err(RoundError::Failed(e.reason())),
+                    Ok(Err(e)) => Err(RoundError::Failed(e.reason())),
+                    Err(_) => Err(RoundError::Failed("llm_timeout".into())),
                 };
                 let round = match round {
                     Ok(r) => r,

@@ -3,6 +3,7 @@
 //! synthesis) that reports back over a bounded channel. Shared parts live in [`Engine`].
 
 pub mod call;
+pub mod clock;
 pub mod command;
 mod converse;
 pub mod events;
@@ -14,6 +15,7 @@ pub mod load;
 pub mod pipeline;
 pub mod play;
 pub mod recorder;
+pub mod tasks;
 pub mod webhook;
 
 use crate::llm::Llm;
@@ -51,6 +53,8 @@ pub struct Engine {
     pub llm_upstream: Option<crate::llm::Upstream>,
     /// Deadline for the model's first words (and for a whole suggestion).
     pub llm_timeout: Duration,
+    /// The play-out clock every call of this engine paces its audio by.
+    pub clock: clock::Clock,
     /// Keeps the local model worker running while the engine lives.
     _worker: Option<Arc<crate::llm::worker::LocalWorker>>,
 }
@@ -62,11 +66,12 @@ impl Engine {
         recordings: Arc<dyn Recordings>,
         telephony: Arc<dyn Telephony>,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        use callbot_core::http_client;
+        let http = http_client::build(
+            http_client::builder(http_client::PROVIDER_TOTAL)
+                .pool_idle_timeout(Duration::from_secs(30)),
+            "speech providers and the model gateway",
+        );
         let lookup: Arc<dyn Lookup> = Arc::new(SystemLookup);
         Self {
             stt,
@@ -87,6 +92,7 @@ impl Engine {
             llm: None,
             llm_upstream: None,
             llm_timeout: Duration::from_millis(2500),
+            clock: clock::Clock::default(),
             _worker: None,
         }
     }

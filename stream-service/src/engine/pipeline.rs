@@ -47,6 +47,8 @@ pub struct CallInfo {
     pub brain: Brain,
     /// Built once per call, so every request of the call shares this prefix.
     pub system_prompt: String,
+    /// The call's side tasks (turn notices): they end with the call.
+    pub tasks: super::tasks::CallTasks,
 }
 
 #[derive(Debug)]

@@ -57,15 +57,22 @@ pub async fn fetch(engine: &Engine, info: &CallInfo, url: &url::Url) -> Result<V
             FETCH_DEADLINE.as_secs()
         )
     })??;
-    let (pcm, rate) = audio::wav::read_mono(&body)
-        .map_err(|e| format!("not a playable file (16-bit PCM WAV): {e}"))?;
-    if pcm.is_empty() || !(4_000..=192_000).contains(&rate) {
-        return Err("the WAV file has no audio or an unusable sample rate".into());
-    }
-    tokio::task::spawn_blocking(move || audio::to_phone(&pcm, rate))
-        .await
-        .map_err(|_| "decoding failed".to_string())
+    // Parsing and resampling up to 16 MB is CPU work: off the runtime's threads.
+    tokio::task::spawn_blocking(move || {
+        let (pcm, rate) = audio::wav::read_mono(&body)
+            .map_err(|e| format!("not a playable file (16-bit PCM WAV): {e}"))?;
+        if pcm.is_empty() || !(4_000..=192_000).contains(&rate) {
+            return Err("the WAV file has no audio or an unusable sample rate".into());
+        }
+        Ok(audio::to_phone(&pcm, rate))
+    })
+    .await
+    .map_err(|_| "decoding failed".to_string())?
 }
+
+/// The file's audio goes to the call a second at a time, so a long file never holds the call's
+/// loop for long.
+const PLAY_CHUNK: usize = 8_000;
 
 /// Runs a `play` turn: the file's audio as the reply (no words: nothing enters the history),
 /// then `then`. A file that cannot be played is reported as an `error` event and skipped.
@@ -91,15 +98,18 @@ pub async fn run(
             if tx.send(reply).await.is_err() {
                 return;
             }
-            let audio = ToCall::Audio {
-                turn,
-                sentence: 0,
-                ulaw: ulaw.into(),
-                tts: started.elapsed(),
-                provider: "play",
-            };
-            if tx.send(audio).await.is_err() {
-                return;
+            let tts = started.elapsed();
+            for chunk in ulaw.chunks(PLAY_CHUNK) {
+                let audio = ToCall::Audio {
+                    turn,
+                    sentence: 0,
+                    ulaw: chunk.to_vec().into(),
+                    tts,
+                    provider: "play",
+                };
+                if tx.send(audio).await.is_err() {
+                    return;
+                }
             }
             let _ = tx.send(ToCall::SentenceDone { turn, sentence: 0 }).await;
         }

@@ -33,11 +33,13 @@ impl OpenAiLlm {
         model: impl Into<String>,
         label: &'static str,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
+        use callbot_core::http_client;
+        let http = http_client::build(
+            http_client::builder(http_client::LLM_TOTAL)
+                .pool_idle_timeout(std::time::Duration::from_secs(60))
+                .tcp_nodelay(true),
+            "the language model",
+        );
         Self {
             http,
             base: base_url.as_str().trim_end_matches('/').to_owned(),

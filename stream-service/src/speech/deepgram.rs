@@ -201,7 +201,8 @@ async fn run(
     events: mpsc::Sender<SttEvent>,
 ) {
     // Audio of the utterance in progress (re-sent after a reconnect).
-    let mut kept: Vec<u8> = Vec::with_capacity(KEEP_BYTES / 4);
+    // A ring: once full, each chunk drops as many bytes from the front as it adds (no moves).
+    let mut kept: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
     let mut ws = match connect(&settings, params).await {
         Ok(ws) => ws,
         Err(e) => {
@@ -219,14 +220,10 @@ async fn run(
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 Some(Cmd::Audio(b)) => {
-                    if kept.len() + b.len() > KEEP_BYTES {
-                        let cut = (kept.len() + b.len() - KEEP_BYTES).min(kept.len());
-                        kept.drain(..cut);
-                    }
-                    kept.extend_from_slice(&b);
+                    keep(&mut kept, &b);
                     last_sent = Instant::now();
                     if ws.send(Message::Binary(b)).await.is_err() {
-                        match reconnect(&settings, params, &kept, &events).await {
+                        match reconnect(&settings, params, kept.make_contiguous(), &events).await {
                             Some(w) => ws = w,
                             None => return,
                         }
@@ -262,7 +259,7 @@ async fn run(
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_) | Message::Frame(_))) => {}
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                    match reconnect(&settings, params, &kept, &events).await {
+                    match reconnect(&settings, params, kept.make_contiguous(), &events).await {
                         Some(w) => ws = w,
                         None => return,
                     }
@@ -276,6 +273,14 @@ async fn run(
             }
         }
     }
+}
+
+/// Appends `b` to the replay ring, dropping its oldest bytes beyond [`KEEP_BYTES`].
+fn keep(kept: &mut std::collections::VecDeque<u8>, b: &[u8]) {
+    let b = &b[b.len().saturating_sub(KEEP_BYTES)..];
+    let over = (kept.len() + b.len()).saturating_sub(KEEP_BYTES);
+    kept.drain(..over.min(kept.len()));
+    kept.extend(b);
 }
 
 /// A new connection with the unfinished utterance sent again; `None` (after a `Failed` event)
@@ -379,5 +384,24 @@ mod tests {
             },
         );
         assert!(u.starts_with("wss://api.deepgram.com/v1/listen?model=nova-3&encoding=mulaw&sample_rate=8000&channels=1&interim_results=true&endpointing=300&utterance_end_ms=1000"), "{u}");
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_ring_keeps_the_last_bytes_without_growing() {
+        let mut kept = std::collections::VecDeque::new();
+        for i in 0..(KEEP_BYTES / 320 + 50) {
+            keep(&mut kept, &[(i % 251) as u8; 320]);
+        }
+        assert_eq!(kept.len(), KEEP_BYTES);
+        let last = ((KEEP_BYTES / 320 + 49) % 251) as u8;
+        assert_eq!(*kept.back().unwrap(), last);
+        assert!(kept.capacity() < 2 * KEEP_BYTES);
+        keep(&mut kept, &vec![7; KEEP_BYTES + 10]);
+        assert!(kept.len() == KEEP_BYTES && kept.iter().all(|&b| b == 7));
     }
 }

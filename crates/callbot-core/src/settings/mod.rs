@@ -96,8 +96,16 @@ impl AwsSettings {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
             .build_https();
+        // Connect and per-operation deadlines: a store or bucket that stops answering fails the
+        // request (and the retry policy decides) instead of holding a call or a Lambda forever.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(crate::http_client::CONNECT_TIMEOUT)
+            .operation_attempt_timeout(std::time::Duration::from_secs(20))
+            .operation_timeout(std::time::Duration::from_secs(60))
+            .build();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(http)
+            .timeout_config(timeouts)
             .region(aws_config::Region::new(self.region.clone()));
         if let Some(endpoint) = &self.endpoint_url {
             loader = loader.endpoint_url(endpoint);

@@ -83,7 +83,7 @@ impl TwilioTelephony {
     ) -> Result<Self, TelephonyError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(crate::http_client::CONNECT_TIMEOUT)
             .build()
             .map_err(|e| TelephonyError::Unavailable(format!("HTTP client: {e}")))?;
         Ok(TwilioTelephony {

@@ -5,6 +5,10 @@
 use super::*;
 use crate::engine::command::{self, Command, Speaker};
 
+/// `tts` and `play` items waiting behind the one playing, at most (the caller's turns are never
+/// refused).
+const MAX_QUEUED: usize = 16;
+
 /// Sentence ends in a streamed `tts` (what has arrived up to the last one is spoken).
 const SENTENCE_END: [char; 4] = ['.', '!', '?', '\n'];
 
@@ -24,6 +28,7 @@ impl Actor {
         let status = match code {
             "unsupported_command" => 501,
             "forbidden" | "transfer_refused" => 403,
+            "too_many_queued" => 429,
             _ => 400,
         };
         tracing::debug!(call_sid = %self.sid, code, %message, "call command refused");
@@ -147,10 +152,7 @@ impl Actor {
                     Speaker::User => "user",
                     Speaker::Bot => "bot",
                 };
-                self.history.push(HistoryEntry {
-                    role,
-                    content: text.clone(),
-                });
+                self.remember(role, text.clone());
                 self.events.emit(CallEvent::Transcription {
                     timestamp: now_ms(),
                     role: role.into(),
@@ -168,6 +170,17 @@ impl Actor {
     /// another `playId` interrupts), else after it. A reply still being prepared for the caller
     /// is never cut (their words would be lost): the new audio follows it.
     fn speak_now(&mut self, kind: TurnKind, cut: bool) {
+        let queued = self
+            .pending
+            .iter()
+            .filter(|(k, _, _)| !matches!(k, TurnKind::Caller { .. }))
+            .count();
+        if queued >= MAX_QUEUED {
+            return self.command_error(
+                "too_many_queued",
+                format!("{MAX_QUEUED} tts/play items are queued already; wait for a trackEnd"),
+            );
+        }
         let now = Instant::now();
         if cut && self.current.as_ref().is_some_and(Turn::interruptible) {
             self.barge_in();
@@ -228,9 +241,15 @@ pub(crate) async fn forward_events(
         if matches!(event, CallEvent::Audio { .. }) {
             continue;
         }
+        let last = matches!(event, CallEvent::Hangup { .. });
         if let Some(m) = text(&event)
-            && out.send(m).await.is_err()
+            && !crate::ws::send(&out, m).await
         {
+            return;
+        }
+        // The call's last event: its clients (its own socket, supervisors) are told and closed.
+        if last {
+            let _ = crate::ws::send(&out, Message::Close(None)).await;
             return;
         }
     }
@@ -240,9 +259,11 @@ pub(crate) async fn forward_events(
             Err(TryRecvError::Lagged(n)) => lagged(n),
             Err(_) => break,
         };
-        if let Some(m) = text(&event) {
-            let _ = out.send(m).await;
+        if let Some(m) = text(&event)
+            && !crate::ws::send(&out, m).await
+        {
+            return;
         }
     }
-    let _ = out.send(Message::Close(None)).await;
+    let _ = crate::ws::send(&out, Message::Close(None)).await;
 }

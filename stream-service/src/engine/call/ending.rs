@@ -3,12 +3,21 @@
 
 use super::*;
 
-/// Caller words that never got a reply: their turn, recognised text (if any), audio, keys.
+/// Caller words whose turn never completed: their turn, recognised text (if any), audio, keys,
+/// and what the caller heard of the reply that had begun (a filler, the first sentences).
 pub(super) struct Unheard {
     turn: u32,
     text: Option<String>,
     audio: Option<Vec<i16>>,
     dtmf: String,
+    reply: Option<BegunReply>,
+}
+
+/// The part of a reply that had begun when the call ended.
+pub(super) struct BegunReply {
+    heard: String,
+    full: String,
+    timings: TurnTimings,
 }
 
 impl Actor {
@@ -39,13 +48,24 @@ impl Actor {
                     cur.audio = None;
                 }
             }
-            if cur.caller_turn && cur.reply.is_none() {
+            // Whether or not a reply (or a filler) had begun: the caller's words are stored,
+            // with what they heard of the answer.
+            if cur.caller_turn {
                 let text = (cur.audio.is_none()).then(|| cur.user_text.clone());
+                let reply = cur.reply.is_some().then(|| {
+                    cur.interrupt();
+                    BegunReply {
+                        heard: cur.heard_text(),
+                        full: cur.reply.as_ref().map(|r| r.say.clone()).unwrap_or_default(),
+                        timings: cur.timings.clone(),
+                    }
+                });
                 unheard.push(Unheard {
                     turn: cur.turn,
                     text,
                     audio: cur.audio.take(),
                     dtmf: cur.dtmf.clone(),
+                    reply,
                 });
             }
         }
@@ -75,6 +95,7 @@ impl Actor {
                     audio: if text.is_some() { None } else { audio },
                     text,
                     dtmf,
+                    reply: None,
                 });
             }
         }
@@ -83,6 +104,7 @@ impl Actor {
             text,
             audio,
             dtmf,
+            reply,
         } in unheard
         {
             let text = match (text, audio) {
@@ -101,16 +123,20 @@ impl Actor {
             if text.is_empty() && dtmf.is_empty() {
                 continue;
             }
+            let (bot_text, bot_text_full, timings) = match reply {
+                Some(r) => (r.heard, r.full, r.timings),
+                None => (String::new(), String::new(), TurnTimings::default()),
+            };
             let record = TurnRecord {
                 turn,
                 user_text: text,
                 dtmf,
-                bot_text: String::new(),
-                bot_text_full: String::new(),
-                interrupted: false,
+                interrupted: bot_text != bot_text_full,
+                bot_text,
+                bot_text_full,
                 action: "none".into(),
                 fallback: Some("call_ended".into()),
-                timings: TurnTimings::default(),
+                timings,
                 at: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
             };
             if let Err(e) = self.state.store.put_turn(tenant, sid, &record).await {
@@ -133,6 +159,8 @@ impl Actor {
         for h in self.persisting.drain(..) {
             let _ = h.await;
         }
+        // The call's side tasks (a turn notice in flight) get the webhook's deadline, then end.
+        self.info.tasks.close(self.info.webhook_timeout).await;
         // The rest of the recording, then the writer finishes it.
         let rest = self.recorder.take_rest();
         if let Some(tx) = self.recording.take() {

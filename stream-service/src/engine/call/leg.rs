@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 const FRAME: Duration = Duration::from_millis(20);
+/// A frame's base64 length (160 bytes → 216 characters).
+const FRAME_B64: usize = FRAME_BYTES.div_ceil(3) * 4;
 
 /// Audio format of a `/call` WebSocket (`invite.option.codec`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +82,6 @@ pub struct Leg {
     play_end: Option<Instant>,
     /// Marks waiting for the play-out clock: (due, turn, id).
     marks: VecDeque<(Instant, u32, u32)>,
-    /// Scratch for base64 and PCM conversions (reused).
-    scratch: String,
     down: HalfBand,
     up: HalfBand,
     pcm: Vec<i16>,
@@ -93,7 +93,6 @@ impl Leg {
             kind,
             play_end: None,
             marks: VecDeque::new(),
-            scratch: String::with_capacity(256),
             down: HalfBand::default(),
             up: HalfBand::default(),
             pcm: Vec::with_capacity(2 * FRAME_BYTES),
@@ -129,12 +128,19 @@ impl Leg {
         match &self.kind {
             LegKind::Twilio { stream_sid } => {
                 use base64::Engine as _;
-                self.scratch.clear();
-                base64::engine::general_purpose::STANDARD.encode_string(f, &mut self.scratch);
-                Ok(Some(Message::text(format!(
-                    r#"{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"{}"}}}}"#,
-                    self.scratch
-                ))))
+                // One allocation, of the message's exact size (the message owns its text).
+                const HEAD: &str = r#"{"event":"media","streamSid":""#;
+                const MID: &str = r#"","media":{"payload":""#;
+                const TAIL: &str = r#""}}"#;
+                let mut text = String::with_capacity(
+                    HEAD.len() + stream_sid.len() + MID.len() + FRAME_B64 + TAIL.len(),
+                );
+                text.push_str(HEAD);
+                text.push_str(stream_sid);
+                text.push_str(MID);
+                base64::engine::general_purpose::STANDARD.encode_string(f, &mut text);
+                text.push_str(TAIL);
+                Ok(Some(Message::text(text)))
             }
             LegKind::Socket {
                 codec: SocketCodec::Pcmu,

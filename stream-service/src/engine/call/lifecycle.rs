@@ -325,10 +325,14 @@ impl Turn {
         )
     }
 
-    /// Caller speech now cuts the reply: it is playing, or being prepared to play.
+    /// Caller speech now cuts the reply: it is playing, or being prepared to play. Not while
+    /// the caller's own words are still being recognised (a filler covering a slow recogniser):
+    /// cutting then would throw those words away; the new speech waits its turn instead.
     pub fn interruptible(&self) -> bool {
         match self.phase {
-            Phase::Speaking { streaming } => self.playback.sent > 0 || streaming,
+            Phase::Speaking { streaming } => {
+                (self.playback.sent > 0 || streaming) && self.audio.is_none()
+            }
             _ => false,
         }
     }
@@ -387,6 +391,23 @@ mod tests {
                 QItem::Mark(_) => t.playback.outstanding += 1,
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_filler_over_words_not_yet_recognised_is_not_cut() {
+        let mut t = turn();
+        t.stage(Stage::Recognising);
+        // Recognition is slow: the filler begins while the caller's audio is still unknown.
+        t.reply(Reply::default(), Vec::new(), None);
+        t.sentence("One moment.".into());
+        t.audio(0, &[0xff; 1600], Duration::from_millis(5), "espeak-ng");
+        send_all(&mut t);
+        assert!(
+            !t.interruptible(),
+            "cutting now would throw away the words being recognised"
+        );
+        t.recognised("table for two".into(), Duration::from_millis(2400));
+        assert!(t.interruptible(), "once the words are known the caller may cut the reply");
     }
 
     #[test]
@@ -488,6 +509,7 @@ mod tests {
     #[tokio::test]
     async fn interruption_keeps_what_was_heard_and_silence_completes_at_once() {
         let mut t = turn();
+        t.recognised("one two".into(), Duration::from_millis(90));
         t.reply(
             Reply {
                 say: "One two three. Four five six.".into(),

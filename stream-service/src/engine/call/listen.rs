@@ -57,6 +57,8 @@ pub(super) struct Listen {
     usual: Duration,
     smart: bool,
     partial_tx: mpsc::Sender<PartialDone>,
+    /// The local decode running now (aborted when the call ends).
+    decoding: Option<tokio::task::AbortHandle>,
 }
 
 impl Listen {
@@ -97,6 +99,7 @@ impl Listen {
             usual,
             smart,
             partial_tx,
+            decoding: None,
         };
         (listen, events, partial_rx)
     }
@@ -128,7 +131,8 @@ impl Actor {
         l.next_partial = voiced + PARTIAL_EVERY;
         let audio = self.ep.audio_so_far().to_vec();
         let (stt, tx, utterance) = (self.engine.stt.clone(), l.partial_tx.clone(), l.utterance);
-        tokio::spawn(async move {
+        // A call task: a decode still running when the call ends is aborted, its worker freed.
+        self.listen.decoding = self.info.tasks.spawn(async move {
             let text = match stt.transcribe(audio).await {
                 Ok(t) => t.text,
                 Err(_) => String::new(),
@@ -156,6 +160,7 @@ impl Actor {
     /// A local partial came back.
     pub(super) fn on_partial(&mut self, p: PartialDone) {
         self.listen.inflight = None;
+        self.listen.decoding = None;
         let covers_waiting = self
             .listen
             .waiting
@@ -397,7 +402,12 @@ impl Actor {
     }
 
     /// At the end of the call: an utterance still waiting for its words keeps them.
+    /// The call ended: the utterance waiting for its words becomes a turn, a partial decode
+    /// still running is stopped (its recogniser is freed for other calls).
     pub(super) fn listen_flush(&mut self) {
+        if let Some(d) = self.listen.decoding.take() {
+            d.abort();
+        }
         self.release_waiting();
     }
 

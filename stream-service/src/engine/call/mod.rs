@@ -14,7 +14,6 @@ use super::webhook::{Action, HistoryEntry};
 use crate::StreamState;
 use crate::audio::vad::{Endpointer, FRAME_SAMPLES, VadConfig, VadEvent};
 use crate::audio::{FRAME_BYTES, g711};
-use crate::handshake::VerifiedStream;
 use crate::protocol::{self, Inbound};
 use axum::extract::ws::{Message, WebSocket};
 use base64::Engine as _;
@@ -23,7 +22,7 @@ use callbot_core::domain::{BotMode, CallStatus};
 use callbot_core::recordings::recording_key;
 use callbot_core::store::{StatusUpdate, TurnRecord, TurnTimings};
 use callbot_core::twilio::twiml::{self, Verb};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 pub(crate) use lifecycle::Stage;
 use lifecycle::{QItem, Reply, Turn};
 use secrecy::ExposeSecret;
@@ -103,17 +102,20 @@ struct Actor {
     webhook_failures: u32,
 }
 
-/// Runs a verified Twilio media stream's call.
-pub(crate) async fn run(socket: WebSocket, state: StreamState, v: VerifiedStream) {
-    // The handshake read the call's record (same bot and tenant as the token, not ended).
-    let call = v.record;
-    let bot = match state.store.get_bot(&call.tenant, &v.bot).await {
+/// Runs a Twilio media stream's call, once the stream is verified (its record read: same bot
+/// and tenant as the token, not ended).
+pub(crate) async fn run_twilio(
+    socket: WebSocket,
+    state: StreamState,
+    call: callbot_core::store::CallRecord,
+    bot: &callbot_core::domain::BotId,
+    stream_sid: String,
+) {
+    let bot = match state.store.get_bot(&call.tenant, bot).await {
         Ok(Some(b)) => b,
         _ => return close(socket, "unknown bot").await,
     };
-    let leg = leg::Leg::new(leg::LegKind::Twilio {
-        stream_sid: v.stream_sid.clone(),
-    });
+    let leg = leg::Leg::new(leg::LegKind::Twilio { stream_sid });
     drive(socket, state, call, bot, leg, None).await;
 }
 
@@ -197,6 +199,7 @@ pub(crate) async fn drive(
         mode,
         brain: bot.brain.clone(),
         system_prompt,
+        tasks: super::tasks::CallTasks::new(),
     });
     let greeting = call
         .first_message
@@ -226,16 +229,8 @@ pub(crate) async fn drive(
     let (listen, mut stt_rx, mut partial_rx) =
         listen::Listen::start(&engine, end_silence, bot.timers.smart_endpointing());
 
-    let (mut sink, mut stream) = socket.split();
-    let (out, mut out_rx) = mpsc::channel::<Message>(256);
-    let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            if sink.send(m).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (sink, mut stream) = socket.split();
+    let (out, writer) = crate::ws::writer(sink);
     // A `/call` client reads the call's events on its own socket.
     let done = CancellationToken::new();
     let forwarder = (!leg.channel().is_phone()).then(|| {
@@ -297,8 +292,7 @@ pub(crate) async fn drive(
         .push_back((TurnKind::bot(greeting), now, Duration::ZERO));
     actor.start_next();
 
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut beats = actor.engine.clock.subscribe();
     let deadline = tokio::time::sleep(max_call);
     tokio::pin!(deadline);
     while actor.end.is_none() {
@@ -306,6 +300,11 @@ pub(crate) async fn drive(
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(text))) => actor.on_text(text.as_str()).await,
                 Some(Ok(Message::Binary(data))) => actor.on_binary(&data),
+                Some(Err(e)) if crate::ws::is_too_big(&e) => {
+                    // A message over the socket's limit: closed with 1009, the call ends.
+                    actor.send(crate::ws::too_big());
+                    actor.end = Some(End::CallerHungUp);
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => actor.end = Some(End::CallerHungUp),
                 Some(Ok(_)) => {}
             },
@@ -327,7 +326,7 @@ pub(crate) async fn drive(
                 None => stt_rx = None,
             },
             Some(p) = partial_rx.recv() => actor.on_partial(p),
-            _ = tick.tick() => actor.tick().await,
+            _ = beats.next() => actor.tick().await,
             _ = kill.cancelled() => actor.end = Some(End::Killed),
             _ = &mut deadline => actor.end = Some(End::MaxDuration),
         }

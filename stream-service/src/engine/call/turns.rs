@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// History entries a call keeps for its webhook requests and the model (which sees fewer).
+pub(super) const HISTORY_KEPT: usize = 48;
+const HISTORY_STEP: usize = 12;
+
 impl Actor {
     /// The caller talked over the reply: stop it where they were, keep what they heard.
     pub(super) fn barge_in(&mut self) {
@@ -106,16 +110,10 @@ impl Actor {
             return None;
         }
         if !cur.user_text.is_empty() || !cur.dtmf.is_empty() {
-            self.history.push(HistoryEntry {
-                role: "user",
-                content: HistoryEntry::caller_words(&cur.user_text, &cur.dtmf),
-            });
+            self.remember("user", HistoryEntry::caller_words(&cur.user_text, &cur.dtmf));
         }
         if !heard.is_empty() {
-            self.history.push(HistoryEntry {
-                role: "bot",
-                content: heard.clone(),
-            });
+            self.remember("bot", heard.clone());
             self.events.emit(CallEvent::Transcription {
                 timestamp: now_ms(),
                 role: "bot".into(),
@@ -146,6 +144,15 @@ impl Actor {
         self.persist(record);
         self.silence_since = Instant::now();
         if interrupted { None } else { Some(action) }
+    }
+
+    /// Adds to the history the webhook and the model see: the last [`HISTORY_KEPT`] entries,
+    /// the oldest dropped [`HISTORY_STEP`] at a time (the whole call is in its stored turns).
+    pub(super) fn remember(&mut self, role: &'static str, content: String) {
+        self.history.push(HistoryEntry { role, content });
+        if self.history.len() > HISTORY_KEPT {
+            self.history.drain(..HISTORY_STEP);
+        }
     }
 
     /// Stores a turn without holding up the call; the end of the call waits for these writes.
