@@ -195,32 +195,45 @@ async fn fail(mut socket: WebSocket, code: u16, error: String) {
     let _ = socket.send(Message::Close(None)).await;
 }
 
+/// Why no call began on a socket.
+enum NoInvite {
+    /// The client left.
+    Gone,
+    /// A message over the socket's limit (closed with 1009).
+    TooBig,
+    /// No `invite` within [`INVITE_TIMEOUT`].
+    Late,
+}
+
 /// Waits for `invite`; anything else before it is answered with an `error` event.
-async fn await_invite(socket: &mut WebSocket) -> Option<CallOption> {
+async fn await_invite(socket: &mut WebSocket) -> Result<CallOption, NoInvite> {
     let wait = async {
-        while let Some(Ok(msg)) = socket.recv().await {
+        loop {
+            let msg = match socket.recv().await {
+                Some(Ok(m)) => m,
+                Some(Err(e)) if crate::ws::is_too_big(&e) => return Err(NoInvite::TooBig),
+                Some(Err(_)) | None => return Err(NoInvite::Gone),
+            };
             let reply = match msg {
                 Message::Text(t) => match command::parse(t.as_str()) {
-                    Ok(Command::Invite(o)) => return Some(*o),
+                    Ok(Command::Invite(o)) => return Ok(*o),
                     Ok(_) => error_event("command", 400, "send invite first".into()),
                     Err(e) => error_event("command", 400, format!("{}: {}", e.code, e.message)),
                 },
                 Message::Binary(_) => {
                     error_event("command", 400, "audio before invite is dropped".into())
                 }
-                Message::Close(_) => return None,
+                Message::Close(_) => return Err(NoInvite::Gone),
                 _ => continue,
             };
             if socket.send(event_text(&reply)).await.is_err() {
-                return None;
+                return Err(NoInvite::Gone);
             }
         }
-        None
     };
     tokio::time::timeout(INVITE_TIMEOUT, wait)
         .await
-        .ok()
-        .flatten()
+        .unwrap_or(Err(NoInvite::Late))
 }
 
 /// The tenant's bot named by `callee`: its id, or its phone number.
@@ -260,8 +273,11 @@ async fn find_bot(
 }
 
 async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, webrtc: bool) {
-    let Some(option) = await_invite(&mut socket).await else {
-        return fail(socket, 408, "no invite within 30 s".into()).await;
+    let option = match await_invite(&mut socket).await {
+        Ok(o) => o,
+        Err(NoInvite::Late) => return fail(socket, 408, "no invite within 30 s".into()).await,
+        Err(NoInvite::TooBig) => return crate::ws::close_too_big(socket).await,
+        Err(NoInvite::Gone) => return,
     };
     let bot = match find_bot(&state, &tenant, option.callee.as_deref()).await {
         Ok(b) => b,

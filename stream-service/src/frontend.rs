@@ -221,8 +221,7 @@ async fn forward(mut socket: WebSocket, mut listening: crate::engine::events::Li
             }
             msg = socket.recv() => match msg {
                 Some(Err(e)) if crate::ws::is_too_big(&e) => {
-                    let _ = tokio::time::timeout(crate::ws::SEND_DEADLINE, socket.send(crate::ws::too_big())).await;
-                    return;
+                    return crate::ws::close_too_big(socket).await;
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 _ => {}

@@ -82,6 +82,14 @@ pub fn too_big() -> Message {
     }))
 }
 
+/// Closes `socket` for a message over its limit: the 1009 close, then a moment before the
+/// connection is dropped, so the client reads the close before the rest of its message (unread
+/// here) resets the connection.
+pub async fn close_too_big(mut socket: WebSocket) {
+    let _ = tokio::time::timeout(SEND_DEADLINE, socket.send(too_big())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
 /// Starts the writing half of `sink`: messages sent to the returned queue go out in order; what
 /// is queued together (a tick's frames and marks) is written and then flushed once. Each batch
 /// has [`SEND_DEADLINE`]; a client that does not take it in time is closed and the rest is
