@@ -154,3 +154,125 @@ async fn on_s3_long_recordings_go_up_in_parts_and_a_crash_is_recovered() {
         "nothing twice"
     );
 }
+
+/// A proxy in front of the S3 stand-in that refuses `UploadPart` requests (403 `AccessDenied` in
+/// S3's XML shape, which the SDK does not retry) while `failing` is set; the rest passes through.
+async fn failing_s3(upstream: String, failing: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let client = reqwest::Client::new();
+    let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let (client, upstream, failing) = (client.clone(), upstream.clone(), failing.clone());
+        async move {
+            let query = uri.query().unwrap_or("");
+            let upload_part = method == Method::PUT && query.contains("partNumber=") && query.contains("uploadId=");
+            if upload_part && failing.load(std::sync::atomic::Ordering::SeqCst) {
+                let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>standin</RequestId></Error>";
+                return (StatusCode::FORBIDDEN, [("content-type", "application/xml")], xml).into_response();
+            }
+            let url = format!("{}{}", upstream.trim_end_matches('/'), uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+            let mut req = client.request(method, url).body(body);
+            for (k, v) in &headers {
+                // Hop-by-hop headers stay here; the body is forwarded whole.
+                if !matches!(k.as_str(), "host" | "content-length" | "transfer-encoding" | "connection" | "expect") {
+                    req = req.header(k, v);
+                }
+            }
+            match req.send().await {
+                Ok(r) => {
+                    let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+                    let mut out = HeaderMap::new();
+                    for (k, v) in r.headers() {
+                        if k != "content-length" && k != "transfer-encoding" {
+                            out.insert(k.clone(), v.clone());
+                        }
+                    }
+                    let body = r.bytes().await.unwrap_or_default();
+                    (status, out, body).into_response()
+                }
+                Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+            }
+        }
+    };
+    // Parts are 5 MiB: no body limit here.
+    let app = axum::Router::new()
+        .fallback(handler)
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+/// Parts S3 refuses neither duplicate audio nor lose it: the engine's writer goes on, the parts
+/// go up once S3 takes them again, and a recording whose end could not be uploaded stays in the
+/// spool and is uploaded, whole, at the next start.
+#[tokio::test]
+async fn on_s3_refused_parts_are_retried_from_the_spool_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut settings) = common::dynamodb_settings(dir.path()) else {
+        return;
+    };
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let upstream = settings.aws.endpoint_url.clone().unwrap();
+    settings.aws.endpoint_url = Some(failing_s3(upstream, failing.clone()).await);
+    let bucket = format!(
+        "callbot-rec-{}",
+        callbot_core::domain::CallSid::generate().as_str()[2..14].to_lowercase()
+    );
+    let spool = dir.path().join("spool");
+    let s3 = S3Recordings::connect(&settings.aws, &bucket, spool.clone()).await;
+    s3.ensure_bucket().await.unwrap();
+    let s3: std::sync::Arc<dyn Recordings> = std::sync::Arc::new(s3);
+
+    // Through the engine's writer, in 64 KB chunks: refused while the first two parts fill,
+    // then taken.
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let writer = tokio::spawn(callbot_stream::engine::recorder::write(
+        s3.clone(),
+        "acme/CAflaky.wav".into(),
+        rx,
+    ));
+    let mut expected = Vec::new();
+    let mut chunk = 0i16;
+    while (expected.len() as u64) < 3 * PART_BYTES + 100_000 {
+        if expected.len() as u64 > 2 * PART_BYTES {
+            failing.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        let c = pcm(16_000, chunk);
+        expected.extend_from_slice(&c);
+        tx.send(c).await.unwrap();
+        chunk += 1;
+    }
+    drop(tx);
+    writer.await.unwrap();
+    let got = s3.get("acme/CAflaky.wav").await.unwrap().unwrap();
+    assert_eq!(got.len(), 44 + expected.len(), "no duplicated and no lost audio");
+    assert!(got[44..] == expected[..], "every sample once, in order");
+
+    // Refused to the end: the recording is not finished, its spool stays, and the next start
+    // uploads it whole.
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let writer = tokio::spawn(callbot_stream::engine::recorder::write(
+        s3.clone(),
+        "acme/CAdown.wav".into(),
+        rx,
+    ));
+    let mut expected = Vec::new();
+    for i in 0..(PART_BYTES as usize / 64_000 + 10) {
+        let c = pcm(16_000, i as i16);
+        expected.extend_from_slice(&c);
+        tx.send(c).await.unwrap();
+    }
+    drop(tx);
+    writer.await.unwrap();
+    assert!(!s3.exists("acme/CAdown.wav").await.unwrap());
+    assert!(spool.join("acme/CAdown.wav").exists(), "the tail is kept locally");
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(s3.recover(Duration::ZERO).await.unwrap(), 1);
+    let got = s3.get("acme/CAdown.wav").await.unwrap().unwrap();
+    assert_eq!(wav_len(&got) as usize, expected.len() / 4);
+    assert!(got[44..] == expected[..]);
+}

@@ -84,6 +84,9 @@ impl Recorder {
     }
 }
 
+/// Audio a writer holds while its backend refuses it (about 4 minutes of call), at most.
+pub const MAX_UNWRITTEN: usize = 8 * 1024 * 1024;
+
 /// Writes a call's recording as chunks arrive; ends it when the channel closes. A chunk the
 /// backend refuses is kept and tried again with the next, so a passing failure loses nothing.
 pub async fn write(
@@ -110,6 +113,13 @@ pub async fn write(
     }
     while let Some(chunk) = chunks.recv().await {
         unwritten.extend_from_slice(&chunk);
+        if unwritten.len() > MAX_UNWRITTEN {
+            // The backend has refused this much: the oldest goes, said loudly, rather than the
+            // process's memory.
+            let over = unwritten.len() - MAX_UNWRITTEN;
+            tracing::error!(%key, dropped_bytes = over, "the recording backend keeps failing; dropped the oldest unwritten audio");
+            unwritten.drain(..over);
+        }
         if let Some(w) = writer.as_mut() {
             match w.append(&unwritten).await {
                 Ok(()) => unwritten.clear(),

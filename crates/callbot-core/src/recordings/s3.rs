@@ -285,11 +285,17 @@ impl S3Writer {
 
 #[async_trait]
 impl RecordingWriter for S3Writer {
+    /// The audio is written once the spool has it (an error here means it is not). Parts go up
+    /// as they fill; a part S3 refuses stays in the spool and is tried again at the next append
+    /// and at the end, so the audio is in the file exactly once and memory holds none of it.
     async fn append(&mut self, pcm: &[u8]) -> Result<(), RecordingsError> {
         self.spool.append(pcm).await?;
         while self.spool.len() - self.uploaded >= PART_BYTES {
             let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
-            self.upload_part(number, self.uploaded, PART_BYTES).await?;
+            if let Err(e) = self.upload_part(number, self.uploaded, PART_BYTES).await {
+                tracing::warn!(key = %self.key, part = number, error = %e, "uploading a recording part failed; it stays in the spool and is tried again");
+                break;
+            }
             self.uploaded += PART_BYTES;
         }
         Ok(())
