@@ -23,12 +23,8 @@ fn slow_recogniser(decode: Duration) -> impl FnOnce(&mut Settings) {
     }
 }
 
-fn speak(ms: u64) -> Step {
-    Step::Audio(callbot_stream::speech::instant::voiced_tone(ms))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_caller_who_hangs_up_while_the_filler_plays_keeps_their_words() {
+/// The app with a 3 s recogniser, and a bot whose webhook answers "Okay." to every turn.
+async fn app_and_bot() -> (common::TestApp, common::hook::Hook, String) {
     let app = spawn_app_with(slow_recogniser(Duration::from_secs(3))).await;
     let hook = hook::start(|_| Answer::Json(json!({"say": "Okay."}))).await;
     let (status, b) = app
@@ -39,10 +35,21 @@ async fn a_caller_who_hangs_up_while_the_filler_plays_keeps_their_words() {
         .await;
     assert_eq!(status, 201, "{b}");
     hook.set_secret(b["webhook_secret"].as_str().unwrap());
+    let number = b["number"].as_str().unwrap().to_owned();
+    (app, hook, number)
+}
+
+fn speak(ms: u64) -> Step {
+    Step::Audio(callbot_stream::speech::instant::voiced_tone(ms))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_who_hangs_up_while_the_filler_plays_keeps_their_words() {
+    let (app, _hook, number) = app_and_bot().await;
     // The turn starts 0.4 s after the words, the filler 1.2 s later, recognition ends at 3.4 s:
     // hanging up 2.5 s after speaking falls while the filler plays and the words are unknown.
     let steps = vec![wait_bot(), speak(800), Step::Silence(Duration::from_millis(2500))];
-    let mut call = common::dial(&app, b["number"].as_str().unwrap(), steps);
+    let mut call = common::dial(&app, &number, steps);
     events_until_end(&mut call, Duration::from_secs(30)).await;
     let v = finished_call(&app, &call.sid).await;
     let turns = v["turns"].as_array().unwrap();
@@ -60,16 +67,7 @@ async fn a_caller_who_hangs_up_while_the_filler_plays_keeps_their_words() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn talking_over_the_filler_before_the_words_are_recognised_loses_nothing() {
-    let app = spawn_app_with(slow_recogniser(Duration::from_secs(3))).await;
-    let hook = hook::start(|_| Answer::Json(json!({"say": "Okay."}))).await;
-    let (status, b) = app
-        .create_bot(
-            &app.api_key,
-            json!({"goal": "Take reservations", "webhook": hook.url, "first_message": "Hi."}),
-        )
-        .await;
-    assert_eq!(status, 201, "{b}");
-    hook.set_secret(b["webhook_secret"].as_str().unwrap());
+    let (app, hook, number) = app_and_bot().await;
     // The second line starts 2 s after the first: the filler is playing (from 1.6 s) and the
     // first line's words are not known yet (3.4 s).
     let steps = vec![
@@ -80,7 +78,7 @@ async fn talking_over_the_filler_before_the_words_are_recognised_loses_nothing()
         common::wait_answer(),
         Step::Silence(Duration::from_secs(8)),
     ];
-    let mut call = common::dial(&app, b["number"].as_str().unwrap(), steps);
+    let mut call = common::dial(&app, &number, steps);
     events_until_end(&mut call, Duration::from_secs(60)).await;
     let v = finished_call(&app, &call.sid).await;
     let said: Vec<String> = v["turns"]

@@ -18,6 +18,15 @@ use std::time::Duration;
 
 use common::CALLER;
 
+/// The model says goodbye and ends the call (`end_call`).
+fn bye() -> Reply {
+    Reply::Tool {
+        text: Some("Bye now.".into()),
+        name: "end_call".into(),
+        arguments: "{}".into(),
+    }
+}
+
 fn speak(ms: u64) -> Step {
     Step::Audio(callbot_stream::speech::instant::voiced_tone(ms))
 }
@@ -417,11 +426,7 @@ async fn model_timeouts_errors_and_broken_streams_leave_the_call_going() {
                 code: "rate_limit_exceeded",
             },
             4 => Reply::Malformed,
-            _ => Reply::Tool {
-                text: Some("Bye now.".into()),
-                name: "end_call".into(),
-                arguments: "{}".into(),
-            },
+            _ => bye(),
         }
     })
     .await;
@@ -700,11 +705,7 @@ async fn the_embedded_model_suggests_and_a_sayless_answer_speaks_it() {
 async fn a_model_that_never_answers_gets_the_caller_an_honest_line_and_the_call_goes_on() {
     let standin = openai::start(|req| match openai::user_turns(req) {
         1 => Reply::NoHeaders,
-        _ => Reply::Tool {
-            text: Some("Bye now.".into()),
-            name: "end_call".into(),
-            arguments: "{}".into(),
-        },
+        _ => bye(),
     })
     .await;
     let app = app_with(&standin).await;

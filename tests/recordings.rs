@@ -82,19 +82,28 @@ fn pcm(frames: usize, seed: i16) -> Vec<u8> {
         .collect()
 }
 
+/// A fresh bucket on the stand-in (through `settings`' endpoint) and a spool under `dir`.
+async fn new_bucket(
+    settings: &callbot_core::settings::Settings,
+    dir: &std::path::Path,
+) -> (S3Recordings, String, std::path::PathBuf) {
+    let bucket = format!(
+        "callbot-rec-{}",
+        callbot_core::domain::CallSid::generate().as_str()[2..14].to_lowercase()
+    );
+    let spool = dir.join("spool");
+    let s3 = S3Recordings::connect(&settings.aws, &bucket, spool.clone()).await;
+    s3.ensure_bucket().await.unwrap();
+    (s3, bucket, spool)
+}
+
 #[tokio::test]
 async fn on_s3_long_recordings_go_up_in_parts_and_a_crash_is_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let Some(settings) = common::dynamodb_settings(dir.path()) else {
         return;
     };
-    let bucket = format!(
-        "callbot-rec-{}",
-        callbot_core::domain::CallSid::generate().as_str()[2..14].to_lowercase()
-    );
-    let spool = dir.path().join("spool");
-    let s3 = S3Recordings::connect(&settings.aws, &bucket, spool.clone()).await;
-    s3.ensure_bucket().await.unwrap();
+    let (s3, bucket, spool) = new_bucket(&settings, dir.path()).await;
 
     // 11 MiB and a bit, in 64 KB chunks (two seconds each, as the engine hands them out): two
     // full parts uploaded during the call, the rest at the end.
@@ -217,13 +226,7 @@ async fn on_s3_refused_parts_are_retried_from_the_spool_exactly_once() {
     let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let upstream = settings.aws.endpoint_url.clone().unwrap();
     settings.aws.endpoint_url = Some(failing_s3(upstream, failing.clone()).await);
-    let bucket = format!(
-        "callbot-rec-{}",
-        callbot_core::domain::CallSid::generate().as_str()[2..14].to_lowercase()
-    );
-    let spool = dir.path().join("spool");
-    let s3 = S3Recordings::connect(&settings.aws, &bucket, spool.clone()).await;
-    s3.ensure_bucket().await.unwrap();
+    let (s3, _, spool) = new_bucket(&settings, dir.path()).await;
     let s3: std::sync::Arc<dyn Recordings> = std::sync::Arc::new(s3);
 
     // Through the engine's writer, in 64 KB chunks: refused while the first two parts fill,

@@ -44,27 +44,12 @@ async fn connect(app: &TestApp, path: &str) -> Ws {
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
-/// Reads until the server closes: the text messages before, and the close code.
-async fn until_closed(ws: &mut Ws) -> (Vec<Value>, Option<u16>) {
-    let mut texts = Vec::new();
-    let read = async {
-        while let Some(m) = ws.next().await {
-            match m {
-                Ok(Message::Text(t)) => texts.push(serde_json::from_str(&t).unwrap()),
-                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
-                Ok(_) => {}
-                Err(e) => panic!("read failed before the close: {e}"),
-            }
-        }
-        None
-    };
-    let code = tokio::time::timeout(Duration::from_secs(15), read)
-        .await
-        .expect("the server closes the socket");
-    (texts, code)
-}
-
-async fn until_closed_split(rx: &mut futures::stream::SplitStream<Ws>) -> (Vec<Value>, Option<u16>) {
+/// Reads until the server closes: the text messages before, and the close code. A read error
+/// before the close fails the test (the close must be readable).
+async fn until_closed<S>(rx: &mut S) -> (Vec<Value>, Option<u16>)
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
     let mut texts = Vec::new();
     let read = async {
         while let Some(m) = rx.next().await {
@@ -94,7 +79,7 @@ async fn a_message_over_the_limit_closes_the_call_socket_with_1009() {
         let _ = tx.send(Message::text("x".repeat(8 * 1024 * 1024))).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
-    let (texts, code) = until_closed_split(&mut rx).await;
+    let (texts, code) = until_closed(&mut rx).await;
     assert_eq!(code, Some(1009), "{texts:?}");
     assert!(texts.is_empty(), "nothing but the close: {texts:?}");
 
@@ -219,4 +204,28 @@ async fn a_call_client_that_stops_reading_is_dropped_and_the_call_still_ends() {
     }
     assert!(!listed, "the call is still held 30 s after it ended");
     drop(ws);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queued_tts_commands_are_bounded_and_the_call_goes_on() {
+    let (app, bot, _) = app_and_bot().await;
+    let mut c = callws::open(&app, "/call", Some(&app.api_key))
+        .await
+        .unwrap();
+    c.invite(json!({"callee": bot})).await;
+    // One playId: each queues behind the one playing instead of cutting it.
+    for i in 0..40 {
+        c.send(json!({"command": "tts", "text": format!("Line number {i}."), "playId": "p1"}))
+            .await;
+    }
+    let refused = c
+        .wait("error", |e| {
+            e["code"] == 429 && e["error"].as_str().unwrap().contains("too_many_queued")
+        })
+        .await;
+    assert!(refused["error"].as_str().unwrap().contains("16"), "{refused}");
+    // What was queued still plays, and the call takes commands.
+    c.wait("trackEnd", |_| true).await;
+    c.send(json!({"command": "hangup"})).await;
+    c.wait("hangup", |_| true).await;
 }

@@ -4,7 +4,8 @@
 //! (speech, webhook turns, playback) is the call-engine work still to come; until then a verified
 //! stream is held open and its frames are counted (`session`).
 
-pub mod audio;
+/// The phone line's audio (its own crate, shared with the provider stand-ins).
+pub use callbot_audio as audio;
 pub mod callws;
 pub mod engine;
 pub mod frontend;

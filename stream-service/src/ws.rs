@@ -87,8 +87,13 @@ pub fn too_big() -> Message {
 /// here) resets the connection.
 pub async fn close_too_big(mut socket: WebSocket) {
     let _ = tokio::time::timeout(SEND_DEADLINE, socket.send(too_big())).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(CLOSE_LINGER).await;
 }
+
+/// How long a socket closed for a message over its limit is held before it is dropped: the
+/// rest of that message is never read (the frame cannot be skipped), so dropping the connection
+/// resets it, and a client still reading what came before the close would lose the close.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Starts the writing half of `sink`: messages sent to the returned queue go out in order; what
 /// is queued together (a tick's frames and marks) is written and then flushed once. Each batch

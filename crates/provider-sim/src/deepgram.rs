@@ -14,7 +14,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use callbot_stream::audio::g711;
+use callbot_audio::g711;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

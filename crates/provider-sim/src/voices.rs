@@ -18,7 +18,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use callbot_stream::audio::{g711, resample};
+use callbot_audio::{g711, resample};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,7 @@ async fn speech(text: &str) -> (Vec<i16>, u32) {
     if let Some(hit) = made.lock().unwrap().get(text) {
         return hit.clone();
     }
-    let out = callbot_stream::speech::espeak::Espeak::new("espeak-ng")
+    let out = callbot_audio::espeak::Espeak::new("espeak-ng")
         .pcm(text, "en-us")
         .await
         .expect("espeak-ng (the voice stand-ins speak with it)");
@@ -389,7 +389,7 @@ async fn transcriptions(
     {
         return openai_error(400, "model is required", "invalid_value");
     }
-    let Ok((pcm, rate)) = callbot_stream::audio::wav::read_mono(&wav) else {
+    let Ok((pcm, rate)) = callbot_audio::wav::read_mono(&wav) else {
         return openai_error(400, "Invalid file format.", "invalid_value");
     };
     if let Some(r) = failure(&s, |_| json!({"error": {"message": "stand-in failure", "type": "server_error", "param": null, "code": null}})).await {

@@ -3,11 +3,8 @@
 //! goes on.
 
 use super::*;
+use super::conversation;
 use crate::engine::command::{self, Command, Speaker};
-
-/// `tts` and `play` items waiting behind the one playing, at most (the caller's turns are never
-/// refused).
-const MAX_QUEUED: usize = 16;
 
 /// Sentence ends in a streamed `tts` (what has arrived up to the last one is spoken).
 const SENTENCE_END: [char; 4] = ['.', '!', '?', '\n'];
@@ -152,7 +149,7 @@ impl Actor {
                     Speaker::User => "user",
                     Speaker::Bot => "bot",
                 };
-                self.remember(role, text.clone());
+                self.conv.remember(role, text.clone());
                 self.events.emit(CallEvent::Transcription {
                     timestamp: now_ms(),
                     role: role.into(),
@@ -170,25 +167,20 @@ impl Actor {
     /// another `playId` interrupts), else after it. A reply still being prepared for the caller
     /// is never cut (their words would be lost): the new audio follows it.
     fn speak_now(&mut self, kind: TurnKind, cut: bool) {
-        let queued = self
-            .pending
-            .iter()
-            .filter(|(k, _, _)| !matches!(k, TurnKind::Caller { .. }))
-            .count();
-        if queued >= MAX_QUEUED {
+        let now = Instant::now();
+        let cut = cut && self.current.as_ref().is_some_and(Turn::interruptible);
+        if self.conv.bot_turn(kind, now, cut).is_err() {
             return self.command_error(
                 "too_many_queued",
-                format!("{MAX_QUEUED} tts/play items are queued already; wait for a trackEnd"),
+                format!(
+                    "{} tts/play items are queued already; wait for a trackEnd",
+                    conversation::MAX_QUEUED
+                ),
             );
         }
-        let now = Instant::now();
-        if cut && self.current.as_ref().is_some_and(Turn::interruptible) {
+        if cut {
             self.barge_in();
-            self.pending.push_front((kind, now, Duration::ZERO));
-        } else {
-            self.pending.push_back((kind, now, Duration::ZERO));
         }
-        self.silence_since = now;
         self.start_next();
         self.pump(now, false);
     }

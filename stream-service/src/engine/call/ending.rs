@@ -70,25 +70,27 @@ impl Actor {
             }
         }
         self.listen_flush();
-        if let Some(VadEvent::SpeechEnded { audio, .. }) = self.ep.flush() {
-            self.pending.push_back((
-                TurnKind::Caller {
-                    audio: Some(audio),
-                    dtmf: std::mem::take(&mut self.dtmf),
-                    heard: None,
-                    partials: 0,
-                },
-                Instant::now(),
-                Duration::ZERO,
-            ));
+        // Speech cut off by the hang-up, and keys pressed without a turn yet, are words too.
+        let now = Instant::now();
+        let audio = match self.ep.flush() {
+            Some(VadEvent::SpeechEnded { audio, .. }) => Some(audio),
+            _ => None,
+        };
+        let dtmf = self.conv.take_keys();
+        if audio.is_some() || !dtmf.is_empty() {
+            let kind = TurnKind::Caller {
+                audio,
+                dtmf,
+                heard: None,
+                partials: 0,
+            };
+            self.conv.caller_turn(kind, now, Duration::ZERO, now);
         }
-        for (kind, _, _) in self.pending.drain(..) {
+        for (turn, kind) in self.conv.unanswered() {
             if let TurnKind::Caller {
                 audio, dtmf, heard, ..
             } = kind
             {
-                let turn = self.next_turn;
-                self.next_turn += 1;
                 let text = heard.map(|h| h.text);
                 unheard.push(Unheard {
                     turn,

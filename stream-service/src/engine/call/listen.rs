@@ -184,7 +184,7 @@ impl Actor {
         self.events.emit(CallEvent::AsrDelta {
             track_id: CALLER.into(),
             timestamp: now_ms(),
-            index: self.next_turn,
+            index: self.conv.next_number(),
             text: p.text.clone(),
         });
         if p.voiced == self.ep.speech_so_far() {
@@ -214,8 +214,7 @@ impl Actor {
     ) {
         // The caller spoke again before the last utterance's words came: that one goes on now.
         self.release_waiting();
-        let dtmf = std::mem::take(&mut self.dtmf);
-        self.last_dtmf = None;
+        let dtmf = self.conv.take_keys();
         let partials = std::mem::take(&mut self.listen.partials);
         // The words are known now (a turn), or come from a final still on its way (wait):
         // Deepgram's answer to `Finalize`, or a local decode already running on all of it.
@@ -286,9 +285,7 @@ impl Actor {
             heard,
             partials,
         };
-        self.pending.push_back((kind, t0, endpoint));
-        self.silence_since = Instant::now();
-        self.reprompted = false;
+        self.conv.caller_turn(kind, t0, endpoint, Instant::now());
         self.start_next();
     }
 
@@ -302,7 +299,7 @@ impl Actor {
                 self.events.emit(CallEvent::AsrDelta {
                     track_id: CALLER.into(),
                     timestamp: now_ms(),
-                    index: self.next_turn,
+                    index: self.conv.next_number(),
                     text: shown,
                 });
             }
@@ -313,7 +310,7 @@ impl Actor {
                     self.events.emit(CallEvent::AsrDelta {
                         track_id: CALLER.into(),
                         timestamp: now_ms(),
-                        index: self.next_turn,
+                        index: self.conv.next_number(),
                         text: self.listen.finals.clone(),
                     });
                 }
@@ -376,7 +373,7 @@ impl Actor {
             // Words our endpointer took for noise (a short "yes"): still a turn.
             let partials = std::mem::take(&mut self.listen.partials);
             let heard = self.take_finals(Duration::ZERO);
-            let dtmf = std::mem::take(&mut self.dtmf);
+            let dtmf = self.conv.take_keys();
             self.queue_caller(
                 None,
                 dtmf,

@@ -71,11 +71,8 @@ impl Actor {
                     timestamp: now_ms(),
                     digit: dtmf.digit.clone(),
                 });
-                if dtmf.digit == "#" {
-                    self.queue_dtmf_turn();
-                } else {
-                    self.dtmf.push_str(&dtmf.digit);
-                    self.last_dtmf = Some(Instant::now());
+                if self.conv.key(&dtmf.digit, Instant::now()) {
+                    self.start_next();
                 }
             }
             Ok(Inbound::Mark { mark, .. }) => self.mark_echoed(&mark.name),

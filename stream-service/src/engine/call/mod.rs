@@ -28,7 +28,6 @@ use lifecycle::{QItem, Reply, Turn};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -36,8 +35,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Frames sent ahead of real time (the carrier buffers them): 200 ms.
 const LEAD_FRAMES: u64 = 10;
-/// Keys pressed and then nothing for this long make a turn (`#` makes one at once).
-const DTMF_IDLE: Duration = Duration::from_secs(2);
 const DEFAULT_GREETING: &str = "Hello! How can I help you today?";
 const CALLER: &str = "caller";
 
@@ -60,7 +57,6 @@ struct Actor {
     engine: Engine,
     tenant: callbot_core::domain::TenantId,
     sid: callbot_core::domain::CallSid,
-    silence_timeout: Duration,
     state: StreamState,
     info: Arc<CallInfo>,
     events: EventBus,
@@ -73,14 +69,9 @@ struct Actor {
     /// Recording chunks to the writer task (`None` once the call has ended).
     recording: Option<mpsc::Sender<Vec<u8>>>,
     recording_task: Option<tokio::task::JoinHandle<()>>,
-    history: Vec<HistoryEntry>,
-    next_turn: u32,
-    pending: VecDeque<(TurnKind, Instant, Duration)>,
+    /// The rules of turn-taking, keys, silence and history (no I/O).
+    conv: conversation::Conversation,
     current: Option<Turn>,
-    dtmf: String,
-    last_dtmf: Option<Instant>,
-    silence_since: Instant,
-    reprompted: bool,
     end: Option<End>,
     inbound: Vec<u8>,
     carry: Vec<u8>,
@@ -98,8 +89,6 @@ struct Actor {
     /// `playId` of the `tts` playing now, and the text of a streamed `tts` not yet spoken.
     playing: Option<String>,
     tts_stream: String,
-    /// Webhook turns that failed in a row.
-    webhook_failures: u32,
 }
 
 /// Runs a Twilio media stream's call, once the stream is verified (its record read: same bot
@@ -253,7 +242,6 @@ pub(crate) async fn drive(
         engine,
         tenant: call.tenant.clone(),
         sid: call.sid.clone(),
-        silence_timeout,
         state: state.clone(),
         info,
         events,
@@ -264,14 +252,12 @@ pub(crate) async fn drive(
         recorder: Recorder::default(),
         recording: Some(rec_tx),
         recording_task: Some(recording_task),
-        history: Vec::new(),
-        next_turn: 0,
-        pending: VecDeque::new(),
+        conv: conversation::Conversation::new(
+            now,
+            silence_timeout,
+            state.settings.calls.reprompt_line.clone(),
+        ),
         current: None,
-        dtmf: String::new(),
-        last_dtmf: None,
-        silence_since: now,
-        reprompted: false,
         end: None,
         inbound: Vec::with_capacity(512),
         carry: Vec::with_capacity(2 * FRAME_BYTES),
@@ -284,15 +270,14 @@ pub(crate) async fn drive(
         muted_bot: false,
         playing: None,
         tts_stream: String::new(),
-        webhook_failures: 0,
     };
     tracing::info!(call_sid = %call.sid, bot_id = %bot.id, "call engine started");
-    actor
-        .pending
-        .push_back((TurnKind::bot(greeting), now, Duration::ZERO));
+    // The first line of a call: nothing is queued yet, so it cannot be refused.
+    let _ = actor.conv.bot_turn(TurnKind::bot(greeting), now, false);
     actor.start_next();
 
     let mut beats = actor.engine.clock.subscribe();
+    let mut too_big = false;
     let deadline = tokio::time::sleep(max_call);
     tokio::pin!(deadline);
     while actor.end.is_none() {
@@ -304,6 +289,7 @@ pub(crate) async fn drive(
                     // A message over the socket's limit: closed with 1009, the call ends.
                     actor.send(crate::ws::too_big());
                     actor.end = Some(End::CallerHungUp);
+                    too_big = true;
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => actor.end = Some(End::CallerHungUp),
                 Some(Ok(_)) => {}
@@ -341,6 +327,9 @@ pub(crate) async fn drive(
     }
     let _ = writer.await;
     drop(registration);
+    if too_big {
+        tokio::time::sleep(crate::ws::CLOSE_LINGER).await;
+    }
 }
 
 /// The next message of an optional receiver; pending forever without one.
@@ -396,47 +385,27 @@ impl Actor {
                     silence_ms = silence.as_millis() as u64,
                     "caller turn ended"
                 );
-                self.silence_since = now;
-                self.reprompted = false;
+                self.conv.caller_finished(now);
                 self.listen_ended(audio, speech, now, silence);
             }
             Some(VadEvent::Discarded) | None => {}
         }
         if self.ep.in_speech() {
-            self.silence_since = now;
+            self.conv.caller_active(now);
             if self.ep.speech_so_far() >= self.state.settings.calls.barge_in_min {
                 self.barge_in();
             }
         }
     }
 
-    fn queue_dtmf_turn(&mut self) {
-        let dtmf = std::mem::take(&mut self.dtmf);
-        self.last_dtmf = None;
-        if !dtmf.is_empty() {
-            self.pending.push_back((
-                TurnKind::Caller {
-                    audio: None,
-                    dtmf,
-                    heard: None,
-                    partials: 0,
-                },
-                Instant::now(),
-                Duration::ZERO,
-            ));
-            self.start_next();
-        }
-    }
-
     fn start_next(&mut self) {
-        if self.current.is_some() || self.end.is_some() {
+        if self.end.is_some() {
             return;
         }
-        let Some((kind, t0, endpoint)) = self.pending.pop_front() else {
+        let Some((turn, q)) = self.conv.next(self.current.is_some()) else {
             return;
         };
-        let turn = self.next_turn;
-        self.next_turn += 1;
+        let conversation::Queued { kind, t0, endpoint } = q;
         let caller = match &kind {
             TurnKind::Caller { dtmf, audio, .. } => Some((audio.clone(), dtmf.clone())),
             TurnKind::Bot { .. } | TurnKind::Play { .. } => None,
@@ -448,8 +417,8 @@ impl Actor {
         let input = TurnInput {
             turn,
             kind,
-            history: self.history.clone(),
-            webhook_failures: self.webhook_failures,
+            history: self.conv.history().to_vec(),
+            webhook_failures: self.conv.webhook_failures(),
         };
         let task = tokio::spawn(pipeline::run(
             self.engine.clone(),
@@ -503,17 +472,17 @@ impl Actor {
                 sentences,
             } if turn == cur.turn => {
                 if webhook.is_some() {
-                    self.webhook_failures = match fallback.as_deref() {
-                        Some(pipeline::TRANSFER_REFUSED) | None => 0,
-                        Some(_) => self.webhook_failures + 1,
-                    };
+                    // A refused transfer was the business's answer, not a failure.
+                    let failed = !matches!(fallback.as_deref(), Some(pipeline::TRANSFER_REFUSED) | None);
+                    self.conv.webhook_result(failed);
                 }
+                let failures = self.conv.webhook_failures();
                 if let Some(reason) = &fallback {
                     let error = match reason.as_str() {
                         pipeline::TRANSFER_REFUSED => "the webhook asked to transfer the call to a number outside the bot's transfer_numbers; refused".into(),
                         pipeline::WEBHOOK_UNAVAILABLE => match &action {
-                            Action::Transfer(to) => format!("the webhook failed {} turns in a row; transferring the call to the fallback number {to}", self.webhook_failures),
-                            _ => format!("the webhook failed {} turns in a row; ending the call (the bot has no fallback_number)", self.webhook_failures),
+                            Action::Transfer(to) => format!("the webhook failed {failures} turns in a row; transferring the call to the fallback number {to}"),
+                            _ => format!("the webhook failed {failures} turns in a row; ending the call (the bot has no fallback_number)"),
                         },
                         _ => format!("webhook failed ({reason}); spoke the fallback line"),
                     };
@@ -731,30 +700,14 @@ impl Actor {
         self.outbox = send;
     }
 
+    /// Keys then quiet make a turn; silence gets a reprompt, then ends the call (the rules are
+    /// the conversation's; what is queued starts at the end of the tick).
     async fn timers(&mut self, now: Instant) {
-        // Keys pressed, then quiet: that is a turn.
-        if self
-            .last_dtmf
-            .is_some_and(|t| now.duration_since(t) >= DTMF_IDLE)
-            && !self.ep.in_speech()
-        {
-            self.queue_dtmf_turn();
-        }
-        // Nobody talking and nothing to do for too long: reprompt once, then give up.
-        let idle = self.current.is_none()
-            && self.pending.is_empty()
-            && !self.ep.in_speech()
-            && self.dtmf.is_empty();
-        if idle && now.duration_since(self.silence_since) >= self.silence_timeout {
-            if self.reprompted {
-                self.hang_up(End::Silence).await;
-            } else {
-                self.reprompted = true;
-                self.silence_since = now;
-                let text = self.state.settings.calls.reprompt_line.clone();
-                self.pending
-                    .push_back((TurnKind::bot(text), now, Duration::ZERO));
-            }
+        let due = self
+            .conv
+            .tick(now, self.current.is_some(), self.ep.in_speech());
+        if due == conversation::Due::GiveUp {
+            self.hang_up(End::Silence).await;
         }
     }
 
@@ -768,6 +721,7 @@ impl Actor {
 }
 
 mod control;
+mod conversation;
 mod media_in;
 /// The media fast path, for the parser fuzz tests.
 #[cfg(test)]

@@ -3,10 +3,6 @@
 
 use super::*;
 
-/// History entries a call keeps for its webhook requests and the model (which sees fewer).
-pub(super) const HISTORY_KEPT: usize = 48;
-const HISTORY_STEP: usize = 12;
-
 impl Actor {
     /// The caller talked over the reply: stop it where they were, keep what they heard.
     pub(super) fn barge_in(&mut self) {
@@ -106,14 +102,14 @@ impl Actor {
         {
             // Noise that recognised as nothing: not a turn. (Speech that could not be recognised
             // is one: it was answered, and its audio is in the recording.)
-            self.silence_since = Instant::now();
+            self.conv.turn_ended(Instant::now());
             return None;
         }
         if !cur.user_text.is_empty() || !cur.dtmf.is_empty() {
-            self.remember("user", HistoryEntry::caller_words(&cur.user_text, &cur.dtmf));
+            self.conv.remember("user", HistoryEntry::caller_words(&cur.user_text, &cur.dtmf));
         }
         if !heard.is_empty() {
-            self.remember("bot", heard.clone());
+            self.conv.remember("bot", heard.clone());
             self.events.emit(CallEvent::Transcription {
                 timestamp: now_ms(),
                 role: "bot".into(),
@@ -142,17 +138,8 @@ impl Actor {
             at: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
         };
         self.persist(record);
-        self.silence_since = Instant::now();
+        self.conv.turn_ended(Instant::now());
         if interrupted { None } else { Some(action) }
-    }
-
-    /// Adds to the history the webhook and the model see: the last [`HISTORY_KEPT`] entries,
-    /// the oldest dropped [`HISTORY_STEP`] at a time (the whole call is in its stored turns).
-    pub(super) fn remember(&mut self, role: &'static str, content: String) {
-        self.history.push(HistoryEntry { role, content });
-        if self.history.len() > HISTORY_KEPT {
-            self.history.drain(..HISTORY_STEP);
-        }
     }
 
     /// Stores a turn without holding up the call; the end of the call waits for these writes.
