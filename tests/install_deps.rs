@@ -4,6 +4,8 @@
 //! Needs root (mount namespaces and overlay mounts); `scripts/test.sh` sets
 //! `CALLBOT_SKIP_INSTALL_TEST=1` when it is not run as root.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::Command;
 
@@ -41,7 +43,15 @@ fn packages_asked_for(scene: &Scene) -> Vec<String> {
     make_executable(&apt);
     let script = namespace_script(scene, work.path(), &stubs);
     let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "bash", "-euo", "pipefail", "-c"])
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "bash",
+            "-euo",
+            "pipefail",
+            "-c",
+        ])
         .arg(script)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -56,7 +66,11 @@ fn packages_asked_for(scene: &Scene) -> Vec<String> {
     asked
         .lines()
         .filter_map(|l| l.split_once("install "))
-        .flat_map(|(_, pkgs)| pkgs.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|(_, pkgs)| {
+            pkgs.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .filter(|p| !p.starts_with('-'))
         .collect()
 }
@@ -120,7 +134,11 @@ fn a_machine_with_only_libclang_cpp_gets_libclang_dev() {
     if skip() {
         return;
     }
-    let asked = packages_asked_for(&Scene { hide_libclang: true, fake_libclang: false, hide_commands: &[] });
+    let asked = packages_asked_for(&Scene {
+        hide_libclang: true,
+        fake_libclang: false,
+        hide_commands: &[],
+    });
     assert!(
         asked.iter().any(|p| p == "libclang-dev"),
         "libclang-cpp is not the libclang bindgen loads, yet libclang-dev was not asked for: {asked:?}"
@@ -132,8 +150,15 @@ fn a_machine_with_libclang_and_its_headers_is_left_alone() {
     if skip() {
         return;
     }
-    let asked = packages_asked_for(&Scene { hide_libclang: true, fake_libclang: true, hide_commands: &[] });
-    assert!(!asked.iter().any(|p| p == "libclang-dev"), "asked for libclang-dev although it is there: {asked:?}");
+    let asked = packages_asked_for(&Scene {
+        hide_libclang: true,
+        fake_libclang: true,
+        hide_commands: &[],
+    });
+    assert!(
+        !asked.iter().any(|p| p == "libclang-dev"),
+        "asked for libclang-dev although it is there: {asked:?}"
+    );
 }
 
 #[test]
@@ -144,9 +169,26 @@ fn the_tools_the_tests_call_by_path_are_asked_for_when_missing() {
     let asked = packages_asked_for(&Scene {
         hide_libclang: false,
         fake_libclang: false,
-        hide_commands: &["espeak-ng", "chromium", "chromedriver", "php", "cmake", "readelf"],
+        hide_commands: &[
+            "espeak-ng",
+            "chromium",
+            "chromedriver",
+            "php",
+            "cmake",
+            "readelf",
+        ],
     });
-    for pkg in ["espeak-ng", "chromium", "chromium-driver", "php-cli", "cmake", "binutils"] {
-        assert!(asked.iter().any(|p| p == pkg), "{pkg} was not asked for: {asked:?}");
+    for pkg in [
+        "espeak-ng",
+        "chromium",
+        "chromium-driver",
+        "php-cli",
+        "cmake",
+        "binutils",
+    ] {
+        assert!(
+            asked.iter().any(|p| p == pkg),
+            "{pkg} was not asked for: {asked:?}"
+        );
     }
 }

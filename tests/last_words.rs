@@ -48,19 +48,29 @@ async fn a_caller_who_hangs_up_while_the_filler_plays_keeps_their_words() {
     let (app, _hook, number) = app_and_bot().await;
     // The turn starts 0.4 s after the words, the filler 1.2 s later, recognition ends at 3.4 s:
     // hanging up 2.5 s after speaking falls while the filler plays and the words are unknown.
-    let steps = vec![wait_bot(), speak(800), Step::Silence(Duration::from_millis(2500))];
+    let steps = vec![
+        wait_bot(),
+        speak(800),
+        Step::Silence(Duration::from_millis(2500)),
+    ];
     let mut call = common::dial(&app, &number, steps);
     events_until_end(&mut call, Duration::from_secs(30)).await;
     let v = finished_call(&app, &call.sid).await;
     let turns = v["turns"].as_array().unwrap();
     let last = turns.last().unwrap();
     assert!(
-        last["user_text"].as_str().unwrap().starts_with("utterance of"),
+        last["user_text"]
+            .as_str()
+            .unwrap()
+            .starts_with("utterance of"),
         "the caller's words were not stored: {v}"
     );
     assert_eq!(last["fallback"], "call_ended", "{v}");
     assert!(
-        last["bot_text_full"].as_str().unwrap().starts_with("One moment"),
+        last["bot_text_full"]
+            .as_str()
+            .unwrap()
+            .starts_with("One moment"),
         "the filler that had begun is on the turn: {v}"
     );
 }
@@ -85,7 +95,12 @@ async fn talking_over_the_filler_before_the_words_are_recognised_loses_nothing()
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|t| t["user_text"].as_str().filter(|s| !s.is_empty()).map(str::to_owned))
+        .filter_map(|t| {
+            t["user_text"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(said.len(), 2, "both lines are turns: {said:?} in {v}");
     let asked: Vec<String> = hook
@@ -93,5 +108,9 @@ async fn talking_over_the_filler_before_the_words_are_recognised_loses_nothing()
         .iter()
         .map(|r| r.body["user_text"].as_str().unwrap_or("").to_owned())
         .collect();
-    assert_eq!(asked.len(), 2, "the webhook was asked about both lines: {asked:?}");
+    assert_eq!(
+        asked.len(),
+        2,
+        "the webhook was asked about both lines: {asked:?}"
+    );
 }

@@ -166,7 +166,10 @@ async fn on_s3_long_recordings_go_up_in_parts_and_a_crash_is_recovered() {
 
 /// A proxy in front of the S3 stand-in that refuses `UploadPart` requests (403 `AccessDenied` in
 /// S3's XML shape, which the SDK does not retry) while `failing` is set; the rest passes through.
-async fn failing_s3(upstream: String, failing: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+async fn failing_s3(
+    upstream: String,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> String {
     use axum::body::Bytes;
     use axum::http::{HeaderMap, Method, StatusCode, Uri};
     use axum::response::IntoResponse;
@@ -175,16 +178,30 @@ async fn failing_s3(upstream: String, failing: std::sync::Arc<std::sync::atomic:
         let (client, upstream, failing) = (client.clone(), upstream.clone(), failing.clone());
         async move {
             let query = uri.query().unwrap_or("");
-            let upload_part = method == Method::PUT && query.contains("partNumber=") && query.contains("uploadId=");
+            let upload_part = method == Method::PUT
+                && query.contains("partNumber=")
+                && query.contains("uploadId=");
             if upload_part && failing.load(std::sync::atomic::Ordering::SeqCst) {
                 let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>standin</RequestId></Error>";
-                return (StatusCode::FORBIDDEN, [("content-type", "application/xml")], xml).into_response();
+                return (
+                    StatusCode::FORBIDDEN,
+                    [("content-type", "application/xml")],
+                    xml,
+                )
+                    .into_response();
             }
-            let url = format!("{}{}", upstream.trim_end_matches('/'), uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+            let url = format!(
+                "{}{}",
+                upstream.trim_end_matches('/'),
+                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            );
             let mut req = client.request(method, url).body(body);
             for (k, v) in &headers {
                 // Hop-by-hop headers stay here; the body is forwarded whole.
-                if !matches!(k.as_str(), "host" | "content-length" | "transfer-encoding" | "connection" | "expect") {
+                if !matches!(
+                    k.as_str(),
+                    "host" | "content-length" | "transfer-encoding" | "connection" | "expect"
+                ) {
                     req = req.header(k, v);
                 }
             }
@@ -251,7 +268,11 @@ async fn on_s3_refused_parts_are_retried_from_the_spool_exactly_once() {
     drop(tx);
     writer.await.unwrap();
     let got = s3.get("acme/CAflaky.wav").await.unwrap().unwrap();
-    assert_eq!(got.len(), 44 + expected.len(), "no duplicated and no lost audio");
+    assert_eq!(
+        got.len(),
+        44 + expected.len(),
+        "no duplicated and no lost audio"
+    );
     assert!(got[44..] == expected[..], "every sample once, in order");
 
     // Refused to the end: the recording is not finished, its spool stays, and the next start
@@ -272,7 +293,10 @@ async fn on_s3_refused_parts_are_retried_from_the_spool_exactly_once() {
     drop(tx);
     writer.await.unwrap();
     assert!(!s3.exists("acme/CAdown.wav").await.unwrap());
-    assert!(spool.join("acme/CAdown.wav").exists(), "the tail is kept locally");
+    assert!(
+        spool.join("acme/CAdown.wav").exists(),
+        "the tail is kept locally"
+    );
     failing.store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(s3.recover(Duration::ZERO).await.unwrap(), 1);
     let got = s3.get("acme/CAdown.wav").await.unwrap().unwrap();

@@ -121,7 +121,9 @@ async fn an_observer_that_sends_a_big_message_is_closed_with_1009() {
     let answer = call.invite(json!({"callee": bot})).await;
     let sid = answer["callSid"].as_str().unwrap().to_owned();
     let mut obs = connect(&app, &format!("/frontend-stream?callSid={sid}")).await;
-    obs.send(Message::text("y".repeat(64 * 1024))).await.unwrap();
+    obs.send(Message::text("y".repeat(64 * 1024)))
+        .await
+        .unwrap();
     let (_, code) = until_closed(&mut obs).await;
     assert_eq!(code, Some(1009));
     // The call itself goes on.
@@ -163,9 +165,10 @@ async fn a_call_client_that_stops_reading_is_dropped_and_the_call_still_ends() {
     let mut req = url.as_str().into_client_request().unwrap();
     req.headers_mut()
         .insert("x-api-key", app.api_key.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
     let invite = json!({"command": "invite", "option": {"callee": bot}});
     ws.send(Message::text(invite.to_string())).await.unwrap();
     let sid = loop {
@@ -178,9 +181,11 @@ async fn a_call_client_that_stops_reading_is_dropped_and_the_call_still_ends() {
     };
     // Seconds of audio the client never reads fill the socket's buffers.
     let long = "This sentence is spoken to a client that does not listen. ".repeat(30);
-    ws.send(Message::text(json!({"command": "tts", "text": long}).to_string()))
-        .await
-        .unwrap();
+    ws.send(Message::text(
+        json!({"command": "tts", "text": long}).to_string(),
+    ))
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_secs(8)).await;
     ws.send(Message::text(json!({"command": "hangup"}).to_string()))
         .await
@@ -223,7 +228,10 @@ async fn queued_tts_commands_are_bounded_and_the_call_goes_on() {
             e["code"] == 429 && e["error"].as_str().unwrap().contains("too_many_queued")
         })
         .await;
-    assert!(refused["error"].as_str().unwrap().contains("16"), "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("16"),
+        "{refused}"
+    );
     // What was queued still plays, and the call takes commands.
     c.wait("trackEnd", |_| true).await;
     c.send(json!({"command": "hangup"})).await;

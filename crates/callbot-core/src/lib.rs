@@ -3,9 +3,9 @@
 
 pub mod apikey;
 pub mod domain;
-pub mod http_client;
 #[cfg(test)]
 mod fuzz;
+pub mod http_client;
 pub mod outbound;
 pub mod recordings;
 pub mod secrets;

@@ -86,8 +86,16 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(110)).await;
         let t0 = tokio::time::Instant::now();
         a.next().await;
-        assert_eq!(t0.elapsed(), Duration::ZERO, "the beat that came while busy");
+        assert_eq!(
+            t0.elapsed(),
+            Duration::ZERO,
+            "the beat that came while busy"
+        );
         a.next().await;
-        assert_eq!(t0.elapsed(), Duration::from_millis(10), "and no backlog after it");
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_millis(10),
+            "and no backlog after it"
+        );
     }
 }

@@ -52,10 +52,8 @@ impl CallTasks {
         let Some(mut set) = taken else {
             return;
         };
-        let _ = tokio::time::timeout(grace, async {
-            while set.join_next().await.is_some() {}
-        })
-        .await;
+        let _ =
+            tokio::time::timeout(grace, async { while set.join_next().await.is_some() {} }).await;
         set.shutdown().await;
     }
 }
@@ -77,8 +75,14 @@ mod tests {
             .spawn(std::future::pending::<()>())
             .expect("the call is live");
         tasks.close(Duration::from_secs(1)).await;
-        assert!(quick.load(std::sync::atomic::Ordering::SeqCst), "a quick task finishes");
+        assert!(
+            quick.load(std::sync::atomic::Ordering::SeqCst),
+            "a quick task finishes"
+        );
         assert!(stuck.is_finished(), "a stuck one is aborted");
-        assert!(tasks.spawn(async {}).is_none(), "nothing starts after the end");
+        assert!(
+            tasks.spawn(async {}).is_none(),
+            "nothing starts after the end"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! the call's events to a `/call` client. A bad command is answered with an `error` event; the call
 //! goes on.
 
-use super::*;
 use super::conversation;
+use super::*;
 use crate::engine::command::{self, Command, Speaker};
 
 /// Sentence ends in a streamed `tts` (what has arrived up to the last one is spoken).

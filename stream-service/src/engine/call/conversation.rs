@@ -187,8 +187,7 @@ impl Conversation {
         {
             return Due::KeysTurn;
         }
-        let idle =
-            !turn_running && self.pending.is_empty() && !in_speech && self.keys.is_empty();
+        let idle = !turn_running && self.pending.is_empty() && !in_speech && self.keys.is_empty();
         if !idle || now.duration_since(self.silence_since) < self.silence_timeout {
             return Due::Nothing;
         }
@@ -274,7 +273,8 @@ mod tests {
     fn turns_run_one_at_a_time_in_order_and_are_numbered() {
         let t0 = Instant::now();
         let mut c = conv(t0);
-        c.bot_turn(TurnKind::bot("Hello.".into()), t0, false).unwrap();
+        c.bot_turn(TurnKind::bot("Hello.".into()), t0, false)
+            .unwrap();
         c.caller_turn(said(500), t0, Duration::ZERO, t0);
         assert!(c.next(true).is_none(), "nothing starts while a turn runs");
         let (n, q) = c.next(false).unwrap();
@@ -304,8 +304,15 @@ mod tests {
         let t0 = Instant::now();
         let mut c = conv(t0);
         c.key("7", t0);
-        assert_eq!(c.tick(t0 + Duration::from_millis(1900), false, false), Due::Nothing);
-        assert_eq!(c.tick(t0 + DTMF_IDLE, false, true), Due::Nothing, "still talking");
+        assert_eq!(
+            c.tick(t0 + Duration::from_millis(1900), false, false),
+            Due::Nothing
+        );
+        assert_eq!(
+            c.tick(t0 + DTMF_IDLE, false, true),
+            Due::Nothing,
+            "still talking"
+        );
         assert_eq!(c.tick(t0 + DTMF_IDLE, false, false), Due::KeysTurn);
         assert_eq!(caller_keys(&c.next(false).unwrap().1.kind), Some("7"));
     }
@@ -317,7 +324,11 @@ mod tests {
         c.key("1", t0);
         let keys = c.take_keys();
         assert_eq!(keys, "1");
-        assert_eq!(c.tick(t0 + DTMF_IDLE * 2, true, false), Due::Nothing, "no turn of their own");
+        assert_eq!(
+            c.tick(t0 + DTMF_IDLE * 2, true, false),
+            Due::Nothing,
+            "no turn of their own"
+        );
     }
 
     #[test]
@@ -329,7 +340,11 @@ mod tests {
         let (_, q) = c.next(false).unwrap();
         assert!(matches!(q.kind, TurnKind::Bot { ref text, .. } if text == "Are you still there?"));
         c.turn_ended(t0 + SILENCE + Duration::from_secs(2));
-        assert_eq!(c.tick(t0 + SILENCE * 2, false, false), Due::Nothing, "counted from the reprompt's end");
+        assert_eq!(
+            c.tick(t0 + SILENCE * 2, false, false),
+            Due::Nothing,
+            "counted from the reprompt's end"
+        );
         assert_eq!(
             c.tick(t0 + SILENCE * 2 + Duration::from_secs(2), false, false),
             Due::GiveUp
@@ -340,10 +355,21 @@ mod tests {
     fn silence_is_not_counted_while_a_turn_runs_or_the_caller_speaks() {
         let t0 = Instant::now();
         let mut c = conv(t0);
-        assert_eq!(c.tick(t0 + SILENCE * 3, true, false), Due::Nothing, "a long answer");
-        assert_eq!(c.tick(t0 + SILENCE * 3, false, true), Due::Nothing, "a long sentence");
+        assert_eq!(
+            c.tick(t0 + SILENCE * 3, true, false),
+            Due::Nothing,
+            "a long answer"
+        );
+        assert_eq!(
+            c.tick(t0 + SILENCE * 3, false, true),
+            Due::Nothing,
+            "a long sentence"
+        );
         c.caller_active(t0 + SILENCE * 3);
-        assert_eq!(c.tick(t0 + SILENCE * 3 + Duration::from_secs(1), false, false), Due::Nothing);
+        assert_eq!(
+            c.tick(t0 + SILENCE * 3 + Duration::from_secs(1), false, false),
+            Due::Nothing
+        );
     }
 
     #[test]
@@ -356,7 +382,11 @@ mod tests {
         c.caller_turn(said(800), later, Duration::ZERO, later);
         c.next(false).unwrap();
         c.turn_ended(later);
-        assert_eq!(c.tick(later + SILENCE, false, false), Due::Reprompt, "not GiveUp");
+        assert_eq!(
+            c.tick(later + SILENCE, false, false),
+            Due::Reprompt,
+            "not GiveUp"
+        );
     }
 
     #[test]
@@ -364,9 +394,13 @@ mod tests {
         let t0 = Instant::now();
         let mut c = conv(t0);
         for i in 0..MAX_QUEUED {
-            c.bot_turn(TurnKind::bot(format!("Line {i}.")), t0, false).unwrap();
+            c.bot_turn(TurnKind::bot(format!("Line {i}.")), t0, false)
+                .unwrap();
         }
-        assert_eq!(c.bot_turn(TurnKind::bot("One more.".into()), t0, true), Err(QueueFull));
+        assert_eq!(
+            c.bot_turn(TurnKind::bot("One more.".into()), t0, true),
+            Err(QueueFull)
+        );
         for _ in 0..100 {
             c.caller_turn(said(300), t0, Duration::ZERO, t0);
         }
@@ -377,7 +411,8 @@ mod tests {
     fn a_line_that_cuts_goes_first() {
         let t0 = Instant::now();
         let mut c = conv(t0);
-        c.bot_turn(TurnKind::bot("Later.".into()), t0, false).unwrap();
+        c.bot_turn(TurnKind::bot("Later.".into()), t0, false)
+            .unwrap();
         c.bot_turn(TurnKind::bot("Now.".into()), t0, true).unwrap();
         let (_, q) = c.next(false).unwrap();
         assert!(matches!(q.kind, TurnKind::Bot { ref text, .. } if text == "Now."));
@@ -413,7 +448,8 @@ mod tests {
         c.bot_turn(TurnKind::bot("Hi.".into()), t0, false).unwrap();
         c.next(false).unwrap();
         c.caller_turn(said(400), t0, Duration::ZERO, t0);
-        c.bot_turn(TurnKind::bot("Queued line.".into()), t0, false).unwrap();
+        c.bot_turn(TurnKind::bot("Queued line.".into()), t0, false)
+            .unwrap();
         c.key("9", t0);
         assert!(c.key("#", t0));
         let left = c.unanswered();

@@ -56,7 +56,11 @@ impl Actor {
                     cur.interrupt();
                     BegunReply {
                         heard: cur.heard_text(),
-                        full: cur.reply.as_ref().map(|r| r.say.clone()).unwrap_or_default(),
+                        full: cur
+                            .reply
+                            .as_ref()
+                            .map(|r| r.say.clone())
+                            .unwrap_or_default(),
                         timings: cur.timings.clone(),
                     }
                 });

@@ -407,7 +407,10 @@ mod tests {
             "cutting now would throw away the words being recognised"
         );
         t.recognised("table for two".into(), Duration::from_millis(2400));
-        assert!(t.interruptible(), "once the words are known the caller may cut the reply");
+        assert!(
+            t.interruptible(),
+            "once the words are known the caller may cut the reply"
+        );
     }
 
     #[test]

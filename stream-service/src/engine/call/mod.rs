@@ -473,7 +473,8 @@ impl Actor {
             } if turn == cur.turn => {
                 if webhook.is_some() {
                     // A refused transfer was the business's answer, not a failure.
-                    let failed = !matches!(fallback.as_deref(), Some(pipeline::TRANSFER_REFUSED) | None);
+                    let failed =
+                        !matches!(fallback.as_deref(), Some(pipeline::TRANSFER_REFUSED) | None);
                     self.conv.webhook_result(failed);
                 }
                 let failures = self.conv.webhook_failures();

@@ -106,7 +106,10 @@ impl Actor {
             return None;
         }
         if !cur.user_text.is_empty() || !cur.dtmf.is_empty() {
-            self.conv.remember("user", HistoryEntry::caller_words(&cur.user_text, &cur.dtmf));
+            self.conv.remember(
+                "user",
+                HistoryEntry::caller_words(&cur.user_text, &cur.dtmf),
+            );
         }
         if !heard.is_empty() {
             self.conv.remember("bot", heard.clone());
