@@ -13,7 +13,6 @@ use crate::StreamState;
 use crate::engine::call::leg::{Leg, LegKind, SocketCodec};
 use crate::engine::command::{self, CallOption, Command};
 use crate::engine::events::{CallEvent, now_ms};
-use crate::engine::live::LiveCall;
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -23,10 +22,8 @@ use axum::routing::get;
 use callbot_core::apikey::KeyHash;
 use callbot_core::domain::{BotId, BotStatus, CallSid, PhoneNumber, TenantId};
 use callbot_core::store::{Bot, CallRecord, StoreError, TicketPurpose};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// How long a new socket may take to send `invite`.
 const INVITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -151,7 +148,7 @@ async fn open(
         };
         // Another tenant's call and a call that is not live look the same from outside.
         if let Some(live) = engine.live.get(&tenant, &sid) {
-            return ws.on_upgrade(move |socket| supervise(socket, live));
+            return ws.on_upgrade(move |socket| crate::supervise::run(socket, live));
         }
         if is_relayed {
             return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
@@ -166,11 +163,11 @@ async fn open(
     ws.on_upgrade(move |socket| new_call(socket, state, tenant, webrtc))
 }
 
-fn event_text(e: &CallEvent) -> Message {
+pub(crate) fn event_text(e: &CallEvent) -> Message {
     Message::text(serde_json::to_string(e).unwrap_or_default())
 }
 
-fn error_event(sender: &str, code: u16, error: String) -> CallEvent {
+pub(crate) fn error_event(sender: &str, code: u16, error: String) -> CallEvent {
     CallEvent::Error {
         track_id: "call".into(),
         timestamp: now_ms(),
@@ -455,62 +452,6 @@ async fn abandon(
             tracing::error!(call_sid = %sid, error = %e, "closing an abandoned call failed");
         }
     }
-}
-
-/// Supervisor mode: the live call's events to this socket; this socket's commands to the call.
-async fn supervise(socket: WebSocket, live: LiveCall) {
-    let (sink, mut stream) = socket.split();
-    let (out, writer) = crate::ws::writer(sink);
-    let done = CancellationToken::new();
-    let mut forwarder = tokio::spawn(crate::engine::call::forward_events(
-        live.events.subscribe(),
-        out.clone(),
-        done.clone(),
-    ));
-    tracing::info!(call_sid = %live.sid, "supervisor attached");
-    loop {
-        tokio::select! {
-            msg = stream.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    let refused = match command::parse(t.as_str()) {
-                        Ok(Command::Invite(_) | Command::Candidate(_)) => Some(
-                            "a supervisor cannot invite or send candidates; open a new socket for a new call".to_owned(),
-                        ),
-                        Ok(cmd) => {
-                            if live.commands.send(cmd).await.is_err() {
-                                break;
-                            }
-                            None
-                        }
-                        Err(e) => Some(format!("{}: {}", e.code, e.message)),
-                    };
-                    if let Some(e) = refused
-                        && !crate::ws::send(&out, event_text(&error_event("command", 400, e))).await
-                    {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    let e = error_event("command", 400, "a supervisor sends commands, not audio".into());
-                    if !crate::ws::send(&out, event_text(&e)).await {
-                        break;
-                    }
-                }
-                Some(Err(e)) if crate::ws::is_too_big(&e) => {
-                    let _ = out.try_send(crate::ws::too_big());
-                    break;
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-            _ = &mut forwarder => break,
-        }
-    }
-    done.cancel();
-    forwarder.abort();
-    drop(out);
-    // Bounded: each send of the writer has a deadline.
-    let _ = writer.await;
 }
 
 #[cfg(test)]

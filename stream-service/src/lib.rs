@@ -20,6 +20,7 @@ pub mod relay;
 pub mod rtc;
 mod session;
 pub mod speech;
+mod supervise;
 pub mod ws;
 
 use axum::Router;

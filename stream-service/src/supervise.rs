@@ -1,0 +1,66 @@
+//! Supervisor mode on `/call?id=<live call>`: the call's events go to this socket, this socket's
+//! commands go to the call (never `invite` or `candidate`, never audio); the socket is told
+//! `hangup` and closed when the call ends, and a supervisor that stops reading is dropped.
+
+use crate::callws::{error_event, event_text};
+use crate::engine::command::{self, Command};
+use crate::engine::live::LiveCall;
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+/// Supervisor mode: the live call's events to this socket; this socket's commands to the call.
+pub(crate) async fn run(socket: WebSocket, live: LiveCall) {
+    let (sink, mut stream) = socket.split();
+    let (out, writer) = crate::ws::writer(sink);
+    let done = CancellationToken::new();
+    let mut forwarder = tokio::spawn(crate::engine::call::forward_events(
+        live.events.subscribe(),
+        out.clone(),
+        done.clone(),
+    ));
+    tracing::info!(call_sid = %live.sid, "supervisor attached");
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let refused = match command::parse(t.as_str()) {
+                        Ok(Command::Invite(_) | Command::Candidate(_)) => Some(
+                            "a supervisor cannot invite or send candidates; open a new socket for a new call".to_owned(),
+                        ),
+                        Ok(cmd) => {
+                            if live.commands.send(cmd).await.is_err() {
+                                break;
+                            }
+                            None
+                        }
+                        Err(e) => Some(format!("{}: {}", e.code, e.message)),
+                    };
+                    if let Some(e) = refused
+                        && !crate::ws::send(&out, event_text(&error_event("command", 400, e))).await
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let e = error_event("command", 400, "a supervisor sends commands, not audio".into());
+                    if !crate::ws::send(&out, event_text(&e)).await {
+                        break;
+                    }
+                }
+                Some(Err(e)) if crate::ws::is_too_big(&e) => {
+                    let _ = out.try_send(crate::ws::too_big());
+                    break;
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = &mut forwarder => break,
+        }
+    }
+    done.cancel();
+    forwarder.abort();
+    drop(out);
+    // Bounded: each send of the writer has a deadline.
+    let _ = writer.await;
+}
