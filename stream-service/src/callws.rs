@@ -415,12 +415,7 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
             _ => "pcmu",
         },
     });
-    let sent = tokio::time::timeout(
-        crate::ws::SEND_DEADLINE,
-        socket.send(Message::text(answer.to_string())),
-    )
-    .await;
-    if !matches!(sent, Ok(Ok(()))) {
+    if !crate::ws::send_now(&mut socket, Message::text(answer.to_string())).await {
         // The client left before the call began: its place and record are not left behind.
         abandon(state.store.as_ref(), &tenant, &record.sid, true).await;
         return;

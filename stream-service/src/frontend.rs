@@ -211,8 +211,7 @@ async fn forward(mut socket: WebSocket, mut listening: crate::engine::events::Li
                 };
                 let Ok(text) = serde_json::to_string(&event) else { continue };
                 // A client that stops reading is dropped after the send deadline.
-                let sent = tokio::time::timeout(crate::ws::SEND_DEADLINE, socket.send(Message::text(text))).await;
-                if !matches!(sent, Ok(Ok(()))) {
+                if !crate::ws::send_now(&mut socket, Message::text(text)).await {
                     return;
                 }
                 if last {
@@ -228,5 +227,5 @@ async fn forward(mut socket: WebSocket, mut listening: crate::engine::events::Li
             },
         }
     }
-    let _ = tokio::time::timeout(crate::ws::SEND_DEADLINE, socket.send(Message::Close(None))).await;
+    crate::ws::send_now(&mut socket, Message::Close(None)).await;
 }

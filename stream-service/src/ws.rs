@@ -86,7 +86,7 @@ pub fn too_big() -> Message {
 /// connection is dropped, so the client reads the close before the rest of its message (unread
 /// here) resets the connection.
 pub async fn close_too_big(mut socket: WebSocket) {
-    let _ = tokio::time::timeout(SEND_DEADLINE, socket.send(too_big())).await;
+    send_now(&mut socket, too_big()).await;
     tokio::time::sleep(CLOSE_LINGER).await;
 }
 
@@ -129,6 +129,15 @@ pub fn writer(mut sink: SplitSink<WebSocket, Message>) -> (mpsc::Sender<Message>
         let _ = tokio::time::timeout(SEND_DEADLINE, sink.close()).await;
     });
     (tx, task)
+}
+
+/// Sends `m` on a socket that has no writer task, within [`SEND_DEADLINE`]; false when the
+/// client is gone or did not take it in time.
+pub async fn send_now(socket: &mut WebSocket, m: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_DEADLINE, socket.send(m)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Queues `m` for a client within [`SEND_DEADLINE`]; false when the client is gone or too slow.
