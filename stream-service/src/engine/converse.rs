@@ -6,9 +6,9 @@
 //! the fallback line is spoken and the reason recorded.
 
 use super::Engine;
-use super::call::Stage;
 use super::filler::{Answer, Fillers, until_answered};
-use super::pipeline::{CallInfo, ToCall, begin_streaming, speak_one, turn_request};
+use super::speak::{begin_streaming, speak_one, stage};
+use super::turn::{CallInfo, Fallback, Stage, ToCall};
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
 use crate::llm::sentences::SentenceStream;
 use crate::llm::{ChatMessage, ChatRequest, LlmEvent, LlmStream, ToolCall, ToolSpec, prompt};
@@ -280,7 +280,7 @@ pub(super) async fn run(
         tasks.spawn(async move {
             let req = TurnRequest {
                 reply: Some(&spoken),
-                ..turn_request(&info, turn, &user_text, &dtmf, &history)
+                ..info.turn_request(turn, &user_text, &dtmf, &history)
             };
             let idem = format!("{}:{}", info.call_sid, turn);
             if let Err(f) = post(&engine, &info, &url, &req, &idem).await {
@@ -308,7 +308,7 @@ async fn produce(
     let mut t = LlmTimings::default();
     let mut spoken = String::new();
     let mut action = Action::Continue;
-    let mut fallback: Option<String> = None;
+    let mut fallback: Option<Fallback> = None;
     // Sends a sentence to the actor (history, barge-in) and to synthesis.
     let say = |s: String, spoken: &mut String, t: &mut LlmTimings| {
         if t.first_sentence_ms.is_none() {
@@ -323,7 +323,7 @@ async fn produce(
     };
     match &engine.llm {
         None => {
-            fallback = Some("llm_off".into());
+            fallback = Some(Fallback::Llm("llm_off".into()));
             if !say(info.fallback_line.clone(), &mut spoken, &mut t).await {
                 return None;
             }
@@ -343,7 +343,7 @@ async fn produce(
                     max_tokens: REPLY_TOKENS,
                     temperature: 0.0,
                 };
-                if !super::pipeline::stage(tx, turn, Stage::Llm).await {
+                if !stage(tx, turn, Stage::Llm).await {
                     return None;
                 }
                 // The answer's headers within the same deadline as each of its events: a model
@@ -364,7 +364,7 @@ async fn produce(
                         t.error = Some(reason.clone());
                         if spoken.is_empty() {
                             // Never dead air: the fallback line, and the reason on the turn.
-                            fallback = Some(reason);
+                            fallback = Some(Fallback::Llm(reason));
                             if !say(info.fallback_line.clone(), &mut spoken, &mut t).await {
                                 return None;
                             }
@@ -402,9 +402,7 @@ async fn produce(
                             }
                         }
                         _ => {
-                            if !super::pipeline::stage(tx, turn, Stage::Tool(call.name.clone()))
-                                .await
-                            {
+                            if !stage(tx, turn, Stage::Tool(call.name.clone())).await {
                                 return None;
                             }
                             call_tool(engine, info, turn, call).await
@@ -425,7 +423,7 @@ async fn produce(
                     Action::Hangup => GOODBYE.to_owned(),
                     Action::Transfer(_) => TRANSFERRING.to_owned(),
                     Action::Continue => {
-                        fallback.get_or_insert_with(|| "llm_empty".into());
+                        fallback.get_or_insert_with(|| Fallback::Llm("llm_empty".into()));
                         info.fallback_line.clone()
                     }
                 };

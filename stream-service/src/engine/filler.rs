@@ -5,8 +5,8 @@
 //! the same way ([`until_answered`]), tool calls before it included.
 
 use super::Engine;
-use super::pipeline::{CallInfo, ToCall, begin_streaming, speak_one};
-use std::sync::Arc;
+use super::speak::{begin_streaming, speak_one};
+use super::turn::{CallInfo, ToCall};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -45,7 +45,7 @@ impl Fillers {
 pub(super) async fn covered<T>(
     work: impl Future<Output = T>,
     fillers: &mut Fillers,
-    (engine, info, turn, tx): (&Engine, &Arc<CallInfo>, u32, &mpsc::Sender<ToCall>),
+    (engine, info, turn, tx): (&Engine, &CallInfo, u32, &mpsc::Sender<ToCall>),
 ) -> Option<T> {
     tokio::pin!(work);
     loop {

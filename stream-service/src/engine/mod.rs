@@ -6,6 +6,7 @@ pub mod call;
 pub mod clock;
 pub mod command;
 mod converse;
+mod decide;
 pub mod events;
 mod filler;
 pub use filler::FILLER_LINES;
@@ -15,7 +16,9 @@ pub mod load;
 pub mod pipeline;
 pub mod play;
 pub mod recorder;
+mod speak;
 pub mod tasks;
+pub mod turn;
 pub mod webhook;
 
 use crate::llm::Llm;
@@ -60,6 +63,15 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The local recogniser's label for records and metrics.
+    pub fn local_stt_name(&self) -> &'static str {
+        if self.stt.name().starts_with("whisper") {
+            "whisper.cpp"
+        } else {
+            "instant"
+        }
+    }
+
     pub fn new(
         stt: Arc<dyn SpeechToText>,
         tts: Arc<dyn TextToSpeech>,

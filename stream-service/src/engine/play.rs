@@ -4,7 +4,7 @@
 //! PCM WAV (any rate, the first channel), resampled to the line's 8 kHz.
 
 use super::Engine;
-use super::pipeline::{CallInfo, ToCall};
+use super::turn::{CallInfo, ToCall};
 use super::webhook::Action;
 use crate::audio;
 use std::time::{Duration, Instant};

@@ -2,9 +2,20 @@
 //! the call's events to a `/call` client. A bad command is answered with an `error` event; the call
 //! goes on.
 
+use super::Actor;
+use super::End;
 use super::conversation;
-use super::*;
+use super::leg;
+use super::lifecycle::Turn;
 use crate::engine::command::{self, Command, Speaker};
+use crate::engine::events::CallEvent;
+use crate::engine::events::now_ms;
+use crate::engine::turn::TurnKind;
+use crate::engine::webhook::Action;
+use axum::extract::ws::Message;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Sentence ends in a streamed `tts` (what has arrived up to the last one is spoken).
 const SENTENCE_END: [char; 4] = ['.', '!', '?', '\n'];

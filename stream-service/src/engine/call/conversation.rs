@@ -6,7 +6,7 @@
 //! below without a runtime. (The turn that runs — its phases, playback and what was heard — is
 //! `lifecycle.rs`; the actor in `mod.rs` moves messages between these and the world.)
 
-use crate::engine::pipeline::TurnKind;
+use crate::engine::turn::TurnKind;
 use crate::engine::webhook::HistoryEntry;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

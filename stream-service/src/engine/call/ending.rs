@@ -1,7 +1,22 @@
 //! The end of a call: words still in flight are transcribed and stored, the call record is
 //! closed, the recording written and the `hangup` event sent.
 
-use super::*;
+use super::Actor;
+use super::End;
+use crate::audio::vad::VadEvent;
+use crate::engine::events::CallEvent;
+use crate::engine::events::now_ms;
+use crate::engine::turn::Fallback;
+use crate::engine::turn::ToCall;
+use crate::engine::turn::TurnKind;
+use axum::extract::ws::Message;
+use callbot_core::domain::CallStatus;
+use callbot_core::store::StatusUpdate;
+use callbot_core::store::TurnRecord;
+use callbot_core::store::TurnTimings;
+use std::time::Duration;
+use std::time::Instant;
+use tokio::sync::mpsc;
 
 /// Caller words whose turn never completed: their turn, recognised text (if any), audio, keys,
 /// and what the caller heard of the reply that had begun (a filler, the first sentences).
@@ -141,7 +156,7 @@ impl Actor {
                 bot_text,
                 bot_text_full,
                 action: "none".into(),
-                fallback: Some("call_ended".into()),
+                fallback: Some(Fallback::CallEnded.code()),
                 timings,
                 at: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
             };

@@ -7,6 +7,7 @@
 //! caller interrupt? has everything been heard?) live here, where a test can drive them.
 
 use crate::audio::{FRAME_BYTES, g711};
+use crate::engine::turn::{Fallback, Stage};
 use crate::engine::webhook::Action;
 use callbot_core::store::{LlmTimings, TurnTimings};
 use std::collections::VecDeque;
@@ -18,18 +19,6 @@ pub const MARK_GRACE: Duration = Duration::from_millis(1500);
 
 /// A mark every this many frames, and at the end of each sentence.
 const MARK_EVERY: usize = 10;
-
-/// Which step of preparing the reply is running.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stage {
-    Starting,
-    Recognising,
-    /// The language model (a suggestion, or the reply itself).
-    Llm,
-    Webhook,
-    /// One of the bot's tools, through its webhook.
-    Tool(String),
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -81,7 +70,7 @@ pub(super) struct Playback {
 pub struct Reply {
     pub say: String,
     pub action: Action,
-    pub fallback: Option<String>,
+    pub fallback: Option<Fallback>,
 }
 
 pub(super) struct Turn {
@@ -188,6 +177,16 @@ impl Turn {
     }
 
     /// The next sentence of a streamed reply.
+    /// A reply whose sentences and action follow one by one (`sentence`, `act`).
+    pub fn begin_streaming(&mut self) {
+        let reply = Reply {
+            say: String::new(),
+            action: Action::Continue,
+            fallback: None,
+        };
+        self.reply(reply, Vec::new(), None);
+    }
+
     pub fn sentence(&mut self, text: String) {
         if let Some(r) = self.reply.as_mut() {
             if !r.say.is_empty() {
@@ -199,7 +198,7 @@ impl Turn {
     }
 
     /// The model chose an action (`end_call`, `transfer_call`) or fell back.
-    pub fn act(&mut self, action: Action, fallback: Option<String>) {
+    pub fn act(&mut self, action: Action, fallback: Option<Fallback>) {
         if let Some(r) = self.reply.as_mut() {
             r.action = action;
             if fallback.is_some() {

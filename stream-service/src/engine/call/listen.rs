@@ -5,10 +5,19 @@
 //! free (partials), and the words so far set the silence that ends the turn (a finished sentence
 //! ends it sooner, a trailing "and" waits); a decode that covers the whole utterance is its final.
 
-use super::*;
-use crate::engine::pipeline::Heard;
+use super::Actor;
+use super::CALLER;
+use crate::audio::FRAME_BYTES;
+use crate::engine::Engine;
+use crate::engine::events::CallEvent;
+use crate::engine::events::now_ms;
+use crate::engine::turn::Heard;
+use crate::engine::turn::TurnKind;
 use crate::speech::deepgram::{DeepgramSession, ListenParams, SttEvent};
 use crate::speech::endpoint;
+use std::time::Duration;
+use std::time::Instant;
+use tokio::sync::mpsc;
 
 /// A partial decode of the local recogniser, back from its worker.
 #[derive(Debug)]
@@ -171,7 +180,7 @@ impl Actor {
             let partials = std::mem::take(&mut self.listen.partials);
             let heard = (!p.text.is_empty()).then(|| Heard {
                 text: p.text,
-                provider: pipeline::local_name(&self.engine),
+                provider: self.engine.local_stt_name(),
                 after: w.t0.elapsed(),
             });
             let audio = heard.is_none().then_some(w.audio);
@@ -231,7 +240,7 @@ impl Actor {
             match self.listen.probe.take() {
                 Some((v, text)) if v == voiced => Ok(Some(Heard {
                     text,
-                    provider: pipeline::local_name(&self.engine),
+                    provider: self.engine.local_stt_name(),
                     after: Duration::ZERO,
                 })),
                 _ if self.listen.inflight == Some(voiced) => {

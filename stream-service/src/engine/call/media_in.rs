@@ -2,7 +2,22 @@
 //! media messages a second), `/call` binary audio frames and the WebRTC leg's frames, all turned
 //! into 20 ms μ-law frames for the recorder, the endpointer and the recogniser.
 
-use super::*;
+use super::Actor;
+use super::CALLER;
+use super::End;
+use crate::audio::FRAME_BYTES;
+use crate::audio::g711;
+use crate::audio::vad::FRAME_SAMPLES;
+use crate::engine::events::CallEvent;
+use crate::engine::events::now_ms;
+use crate::protocol;
+use crate::protocol::Inbound;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::time::Instant;
+use tokio::sync::mpsc;
 
 /// Fast path for the ~50 media messages a second: borrow the payload, ignore the rest.
 #[derive(Deserialize)]

@@ -8,26 +8,21 @@
 use super::Engine;
 use super::events::{CallEvent, EventBus, now_ms};
 use super::live::{LiveCall, Registration};
-use super::pipeline::{self, CallInfo, ToCall, TurnInput, TurnKind};
+use super::pipeline;
 use super::recorder::Recorder;
-use super::webhook::{Action, HistoryEntry};
+use super::turn::{CallInfo, Fallback, ToCall, TurnInput, TurnKind};
+use super::webhook::Action;
 use crate::StreamState;
-use crate::audio::vad::{Endpointer, FRAME_SAMPLES, VadConfig, VadEvent};
+use crate::audio::vad::{Endpointer, VadConfig, VadEvent};
 use crate::audio::{FRAME_BYTES, g711};
-use crate::protocol::{self, Inbound};
 use axum::extract::ws::{Message, WebSocket};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use callbot_core::domain::{BotMode, CallStatus};
+use callbot_core::domain::BotMode;
 use callbot_core::recordings::recording_key;
-use callbot_core::store::{StatusUpdate, TurnRecord, TurnTimings};
-use callbot_core::twilio::twiml::{self, Verb};
 use futures_util::StreamExt;
-pub(crate) use lifecycle::Stage;
 use lifecycle::{QItem, Reply, Turn};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -435,6 +430,7 @@ impl Actor {
         };
         match m {
             ToCall::Stage { turn, stage } if turn == cur.turn => cur.stage(stage),
+            ToCall::Streaming { turn } if turn == cur.turn => cur.begin_streaming(),
             ToCall::Recognised {
                 turn,
                 text,
@@ -472,20 +468,18 @@ impl Actor {
                 sentences,
             } if turn == cur.turn => {
                 if webhook.is_some() {
-                    // A refused transfer was the business's answer, not a failure.
-                    let failed =
-                        !matches!(fallback.as_deref(), Some(pipeline::TRANSFER_REFUSED) | None);
+                    let failed = fallback.as_ref().is_some_and(Fallback::is_webhook_failure);
                     self.conv.webhook_result(failed);
                 }
                 let failures = self.conv.webhook_failures();
                 if let Some(reason) = &fallback {
-                    let error = match reason.as_str() {
-                        pipeline::TRANSFER_REFUSED => "the webhook asked to transfer the call to a number outside the bot's transfer_numbers; refused".into(),
-                        pipeline::WEBHOOK_UNAVAILABLE => match &action {
+                    let error = match reason {
+                        Fallback::TransferRefused => "the webhook asked to transfer the call to a number outside the bot's transfer_numbers; refused".into(),
+                        Fallback::WebhookUnavailable => match &action {
                             Action::Transfer(to) => format!("the webhook failed {failures} turns in a row; transferring the call to the fallback number {to}"),
                             _ => format!("the webhook failed {failures} turns in a row; ending the call (the bot has no fallback_number)"),
                         },
-                        _ => format!("webhook failed ({reason}); spoke the fallback line"),
+                        other => format!("webhook failed ({}); spoke the fallback line", other.code()),
                     };
                     self.events.emit(CallEvent::Error {
                         track_id: format!("reply-{turn}"),

@@ -1,7 +1,18 @@
 //! Finishing turns: completion when the reply has been heard, barge-in when the caller talks over
 //! it (the history keeps only what was heard), persistence, and the reply's action.
 
-use super::*;
+use super::Actor;
+use super::End;
+use super::lifecycle;
+use crate::engine::events::CallEvent;
+use crate::engine::events::now_ms;
+use crate::engine::turn::Fallback;
+use crate::engine::webhook::Action;
+use crate::engine::webhook::HistoryEntry;
+use callbot_core::store::TurnRecord;
+use callbot_core::twilio::twiml;
+use callbot_core::twilio::twiml::Verb;
+use std::time::Instant;
 
 impl Actor {
     /// The caller talked over the reply: stop it where they were, keep what they heard.
@@ -136,7 +147,7 @@ impl Actor {
             bot_text_full: full,
             interrupted,
             action: action.as_str().to_owned(),
-            fallback,
+            fallback: fallback.as_ref().map(Fallback::code),
             timings: cur.timings.clone(),
             at: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
         };
