@@ -214,6 +214,26 @@ pub enum ToCall {
     },
 }
 
+impl ToCall {
+    /// The turn the message is about.
+    pub fn turn(&self) -> u32 {
+        match self {
+            ToCall::Streaming { turn }
+            | ToCall::Recognised { turn, .. }
+            | ToCall::Reply { turn, .. }
+            | ToCall::Audio { turn, .. }
+            | ToCall::SentenceDone { turn, .. }
+            | ToCall::TtsFallback { turn, .. }
+            | ToCall::SpeechFailed { turn, .. }
+            | ToCall::Stage { turn, .. }
+            | ToCall::Sentence { turn, .. }
+            | ToCall::Act { turn, .. }
+            | ToCall::Llm { turn, .. }
+            | ToCall::Finished { turn } => *turn,
+        }
+    }
+}
+
 /// Why a turn's reply is not the one its source gave: stored on the turn as `fallback` (its
 /// [`Fallback::code`]), and what the call decides on (failure counts, error events).
 #[derive(Debug, Clone, PartialEq)]

@@ -6,19 +6,15 @@
 //! messages and the carrier's marks; the transitions and the questions the actor asks (may the
 //! caller interrupt? has everything been heard?) live here, where a test can drive them.
 
-use crate::audio::{FRAME_BYTES, g711};
+use super::playout::Playout;
 use crate::engine::turn::{Fallback, Stage};
 use crate::engine::webhook::Action;
 use callbot_core::store::{LlmTimings, TurnTimings};
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 /// How long past its audio's own length a reply waits for the carrier's marks.
 pub const MARK_GRACE: Duration = Duration::from_millis(1500);
-
-/// A mark every this many frames, and at the end of each sentence.
-const MARK_EVERY: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -35,34 +31,6 @@ pub enum Phase {
     Preparing(Stage),
     Speaking { streaming: bool },
     Done(Ending),
-}
-
-pub(super) enum QItem {
-    Frame([u8; FRAME_BYTES]),
-    Mark(u32),
-}
-
-pub(super) struct MarkInfo {
-    id: u32,
-    sentence: usize,
-    /// Frames of `sentence` played once this mark comes back.
-    upto: usize,
-}
-
-#[derive(Default)]
-pub(super) struct Playback {
-    pub queue: VecDeque<QItem>,
-    /// (text, frames, frames heard)
-    pub sentences: Vec<(String, usize, usize)>,
-    marks: Vec<MarkInfo>,
-    next_mark: u32,
-    pub outstanding: usize,
-    pub started: Option<Instant>,
-    /// Where the frame clock starts (see the actor's `pump`).
-    pub origin: Option<Instant>,
-    pub sent: u64,
-    /// The tail of the last chunk that does not fill a frame yet.
-    carry: Vec<u8>,
 }
 
 /// The reply as planned: words, action, and why a fallback was spoken instead (if it was).
@@ -84,35 +52,12 @@ pub(super) struct Turn {
     pub dtmf: String,
     pub reply: Option<Reply>,
     pub timings: TurnTimings,
-    pub playback: Playback,
+    pub playback: Playout,
     phase: Phase,
 }
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
-}
-
-impl Playback {
-    fn frame(&mut self, sentence: usize, f: [u8; FRAME_BYTES]) {
-        self.queue.push_back(QItem::Frame(f));
-        let n = match self.sentences.get_mut(sentence) {
-            Some(s) => {
-                s.1 += 1;
-                s.1
-            }
-            None => 0,
-        };
-        if n > 0 && n % MARK_EVERY == 0 {
-            self.mark(sentence, n);
-        }
-    }
-
-    fn mark(&mut self, sentence: usize, upto: usize) {
-        let id = self.next_mark;
-        self.next_mark += 1;
-        self.marks.push(MarkInfo { id, sentence, upto });
-        self.queue.push_back(QItem::Mark(id));
-    }
 }
 
 impl Turn {
@@ -140,7 +85,7 @@ impl Turn {
                 endpoint_ms: ms(endpoint),
                 ..TurnTimings::default()
             },
-            playback: Playback::default(),
+            playback: Playout::default(),
             phase: Phase::Preparing(Stage::Starting),
         }
     }
@@ -169,14 +114,13 @@ impl Turn {
     /// The reply is known (webhook mode, greetings) or begins (LLM mode: no sentences yet).
     pub fn reply(&mut self, reply: Reply, sentences: Vec<String>, webhook: Option<Duration>) {
         self.timings.webhook_ms = webhook.map(ms);
-        self.playback.sentences = sentences.into_iter().map(|s| (s, 0, 0)).collect();
+        self.playback.set_sentences(sentences);
         self.reply = Some(reply);
         if matches!(self.phase, Phase::Preparing(_)) {
             self.phase = Phase::Speaking { streaming: true };
         }
     }
 
-    /// The next sentence of a streamed reply.
     /// A reply whose sentences and action follow one by one (`sentence`, `act`).
     pub fn begin_streaming(&mut self) {
         let reply = Reply {
@@ -187,6 +131,7 @@ impl Turn {
         self.reply(reply, Vec::new(), None);
     }
 
+    /// The next sentence of a streamed reply.
     pub fn sentence(&mut self, text: String) {
         if let Some(r) = self.reply.as_mut() {
             if !r.say.is_empty() {
@@ -194,7 +139,7 @@ impl Turn {
             }
             r.say.push_str(&text);
         }
-        self.playback.sentences.push((text, 0, 0));
+        self.playback.add_sentence(text);
     }
 
     /// The model chose an action (`end_call`, `transfer_call`) or fell back.
@@ -220,46 +165,13 @@ impl Turn {
         if self.timings.tts_provider.is_none() {
             self.timings.tts_provider = Some(provider.to_owned());
         }
-        let p = &mut self.playback;
-        let mut rest = ulaw;
-        if !p.carry.is_empty() {
-            let take = (FRAME_BYTES - p.carry.len()).min(rest.len());
-            p.carry.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if p.carry.len() == FRAME_BYTES {
-                let mut f = [0u8; FRAME_BYTES];
-                f.copy_from_slice(&p.carry);
-                p.carry.clear();
-                p.frame(sentence, f);
-            }
-        }
-        let mut whole = rest.chunks_exact(FRAME_BYTES);
-        for c in whole.by_ref() {
-            let mut f = [0u8; FRAME_BYTES];
-            f.copy_from_slice(c);
-            p.frame(sentence, f);
-        }
-        p.carry.extend_from_slice(whole.remainder());
+        self.playback.audio(sentence, ulaw);
     }
 
     /// Sentence `sentence` has all its audio: the last partial frame is padded with silence and
     /// a mark closes the sentence.
     pub fn sentence_done(&mut self, sentence: usize) {
-        let p = &mut self.playback;
-        if !p.carry.is_empty() {
-            let mut f = [g711::SILENCE; FRAME_BYTES];
-            f[..p.carry.len()].copy_from_slice(&p.carry);
-            p.carry.clear();
-            p.frame(sentence, f);
-        }
-        let n = p.sentences.get(sentence).map_or(0, |s| s.1);
-        let marked = p
-            .marks
-            .last()
-            .is_some_and(|m| m.sentence == sentence && m.upto == n);
-        if n > 0 && !marked {
-            p.mark(sentence, n);
-        }
+        self.playback.sentence_done(sentence);
     }
 
     /// The pipeline is done: no more audio will come.
@@ -273,15 +185,8 @@ impl Turn {
 
     /// The carrier played up to mark `id`.
     pub fn mark_back(&mut self, id: u32) {
-        let p = &mut self.playback;
-        if let Some(m) = p.marks.iter().find(|m| m.id == id) {
-            if let Some(s) = p.sentences.get_mut(m.sentence) {
-                s.2 = s.2.max(m.upto);
-            }
-            p.outstanding = p.outstanding.saturating_sub(1);
-            if self.timings.first_mark_ms.is_none() {
-                self.timings.first_mark_ms = Some(ms(self.t0.elapsed()));
-            }
+        if self.playback.mark_back(id) && self.timings.first_mark_ms.is_none() {
+            self.timings.first_mark_ms = Some(ms(self.t0.elapsed()));
         }
     }
 
@@ -290,32 +195,15 @@ impl Turn {
     /// a carrier that never echoes them cannot hold the call until its maximum length. Returns
     /// how many were given up on.
     pub fn release_overdue_marks(&mut self, now: Instant) -> usize {
-        let p = &mut self.playback;
-        if self.phase != (Phase::Speaking { streaming: false })
-            || !p.queue.is_empty()
-            || p.outstanding == 0
-        {
+        if self.phase != (Phase::Speaking { streaming: false }) {
             return 0;
         }
-        let Some(started) = p.started else {
-            return 0;
-        };
-        if now < started + Duration::from_millis(p.sent * 20) + MARK_GRACE {
-            return 0;
-        }
-        for s in &mut p.sentences {
-            s.2 = s.1;
-        }
-        std::mem::take(&mut p.outstanding)
+        self.playback.release_overdue_marks(now, MARK_GRACE)
     }
 
     /// Whether the turn is over: its reply heard to the last mark, or nothing to say.
     pub fn complete(&mut self) -> bool {
-        let p = &self.playback;
-        if self.phase == (Phase::Speaking { streaming: false })
-            && p.queue.is_empty()
-            && p.outstanding == 0
-        {
+        if self.phase == (Phase::Speaking { streaming: false }) && self.playback.drained() {
             self.phase = Phase::Done(Ending::Heard);
         }
         matches!(
@@ -330,7 +218,7 @@ impl Turn {
     pub fn interruptible(&self) -> bool {
         match self.phase {
             Phase::Speaking { streaming } => {
-                (self.playback.sent > 0 || streaming) && self.audio.is_none()
+                (self.playback.sent() > 0 || streaming) && self.audio.is_none()
             }
             _ => false,
         }
@@ -343,30 +231,11 @@ impl Turn {
     /// The words the caller heard: all of them, or up to the last mark before an interruption.
     pub fn heard_text(&self) -> String {
         match (&self.phase, &self.reply) {
-            (Phase::Done(Ending::Interrupted), _) => heard_text(&self.playback.sentences),
+            (Phase::Done(Ending::Interrupted), _) => self.playback.heard_text(),
             (_, Some(r)) => r.say.clone(),
             (_, None) => String::new(),
         }
     }
-}
-
-/// The words of a reply the caller heard: whole sentences whose audio played, and the share of
-/// the interrupted sentence that played (by its marks), cut at a word boundary.
-pub(super) fn heard_text(sentences: &[(String, usize, usize)]) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for (text, frames, heard) in sentences {
-        if *frames > 0 && heard >= frames {
-            out.extend(text.split_whitespace());
-            continue;
-        }
-        if *frames > 0 && *heard > 0 {
-            let words: Vec<&str> = text.split_whitespace().collect();
-            let n = words.len() * heard / frames;
-            out.extend(&words[..n]);
-        }
-        break;
-    }
-    out.join(" ")
 }
 
 #[cfg(test)]
@@ -384,12 +253,7 @@ mod tests {
     }
 
     fn send_all(t: &mut Turn) {
-        while let Some(item) = t.playback.queue.pop_front() {
-            match item {
-                QItem::Frame(_) => t.playback.sent += 1,
-                QItem::Mark(_) => t.playback.outstanding += 1,
-            }
-        }
+        t.playback.send_all();
     }
 
     #[tokio::test]
@@ -410,17 +274,6 @@ mod tests {
             t.interruptible(),
             "once the words are known the caller may cut the reply"
         );
-    }
-
-    #[test]
-    fn heard_text_cuts_at_the_last_mark() {
-        let s = vec![
-            ("One two three.".to_string(), 30, 30),
-            ("Four five six seven.".to_string(), 40, 20),
-            ("Eight.".to_string(), 10, 0),
-        ];
-        assert_eq!(heard_text(&s), "One two three. Four five");
-        assert_eq!(heard_text(&[("Hi there.".to_string(), 20, 0)]), "");
     }
 
     #[tokio::test]
@@ -447,7 +300,7 @@ mod tests {
             "elevenlabs",
         );
         t.sentence_done(0);
-        assert_eq!(t.playback.sentences[0].1, 12);
+        assert_eq!(t.playback.frames_of(0), 12);
         assert_eq!(t.timings.tts_first_byte_ms, Some(5));
         t.stage(Stage::Tool("check_hours".into()));
         t.sentence("We open at five.".into());
@@ -458,7 +311,7 @@ mod tests {
             "elevenlabs",
         );
         t.sentence_done(1);
-        assert_eq!(t.playback.sentences[1].1, 3, "the partial frame is padded");
+        assert_eq!(t.playback.frames_of(1), 3, "the partial frame is padded");
         t.act(Action::Hangup, None);
         send_all(&mut t);
         assert!(!t.complete(), "still streaming");
@@ -493,9 +346,9 @@ mod tests {
         t.sentence_done(0);
         t.synthesis_finished();
         let started = Instant::now();
-        t.playback.started = Some(started);
+        t.playback.start_at(started);
         send_all(&mut t);
-        assert_eq!(t.playback.sent, 50, "one second of audio");
+        assert_eq!(t.playback.sent(), 50, "one second of audio");
         assert!(!t.complete(), "marks are outstanding");
         // Within the audio's length and the grace: still waiting.
         let due = started + Duration::from_secs(1) + MARK_GRACE;

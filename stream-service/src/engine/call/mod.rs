@@ -10,19 +10,15 @@ use super::events::{CallEvent, EventBus, now_ms};
 use super::live::{LiveCall, Registration};
 use super::pipeline;
 use super::recorder::Recorder;
-use super::turn::{CallInfo, Fallback, ToCall, TurnInput, TurnKind};
-use super::webhook::Action;
+use super::turn::{CallInfo, ToCall, TurnInput, TurnKind};
 use crate::StreamState;
-use crate::audio::vad::{Endpointer, VadConfig, VadEvent};
-use crate::audio::{FRAME_BYTES, g711};
+use crate::audio::FRAME_BYTES;
+use crate::audio::vad::{Endpointer, VadEvent};
 use axum::extract::ws::{Message, WebSocket};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use callbot_core::domain::BotMode;
 use callbot_core::recordings::recording_key;
 use futures_util::StreamExt;
-use lifecycle::{QItem, Reply, Turn};
-use secrecy::ExposeSecret;
+use lifecycle::Turn;
+use playout::QItem;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -30,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Frames sent ahead of real time (the carrier buffers them): 200 ms.
 const LEAD_FRAMES: u64 = 10;
-const DEFAULT_GREETING: &str = "Hello! How can I help you today?";
 const CALLER: &str = "caller";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,15 +106,14 @@ pub(crate) async fn drive(
     call: callbot_core::store::CallRecord,
     bot: callbot_core::store::Bot,
     leg: leg::Leg,
-    mut rtc_rx: Option<mpsc::Receiver<leg::RtcEvent>>,
+    rtc_rx: Option<mpsc::Receiver<leg::RtcEvent>>,
 ) {
     let Some(engine) = state.engine.clone() else {
         return close(socket, "no call engine").await;
     };
-    let settings = &state.settings.calls;
     let events = EventBus::new();
     let kill = CancellationToken::new();
-    let (cmd_tx, mut cmd_rx) = mpsc::channel::<crate::engine::command::Command>(32);
+    let (cmd_tx, cmd_rx) = mpsc::channel::<crate::engine::command::Command>(32);
     let live = LiveCall {
         sid: call.sid.clone(),
         tenant: call.tenant.clone(),
@@ -147,73 +141,11 @@ pub(crate) async fn drive(
         callbot_core::store::leases::calls_scope(&call.tenant),
         call.sid.to_string(),
     );
-    // An outbound call with a `prompt` is a conversation the model leads, whatever the bot's mode.
-    let instructions = call.prompt.as_ref().map(|p| p.as_str().to_owned());
-    let mode = if instructions.is_some() {
-        BotMode::Llm
-    } else {
-        bot.brain.mode()
-    };
-    let today = callbot_core::time_fmt::day_key(callbot_core::time_fmt::now());
-    let system_prompt = crate::llm::prompt::system_prompt(&crate::llm::prompt::PromptParts {
-        goal: bot.goal.as_str(),
-        context: bot.context.as_str(),
-        instructions: instructions.as_deref(),
-        date: &today,
-    });
-    let info = Arc::new(CallInfo {
-        bot_id: bot.id.clone(),
-        call_sid: call.sid.to_string(),
-        from: call.from.clone(),
-        to: call.to.clone(),
-        goal: instructions
-            .clone()
-            .unwrap_or_else(|| bot.goal.as_str().to_owned()),
-        context: bot.context.as_str().to_owned(),
-        webhook: bot.webhook.as_ref().map(|w| w.url().clone()),
-        webhook_secret: bot.webhook_secret.expose_secret().as_bytes().to_vec(),
-        policy: state.settings.webhook_policy,
-        voice: bot.voice.clone(),
-        webhook_timeout: settings.webhook_timeout,
-        webhooks_per_second: settings.webhooks_per_bot_per_second,
-        store: state.store.clone(),
-        fallback_line: settings.fallback_line.clone(),
-        not_heard_line: settings.not_heard_line.clone(),
-        webhook_failure_limit: settings.webhook_failure_limit,
-        mode,
-        brain: bot.brain.clone(),
-        system_prompt,
-        tasks: super::tasks::CallTasks::new(),
-    });
-    let greeting = call
-        .first_message
-        .as_ref()
-        .or(bot.first_message.as_ref())
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| DEFAULT_GREETING.to_owned());
-    let max_call = bot
-        .timers
-        .max_call_secs()
-        .map(|s| Duration::from_secs(s.into()))
-        .unwrap_or(settings.max_call);
-    let silence_timeout = bot
-        .timers
-        .silence_timeout_secs()
-        .map(|s| Duration::from_secs(s.into()))
-        .unwrap_or(settings.silence_timeout);
-    let end_silence = bot
-        .timers
-        .end_silence_ms()
-        .map(|ms| Duration::from_millis(ms.into()))
-        .unwrap_or(settings.end_silence);
-    let vad = VadConfig {
-        end_silence,
-        ..VadConfig::default()
-    };
-    let (listen, mut stt_rx, mut partial_rx) =
-        listen::Listen::start(&engine, end_silence, bot.timers.smart_endpointing());
+    let plan = setup::plan(&state, &call, &bot);
+    let (listen, stt_rx, partial_rx) =
+        listen::Listen::start(&engine, plan.end_silence, plan.smart_endpointing);
 
-    let (sink, mut stream) = socket.split();
+    let (sink, stream) = socket.split();
     let (out, writer) = crate::ws::writer(sink);
     // A `/call` client reads the call's events on its own socket.
     let done = CancellationToken::new();
@@ -224,7 +156,7 @@ pub(crate) async fn drive(
             done.clone(),
         ))
     });
-    let (pipe_tx, mut pipe_rx) = mpsc::channel(32);
+    let (pipe_tx, pipe_rx) = mpsc::channel(32);
     // Up to 16 s of recording waiting for a slow disk or S3; beyond that the actor keeps it.
     let (rec_tx, rec_rx) = mpsc::channel(8);
     let recording_task = tokio::spawn(super::recorder::write(
@@ -233,12 +165,13 @@ pub(crate) async fn drive(
         rec_rx,
     ));
     let now = Instant::now();
+    let vad = plan.vad();
     let mut actor = Actor {
         engine,
         tenant: call.tenant.clone(),
         sid: call.sid.clone(),
         state: state.clone(),
-        info,
+        info: Arc::new(plan.info),
         events,
         leg,
         out,
@@ -249,7 +182,7 @@ pub(crate) async fn drive(
         recording_task: Some(recording_task),
         conv: conversation::Conversation::new(
             now,
-            silence_timeout,
+            plan.silence_timeout,
             state.settings.calls.reprompt_line.clone(),
         ),
         current: None,
@@ -268,50 +201,22 @@ pub(crate) async fn drive(
     };
     tracing::info!(call_sid = %call.sid, bot_id = %bot.id, "call engine started");
     // The first line of a call: nothing is queued yet, so it cannot be refused.
-    let _ = actor.conv.bot_turn(TurnKind::bot(greeting), now, false);
+    let _ = actor
+        .conv
+        .bot_turn(TurnKind::bot(plan.greeting), now, false);
     actor.start_next();
 
-    let mut beats = actor.engine.clock.subscribe();
-    let mut too_big = false;
-    let deadline = tokio::time::sleep(max_call);
-    tokio::pin!(deadline);
-    while actor.end.is_none() {
-        tokio::select! {
-            msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => actor.on_text(text.as_str()).await,
-                Some(Ok(Message::Binary(data))) => actor.on_binary(&data),
-                Some(Err(e)) if crate::ws::is_too_big(&e) => {
-                    // A message over the socket's limit: closed with 1009, the call ends.
-                    actor.send(crate::ws::too_big());
-                    actor.end = Some(End::CallerHungUp);
-                    too_big = true;
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => actor.end = Some(End::CallerHungUp),
-                Some(Ok(_)) => {}
-            },
-            ev = recv_opt(&mut rtc_rx) => match ev {
-                Some(leg::RtcEvent::Audio(frame)) => actor.rtc_audio(&frame),
-                Some(leg::RtcEvent::Closed(why)) => {
-                    tracing::info!(call_sid = %call.sid, why, "WebRTC leg closed");
-                    actor.end = Some(End::CallerHungUp);
-                }
-                None => {
-                    rtc_rx = None;
-                    actor.end = Some(End::CallerHungUp);
-                }
-            },
-            Some(cmd) = cmd_rx.recv() => actor.command(cmd).await,
-            Some(m) = pipe_rx.recv() => actor.on_pipeline(m).await,
-            ev = recv_opt(&mut stt_rx) => match ev {
-                Some(ev) => actor.on_stt(ev),
-                None => stt_rx = None,
-            },
-            Some(p) = partial_rx.recv() => actor.on_partial(p),
-            _ = beats.next() => actor.tick().await,
-            _ = kill.cancelled() => actor.end = Some(End::Killed),
-            _ = &mut deadline => actor.end = Some(End::MaxDuration),
-        }
-    }
+    let inputs = Inputs {
+        stream,
+        rtc: rtc_rx,
+        commands: cmd_rx,
+        pipeline: pipe_rx,
+        stt: stt_rx,
+        partials: partial_rx,
+        kill,
+        max_call: plan.max_call,
+    };
+    let (too_big, mut pipe_rx) = actor.run(inputs).await;
     actor.finish(&call.tenant, &call.sid, &mut pipe_rx).await;
     lease.release().await;
     route.release().await;
@@ -324,6 +229,68 @@ pub(crate) async fn drive(
     drop(registration);
     if too_big {
         tokio::time::sleep(crate::ws::CLOSE_LINGER).await;
+    }
+}
+
+/// What the actor listens to while the call lasts.
+struct Inputs {
+    stream: futures_util::stream::SplitStream<WebSocket>,
+    rtc: Option<mpsc::Receiver<leg::RtcEvent>>,
+    commands: mpsc::Receiver<crate::engine::command::Command>,
+    pipeline: mpsc::Receiver<ToCall>,
+    stt: Option<mpsc::Receiver<crate::speech::deepgram::SttEvent>>,
+    partials: mpsc::Receiver<listen::PartialDone>,
+    kill: CancellationToken,
+    max_call: Duration,
+}
+
+impl Actor {
+    /// The call's loop: moves each input to its handler until the call ends. Returns whether
+    /// the socket was closed for an oversized message, and the turn messages' receiver (the
+    /// end of the call still reads it).
+    async fn run(&mut self, mut i: Inputs) -> (bool, mpsc::Receiver<ToCall>) {
+        let mut beats = self.engine.clock.subscribe();
+        let mut too_big = false;
+        let deadline = tokio::time::sleep(i.max_call);
+        tokio::pin!(deadline);
+        while self.end.is_none() {
+            tokio::select! {
+                msg = i.stream.next() => match msg {
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                    Some(Ok(Message::Binary(data))) => self.on_binary(&data),
+                    Some(Err(e)) if crate::ws::is_too_big(&e) => {
+                        // A message over the socket's limit: closed with 1009, the call ends.
+                        self.send(crate::ws::too_big());
+                        self.end = Some(End::CallerHungUp);
+                        too_big = true;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => self.end = Some(End::CallerHungUp),
+                    Some(Ok(_)) => {}
+                },
+                ev = recv_opt(&mut i.rtc) => match ev {
+                    Some(leg::RtcEvent::Audio(frame)) => self.rtc_audio(&frame),
+                    Some(leg::RtcEvent::Closed(why)) => {
+                        tracing::info!(call_sid = %self.sid, why, "WebRTC leg closed");
+                        self.end = Some(End::CallerHungUp);
+                    }
+                    None => {
+                        i.rtc = None;
+                        self.end = Some(End::CallerHungUp);
+                    }
+                },
+                Some(cmd) = i.commands.recv() => self.command(cmd).await,
+                Some(m) = i.pipeline.recv() => self.on_pipeline(m).await,
+                ev = recv_opt(&mut i.stt) => match ev {
+                    Some(ev) => self.on_stt(ev),
+                    None => i.stt = None,
+                },
+                Some(p) = i.partials.recv() => self.on_partial(p),
+                _ = beats.next() => self.tick().await,
+                _ = i.kill.cancelled() => self.end = Some(End::Killed),
+                _ = &mut deadline => self.end = Some(End::MaxDuration),
+            }
+        }
+        (too_big, i.pipeline)
     }
 }
 
@@ -423,296 +390,6 @@ impl Actor {
         ));
         self.current = Some(Turn::new(turn, task, t0, endpoint, caller));
     }
-
-    async fn on_pipeline(&mut self, m: ToCall) {
-        let Some(cur) = self.current.as_mut() else {
-            return;
-        };
-        match m {
-            ToCall::Stage { turn, stage } if turn == cur.turn => cur.stage(stage),
-            ToCall::Streaming { turn } if turn == cur.turn => cur.begin_streaming(),
-            ToCall::Recognised {
-                turn,
-                text,
-                stt,
-                provider,
-                partials,
-            } if turn == cur.turn => {
-                cur.recognised(text.clone(), stt);
-                cur.timings.stt_provider = Some(provider.to_owned());
-                cur.timings.stt_final_ms = Some(stt.as_millis() as u64);
-                cur.timings.partials = partials;
-                if !text.is_empty() {
-                    let ts = now_ms();
-                    self.events.emit(CallEvent::AsrFinal {
-                        track_id: CALLER.into(),
-                        timestamp: ts,
-                        index: turn,
-                        start_time: None,
-                        end_time: Some(ts),
-                        text: text.clone(),
-                    });
-                    self.events.emit(CallEvent::Transcription {
-                        timestamp: ts,
-                        role: "user".into(),
-                        text,
-                    });
-                }
-            }
-            ToCall::Reply {
-                turn,
-                say,
-                action,
-                fallback,
-                webhook,
-                sentences,
-            } if turn == cur.turn => {
-                if webhook.is_some() {
-                    let failed = fallback.as_ref().is_some_and(Fallback::is_webhook_failure);
-                    self.conv.webhook_result(failed);
-                }
-                let failures = self.conv.webhook_failures();
-                if let Some(reason) = &fallback {
-                    let error = match reason {
-                        Fallback::TransferRefused => "the webhook asked to transfer the call to a number outside the bot's transfer_numbers; refused".into(),
-                        Fallback::WebhookUnavailable => match &action {
-                            Action::Transfer(to) => format!("the webhook failed {failures} turns in a row; transferring the call to the fallback number {to}"),
-                            _ => format!("the webhook failed {failures} turns in a row; ending the call (the bot has no fallback_number)"),
-                        },
-                        other => format!("webhook failed ({}); spoke the fallback line", other.code()),
-                    };
-                    self.events.emit(CallEvent::Error {
-                        track_id: format!("reply-{turn}"),
-                        timestamp: now_ms(),
-                        sender: "webhook".into(),
-                        error,
-                        code: None,
-                    });
-                }
-                let reply = Reply {
-                    say,
-                    action,
-                    fallback,
-                };
-                cur.reply(reply, sentences, webhook);
-            }
-            ToCall::Audio {
-                turn,
-                sentence,
-                ulaw,
-                tts,
-                provider,
-            } if turn == cur.turn => cur.audio(sentence, &ulaw, tts, provider),
-            ToCall::SentenceDone { turn, sentence } if turn == cur.turn => {
-                cur.sentence_done(sentence)
-            }
-            ToCall::TtsFallback {
-                turn,
-                sentence,
-                provider,
-                error,
-            } if turn == cur.turn => {
-                cur.timings.tts_fallback = true;
-                self.events.emit(CallEvent::Error {
-                    track_id: format!("reply-{turn}"),
-                    timestamp: now_ms(),
-                    sender: "tts".into(),
-                    error: format!(
-                        "tts_fallback: {provider} failed on sentence {sentence} ({error}); the local voice spoke it"
-                    ),
-                    code: None,
-                });
-            }
-            ToCall::SpeechFailed {
-                turn,
-                sentence,
-                error,
-            } if turn == cur.turn => {
-                self.events.emit(CallEvent::Error {
-                    track_id: format!("reply-{turn}"),
-                    timestamp: now_ms(),
-                    sender: "tts".into(),
-                    error: format!("sentence {sentence}: {error}"),
-                    code: None,
-                });
-            }
-            ToCall::Sentence { turn, text } if turn == cur.turn => cur.sentence(text),
-            ToCall::Act {
-                turn,
-                action,
-                fallback,
-            } if turn == cur.turn => cur.act(action, fallback),
-            ToCall::Llm { turn, timings } if turn == cur.turn => {
-                if let Some(e) = &timings.error {
-                    self.events.emit(CallEvent::Error {
-                        track_id: format!("reply-{turn}"),
-                        timestamp: now_ms(),
-                        sender: "llm".into(),
-                        error: format!("language model failed ({e})"),
-                        code: None,
-                    });
-                }
-                cur.llm(timings);
-            }
-            ToCall::Finished { turn } if turn == cur.turn => {
-                cur.synthesis_finished();
-                self.maybe_complete().await;
-            }
-            _ => {}
-        }
-        // First audio of a reply goes out now, not at the next tick.
-        self.pump(Instant::now(), false);
-    }
-
-    fn mark_echoed(&mut self, name: &str) {
-        let Some(cur) = self.current.as_mut() else {
-            return;
-        };
-        let Some((turn, id)) = name
-            .split_once('-')
-            .and_then(|(t, i)| Some((t.parse::<u32>().ok()?, i.parse::<u32>().ok()?)))
-        else {
-            return;
-        };
-        if turn == cur.turn {
-            cur.mark_back(id);
-        }
-    }
-
-    async fn tick(&mut self) {
-        let now = Instant::now();
-        while let Some((turn, id)) = self.leg.due_mark(now) {
-            if let Some(cur) = self.current.as_mut().filter(|c| c.turn == turn) {
-                cur.mark_back(id);
-            }
-        }
-        self.pump(now, true);
-        if let Some(cur) = self.current.as_mut() {
-            let lost = cur.release_overdue_marks(now);
-            if lost > 0 {
-                tracing::warn!(call_sid = %self.sid, turn = cur.turn, lost, "the carrier did not echo marks; the reply counts as heard by its length");
-                self.events.emit(CallEvent::Error {
-                    track_id: format!("reply-{}", cur.turn),
-                    timestamp: now_ms(),
-                    sender: "telephony".into(),
-                    error: format!(
-                        "{lost} playback marks did not come back; the reply counts as heard by its length"
-                    ),
-                    code: None,
-                });
-            }
-        }
-        self.maybe_complete().await;
-        self.timers(now).await;
-        self.listen_timers();
-        self.start_next();
-    }
-
-    /// Sends the reply's frames that are due (real time plus the lead) and the marks behind them.
-    ///
-    /// The lead goes out at once; after that one frame per tick. The frame clock is anchored on
-    /// the first tick (30 ms back, so ticks fall mid-frame and ±10 ms of timer jitter never sends
-    /// two frames on one tick and none on the next).
-    fn pump(&mut self, now: Instant, tick: bool) {
-        let mut send = std::mem::take(&mut self.outbox);
-        let mut started_track = None;
-        if let Some(cur) = self.current.as_mut() {
-            let p = &mut cur.playback;
-            if p.started.is_some() && p.origin.is_none() && tick {
-                p.origin = now.checked_sub(Duration::from_millis(30));
-            }
-            if !p.queue.is_empty() {
-                if p.started.is_none() {
-                    p.started = Some(now);
-                    started_track = Some(cur.turn);
-                }
-                let lead = self.leg.lead_frames();
-                let due = match p.origin {
-                    Some(o) => lead + now.duration_since(o).as_millis() as u64 / 20,
-                    None => lead,
-                };
-                while p.sent < due {
-                    match p.queue.pop_front() {
-                        Some(QItem::Frame(f)) => {
-                            p.sent += 1;
-                            send.push(QItem::Frame(f));
-                        }
-                        Some(QItem::Mark(id)) => {
-                            p.outstanding += 1;
-                            send.push(QItem::Mark(id));
-                        }
-                        None => break,
-                    }
-                }
-                // A mark right behind the last due frame goes out with it.
-                while let Some(QItem::Mark(_)) = p.queue.front() {
-                    if let Some(QItem::Mark(id)) = p.queue.pop_front() {
-                        p.outstanding += 1;
-                        send.push(QItem::Mark(id));
-                    }
-                }
-                if cur.timings.first_frame_ms.is_none() && p.sent > 0 {
-                    cur.timings.first_frame_ms = Some(cur.t0.elapsed().as_millis() as u64);
-                }
-            }
-        }
-        if let Some(turn) = started_track {
-            self.events.emit(CallEvent::TrackStart {
-                track_id: format!("reply-{turn}"),
-                timestamp: now_ms(),
-            });
-        }
-        let turn = self.current.as_ref().map(|c| c.turn).unwrap_or(0);
-        for item in send.drain(..) {
-            match item {
-                QItem::Frame(f) => {
-                    let f = if self.muted_bot {
-                        [g711::SILENCE; FRAME_BYTES]
-                    } else {
-                        f
-                    };
-                    self.recorder.bot_frame(&f);
-                    if self.events.observed() {
-                        self.events.emit(CallEvent::Audio {
-                            timestamp: now_ms(),
-                            track: "outbound".into(),
-                            payload: B64.encode(f),
-                        });
-                    }
-                    match self.leg.frame(&f, now) {
-                        Ok(Some(m)) => self.send(m),
-                        Ok(None) => {}
-                        Err(leg::Full) => self.dropped += 1,
-                    }
-                }
-                QItem::Mark(id) => {
-                    if let Some(m) = self.leg.mark(turn, id, now) {
-                        self.send(m);
-                    }
-                }
-            }
-        }
-        self.outbox = send;
-    }
-
-    /// Keys then quiet make a turn; silence gets a reprompt, then ends the call (the rules are
-    /// the conversation's; what is queued starts at the end of the tick).
-    async fn timers(&mut self, now: Instant) {
-        let due = self
-            .conv
-            .tick(now, self.current.is_some(), self.ep.in_speech());
-        if due == conversation::Due::GiveUp {
-            self.hang_up(End::Silence).await;
-        }
-    }
-
-    /// Completes the current turn once its reply has been synthesised, sent and heard.
-    async fn maybe_complete(&mut self) {
-        let done = self.current.as_mut().is_some_and(Turn::complete);
-        if done {
-            self.complete(false).await;
-        }
-    }
 }
 
 mod control;
@@ -728,4 +405,7 @@ mod ending;
 pub mod leg;
 mod lifecycle;
 mod listen;
+mod playout;
+mod progress;
+mod setup;
 mod turns;

@@ -24,8 +24,8 @@ impl Actor {
             return;
         }
         let turn = cur.turn;
-        let heard_frames: usize = cur.playback.sentences.iter().map(|s| s.2).sum();
-        let heard = lifecycle::heard_text(&cur.playback.sentences);
+        let heard_frames = cur.playback.heard_frames();
+        let heard = cur.playback.heard_text();
         if let Some(m) = self.leg.clear() {
             self.send(m);
         }
@@ -101,8 +101,8 @@ impl Actor {
             action,
             fallback,
         } = cur.reply.clone().unwrap_or_default();
-        let played_ms = cur.playback.sent * 20;
-        if cur.playback.started.is_some() {
+        let played_ms = cur.playback.sent() * 20;
+        if cur.playback.started() {
             self.events.emit(CallEvent::TrackEnd {
                 track_id: format!("reply-{}", cur.turn),
                 timestamp: now_ms(),

@@ -1,0 +1,97 @@
+//! What a call starts from, decided before any I/O: the call's facts for its turns
+//! (`CallInfo`), its first line, and its timers, from the call record, the bot and the settings.
+
+use crate::StreamState;
+use crate::audio::vad::VadConfig;
+use crate::engine::tasks::CallTasks;
+use crate::engine::turn::CallInfo;
+use callbot_core::domain::BotMode;
+use callbot_core::store::{Bot, CallRecord};
+use secrecy::ExposeSecret;
+use std::time::Duration;
+
+/// Said first when neither the call nor the bot has a `first_message`.
+pub const DEFAULT_GREETING: &str = "Hello! How can I help you today?";
+
+/// A call's starting point.
+#[derive(Debug)]
+pub(super) struct Plan {
+    pub info: CallInfo,
+    pub greeting: String,
+    pub max_call: Duration,
+    pub silence_timeout: Duration,
+    pub end_silence: Duration,
+    pub smart_endpointing: bool,
+}
+
+impl Plan {
+    /// The endpointer's settings for this call.
+    pub fn vad(&self) -> VadConfig {
+        VadConfig {
+            end_silence: self.end_silence,
+            ..VadConfig::default()
+        }
+    }
+}
+
+/// The call's plan: an outbound call with a `prompt` is a conversation the model leads,
+/// whatever the bot's mode; the bot's timers override the platform's.
+pub(super) fn plan(state: &StreamState, call: &CallRecord, bot: &Bot) -> Plan {
+    let settings = &state.settings.calls;
+    let instructions = call.prompt.as_ref().map(|p| p.as_str().to_owned());
+    let mode = if instructions.is_some() {
+        BotMode::Llm
+    } else {
+        bot.brain.mode()
+    };
+    let today = callbot_core::time_fmt::day_key(callbot_core::time_fmt::now());
+    let system_prompt = crate::llm::prompt::system_prompt(&crate::llm::prompt::PromptParts {
+        goal: bot.goal.as_str(),
+        context: bot.context.as_str(),
+        instructions: instructions.as_deref(),
+        date: &today,
+    });
+    let info = CallInfo {
+        bot_id: bot.id.clone(),
+        call_sid: call.sid.to_string(),
+        from: call.from.clone(),
+        to: call.to.clone(),
+        goal: instructions.unwrap_or_else(|| bot.goal.as_str().to_owned()),
+        context: bot.context.as_str().to_owned(),
+        webhook: bot.webhook.as_ref().map(|w| w.url().clone()),
+        webhook_secret: bot.webhook_secret.expose_secret().as_bytes().to_vec(),
+        policy: state.settings.webhook_policy,
+        voice: bot.voice.clone(),
+        webhook_timeout: settings.webhook_timeout,
+        webhooks_per_second: settings.webhooks_per_bot_per_second,
+        store: state.store.clone(),
+        fallback_line: settings.fallback_line.clone(),
+        not_heard_line: settings.not_heard_line.clone(),
+        webhook_failure_limit: settings.webhook_failure_limit,
+        mode,
+        brain: bot.brain.clone(),
+        system_prompt,
+        tasks: CallTasks::new(),
+    };
+    let greeting = call
+        .first_message
+        .as_ref()
+        .or(bot.first_message.as_ref())
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| DEFAULT_GREETING.to_owned());
+    let t = &bot.timers;
+    Plan {
+        info,
+        greeting,
+        max_call: t
+            .max_call_secs()
+            .map_or(settings.max_call, |s| Duration::from_secs(s.into())),
+        silence_timeout: t
+            .silence_timeout_secs()
+            .map_or(settings.silence_timeout, |s| Duration::from_secs(s.into())),
+        end_silence: t
+            .end_silence_ms()
+            .map_or(settings.end_silence, |ms| Duration::from_millis(ms.into())),
+        smart_endpointing: t.smart_endpointing(),
+    }
+}
