@@ -7,8 +7,17 @@ use callbot_core::settings::Settings;
 use callbot_core::wiring;
 use std::sync::Arc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime's threads start: the allocator's thresholds for long calls.
+    callbot_core::allocator::tune_for_calls();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let mut settings = Settings::from_env().context("reading settings")?;
     tracing_subscriber::fmt()
         .json()

@@ -16,22 +16,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-/// What a streaming recogniser reports during a call.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SttEvent {
-    /// The words heard so far of the current stretch (replaced by the next partial or final).
-    Partial { text: String },
-    /// A settled stretch of the current utterance. `end`: the recogniser saw the utterance end
-    /// (`speech_final`, or the answer to our `Finalize`).
-    Final { text: String, end: bool },
-    /// `UtteranceEnd`: a gap after the last word.
-    UtteranceEnd,
-    /// The connection dropped and is back; the unfinished utterance's audio was sent again, so
-    /// its finals will come again.
-    Restarted,
-    /// The recogniser is gone for the rest of the call.
-    Failed { error: String },
-}
+pub use super::SttEvent;
 
 enum Cmd {
     Audio(Bytes),
@@ -78,16 +63,23 @@ impl DeepgramSession {
         settings: DeepgramSettings,
         params: ListenParams,
     ) -> (Self, mpsc::Receiver<SttEvent>) {
-        let (cmds, cmd_rx) = mpsc::channel(256);
         let (ev_tx, ev_rx) = mpsc::channel(64);
-        tokio::spawn(run(settings, params, cmd_rx, ev_tx));
-        (
-            Self {
-                cmds,
-                dropped_chunks: 0,
-            },
-            ev_rx,
-        )
+        (Self::start_into(settings, params, ev_tx), ev_rx)
+    }
+
+    /// Starts the session task; events go to `events` (a channel the call shares with its
+    /// other recognisers).
+    pub fn start_into(
+        settings: DeepgramSettings,
+        params: ListenParams,
+        events: mpsc::Sender<SttEvent>,
+    ) -> Self {
+        let (cmds, cmd_rx) = mpsc::channel(256);
+        tokio::spawn(run(settings, params, cmd_rx, events));
+        Self {
+            cmds,
+            dropped_chunks: 0,
+        }
     }
 
     /// Caller audio (8 kHz μ-law). Never blocks.

@@ -13,6 +13,30 @@ pub mod whisper;
 
 pub use voices::Voices;
 
+/// What a call's recogniser reports while the caller speaks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SttEvent {
+    /// The words heard so far of the current stretch (replaced by the next partial or final).
+    Partial { text: String },
+    /// A settled stretch of the current utterance. `end`: the recogniser saw the utterance end
+    /// (`speech_final`, or the answer to our `Finalize`).
+    Final { text: String, end: bool },
+    /// `UtteranceEnd`: a gap after the last word.
+    UtteranceEnd,
+    /// The connection dropped and is back; the unfinished utterance's audio was sent again, so
+    /// its finals will come again.
+    Restarted,
+    /// The recogniser is gone for the rest of the call.
+    Failed { error: String },
+    /// The local engine decoded utterance `utterance` up to `voiced` of its speech: its words so
+    /// far (the utterance's final words if the caller has said nothing since).
+    Decoded {
+        utterance: u64,
+        voiced: std::time::Duration,
+        text: String,
+    },
+}
+
 /// Which recogniser hears callers (`CALLBOT_STT`); the local engine is always the fallback.
 #[derive(Debug, Clone)]
 pub enum Recogniser {

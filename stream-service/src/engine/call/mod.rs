@@ -142,8 +142,12 @@ pub(crate) async fn drive(
         call.sid.to_string(),
     );
     let plan = setup::plan(&state, &call, &bot);
-    let (listen, stt_rx, partial_rx) =
-        listen::Listen::start(&engine, plan.end_silence, plan.smart_endpointing);
+    let (listen, stt_rx) = listen::Listen::start(
+        &engine,
+        &plan.info.tasks,
+        plan.end_silence,
+        plan.smart_endpointing,
+    );
 
     let (sink, stream) = socket.split();
     let (out, writer) = crate::ws::writer(sink);
@@ -212,7 +216,6 @@ pub(crate) async fn drive(
         commands: cmd_rx,
         pipeline: pipe_rx,
         stt: stt_rx,
-        partials: partial_rx,
         kill,
         max_call: plan.max_call,
     };
@@ -238,8 +241,7 @@ struct Inputs {
     rtc: Option<mpsc::Receiver<leg::RtcEvent>>,
     commands: mpsc::Receiver<crate::engine::command::Command>,
     pipeline: mpsc::Receiver<ToCall>,
-    stt: Option<mpsc::Receiver<crate::speech::deepgram::SttEvent>>,
-    partials: mpsc::Receiver<listen::PartialDone>,
+    stt: mpsc::Receiver<crate::speech::SttEvent>,
     kill: CancellationToken,
     max_call: Duration,
 }
@@ -280,11 +282,7 @@ impl Actor {
                 },
                 Some(cmd) = i.commands.recv() => self.command(cmd).await,
                 Some(m) = i.pipeline.recv() => self.on_pipeline(m).await,
-                ev = recv_opt(&mut i.stt) => match ev {
-                    Some(ev) => self.on_stt(ev),
-                    None => i.stt = None,
-                },
-                Some(p) = i.partials.recv() => self.on_partial(p),
+                Some(ev) = i.stt.recv() => self.on_stt(ev),
                 _ = beats.next() => self.tick().await,
                 _ = i.kill.cancelled() => self.end = Some(End::Killed),
                 _ = &mut deadline => self.end = Some(End::MaxDuration),
@@ -407,5 +405,6 @@ mod lifecycle;
 mod listen;
 mod playout;
 mod progress;
+mod recognition;
 mod setup;
 mod turns;
