@@ -187,15 +187,21 @@ pub async fn soak(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         tasks.push(platform.dial(i, steps, tx, None));
     }
     // Memory per call early (a tenth of the way) and at the end (calls still up).
+    // Also a sample at every tenth of the run, to see whether memory levels off.
     let early_at = started + opts.duration / 10;
     let mut rss_early = None;
     let mut rss_late = rss0;
+    let mut by_tenth = Vec::with_capacity(10);
     let late_until = started + opts.duration.mul_f64(0.9);
     while Instant::now() < late_until {
         tokio::time::sleep(Duration::from_millis(250)).await;
         if let Ok((_, rss)) = proc_usage(pid) {
             if rss_early.is_none() && Instant::now() >= early_at {
                 rss_early = Some(rss);
+            }
+            let tenth = started.elapsed().as_secs_f64() / opts.duration.as_secs_f64() * 10.0;
+            if tenth >= by_tenth.len() as f64 + 1.0 {
+                by_tenth.push(rss);
             }
             rss_late = rss;
         }
@@ -266,12 +272,21 @@ pub async fn soak(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
             dead.last().copied().unwrap_or(f64::NAN)
         ),
         format!(
-            "server memory        {:.0} KB per call at {:.0} s, {:.0} KB per call at {:.0} s (RSS {:.1} MB idle)",
+            "server memory        {:.0} KB per call at {:.0} s, {:.0} KB per call at {:.0} s ({:+.1} %; target ± 10 %, RSS {:.1} MB idle)",
             per_call(rss_early),
             opts.duration.as_secs_f64() / 10.0,
             per_call(rss_late),
             opts.duration.as_secs_f64() * 0.9,
+            (per_call(rss_late) / per_call(rss_early) - 1.0) * 100.0,
             rss0 as f64 / 1e6
+        ),
+        format!(
+            "memory by tenth      {} KB per call at 1/10, 2/10, ... of the run",
+            by_tenth
+                .iter()
+                .map(|&r| format!("{:.0}", per_call(r)))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
         format!(
             "server CPU           {:.1} % of one core",

@@ -389,8 +389,17 @@ fn whisper_model(given: Option<std::path::PathBuf>, settings: &Settings) -> std:
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime's threads start: the allocator's thresholds for long calls.
+    callbot_core::allocator::tune_for_calls();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env().context("reading settings")?;
     let default_log = match cli.command {

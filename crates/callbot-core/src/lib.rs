@@ -1,6 +1,7 @@
 //! callbot-core: the domain types, settings, traits (Store, Telephony) and their adapters that every
 //! callbot binary shares. Nothing here knows about HTTP handlers or WebSockets.
 
+pub mod allocator;
 pub mod apikey;
 pub mod domain;
 #[cfg(test)]
