@@ -8,15 +8,14 @@
 use super::Engine;
 use super::filler::{Answer, Fillers, until_answered};
 use super::speak::{begin_streaming, speak_one, stage};
+use super::tools;
 use super::turn::{CallInfo, Fallback, Stage, ToCall};
-use super::webhook::{self, Action, HistoryEntry, TurnRequest};
+use super::webhook::{Action, HistoryEntry, TurnRequest};
 use crate::llm::sentences::SentenceStream;
-use crate::llm::{ChatMessage, ChatRequest, LlmEvent, LlmStream, ToolCall, ToolSpec, prompt};
-use callbot_core::domain::PhoneNumber;
+use crate::llm::{ChatMessage, ChatRequest, Llm, LlmEvent, LlmStream, ToolCall, prompt};
 use callbot_core::store::LlmTimings;
 use futures_util::StreamExt;
-use serde::Serialize;
-use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -108,108 +107,6 @@ fn usage(t: &mut LlmTimings, u: crate::llm::Usage) {
     }
 }
 
-/// The tools offered to the model: the built-ins, then the bot's own.
-fn tools(info: &CallInfo) -> Vec<ToolSpec> {
-    let mut out = vec![ToolSpec {
-        name: "end_call".into(),
-        description: "End the phone call, after saying goodbye in the same reply.".into(),
-        parameters: json!({"type": "object", "properties": {
-            "reason": {"type": "string", "description": "Why the call ends"}}}),
-    }];
-    if !info.brain.transfer_numbers().is_empty() {
-        let allowed: Vec<&str> = info
-            .brain
-            .transfer_numbers()
-            .iter()
-            .map(|t| t.as_str())
-            .collect();
-        out.push(ToolSpec {
-            name: "transfer_call".into(),
-            description: format!(
-                "Transfer the caller to a person. Allowed numbers: {}.",
-                allowed.join(", ")
-            ),
-            parameters: json!({"type": "object", "properties": {
-                "number": {"type": "string", "description": "E.164 number, e.g. +15551234567"}},
-                "required": ["number"]}),
-        });
-    }
-    out.extend(info.brain.tools().iter().map(|t| ToolSpec {
-        name: t.name().to_owned(),
-        description: t.description().to_owned(),
-        parameters: t.parameters().clone(),
-    }));
-    out
-}
-
-/// A signed request to the bot's webhook within the turn deadline.
-async fn post(
-    engine: &Engine,
-    info: &CallInfo,
-    url: &url::Url,
-    body: &impl Serialize,
-    idem: &str,
-) -> Result<bytes::Bytes, webhook::Failure> {
-    webhook::post_signed(
-        engine.outbound(info.policy),
-        url,
-        &info.webhook_secret,
-        info.policy,
-        body,
-        idem,
-        info.webhook_timeout,
-    )
-    .await
-}
-
-/// Signed `tool_call` request to the bot's webhook.
-#[derive(Debug, Serialize)]
-struct ToolRequest<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    bot_id: &'a str,
-    call_sid: &'a str,
-    turn: u32,
-    name: &'a str,
-    arguments: Value,
-    timestamp: String,
-}
-
-/// Runs one of the bot's tools through its webhook; the model gets `result`, or an error.
-async fn call_tool(engine: &Engine, info: &CallInfo, turn: u32, call: &ToolCall) -> String {
-    let Some(url) = &info.webhook else {
-        return json!({"error": "this bot has no webhook to run tools"}).to_string();
-    };
-    let arguments: Value = match serde_json::from_str(&call.arguments) {
-        Ok(v) => v,
-        Err(_) => return json!({"error": "the arguments were not valid JSON"}).to_string(),
-    };
-    let req = ToolRequest {
-        kind: "tool_call",
-        bot_id: info.bot_id.as_str(),
-        call_sid: &info.call_sid,
-        turn,
-        name: &call.name,
-        arguments,
-        timestamp: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
-    };
-    let idem = format!("{}:{}:{}", info.call_sid, turn, call.id);
-    let answer = post(engine, info, url, &req, &idem).await;
-    match answer {
-        Ok(body) => match serde_json::from_slice::<Value>(&body) {
-            Ok(v) => match v.get("result") {
-                Some(r) => r.to_string(),
-                None => json!({"error": v.get("error").cloned().unwrap_or(json!("the tool gave no result"))}).to_string(),
-            },
-            Err(_) => json!({"error": "the tool's answer was not JSON"}).to_string(),
-        },
-        Err(f) => {
-            tracing::warn!(call_sid = %info.call_sid, tool = %call.name, reason = %f, "tool call failed");
-            json!({"error": format!("the tool failed ({f})")}).to_string()
-        }
-    }
-}
-
 /// Reads one model round: text goes out sentence by sentence; tool calls are returned.
 struct Round {
     calls: Vec<ToolCall>,
@@ -283,7 +180,7 @@ pub(super) async fn run(
                 ..info.turn_request(turn, &user_text, &dtmf, &history)
             };
             let idem = format!("{}:{}", info.call_sid, turn);
-            if let Err(f) = post(&engine, &info, &url, &req, &idem).await {
+            if let Err(f) = tools::post(&engine, &info, &url, &req, &idem).await {
                 tracing::warn!(call_sid = %info.call_sid, turn, reason = %f, "turn notice failed");
             }
         });
@@ -292,6 +189,52 @@ pub(super) async fn run(
 
 /// The model side of `run`: rounds of generation and tool calls. Returns what was said (the action
 /// goes to the actor as `Act`), or `None` when the call is gone.
+#[allow(clippy::too_many_arguments)]
+/// What is said when the model said nothing: a goodbye, a hand-over line, or the fallback line
+/// (an empty answer is then the turn's fallback).
+fn closing_line(info: &CallInfo, action: &Action, fallback: &mut Option<Fallback>) -> String {
+    match action {
+        Action::Hangup => GOODBYE.to_owned(),
+        Action::Transfer(_) => TRANSFERRING.to_owned(),
+        Action::Continue => {
+            fallback.get_or_insert_with(|| Fallback::Llm("llm_empty".into()));
+            info.fallback_line.clone()
+        }
+    }
+}
+
+/// The model's reply as it is said: its timings, the words so far, and where sentences go.
+struct Said<'a> {
+    started: Instant,
+    t: LlmTimings,
+    spoken: String,
+    turn: u32,
+    tx: &'a mpsc::Sender<ToCall>,
+    say_tx: mpsc::Sender<String>,
+    answer: &'a Answer,
+}
+
+impl Said<'_> {
+    /// Sends a sentence to the actor (history, barge-in) and to synthesis; false when the call
+    /// is gone.
+    async fn say(&mut self, s: String) -> bool {
+        if self.t.first_sentence_ms.is_none() {
+            self.t.first_sentence_ms = Some(ms(self.started.elapsed()));
+        }
+        if !self.spoken.is_empty() {
+            self.spoken.push(' ');
+        }
+        self.spoken.push_str(&s);
+        self.answer.say(self.turn, s, self.tx, &self.say_tx).await
+    }
+
+    fn first_token(&mut self) {
+        if self.t.ttft_ms.is_none() {
+            self.t.ttft_ms = Some(ms(self.started.elapsed()));
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn produce(
     engine: &Engine,
@@ -304,135 +247,45 @@ async fn produce(
     say_tx: mpsc::Sender<String>,
     answer: &Answer,
 ) -> Option<String> {
-    let started = Instant::now();
-    let mut t = LlmTimings::default();
-    let mut spoken = String::new();
-    let mut action = Action::Continue;
-    let mut fallback: Option<Fallback> = None;
-    // Sends a sentence to the actor (history, barge-in) and to synthesis.
-    let say = |s: String, spoken: &mut String, t: &mut LlmTimings| {
-        if t.first_sentence_ms.is_none() {
-            t.first_sentence_ms = Some(ms(started.elapsed()));
-        }
-        if !spoken.is_empty() {
-            spoken.push(' ');
-        }
-        spoken.push_str(&s);
-        let (tx, say_tx) = (tx.clone(), say_tx.clone());
-        async move { answer.say(turn, s, &tx, &say_tx).await }
+    let mut said = Said {
+        started: Instant::now(),
+        t: LlmTimings::default(),
+        spoken: String::new(),
+        turn,
+        tx,
+        say_tx,
+        answer,
     };
-    match &engine.llm {
+    let (action, fallback) = match &engine.llm {
         None => {
-            fallback = Some(Fallback::Llm("llm_off".into()));
-            if !say(info.fallback_line.clone(), &mut spoken, &mut t).await {
+            if !said.say(info.fallback_line.clone()).await {
                 return None;
             }
+            (Action::Continue, Some(Fallback::Llm("llm_off".into())))
         }
         Some(llm) => {
-            let mut messages = prompt::messages(
+            let messages = prompt::messages(
                 info.system_prompt.clone(),
                 history,
                 &HistoryEntry::caller_words(text, dtmf),
             );
-            let offered = tools(info);
-            let mut ending = false;
-            for _ in 0..MAX_ROUNDS {
-                let request = ChatRequest {
-                    messages: messages.clone(),
-                    tools: if ending { Vec::new() } else { offered.clone() },
-                    max_tokens: REPLY_TOKENS,
-                    temperature: 0.0,
-                };
-                if !stage(tx, turn, Stage::Llm).await {
-                    return None;
-                }
-                // The answer's headers within the same deadline as each of its events: a model
-                // that accepts the connection and never answers is a failed one.
-                let round = match tokio::time::timeout(engine.llm_timeout, llm.chat(&request)).await
-                {
-                    Ok(Ok(stream)) => {
-                        read_round(engine, stream, started, &mut t, &mut spoken, &say).await
-                    }
-                    Ok(Err(e)) => Err(RoundError::Failed(e.reason())),
-                    Err(_) => Err(RoundError::Failed("llm_timeout".into())),
-                };
-                let round = match round {
-                    Ok(r) => r,
-                    Err(RoundError::Gone) => return None,
-                    Err(RoundError::Failed(reason)) => {
-                        tracing::warn!(call_sid = %info.call_sid, turn, %reason, "LLM reply failed");
-                        t.error = Some(reason.clone());
-                        if spoken.is_empty() {
-                            // Never dead air: the fallback line, and the reason on the turn.
-                            fallback = Some(Fallback::Llm(reason));
-                            if !say(info.fallback_line.clone(), &mut spoken, &mut t).await {
-                                return None;
-                            }
-                        }
-                        break;
-                    }
-                };
-                if round.calls.is_empty() || ending {
-                    break;
-                }
-                t.tool_calls += round.calls.len() as u32;
-                messages.push(ChatMessage::Assistant {
-                    content: (!round.text.is_empty()).then(|| round.text.clone()),
-                    tool_calls: round.calls.clone(),
-                });
-                for call in &round.calls {
-                    let result = match call.name.as_str() {
-                        "end_call" => {
-                            action = Action::Hangup;
-                            ending = true;
-                            json!({"result": "The call ends after this reply."}).to_string()
-                        }
-                        "transfer_call" => {
-                            let number = serde_json::from_str::<Value>(&call.arguments)
-                                .ok()
-                                .and_then(|v| v["number"].as_str().map(str::to_owned))
-                                .unwrap_or_default();
-                            match PhoneNumber::parse(&number) {
-                                Ok(n) if info.brain.may_transfer_to(n.as_str()) => {
-                                    action = Action::Transfer(n);
-                                    ending = true;
-                                    json!({"result": "Transferring after this reply."}).to_string()
-                                }
-                                _ => json!({"error": format!("{number:?} is not a number this bot may transfer to")}).to_string(),
-                            }
-                        }
-                        _ => {
-                            if !stage(tx, turn, Stage::Tool(call.name.clone())).await {
-                                return None;
-                            }
-                            call_tool(engine, info, turn, call).await
-                        }
-                    };
-                    messages.push(ChatMessage::Tool {
-                        call_id: call.id.clone(),
-                        content: result,
-                    });
-                }
-                // The goodbye (or hand-over line) was already said: end now.
-                if ending && !round.text.is_empty() {
-                    break;
-                }
-            }
-            if spoken.is_empty() {
-                let line = match action {
-                    Action::Hangup => GOODBYE.to_owned(),
-                    Action::Transfer(_) => TRANSFERRING.to_owned(),
-                    Action::Continue => {
-                        fallback.get_or_insert_with(|| Fallback::Llm("llm_empty".into()));
-                        info.fallback_line.clone()
-                    }
-                };
-                if !say(line, &mut spoken, &mut t).await {
+            let (action, mut fallback) = rounds(engine, llm, info, messages, &mut said).await?;
+            if said.spoken.is_empty() {
+                let line = closing_line(info, &action, &mut fallback);
+                if !said.say(line).await {
                     return None;
                 }
             }
+            (action, fallback)
         }
-    }
+    };
+    let Said {
+        started,
+        mut t,
+        spoken,
+        say_tx,
+        ..
+    } = said;
     t.total_ms = ms(started.elapsed());
     drop(say_tx);
     if engine.llm.is_some() && tx.send(ToCall::Llm { turn, timings: t }).await.is_err() {
@@ -443,25 +296,99 @@ async fn produce(
         action,
         fallback,
     };
-    if tx.send(act).await.is_err() {
-        return None;
-    }
+    tx.send(act).await.ok()?;
     Some(spoken)
 }
 
-/// Reads one streamed round.
-async fn read_round<F, Fut>(
+/// Up to MAX_ROUNDS of the model: each streams its words into speech; its tool calls are
+/// answered (`end_call` and `transfer_call` choose the action, the bot's tools go to its
+/// webhook) and the next round reads the results. A failed round with nothing said yet says
+/// the fallback line. Returns the action and the fallback; `None` when the call is gone.
+async fn rounds(
+    engine: &Engine,
+    llm: &Arc<dyn Llm>,
+    info: &CallInfo,
+    mut messages: Vec<ChatMessage>,
+    said: &mut Said<'_>,
+) -> Option<(Action, Option<Fallback>)> {
+    let (turn, tx) = (said.turn, said.tx);
+    let offered = tools::offered(info);
+    let mut action = Action::Continue;
+    let mut ending = false;
+    for _ in 0..MAX_ROUNDS {
+        let request = ChatRequest {
+            messages: messages.clone(),
+            tools: if ending { Vec::new() } else { offered.clone() },
+            max_tokens: REPLY_TOKENS,
+            temperature: 0.0,
+        };
+        if !stage(tx, turn, Stage::Llm).await {
+            return None;
+        }
+        // The answer's headers within the same deadline as each of its events: a model that
+        // accepts the connection and never answers is a failed one.
+        let round = match tokio::time::timeout(engine.llm_timeout, llm.chat(&request)).await {
+            Ok(Ok(stream)) => read_round(engine, stream, said).await,
+            Ok(Err(e)) => Err(RoundError::Failed(e.reason())),
+            Err(_) => Err(RoundError::Failed("llm_timeout".into())),
+        };
+        let round = match round {
+            Ok(r) => r,
+            Err(RoundError::Gone) => return None,
+            Err(RoundError::Failed(reason)) => {
+                tracing::warn!(call_sid = %info.call_sid, turn, %reason, "LLM reply failed");
+                said.t.error = Some(reason.clone());
+                if !said.spoken.is_empty() {
+                    return Some((action, None));
+                }
+                // Never dead air: the fallback line, and the reason on the turn.
+                if !said.say(info.fallback_line.clone()).await {
+                    return None;
+                }
+                return Some((action, Some(Fallback::Llm(reason))));
+            }
+        };
+        if round.calls.is_empty() || ending {
+            break;
+        }
+        said.t.tool_calls += round.calls.len() as u32;
+        messages.push(ChatMessage::Assistant {
+            content: (!round.text.is_empty()).then(|| round.text.clone()),
+            tool_calls: round.calls.clone(),
+        });
+        for call in &round.calls {
+            let content = match call.name.as_str() {
+                "end_call" | "transfer_call" => {
+                    let (result, chosen) = tools::call_action(info, call);
+                    if let Some(a) = chosen {
+                        action = a;
+                        ending = true;
+                    }
+                    result
+                }
+                _ => {
+                    if !stage(tx, turn, Stage::Tool(call.name.clone())).await {
+                        return None;
+                    }
+                    tools::call_tool(engine, info, turn, call).await
+                }
+            };
+            let call_id = call.id.clone();
+            messages.push(ChatMessage::Tool { call_id, content });
+        }
+        // The goodbye (or hand-over line) was already said: end now.
+        if ending && !round.text.is_empty() {
+            break;
+        }
+    }
+    Some((action, None))
+}
+
+async fn read_round(
     engine: &Engine,
     mut stream: LlmStream,
-    started: Instant,
-    t: &mut LlmTimings,
-    spoken: &mut String,
-    say: &F,
-) -> Result<Round, RoundError>
-where
-    F: Fn(String, &mut String, &mut LlmTimings) -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
+    said: &mut Said<'_>,
+) -> Result<Round, RoundError> {
     let mut splitter = SentenceStream::default();
     let mut round = Round {
         calls: Vec::new(),
@@ -477,28 +404,24 @@ where
         };
         match ev {
             LlmEvent::Text(s) => {
-                if t.ttft_ms.is_none() {
-                    t.ttft_ms = Some(ms(started.elapsed()));
-                }
+                said.first_token();
                 round.text.push_str(&s);
                 for sentence in splitter.push(&s) {
-                    if !say(sentence, spoken, t).await {
+                    if !said.say(sentence).await {
                         return Err(RoundError::Gone);
                     }
                 }
             }
             LlmEvent::ToolCall(c) => {
-                if t.ttft_ms.is_none() {
-                    t.ttft_ms = Some(ms(started.elapsed()));
-                }
+                said.first_token();
                 round.calls.push(c);
             }
-            LlmEvent::Usage(u) => usage(t, u),
+            LlmEvent::Usage(u) => usage(&mut said.t, u),
             LlmEvent::Done(_) => break,
         }
     }
     if let Some(rest) = splitter.finish()
-        && !say(rest, spoken, t).await
+        && !said.say(rest).await
     {
         return Err(RoundError::Gone);
     }

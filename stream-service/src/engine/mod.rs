@@ -18,6 +18,7 @@ pub mod play;
 pub mod recorder;
 mod speak;
 pub mod tasks;
+mod tools;
 pub mod turn;
 pub mod webhook;
 

@@ -17,6 +17,15 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// A `tts` command's fields.
+struct Tts {
+    text: String,
+    play_id: Option<String>,
+    auto_hangup: bool,
+    streaming: bool,
+    end_of_stream: bool,
+}
+
 /// Sentence ends in a streamed `tts` (what has arrived up to the last one is spoken).
 const SENTENCE_END: [char; 4] = ['.', '!', '?', '\n'];
 
@@ -74,47 +83,14 @@ impl Actor {
                 streaming,
                 end_of_stream,
             } => {
-                let text = if streaming {
-                    self.tts_stream.push_str(&text);
-                    if self.tts_stream.chars().count() > command::MAX_TEXT {
-                        self.tts_stream.clear();
-                        return self.command_error(
-                            "invalid_command",
-                            format!(
-                                "streamed tts text grew past {} characters",
-                                command::MAX_TEXT
-                            ),
-                        );
-                    }
-                    let cut = if end_of_stream {
-                        self.tts_stream.len()
-                    } else {
-                        self.tts_stream
-                            .rfind(SENTENCE_END)
-                            .map(|i| i + 1)
-                            .unwrap_or(0)
-                    };
-                    self.tts_stream.drain(..cut).collect::<String>()
-                } else {
-                    text
+                let tts = Tts {
+                    text,
+                    play_id,
+                    auto_hangup,
+                    streaming,
+                    end_of_stream,
                 };
-                if text.trim().is_empty() {
-                    return;
-                }
-                let then = if auto_hangup && (!streaming || end_of_stream) {
-                    Action::Hangup
-                } else {
-                    Action::Continue
-                };
-                let same = play_id.is_some() && play_id == self.playing;
-                self.speak_now(
-                    TurnKind::Bot {
-                        text: text.trim().to_owned(),
-                        then,
-                        play_id,
-                    },
-                    !same,
-                );
+                self.tts(tts);
             }
             Command::Play { url, auto_hangup } => {
                 let then = if auto_hangup {
@@ -128,26 +104,7 @@ impl Actor {
             Command::Hangup { reason, initiator } => {
                 self.hang_up(End::Command { reason, initiator }).await
             }
-            Command::Refer { target, timeout } => {
-                if !self.leg.channel().is_phone() {
-                    return self.command_error(
-                        "invalid_command",
-                        format!(
-                            "refer needs a phone leg; this call is {}",
-                            self.leg.channel().as_str()
-                        ),
-                    );
-                }
-                if !self.info.brain.may_transfer_to(target.as_str()) {
-                    return self.command_error(
-                        "transfer_refused",
-                        format!(
-                            "refer to {target} refused: it is not in the bot's transfer_numbers"
-                        ),
-                    );
-                }
-                self.transfer(&target.to_string(), timeout).await;
-            }
+            Command::Refer { target, timeout } => self.refer(target, timeout).await,
             Command::Mute(track) | Command::Unmute(track) if self.track(&track).is_none() => self
                 .command_error(
                     "invalid_command",
@@ -172,6 +129,70 @@ impl Actor {
                 format!("{name} is not supported on this platform"),
             ),
         }
+    }
+
+    /// `tts`: the text spoken now (a streamed one sentence by sentence as it arrives); a new
+    /// `playId` interrupts what plays, the same one queues behind it.
+    fn tts(&mut self, t: Tts) {
+        let text = if t.streaming {
+            self.tts_stream.push_str(&t.text);
+            if self.tts_stream.chars().count() > command::MAX_TEXT {
+                self.tts_stream.clear();
+                return self.command_error(
+                    "invalid_command",
+                    format!(
+                        "streamed tts text grew past {} characters",
+                        command::MAX_TEXT
+                    ),
+                );
+            }
+            let cut = if t.end_of_stream {
+                self.tts_stream.len()
+            } else {
+                self.tts_stream
+                    .rfind(SENTENCE_END)
+                    .map(|i| i + 1)
+                    .unwrap_or(0)
+            };
+            self.tts_stream.drain(..cut).collect::<String>()
+        } else {
+            t.text
+        };
+        if text.trim().is_empty() {
+            return;
+        }
+        let then = if t.auto_hangup && (!t.streaming || t.end_of_stream) {
+            Action::Hangup
+        } else {
+            Action::Continue
+        };
+        let same = t.play_id.is_some() && t.play_id == self.playing;
+        let kind = TurnKind::Bot {
+            text: text.trim().to_owned(),
+            then,
+            play_id: t.play_id,
+        };
+        self.speak_now(kind, !same);
+    }
+
+    /// `refer`: a transfer, on a phone leg, to a number the bot declares.
+    async fn refer(&mut self, target: callbot_core::domain::PhoneNumber, timeout: Option<u32>) {
+        if !self.leg.channel().is_phone() {
+            return self.command_error(
+                "invalid_command",
+                format!(
+                    "refer needs a phone leg; this call is {}",
+                    self.leg.channel().as_str()
+                ),
+            );
+        }
+        if !self.info.brain.may_transfer_to(target.as_str()) {
+            return self.command_error(
+                "transfer_refused",
+                format!("refer to {target} refused: it is not in the bot's transfer_numbers"),
+            );
+        }
+        self.transfer(&target.to_string(), timeout).await;
     }
 
     /// Plays `kind` next: at once, cutting what plays now when `cut` (RustPBX: a `tts` with

@@ -50,8 +50,46 @@ impl Actor {
         {
             tracing::error!(call_sid = %sid, error = %e, "hanging up failed");
         }
-        // Words in flight: the current turn (recognised or not), queued utterances, and speech
-        // cut off by the hang-up are transcribed and stored without a reply.
+        let unheard = self.unheard(pipe_rx);
+        for u in unheard {
+            self.store_last_words(tenant, sid, u).await;
+        }
+        if why != End::Transfer {
+            let at = callbot_core::time_fmt::now();
+            let update = StatusUpdate {
+                status: CallStatus::Completed,
+                seq: None,
+                at,
+                duration_secs: Some((self.recorder.caller_ms() / 1000) as u32),
+            };
+            if let Err(e) = self.state.store.update_call_status(sid, &update).await {
+                tracing::warn!(call_sid = %sid, error = %e, "closing the call record failed");
+            }
+        }
+        // Turns still being written land before the call is reported finished.
+        for h in self.persisting.drain(..) {
+            let _ = h.await;
+        }
+        // The call's side tasks (a turn notice in flight) get the webhook's deadline, then end.
+        self.info.tasks.close(self.info.webhook_timeout).await;
+        self.finish_recording(sid).await;
+        let (reason, initiator) = why.reason();
+        self.events.emit(CallEvent::Hangup {
+            timestamp: now_ms(),
+            reason: reason.into(),
+            initiator: initiator.into(),
+        });
+        tracing::info!(call_sid = %sid, reason, malformed = self.malformed, dropped = self.dropped, "call engine finished");
+        // Closing the socket (when the writer drains) ends the stream; Twilio then runs `<Hangup/>`.
+        // A `/call` socket is closed by its event forwarder, after the `hangup` event.
+        if self.leg.channel().is_phone() {
+            let _ = self.out.try_send(Message::Close(None));
+        }
+    }
+
+    /// Words in flight: the current turn (recognised or not), queued utterances, speech cut off
+    /// by the hang-up and keys pressed without a turn yet.
+    fn unheard(&mut self, pipe_rx: &mut mpsc::Receiver<ToCall>) -> Vec<Unheard> {
         let mut unheard: Vec<Unheard> = Vec::new();
         if let Some(mut cur) = self.current.take() {
             cur.task.abort();
@@ -89,7 +127,6 @@ impl Actor {
             }
         }
         self.listen_flush();
-        // Speech cut off by the hang-up, and keys pressed without a turn yet, are words too.
         let now = Instant::now();
         let audio = match self.ep.flush() {
             Some(VadEvent::SpeechEnded { audio, .. }) => Some(audio),
@@ -120,69 +157,55 @@ impl Actor {
                 });
             }
         }
-        for Unheard {
-            turn,
-            text,
-            audio,
-            dtmf,
-            reply,
-        } in unheard
-        {
-            let text = match (text, audio) {
-                (Some(t), _) => t,
-                (None, Some(a)) => match tokio::time::timeout(
-                    crate::speech::whisper::RECOGNITION_TIMEOUT,
-                    self.engine.stt.transcribe(a),
-                )
-                .await
-                {
-                    Ok(Ok(t)) => t.text,
-                    _ => String::new(),
-                },
-                (None, None) => String::new(),
-            };
-            if text.is_empty() && dtmf.is_empty() {
-                continue;
-            }
-            let (bot_text, bot_text_full, timings) = match reply {
-                Some(r) => (r.heard, r.full, r.timings),
-                None => (String::new(), String::new(), TurnTimings::default()),
-            };
-            let record = TurnRecord {
-                turn,
-                user_text: text,
-                dtmf,
-                interrupted: bot_text != bot_text_full,
-                bot_text,
-                bot_text_full,
-                action: "none".into(),
-                fallback: Some(Fallback::CallEnded.code()),
-                timings,
-                at: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
-            };
-            if let Err(e) = self.state.store.put_turn(tenant, sid, &record).await {
-                tracing::error!(call_sid = %sid, error = %e, "storing the last words failed");
-            }
+        unheard
+    }
+
+    /// Transcribes (when needed) and stores words whose turn never completed.
+    async fn store_last_words(
+        &mut self,
+        tenant: &callbot_core::domain::TenantId,
+        sid: &callbot_core::domain::CallSid,
+        u: Unheard,
+    ) {
+        let text = match (u.text, u.audio) {
+            (Some(t), _) => t,
+            (None, Some(a)) => match tokio::time::timeout(
+                crate::speech::whisper::RECOGNITION_TIMEOUT,
+                self.engine.stt.transcribe(a),
+            )
+            .await
+            {
+                Ok(Ok(t)) => t.text,
+                _ => String::new(),
+            },
+            (None, None) => String::new(),
+        };
+        if text.is_empty() && u.dtmf.is_empty() {
+            return;
         }
-        if why != End::Transfer {
-            let at = callbot_core::time_fmt::now();
-            let update = StatusUpdate {
-                status: CallStatus::Completed,
-                seq: None,
-                at,
-                duration_secs: Some((self.recorder.caller_ms() / 1000) as u32),
-            };
-            if let Err(e) = self.state.store.update_call_status(sid, &update).await {
-                tracing::warn!(call_sid = %sid, error = %e, "closing the call record failed");
-            }
+        let (bot_text, bot_text_full, timings) = match u.reply {
+            Some(r) => (r.heard, r.full, r.timings),
+            None => (String::new(), String::new(), TurnTimings::default()),
+        };
+        let record = TurnRecord {
+            turn: u.turn,
+            user_text: text,
+            dtmf: u.dtmf,
+            interrupted: bot_text != bot_text_full,
+            bot_text,
+            bot_text_full,
+            action: "none".into(),
+            fallback: Some(Fallback::CallEnded.code()),
+            timings,
+            at: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
+        };
+        if let Err(e) = self.state.store.put_turn(tenant, sid, &record).await {
+            tracing::error!(call_sid = %sid, error = %e, "storing the last words failed");
         }
-        // Turns still being written land before the call is reported finished.
-        for h in self.persisting.drain(..) {
-            let _ = h.await;
-        }
-        // The call's side tasks (a turn notice in flight) get the webhook's deadline, then end.
-        self.info.tasks.close(self.info.webhook_timeout).await;
-        // The rest of the recording, then the writer finishes it.
+    }
+
+    /// The rest of the recording, then the writer finishes it.
+    async fn finish_recording(&mut self, sid: &callbot_core::domain::CallSid) {
         let rest = self.recorder.take_rest();
         if let Some(tx) = self.recording.take() {
             if !rest.is_empty() && tx.send(rest).await.is_err() {
@@ -195,7 +218,13 @@ impl Actor {
         {
             tracing::error!(call_sid = %sid, error = %e, "the recording writer failed");
         }
-        let (reason, initiator) = match &why {
+    }
+}
+
+impl End {
+    /// The `hangup` event's reason and initiator.
+    fn reason(&self) -> (&str, &str) {
+        match self {
             End::CallerHungUp => ("caller_hangup", "caller"),
             End::Bot => ("bot_hangup", "bot"),
             End::Transfer => ("transferred", "bot"),
@@ -206,17 +235,6 @@ impl Actor {
                 reason.as_deref().unwrap_or("hangup_command"),
                 initiator.as_deref().unwrap_or("client"),
             ),
-        };
-        self.events.emit(CallEvent::Hangup {
-            timestamp: now_ms(),
-            reason: reason.into(),
-            initiator: initiator.into(),
-        });
-        tracing::info!(call_sid = %sid, reason, malformed = self.malformed, dropped = self.dropped, "call engine finished");
-        // Closing the socket (when the writer drains) ends the stream; Twilio then runs `<Hangup/>`.
-        // A `/call` socket is closed by its event forwarder, after the `hangup` event.
-        if self.leg.channel().is_phone() {
-            let _ = self.out.try_send(Message::Close(None));
         }
     }
 }

@@ -126,21 +126,7 @@ pub(crate) async fn drive(
         commands: cmd_tx,
     };
     let registration: Registration = engine.live.register(live);
-    // Where the call runs, for sockets that name it on another instance (`/frontend-stream`,
-    // `/call?id=`): they are relayed here.
-    let route = super::lease::LeaseKeeper::acquire_unlimited(
-        state.store.clone(),
-        callbot_core::store::leases::route_scope(&call.sid),
-        state.settings.instance_base(),
-    )
-    .await;
-    // The call's place among its tenant's concurrent calls (taken by `/voice`, `/outbound-call`
-    // or the socket's `invite`), kept while the call lives.
-    let lease = super::lease::LeaseKeeper::start(
-        state.store.clone(),
-        callbot_core::store::leases::calls_scope(&call.tenant),
-        call.sid.to_string(),
-    );
+    let presence = Presence::enter(&state, &call).await;
     let plan = setup::plan(&state, &call, &bot);
     let (listen, stt_rx) = listen::Listen::start(
         &engine,
@@ -148,7 +134,6 @@ pub(crate) async fn drive(
         plan.end_silence,
         plan.smart_endpointing,
     );
-
     let (sink, stream) = socket.split();
     let (out, writer) = crate::ws::writer(sink);
     // A `/call` client reads the call's events on its own socket.
@@ -161,55 +146,16 @@ pub(crate) async fn drive(
         ))
     });
     let (pipe_tx, pipe_rx) = mpsc::channel(32);
-    // Up to 16 s of recording waiting for a slow disk or S3; beyond that the actor keeps it.
-    let (rec_tx, rec_rx) = mpsc::channel(8);
-    let recording_task = tokio::spawn(super::recorder::write(
-        engine.recordings.clone(),
-        recording_key(call.tenant.as_str(), call.sid.as_str()),
-        rec_rx,
-    ));
-    let now = Instant::now();
-    let vad = plan.vad();
-    let mut actor = Actor {
-        engine,
-        tenant: call.tenant.clone(),
-        sid: call.sid.clone(),
-        state: state.clone(),
-        info: Arc::new(plan.info),
+    let max_call = plan.max_call;
+    let io = Io {
         events,
         leg,
         out,
         pipe_tx,
-        ep: Endpointer::new(vad),
-        recorder: Recorder::default(),
-        recording: Some(rec_tx),
-        recording_task: Some(recording_task),
-        conv: conversation::Conversation::new(
-            now,
-            plan.silence_timeout,
-            state.settings.calls.reprompt_line.clone(),
-        ),
-        current: None,
-        end: None,
-        inbound: Vec::with_capacity(512),
-        carry: Vec::with_capacity(2 * FRAME_BYTES),
-        outbox: Vec::with_capacity(2 * LEAD_FRAMES as usize),
-        malformed: 0,
-        dropped: 0,
-        persisting: Vec::new(),
         listen,
-        muted_caller: false,
-        muted_bot: false,
-        playing: None,
-        tts_stream: String::new(),
     };
+    let mut actor = Actor::new(&state, engine, &call, plan, io);
     tracing::info!(call_sid = %call.sid, bot_id = %bot.id, "call engine started");
-    // The first line of a call: nothing is queued yet, so it cannot be refused.
-    let _ = actor
-        .conv
-        .bot_turn(TurnKind::bot(plan.greeting), now, false);
-    actor.start_next();
-
     let inputs = Inputs {
         stream,
         rtc: rtc_rx,
@@ -217,12 +163,11 @@ pub(crate) async fn drive(
         pipeline: pipe_rx,
         stt: stt_rx,
         kill,
-        max_call: plan.max_call,
+        max_call,
     };
     let (too_big, mut pipe_rx) = actor.run(inputs).await;
     actor.finish(&call.tenant, &call.sid, &mut pipe_rx).await;
-    lease.release().await;
-    route.release().await;
+    presence.leave().await;
     drop(actor);
     done.cancel();
     if let Some(f) = forwarder {
@@ -232,6 +177,106 @@ pub(crate) async fn drive(
     drop(registration);
     if too_big {
         tokio::time::sleep(crate::ws::CLOSE_LINGER).await;
+    }
+}
+
+/// The call's leases in the store while it lives: its route (sockets that name it on another
+/// instance, `/frontend-stream` and `/call?id=`, are relayed here) and its place among its
+/// tenant's concurrent calls (taken by `/voice`, `/outbound-call` or the socket's `invite`).
+struct Presence {
+    route: super::lease::LeaseKeeper,
+    lease: super::lease::LeaseKeeper,
+}
+
+impl Presence {
+    async fn enter(state: &StreamState, call: &callbot_core::store::CallRecord) -> Self {
+        let route = super::lease::LeaseKeeper::acquire_unlimited(
+            state.store.clone(),
+            callbot_core::store::leases::route_scope(&call.sid),
+            state.settings.instance_base(),
+        )
+        .await;
+        let lease = super::lease::LeaseKeeper::start(
+            state.store.clone(),
+            callbot_core::store::leases::calls_scope(&call.tenant),
+            call.sid.to_string(),
+        );
+        Self { route, lease }
+    }
+
+    async fn leave(self) {
+        self.lease.release().await;
+        self.route.release().await;
+    }
+}
+
+/// The call's channels and parts the actor is built around.
+struct Io {
+    events: EventBus,
+    leg: leg::Leg,
+    out: mpsc::Sender<Message>,
+    pipe_tx: mpsc::Sender<ToCall>,
+    listen: listen::Listen,
+}
+
+impl Actor {
+    /// The actor at the call's start, its greeting queued and started.
+    fn new(
+        state: &StreamState,
+        engine: Engine,
+        call: &callbot_core::store::CallRecord,
+        plan: setup::Plan,
+        io: Io,
+    ) -> Self {
+        // Up to 16 s of recording waiting for a slow disk or S3; beyond that the actor keeps it.
+        let (rec_tx, rec_rx) = mpsc::channel(8);
+        let recording_task = tokio::spawn(super::recorder::write(
+            engine.recordings.clone(),
+            recording_key(call.tenant.as_str(), call.sid.as_str()),
+            rec_rx,
+        ));
+        let now = Instant::now();
+        let vad = plan.vad();
+        let conv = conversation::Conversation::new(
+            now,
+            plan.silence_timeout,
+            state.settings.calls.reprompt_line.clone(),
+        );
+        let mut actor = Actor {
+            engine,
+            tenant: call.tenant.clone(),
+            sid: call.sid.clone(),
+            state: state.clone(),
+            info: Arc::new(plan.info),
+            events: io.events,
+            leg: io.leg,
+            out: io.out,
+            pipe_tx: io.pipe_tx,
+            ep: Endpointer::new(vad),
+            recorder: Recorder::default(),
+            recording: Some(rec_tx),
+            recording_task: Some(recording_task),
+            conv,
+            current: None,
+            end: None,
+            inbound: Vec::with_capacity(512),
+            carry: Vec::with_capacity(2 * FRAME_BYTES),
+            outbox: Vec::with_capacity(2 * LEAD_FRAMES as usize),
+            malformed: 0,
+            dropped: 0,
+            persisting: Vec::new(),
+            listen: io.listen,
+            muted_caller: false,
+            muted_bot: false,
+            playing: None,
+            tts_stream: String::new(),
+        };
+        // The first line of a call: nothing is queued yet, so it cannot be refused.
+        let _ = actor
+            .conv
+            .bot_turn(TurnKind::bot(plan.greeting), now, false);
+        actor.start_next();
+        actor
     }
 }
 

@@ -13,7 +13,7 @@ use crate::engine::turn::{Fallback, ToCall};
 use crate::engine::webhook::Action;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl Actor {
     pub(super) async fn on_pipeline(&mut self, m: ToCall) {
@@ -47,20 +47,12 @@ impl Actor {
                 sentences,
                 ..
             } => {
-                if webhook.is_some() {
-                    let failed = fallback.as_ref().is_some_and(Fallback::is_webhook_failure);
-                    self.conv.webhook_result(failed);
-                }
-                if let Some(reason) = &fallback {
-                    let error = fallback_error(reason, &action, self.conv.webhook_failures());
-                    turn_error(&self.events, turn, "webhook", error);
-                }
                 let reply = Reply {
                     say,
                     action,
                     fallback,
                 };
-                cur.reply(reply, sentences, webhook);
+                self.on_reply(reply, sentences, webhook);
             }
             ToCall::Audio {
                 sentence,
@@ -106,6 +98,26 @@ impl Actor {
         }
         // First audio of a reply goes out now, not at the next tick.
         self.pump(Instant::now(), false);
+    }
+
+    /// The turn's reply is decided (or begins): a webhook answer counts toward (or resets) the
+    /// failures in a row, and a fallback is reported.
+    fn on_reply(&mut self, reply: Reply, sentences: Vec<String>, webhook: Option<Duration>) {
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        if webhook.is_some() {
+            let failed = reply
+                .fallback
+                .as_ref()
+                .is_some_and(Fallback::is_webhook_failure);
+            self.conv.webhook_result(failed);
+        }
+        if let Some(reason) = &reply.fallback {
+            let error = fallback_error(reason, &reply.action, self.conv.webhook_failures());
+            turn_error(&self.events, cur.turn, "webhook", error);
+        }
+        cur.reply(reply, sentences, webhook);
     }
 
     pub(super) fn mark_echoed(&mut self, name: &str) {
