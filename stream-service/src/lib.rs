@@ -1,8 +1,8 @@
 //! callbot-stream: the stream service. It accepts Twilio media WebSockets at `/stream/{bot_id}`,
 //! verifying the handshake signature and the signed stream token before anything else runs
-//! (`handshake`), and parses the media protocol (`protocol`). The per-call conversation engine
-//! (speech, webhook turns, playback) is the call-engine work still to come; until then a verified
-//! stream is held open and its frames are counted (`session`).
+//! (`handshake`), browser and client calls on `/call` and `/call/webrtc` (`callws`, `rtc`), and
+//! observers on `/frontend-stream`; every call runs in the call engine (`engine`): speech
+//! (`speech`), the business's webhook and the language model (`llm`), playback and recording.
 
 /// The phone line's audio (its own crate, shared with the provider stand-ins).
 pub use callbot_audio as audio;

@@ -5,6 +5,7 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod endpoint;
 pub mod espeak;
+#[cfg(any(test, feature = "instant-speech"))]
 pub mod instant;
 pub mod openai_audio;
 pub mod polly;
@@ -237,14 +238,23 @@ pub async fn from_settings(
     use callbot_core::settings::SpeechSettings;
     use std::sync::Arc;
     match speech {
+        #[cfg(any(test, feature = "instant-speech"))]
         SpeechSettings::Instant => Ok((
             Arc::new(instant::InstantStt),
             Arc::new(instant::InstantTts::default()),
         )),
+        #[cfg(any(test, feature = "instant-speech"))]
         SpeechSettings::InstantLoaded { workers, decode } => Ok((
             Arc::new(instant::LoadedStt::new(*workers, *decode)),
             Arc::new(instant::InstantTts::default()),
         )),
+        #[cfg(not(any(test, feature = "instant-speech")))]
+        SpeechSettings::Instant | SpeechSettings::InstantLoaded { .. } => {
+            Err(SpeechError::Unavailable(
+                "the instant speech stand-ins are not in this build (they are in `callbot`, for benchmarks)"
+                    .into(),
+            ))
+        }
         SpeechSettings::Local {
             model,
             espeak: program,
