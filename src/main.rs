@@ -390,13 +390,7 @@ fn whisper_model(given: Option<std::path::PathBuf>, settings: &Settings) -> std:
 }
 
 fn main() -> anyhow::Result<()> {
-    // Before the runtime's threads start: the allocator's thresholds for long calls.
-    callbot_core::allocator::tune_for_calls();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(run())
+    callbot_core::allocator::run_tuned(run()).context("starting the async runtime")?
 }
 
 async fn run() -> anyhow::Result<()> {

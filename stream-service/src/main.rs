@@ -8,13 +8,7 @@ use callbot_core::wiring;
 use std::sync::Arc;
 
 fn main() -> anyhow::Result<()> {
-    // Before the runtime's threads start: the allocator's thresholds for long calls.
-    callbot_core::allocator::tune_for_calls();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(run())
+    callbot_core::allocator::run_tuned(run()).context("starting the async runtime")?
 }
 
 async fn run() -> anyhow::Result<()> {

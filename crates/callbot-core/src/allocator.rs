@@ -34,6 +34,16 @@ pub fn tune_for_calls() -> bool {
     false
 }
 
+/// Runs a binary's `main` future: the allocator's thresholds first (before the runtime's threads
+/// start), then a multi-threaded runtime (`TOKIO_WORKER_THREADS` workers, or one per core).
+pub fn run_tuned<F: std::future::Future>(main: F) -> std::io::Result<F::Output> {
+    tune_for_calls();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(main))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
