@@ -31,12 +31,12 @@ const SENTENCE_END: [char; 4] = ['.', '!', '?', '\n'];
 
 impl Actor {
     /// A text frame: the Twilio media protocol on a phone leg, a command on the others.
-    pub(super) async fn on_text(&mut self, text: &str) {
+    pub(super) fn on_text(&mut self, text: &str) {
         if self.leg.channel().is_phone() {
             return self.inbound(text);
         }
         match command::parse(text) {
-            Ok(cmd) => self.command(cmd).await,
+            Ok(cmd) => self.command(cmd),
             Err(e) => self.command_error(e.code, e.message),
         }
     }
@@ -59,7 +59,7 @@ impl Actor {
     }
 
     /// Applies one command to the call.
-    pub(super) async fn command(&mut self, cmd: Command) {
+    pub(super) fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Invite(_) => self.command_error(
                 "invalid_command",
@@ -102,9 +102,9 @@ impl Actor {
             }
             Command::Interrupt => self.barge_in(),
             Command::Hangup { reason, initiator } => {
-                self.hang_up(End::Command { reason, initiator }).await
+                self.hang_up(End::Command { reason, initiator })
             }
-            Command::Refer { target, timeout } => self.refer(target, timeout).await,
+            Command::Refer { target, timeout } => self.refer(target, timeout),
             Command::Mute(track) | Command::Unmute(track) if self.track(&track).is_none() => self
                 .command_error(
                     "invalid_command",
@@ -176,7 +176,7 @@ impl Actor {
     }
 
     /// `refer`: a transfer, on a phone leg, to a number the bot declares.
-    async fn refer(&mut self, target: callbot_core::domain::PhoneNumber, timeout: Option<u32>) {
+    fn refer(&mut self, target: callbot_core::domain::PhoneNumber, timeout: Option<u32>) {
         if !self.leg.channel().is_phone() {
             return self.command_error(
                 "invalid_command",
@@ -192,7 +192,7 @@ impl Actor {
                 format!("refer to {target} refused: it is not in the bot's transfer_numbers"),
             );
         }
-        self.transfer(&target.to_string(), timeout).await;
+        self.transfer(&target.to_string(), timeout);
     }
 
     /// Plays `kind` next: at once, cutting what plays now when `cut` (RustPBX: a `tts` with

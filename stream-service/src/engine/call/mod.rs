@@ -79,6 +79,11 @@ struct Actor {
     /// `playId` of the `tts` playing now, and the text of a streamed `tts` not yet spoken.
     playing: Option<String>,
     tts_stream: String,
+    /// Carrier calls' results come back here; a transfer on its way holds the next turn.
+    carrier_tx: mpsc::Sender<carrier::CarrierDone>,
+    transferring: bool,
+    /// The leg's socket has closed (during a transfer, the carrier taking the call).
+    stream_closed: bool,
 }
 
 /// Runs a Twilio media stream's call, once the stream is verified (its record read: same bot
@@ -147,7 +152,9 @@ pub(crate) async fn drive(
     });
     let (pipe_tx, pipe_rx) = mpsc::channel(32);
     let max_call = plan.max_call;
+    let (carrier_tx, carrier_rx) = mpsc::channel(4);
     let io = Io {
+        carrier_tx,
         events,
         leg,
         out,
@@ -162,6 +169,7 @@ pub(crate) async fn drive(
         commands: cmd_rx,
         pipeline: pipe_rx,
         stt: stt_rx,
+        carrier: carrier_rx,
         kill,
         max_call,
     };
@@ -212,6 +220,7 @@ impl Presence {
 
 /// The call's channels and parts the actor is built around.
 struct Io {
+    carrier_tx: mpsc::Sender<carrier::CarrierDone>,
     events: EventBus,
     leg: leg::Leg,
     out: mpsc::Sender<Message>,
@@ -270,6 +279,9 @@ impl Actor {
             muted_bot: false,
             playing: None,
             tts_stream: String::new(),
+            carrier_tx: io.carrier_tx,
+            transferring: false,
+            stream_closed: false,
         };
         // The first line of a call: nothing is queued yet, so it cannot be refused.
         let _ = actor
@@ -287,6 +299,7 @@ struct Inputs {
     commands: mpsc::Receiver<crate::engine::command::Command>,
     pipeline: mpsc::Receiver<ToCall>,
     stt: mpsc::Receiver<crate::speech::SttEvent>,
+    carrier: mpsc::Receiver<carrier::CarrierDone>,
     kill: CancellationToken,
     max_call: Duration,
 }
@@ -302,8 +315,8 @@ impl Actor {
         tokio::pin!(deadline);
         while self.end.is_none() {
             tokio::select! {
-                msg = i.stream.next() => match msg {
-                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                msg = i.stream.next(), if !self.stream_closed => match msg {
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
                     Some(Ok(Message::Binary(data))) => self.on_binary(&data),
                     Some(Err(e)) if crate::ws::is_too_big(&e) => {
                         // A message over the socket's limit: closed with 1009, the call ends.
@@ -311,7 +324,7 @@ impl Actor {
                         self.end = Some(End::CallerHungUp);
                         too_big = true;
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => self.end = Some(End::CallerHungUp),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => self.stream_ended(),
                     Some(Ok(_)) => {}
                 },
                 ev = recv_opt(&mut i.rtc) => match ev {
@@ -325,10 +338,11 @@ impl Actor {
                         self.end = Some(End::CallerHungUp);
                     }
                 },
-                Some(cmd) = i.commands.recv() => self.command(cmd).await,
-                Some(m) = i.pipeline.recv() => self.on_pipeline(m).await,
+                Some(cmd) = i.commands.recv() => self.command(cmd),
+                Some(m) = i.pipeline.recv() => self.on_pipeline(m),
                 Some(ev) = i.stt.recv() => self.on_stt(ev),
-                _ = beats.next() => self.tick().await,
+                Some(done) = i.carrier.recv() => self.on_carrier(done),
+                _ = beats.next() => self.tick(),
                 _ = i.kill.cancelled() => self.end = Some(End::Killed),
                 _ = &mut deadline => self.end = Some(End::MaxDuration),
             }
@@ -404,7 +418,7 @@ impl Actor {
     }
 
     fn start_next(&mut self) {
-        if self.end.is_some() {
+        if self.end.is_some() || self.transferring {
             return;
         }
         let Some((turn, q)) = self.conv.next(self.current.is_some()) else {
@@ -435,6 +449,7 @@ impl Actor {
     }
 }
 
+mod carrier;
 mod control;
 mod conversation;
 mod media_in;

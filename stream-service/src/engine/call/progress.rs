@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use std::time::{Duration, Instant};
 
 impl Actor {
-    pub(super) async fn on_pipeline(&mut self, m: ToCall) {
+    pub(super) fn on_pipeline(&mut self, m: ToCall) {
         let Some(cur) = self.current.as_mut().filter(|c| c.turn == m.turn()) else {
             return;
         };
@@ -93,7 +93,7 @@ impl Actor {
             }
             ToCall::Finished { .. } => {
                 cur.synthesis_finished();
-                self.maybe_complete().await;
+                self.maybe_complete();
             }
         }
         // First audio of a reply goes out now, not at the next tick.
@@ -135,7 +135,7 @@ impl Actor {
         }
     }
 
-    pub(super) async fn tick(&mut self) {
+    pub(super) fn tick(&mut self) {
         let now = Instant::now();
         while let Some((turn, id)) = self.leg.due_mark(now) {
             if let Some(cur) = self.current.as_mut().filter(|c| c.turn == turn) {
@@ -158,8 +158,8 @@ impl Actor {
                 });
             }
         }
-        self.maybe_complete().await;
-        self.timers(now).await;
+        self.maybe_complete();
+        self.timers(now);
         self.listen_timers();
         self.start_next();
     }
@@ -221,20 +221,20 @@ impl Actor {
 
     /// Keys then quiet make a turn; silence gets a reprompt, then ends the call (the rules are
     /// the conversation's; what is queued starts at the end of the tick).
-    pub(super) async fn timers(&mut self, now: Instant) {
+    pub(super) fn timers(&mut self, now: Instant) {
         let due = self
             .conv
             .tick(now, self.current.is_some(), self.ep.in_speech());
         if due == conversation::Due::GiveUp {
-            self.hang_up(End::Silence).await;
+            self.hang_up(End::Silence);
         }
     }
 
     /// Completes the current turn once its reply has been synthesised, sent and heard.
-    pub(super) async fn maybe_complete(&mut self) {
+    pub(super) fn maybe_complete(&mut self) {
         let done = self.current.as_mut().is_some_and(Turn::complete);
         if done {
-            self.complete(false).await;
+            self.complete(false);
         }
     }
 }

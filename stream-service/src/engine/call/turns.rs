@@ -10,8 +10,6 @@ use crate::engine::turn::Fallback;
 use crate::engine::webhook::Action;
 use crate::engine::webhook::HistoryEntry;
 use callbot_core::store::TurnRecord;
-use callbot_core::twilio::twiml;
-use callbot_core::twilio::twiml::Verb;
 use std::time::Instant;
 
 impl Actor {
@@ -40,52 +38,13 @@ impl Actor {
         self.complete_now(true);
     }
 
-    pub(super) async fn complete(&mut self, interrupted: bool) {
+    pub(super) fn complete(&mut self, interrupted: bool) {
         let action = self.complete_now(interrupted);
         match action {
-            Some(Action::Hangup) => self.hang_up(End::Bot).await,
-            Some(Action::Transfer(to)) => self.transfer(&to.to_string(), None).await,
+            Some(Action::Hangup) => self.hang_up(End::Bot),
+            Some(Action::Transfer(to)) => self.transfer(&to.to_string(), None),
             _ => {}
         }
-    }
-
-    /// Hands the caller to `number` through the carrier (`<Dial>`); the engine's part ends.
-    /// Only to a number the bot's `transfer_numbers` allow (an `error` event otherwise).
-    /// Legs without a carrier (WebSocket, WebRTC) cannot be transferred: an `error` event says
-    /// so and the conversation goes on.
-    pub(super) async fn transfer(&mut self, number: &str, timeout: Option<u32>) {
-        let fail = |error: String| CallEvent::Error {
-            track_id: "call".into(),
-            timestamp: now_ms(),
-            sender: "telephony".into(),
-            error,
-            code: None,
-        };
-        if !self.info.brain.may_transfer_to(number) {
-            tracing::warn!(call_sid = %self.sid, to = number, "transfer outside transfer_numbers refused");
-            self.events.emit(fail(format!(
-                "transfer to {number} refused: it is not in the bot's transfer_numbers"
-            )));
-            return;
-        }
-        if !self.leg.channel().is_phone() {
-            self.events.emit(fail(format!(
-                "transfer to {number} needs a phone leg; this call is {}",
-                self.leg.channel().as_str()
-            )));
-            return;
-        }
-        let twiml = twiml::render(&[Verb::Dial {
-            number: number.to_owned(),
-            caller_id: Some(self.info.to.clone()),
-            timeout,
-        }]);
-        if let Err(e) = self.engine.telephony.redirect_call(&self.sid, &twiml).await {
-            tracing::error!(call_sid = %self.sid, error = %e, "transfer failed");
-            self.events.emit(fail(format!("transfer failed: {e}")));
-            return;
-        }
-        self.end = Some(End::Transfer);
     }
 
     /// Records the current turn (spawned write), updates the history; returns the action to take.
@@ -167,14 +126,5 @@ impl Actor {
                 tracing::error!(call_sid = %sid, turn = record.turn, error = %e, "storing a turn failed");
             }
         }));
-    }
-
-    pub(super) async fn hang_up(&mut self, why: End) {
-        if self.leg.channel().is_phone()
-            && let Err(e) = self.engine.telephony.hangup_call(&self.sid).await
-        {
-            tracing::error!(call_sid = %self.sid, error = %e, "hanging up failed");
-        }
-        self.end = Some(why);
     }
 }
