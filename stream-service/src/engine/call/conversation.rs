@@ -3,8 +3,9 @@
 //! history the webhook and the model see (bounded), the webhook's failures in a row, and the
 //! words still queued when the call ends. Events and the time come in as method calls; what must
 //! happen comes out as return values. No sockets, tasks or clocks inside: every rule is tested
-//! below without a runtime. (The turn that runs — its phases, playback and what was heard — is
-//! `lifecycle.rs`; the actor in `mod.rs` moves messages between these and the world.)
+//! below without a runtime. (The turn that runs — its phases — is `lifecycle.rs`, its audio out
+//! and what was heard `playout.rs`; the actor in `mod.rs` moves messages between these and the
+//! world.)
 
 use crate::engine::turn::TurnKind;
 use crate::engine::webhook::HistoryEntry;

@@ -92,7 +92,9 @@ impl Actor {
     fn unheard(&mut self, pipe_rx: &mut mpsc::Receiver<ToCall>) -> Vec<Unheard> {
         let mut unheard: Vec<Unheard> = Vec::new();
         if let Some(mut cur) = self.current.take() {
-            cur.task.abort();
+            if let Some(t) = self.turn_task.take() {
+                t.abort();
+            }
             while let Ok(m) = pipe_rx.try_recv() {
                 if let ToCall::Recognised { turn, text, .. } = m
                     && turn == cur.turn

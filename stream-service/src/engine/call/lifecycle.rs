@@ -1,17 +1,16 @@
-//! The life of one turn as an explicit state machine. A turn is `Preparing` its reply (the stage
-//! says which step runs: recognition, the LLM, the webhook, a tool call), then `Speaking` it —
-//! sentences are synthesised, queued as 20 ms frames with marks, and played; `streaming` while more
-//! may still come (a model still writing, a tool call in flight) — and ends `Done`: heard to the
-//! last mark, interrupted by the caller, or with nothing to say. The actor feeds it the pipeline's
-//! messages and the carrier's marks; the transitions and the questions the actor asks (may the
-//! caller interrupt? has everything been heard?) live here, where a test can drive them.
+//! The life of one turn as an explicit state machine, without I/O (its tests need no runtime).
+//! A turn is `Preparing` its reply (the stage says which step runs: recognition, the LLM, the
+//! webhook, a tool call), then `Speaking` it — its audio goes out through the turn's `Playout`;
+//! `streaming` while more may still come (a model still writing, a tool call in flight) — and
+//! ends `Done`: heard to the last mark, interrupted by the caller, or with nothing to say. The
+//! actor feeds it the turn task's messages and the carrier's marks; the transitions and the
+//! questions the actor asks (may the caller interrupt? has everything been heard?) live here.
 
 use super::playout::Playout;
 use crate::engine::turn::{Fallback, Stage};
 use crate::engine::webhook::Action;
 use callbot_core::store::{LlmTimings, TurnTimings};
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
 
 /// How long past its audio's own length a reply waits for the carrier's marks.
 pub const MARK_GRACE: Duration = Duration::from_millis(1500);
@@ -43,7 +42,6 @@ pub struct Reply {
 
 pub(super) struct Turn {
     pub turn: u32,
-    pub task: JoinHandle<()>,
     pub t0: Instant,
     pub caller_turn: bool,
     /// The utterance, kept until it is recognised (so a hang-up mid-turn loses no words).
@@ -63,7 +61,6 @@ fn ms(d: Duration) -> u64 {
 impl Turn {
     pub fn new(
         turn: u32,
-        task: JoinHandle<()>,
         t0: Instant,
         endpoint: Duration,
         caller: Option<(Option<Vec<i16>>, String)>,
@@ -74,7 +71,6 @@ impl Turn {
         };
         Self {
             turn,
-            task,
             t0,
             caller_turn,
             audio,
@@ -245,7 +241,6 @@ mod tests {
     fn turn() -> Turn {
         Turn::new(
             1,
-            tokio::spawn(async {}),
             Instant::now(),
             Duration::from_millis(700),
             Some((Some(vec![0; 800]), String::new())),
@@ -256,8 +251,8 @@ mod tests {
         t.playback.send_all();
     }
 
-    #[tokio::test]
-    async fn a_filler_over_words_not_yet_recognised_is_not_cut() {
+    #[test]
+    fn a_filler_over_words_not_yet_recognised_is_not_cut() {
         let mut t = turn();
         t.stage(Stage::Recognising);
         // Recognition is slow: the filler begins while the caller's audio is still unknown.
@@ -276,8 +271,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_streamed_reply_is_heard_only_after_its_last_mark() {
+    #[test]
+    fn a_streamed_reply_is_heard_only_after_its_last_mark() {
         let mut t = turn();
         assert_eq!(t.phase(), &Phase::Preparing(Stage::Starting));
         assert!(!t.interruptible());
@@ -331,8 +326,8 @@ mod tests {
         assert_eq!(t.timings.stt_ms, Some(90));
     }
 
-    #[tokio::test]
-    async fn marks_that_never_come_back_wait_only_for_the_audio_length() {
+    #[test]
+    fn marks_that_never_come_back_wait_only_for_the_audio_length() {
         let mut t = turn();
         t.reply(
             Reply {
@@ -361,8 +356,8 @@ mod tests {
         assert_eq!(t.release_overdue_marks(due), 0);
     }
 
-    #[tokio::test]
-    async fn interruption_keeps_what_was_heard_and_silence_completes_at_once() {
+    #[test]
+    fn interruption_keeps_what_was_heard_and_silence_completes_at_once() {
         let mut t = turn();
         t.recognised("one two".into(), Duration::from_millis(90));
         t.reply(

@@ -62,6 +62,8 @@ struct Actor {
     /// The rules of turn-taking, keys, silence and history (no I/O).
     conv: conversation::Conversation,
     current: Option<Turn>,
+    /// The current turn's task (aborted when the turn ends early or the call does).
+    turn_task: Option<tokio::task::JoinHandle<()>>,
     end: Option<End>,
     inbound: Vec<u8>,
     carry: Vec<u8>,
@@ -267,6 +269,7 @@ impl Actor {
             recording_task: Some(recording_task),
             conv,
             current: None,
+            turn_task: None,
             end: None,
             inbound: Vec::with_capacity(512),
             carry: Vec::with_capacity(2 * FRAME_BYTES),
@@ -445,7 +448,8 @@ impl Actor {
             input,
             self.pipe_tx.clone(),
         ));
-        self.current = Some(Turn::new(turn, task, t0, endpoint, caller));
+        self.turn_task = Some(task);
+        self.current = Some(Turn::new(turn, t0, endpoint, caller));
     }
 }
 

@@ -50,7 +50,9 @@ impl Actor {
     /// Records the current turn (spawned write), updates the history; returns the action to take.
     fn complete_now(&mut self, interrupted: bool) -> Option<Action> {
         let mut cur = self.current.take()?;
-        cur.task.abort();
+        if let Some(t) = self.turn_task.take() {
+            t.abort();
+        }
         if interrupted {
             cur.interrupt();
         }
