@@ -75,8 +75,9 @@ impl Actor {
         self.transferring = spawned.is_some();
     }
 
-    /// The leg's socket closed: the caller hung up, or — with a transfer on its way — the carrier
-    /// took the call over, which the transfer's result tells.
+    /// The leg's stream ended (Twilio's `stop`, or the socket closed): the caller hung up, or —
+    /// with a transfer on its way — the carrier took the call over, which the transfer's result
+    /// tells.
     pub(super) fn stream_ended(&mut self) {
         self.stream_closed = true;
         if !self.transferring {

@@ -200,7 +200,7 @@ impl Actor {
     /// is never cut (their words would be lost): the new audio follows it.
     fn speak_now(&mut self, kind: TurnKind, cut: bool) {
         let now = Instant::now();
-        let cut = cut && self.current.as_ref().is_some_and(Turn::interruptible);
+        let cut = cut && self.conv.current().is_some_and(Turn::interruptible);
         if self.conv.bot_turn(kind, now, cut).is_err() {
             return self.command_error(
                 "too_many_queued",

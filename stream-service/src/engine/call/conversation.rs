@@ -7,6 +7,7 @@
 //! and what was heard `playout.rs`; the actor in `mod.rs` moves messages between these and the
 //! world.)
 
+use super::lifecycle::Turn;
 use crate::engine::turn::TurnKind;
 use crate::engine::webhook::HistoryEntry;
 use std::collections::VecDeque;
@@ -50,6 +51,8 @@ pub struct QueueFull;
 #[derive(Debug)]
 pub struct Conversation {
     pending: VecDeque<Queued>,
+    /// The turn running now.
+    current: Option<Turn>,
     next_turn: u32,
     keys: String,
     last_key: Option<Instant>,
@@ -65,6 +68,7 @@ impl Conversation {
     pub fn new(now: Instant, silence_timeout: Duration, reprompt_line: String) -> Self {
         Self {
             pending: VecDeque::new(),
+            current: None,
             next_turn: 0,
             keys: String::new(),
             last_key: None,
@@ -167,9 +171,9 @@ impl Conversation {
         self.silence_since = now;
     }
 
-    /// The next turn to run, numbered, when none runs (`busy` false) and the call goes on.
-    pub fn next(&mut self, busy: bool) -> Option<(u32, Queued)> {
-        if busy {
+    /// The next turn to run, numbered, when none runs; [`Conversation::begin`] makes it current.
+    pub fn next(&mut self) -> Option<(u32, Queued)> {
+        if self.current.is_some() {
             return None;
         }
         let q = self.pending.pop_front()?;
@@ -178,8 +182,27 @@ impl Conversation {
         Some((n, q))
     }
 
-    /// The timers at `now`, given whether a turn runs and whether the caller is speaking.
-    pub fn tick(&mut self, now: Instant, turn_running: bool, in_speech: bool) -> Due {
+    /// The turn `next` gave is running.
+    pub fn begin(&mut self, turn: Turn) {
+        self.current = Some(turn);
+    }
+
+    pub fn current(&self) -> Option<&Turn> {
+        self.current.as_ref()
+    }
+
+    pub fn current_mut(&mut self) -> Option<&mut Turn> {
+        self.current.as_mut()
+    }
+
+    /// The running turn ends (completed, cut, or the call ends).
+    pub fn take_current(&mut self) -> Option<Turn> {
+        self.current.take()
+    }
+
+    /// The timers at `now`, given whether the caller is speaking.
+    pub fn tick(&mut self, now: Instant, in_speech: bool) -> Due {
+        let turn_running = self.current.is_some();
         if !in_speech
             && self
                 .last_key
@@ -254,6 +277,11 @@ mod tests {
         Conversation::new(t0, SILENCE, "Are you still there?".into())
     }
 
+    /// A turn runs.
+    fn running(c: &mut Conversation, t0: Instant) {
+        c.begin(Turn::new(0, t0, Duration::ZERO, None));
+    }
+
     fn said(ms: u64) -> TurnKind {
         TurnKind::Caller {
             audio: Some(vec![0; ms as usize * 8]),
@@ -277,15 +305,17 @@ mod tests {
         c.bot_turn(TurnKind::bot("Hello.".into()), t0, false)
             .unwrap();
         c.caller_turn(said(500), t0, Duration::ZERO, t0);
-        assert!(c.next(true).is_none(), "nothing starts while a turn runs");
-        let (n, q) = c.next(false).unwrap();
+        let (n, q) = c.next().unwrap();
         assert_eq!(n, 0);
         assert!(matches!(q.kind, TurnKind::Bot { .. }));
         assert_eq!(c.next_number(), 1);
-        let (n, q) = c.next(false).unwrap();
+        running(&mut c, t0);
+        assert!(c.next().is_none(), "nothing starts while a turn runs");
+        assert!(c.take_current().is_some());
+        let (n, q) = c.next().unwrap();
         assert_eq!(n, 1);
         assert!(matches!(q.kind, TurnKind::Caller { .. }));
-        assert!(c.next(false).is_none());
+        assert!(c.next().is_none());
     }
 
     #[test]
@@ -295,7 +325,7 @@ mod tests {
         assert!(!c.key("4", t0));
         assert!(!c.key("2", t0));
         assert!(c.key("#", t0));
-        let (_, q) = c.next(false).unwrap();
+        let (_, q) = c.next().unwrap();
         assert_eq!(caller_keys(&q.kind), Some("42"));
         assert!(!c.key("#", t0), "a lone # is no turn");
     }
@@ -306,16 +336,12 @@ mod tests {
         let mut c = conv(t0);
         c.key("7", t0);
         assert_eq!(
-            c.tick(t0 + Duration::from_millis(1900), false, false),
+            c.tick(t0 + Duration::from_millis(1900), false),
             Due::Nothing
         );
-        assert_eq!(
-            c.tick(t0 + DTMF_IDLE, false, true),
-            Due::Nothing,
-            "still talking"
-        );
-        assert_eq!(c.tick(t0 + DTMF_IDLE, false, false), Due::KeysTurn);
-        assert_eq!(caller_keys(&c.next(false).unwrap().1.kind), Some("7"));
+        assert_eq!(c.tick(t0 + DTMF_IDLE, true), Due::Nothing, "still talking");
+        assert_eq!(c.tick(t0 + DTMF_IDLE, false), Due::KeysTurn);
+        assert_eq!(caller_keys(&c.next().unwrap().1.kind), Some("7"));
     }
 
     #[test]
@@ -325,8 +351,9 @@ mod tests {
         c.key("1", t0);
         let keys = c.take_keys();
         assert_eq!(keys, "1");
+        running(&mut c, t0);
         assert_eq!(
-            c.tick(t0 + DTMF_IDLE * 2, true, false),
+            c.tick(t0 + DTMF_IDLE * 2, false),
             Due::Nothing,
             "no turn of their own"
         );
@@ -336,18 +363,18 @@ mod tests {
     fn silence_gets_one_reprompt_then_ends_the_call() {
         let t0 = Instant::now();
         let mut c = conv(t0);
-        assert_eq!(c.tick(t0 + SILENCE / 2, false, false), Due::Nothing);
-        assert_eq!(c.tick(t0 + SILENCE, false, false), Due::Reprompt);
-        let (_, q) = c.next(false).unwrap();
+        assert_eq!(c.tick(t0 + SILENCE / 2, false), Due::Nothing);
+        assert_eq!(c.tick(t0 + SILENCE, false), Due::Reprompt);
+        let (_, q) = c.next().unwrap();
         assert!(matches!(q.kind, TurnKind::Bot { ref text, .. } if text == "Are you still there?"));
         c.turn_ended(t0 + SILENCE + Duration::from_secs(2));
         assert_eq!(
-            c.tick(t0 + SILENCE * 2, false, false),
+            c.tick(t0 + SILENCE * 2, false),
             Due::Nothing,
             "counted from the reprompt's end"
         );
         assert_eq!(
-            c.tick(t0 + SILENCE * 2 + Duration::from_secs(2), false, false),
+            c.tick(t0 + SILENCE * 2 + Duration::from_secs(2), false),
             Due::GiveUp
         );
     }
@@ -356,19 +383,21 @@ mod tests {
     fn silence_is_not_counted_while_a_turn_runs_or_the_caller_speaks() {
         let t0 = Instant::now();
         let mut c = conv(t0);
+        running(&mut c, t0);
         assert_eq!(
-            c.tick(t0 + SILENCE * 3, true, false),
+            c.tick(t0 + SILENCE * 3, false),
             Due::Nothing,
             "a long answer"
         );
+        c.take_current();
         assert_eq!(
-            c.tick(t0 + SILENCE * 3, false, true),
+            c.tick(t0 + SILENCE * 3, true),
             Due::Nothing,
             "a long sentence"
         );
         c.caller_active(t0 + SILENCE * 3);
         assert_eq!(
-            c.tick(t0 + SILENCE * 3 + Duration::from_secs(1), false, false),
+            c.tick(t0 + SILENCE * 3 + Duration::from_secs(1), false),
             Due::Nothing
         );
     }
@@ -377,17 +406,13 @@ mod tests {
     fn the_caller_speaking_after_a_reprompt_earns_a_new_one() {
         let t0 = Instant::now();
         let mut c = conv(t0);
-        assert_eq!(c.tick(t0 + SILENCE, false, false), Due::Reprompt);
-        c.next(false).unwrap();
+        assert_eq!(c.tick(t0 + SILENCE, false), Due::Reprompt);
+        c.next().unwrap();
         let later = t0 + SILENCE + Duration::from_secs(3);
         c.caller_turn(said(800), later, Duration::ZERO, later);
-        c.next(false).unwrap();
+        c.next().unwrap();
         c.turn_ended(later);
-        assert_eq!(
-            c.tick(later + SILENCE, false, false),
-            Due::Reprompt,
-            "not GiveUp"
-        );
+        assert_eq!(c.tick(later + SILENCE, false), Due::Reprompt, "not GiveUp");
     }
 
     #[test]
@@ -415,7 +440,7 @@ mod tests {
         c.bot_turn(TurnKind::bot("Later.".into()), t0, false)
             .unwrap();
         c.bot_turn(TurnKind::bot("Now.".into()), t0, true).unwrap();
-        let (_, q) = c.next(false).unwrap();
+        let (_, q) = c.next().unwrap();
         assert!(matches!(q.kind, TurnKind::Bot { ref text, .. } if text == "Now."));
     }
 
@@ -447,7 +472,7 @@ mod tests {
         let t0 = Instant::now();
         let mut c = conv(t0);
         c.bot_turn(TurnKind::bot("Hi.".into()), t0, false).unwrap();
-        c.next(false).unwrap();
+        c.next().unwrap();
         c.caller_turn(said(400), t0, Duration::ZERO, t0);
         c.bot_turn(TurnKind::bot("Queued line.".into()), t0, false)
             .unwrap();

@@ -91,7 +91,7 @@ impl Actor {
     /// by the hang-up and keys pressed without a turn yet.
     fn unheard(&mut self, pipe_rx: &mut mpsc::Receiver<ToCall>) -> Vec<Unheard> {
         let mut unheard: Vec<Unheard> = Vec::new();
-        if let Some(mut cur) = self.current.take() {
+        if let Some(mut cur) = self.conv.take_current() {
             if let Some(t) = self.turn_task.take() {
                 t.abort();
             }

@@ -40,6 +40,7 @@ pub struct Reply {
     pub fallback: Option<Fallback>,
 }
 
+#[derive(Debug)]
 pub(super) struct Turn {
     pub turn: u32,
     pub t0: Instant,

@@ -4,7 +4,6 @@
 
 use super::Actor;
 use super::CALLER;
-use super::End;
 use crate::audio::FRAME_BYTES;
 use crate::audio::g711;
 use crate::audio::vad::FRAME_SAMPLES;
@@ -91,7 +90,7 @@ impl Actor {
                 }
             }
             Ok(Inbound::Mark { mark, .. }) => self.mark_echoed(&mark.name),
-            Ok(Inbound::Stop { .. }) => self.end = Some(End::CallerHungUp),
+            Ok(Inbound::Stop { .. }) => self.stream_ended(),
             Ok(_) => {}
             Err(e) => self.protocol_error(&e.to_string()),
         }

@@ -61,7 +61,6 @@ struct Actor {
     recording_task: Option<tokio::task::JoinHandle<()>>,
     /// The rules of turn-taking, keys, silence and history (no I/O).
     conv: conversation::Conversation,
-    current: Option<Turn>,
     /// The current turn's task (aborted when the turn ends early or the call does).
     turn_task: Option<tokio::task::JoinHandle<()>>,
     end: Option<End>,
@@ -268,7 +267,6 @@ impl Actor {
             recording: Some(rec_tx),
             recording_task: Some(recording_task),
             conv,
-            current: None,
             turn_task: None,
             end: None,
             inbound: Vec::with_capacity(512),
@@ -424,7 +422,7 @@ impl Actor {
         if self.end.is_some() || self.transferring {
             return;
         }
-        let Some((turn, q)) = self.conv.next(self.current.is_some()) else {
+        let Some((turn, q)) = self.conv.next() else {
             return;
         };
         let conversation::Queued { kind, t0, endpoint } = q;
@@ -449,7 +447,7 @@ impl Actor {
             self.pipe_tx.clone(),
         ));
         self.turn_task = Some(task);
-        self.current = Some(Turn::new(turn, t0, endpoint, caller));
+        self.conv.begin(Turn::new(turn, t0, endpoint, caller));
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 impl Actor {
     pub(super) fn on_pipeline(&mut self, m: ToCall) {
-        let Some(cur) = self.current.as_mut().filter(|c| c.turn == m.turn()) else {
+        let Some(cur) = self.conv.current_mut().filter(|c| c.turn == m.turn()) else {
             return;
         };
         let turn = cur.turn;
@@ -103,7 +103,7 @@ impl Actor {
     /// The turn's reply is decided (or begins): a webhook answer counts toward (or resets) the
     /// failures in a row, and a fallback is reported.
     fn on_reply(&mut self, reply: Reply, sentences: Vec<String>, webhook: Option<Duration>) {
-        let Some(cur) = self.current.as_mut() else {
+        let Some(turn) = self.conv.current().map(|c| c.turn) else {
             return;
         };
         if webhook.is_some() {
@@ -115,13 +115,15 @@ impl Actor {
         }
         if let Some(reason) = &reply.fallback {
             let error = fallback_error(reason, &reply.action, self.conv.webhook_failures());
-            turn_error(&self.events, cur.turn, "webhook", error);
+            turn_error(&self.events, turn, "webhook", error);
         }
-        cur.reply(reply, sentences, webhook);
+        if let Some(cur) = self.conv.current_mut() {
+            cur.reply(reply, sentences, webhook);
+        }
     }
 
     pub(super) fn mark_echoed(&mut self, name: &str) {
-        let Some(cur) = self.current.as_mut() else {
+        let Some(cur) = self.conv.current_mut() else {
             return;
         };
         let Some((turn, id)) = name
@@ -138,12 +140,12 @@ impl Actor {
     pub(super) fn tick(&mut self) {
         let now = Instant::now();
         while let Some((turn, id)) = self.leg.due_mark(now) {
-            if let Some(cur) = self.current.as_mut().filter(|c| c.turn == turn) {
+            if let Some(cur) = self.conv.current_mut().filter(|c| c.turn == turn) {
                 cur.mark_back(id);
             }
         }
         self.pump(now, true);
-        if let Some(cur) = self.current.as_mut() {
+        if let Some(cur) = self.conv.current_mut() {
             let lost = cur.release_overdue_marks(now);
             if lost > 0 {
                 tracing::warn!(call_sid = %self.sid, turn = cur.turn, lost, "the carrier did not echo marks; the reply counts as heard by its length");
@@ -169,7 +171,7 @@ impl Actor {
     pub(super) fn pump(&mut self, now: Instant, tick: bool) {
         let mut send = std::mem::take(&mut self.outbox);
         let mut started_track = None;
-        if let Some(cur) = self.current.as_mut() {
+        if let Some(cur) = self.conv.current_mut() {
             if cur
                 .playback
                 .due(now, tick, self.leg.lead_frames(), &mut send)
@@ -186,7 +188,7 @@ impl Actor {
                 timestamp: now_ms(),
             });
         }
-        let turn = self.current.as_ref().map(|c| c.turn).unwrap_or(0);
+        let turn = self.conv.current().map(|c| c.turn).unwrap_or(0);
         for item in send.drain(..) {
             match item {
                 QItem::Frame(f) => {
@@ -222,9 +224,7 @@ impl Actor {
     /// Keys then quiet make a turn; silence gets a reprompt, then ends the call (the rules are
     /// the conversation's; what is queued starts at the end of the tick).
     pub(super) fn timers(&mut self, now: Instant) {
-        let due = self
-            .conv
-            .tick(now, self.current.is_some(), self.ep.in_speech());
+        let due = self.conv.tick(now, self.ep.in_speech());
         if due == conversation::Due::GiveUp {
             self.hang_up(End::Silence);
         }
@@ -232,7 +232,7 @@ impl Actor {
 
     /// Completes the current turn once its reply has been synthesised, sent and heard.
     pub(super) fn maybe_complete(&mut self) {
-        let done = self.current.as_mut().is_some_and(Turn::complete);
+        let done = self.conv.current_mut().is_some_and(Turn::complete);
         if done {
             self.complete(false);
         }

@@ -15,7 +15,7 @@ use std::time::Instant;
 impl Actor {
     /// The caller talked over the reply: stop it where they were, keep what they heard.
     pub(super) fn barge_in(&mut self) {
-        let Some(cur) = self.current.as_ref() else {
+        let Some(cur) = self.conv.current() else {
             return;
         };
         if !cur.interruptible() {
@@ -49,7 +49,7 @@ impl Actor {
 
     /// Records the current turn (spawned write), updates the history; returns the action to take.
     fn complete_now(&mut self, interrupted: bool) -> Option<Action> {
-        let mut cur = self.current.take()?;
+        let mut cur = self.conv.take_current()?;
         if let Some(t) = self.turn_task.take() {
             t.abort();
         }
