@@ -179,7 +179,9 @@ pub async fn soak(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
             Step::Silence(Duration::from_millis((i as u64 * 37) % 2000)),
             wait.clone(),
         ];
-        let turns = (opts.duration.as_secs() / 10).max(1);
+        // More turns than the run holds (a turn takes 5-8 s), so every call is up for the whole
+        // sampling window; the calls finish their turns after it.
+        let turns = (opts.duration.as_secs() / 5).max(1);
         for _ in 0..turns {
             steps.push(Step::Audio(speech.to_vec()));
             steps.push(wait.clone());

@@ -366,7 +366,7 @@ fn fault_soak_runs_and_loses_no_turn() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("calls completed      2/2"), "{text}");
-    assert!(text.contains("turns sent           4"), "{text}");
+    assert!(text.contains("turns sent           8"), "{text}");
     assert!(text.contains("turns lost           0"), "{text}");
     assert!(text.contains("dead air"), "{text}");
 }
