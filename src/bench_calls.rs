@@ -72,7 +72,7 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     let mut arrivals = Vec::new();
     let underruns = Arc::new(std::sync::atomic::AtomicU64::new(0));
     for i in 0..opts.concurrency {
-        let times = Arc::new(Mutex::new(Vec::with_capacity(64 * 1024)));
+        let times = Arc::new(Mutex::new(Vec::with_capacity(32 * 1024)));
         arrivals.push(times.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let count = underruns.clone();
@@ -120,18 +120,15 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         completed += usize::from(status == "completed");
         sids.push(sid);
     }
-    // Frame gaps while the bot speaks (gaps over 500 ms are between replies).
-    let mut gaps: Vec<f64> = Vec::new();
+    // Pacing while the bot speaks, as the carrier sees it.
+    let mut pace = Pacing::default();
     for a in &arrivals {
         let times = a.lock().map(|t| t.clone()).unwrap_or_default();
-        for w in times.windows(2) {
-            let g = w[1].duration_since(w[0]).as_secs_f64() * 1e3;
-            if g < 500.0 {
-                gaps.push(g);
-            }
-        }
+        pace.add_call(&times);
     }
-    gaps.sort_by(f64::total_cmp);
+    pace.gaps.sort_by(f64::total_cmp);
+    pace.buffered.sort_by(f64::total_cmp);
+    let gaps = &pace.gaps;
     // Platform-added turn latency from the stored turns.
     let mut added: Vec<f64> = Vec::new();
     let mut turns_total = 0;
@@ -179,11 +176,16 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
             (peak_rss.saturating_sub(rss0)) as f64 / n / 1e3
         ),
         format!(
-            "outbound frame gap   p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   ({} gaps)",
-            pct(&gaps, 0.5),
-            pct(&gaps, 0.99),
+            "outbound message gap p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   ({} gaps)",
+            pct(gaps, 0.5),
+            pct(gaps, 0.99),
             gaps.last().copied().unwrap_or(f64::NAN),
             gaps.len()
+        ),
+        format!(
+            "carrier buffer       p1 {:.1} ms   p50 {:.1} ms   (bot audio still queued when the next arrives)",
+            pct(&pace.buffered, 0.01),
+            pct(&pace.buffered, 0.5),
         ),
         format!(
             "playout underruns    {} in all, {:.2} per call (the caller's buffer ran dry mid-reply)",
@@ -196,4 +198,65 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
             pct(&added, 0.99)
         ),
     ])
+}
+
+/// Bot audio pacing as the carrier sees it: the gaps between media messages within a reply, and
+/// how much audio the carrier still had queued (as it plays 8,000 bytes a second from the first
+/// message of a reply) when each later message arrived. A message that finds the queue empty
+/// within a reply is an underrun; a gap over 500 ms starts a new reply.
+#[derive(Debug, Default)]
+struct Pacing {
+    gaps: Vec<f64>,
+    buffered: Vec<f64>,
+}
+
+impl Pacing {
+    fn add_call(&mut self, arrivals: &[(Instant, usize)]) {
+        let mut play_end: Option<Instant> = None;
+        let mut last: Option<Instant> = None;
+        for &(at, bytes) in arrivals {
+            let gap = last.map(|l| at.duration_since(l));
+            last = Some(at);
+            let within_reply = gap.is_some_and(|g| g < Duration::from_millis(500));
+            if let Some(g) = gap.filter(|_| within_reply) {
+                self.gaps.push(g.as_secs_f64() * 1e3);
+            }
+            let queued = play_end.map_or(Duration::ZERO, |e| e.saturating_duration_since(at));
+            if within_reply {
+                self.buffered.push(queued.as_secs_f64() * 1e3);
+            }
+            let audio = Duration::from_micros(bytes as u64 * 125);
+            play_end = Some(at + queued + audio);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing_reads_the_carriers_queue_at_each_arrival() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // A 200 ms lead, then 60 ms every 60 ms: 140 ms still queued at each arrival.
+        let mut calls = vec![(ms(0), 1600)];
+        calls.extend((1..=5).map(|i| (ms(i * 60), 480)));
+        // A second reply after a pause; its second message comes 300 ms late: the queue
+        // (100 ms) ran dry 200 ms before.
+        calls.push((ms(2000), 800));
+        calls.push((ms(2400), 160));
+        let mut p = Pacing::default();
+        p.add_call(&calls);
+        assert_eq!(p.gaps.len(), 6);
+        assert!((p.gaps[0] - 60.0).abs() < 1e-6);
+        assert!((p.gaps[5] - 400.0).abs() < 1e-6);
+        assert_eq!(p.buffered.len(), 6);
+        assert!(
+            p.buffered[..5].iter().all(|b| (b - 140.0).abs() < 1e-6),
+            "{:?}",
+            p.buffered
+        );
+        assert_eq!(p.buffered[5], 0.0, "the reply ran dry");
+    }
 }

@@ -95,6 +95,7 @@ pub(crate) fn serve_child(
         // The platform's own figures: no language model in the turn (`bench llm` measures it).
         .env("CALLBOT_LLM", "off")
         .env("CALLBOT_ALLOW_PRIVATE_WEBHOOKS", "1")
+        .env("CALLBOT_RTC_ALLOW_PRIVATE", "1")
         .env("CALLBOT_MAX_CALLS_PER_TENANT", &n)
         .env(
             "CALLBOT_CALLS_PER_BOT_PER_DAY",
@@ -216,14 +217,15 @@ impl BenchPlatform {
     }
 
     /// Caller `i` dials the bot and follows `steps`, hanging up at the end; the carrier's events
-    /// go to `events`, and the arrival time of each bot frame to `media_times` when given.
+    /// go to `events`, and the arrival of each bot media message (time, audio bytes) to
+    /// `media_times` when given.
     /// The task ends with the call's SID, its final status, and when it ended.
     pub(crate) fn dial(
         &self,
         i: usize,
         steps: Vec<Step>,
         events: tokio::sync::mpsc::UnboundedSender<carrier::Event>,
-        media_times: Option<Arc<Mutex<Vec<Instant>>>>,
+        media_times: Option<carrier::MediaTimes>,
     ) -> tokio::task::JoinHandle<(String, String, Instant)> {
         let base = &self.base;
         let ctx = CallContext {

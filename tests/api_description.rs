@@ -2,7 +2,8 @@
 //! requests from `/openapi.json` — valid ones, and ones that break each constraint — and runs
 //! every check it has (status codes and headers documented, responses matching their schemas,
 //! valid data accepted, invalid data refused, no server errors, auth enforced, stateful links),
-//! against the real router. Exceptions are listed, with reasons, in
+//! against the real router — Twilio's webhooks included, each generated request signed like
+//! Twilio signs it (`tests/schemathesis/twilio_hooks.py`). Exceptions are listed, with reasons, in
 //! `tests/schemathesis/schemathesis.toml`. The output is kept in
 //! `target/test-artifacts/schemathesis.log`.
 
@@ -24,6 +25,7 @@ async fn schemathesis_finds_nothing() {
     let seed = std::env::var("CALLBOT_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".into());
     let examples = std::env::var("CALLBOT_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "100".into());
     let root = env!("CARGO_MANIFEST_DIR");
+    let answers = tempfile::NamedTempFile::new().unwrap();
     let out = tokio::process::Command::new(&tool)
         .current_dir(root)
         .args([
@@ -37,6 +39,12 @@ async fn schemathesis_finds_nothing() {
         .args(["--max-examples", &examples, "--seed", &seed])
         .arg("--header")
         .arg(format!("X-API-Key: {}", app.api_key))
+        // Twilio's webhooks: each generated request signed as Twilio signs it.
+        .env("SCHEMATHESIS_HOOKS", "twilio_hooks")
+        .env("PYTHONPATH", format!("{root}/tests/schemathesis"))
+        .env("CALLBOT_TEST_TWILIO_AUTH_TOKEN", app.twilio_token())
+        .env("CALLBOT_TEST_PUBLIC_BASE", app.state.settings.public_base())
+        .env("CALLBOT_TEST_TWILIO_LOG", answers.path())
         .output()
         .await
         .unwrap();
@@ -63,4 +71,13 @@ async fn schemathesis_finds_nothing() {
         generated > 1000,
         "schemathesis generated {generated} cases:\n{text}"
     );
+    // Signed requests reached the handlers: TwiML answers and recorded callbacks, not only 403s.
+    let answers = std::fs::read_to_string(answers.path()).unwrap();
+    for (route, ok) in [("POST /voice ", "200"), ("POST /voice/status ", "204")] {
+        let n = answers
+            .lines()
+            .filter(|l| l.starts_with(route) && l.ends_with(ok))
+            .count();
+        assert!(n >= 20, "{route}answered {ok} {n} times:\n{answers}");
+    }
 }

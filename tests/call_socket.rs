@@ -257,7 +257,7 @@ async fn tickets_are_single_use_expire_and_open_only_their_purpose() {
         .put_ticket(
             &hash,
             &TenantId::parse("acme").unwrap(),
-            TicketPurpose::Call,
+            &TicketPurpose::Call,
             callbot_stream::engine::events::now_ms() - 1,
         )
         .await
@@ -382,6 +382,7 @@ async fn a_supervisor_speaks_into_a_phone_call_and_transfers_it() {
             .err(),
         Some(404)
     );
+    tickets_open_only_the_call_they_name(&app, &sid, &other).await;
     sup.wait("dtmf", |e| e["digit"] == "5").await;
     // The keypress's reply ends first (it may be playing as the supervisor attaches).
     sup.say_and_wait("A supervisor is on the line.").await;
@@ -469,4 +470,59 @@ async fn play_fetches_a_wav_into_the_call_and_reports_what_it_cannot_play() {
     assert_eq!(h["reason"], "hangup_command");
     let call = common::finished_call(&app, &sid).await;
     assert_eq!(call["status"], "completed");
+}
+
+/// A `call` ticket places new calls only; a `supervise` ticket is issued for one live call of
+/// the tenant and opens that call only (not another, not a new call).
+async fn tickets_open_only_the_call_they_name(app: &common::TestApp, sid: &str, other_key: &str) {
+    let live = format!("/call?id={sid}");
+    let call_ticket = callws::ticket(app, &app.api_key, "call").await;
+    assert_eq!(
+        callws::open(app, &format!("{live}&ticket={call_ticket}"), None)
+            .await
+            .err(),
+        Some(401),
+        "a call ticket does not attach to a live call"
+    );
+    let supervise = |key: &str, body: serde_json::Value| {
+        let key = key.to_owned();
+        async move { app.post_json(&key, "/call/tickets", &body).await }
+    };
+    let (status, v) = supervise(&app.api_key, json!({"purpose": "supervise"})).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("missing_call_id")),
+        "{v}"
+    );
+    let (status, v) = supervise(other_key, json!({"purpose": "supervise", "call_id": sid})).await;
+    assert_eq!(status, 404, "another tenant's call: {v}");
+    let (status, v) = supervise(&app.api_key, json!({"purpose": "call", "call_id": sid})).await;
+    assert_eq!(status, 400, "{v}");
+    async fn bound(app: &common::TestApp, sid: &str) -> String {
+        let body = json!({"purpose": "supervise", "call_id": sid});
+        let (status, v) = app.post_json(&app.api_key, "/call/tickets", &body).await;
+        assert_eq!(status, 201, "{v}");
+        assert_eq!(v["purpose"], "supervise");
+        v["ticket"].as_str().unwrap().to_owned()
+    }
+    let elsewhere = "CA0000000000000000000000000000000e";
+    let t = bound(app, sid).await;
+    assert_eq!(
+        callws::open(app, &format!("/call?id={elsewhere}&ticket={t}"), None)
+            .await
+            .err(),
+        Some(401),
+        "bound to its call"
+    );
+    let t = bound(app, sid).await;
+    assert_eq!(
+        callws::open(app, &format!("/call?ticket={t}"), None)
+            .await
+            .err(),
+        Some(401),
+        "a supervise ticket places no call"
+    );
+    let t = bound(app, sid).await;
+    let watcher = callws::open(app, &format!("{live}&ticket={t}"), None).await;
+    assert!(watcher.is_ok(), "the ticket opens its call");
 }

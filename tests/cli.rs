@@ -246,8 +246,26 @@ async fn api_benchmark_runs_and_reports_figures() {
     }
 }
 
-/// `callbot bench calls` runs end to end at a tiny scale (the figures are for the README, not for
-/// a test).
+/// The number after `label` (and after `key` on that line, when given) in a bench's report.
+fn figure(text: &str, label: &str, key: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no line {label:?} in:\n{text}"));
+    let rest = &line[label.len()..];
+    let rest = match rest.find(key) {
+        Some(i) => &rest[i + key.len()..],
+        None => panic!("no {key:?} in {line:?}"),
+    };
+    rest.split_whitespace()
+        .next()
+        .and_then(|w| w.trim_end_matches('%').parse().ok())
+        .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
+}
+
+/// `callbot bench calls` runs end to end at a tiny scale, and its figures are sane for two idle
+/// calls (the README's figures come from real runs, not from a test): no underrun, the carrier's
+/// queue never empty mid-reply, a beat of audio per message, a platform latency far under a second.
 #[test]
 fn call_benchmark_runs_and_reports_figures() {
     let out = callbot()
@@ -261,8 +279,20 @@ fn call_benchmark_runs_and_reports_figures() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("calls completed      2/2"), "{text}");
-    assert!(text.contains("platform turn latency p50"), "{text}");
-    assert!(text.contains("playout underruns"), "{text}");
+    assert_eq!(figure(&text, "playout underruns", ""), 0.0, "{text}");
+    assert!(figure(&text, "carrier buffer", "p1") > 0.0, "{text}");
+    let gap = figure(&text, "outbound message gap", "p50");
+    assert!(
+        (40.0..=80.0).contains(&gap),
+        "one 60 ms beat per message: {text}"
+    );
+    let latency = figure(&text, "platform turn latency", "p99");
+    assert!((0.0..1000.0).contains(&latency), "{text}");
+    assert!(
+        figure(&text, "platform turn latency", "ms   (") >= 2.0,
+        "turns: {text}"
+    );
+    assert!(figure(&text, "server CPU", "all,") > 0.0, "{text}");
 }
 
 /// `callbot bench webrtc` runs end to end at a tiny scale: the calls connect, are heard, answered.

@@ -1,6 +1,7 @@
 //! Offline checks of what cannot be run here (no Docker daemon, no AWS account): the container
 //! image and the two templates agree with each other and with the code — every environment
-//! variable they set is one the settings read, ports and paths line up, timeouts nest.
+//! variable they set is one the settings look up (found by building the settings from the file's
+//! own values and recording what they read), ports and paths line up, timeouts nest.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -9,28 +10,58 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// Every `"UPPER_CASE"` string in the settings modules: the variables the platform reads.
-fn settings_vars() -> BTreeSet<String> {
-    ["mod.rs", "providers.rs", "rtc.rs"]
-        .iter()
-        .flat_map(|f| {
-            let src = read(&format!("crates/callbot-core/src/settings/{f}"));
-            src.split('"')
-                .skip(1)
-                .step_by(2)
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .filter(|s| {
-            s.len() > 3
-                && s.chars()
-                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
-        })
-        .collect()
+/// A value the settings accept for each variable a deployment file sets, where the file takes
+/// it from a parameter, a secret or the platform (`!Ref`, `ValueFrom`): the file's own literal
+/// values are used as they are.
+fn example_value(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "CALLBOT_DYNAMODB_TABLE" => "callbot",
+        "CALLBOT_S3_BUCKET" => "callbot-recordings",
+        "TWILIO_ACCOUNT_SID" => "AC0123456789abcdef0123456789abcdef",
+        "TWILIO_AUTH_TOKEN" => "0123456789abcdef0123456789abcdef",
+        "TWILIO_SECRET_ID" => "arn:aws:secretsmanager:eu-west-1:123456789012:secret:twilio",
+        "PUBLIC_BASE_URL" => "https://api.example.com",
+        "STREAM_BASE_URL" => "wss://stream.example.com",
+        "CALLBOT_LLM" => "openai",
+        "OPENAI_BASE_URL" => "https://api.openai.com/v1",
+        "OPENAI_API_KEY" => "sk-example",
+        "CALLBOT_LLM_MODEL" => "gpt-4o-mini",
+        "CALLBOT_VOICE_PROVIDERS" => "polly",
+        "CALLBOT_ICE_SERVERS" => r#"[{"urls":["stun:stun.example.com:3478"]}]"#,
+        "CALLBOT_MAX_CALL_SECS" => "600",
+        "CALLBOT_STT" => "deepgram",
+        "DEEPGRAM_API_KEY" => "dg-example",
+        "ELEVENLABS_API_KEY" => "el-example",
+        "CALLBOT_RTC_PORTS" => "40000-40099",
+        "CALLBOT_POLLY" => "on",
+        "AWS_REGION" => "eu-west-1",
+        _ => return None,
+    })
 }
 
-/// Variables set by a template: `NAME: value` under `Variables:` (SAM) and `{Name: NAME, …}` (ECS).
-fn template_vars(text: &str) -> BTreeSet<String> {
+/// What the settings read when built from a deployment file's variables (their literal values,
+/// or [`example_value`]): every name they looked up. The file's values must be valid.
+fn variables_read(file: &str, vars: &BTreeSet<(String, Option<String>)>) -> BTreeSet<String> {
+    let map: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| {
+            let literal = v.as_deref().filter(|v| !v.starts_with('!'));
+            let value = literal
+                .or_else(|| example_value(k))
+                .unwrap_or_else(|| panic!("{file}: give {k} an example value in this test"));
+            (k.clone(), value.trim_matches('"').to_owned())
+        })
+        .collect();
+    let (read, valid) = callbot_core::settings::Settings::variables_read(&map);
+    if let Err(e) = valid {
+        panic!("{file}: the settings refuse its variables: {e}");
+    }
+    read
+}
+
+/// Variables set by a template, with their literal values: `NAME: value` under `Variables:` (SAM)
+/// and `{Name: NAME, Value: value}` (ECS; a secret's `ValueFrom` has no literal value).
+fn template_vars(text: &str) -> BTreeSet<(String, Option<String>)> {
     let mut out = BTreeSet::new();
     let mut in_vars = false;
     for line in text.lines() {
@@ -41,25 +72,38 @@ fn template_vars(text: &str) -> BTreeSet<String> {
         }
         if in_vars {
             match t.split_once(':') {
-                Some((k, _))
+                Some((k, v))
                     if line.starts_with("        ")
                         && k.chars()
                             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') =>
                 {
-                    out.insert(k.to_owned());
+                    out.insert((k.to_owned(), Some(v.trim().to_owned())));
                     continue;
                 }
                 _ => in_vars = false,
             }
         }
+        // A conditional secret (`- !If [cond, {Name: NAME, ValueFrom: …}, …]`, written as a block).
+        if let Some(name) = t.strip_prefix("- Name: ")
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            out.insert((name.to_owned(), None));
+        }
         if let Some(rest) = t.strip_prefix("- {Name: ") {
-            let name = rest.split(',').next().unwrap().trim();
+            let (name, rest) = rest.split_once(',').unwrap();
+            let name = name.trim();
+            let value = rest
+                .trim()
+                .strip_prefix("Value:")
+                .map(|v| v.trim().trim_end_matches('}').trim().to_owned());
             // Environment entries only (cluster settings share the `Name:` shape).
             if name
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
             {
-                out.insert(name.to_owned());
+                out.insert((name.to_owned(), value));
             }
         }
     }
@@ -71,31 +115,37 @@ const AWS_VARS: [&str; 1] = ["AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"];
 
 #[test]
 fn templates_only_set_variables_the_settings_read() {
-    let known = settings_vars();
-    assert!(
-        known.contains("CALLBOT_STORE") && known.contains("TWILIO_AUTH_TOKEN"),
-        "{known:?}"
-    );
     for file in ["sam-template.yaml", "infra/stream-service.yaml"] {
         let vars = template_vars(&read(file));
         assert!(vars.len() >= 8, "{file}: parsed {vars:?}");
-        for v in vars {
-            assert!(
-                known.contains(&v) || AWS_VARS.contains(&v.as_str()),
-                "{file} sets {v}, which nothing reads"
-            );
+        let ours: BTreeSet<_> = vars
+            .into_iter()
+            .filter(|(k, _)| !AWS_VARS.contains(&k.as_str()))
+            .collect();
+        let known = variables_read(file, &ours);
+        for (v, _) in ours {
+            assert!(known.contains(&v), "{file} sets {v}, which nothing reads");
         }
     }
+    // The image's defaults: values the settings accept, each one read.
     let docker = read("infra/Dockerfile.stream");
-    for v in [
-        "CALLBOT_ADDR",
-        "CALLBOT_DATA_DIR",
-        "CALLBOT_WHISPER_MODEL",
-        "CALLBOT_LOG_FORMAT",
-    ] {
+    let env = docker.split("\nENV CALLBOT_ADDR=").nth(1).unwrap();
+    let mut vars = BTreeSet::new();
+    for part in format!("CALLBOT_ADDR={env}").split_whitespace() {
+        match part.split_once('=') {
+            Some((k, v)) if k.starts_with("CALLBOT_") => {
+                vars.insert((k.to_owned(), Some(v.to_owned())));
+            }
+            Some(_) | None if part == "\\" => continue,
+            _ => break,
+        }
+    }
+    assert!(vars.len() >= 4, "{vars:?}");
+    let known = variables_read("infra/Dockerfile.stream", &vars);
+    for (v, _) in vars {
         assert!(
-            docker.contains(&format!("{v}=")) && known.contains(v),
-            "{v}"
+            known.contains(&v),
+            "the image sets {v}, which nothing reads"
         );
     }
 }
@@ -115,15 +165,36 @@ fn image_and_ecs_template_line_up() {
         "runs as non-root"
     );
     assert!(!user.contains("root"));
-    // The binary the build stage builds is the one the entry point runs, and it exists.
+    // The binary the build stage builds is the one the entry point runs, and the package has it.
     assert!(docker.contains("-p callbot-stream --bin callbot-stream"));
     assert!(docker.contains("ENTRYPOINT [\"/usr/local/bin/callbot-stream\"]"));
+    let meta = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap();
+    let stream = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "callbot-stream")
+        .expect("the callbot-stream package");
     assert!(
-        std::path::Path::new(&format!(
-            "{}/stream-service/src/main.rs",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .exists()
+        stream["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "callbot-stream"
+                && t["kind"].as_array().unwrap().iter().any(|k| k == "bin")),
+        "the package builds the binary the image runs: {}",
+        stream["targets"]
     );
     // The model is where the environment says.
     let model_env = docker

@@ -1,6 +1,8 @@
 //! The `/llm/v1` gateway against the OpenAI-compatible stand-in: streaming passed through as it
 //! arrives, non-streaming answers, the platform's key swapped in for the tenant's, refused keys,
-//! the per-tenant rate limit, and token usage counted per tenant.
+//! the per-tenant rate limit, token usage counted per tenant (also for an answer the client
+//! abandons), and nothing but inference forwarded (the account's files, batches, fine-tuning and
+//! organisation endpoints are refused before they reach the provider; an optional model list).
 
 #![allow(clippy::unwrap_used)]
 mod common;
@@ -13,6 +15,14 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 async fn app(standin: &openai::StandIn, per_minute: u32) -> common::TestApp {
+    app_with_models(standin, per_minute, Vec::new()).await
+}
+
+async fn app_with_models(
+    standin: &openai::StandIn,
+    per_minute: u32,
+    models: Vec<String>,
+) -> common::TestApp {
     let base = standin.base.clone();
     common::spawn_app_with(move |s| {
         s.llm = LlmSettings::OpenAi {
@@ -21,6 +31,7 @@ async fn app(standin: &openai::StandIn, per_minute: u32) -> common::TestApp {
             model: "standin-1".into(),
         };
         s.llm_gateway_per_minute = per_minute;
+        s.llm_gateway_models = models;
     })
     .await
 }
@@ -168,4 +179,109 @@ async fn keys_are_checked_and_the_rate_limit_holds() {
         (503, Some("llm_unavailable")),
         "{v}"
     );
+}
+
+#[tokio::test]
+async fn only_inference_reaches_the_provider() {
+    let standin = openai::start(|_| Reply::text("ok")).await;
+    let app = app(&standin, 100).await;
+    for (method, path) in [
+        ("GET", "/llm/v1/files"),
+        ("POST", "/llm/v1/fine_tuning/jobs"),
+        ("GET", "/llm/v1/batches"),
+        ("GET", "/llm/v1/organization/costs"),
+        ("DELETE", "/llm/v1/files/file-abc"),
+        ("POST", "/llm/v1/assistants"),
+    ] {
+        let resp = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(&app.api_key)
+            .json(&json!({"training_file": "file-abc", "model": "standin-1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{method} {path}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "endpoint_not_allowed", "{v}");
+    }
+    assert_eq!(
+        standin.other_requests(),
+        Vec::<String>::new(),
+        "refused before the provider"
+    );
+    // Inference still goes through.
+    let (status, v) = app.get(&app.api_key, "/llm/v1/models").await;
+    assert_eq!(
+        (status, v["data"][0]["id"].as_str()),
+        (200, Some("standin-1")),
+        "{v}"
+    );
+    let (status, _) = app
+        .post_json(&app.api_key, "/llm/v1/chat/completions", &chat(false))
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn the_model_allow_list_refuses_other_models_and_names_the_allowed() {
+    let standin = openai::start(|_| Reply::text("ok")).await;
+    let app = app_with_models(&standin, 100, vec!["standin-1".into(), "other-2".into()]).await;
+    let (status, v) = app
+        .post_json(
+            &app.api_key,
+            "/llm/v1/chat/completions",
+            &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["code"], "model_not_allowed");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("gpt-4o") && msg.contains("standin-1, other-2"),
+        "{msg}"
+    );
+    assert!(standin.requests().is_empty(), "refused before the provider");
+    let (status, _) = app
+        .post_json(&app.api_key, "/llm/v1/chat/completions", &chat(false))
+        .await;
+    assert_eq!(status, 200);
+    // The model list shows only allowed models the server has.
+    let (status, v) = app.get(&app.api_key, "/llm/v1/models").await;
+    assert_eq!(status, 200);
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+    let (status, _) = app.get(&app.api_key, "/llm/v1/models/gpt-4o").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_the_client_abandons_is_counted() {
+    let standin = openai::start(|_| Reply::Text {
+        pieces: vec!["One. ".into(), "Two. ".into(), "Three.".into()],
+        gap: Duration::from_millis(300),
+    })
+    .await;
+    let app = app(&standin, 100).await;
+    let resp = app
+        .client
+        .post(app.url("/llm/v1/chat/completions"))
+        .bearer_auth(&app.api_key)
+        .json(&chat(true))
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    drop(body);
+    // The request is on the tally once the gateway sees the client gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = app.get(&app.api_key, "/llm/usage").await;
+        if v["usage"][0]["requests"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never counted: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

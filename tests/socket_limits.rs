@@ -1,6 +1,7 @@
 //! Sockets fail closed and never hold a call: a message over a socket's limit closes that socket
 //! with 1009 and nothing else; a supervisor is told `hangup` and closed when its call ends; a
-//! client that stops reading is dropped while its call ends normally.
+//! client that stops reading is dropped while its call ends normally; a socket that floods commands
+//! gets `error` events (429), then is closed with 1008.
 
 #![allow(clippy::unwrap_used)]
 mod common;
@@ -236,4 +237,75 @@ async fn queued_tts_commands_are_bounded_and_the_call_goes_on() {
     c.wait("trackEnd", |_| true).await;
     c.send(json!({"command": "hangup"})).await;
     c.wait("hangup", |_| true).await;
+}
+
+/// Floods `ws` with `n` `history` commands at once and reads until the server closes it.
+async fn flood(ws: Ws, n: usize) -> (Vec<Value>, Option<u16>) {
+    let (mut tx, mut rx) = ws.split();
+    let cmd = json!({"command": "history", "speaker": "user", "text": "again"}).to_string();
+    tokio::spawn(async move {
+        for _ in 0..n {
+            if tx.feed(Message::text(cmd.clone())).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.flush().await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    until_closed(&mut rx).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_socket_that_floods_commands_gets_errors_then_is_closed() {
+    let (app, bot, number) = app_and_bot().await;
+    // The call's own socket.
+    let mut ws = connect(&app, "/call").await;
+    let invite = json!({"command": "invite", "option": {"callee": bot}});
+    ws.send(Message::text(invite.to_string())).await.unwrap();
+    while let Some(Ok(m)) = ws.next().await {
+        if let Message::Text(t) = m
+            && t.contains("\"answer\"")
+        {
+            break;
+        }
+    }
+    let (texts, code) = flood(ws, 5000).await;
+    assert_eq!(code, Some(1008), "closed for the flood");
+    let limited = texts
+        .iter()
+        .filter(|e| e["event"] == "error" && e["code"] == 429)
+        .count();
+    assert!(limited > 0, "error events first: {texts:?}");
+
+    // A supervisor of a phone call: the same, and the call is not affected.
+    let call = common::dial(
+        &app,
+        &number,
+        vec![
+            common::wait_bot(),
+            callbot_twilio_sim::carrier::Step::Silence(Duration::from_secs(6)),
+        ],
+    );
+    let sid = call.sid.clone();
+    let sup: Ws = eventually(|| async {
+        let url = format!("{}/call?id={sid}", app.base.replace("http://", "ws://"));
+        let mut req = url.as_str().into_client_request().unwrap();
+        req.headers_mut()
+            .insert("x-api-key", app.api_key.parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+            .await
+            .ok()
+            .map(|(ws, _)| ws)
+    })
+    .await;
+    let (texts, code) = flood(sup, 5000).await;
+    assert_eq!(code, Some(1008));
+    assert!(
+        texts
+            .iter()
+            .any(|e| e["event"] == "error" && e["code"] == 429),
+        "{texts:?}"
+    );
+    let (_, v) = app.get(&app.api_key, &format!("/calls/{sid}")).await;
+    assert_eq!(v["status"], "in-progress", "the call goes on: {v}");
 }

@@ -1,7 +1,8 @@
 //! `wss /call/webrtc` with a scripted WebRTC peer from another implementation (Python's aiortc):
 //! the SDP offer in `invite`, our answer offering PCMU only, ICE and DTLS-SRTP over loopback, the
 //! peer's microphone (a WAV file) recognised and answered by the engine, the bot's audio received
-//! by the peer; a peer that vanishes (ICE fails) ends the call cleanly.
+//! by the peer; a peer that vanishes (ICE fails) ends the call cleanly; a client's candidates at
+//! internal addresses are refused where the operator has not allowed them.
 
 #![allow(clippy::unwrap_used)]
 mod common;
@@ -113,11 +114,23 @@ async fn a_webrtc_call_from_an_independent_peer() {
             .all(|l| !l.to_lowercase().contains("opus")),
         "PCMU only: {sdp}"
     );
+    let candidates: Vec<&str> = sdp
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
     assert!(
-        sdp.lines().any(|l| l.starts_with("a=candidate:")
-            && l.contains(" 127.0.0.1 410")
+        candidates.iter().any(|l| l
+            .split_whitespace()
+            .nth(5)
+            .is_some_and(|p| p.starts_with("410"))
             && l.contains("typ host")),
         "a host candidate in RTC_PORTS: {sdp}"
+    );
+    assert!(
+        candidates
+            .iter()
+            .all(|l| !l.contains(" 127.0.0.1 ") && !l.contains(" ::1 ")),
+        "never loopback: {sdp}"
     );
     let sid = answer["callSid"].as_str().unwrap().to_owned();
     peer.answer(&sdp);
@@ -151,4 +164,51 @@ async fn a_webrtc_call_from_an_independent_peer() {
     assert_eq!(call["channel"], "webrtc");
     assert_eq!(call["from"], "aiortc");
     assert_eq!(call["turns"][1]["bot_text"], "Noted, thank you.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn internal_candidates_are_refused_unless_the_operator_allows_them() {
+    let app = common::spawn_app_with(|s| {
+        s.rtc.allow_private = false;
+        s.rtc.public_ip = Some("198.51.100.20".parse().unwrap());
+    })
+    .await;
+    let hook = hook::start(|_| Answer::Json(json!({"say": "Noted."}))).await;
+    let body = json!({"goal": "Take reservations", "voice": "local:en-us", "first_message": "Hello.",
+        "webhook": hook.url});
+    let (status, b) = app.create_bot(&app.api_key, body).await;
+    assert_eq!(status, 201, "{b}");
+    hook.set_secret(b["webhook_secret"].as_str().unwrap());
+    let bot = b["id"].as_str().unwrap().to_owned();
+    // An offer from our own offering side, with a metadata-service candidate added.
+    let offer = callbot_stream::rtc::Offer::new().await.unwrap();
+    assert!(offer.sdp.contains("a=candidate:"), "{}", offer.sdp);
+    let sdp = offer.sdp.replacen(
+        "a=candidate:",
+        "a=candidate:9 1 udp 2130706431 169.254.169.254 80 typ host\r\na=candidate:",
+        1,
+    );
+    let mut c = callws::open(&app, "/call/webrtc", Some(&app.api_key))
+        .await
+        .unwrap();
+    let answer = c.invite(json!({"callee": bot, "offer": sdp})).await;
+    let answer_sdp = answer["sdp"].as_str().unwrap();
+    assert!(
+        answer_sdp
+            .lines()
+            .any(|l| l.contains(" 198.51.100.20 ") && l.contains("typ srflx")),
+        "the public address is offered: {answer_sdp}"
+    );
+    assert!(!answer_sdp.contains(" 127.0.0.1 "), "{answer_sdp}");
+    for addr in ["10.0.0.7", "127.0.0.1", "169.254.169.254", "fd00::7"] {
+        c.send(json!({"command": "candidate",
+            "candidates": [format!("candidate:1 1 udp 2130706431 {addr} 3478 typ host")]}))
+            .await;
+        let e = c
+            .wait("error", |e| {
+                e["error"].as_str().unwrap_or("").contains(addr)
+            })
+            .await;
+        assert_eq!(e["code"], 403, "{e}");
+    }
 }

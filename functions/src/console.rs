@@ -23,16 +23,11 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route(
             DOC_ROUTES[2],
-            get(|| async {
+            get(|State(state): State<AppState>| async move {
+                let csp = csp(state.settings.stream_base_url.as_ref());
                 (
-                    [
-                        CACHE,
-                        // The page loads only its own files and talks only to this API and its sockets.
-                        (
-                            header::CONTENT_SECURITY_POLICY,
-                            "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; img-src 'self' data:",
-                        ),
-                    ],
+                    [CACHE],
+                    [(header::CONTENT_SECURITY_POLICY, csp)],
                     Html(INDEX),
                 )
             }),
@@ -41,7 +36,10 @@ pub(crate) fn routes() -> axum::Router<AppState> {
             DOC_ROUTES[3],
             get(|| async {
                 (
-                    [CACHE, (header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    [
+                        CACHE,
+                        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                    ],
                     APP_JS,
                 )
             }),
@@ -58,6 +56,19 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route(DOC_ROUTES[5], get(config))
 }
 
+/// The page loads only its own files, talks only to this API and the stream service's sockets
+/// (the same origin under `callbot serve`, where `'self'` covers `ws:`/`wss:` to this host), and
+/// is never framed.
+fn csp(stream: Option<&url::Url>) -> String {
+    let sockets = stream
+        .map(|u| format!(" {}", u.origin().ascii_serialization()))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; connect-src 'self'{sockets}; media-src 'self' blob:; img-src 'self' data:; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    )
+}
+
 /// Where the page opens its call sockets.
 async fn config(State(state): State<AppState>) -> impl IntoResponse {
     let base = match &state.settings.stream_base_url {
@@ -66,4 +77,24 @@ async fn config(State(state): State<AppState>) -> impl IntoResponse {
         None => String::new(),
     };
     ([CACHE], Json(serde_json::json!({ "stream_base": base })))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_policy_names_only_this_origin_and_the_stream_service() {
+        let local = super::csp(None);
+        assert!(local.contains("connect-src 'self';"), "{local}");
+        assert!(local.contains("frame-ancestors 'none'"), "{local}");
+        assert!(
+            !local.contains(" ws:") && !local.contains(" wss:"),
+            "{local}"
+        );
+        let url = url::Url::parse("wss://stream.example.com/").unwrap();
+        let cloud = super::csp(Some(&url));
+        assert!(
+            cloud.contains("connect-src 'self' wss://stream.example.com;"),
+            "{cloud}"
+        );
+    }
 }

@@ -27,6 +27,44 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(status_callback))
 }
 
+/// What Twilio posts to `/voice` (the fields the platform reads; Twilio sends more, which are
+/// signed and ignored). For the API description only: requests are read as raw form pairs.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct VoiceForm {
+    /// The call's SID.
+    #[schema(
+        pattern = "^CA[0-9a-fA-F]{32}$",
+        example = "CA0123456789abcdef0123456789abcdef"
+    )]
+    CallSid: String,
+    AccountSid: Option<String>,
+    /// The caller's number.
+    From: Option<String>,
+    /// The number called (the bot's).
+    To: Option<String>,
+    CallStatus: Option<String>,
+    Direction: Option<String>,
+}
+
+/// What Twilio posts to `/voice/status` (the fields the platform reads).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct StatusForm {
+    #[schema(
+        pattern = "^CA[0-9a-fA-F]{32}$",
+        example = "CA0123456789abcdef0123456789abcdef"
+    )]
+    CallSid: String,
+    #[schema(value_type = String, pattern = "^(queued|initiated|ringing|in-progress|completed|busy|failed|no-answer|canceled)$")]
+    CallStatus: String,
+    /// Orders the callbacks of one call.
+    #[schema(pattern = "^[0-9]{1,15}$")]
+    SequenceNumber: Option<String>,
+    /// Seconds, in the final callback.
+    CallDuration: Option<String>,
+}
+
 /// A form-encoded Twilio webhook whose signature checked out against the public URL.
 #[derive(Debug)]
 pub struct TwilioForm {
@@ -155,9 +193,14 @@ async fn find_bot(
 /// then `<Hangup/>`; or `<Say>` and `<Hangup/>` when the bot is unknown, paused or over its daily
 /// call quota. Refuses requests without a valid `X-Twilio-Signature` (403).
 #[utoipa::path(post, path = "/voice", tag = "twilio",
-    params(("bot_id" = String, Query, description = "The bot whose number was called")),
+    params(("bot_id" = Option<String>, Query, description = "The bot whose number was called (without it, or for an unknown bot, the caller hears that the number is not in service)"),
+           ("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the URL and the form")),
+    request_body(content = VoiceForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "TwiML", content_type = "text/xml"),
-              (status = 403, body = ErrorBody, description = "Bad or missing X-Twilio-Signature")))]
+              (status = 400, body = ErrorBody, description = "A missing or malformed CallSid, or a body that is not a form"),
+              (status = 403, body = ErrorBody, description = "Bad or missing X-Twilio-Signature"),
+              (status = 413, body = ErrorBody, description = "Body over the size limit"),
+              (status = 415, body = ErrorBody, description = "Not application/x-www-form-urlencoded")))]
 pub async fn answer(State(state): State<AppState>, form: TwilioForm) -> Result<Response, ApiError> {
     let Some(sid) = form.get("CallSid").and_then(|s| CallSid::parse(s).ok()) else {
         return Err(ApiError::bad_request(
@@ -243,7 +286,7 @@ pub async fn answer(State(state): State<AppState>, form: TwilioForm) -> Result<R
         .put_ticket(
             &KeyHash::of(&token),
             &bot.tenant,
-            TicketPurpose::Stream,
+            &TicketPurpose::Stream,
             expires_ms,
         )
         .await?;
@@ -266,8 +309,13 @@ pub async fn answer(State(state): State<AppState>, form: TwilioForm) -> Result<R
 /// Moves the call record forward (queued → ringing → in-progress → a final state). Callbacks
 /// that arrive late (lower `SequenceNumber`) or would move a finished call are ignored.
 #[utoipa::path(post, path = "/voice/status", tag = "twilio",
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the URL and the form")),
+    request_body(content = StatusForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 204, description = "Recorded (or ignored as stale)"),
-              (status = 403, body = ErrorBody, description = "Bad or missing X-Twilio-Signature")))]
+              (status = 400, body = ErrorBody, description = "A missing or malformed CallSid, CallStatus or SequenceNumber"),
+              (status = 403, body = ErrorBody, description = "Bad or missing X-Twilio-Signature"),
+              (status = 413, body = ErrorBody, description = "Body over the size limit"),
+              (status = 415, body = ErrorBody, description = "Not application/x-www-form-urlencoded")))]
 pub async fn status_callback(
     State(state): State<AppState>,
     form: TwilioForm,

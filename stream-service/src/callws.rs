@@ -7,7 +7,9 @@
 //!   the `answer` event); or
 //! - names a live call of its tenant with `?id=<call sid>`: supervisor mode, where the call's
 //!   events arrive and commands (`tts`, `play`, `interrupt`, `refer`, `hangup`, ...) act on it,
-//!   whichever instance holds the call (`relay`).
+//!   whichever instance holds the call (`relay`). A ticket for this is of purpose `supervise`
+//!   and names the call (`POST /call/tickets {"purpose":"supervise","call_id":...}`); a `call`
+//!   ticket places a new call only.
 
 use crate::StreamState;
 use crate::engine::call::leg::{Leg, LegKind, SocketCodec};
@@ -54,7 +56,7 @@ pub async fn authenticate(
     state: &StreamState,
     headers: &HeaderMap,
     ticket: Option<&str>,
-    purpose: TicketPurpose,
+    purpose: &TicketPurpose,
 ) -> Result<TenantId, Response> {
     let found = match ticket {
         Some(t) if callbot_core::apikey::plausible(t) => {
@@ -116,16 +118,37 @@ async fn open(
     webrtc: bool,
 ) -> Response {
     let ws = crate::ws::configure(ws, crate::ws::Kind::Commands);
+    let sid = match q.id.as_deref().map(CallSid::parse) {
+        None => None,
+        Some(Ok(sid)) => Some(sid),
+        Some(Err(_)) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_id",
+                "id must be a live call's SID (CA and 32 hex digits); new calls get theirs in the answer event",
+            );
+        }
+    };
     // A supervisor socket relayed from the instance its client connected to (see `relay`).
-    let relayed = crate::relay::relayed_tenant(&state, &headers).await;
+    let relayed = match &sid {
+        Some(sid) => crate::relay::relayed_tenant(&state, &headers, sid).await,
+        None if headers.contains_key(crate::relay::RELAY_HEADER) => {
+            return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
+        }
+        None => None,
+    };
     let is_relayed = relayed.is_some();
     let tenant = match relayed {
-        Some(Ok(t)) if q.id.is_some() => t,
+        Some(Ok(t)) => t,
         Some(_) => {
             return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");
         }
         None => {
-            match authenticate(&state, &headers, q.ticket.as_deref(), TicketPurpose::Call).await {
+            // A ticket opens exactly what it was issued for: a new call, or this one live call.
+            let purpose = sid
+                .clone()
+                .map_or(TicketPurpose::Call, TicketPurpose::Supervise);
+            match authenticate(&state, &headers, q.ticket.as_deref(), &purpose).await {
                 Ok(t) => t,
                 Err(r) => return r,
             }
@@ -138,14 +161,7 @@ async fn open(
             "no call engine here",
         );
     };
-    if let Some(id) = q.id.as_deref() {
-        let Ok(sid) = CallSid::parse(id) else {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid_id",
-                "id must be a live call's SID (CA and 32 hex digits); new calls get theirs in the answer event",
-            );
-        };
+    if let Some(sid) = sid {
         // Another tenant's call and a call that is not live look the same from outside.
         if let Some(live) = engine.live.get(&tenant, &sid) {
             return ws.on_upgrade(move |socket| crate::supervise::run(socket, live));
@@ -292,12 +308,8 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
             )
             .await;
         };
-        let ports = state
-            .settings
-            .rtc
-            .ports
-            .map(|(a, b)| crate::rtc::PortRange(a, b));
-        match crate::rtc::accept(offer, ports).await {
+        let policy = crate::rtc::Policy::from_settings(&state.settings.rtc);
+        match crate::rtc::accept(offer, policy).await {
             Ok(r) => (
                 Leg::new(LegKind::Rtc {
                     media: r.media,

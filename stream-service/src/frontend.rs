@@ -4,6 +4,10 @@
 //! ticket (`?ticket=`, what browsers use); a key in the URL (`api_key=`) is refused, since URLs end
 //! up in logs and histories. Observers never slow the call: a lagging one is told how many events
 //! it missed.
+//!
+//! `user_id` is a filter, not a permission: with it, the socket opens only when the call is that
+//! end user's, and it counts toward that user's observer limit; any holder of the tenant's key or
+//! of an `observe` ticket may watch any live call of the tenant, with or without it.
 
 use crate::StreamState;
 use crate::engine::events::{CallEvent, now_ms};
@@ -52,9 +56,16 @@ pub async fn upgrade(
         );
     }
     let ws = crate::ws::configure(ws, crate::ws::Kind::Observer);
+    let Some(sid) = q.call_sid.as_deref().and_then(|s| CallSid::parse(s).ok()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_call_sid",
+            "callSid is required",
+        );
+    };
     // A socket relayed from the instance its client connected to (see `relay`): that instance
     // authenticated the client and holds the observer place.
-    let relayed = relay::relayed_tenant(&state, &headers).await;
+    let relayed = relay::relayed_tenant(&state, &headers, &sid).await;
     let is_relayed = relayed.is_some();
     let found = if let Some(r) = relayed {
         match r {
@@ -67,7 +78,7 @@ pub async fn upgrade(
             &state,
             &headers,
             Some(ticket),
-            callbot_core::store::TicketPurpose::Observe,
+            &callbot_core::store::TicketPurpose::Observe,
         )
         .await
         {
@@ -95,13 +106,6 @@ pub async fn upgrade(
             tracing::error!(error = %e, "API key lookup failed");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again");
         }
-    };
-    let Some(sid) = q.call_sid.as_deref().and_then(|s| CallSid::parse(s).ok()) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "invalid_call_sid",
-            "callSid is required",
-        );
     };
     let Some(engine) = &state.engine else {
         return refuse(StatusCode::NOT_FOUND, "not_found", "Call not live");

@@ -1,11 +1,15 @@
-//! The LLM gateway (RustPBX's `/llm/v1`): `POST /llm/v1/{*path}` and `GET /llm/v1/models` are
-//! forwarded to the configured model server — the platform's provider key swapped in for the
-//! caller's callbot key, which is never passed on — and the answer streams back as it arrives
-//! (Server-Sent Events are not buffered). Authenticated by `X-API-Key` or `Authorization: Bearer
-//! <callbot key>`, so the OpenAI SDKs work with `base_url=http://host/llm/v1`. Each tenant has a
-//! per-minute request limit held in the store (it holds across instances), and the token usage in
-//! the answers is added to the tenant's daily tally, shown by `GET /llm/usage`. Errors use
-//! OpenAI's shape, `{"error": {"message", "type", "code"}}`, which the SDKs read.
+//! The LLM gateway (RustPBX's `/llm/v1`): inference requests (`POST chat/completions`,
+//! `completions`, `embeddings`, `moderations`; `GET models`, `models/{id}`) are forwarded to the
+//! configured model server — the platform's provider key swapped in for the caller's callbot key,
+//! which is never passed on — and the answer streams back as it arrives (Server-Sent Events are
+//! not buffered). Nothing else is forwarded: the provider account is shared by every tenant, so
+//! its files, batches, fine-tuning jobs and organisation endpoints are refused (403) before they
+//! reach it. An optional allow-list (`CALLBOT_LLM_MODELS`) limits the models. Authenticated by
+//! `X-API-Key` or `Authorization: Bearer <callbot key>`, so the OpenAI SDKs work with
+//! `base_url=http://host/llm/v1`. Each tenant has a per-minute request limit held in the store (it
+//! holds across instances); every forwarded request, and the token usage in its answer, is added
+//! to the tenant's daily tally (`GET /llm/usage`), also when the client goes away mid-answer.
+//! Errors use OpenAI's shape, `{"error": {"message", "type", "code"}}`, which the SDKs read.
 
 use crate::StreamState;
 use axum::Router;
@@ -71,15 +75,86 @@ async fn tenant(store: &Arc<dyn Store>, headers: &HeaderMap) -> Result<TenantId,
     }
 }
 
-/// `chat/completions`, `models`, `embeddings`...: letters, digits, `/`, `_`, `-`, `.`, no `..`.
-fn path_ok(path: &str) -> bool {
-    !path.is_empty()
-        && path.len() <= 200
-        && !path.contains("..")
-        && !path.starts_with('/')
-        && path
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '.'))
+/// The inference endpoints the gateway forwards, by method.
+const INFERENCE_POST: [&str; 4] = [
+    "chat/completions",
+    "completions",
+    "embeddings",
+    "moderations",
+];
+
+/// What a forwarded request is.
+#[derive(Debug, PartialEq, Eq)]
+enum Inference {
+    /// A `POST` to one of [`INFERENCE_POST`]: its body names the model.
+    Post,
+    /// `GET models`.
+    Models,
+    /// `GET models/{id}`.
+    Model(String),
+}
+
+/// The inference request `method path` is, or the 403 for anything else (files, batches,
+/// fine-tuning, assistants, organisation...).
+#[allow(clippy::result_large_err)] // the refusal is the response itself, built once per request
+fn inference(method: &Method, path: &str) -> Result<Inference, Response> {
+    let model_id = path
+        .strip_prefix("models/")
+        .filter(|id| !id.is_empty() && id.len() <= 200 && !id.contains(".."));
+    let found = match (method, path) {
+        (&Method::POST, p) if INFERENCE_POST.contains(&p) => Some(Inference::Post),
+        (&Method::GET, "models") => Some(Inference::Models),
+        (&Method::GET, _) => model_id.map(|id| Inference::Model(id.to_owned())),
+        _ => None,
+    };
+    found.ok_or_else(|| {
+        error(
+            StatusCode::FORBIDDEN,
+            "endpoint_not_allowed",
+            &format!(
+                "the gateway forwards inference only: POST {}; GET models",
+                INFERENCE_POST.join(", ")
+            ),
+        )
+    })
+}
+
+/// With an allow-list, the model a request names must be on it (400 naming the allowed models).
+#[allow(clippy::result_large_err)] // the refusal is the response itself, built once per request
+fn model_allowed(allowed: &[String], what: &Inference, body: &[u8]) -> Result<(), Response> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let named = match what {
+        Inference::Models => return Ok(()),
+        Inference::Model(id) => Some(id.clone()),
+        Inference::Post => serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v.get("model")?.as_str().map(str::to_owned)),
+    };
+    match named {
+        Some(m) if allowed.contains(&m) => Ok(()),
+        named => Err(error(
+            StatusCode::BAD_REQUEST,
+            "model_not_allowed",
+            &format!(
+                "model {} is not allowed on this deployment; allowed: {}",
+                named.map_or_else(|| "(none given)".to_owned(), |m| format!("{m:?}")),
+                allowed.join(", ")
+            ),
+        )),
+    }
+}
+
+/// `GET models` with an allow-list: the model server's list cut to the allowed models.
+fn only_allowed(allowed: &[String], list: &[u8]) -> Option<Vec<u8>> {
+    let mut v = serde_json::from_slice::<Value>(list).ok()?;
+    v.get_mut("data")?.as_array_mut()?.retain(|m| {
+        m["id"]
+            .as_str()
+            .is_some_and(|id| allowed.iter().any(|a| a == id))
+    });
+    serde_json::to_vec(&v).ok()
 }
 
 async fn forward(
@@ -94,15 +169,13 @@ async fn forward(
         Ok(t) => t,
         Err(r) => return r,
     };
-    if method != Method::GET && method != Method::POST {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "GET or POST",
-        );
-    }
-    if !path_ok(&path) {
-        return error(StatusCode::NOT_FOUND, "not_found", "unknown path");
+    let what = match inference(&method, &path) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let allowed = &state.settings.llm_gateway_models;
+    if let Err(r) = model_allowed(allowed, &what, &body) {
+        return r;
     }
     let Some((engine, upstream)) = state
         .engine
@@ -115,31 +188,11 @@ async fn forward(
             "this deployment has no language model (CALLBOT_LLM=off)",
         );
     };
-    let limit = state.settings.llm_gateway_per_minute;
     let now = callbot_core::time_fmt::now();
-    match state
-        .store
-        .acquire_rate_slot(&format!("llm#{tenant}"), limit, 60, now)
-        .await
-    {
-        Ok(RateDecision::Allowed) => {}
-        Ok(RateDecision::Limited { retry_after_secs }) => {
-            let mut r = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_exceeded",
-                &format!("at most {limit} requests per minute; try again in {retry_after_secs} s"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return r;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "rate limit check failed");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again");
-        }
+    if let Err(r) = rate_limit(&state, &tenant, now).await {
+        return r;
     }
-    let body = if method == Method::POST && path == "chat/completions" {
+    let body = if path == "chat/completions" {
         with_usage_in_stream(body)
     } else {
         body
@@ -162,6 +215,16 @@ async fn forward(
     if let Some(k) = &upstream.key {
         req = req.bearer_auth(k.expose_secret());
     }
+    // Counted from here on, whatever happens next (the meter counts when it is dropped, also
+    // when the client goes away before the answer's headers or in the middle of its body).
+    let meter = Meter {
+        store: state.store.clone(),
+        tenant,
+        day: callbot_core::time_fmt::day_key(now),
+        sse: false,
+        buf: Vec::new(),
+        usage: None,
+    };
     let resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
@@ -173,21 +236,56 @@ async fn forward(
             );
         }
     };
+    if what == Inference::Models && !allowed.is_empty() {
+        return model_list(resp, allowed, meter).await;
+    }
+    answer(resp, meter)
+}
+
+/// The tenant's per-minute slot, or the 429 (or 503) that refuses the request.
+async fn rate_limit(
+    state: &StreamState,
+    tenant: &TenantId,
+    now: time::OffsetDateTime,
+) -> Result<(), Response> {
+    let limit = state.settings.llm_gateway_per_minute;
+    match state
+        .store
+        .acquire_rate_slot(&format!("llm#{tenant}"), limit, 60, now)
+        .await
+    {
+        Ok(RateDecision::Allowed) => Ok(()),
+        Ok(RateDecision::Limited { retry_after_secs }) => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                &format!("at most {limit} requests per minute; try again in {retry_after_secs} s"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Err(r)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rate limit check failed");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again",
+            ))
+        }
+    }
+}
+
+/// The model server's answer, streamed back as it arrives and metered as it passes.
+fn answer(resp: reqwest::Response, mut meter: Meter) -> Response {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let sse = content_type
+    meter.sse = content_type
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let mut meter = Meter {
-        store: state.store.clone(),
-        tenant,
-        day: callbot_core::time_fmt::day_key(now),
-        sse,
-        buf: Vec::new(),
-        usage: None,
-        counted: status.is_success(),
-    };
+    let sse = meter.sse;
     let stream = resp.bytes_stream().map(move |chunk| {
         if let Ok(c) = &chunk {
             meter.inspect(c);
@@ -204,6 +302,27 @@ async fn forward(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
     out
+}
+
+/// `GET models` under an allow-list: the list read whole and cut to the allowed models.
+async fn model_list(resp: reqwest::Response, allowed: &[String], meter: Meter) -> Response {
+    let status = resp.status();
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e.without_url(), "LLM gateway: model list unreadable");
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                "the model server's answer was cut off",
+            );
+        }
+    };
+    drop(meter);
+    match only_allowed(allowed, &body).filter(|_| status.is_success()) {
+        Some(list) => (status, [(header::CONTENT_TYPE, "application/json")], list).into_response(),
+        None => (status, body).into_response(),
+    }
 }
 
 /// A streamed chat completion asks for the usage chunk, so the tenant's tokens can be counted.
@@ -227,7 +346,6 @@ struct Meter {
     sse: bool,
     buf: Vec<u8>,
     usage: Option<(u64, u64)>,
-    counted: bool,
 }
 
 impl Meter {
@@ -267,9 +385,6 @@ fn usage_of(v: &Value) -> Option<(u64, u64)> {
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        if !self.counted {
-            return;
-        }
         if !self.sse {
             self.usage = serde_json::from_slice::<Value>(&self.buf)
                 .ok()
@@ -339,9 +454,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_and_usage_parsing() {
-        assert!(path_ok("chat/completions") && path_ok("models"));
-        assert!(!path_ok("../admin") && !path_ok("") && !path_ok("/etc") && !path_ok("a?b"));
+    fn only_inference_is_forwarded() {
+        for (m, p) in [
+            (Method::POST, "chat/completions"),
+            (Method::POST, "embeddings"),
+            (Method::GET, "models"),
+            (Method::GET, "models/gpt-4o-mini"),
+        ] {
+            assert!(inference(&m, p).is_ok(), "{m} {p}");
+        }
+        for (m, p) in [
+            (Method::GET, "files"),
+            (Method::DELETE, "files/file-1"),
+            (Method::POST, "fine_tuning/jobs"),
+            (Method::GET, "batches"),
+            (Method::GET, "organization/costs"),
+            (Method::GET, "chat/completions"),
+            (Method::POST, "models"),
+            (Method::GET, "models/"),
+            (Method::GET, "models/../files"),
+            (Method::POST, "../admin"),
+        ] {
+            let r = inference(&m, p).expect_err(p);
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {p}");
+        }
+    }
+
+    #[test]
+    fn the_allow_list_names_the_allowed_models() {
+        let allowed = vec!["a".to_owned(), "b".to_owned()];
+        let body = |m: &str| format!(r#"{{"model":"{m}"}}"#).into_bytes();
+        assert!(model_allowed(&allowed, &Inference::Post, &body("b")).is_ok());
+        assert!(model_allowed(&[], &Inference::Post, &body("z")).is_ok());
+        assert!(model_allowed(&allowed, &Inference::Models, b"").is_ok());
+        for (what, b) in [
+            (Inference::Post, body("z")),
+            (Inference::Post, b"not json".to_vec()),
+            (Inference::Model("z".into()), vec![]),
+        ] {
+            let r = model_allowed(&allowed, &what, &b).expect_err("refused");
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        }
+        let list = br#"{"object":"list","data":[{"id":"a"},{"id":"z"}]}"#;
+        let cut: Value = serde_json::from_slice(&only_allowed(&allowed, list).unwrap()).unwrap();
+        assert_eq!(cut["data"], json!([{"id": "a"}]));
+    }
+
+    #[test]
+    fn usage_parsing() {
         let b = with_usage_in_stream(Bytes::from_static(br#"{"stream":true,"model":"m"}"#));
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["stream_options"]["include_usage"], true);

@@ -86,7 +86,11 @@ async fn admit(
 ) -> Result<CallRecord, String> {
     let tenant = state
         .store
-        .take_ticket(&KeyHash::of(token), TicketPurpose::Stream, leases::now_ms())
+        .take_ticket(
+            &KeyHash::of(token),
+            &TicketPurpose::Stream,
+            leases::now_ms(),
+        )
         .await
         .map_err(|e| format!("the store failed: {e}"))?
         .ok_or("stream token was used already")?;

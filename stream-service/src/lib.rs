@@ -16,6 +16,7 @@ pub mod handshake;
 pub mod llm;
 pub mod models;
 pub mod protocol;
+pub mod rate;
 pub mod relay;
 pub mod rtc;
 mod session;

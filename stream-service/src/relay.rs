@@ -2,8 +2,12 @@
 //! URL in the store while the call lives (`leases::route_scope`). A socket that names a live call
 //! (`/frontend-stream?callSid=`, `/call?id=`) on another instance is authenticated there, then
 //! relayed: that instance opens the same path on the holder with a single-use `relay` ticket for
-//! the client's tenant (header `X-Callbot-Relay`) and copies messages both ways. The holder checks
-//! the tenant against the call as for a local socket; a relayed socket is never relayed again.
+//! the client's tenant and that call (header `X-Callbot-Relay`; the holder takes it only for the
+//! call the path names) and copies messages both ways. The holder checks the tenant against the
+//! call as for a local socket; a relayed socket is never relayed again. Instances reach each other
+//! at their internal URLs (`CALLBOT_INSTANCE_URL`), which must be on a private network (the ECS
+//! template's security group admits only the load balancer and the service's own tasks) or
+//! `https`: a ticket in the header of a plain `ws://` connection is readable on the path.
 
 use crate::StreamState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -36,11 +40,13 @@ pub enum RelayError {
     Holder(String),
 }
 
-/// The tenant of a relayed socket: `None` when the request carries no relay header, else the
-/// tenant its (consumed) ticket was issued for, or `Err` for a bad or used ticket.
+/// The tenant of a relayed socket for call `sid`: `None` when the request carries no relay
+/// header, else the tenant its (consumed) ticket was issued for, or `Err` for a bad or used
+/// ticket, or one issued for another call.
 pub async fn relayed_tenant(
     state: &StreamState,
     headers: &HeaderMap,
+    sid: &CallSid,
 ) -> Option<Result<TenantId, RelayError>> {
     let ticket = headers.get(RELAY_HEADER)?.to_str().unwrap_or("");
     if !callbot_core::apikey::plausible(ticket) {
@@ -48,7 +54,11 @@ pub async fn relayed_tenant(
     }
     let taken = state
         .store
-        .take_ticket(&KeyHash::of(ticket), TicketPurpose::Relay, leases::now_ms())
+        .take_ticket(
+            &KeyHash::of(ticket),
+            &TicketPurpose::Relay(sid.clone()),
+            leases::now_ms(),
+        )
         .await;
     Some(match taken {
         Ok(Some(t)) => Ok(t),
@@ -77,7 +87,12 @@ pub async fn connect(
     let (raw, hash) = new_ticket();
     state
         .store
-        .put_ticket(&hash, tenant, TicketPurpose::Relay, now + TICKET_TTL_MS)
+        .put_ticket(
+            &hash,
+            tenant,
+            &TicketPurpose::Relay(sid.clone()),
+            now + TICKET_TTL_MS,
+        )
         .await?;
     let base = holder
         .strip_prefix("https://")

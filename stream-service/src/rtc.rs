@@ -3,10 +3,16 @@
 //! offered, so the line's audio crosses without transcoding. The leg's task turns received RTP
 //! into 20 ms caller frames for the call engine and the engine's frames into RTP packets; it
 //! reports `Closed` when ICE fails, disconnects or never connects, or the peer stops answering.
+//!
+//! Addresses: the answer offers a host candidate on the address of the default route (never
+//! loopback) and, behind a 1:1 NAT, a server-reflexive one at the configured public address. The
+//! client's candidates (in the offer and trickled) that point at loopback, private, link-local,
+//! metadata or other internal addresses are refused unless the operator allows private addresses,
+//! so a client cannot make the server send STUN to hosts inside its network.
 
 use crate::audio::FRAME_BYTES;
 use crate::engine::call::leg::RtcEvent;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
@@ -44,19 +50,65 @@ pub enum RtcSetupError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange(pub u16, pub u16);
 
-/// The addresses to gather host candidates on: loopback (a browser on this machine) and the
-/// address of the default route (other machines), found without sending anything.
-fn host_addresses() -> Vec<IpAddr> {
-    let mut v = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    if let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0")
-        && s.connect("192.0.2.1:9").is_ok()
-        && let Ok(a) = s.local_addr()
-        && !a.ip().is_loopback()
-        && !a.ip().is_unspecified()
-    {
-        v.push(a.ip());
+/// The deployment's WebRTC address rules (from `RtcSettings`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy {
+    pub ports: Option<PortRange>,
+    /// Advertised as a server-reflexive candidate (`CALLBOT_RTC_PUBLIC_IP`).
+    pub public_ip: Option<IpAddr>,
+    /// Remote candidates at internal addresses are used (`CALLBOT_RTC_ALLOW_PRIVATE`).
+    pub allow_private: bool,
+}
+
+impl Policy {
+    pub fn from_settings(s: &callbot_core::settings::RtcSettings) -> Self {
+        Policy {
+            ports: s.ports.map(|(a, b)| PortRange(a, b)),
+            public_ip: s.public_ip,
+            allow_private: s.allow_private,
+        }
     }
-    v
+
+    /// Whether a remote ICE candidate line (`candidate:…`, with or without `a=`) may be used:
+    /// `Err` says why not.
+    pub fn remote_candidate(&self, line: &str) -> Result<(), String> {
+        let line = line.trim().trim_start_matches("a=");
+        // candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type>
+        let Some(addr) = line.split_whitespace().nth(4) else {
+            return Err("not an ICE candidate line".into());
+        };
+        let Ok(ip) = addr.parse::<IpAddr>() else {
+            // An mDNS name (`….local`) or another host name: nothing here resolves it.
+            return Err(format!("candidate address {addr:?} is not an IP address"));
+        };
+        if !self.allow_private && callbot_core::domain::webhook::is_non_public(ip) {
+            return Err(format!(
+                "candidate address {ip} is loopback, private, link-local or otherwise internal; the operator must set CALLBOT_RTC_ALLOW_PRIVATE to allow it"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The offer without the candidates [`Policy::remote_candidate`] refuses.
+    pub fn filter_offer(&self, sdp: &str) -> String {
+        let mut out = String::with_capacity(sdp.len());
+        for line in sdp.split_inclusive('\n') {
+            let refused = line.starts_with("a=candidate:") && self.remote_candidate(line).is_err();
+            if !refused {
+                out.push_str(line);
+            }
+        }
+        out
+    }
+}
+
+/// The address to gather the host candidate on: the default route's (found without sending
+/// anything), never loopback; `None` on a machine without a network.
+fn host_address() -> Option<IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 async fn bind(ip: IpAddr, ports: Option<PortRange>) -> Result<UdpSocket, RtcSetupError> {
@@ -81,8 +133,9 @@ async fn bind(ip: IpAddr, ports: Option<PortRange>) -> Result<UdpSocket, RtcSetu
 
 type Sockets = Vec<(UdpSocket, SocketAddr)>;
 
-/// A PCMU-only peer with host candidates on its own sockets.
-async fn peer(ports: Option<PortRange>) -> Result<(Rtc, Sockets), RtcSetupError> {
+/// A PCMU-only peer with a host candidate on its own socket (and a server-reflexive one at the
+/// public address, when there is one).
+async fn peer(policy: Policy) -> Result<(Rtc, Sockets), RtcSetupError> {
     let provider = Arc::new(str0m::crypto::from_feature_flags());
     let mut rtc = RtcConfig::new()
         .set_crypto_provider(provider)
@@ -90,16 +143,25 @@ async fn peer(ports: Option<PortRange>) -> Result<(Rtc, Sockets), RtcSetupError>
         .enable_pcmu(true, false)
         .build(Instant::now());
     let mut sockets = Vec::new();
-    for ip in host_addresses() {
-        let socket = bind(ip, ports).await?;
-        let local = socket
-            .local_addr()
-            .map_err(|e| RtcSetupError::Ports(e.to_string()))?;
-        if let Ok(c) = Candidate::host(local, "udp") {
-            rtc.add_local_candidate(c);
-        }
-        sockets.push((socket, local));
+    let Some(ip) = host_address() else {
+        return Err(RtcSetupError::Ports(
+            "this host has no network address to offer (no default route)".into(),
+        ));
+    };
+    let socket = bind(ip, policy.ports).await?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| RtcSetupError::Ports(e.to_string()))?;
+    if let Ok(c) = Candidate::host(local, "udp") {
+        rtc.add_local_candidate(c);
     }
+    if let Some(public) = policy.public_ip
+        && let Ok(c) =
+            Candidate::server_reflexive(SocketAddr::new(public, local.port()), local, "udp")
+    {
+        rtc.add_local_candidate(c);
+    }
+    sockets.push((socket, local));
     Ok((rtc, sockets))
 }
 
@@ -132,10 +194,10 @@ fn start(
 }
 
 /// Accepts an SDP offer: binds the leg's sockets, answers, and starts the leg's task.
-pub async fn accept(offer: &str, ports: Option<PortRange>) -> Result<RtcLeg, RtcSetupError> {
-    let offer =
-        SdpOffer::from_sdp_string(offer).map_err(|e| RtcSetupError::Offer(e.to_string()))?;
-    let (mut rtc, sockets) = peer(ports).await?;
+pub async fn accept(offer: &str, policy: Policy) -> Result<RtcLeg, RtcSetupError> {
+    let offer = SdpOffer::from_sdp_string(&policy.filter_offer(offer))
+        .map_err(|e| RtcSetupError::Offer(e.to_string()))?;
+    let (mut rtc, sockets) = peer(policy).await?;
     let answer = rtc
         .sdp_api()
         .accept_offer(offer)
@@ -156,7 +218,7 @@ pub struct Offer {
 
 impl Offer {
     pub async fn new() -> Result<Offer, RtcSetupError> {
-        let (mut rtc, sockets) = peer(None).await?;
+        let (mut rtc, sockets) = peer(Policy::default()).await?;
         let mut change = rtc.sdp_api();
         let mid = change.add_media(
             MediaKind::Audio,
@@ -315,4 +377,88 @@ pub fn parse_ports(raw: &str) -> Option<PortRange> {
     let (a, b) = raw.split_once('-')?;
     let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
     (a > 0 && a <= b).then_some(PortRange(a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\n\
+a=candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host\r\n\
+a=candidate:2 1 udp 2130706431 169.254.169.254 50001 typ host\r\n\
+a=candidate:3 1 udp 1694498815 93.184.215.14 50002 typ srflx raddr 0.0.0.0 rport 0\r\n\
+a=candidate:4 1 udp 2130706431 4a1b.local 50003 typ host\r\n\
+a=end-of-candidates\r\n";
+
+    #[test]
+    fn internal_candidates_are_refused_unless_allowed() {
+        let strict = Policy::default();
+        for line in [
+            "candidate:1 1 udp 1 127.0.0.1 9 typ host",
+            "a=candidate:1 1 udp 1 10.1.2.3 9 typ host",
+            "candidate:1 1 udp 1 192.168.1.4 9 typ host",
+            "candidate:1 1 udp 1 169.254.169.254 9 typ host",
+            "candidate:1 1 udp 1 fd00::1 9 typ host",
+            "candidate:1 1 udp 1 ::1 9 typ host",
+            "candidate:1 1 udp 1 x.local 9 typ host",
+            "nonsense",
+        ] {
+            assert!(strict.remote_candidate(line).is_err(), "{line}");
+        }
+        assert!(
+            strict
+                .remote_candidate("candidate:1 1 udp 1 93.184.215.14 9 typ srflx")
+                .is_ok()
+        );
+        let open = Policy {
+            allow_private: true,
+            ..Policy::default()
+        };
+        assert!(
+            open.remote_candidate("candidate:1 1 udp 1 10.1.2.3 9 typ host")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn offers_lose_only_their_refused_candidates() {
+        let out = Policy::default().filter_offer(OFFER);
+        assert!(
+            !out.contains("10.0.0.5") && !out.contains("169.254.169.254"),
+            "{out}"
+        );
+        assert!(!out.contains(".local"), "{out}");
+        assert!(out.contains("93.184.215.14 50002 typ srflx"), "{out}");
+        assert!(out.starts_with("v=0\r\n") && out.ends_with("a=end-of-candidates\r\n"));
+    }
+
+    #[tokio::test]
+    async fn the_answer_never_offers_loopback_and_names_the_public_address() {
+        let policy = Policy {
+            public_ip: Some("203.0.113.7".parse().unwrap()),
+            ..Policy::default()
+        };
+        let (rtc, sockets) = peer(policy).await.unwrap();
+        drop(rtc);
+        let local = sockets[0].1;
+        assert!(!local.ip().is_loopback());
+        let offer = Offer::new().await.unwrap();
+        let leg = accept(&offer.sdp, policy).await.unwrap();
+        let candidates: Vec<&str> = leg
+            .answer_sdp
+            .lines()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .collect();
+        assert!(!candidates.is_empty());
+        assert!(
+            candidates.iter().all(|c| !c.contains(" 127.0.0.1 ")),
+            "{candidates:?}"
+        );
+        assert!(
+            candidates
+                .iter()
+                .any(|c| c.contains(" 203.0.113.7 ") && c.contains("typ srflx")),
+            "{candidates:?}"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! Supervisor mode on `/call?id=<live call>`: the call's events go to this socket, this socket's
 //! commands go to the call (never `invite` or `candidate`, never audio); the socket is told
-//! `hangup` and closed when the call ends, and a supervisor that stops reading is dropped.
+//! `hangup` and closed when the call ends, and a supervisor that stops reading is dropped. Its
+//! commands are rate-limited like a call socket's (see `rate`).
 
 use crate::callws::{error_event, event_text};
 use crate::engine::command::{self, Command};
@@ -20,11 +21,23 @@ pub(crate) async fn run(socket: WebSocket, live: LiveCall) {
         done.clone(),
     ));
     tracing::info!(call_sid = %live.sid, "supervisor attached");
+    let mut rate = crate::rate::CommandRate::default();
+    let mut linger = false;
     loop {
         tokio::select! {
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
+                    let verdict = rate.check(std::time::Instant::now());
+                    if verdict == crate::rate::Verdict::Close {
+                        let _ = out.try_send(crate::rate::too_many());
+                        linger = true;
+                        break;
+                    }
                     let refused = match command::parse(t.as_str()) {
+                        _ if verdict == crate::rate::Verdict::Refuse => Some(format!(
+                            "rate_limited: more than {} commands a second; this one was not applied",
+                            crate::rate::PER_SECOND
+                        )),
                         Ok(Command::Invite(_) | Command::Candidate(_)) => Some(
                             "a supervisor cannot invite or send candidates; open a new socket for a new call".to_owned(),
                         ),
@@ -36,8 +49,9 @@ pub(crate) async fn run(socket: WebSocket, live: LiveCall) {
                         }
                         Err(e) => Some(format!("{}: {}", e.code, e.message)),
                     };
+                    let status = if verdict == crate::rate::Verdict::Refuse { 429 } else { 400 };
                     if let Some(e) = refused
-                        && !crate::ws::send(&out, event_text(&error_event("command", 400, e))).await
+                        && !crate::ws::send(&out, event_text(&error_event("command", status, e))).await
                     {
                         break;
                     }
@@ -63,4 +77,9 @@ pub(crate) async fn run(socket: WebSocket, live: LiveCall) {
     drop(out);
     // Bounded: each send of the writer has a deadline.
     let _ = writer.await;
+    if linger {
+        // The client reads the close before its unread messages reset the connection.
+        tokio::time::sleep(crate::ws::CLOSE_LINGER).await;
+    }
+    drop(stream);
 }

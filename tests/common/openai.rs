@@ -70,11 +70,18 @@ pub struct StandIn {
     /// Base URL, ending in `/v1`.
     pub base: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    other: Arc<Mutex<Vec<String>>>,
 }
 
 impl StandIn {
     pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Requests to any other endpoint of the account (files, batches, fine-tuning,
+    /// organisation...), as `METHOD /path`: the real service would have answered them.
+    pub fn other_requests(&self) -> Vec<String> {
+        self.other.lock().unwrap().clone()
     }
 }
 
@@ -195,8 +202,24 @@ pub async fn start(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> 
             }
         }
     };
+    let other: Arc<Mutex<Vec<String>>> = Arc::default();
+    let o2 = other.clone();
     let app = axum::Router::new()
         .route("/v1/chat/completions", axum::routing::post(chat))
+        .fallback(
+            move |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| {
+                let other = o2.clone();
+                async move {
+                    other.lock().unwrap().push(format!("{method} {}", uri.path()));
+                    if let Err(r) = check_key(&headers) {
+                        return r;
+                    }
+                    // What the account endpoints answer: a list (of another tenant's files...).
+                    axum::Json(json!({"object": "list", "data": [{"id": "file-of-another-tenant"}]}))
+                        .into_response()
+                }
+            },
+        )
         .route(
             "/v1/models",
             axum::routing::get(|headers: HeaderMap| async move {
@@ -209,7 +232,7 @@ pub async fn start(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    StandIn { base, seen }
+    StandIn { base, seen, other }
 }
 
 fn check_key(headers: &HeaderMap) -> Result<(), Response> {

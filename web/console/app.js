@@ -29,6 +29,21 @@ const svg = (tag, attrs = {}, ...kids) => {
   return el;
 };
 
+/** A socket message as an event, or null (and a notice) when it is not JSON. */
+function parseEvent(m) {
+  try {
+    const e = JSON.parse(m.data);
+    if (e && typeof e === "object" && typeof e.event === "string") return e;
+  } catch { /* shown below */ }
+  toast("The call socket sent a message the console cannot read; it was skipped.");
+  return null;
+}
+
+/** Runs an action of a button; its failure is shown, never swallowed. */
+async function act(f) {
+  try { await f(); } catch (ex) { toast(ex.message || String(ex)); }
+}
+
 function toast(msg) {
   const t = $("#toast");
   t.textContent = msg;
@@ -59,9 +74,10 @@ async function api(method, path, body) {
   return json;
 }
 
-/** A single-use ticket and the socket URL it opens. */
+/** A single-use ticket and the socket URL it opens (`supervise` names the call it opens). */
 async function socketUrl(path, purpose, params = {}) {
-  const t = await api("POST", "/call/tickets", { purpose });
+  const body = purpose === "supervise" ? { purpose, call_id: params.id } : { purpose };
+  const t = await api("POST", "/call/tickets", body);
   const q = new URLSearchParams({ ...params, ticket: t.ticket });
   return `${config.stream_base}${path}?${q}`;
 }
@@ -172,10 +188,10 @@ async function bots() {
     h("td", {}, h("div", { class: "row" },
       h("a", { class: "button", href: `#/talk/${b.id}`, text: "Talk to this bot" }),
       h("button", { type: "button", class: "secondary", text: b.status === "paused" ? "Resume" : "Pause",
-        onclick: async () => { await api("PATCH", `/bots/${b.id}`, { status: b.status === "paused" ? "active" : "paused" }); bots(); } }),
-      h("button", { type: "button", class: "danger", text: "Delete", onclick: async () => {
-        if (confirm(`Delete this bot and release ${b.number}?`)) { await api("DELETE", `/bots/${b.id}`); bots(); }
-      } })))));
+        onclick: () => act(async () => { await api("PATCH", `/bots/${b.id}`, { status: b.status === "paused" ? "active" : "paused" }); await bots(); }) }),
+      h("button", { type: "button", class: "danger", text: "Delete", onclick: () => act(async () => {
+        if (confirm(`Delete this bot and release ${b.number}?`)) { await api("DELETE", `/bots/${b.id}`); await bots(); }
+      }) })))));
   let notice = null;
   if (newSecret) {
     const { number, secret } = newSecret;
@@ -366,10 +382,11 @@ async function livePage(sid) {
   for (const l of (past && past.transcript) || []) {
     transcript.el.append(h("li", { class: l.role, text: `${l.role === "user" ? "caller" : "bot"}: ${l.text}` }));
   }
-  ws = new WebSocket(await socketUrl("/call", "call", { id: sid }));
+  ws = new WebSocket(await socketUrl("/call", "supervise", { id: sid }));
   ws.onopen = () => { status.textContent = "watching"; };
   ws.onmessage = (m) => {
-    const e = JSON.parse(m.data);
+    const e = parseEvent(m);
+    if (!e) return;
     transcript.event(e);
     badge.event(e);
     if (e.event === "hangup") status.textContent = `ended (${e.reason})`;
@@ -440,7 +457,8 @@ async function talk(botId) {
   ws = new WebSocket(await socketUrl("/call/webrtc", "call"));
   ws.onopen = () => ws.send(JSON.stringify({ command: "invite", option: { callee: bot.id, caller: "console", offer: pc.localDescription.sdp } }));
   ws.onmessage = async (m) => {
-    const e = JSON.parse(m.data);
+    const e = parseEvent(m);
+    if (!e) return;
     stats.events.push(e);
     transcript.event(e);
     badge.event(e);

@@ -121,9 +121,13 @@ pub struct CallContext {
     pub events: mpsc::UnboundedSender<Event>,
     /// Every byte of bot audio received, for tests that listen to it.
     pub bot_audio: Arc<Mutex<Vec<u8>>>,
-    /// When each bot media message arrived (benchmarks of frame pacing).
-    pub media_times: Option<Arc<Mutex<Vec<Instant>>>>,
+    /// When each bot media message arrived and how many bytes of audio it carried (benchmarks
+    /// of pacing).
+    pub media_times: Option<MediaTimes>,
 }
+
+/// Arrival time and audio bytes of each bot media message of a call.
+pub type MediaTimes = Arc<Mutex<Vec<(Instant, usize)>>>;
 
 impl CallContext {
     fn emit(&self, e: Event) {
@@ -543,7 +547,7 @@ async fn run_stream(
                         if let Some(times) = &ctx.media_times
                             && let Ok(mut t) = times.lock()
                         {
-                            t.push(Instant::now());
+                            t.push((Instant::now(), bytes.len()));
                         }
                         ctx.emit(Event::BotAudio { bytes: bytes.len() });
                         if let Ok(mut all) = ctx.bot_audio.lock() {

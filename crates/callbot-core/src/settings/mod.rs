@@ -254,6 +254,9 @@ pub struct Settings {
     pub llm_timeout: Duration,
     /// `/llm/v1` gateway requests per tenant per minute.
     pub llm_gateway_per_minute: u32,
+    /// `CALLBOT_LLM_MODELS` (comma-separated): the only models the `/llm/v1` gateway forwards
+    /// requests for; empty, any model the model server has.
+    pub llm_gateway_models: Vec<String>,
     /// `json` for machine-readable logs (Lambda, ECS), otherwise human-readable.
     pub log_json: bool,
     /// `RUST_LOG`: which logs to keep (`info,aws=warn`); each binary has its own default.
@@ -291,7 +294,31 @@ impl Settings {
 
     /// Builds settings from a variable map (names as in the README's configuration table).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, SettingsError> {
-        let get = |k: &str| vars.get(k).filter(|v| !v.trim().is_empty());
+        Self::read(vars, &std::cell::RefCell::default())
+    }
+
+    /// The variables the settings look up when built from `vars` (a choice `vars` makes, such as
+    /// `CALLBOT_STORE=dynamodb`, brings the variables it needs), and whether `vars` was valid.
+    /// What deployment files set is checked against this.
+    pub fn variables_read(
+        vars: &HashMap<String, String>,
+    ) -> (
+        std::collections::BTreeSet<String>,
+        Result<(), SettingsError>,
+    ) {
+        let seen = std::cell::RefCell::default();
+        let result = Self::read(vars, &seen).map(|_| ());
+        (seen.into_inner(), result)
+    }
+
+    fn read(
+        vars: &HashMap<String, String>,
+        seen: &std::cell::RefCell<std::collections::BTreeSet<String>>,
+    ) -> Result<Self, SettingsError> {
+        let get = |k: &str| {
+            seen.borrow_mut().insert(k.to_owned());
+            vars.get(k).filter(|v| !v.trim().is_empty())
+        };
         let addr = get("CALLBOT_ADDR")
             .map(|s| {
                 s.parse()
@@ -614,13 +641,22 @@ impl Settings {
             llm_timeout: ms("CALLBOT_LLM_TIMEOUT_MS", 2500)?,
             llm_gateway_per_minute: u32::try_from(num("CALLBOT_LLM_GATEWAY_PER_MINUTE", 120)?)
                 .map_err(|e| err("CALLBOT_LLM_GATEWAY_PER_MINUTE", e.to_string()))?,
+            llm_gateway_models: get("CALLBOT_LLM_MODELS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
             log_json: get("CALLBOT_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             log_filter: get("RUST_LOG").cloned(),
         })
     }
 
     /// Settings for tests and benchmarks: SQLite in `data_dir`, local everything, private webhooks
-    /// allowed, no LLM.
+    /// and ICE candidates allowed, no LLM.
     pub fn for_local(data_dir: PathBuf) -> Self {
         let vars = HashMap::from([
             (
@@ -628,6 +664,7 @@ impl Settings {
                 data_dir.display().to_string(),
             ),
             ("CALLBOT_ALLOW_PRIVATE_WEBHOOKS".to_owned(), "1".to_owned()),
+            ("CALLBOT_RTC_ALLOW_PRIVATE".to_owned(), "1".to_owned()),
         ]);
         // The map above holds only valid values.
         let mut s = Self::from_vars(&vars)

@@ -1,7 +1,9 @@
 //! Browser and WebRTC settings: the ICE servers handed to clients (`CALLBOT_ICE_SERVERS`, JSON in
 //! the RTCIceServer shape), a TURN REST secret that turns TURN entries' credentials into
-//! short-lived ones (`CALLBOT_TURN_SECRET`, coturn's `use-auth-secret`), and the UDP ports WebRTC
-//! legs bind (`CALLBOT_RTC_PORTS`, `from-to`).
+//! short-lived ones (`CALLBOT_TURN_SECRET`, coturn's `use-auth-secret`), the UDP ports WebRTC
+//! legs bind (`CALLBOT_RTC_PORTS`, `from-to`), the public address to advertise behind a 1:1 NAT
+//! (`CALLBOT_RTC_PUBLIC_IP`), and whether clients may name private addresses as their ICE
+//! candidates (`CALLBOT_RTC_ALLOW_PRIVATE`; off, the server never sends STUN to internal hosts).
 
 use super::{SettingsError, err};
 use hmac::{Hmac, Mac};
@@ -26,6 +28,12 @@ pub struct RtcSettings {
     pub turn_ttl: Duration,
     /// UDP ports for WebRTC legs; `None`: any the OS picks.
     pub ports: Option<(u16, u16)>,
+    /// The public address the legs' ports are reachable at (a 1:1 NAT, such as an EC2 elastic
+    /// IP), advertised as a server-reflexive candidate beside the host one.
+    pub public_ip: Option<std::net::IpAddr>,
+    /// Remote ICE candidates at loopback, private, link-local or other internal addresses are
+    /// used (local networks, development) instead of refused.
+    pub allow_private: bool,
 }
 
 impl RtcSettings {
@@ -83,11 +91,28 @@ impl RtcSettings {
                 .map(Duration::from_secs)
                 .ok_or_else(|| err("CALLBOT_TURN_TTL_SECS", "60-86400 seconds"))?,
         };
+        let public_ip = match get("CALLBOT_RTC_PUBLIC_IP") {
+            None => None,
+            Some(raw) => Some(
+                raw.trim()
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+                    .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !ip.is_multicast())
+                    .ok_or_else(|| {
+                        err(
+                            "CALLBOT_RTC_PUBLIC_IP",
+                            format!("{raw:?}: the IPv4 or IPv6 address clients reach this host at"),
+                        )
+                    })?,
+            ),
+        };
         Ok(RtcSettings {
             ice_servers,
             turn_secret: get("CALLBOT_TURN_SECRET").map(|s| SecretString::from(s.clone())),
             turn_ttl,
             ports,
+            public_ip,
+            allow_private: super::truthy(get("CALLBOT_RTC_ALLOW_PRIVATE")),
         })
     }
 
@@ -162,6 +187,14 @@ mod tests {
         assert!(parse(&[("CALLBOT_ICE_SERVERS", "[{\"urls\":[\"http://x\"]}]")]).is_err());
         assert!(parse(&[("CALLBOT_ICE_SERVERS", "nope")]).is_err());
         assert!(parse(&[("CALLBOT_RTC_PORTS", "50-40")]).is_err());
+        assert!(parse(&[("CALLBOT_RTC_PUBLIC_IP", "127.0.0.1")]).is_err());
+        assert!(parse(&[("CALLBOT_RTC_PUBLIC_IP", "nope")]).is_err());
+        let s = parse(&[("CALLBOT_RTC_PUBLIC_IP", "203.0.113.7")]).unwrap();
+        assert_eq!(s.public_ip, Some("203.0.113.7".parse().unwrap()));
+        assert!(
+            !s.allow_private,
+            "private candidates are refused by default"
+        );
         assert!(parse(&[]).unwrap().ice_servers.is_empty());
     }
 }

@@ -35,6 +35,25 @@ impl Actor {
         if self.leg.channel().is_phone() {
             return self.inbound(text);
         }
+        match self.command_rate.check(Instant::now()) {
+            crate::rate::Verdict::Allow => {}
+            crate::rate::Verdict::Refuse => {
+                return self.command_error(
+                    "rate_limited",
+                    format!(
+                        "more than {} commands a second; this one was not applied",
+                        crate::rate::PER_SECOND
+                    ),
+                );
+            }
+            crate::rate::Verdict::Close => {
+                tracing::warn!(call_sid = %self.sid, "closing a socket that kept sending commands over the rate");
+                // The `hangup` event closes the socket with 1008, after the errors before it.
+                self.linger = true;
+                self.end = Some(End::TooManyCommands);
+                return;
+            }
+        }
         match command::parse(text) {
             Ok(cmd) => self.command(cmd),
             Err(e) => self.command_error(e.code, e.message),
@@ -45,7 +64,7 @@ impl Actor {
         let status = match code {
             "unsupported_command" => 501,
             "forbidden" | "transfer_refused" => 403,
-            "too_many_queued" => 429,
+            "too_many_queued" | "rate_limited" => 429,
             _ => 400,
         };
         tracing::debug!(call_sid = %self.sid, code, %message, "call command refused");
@@ -67,8 +86,18 @@ impl Actor {
             ),
             Command::Candidate(list) => match &self.leg.kind {
                 leg::LegKind::Rtc { candidates, .. } => {
+                    let policy = crate::rtc::Policy::from_settings(&self.state.settings.rtc);
+                    let mut refused = Vec::new();
                     for c in list {
-                        let _ = candidates.try_send(c);
+                        match policy.remote_candidate(&c) {
+                            Ok(()) => {
+                                let _ = candidates.try_send(c);
+                            }
+                            Err(why) => refused.push(why),
+                        }
+                    }
+                    for why in refused {
+                        self.command_error("forbidden", format!("candidate refused: {why}"));
                     }
                 }
                 _ => self.command_error(
@@ -271,9 +300,16 @@ pub(crate) async fn forward_events(
         {
             return;
         }
-        // The call's last event: its clients (its own socket, supervisors) are told and closed.
+        // The call's last event: its clients (its own socket, supervisors) are told and closed
+        // (a socket that flooded commands with 1008).
         if last {
-            let _ = crate::ws::send(&out, Message::Close(None)).await;
+            let flooded = matches!(&event, CallEvent::Hangup { reason, .. } if reason == crate::rate::HANGUP_REASON);
+            let close = if flooded {
+                crate::rate::too_many()
+            } else {
+                Message::Close(None)
+            };
+            let _ = crate::ws::send(&out, close).await;
             return;
         }
     }

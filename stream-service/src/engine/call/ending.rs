@@ -233,6 +233,7 @@ impl End {
             End::Killed => ("killed", "api"),
             End::MaxDuration => ("max_duration", "system"),
             End::Silence => ("silence_timeout", "system"),
+            End::TooManyCommands => (crate::rate::HANGUP_REASON, "system"),
             End::Command { reason, initiator } => (
                 reason.as_deref().unwrap_or("hangup_command"),
                 initiator.as_deref().unwrap_or("client"),

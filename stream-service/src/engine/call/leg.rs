@@ -11,14 +11,13 @@
 //! one, or now when the line was idle). So "what the caller heard" means the same on every leg.
 
 use crate::audio::{FRAME_BYTES, g711};
+use crate::engine::clock::Pace;
 use axum::extract::ws::Message;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 const FRAME: Duration = Duration::from_millis(20);
-/// A frame's base64 length (160 bytes → 216 characters).
-const FRAME_B64: usize = FRAME_BYTES.div_ceil(3) * 4;
 
 /// Audio format of a `/call` WebSocket (`invite.option.codec`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +84,8 @@ pub struct Leg {
     down: HalfBand,
     up: HalfBand,
     pcm: Vec<i16>,
+    /// Twilio: the μ-law of frames due this beat, sent as one `media` message.
+    media: Vec<u8>,
 }
 
 impl Leg {
@@ -96,6 +97,7 @@ impl Leg {
             down: HalfBand::default(),
             up: HalfBand::default(),
             pcm: Vec::with_capacity(2 * FRAME_BYTES),
+            media: Vec::new(),
         }
     }
 
@@ -117,30 +119,28 @@ impl Leg {
         }
     }
 
+    /// How often the call's loop sends audio: a far end that buffers (Twilio, a `/call` client,
+    /// 200 ms ahead) takes three frames every 60 ms; RTP goes every 20 ms.
+    pub fn pace(&self) -> Pace {
+        match self.kind {
+            LegKind::Rtc { .. } => Pace::Fine,
+            _ => Pace::Coarse,
+        }
+    }
+
     /// One frame of the bot's audio for the far end: a message for the WebSocket, or `None`
-    /// when the frame went to the RTC task; `Err(Full)` when that task's queue is full (the frame
-    /// is dropped and counted by the caller).
+    /// when the frame went to the RTC task or waits for [`Leg::take_media`] (Twilio: a beat's
+    /// frames go in one `media` message); `Err(Full)` when the RTC task's queue is full (the
+    /// frame is dropped and counted by the caller).
     pub fn frame(&mut self, f: &[u8; FRAME_BYTES], now: Instant) -> Result<Option<Message>, Full> {
         if !matches!(self.kind, LegKind::Twilio { .. }) {
             let start = self.play_end.filter(|e| *e > now).unwrap_or(now);
             self.play_end = Some(start + FRAME);
         }
         match &self.kind {
-            LegKind::Twilio { stream_sid } => {
-                use base64::Engine as _;
-                // One allocation, of the message's exact size (the message owns its text).
-                const HEAD: &str = r#"{"event":"media","streamSid":""#;
-                const MID: &str = r#"","media":{"payload":""#;
-                const TAIL: &str = r#""}}"#;
-                let mut text = String::with_capacity(
-                    HEAD.len() + stream_sid.len() + MID.len() + FRAME_B64 + TAIL.len(),
-                );
-                text.push_str(HEAD);
-                text.push_str(stream_sid);
-                text.push_str(MID);
-                base64::engine::general_purpose::STANDARD.encode_string(f, &mut text);
-                text.push_str(TAIL);
-                Ok(Some(Message::text(text)))
+            LegKind::Twilio { .. } => {
+                self.media.extend_from_slice(f);
+                Ok(None)
             }
             LegKind::Socket {
                 codec: SocketCodec::Pcmu,
@@ -161,7 +161,35 @@ impl Leg {
         }
     }
 
-    /// A mark after the frames sent so far: a message for Twilio, or queued on the play-out clock.
+    /// Twilio: the frames given since the last call as one `media` message (whole frames, so
+    /// the payload is a multiple of 160 bytes, which Twilio plays in order). `None` when there
+    /// are none, and on every other leg.
+    pub fn take_media(&mut self) -> Option<Message> {
+        let LegKind::Twilio { stream_sid } = &self.kind else {
+            return None;
+        };
+        if self.media.is_empty() {
+            return None;
+        }
+        use base64::Engine as _;
+        // One allocation, of the message's exact size (the message owns its text).
+        const HEAD: &str = r#"{"event":"media","streamSid":""#;
+        const MID: &str = r#"","media":{"payload":""#;
+        const TAIL: &str = r#""}}"#;
+        let b64 = self.media.len().div_ceil(3) * 4;
+        let mut text =
+            String::with_capacity(HEAD.len() + stream_sid.len() + MID.len() + b64 + TAIL.len());
+        text.push_str(HEAD);
+        text.push_str(stream_sid);
+        text.push_str(MID);
+        base64::engine::general_purpose::STANDARD.encode_string(&self.media, &mut text);
+        text.push_str(TAIL);
+        self.media.clear();
+        Some(Message::text(text))
+    }
+
+    /// A mark after the frames sent so far (Twilio: after [`Leg::take_media`]): a message for
+    /// Twilio, or queued on the play-out clock.
     pub fn mark(&mut self, turn: u32, id: u32, now: Instant) -> Option<Message> {
         match &self.kind {
             LegKind::Twilio { stream_sid } => Some(Message::text(format!(
@@ -179,6 +207,7 @@ impl Leg {
     /// the other legs the play-out clock stops and pending marks are never heard.
     pub fn clear(&mut self) -> Option<Message> {
         self.play_end = None;
+        self.media.clear();
         self.marks.clear();
         match &self.kind {
             LegKind::Twilio { stream_sid } => Some(Message::text(format!(
@@ -364,5 +393,35 @@ mod tests {
         assert_eq!(b.len(), 640);
         assert_eq!(SocketCodec::parse("PCMU"), Some(SocketCodec::Pcmu));
         assert_eq!(SocketCodec::parse("g722"), None);
+    }
+
+    #[test]
+    fn twilio_gets_a_beats_frames_in_one_media_message_in_order() {
+        let mut leg = Leg::new(LegKind::Twilio {
+            stream_sid: "MZ1".into(),
+        });
+        let now = Instant::now();
+        assert!(leg.take_media().is_none(), "nothing to send");
+        for b in [1u8, 2, 3] {
+            assert!(leg.frame(&[b; FRAME_BYTES], now).unwrap().is_none());
+        }
+        let Some(Message::Text(text)) = leg.take_media() else {
+            panic!("one text message")
+        };
+        let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        assert_eq!(v["event"], "media");
+        assert_eq!(v["streamSid"], "MZ1");
+        use base64::Engine as _;
+        let audio = base64::engine::general_purpose::STANDARD
+            .decode(v["media"]["payload"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(audio.len(), 3 * FRAME_BYTES);
+        assert!(audio[..FRAME_BYTES].iter().all(|&b| b == 1));
+        assert!(audio[2 * FRAME_BYTES..].iter().all(|&b| b == 3));
+        assert!(leg.take_media().is_none(), "sent once");
+        leg.frame(&[4; FRAME_BYTES], now).unwrap();
+        leg.clear();
+        assert!(leg.take_media().is_none(), "cleared audio is never sent");
+        assert_eq!(leg.pace(), Pace::Coarse);
     }
 }

@@ -17,6 +17,7 @@ use crate::audio::vad::{Endpointer, VadEvent};
 use axum::extract::ws::{Message, WebSocket};
 use callbot_core::recordings::recording_key;
 use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use lifecycle::Turn;
 use playout::QItem;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ enum End {
     Killed,
     MaxDuration,
     Silence,
+    /// The call's own socket kept sending commands over the rate (closed with 1008).
+    TooManyCommands,
     /// A `hangup` command (the `/call` client or a supervisor).
     Command {
         reason: Option<String>,
@@ -77,6 +80,11 @@ struct Actor {
     /// `mute`d tracks: the caller's audio is not heard by the bot; the bot's is not sent.
     muted_caller: bool,
     muted_bot: bool,
+    /// Commands this call's own socket may still send (`/call` legs).
+    command_rate: crate::rate::CommandRate,
+    /// The socket was closed for what its client sent: held a moment before it is dropped, so
+    /// the client reads the close before its unread messages reset the connection.
+    linger: bool,
     /// `playId` of the `tts` playing now, and the text of a streamed `tts` not yet spoken.
     playing: Option<String>,
     tts_stream: String,
@@ -174,7 +182,7 @@ pub(crate) async fn drive(
         kill,
         max_call,
     };
-    let (too_big, mut pipe_rx) = actor.run(inputs).await;
+    let (linger, mut pipe_rx) = actor.run(inputs).await;
     actor.finish(&call.tenant, &call.sid, &mut pipe_rx).await;
     presence.leave().await;
     drop(actor);
@@ -184,8 +192,11 @@ pub(crate) async fn drive(
     }
     let _ = writer.await;
     drop(registration);
-    if too_big {
+    if let Some(stream) = linger {
+        // The close is out; the socket stays open a moment so the client reads it before its
+        // unread messages reset the connection.
         tokio::time::sleep(crate::ws::CLOSE_LINGER).await;
+        drop(stream);
     }
 }
 
@@ -278,6 +289,8 @@ impl Actor {
             listen: io.listen,
             muted_caller: false,
             muted_bot: false,
+            command_rate: crate::rate::CommandRate::default(),
+            linger: false,
             playing: None,
             tts_stream: String::new(),
             carrier_tx: io.carrier_tx,
@@ -295,7 +308,7 @@ impl Actor {
 
 /// What the actor listens to while the call lasts.
 struct Inputs {
-    stream: futures_util::stream::SplitStream<WebSocket>,
+    stream: SplitStream<WebSocket>,
     rtc: Option<mpsc::Receiver<leg::RtcEvent>>,
     commands: mpsc::Receiver<crate::engine::command::Command>,
     pipeline: mpsc::Receiver<ToCall>,
@@ -306,11 +319,15 @@ struct Inputs {
 }
 
 impl Actor {
-    /// The call's loop: moves each input to its handler until the call ends. Returns whether
-    /// the socket was closed for an oversized message, and the turn messages' receiver (the
-    /// end of the call still reads it).
-    async fn run(&mut self, mut i: Inputs) -> (bool, mpsc::Receiver<ToCall>) {
-        let mut beats = self.engine.clock.subscribe();
+    /// The call's loop: moves each input to its handler until the call ends. Returns the
+    /// socket's reading half when the socket was closed for what its client sent (an oversized
+    /// message, a flood of commands), to be held while the close is read, and the turn messages'
+    /// receiver (the end of the call still reads it).
+    async fn run(
+        &mut self,
+        mut i: Inputs,
+    ) -> (Option<SplitStream<WebSocket>>, mpsc::Receiver<ToCall>) {
+        let mut beats = self.engine.clock.subscribe(self.leg.pace());
         let mut too_big = false;
         let deadline = tokio::time::sleep(i.max_call);
         tokio::pin!(deadline);
@@ -348,7 +365,8 @@ impl Actor {
                 _ = &mut deadline => self.end = Some(End::MaxDuration),
             }
         }
-        (too_big, i.pipeline)
+        let linger = (too_big || self.linger).then_some(i.stream);
+        (linger, i.pipeline)
     }
 }
 

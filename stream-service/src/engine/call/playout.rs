@@ -334,6 +334,26 @@ mod tests {
     }
 
     #[test]
+    fn a_coarse_beat_sends_the_frames_that_fell_due_since_the_last() {
+        let mut p = with_audio(&["A long sentence."], 50);
+        let t = Instant::now();
+        let mut out = Vec::new();
+        p.due(t, false, 10, &mut out);
+        p.due(t, true, 10, &mut out);
+        assert_eq!(frames(&out), 11);
+        // Beats every 60 ms: three frames each, so the far end's buffer stays 140-200 ms ahead.
+        for beat in 1..=5u64 {
+            out.clear();
+            p.due(t + Duration::from_millis(60 * beat), true, 10, &mut out);
+            assert_eq!(frames(&out), 3, "beat {beat}");
+        }
+        // A late beat (a busy worker) catches up at once.
+        out.clear();
+        p.due(t + Duration::from_millis(60 * 5 + 100), true, 10, &mut out);
+        assert_eq!(frames(&out), 5);
+    }
+
+    #[test]
     fn a_mark_goes_out_with_the_frame_before_it() {
         let mut p = with_audio(&["Ten frames."], 10);
         let mut out = Vec::new();

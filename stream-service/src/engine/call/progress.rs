@@ -212,11 +212,17 @@ impl Actor {
                     }
                 }
                 QItem::Mark(id) => {
+                    if let Some(m) = self.leg.take_media() {
+                        self.send(m);
+                    }
                     if let Some(m) = self.leg.mark(turn, id, now) {
                         self.send(m);
                     }
                 }
             }
+        }
+        if let Some(m) = self.leg.take_media() {
+            self.send(m);
         }
         self.outbox = send;
     }

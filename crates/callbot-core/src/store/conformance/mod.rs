@@ -169,14 +169,14 @@ async fn tickets(store: Arc<dyn Store>) {
     let t = tenant();
     let (_, hash) = new_ticket();
     store
-        .put_ticket(&hash, &t, TicketPurpose::Call, 10_000)
+        .put_ticket(&hash, &t, &TicketPurpose::Call, 10_000)
         .await
         .expect("put");
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let (store, hash) = (Arc::clone(&store), hash.clone());
         tasks.push(tokio::spawn(async move {
-            store.take_ticket(&hash, TicketPurpose::Call, 5_000).await
+            store.take_ticket(&hash, &TicketPurpose::Call, 5_000).await
         }));
     }
     let mut won = Vec::new();
@@ -188,12 +188,12 @@ async fn tickets(store: Arc<dyn Store>) {
     assert_eq!(won, vec![t.clone()], "exactly one taker gets the ticket");
     let (_, expired) = new_ticket();
     store
-        .put_ticket(&expired, &t, TicketPurpose::Call, 10_000)
+        .put_ticket(&expired, &t, &TicketPurpose::Call, 10_000)
         .await
         .expect("put");
     assert_eq!(
         store
-            .take_ticket(&expired, TicketPurpose::Call, 10_001)
+            .take_ticket(&expired, &TicketPurpose::Call, 10_001)
             .await
             .expect("take"),
         None,
@@ -201,21 +201,52 @@ async fn tickets(store: Arc<dyn Store>) {
     );
     let (_, other) = new_ticket();
     store
-        .put_ticket(&other, &t, TicketPurpose::Observe, 10_000)
+        .put_ticket(&other, &t, &TicketPurpose::Observe, 10_000)
         .await
         .expect("put");
     assert_eq!(
         store
-            .take_ticket(&other, TicketPurpose::Call, 1)
+            .take_ticket(&other, &TicketPurpose::Call, 1)
             .await
             .expect("take"),
         None,
         "a ticket opens only what it was issued for"
     );
+    // A ticket bound to one call opens only that call.
+    let sid = |c: char| {
+        crate::domain::CallSid::parse(&format!("CA{}", c.to_string().repeat(32))).expect("sid")
+    };
+    let (_, bound) = new_ticket();
+    store
+        .put_ticket(&bound, &t, &TicketPurpose::Supervise(sid('a')), 10_000)
+        .await
+        .expect("put");
+    for wrong in [
+        TicketPurpose::Supervise(sid('b')),
+        TicketPurpose::Relay(sid('a')),
+        TicketPurpose::Call,
+    ] {
+        assert_eq!(
+            store.take_ticket(&bound, &wrong, 1).await.expect("take"),
+            None,
+            "a ticket for one call opens no other ({wrong:?})"
+        );
+        store
+            .put_ticket(&bound, &t, &TicketPurpose::Supervise(sid('a')), 10_000)
+            .await
+            .expect("put again (the wrong take spent it)");
+    }
+    assert_eq!(
+        store
+            .take_ticket(&bound, &TicketPurpose::Supervise(sid('a')), 1)
+            .await
+            .expect("take"),
+        Some(t.clone())
+    );
     let (_, unknown) = new_ticket();
     assert_eq!(
         store
-            .take_ticket(&unknown, TicketPurpose::Call, 1)
+            .take_ticket(&unknown, &TicketPurpose::Call, 1)
             .await
             .expect("take"),
         None

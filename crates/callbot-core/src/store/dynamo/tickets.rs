@@ -19,12 +19,12 @@ impl TicketStore for DynamoStore {
         &self,
         hash: &KeyHash,
         tenant: &TenantId,
-        purpose: TicketPurpose,
+        purpose: &TicketPurpose,
         expires_ms: u64,
     ) -> StoreResult<()> {
         let mut item = ticket_key(hash);
         item.insert("tenant".into(), s(tenant.as_str()));
-        item.insert("purpose".into(), s(purpose.as_str()));
+        item.insert("purpose".into(), s(purpose.key()));
         item.insert("expires_ms".into(), n(expires_ms));
         item.insert("expires_at".into(), n(expires_ms / 1000 + 3600));
         self.client
@@ -41,7 +41,7 @@ impl TicketStore for DynamoStore {
     async fn take_ticket(
         &self,
         hash: &KeyHash,
-        purpose: TicketPurpose,
+        purpose: &TicketPurpose,
         now_ms: u64,
     ) -> StoreResult<Option<TenantId>> {
         let out = self
@@ -57,9 +57,7 @@ impl TicketStore for DynamoStore {
             return Ok(None);
         };
         let expires = get_n(item, "expires_ms")?;
-        if TicketPurpose::parse(get_s(item, "purpose")?) != Some(purpose)
-            || (expires as u64) < now_ms
-        {
+        if get_s(item, "purpose")? != purpose.key() || (expires as u64) < now_ms {
             return Ok(None);
         }
         TenantId::parse(get_s(item, "tenant")?)

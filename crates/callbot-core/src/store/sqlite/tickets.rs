@@ -13,10 +13,11 @@ impl TicketStore for SqliteStore {
         &self,
         hash: &KeyHash,
         tenant: &TenantId,
-        purpose: TicketPurpose,
+        purpose: &TicketPurpose,
         expires_ms: u64,
     ) -> StoreResult<()> {
         let (hash, tenant) = (hash.as_str().to_owned(), tenant.as_str().to_owned());
+        let purpose = purpose.key();
         self.run(move |c| {
             // Expired tickets go as new ones come, so the table stays small.
             c.execute(
@@ -26,7 +27,7 @@ impl TicketStore for SqliteStore {
             .map_err(backend)?;
             c.execute(
                 "INSERT INTO tickets (hash, tenant, purpose, expires_ms) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![hash, tenant, purpose.as_str(), expires_ms as i64],
+                rusqlite::params![hash, tenant, purpose, expires_ms as i64],
             )
             .map_err(backend)?;
             Ok(())
@@ -37,7 +38,7 @@ impl TicketStore for SqliteStore {
     async fn take_ticket(
         &self,
         hash: &KeyHash,
-        purpose: TicketPurpose,
+        purpose: &TicketPurpose,
         now_ms: u64,
     ) -> StoreResult<Option<TenantId>> {
         let hash = hash.as_str().to_owned();
@@ -55,7 +56,7 @@ impl TicketStore for SqliteStore {
         let Some((tenant, kind, expires)) = row else {
             return Ok(None);
         };
-        if TicketPurpose::parse(&kind) != Some(purpose) || (expires as u64) < now_ms {
+        if kind != purpose.key() || (expires as u64) < now_ms {
             return Ok(None);
         }
         TenantId::parse(&tenant).map(Some).map_err(corrupt)
