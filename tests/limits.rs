@@ -1,7 +1,7 @@
 //! Several instances on one store: limits held in the store hold across them (concurrent calls
 //! per tenant, refused in `/voice` with a spoken line before answering; observer sockets per
 //! user), and a live call is watched and supervised from an instance other than the one whose
-//! engine holds it (the socket is relayed there).
+//! engine holds it (the socket is relayed there); an observer's `user_id` filters, it grants nothing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -235,4 +235,50 @@ async fn a_live_call_is_watched_and_supervised_from_another_instance() {
             .err(),
         Some(404)
     );
+}
+
+/// `user_id` on `/frontend-stream` is a filter, not a permission: it narrows the socket to that
+/// end user's call; the tenant's key watches any of its calls without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_observer_user_id_filters_and_grants_nothing() {
+    use serde_json::json;
+    let app = spawn_app_with(|_| {}).await;
+    new_bot(&app).await;
+    let (status, v) = common::outbound(
+        &app,
+        &app.api_key,
+        json!({"user_id": "u1", "number": "+15551234567"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let sid = v["callSid"].as_str().unwrap().to_owned();
+    let open = |query: String| {
+        let app = &app;
+        async move {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+            let url = format!(
+                "{}/frontend-stream?{query}",
+                app.base.replace("http://", "ws://")
+            );
+            let mut req = url.as_str().into_client_request().unwrap();
+            req.headers_mut()
+                .insert("x-api-key", app.api_key.parse().unwrap());
+            match tokio_tungstenite::connect_async(req).await {
+                Ok((ws, _)) => Ok(ws),
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    // The callee answers and the engine holds the call; its own user watches it.
+    let mine =
+        common::eventually(|| async { open(format!("callSid={sid}&user_id=u1")).await.ok() }).await;
+    // Another user's filter does not match: the same answer as for a call that is not live.
+    assert_eq!(
+        open(format!("callSid={sid}&user_id=u2")).await.err(),
+        Some(404)
+    );
+    // Without a filter, the tenant's key watches it: user_id never was the permission.
+    assert!(open(format!("callSid={sid}")).await.is_ok());
+    drop(mine);
 }

@@ -110,17 +110,19 @@ impl Leg {
         }
     }
 
-    /// Frames sent ahead of real time. A carrier or a WebSocket client buffers 200 ms; RTP goes
-    /// nearly as it plays, since a browser's jitter buffer grows with bursts.
+    /// Frames sent ahead of real time. A carrier or a WebSocket client buffers what it gets: 260
+    /// ms ahead, so with a beat every 60 ms at least 170 ms is still queued when the next beat's
+    /// frames arrive (the `clear` of a barge-in drops it all at once, whatever its length). RTP
+    /// goes nearly as it plays, since a browser's jitter buffer grows with bursts.
     pub fn lead_frames(&self) -> u64 {
         match self.kind {
             LegKind::Rtc { .. } => 2,
-            _ => 10,
+            _ => 13,
         }
     }
 
     /// How often the call's loop sends audio: a far end that buffers (Twilio, a `/call` client,
-    /// 200 ms ahead) takes three frames every 60 ms; RTP goes every 20 ms.
+    /// 260 ms ahead) takes three frames every 60 ms; RTP goes every 20 ms.
     pub fn pace(&self) -> Pace {
         match self.kind {
             LegKind::Rtc { .. } => Pace::Fine,

@@ -25,8 +25,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Frames sent ahead of real time (the carrier buffers them): 200 ms.
-const LEAD_FRAMES: u64 = 10;
 const CALLER: &str = "caller";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -282,7 +280,8 @@ impl Actor {
             end: None,
             inbound: Vec::with_capacity(512),
             carry: Vec::with_capacity(2 * FRAME_BYTES),
-            outbox: Vec::with_capacity(2 * LEAD_FRAMES as usize),
+            // A reply's lead and its marks: the most one pump moves.
+            outbox: Vec::with_capacity(32),
             malformed: 0,
             dropped: 0,
             persisting: Vec::new(),
