@@ -24,6 +24,29 @@ async fn voice(app: &TestApp, bot: &str, call: &str, to: &str) -> Vec<Verb> {
     twiml::parse(&r.text().await.unwrap()).unwrap()
 }
 
+/// Opens `/frontend-stream?{query}` with the tenant's key: the socket, or the refusal's status.
+async fn observe(
+    app: &TestApp,
+    query: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    u16,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!(
+        "{}/frontend-stream?{query}",
+        app.base.replace("http://", "ws://")
+    );
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("x-api-key", app.api_key.parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[tokio::test]
 async fn concurrent_calls_per_tenant_hold_across_two_instances() {
     let shared = tempfile::tempdir().unwrap();
@@ -110,21 +133,7 @@ async fn observer_sockets_are_limited_per_user_not_calls() {
     .await;
     let open = |sid: String| {
         let app = &app;
-        async move {
-            use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-            let url = format!(
-                "{}/frontend-stream?callSid={sid}",
-                app.base.replace("http://", "ws://")
-            );
-            let mut req = url.as_str().into_client_request().unwrap();
-            req.headers_mut()
-                .insert("x-api-key", app.api_key.parse().unwrap());
-            match tokio_tungstenite::connect_async(req).await {
-                Ok((ws, _)) => Ok(ws),
-                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-                Err(e) => panic!("{e}"),
-            }
-        }
+        async move { observe(app, &format!("callSid={sid}")).await }
     };
     // Wait until each call's engine holds it, then watch it: two observers, the third refused.
     let w1 = common::eventually(|| async { open(sid0.clone()).await.ok() }).await;
@@ -254,21 +263,7 @@ async fn the_observer_user_id_filters_and_grants_nothing() {
     let sid = v["callSid"].as_str().unwrap().to_owned();
     let open = |query: String| {
         let app = &app;
-        async move {
-            use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-            let url = format!(
-                "{}/frontend-stream?{query}",
-                app.base.replace("http://", "ws://")
-            );
-            let mut req = url.as_str().into_client_request().unwrap();
-            req.headers_mut()
-                .insert("x-api-key", app.api_key.parse().unwrap());
-            match tokio_tungstenite::connect_async(req).await {
-                Ok((ws, _)) => Ok(ws),
-                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-                Err(e) => panic!("{e}"),
-            }
-        }
+        async move { observe(app, &query).await }
     };
     // The callee answers and the engine holds the call; its own user watches it.
     let mine =

@@ -40,13 +40,18 @@ fn chat(stream: bool) -> Value {
     json!({"model": "standin-1", "stream": stream, "messages": [{"role": "user", "content": "Hi"}]})
 }
 
+/// A stand-in that streams three sentences `gap` apart.
+async fn three_sentences(gap: Duration) -> openai::StandIn {
+    openai::start(move |_| Reply::Text {
+        pieces: vec!["One. ".into(), "Two. ".into(), "Three.".into()],
+        gap,
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_pass_through_as_they_arrive_with_the_key_swapped() {
-    let standin = openai::start(|_| Reply::Text {
-        pieces: vec!["One. ".into(), "Two. ".into(), "Three.".into()],
-        gap: Duration::from_millis(400),
-    })
-    .await;
+    let standin = three_sentences(Duration::from_millis(400)).await;
     let app = app(&standin, 100).await;
     let started = Instant::now();
     let resp = app
@@ -256,11 +261,7 @@ async fn the_model_allow_list_refuses_other_models_and_names_the_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_the_client_abandons_is_counted() {
-    let standin = openai::start(|_| Reply::Text {
-        pieces: vec!["One. ".into(), "Two. ".into(), "Three.".into()],
-        gap: Duration::from_millis(300),
-    })
-    .await;
+    let standin = three_sentences(Duration::from_millis(300)).await;
     let app = app(&standin, 100).await;
     let resp = app
         .client
