@@ -40,6 +40,17 @@ fn chat(stream: bool) -> Value {
     json!({"model": "standin-1", "stream": stream, "messages": [{"role": "user", "content": "Hi"}]})
 }
 
+/// A streamed chat completion through the gateway with the tenant's key.
+async fn stream_chat(app: &common::TestApp) -> reqwest::Response {
+    app.client
+        .post(app.url("/llm/v1/chat/completions"))
+        .bearer_auth(&app.api_key)
+        .json(&chat(true))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A stand-in that streams three sentences `gap` apart.
 async fn three_sentences(gap: Duration) -> openai::StandIn {
     openai::start(move |_| Reply::Text {
@@ -54,14 +65,7 @@ async fn streams_pass_through_as_they_arrive_with_the_key_swapped() {
     let standin = three_sentences(Duration::from_millis(400)).await;
     let app = app(&standin, 100).await;
     let started = Instant::now();
-    let resp = app
-        .client
-        .post(app.url("/llm/v1/chat/completions"))
-        .bearer_auth(&app.api_key)
-        .json(&chat(true))
-        .send()
-        .await
-        .unwrap();
+    let resp = stream_chat(&app).await;
     assert_eq!(resp.status(), 200);
     assert!(
         resp.headers()["content-type"]
@@ -263,14 +267,7 @@ async fn the_model_allow_list_refuses_other_models_and_names_the_allowed() {
 async fn an_answer_the_client_abandons_is_counted() {
     let standin = three_sentences(Duration::from_millis(300)).await;
     let app = app(&standin, 100).await;
-    let resp = app
-        .client
-        .post(app.url("/llm/v1/chat/completions"))
-        .bearer_auth(&app.api_key)
-        .json(&chat(true))
-        .send()
-        .await
-        .unwrap();
+    let resp = stream_chat(&app).await;
     let mut body = resp.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     assert!(!first.is_empty());

@@ -1,5 +1,6 @@
 //! Cloud voices in calls, through their stand-ins (`common::voices`): each provider gets the exact
-//! request its API expects and the caller hears its audio (the recording's bot track carries it);
+//! request its API expects and the caller hears its audio (the recording's bot track carries the
+//! stand-in's fixture, made by Python's standard library, not by the product's audio code);
 //! voices a deployment cannot speak are refused when the bot is saved; a provider that fails
 //! (500, 401, no answer, a cut stream) still reaches the caller in the local voice, recorded as
 //! `tts_fallback`.

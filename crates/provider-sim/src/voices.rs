@@ -1,6 +1,9 @@
 //! Stand-ins for the cloud voices, each checking a request the way the real service does and
-//! answering in its real format with real speech (espeak-ng makes it, converted to the format
-//! asked for):
+//! answering in its real format with audio the platform did not make: a phrase of notes made
+//! once by `fixtures/make_voice_fixtures.py` with Python's standard library, at each provider's
+//! rate (and as μ-law by Python's `audioop`), whatever the text. What the caller should hear is
+//! that script's 8 kHz PCM, so a bug shared by the product's resampler or G.711 code and the
+//! stand-in cannot pass unseen:
 //!
 //! - ElevenLabs: `xi-api-key` (401 `{"detail":{"status":"invalid_api_key"}}`), `GET /v1/voices`,
 //!   `POST /v1/text-to-speech/{voice_id}/stream` with `output_format` in the query (422 for an
@@ -18,7 +21,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use callbot_audio::{g711, resample};
+use callbot_audio::resample;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,20 +81,19 @@ impl StandIn {
     }
 }
 
-/// Real speech for `text`: espeak-ng's PCM and rate (made once per text).
-async fn speech(text: &str) -> (Vec<i16>, u32) {
-    type Made = Mutex<HashMap<String, (Vec<i16>, u32)>>;
-    static MADE: std::sync::OnceLock<Made> = std::sync::OnceLock::new();
-    let made = MADE.get_or_init(Mutex::default);
-    if let Some(hit) = made.lock().unwrap().get(text) {
-        return hit.clone();
-    }
-    let out = callbot_audio::espeak::Espeak::new("espeak-ng")
-        .pcm(text, "en-us")
-        .await
-        .expect("espeak-ng (the voice stand-ins speak with it)");
-    made.lock().unwrap().insert(text.to_owned(), out.clone());
-    out
+/// The voices' audio (see the module doc): 8 kHz μ-law, and 16-bit little-endian PCM at 8, 16
+/// and 24 kHz.
+const VOICE_ULAW_8000: &[u8] = include_bytes!("../fixtures/voice-8000.ulaw");
+const VOICE_PCM_8000: &[u8] = include_bytes!("../fixtures/voice-8000.pcm");
+const VOICE_PCM_16000: &[u8] = include_bytes!("../fixtures/voice-16000.pcm");
+const VOICE_PCM_24000: &[u8] = include_bytes!("../fixtures/voice-24000.pcm");
+
+/// What a caller should hear of any answer: the fixture's own 8 kHz PCM.
+fn heard() -> Vec<i16> {
+    VOICE_PCM_8000
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
 
 fn to_rate(pcm: &[i16], from: u32, to: u32) -> Vec<i16> {
@@ -250,17 +252,15 @@ pub async fn elevenlabs() -> StandIn {
                     if let Some(r) = failure(&s, |c| json!({"detail": {"status": if c == 401 {"quota_exceeded"} else {"internal_error"}, "message": "stand-in failure"}})).await {
                         return r;
                     }
-                    let (pcm, rate) = speech(text).await;
-                    let pcm8 = to_rate(&pcm, rate, 8000);
-                    let mut ulaw = Vec::new();
-                    g711::encode(&pcm8, &mut ulaw);
+                    if text.is_empty() {
+                        return err(422, json!({"detail": [{"loc": ["body", "text"], "msg": "text is empty", "type": "value_error"}]}));
+                    }
                     let mode = *s.mode.lock().unwrap();
                     if format != "ulaw_8000" {
                         return err(400, json!({"detail": {"status": "stand_in", "message": "this stand-in only speaks ulaw_8000"}}));
                     }
-                    let heard: Vec<i16> = ulaw.iter().map(|&b| g711::decode_sample(b)).collect();
-                    s.played.lock().unwrap().push(heard);
-                    chunked(ulaw, mode == Mode::Cut, "audio/basic", &[])
+                    s.played.lock().unwrap().push(heard());
+                    chunked(VOICE_ULAW_8000.to_vec(), mode == Mode::Cut, "audio/basic", &[])
                 },
             ),
         )
@@ -314,12 +314,9 @@ pub async fn openai_speech() -> StandIn {
                 if let Some(r) = failure(&s, |c| json!({"error": {"message": "stand-in failure", "type": "server_error", "param": null, "code": if c == 401 {"invalid_api_key"} else {"server_error"}}})).await {
                     return r;
                 }
-                let (pcm, rate) = speech(input).await;
-                let pcm24 = to_rate(&pcm, rate, 24_000);
-                s.played.lock().unwrap().push(to_rate(&pcm24, 24_000, 8000));
-                let bytes: Vec<u8> = pcm24.iter().flat_map(|v| v.to_le_bytes()).collect();
+                s.played.lock().unwrap().push(heard());
                 let mode = *s.mode.lock().unwrap();
-                chunked(bytes, mode == Mode::Cut, "audio/pcm", &[])
+                chunked(VOICE_PCM_24000.to_vec(), mode == Mode::Cut, "audio/pcm", &[])
             }),
         )
         .route("/v1/audio/transcriptions", axum::routing::post(transcriptions))
@@ -481,11 +478,12 @@ pub async fn polly() -> StandIn {
                 if let Some(r) = failure(&s, |_| json!({"__type": "ServiceFailureException", "message": "stand-in failure"})).await {
                     return r;
                 }
-                let rate: u32 = parsed["SampleRate"].as_str().unwrap_or("16000").parse().unwrap();
-                let (pcm, from) = speech(text).await;
-                let out = to_rate(&pcm, from, rate);
-                s.played.lock().unwrap().push(out.iter().map(|&v| g711::decode_sample(g711::encode_sample(v))).collect());
-                let bytes: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let bytes = match parsed["SampleRate"].as_str() {
+                    Some("8000") => VOICE_PCM_8000,
+                    _ => VOICE_PCM_16000,
+                };
+                s.played.lock().unwrap().push(heard());
+                let bytes = bytes.to_vec();
                 let mode = *s.mode.lock().unwrap();
                 chunked(bytes, mode == Mode::Cut, "audio/pcm", &[("x-amzn-RequestCharacters", text.chars().count().to_string())])
             }),
