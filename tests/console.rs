@@ -2,7 +2,8 @@
 //! form that shows the API's validation error beside the field, a call from the browser over
 //! WebRTC whose fake microphone plays synthesised speech (recognised by whisper.cpp on the
 //! server, answered by the webhook, the reply heard in the page), the live page following a phone
-//! call in progress, and the call page with its latency waterfall and a recording that plays.
+//! call in progress (surviving a malformed socket message), an action that fails showing its
+//! error, and the call page with its latency waterfall and a recording that plays.
 //! Screenshots of each page: `target/test-artifacts/console/`.
 
 #![allow(clippy::unwrap_used)]
@@ -128,6 +129,47 @@ async fn the_console_in_a_real_browser() {
         .unwrap();
     let (_, bots) = app.get(&app.api_key, "/bots").await;
     let bot = bots.get("bots").unwrap_or(&bots)[0].clone();
+    // An action that fails shows its error: a bot deleted elsewhere, then paused from the list.
+    let (status, gone) = app
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "Short-lived", "webhook": hook.url}),
+        )
+        .await;
+    assert_eq!(status, 201, "{gone}");
+    c.goto(&app.url("/console#/bots/new")).await.unwrap();
+    c.goto(&app.url("/console#/bots")).await.unwrap();
+    b.until(
+        &format!(
+            "document.querySelector(\"a[href='#/bots/{}']\")",
+            gone["id"].as_str().unwrap()
+        ),
+        10,
+    )
+    .await
+    .unwrap();
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/bots/{}", gone["id"].as_str().unwrap())))
+        .header("x-api-key", &app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    b.js(&format!(
+        "document.querySelector(\"a[href='#/bots/{}']\").closest('tr').querySelector('button.secondary').click(); return 1;",
+        gone["id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    let toast = b
+        .until("!document.querySelector('#toast').hidden && document.querySelector('#toast').textContent", 10)
+        .await
+        .unwrap();
+    assert!(
+        !toast.as_str().unwrap_or("").is_empty(),
+        "the failed pause is shown: {toast}"
+    );
     hook.set_secret(
         app.state
             .store
@@ -219,6 +261,20 @@ async fn the_console_in_a_real_browser() {
     )
     .await.unwrap();
     b.shot("05-live").await.unwrap();
+    // A malformed message on the live socket is skipped with a notice; the page goes on.
+    let survived = b
+        .js(
+            "const l = window.callbotLive; l.socket.onmessage({ data: '{not json' }); \
+             l.socket.onmessage({ data: '[1,2]' }); \
+             return [l.status.textContent, document.querySelector('#toast').textContent];",
+        )
+        .await
+        .unwrap();
+    assert_eq!(survived[0], "watching", "{survived}");
+    assert!(
+        survived[1].as_str().unwrap().contains("cannot read"),
+        "{survived}"
+    );
     // Kill from the console.
     b.js("[...document.querySelectorAll('button')].find(x => x.textContent === 'Kill').click(); return 1;")
         .await.unwrap();

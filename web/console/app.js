@@ -384,6 +384,8 @@ async function livePage(sid) {
   }
   ws = new WebSocket(await socketUrl("/call", "supervise", { id: sid }));
   ws.onopen = () => { status.textContent = "watching"; };
+  // What the page is watching (read by the browser test and by anyone debugging the page).
+  window.callbotLive = { socket: ws, status };
   ws.onmessage = (m) => {
     const e = parseEvent(m);
     if (!e) return;
