@@ -110,7 +110,7 @@ callbot_outbound_call() {
 }
 
 # POST /voice — Answer a call (Twilio's VoiceUrl).
-#   query: bot_id (required)
+#   query: bot_id
 callbot_answer() {
   curl -sS -X POST "$CALLBOT_URL/voice${1:+?$1}"
 }
