@@ -27,29 +27,31 @@ pub(crate) async fn run(socket: WebSocket, live: LiveCall) {
         tokio::select! {
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    let verdict = rate.check(std::time::Instant::now());
-                    if verdict == crate::rate::Verdict::Close {
-                        let _ = out.try_send(crate::rate::too_many());
-                        linger = true;
-                        break;
-                    }
-                    let refused = match command::parse(t.as_str()) {
-                        _ if verdict == crate::rate::Verdict::Refuse => Some(format!(
+                    use crate::rate::Verdict;
+                    let (status, refused) = match rate.check(std::time::Instant::now()) {
+                        Verdict::Close => {
+                            let _ = out.try_send(crate::rate::too_many());
+                            linger = true;
+                            break;
+                        }
+                        // Over the rate: not even read.
+                        Verdict::Refuse => (429, Some(format!(
                             "rate_limited: more than {} commands a second; this one was not applied",
                             crate::rate::PER_SECOND
-                        )),
-                        Ok(Command::Invite(_) | Command::Candidate(_)) => Some(
-                            "a supervisor cannot invite or send candidates; open a new socket for a new call".to_owned(),
-                        ),
-                        Ok(cmd) => {
-                            if live.commands.send(cmd).await.is_err() {
-                                break;
+                        ))),
+                        Verdict::Allow => (400, match command::parse(t.as_str()) {
+                            Ok(Command::Invite(_) | Command::Candidate(_)) => Some(
+                                "a supervisor cannot invite or send candidates; open a new socket for a new call".to_owned(),
+                            ),
+                            Ok(cmd) => {
+                                if live.commands.send(cmd).await.is_err() {
+                                    break;
+                                }
+                                None
                             }
-                            None
-                        }
-                        Err(e) => Some(format!("{}: {}", e.code, e.message)),
+                            Err(e) => Some(format!("{}: {}", e.code, e.message)),
+                        }),
                     };
-                    let status = if verdict == crate::rate::Verdict::Refuse { 429 } else { 400 };
                     if let Some(e) = refused
                         && !crate::ws::send(&out, event_text(&error_event("command", status, e))).await
                     {
