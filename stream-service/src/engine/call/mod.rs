@@ -327,7 +327,6 @@ impl Actor {
         mut i: Inputs,
     ) -> (Option<SplitStream<WebSocket>>, mpsc::Receiver<ToCall>) {
         let mut beats = self.engine.clock.subscribe(self.leg.pace());
-        let mut too_big = false;
         let deadline = tokio::time::sleep(i.max_call);
         tokio::pin!(deadline);
         while self.end.is_none() {
@@ -339,7 +338,7 @@ impl Actor {
                         // A message over the socket's limit: closed with 1009, the call ends.
                         self.send(crate::ws::too_big());
                         self.end = Some(End::CallerHungUp);
-                        too_big = true;
+                        self.linger = true;
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => self.stream_ended(),
                     Some(Ok(_)) => {}
@@ -364,7 +363,7 @@ impl Actor {
                 _ = &mut deadline => self.end = Some(End::MaxDuration),
             }
         }
-        let linger = (too_big || self.linger).then_some(i.stream);
+        let linger = self.linger.then_some(i.stream);
         (linger, i.pipeline)
     }
 }
