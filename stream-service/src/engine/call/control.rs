@@ -282,29 +282,41 @@ pub(crate) async fn forward_events(
         error: format!("this client fell behind and missed {n} events"),
         code: None,
     };
+    // Once the call is done, what the bus still holds is sent without waiting for more.
+    let mut draining = false;
     loop {
-        let event = tokio::select! {
-            e = rx.recv() => match e {
+        let event = if draining {
+            match rx.try_recv() {
                 Ok(e) => e,
-                Err(RecvError::Lagged(n)) => lagged(n),
-                Err(RecvError::Closed) => break,
-            },
-            _ = done.cancelled() => break,
+                Err(TryRecvError::Lagged(n)) => lagged(n),
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                e = rx.recv() => match e {
+                    Ok(e) => e,
+                    Err(RecvError::Lagged(n)) => lagged(n),
+                    Err(RecvError::Closed) => break,
+                },
+                _ = done.cancelled() => {
+                    draining = true;
+                    continue;
+                }
+            }
         };
         if matches!(event, CallEvent::Audio { .. }) {
             continue;
         }
-        let last = matches!(event, CallEvent::Hangup { .. });
         if let Some(m) = text(&event)
             && !crate::ws::send(&out, m).await
         {
             return;
         }
         // The call's last event: its clients (its own socket, supervisors) are told and closed
-        // (a socket that flooded commands with 1008).
-        if last {
-            let flooded = matches!(&event, CallEvent::Hangup { reason, .. } if reason == crate::rate::HANGUP_REASON);
-            let close = if flooded {
+        // (a socket that flooded commands with 1008), whether it came before or after `done`.
+        if let CallEvent::Hangup { reason, .. } = &event {
+            let close = if reason == crate::rate::HANGUP_REASON {
                 crate::rate::too_many()
             } else {
                 Message::Close(None)
@@ -313,17 +325,57 @@ pub(crate) async fn forward_events(
             return;
         }
     }
-    loop {
-        let event = match rx.try_recv() {
-            Ok(e) => e,
-            Err(TryRecvError::Lagged(n)) => lagged(n),
-            Err(_) => break,
-        };
-        if let Some(m) = text(&event)
-            && !crate::ws::send(&out, m).await
-        {
-            return;
+    let _ = crate::ws::send(&out, Message::Close(None)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hangup(reason: &str) -> CallEvent {
+        CallEvent::Hangup {
+            timestamp: 0,
+            reason: reason.into(),
+            initiator: "system".into(),
         }
     }
-    let _ = crate::ws::send(&out, Message::Close(None)).await;
+
+    /// Runs the forwarder over `events`, published before the call is `done`, and returns what
+    /// it wrote: the race where `done` is seen before the last event is not left to chance.
+    async fn forwarded(events: Vec<CallEvent>) -> Vec<Message> {
+        let (tx, rx) = tokio::sync::broadcast::channel(16);
+        let (out, mut out_rx) = mpsc::channel(16);
+        let done = CancellationToken::new();
+        for e in events {
+            tx.send(e).unwrap();
+        }
+        done.cancel();
+        forward_events(rx, out, done).await;
+        let mut got = Vec::new();
+        while let Ok(m) = out_rx.try_recv() {
+            got.push(m);
+        }
+        got
+    }
+
+    fn close_code(m: &Message) -> Option<u16> {
+        match m {
+            Message::Close(f) => f.as_ref().map(|f| f.code),
+            _ => panic!("not a close: {m:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_hangup_read_after_done_still_closes_with_1008() {
+        let got = forwarded(vec![hangup(crate::rate::HANGUP_REASON)]).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(close_code(&got[1]), Some(1008));
+    }
+
+    #[tokio::test]
+    async fn an_ordinary_hangup_closes_without_a_code_and_nothing_follows_it() {
+        let got = forwarded(vec![hangup("caller"), hangup("caller")]).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(close_code(&got[1]), None);
+    }
 }

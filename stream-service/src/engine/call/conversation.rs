@@ -3,8 +3,8 @@
 //! history the webhook and the model see (bounded), the webhook's failures in a row, and the
 //! words still queued when the call ends. Events and the time come in as method calls; what must
 //! happen comes out as return values. No sockets, tasks or clocks inside: every rule is tested
-//! below without a runtime. (The turn that runs — its phases — is `lifecycle.rs`, its audio out
-//! and what was heard `playout.rs`; the actor in `mod.rs` moves messages between these and the
+//! below without a runtime. (The turn that runs — its phases — is `lifecycle.rs`, how it ends
+//! `completion.rs`, its audio out and what was heard `playout.rs`; the actor in `mod.rs` moves messages between these and the
 //! world.)
 
 use super::lifecycle::Turn;

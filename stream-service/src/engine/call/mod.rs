@@ -468,6 +468,7 @@ impl Actor {
 }
 
 mod carrier;
+mod completion;
 mod control;
 mod conversation;
 mod media_in;
