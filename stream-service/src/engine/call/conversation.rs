@@ -4,8 +4,8 @@
 //! words still queued when the call ends. Events and the time come in as method calls; what must
 //! happen comes out as return values. No sockets, tasks or clocks inside: every rule is tested
 //! below without a runtime. (The turn that runs — its phases — is `lifecycle.rs`, how it ends
-//! `completion.rs`, its audio out and what was heard `playout.rs`; the actor in `mod.rs` moves messages between these and the
-//! world.)
+//! `completion.rs`, its audio out and what was heard `playout.rs`; the actor in `mod.rs` moves
+//! messages between these and the world.)
 
 use super::lifecycle::Turn;
 use crate::engine::turn::TurnKind;
