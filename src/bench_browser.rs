@@ -108,6 +108,7 @@ pub async fn browser(opts: BrowserBenchOptions) -> anyhow::Result<Vec<String>> {
         .collect();
     rt.sort_by(f64::total_cmp);
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = b.client.clone().close().await;
     let call: Value = http
         .get(format!("{}/calls/{sid}", srv.base))
         .header("x-api-key", &srv.key)

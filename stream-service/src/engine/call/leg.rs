@@ -123,6 +123,13 @@ impl Leg {
 
     /// How often the call's loop sends audio: a far end that buffers (Twilio, a `/call` client,
     /// 260 ms ahead) takes three frames every 60 ms; RTP goes every 20 ms.
+    /// Whether the leg's socket is read on the beat rather than as each message lands: Twilio's
+    /// media stream (audio, marks, keys and `stop`, none of which needs less than a beat).
+    /// Sockets that carry commands are read at once.
+    pub fn reads_on_beat(&self) -> bool {
+        matches!(self.kind, LegKind::Twilio { .. })
+    }
+
     pub fn pace(&self) -> Pace {
         match self.kind {
             LegKind::Rtc { .. } => Pace::Fine,
@@ -321,6 +328,20 @@ mod tests {
 
     fn rms(x: &[i16]) -> f32 {
         (x.iter().map(|&s| f32::from(s).powi(2)).sum::<f32>() / x.len() as f32).sqrt()
+    }
+
+    #[test]
+    fn only_the_twilio_stream_is_read_on_the_beat() {
+        let twilio = Leg::new(LegKind::Twilio {
+            stream_sid: "MZ1".into(),
+        });
+        assert!(twilio.reads_on_beat());
+        assert_eq!(twilio.pace(), Pace::Coarse);
+        // Commands on a `/call` socket are read as they land.
+        let socket = Leg::new(LegKind::Socket {
+            codec: SocketCodec::Pcmu,
+        });
+        assert!(!socket.reads_on_beat());
     }
 
     #[test]

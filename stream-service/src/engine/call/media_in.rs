@@ -1,6 +1,7 @@
-//! What the legs bring in: the Twilio media protocol's messages (a borrowing fast path for the ~50
-//! media messages a second), `/call` binary audio frames and the WebRTC leg's frames, all turned
-//! into 20 ms μ-law frames for the recorder, the endpointer and the recogniser.
+//! What the legs bring in: the socket's messages (a Twilio leg's read on the beat), the Twilio
+//! media protocol's messages (a borrowing fast path for the ~50 media messages a second), `/call`
+//! binary audio frames and the WebRTC leg's frames, all turned into 20 ms μ-law frames for the
+//! recorder, the endpointer and the recogniser.
 
 use super::Actor;
 use super::CALLER;
@@ -11,8 +12,11 @@ use crate::engine::events::CallEvent;
 use crate::engine::events::now_ms;
 use crate::protocol;
 use crate::protocol::Inbound;
+use axum::extract::ws::{Message, WebSocket};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::time::Instant;
@@ -163,5 +167,42 @@ impl Actor {
         self.inbound.clear();
         self.inbound.extend_from_slice(frame);
         self.caller_audio();
+    }
+}
+
+/// Messages a beat reads from a socket read on the beat, at most: about three arrive per beat, and
+/// a backlog (a stalled network catching up) drains over a few beats without holding the worker.
+const READ_PER_BEAT: usize = 32;
+
+impl Actor {
+    /// One message from the leg's socket (or its end).
+    pub(super) fn on_socket(&mut self, msg: Option<Result<Message, axum::Error>>) {
+        match msg {
+            Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+            Some(Ok(Message::Binary(data))) => self.on_binary(&data),
+            Some(Err(e)) if crate::ws::is_too_big(&e) => {
+                // A message over the socket's limit: closed with 1009, the call ends.
+                self.send(crate::ws::too_big());
+                self.end = Some(super::End::CallerHungUp);
+                self.linger = true;
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => self.stream_ended(),
+            Some(Ok(_)) => {}
+        }
+    }
+
+    /// The messages that arrived since the last beat, without waiting for more. (The socket is
+    /// polled with a no-op waker: data arriving between beats does not wake the call.)
+    pub(super) fn read_waiting(&mut self, stream: &mut SplitStream<WebSocket>) {
+        use futures_util::FutureExt;
+        for _ in 0..READ_PER_BEAT {
+            if self.stream_closed || self.end.is_some() {
+                return;
+            }
+            match stream.next().now_or_never() {
+                Some(msg) => self.on_socket(msg),
+                None => return,
+            }
+        }
     }
 }
