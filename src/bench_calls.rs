@@ -5,7 +5,7 @@
 
 use crate::bench_setup::{BenchPlatform, has_taskset, pct, proc_usage};
 use anyhow::bail;
-use callbot_twilio_sim::carrier::{self, Step};
+use callbot_twilio_sim::carrier::Step;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,23 +66,17 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (cpu0, rss0) = proc_usage(pid)?;
+    let (client0, _) = proc_usage(std::process::id())?;
     let started = Instant::now();
     let speech = Arc::new(callbot_stream::speech::instant::voiced_tone(1000));
     let mut tasks = Vec::new();
     let mut arrivals = Vec::new();
-    let underruns = Arc::new(std::sync::atomic::AtomicU64::new(0));
     for i in 0..opts.concurrency {
         let times = Arc::new(Mutex::new(Vec::with_capacity(32 * 1024)));
         arrivals.push(times.clone());
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let count = underruns.clone();
-        tokio::spawn(async move {
-            while let Some(e) = rx.recv().await {
-                if let carrier::Event::Underrun(_) = e {
-                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        });
+        // No event is read (the probe counts what is needed): the carrier's sends fail at once
+        // instead of waking a reader per message.
+        let (tx, _) = tokio::sync::mpsc::unbounded_channel();
         // Greeting, then talk and listen turn after turn until the duration is up.
         let wait = Step::WaitForBot {
             quiet: Duration::from_millis(300),
@@ -112,6 +106,7 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         }
     }
     let (cpu1, _) = proc_usage(pid)?;
+    let (client1, _) = proc_usage(std::process::id())?;
     let wall = started.elapsed().as_secs_f64();
     let mut sids = Vec::new();
     let mut completed = 0;
@@ -189,8 +184,14 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         ),
         format!(
             "playout underruns    {} in all, {:.2} per call (the caller's buffer ran dry mid-reply)",
-            underruns.load(std::sync::atomic::Ordering::Relaxed),
-            underruns.load(std::sync::atomic::Ordering::Relaxed) as f64 / n
+            platform.probe.underruns(),
+            platform.probe.underruns() as f64 / n
+        ),
+        format!(
+            "bench client         {:.1} % CPU, its 20 ms clock late by p50 {} ms, p99 {} ms (late: the figures above are partly the client's)",
+            (client1 - client0) / wall * 100.0,
+            ms(platform.probe.lag.quantile(0.5)),
+            ms(platform.probe.lag.quantile(0.99)),
         ),
         format!(
             "platform turn latency p50 {:.1} ms   p99 {:.1} ms   ({turns_total} turns; end of speech → first frame, minus stt/webhook/tts)",
@@ -198,6 +199,11 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
             pct(&added, 0.99)
         ),
     ])
+}
+
+/// A lateness to the millisecond, or `-` when nothing was measured.
+fn ms(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".into(), |d| d.as_millis().to_string())
 }
 
 /// Bot audio pacing as the carrier sees it: the gaps between media messages within a reply, and

@@ -8,7 +8,7 @@ use callbot_twilio_sim::carrier::{self, Answer, CallContext, Script, Step};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The API key of the benchmark's server.
@@ -158,6 +158,9 @@ pub(crate) struct BenchPlatform {
     pub(crate) number: String,
     token: String,
     account: String,
+    /// The simulated carriers' underruns and how late their 20 ms clocks ran: past a few ms,
+    /// this process (not the server) was the bottleneck, and the pacing figures are partly its own.
+    pub(crate) probe: Arc<callbot_twilio_sim::probe::Probe>,
     /// The server's data directory (removed when the benchmark ends).
     _dir: tempfile::TempDir,
 }
@@ -212,6 +215,7 @@ impl BenchPlatform {
             number: created["number"].as_str().context("bot number")?.to_owned(),
             account: wiring::local_sim_account_sid(&token),
             token,
+            probe: Arc::default(),
             _dir: dir,
         })
     }
@@ -239,8 +243,9 @@ impl BenchPlatform {
             status_callback: Some(format!("{base}/voice/status")),
             status_events: vec!["completed".into()],
             events,
-            bot_audio: Arc::new(Mutex::new(Vec::new())),
+            bot_audio: None,
             media_times,
+            probe: Some(self.probe.clone()),
         };
         let answer = Answer::Url(format!("{base}/voice?bot_id={}", self.bot_id));
         tokio::spawn(async move {

@@ -7,7 +7,6 @@ use callbot_core::settings::{Settings, TelephonySettings};
 use callbot_core::wiring;
 use callbot_twilio_sim::carrier::{self, Answer, CallContext, Event, Script, Step};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -129,7 +128,8 @@ pub async fn run(
         status_callback: number.status_callback,
         status_events: vec!["completed".into()],
         events: tx,
-        bot_audio: Arc::new(Mutex::new(Vec::new())),
+        bot_audio: None,
+        probe: None,
         media_times: None,
     };
     writeln!(out, "call sid {}", ctx.sid)?;

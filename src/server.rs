@@ -131,7 +131,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let reporter =
         callbot_stream::engine::load::report(platform.engine.clone(), platform.state.store.clone());
-    let served = axum::serve(listener, app(&platform))
+    let served = axum::serve(callbot_stream::ws::no_delay(listener), app(&platform))
         .with_graceful_shutdown(shutdown)
         .await;
     reporter.abort();

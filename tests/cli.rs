@@ -293,6 +293,10 @@ fn call_benchmark_runs_and_reports_figures() {
         "turns: {text}"
     );
     assert!(figure(&text, "server CPU", "all,") > 0.0, "{text}");
+    // The client's own clock was measured: two calls leave it far from late.
+    assert!(figure(&text, "bench client", "") > 0.0, "{text}");
+    let lag = figure(&text, "bench client", "p99");
+    assert!((1.0..500.0).contains(&lag), "{text}");
 }
 
 /// `callbot bench webrtc` runs end to end at a tiny scale: the calls connect, are heard, answered.

@@ -89,7 +89,7 @@ pub async fn serve(
     );
     let stop = draining.clone();
     let live = engine.live.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = axum::serve(ws::no_delay(listener), app).with_graceful_shutdown(async move {
         shutdown.await;
         stop.cancel();
         tracing::info!(

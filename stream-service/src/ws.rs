@@ -4,10 +4,12 @@
 //! reading is dropped, never the call it watches.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::serve::{ListenerExt as _, TapIo};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use std::error::Error as _;
 use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -52,14 +54,32 @@ impl Kind {
     }
 }
 
+/// Bytes a batch of messages may gather before they are written without waiting for its flush.
+const WRITE_BUFFER: usize = 16 * 1024;
+
 /// `ws` with the limits and buffers of `kind`.
 pub fn configure(ws: WebSocketUpgrade, kind: Kind) -> WebSocketUpgrade {
     ws.max_message_size(kind.max_message())
         .max_frame_size(kind.max_message())
         .read_buffer_size(kind.read_buffer())
-        // Messages are written as they are sent (a tick's frames go out together, then flush).
-        .write_buffer_size(0)
+        // What is queued together (a beat's media and its marks) is buffered and goes out in
+        // one write at the flush that ends the batch, not one write per message.
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(256 * 1024)
+}
+
+/// `listener` with `TCP_NODELAY` on every connection it accepts. A media socket writes one small
+/// message a beat; with Nagle's algorithm the kernel holds a small write back until the last one
+/// is acknowledged, and a peer's delayed acknowledgement (40 ms or more) then lands in the
+/// caller's audio as a gap.
+pub fn no_delay(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
+    listener.tap_io(set_no_delay as fn(&mut TcpStream))
+}
+
+fn set_no_delay(stream: &mut TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY could not be set on a connection");
+    }
 }
 
 /// Whether a read error is a message or frame over the socket's limit.
@@ -143,4 +163,20 @@ pub async fn send_now(socket: &mut WebSocket, m: Message) -> bool {
 /// Queues `m` for a client within [`SEND_DEADLINE`]; false when the client is gone or too slow.
 pub async fn send(out: &mpsc::Sender<Message>, m: Message) -> bool {
     out.send_timeout(m, SEND_DEADLINE).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener as _;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_nagle_delay() {
+        let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = plain.local_addr().unwrap();
+        let mut listener = no_delay(plain);
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().unwrap());
+    }
 }

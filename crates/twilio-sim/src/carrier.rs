@@ -4,8 +4,7 @@
 //! when playout reaches them, dropping it on `clear`), and post signed status callbacks.
 
 use crate::twiml::{self, Verb};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use crate::wire::{Outbound, check_outbound, media_in};
 use callbot_core::twilio::signature;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -119,11 +118,14 @@ pub struct CallContext {
     /// Which progress events go to `status_callback` (`initiated`, `ringing`, `answered`, `completed`).
     pub status_events: Vec<String>,
     pub events: mpsc::UnboundedSender<Event>,
-    /// Every byte of bot audio received, for tests that listen to it.
-    pub bot_audio: Arc<Mutex<Vec<u8>>>,
+    /// Every byte of bot audio received, for tests that listen to it (`None`: not kept).
+    pub bot_audio: Option<Arc<Mutex<Vec<u8>>>>,
     /// When each bot media message arrived and how many bytes of audio it carried (benchmarks
     /// of pacing).
     pub media_times: Option<MediaTimes>,
+    /// Counts for benchmarks: underruns, and how late the carrier's 20 ms clock ran (whether
+    /// the client kept up).
+    pub probe: Option<Arc<crate::probe::Probe>>,
 }
 
 /// Arrival time and audio bytes of each bot media message of a call.
@@ -391,19 +393,25 @@ async fn run_stream(
     if let Ok(v) = sig.parse() {
         request.headers_mut().insert("X-Twilio-Signature", v);
     }
-    let mut ws = match tokio_tungstenite::connect_async(request).await {
-        Ok((ws, _)) => ws,
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            ctx.emit(Event::StreamRefused {
-                status: resp.status().as_u16(),
-            });
-            return StreamEnd::ServerClosed;
-        }
-        Err(_) => {
-            ctx.emit(Event::StreamRefused { status: 0 });
-            return StreamEnd::ServerClosed;
-        }
-    };
+    // Twilio's messages are small: a read buffer of their size, not the 128 KiB default (which
+    // is zero-filled on every read and would make a busy simulator the bottleneck).
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024);
+    // Each frame goes out as it falls due (no Nagle delay), as a real-time sender's must.
+    let mut ws =
+        match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+            Ok((ws, _)) => ws,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                ctx.emit(Event::StreamRefused {
+                    status: resp.status().as_u16(),
+                });
+                return StreamEnd::ServerClosed;
+            }
+            Err(_) => {
+                ctx.emit(Event::StreamRefused { status: 0 });
+                return StreamEnd::ServerClosed;
+            }
+        };
     let stream_sid = sid("MZ");
     let custom: serde_json::Map<String, Value> = parameters
         .iter()
@@ -447,7 +455,10 @@ async fn run_stream(
     };
     loop {
         tokio::select! {
-            _ = tick.tick() => {
+            due = tick.tick() => {
+                if let Some(probe) = &ctx.probe {
+                    probe.lag.record(tokio::time::Instant::now().saturating_duration_since(due));
+                }
                 // Caller → server: the next frame of the script.
                 let next = match cursor.next_frame() {
                     Frame::Speech(frame) => {
@@ -462,14 +473,13 @@ async fn run_stream(
                             caller_spoke = true;
                         }
                         chunk += 1;
-                        json!({"event": "media", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
-                               "media": {"track": "inbound", "chunk": chunk.to_string(),
-                                         "timestamp": (chunk * 20).to_string(), "payload": B64.encode(frame)}})
+                        media_in(seq, &stream_sid, chunk, &frame)
                     }
                     Frame::Dtmf(d) => {
                         ctx.emit(Event::DtmfSent(d));
                         json!({"event": "dtmf", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
                                "dtmf": {"track": "inbound_track", "digit": d.to_string()}})
+                        .to_string()
                     }
                     Frame::Done if cursor.script.hangup_when_done => {
                         let _ = ws.send(Message::text(stop(seq))).await;
@@ -478,14 +488,11 @@ async fn run_stream(
                     }
                     Frame::Done => {
                         chunk += 1;
-                        json!({"event": "media", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
-                               "media": {"track": "inbound", "chunk": chunk.to_string(),
-                                         "timestamp": (chunk * 20).to_string(),
-                                         "payload": B64.encode([SILENCE; FRAME_BYTES])}})
+                        media_in(seq, &stream_sid, chunk, &[SILENCE; FRAME_BYTES])
                     }
                 };
                 seq += 1;
-                if ws.send(Message::text(out.to_string())).await.is_err() {
+                if ws.send(Message::text(out)).await.is_err() {
                     return StreamEnd::ServerClosed;
                 }
                 // Phone → caller: 20 ms of queued bot audio plays out; marks behind it come back.
@@ -540,6 +547,9 @@ async fn run_stream(
                         let dry = cursor.idle;
                         if played && !caller_spoke && !dry.is_zero() && dry < Duration::from_millis(500) {
                             ctx.emit(Event::Underrun(dry));
+                            if let Some(probe) = &ctx.probe {
+                                probe.underrun();
+                            }
                         }
                         played = true;
                         caller_spoke = false;
@@ -550,7 +560,9 @@ async fn run_stream(
                             t.push((Instant::now(), bytes.len()));
                         }
                         ctx.emit(Event::BotAudio { bytes: bytes.len() });
-                        if let Ok(mut all) = ctx.bot_audio.lock() {
+                        if let Some(all) = &ctx.bot_audio
+                            && let Ok(mut all) = all.lock()
+                        {
                             all.extend_from_slice(&bytes);
                         }
                         queue.push_back(Playout::Audio(bytes.len()));
@@ -587,79 +599,9 @@ async fn run_stream(
     }
 }
 
-enum Outbound {
-    Media(Vec<u8>),
-    Mark(String),
-    Clear,
-}
-
-/// Checks a server message the way Twilio does: exact fields, right stream sid, valid base64.
-fn check_outbound(text: &str, stream_sid: &str) -> Result<Outbound, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let obj = v.as_object().ok_or("not a JSON object")?;
-    let event = obj.get("event").and_then(Value::as_str).ok_or("no event")?;
-    if obj.get("streamSid").and_then(Value::as_str) != Some(stream_sid) {
-        return Err(format!("{event}: wrong or missing streamSid"));
-    }
-    let expect_keys = |keys: &[&str]| -> Result<(), String> {
-        let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
-        got.sort_unstable();
-        let mut want = keys.to_vec();
-        want.sort_unstable();
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!("{event}: fields {got:?}, expected {want:?}"))
-        }
-    };
-    match event {
-        "media" => {
-            expect_keys(&["event", "streamSid", "media"])?;
-            let media = obj["media"].as_object().ok_or("media is not an object")?;
-            if media.len() != 1 {
-                return Err("media must hold only payload".into());
-            }
-            let payload = media
-                .get("payload")
-                .and_then(Value::as_str)
-                .ok_or("media.payload missing")?;
-            B64.decode(payload)
-                .map(Outbound::Media)
-                .map_err(|e| format!("media.payload is not base64: {e}"))
-        }
-        "mark" => {
-            expect_keys(&["event", "streamSid", "mark"])?;
-            let name = obj["mark"]
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or("mark.name missing")?;
-            Ok(Outbound::Mark(name.to_owned()))
-        }
-        "clear" => {
-            expect_keys(&["event", "streamSid"])?;
-            Ok(Outbound::Clear)
-        }
-        other => Err(format!("unknown event {other:?} (Twilio error 31951)")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn outbound_messages_are_checked_strictly() {
-        let ok = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"/3+AAA=="}}"#;
-        assert!(
-            matches!(check_outbound(ok, "MZ1"), Ok(Outbound::Media(b)) if b == [0xFF, 0x7F, 0x80, 0x00])
-        );
-        assert!(check_outbound(ok, "MZ2").is_err());
-        let extra = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"AA=="},"x":1}"#;
-        assert!(check_outbound(extra, "MZ1").is_err());
-        assert!(check_outbound(r#"{"event":"clear","streamSid":"MZ1"}"#, "MZ1").is_ok());
-        assert!(check_outbound(r#"{"event":"dance","streamSid":"MZ1"}"#, "MZ1").is_err());
-        assert!(check_outbound("nope", "MZ1").is_err());
-    }
 
     #[test]
     fn script_frames() {

@@ -6,8 +6,10 @@
 //! `callbot serve` mounts it in local mode; tests use it as Twilio; `callbot call` uses the carrier.
 
 pub mod carrier;
+pub mod probe;
 pub mod rest;
 pub mod twiml;
+mod wire;
 
 use carrier::{Answer, CallContext, Control, Event, Script};
 use serde::{Deserialize, Serialize};
@@ -205,8 +207,9 @@ impl Sim {
             status_callback,
             status_events,
             events: tx,
-            bot_audio: Arc::new(Mutex::new(Vec::new())),
+            bot_audio: Some(Arc::new(Mutex::new(Vec::new()))),
             media_times: None,
+            probe: None,
         };
         (ctx, rx)
     }
@@ -270,7 +273,7 @@ impl Sim {
         );
         let sim = self.clone();
         let sid = ctx.sid.clone();
-        let bot_audio = Arc::clone(&ctx.bot_audio);
+        let bot_audio = ctx.bot_audio.clone().unwrap_or_default();
         let ring = status == "queued";
         let done = tokio::spawn(async move {
             let started = std::time::Instant::now();

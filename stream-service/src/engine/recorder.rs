@@ -70,12 +70,16 @@ impl Recorder {
 
     fn take(&mut self, n: usize) -> Vec<u8> {
         let mut out = std::mem::take(&mut self.held);
-        out.reserve(n * 4);
-        for i in 0..n {
-            let c = self.caller.get(i).map_or(0, |&b| g711::decode_sample(b));
-            let b = self.bot.get(i).map_or(0, |&b| g711::decode_sample(b));
-            out.extend_from_slice(&c.to_le_bytes());
-            out.extend_from_slice(&b.to_le_bytes());
+        let at = out.len();
+        // Zeroed first: a track shorter than `n` is silence past its end.
+        out.resize(at + n * 4, 0);
+        let caller = &self.caller[..n.min(self.caller.len())];
+        for (dst, &b) in out[at..].chunks_exact_mut(4).zip(caller) {
+            dst[..2].copy_from_slice(&g711::decode_sample(b).to_le_bytes());
+        }
+        let bot = &self.bot[..n.min(self.bot.len())];
+        for (dst, &b) in out[at..].chunks_exact_mut(4).zip(bot) {
+            dst[2..].copy_from_slice(&g711::decode_sample(b).to_le_bytes());
         }
         self.caller.drain(..n.min(self.caller.len()));
         self.bot.drain(..n.min(self.bot.len()));

@@ -107,19 +107,24 @@ impl TextToSpeech for InstantTts {
     }
     async fn synthesize(&self, text: &str, _voice: &str) -> Result<Speech, SpeechError> {
         let samples = (self.per_char.as_micros() as usize * text.chars().count() * 8) / 1000;
-        let ulaw = (0..samples)
-            .map(|i| {
-                let t = i as f32 / 8000.0;
-                g711::encode_sample(
-                    ((2.0 * std::f32::consts::PI * 300.0 * t).sin() * 8000.0) as i16,
-                )
-            })
-            .collect();
+        let ulaw = tone_cycle().iter().copied().cycle().take(samples).collect();
         Ok(Speech {
             ulaw,
             engine: Duration::ZERO,
         })
     }
+}
+
+/// One period of the instant voice's 300 Hz tone at 8 kHz (three cycles fill 80 samples
+/// exactly), computed once: the voice repeats it instead of calling `sin` per sample.
+fn tone_cycle() -> &'static [u8; 80] {
+    static CYCLE: std::sync::OnceLock<[u8; 80]> = std::sync::OnceLock::new();
+    CYCLE.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let t = i as f32 / 8000.0;
+            g711::encode_sample(((2.0 * std::f32::consts::PI * 300.0 * t).sin() * 8000.0) as i16)
+        })
+    })
 }
 
 /// A vowel-like sound (two harmonics at 180 and 720 Hz) as 8 kHz μ-law: the endpointer takes it
@@ -138,6 +143,23 @@ pub fn voiced_tone(ms: u64) -> Vec<u8> {
 #[cfg(test)]
 mod loaded_tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_instant_voice_is_a_300_hz_tone_as_long_as_its_text() {
+        let speech = InstantTts::default()
+            .synthesize("hello", "en")
+            .await
+            .unwrap();
+        // 60 ms a character at 8 kHz.
+        assert_eq!(speech.ulaw.len(), 5 * 60 * 8);
+        for (i, &b) in speech.ulaw.iter().enumerate() {
+            let t = i as f64 / 8000.0;
+            let want = (2.0 * std::f64::consts::PI * 300.0 * t).sin() * 8000.0;
+            let got = f64::from(g711::decode_sample(b));
+            // μ-law steps are at most 256 at this level.
+            assert!((got - want).abs() <= 300.0, "sample {i}: {got} vs {want}");
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_loaded_recogniser_queues_then_refuses() {

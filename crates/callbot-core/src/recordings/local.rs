@@ -5,7 +5,8 @@
 
 use super::{RecordingWriter, Recordings, RecordingsError, safe, wav_header};
 use async_trait::async_trait;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// A WAV file written in place: samples appended, sizes in the header kept current. The file work
@@ -17,6 +18,9 @@ pub struct WavFile {
     file: Option<std::fs::File>,
     data: u64,
 }
+
+/// Bytes of the WAV header before the samples.
+const HEADER_LEN: u64 = 44;
 
 fn io(e: impl std::fmt::Display) -> RecordingsError {
     RecordingsError::Backend(e.to_string())
@@ -50,7 +54,7 @@ impl WavFile {
 
     /// Bytes in the file (header and samples).
     pub fn len(&self) -> u64 {
-        44 + self.data
+        HEADER_LEN + self.data
     }
 
     pub fn is_empty(&self) -> bool {
@@ -59,23 +63,21 @@ impl WavFile {
 
     /// Appends samples and rewrites the header's sizes.
     pub async fn append(&mut self, pcm: &[u8]) -> Result<(), RecordingsError> {
-        let mut file = self
+        let file = self
             .file
             .take()
             .ok_or_else(|| io("recording file lost by an earlier failure"))?;
         let data = self.data + pcm.len() as u64;
         let size = u32::try_from(data).map_err(|_| io("recording over 4 GiB"))?;
         let pcm = pcm.to_vec();
+        let at = HEADER_LEN + self.data;
         let (file, res) = tokio::task::spawn_blocking(move || {
+            // Positioned writes: three calls, no seeks.
             let res = (|| -> std::io::Result<()> {
-                file.seek(SeekFrom::End(0))?;
-                file.write_all(&pcm)?;
+                file.write_all_at(&pcm, at)?;
                 let header = wav_header(size);
-                file.seek(SeekFrom::Start(4))?;
-                file.write_all(&header[4..8])?;
-                file.seek(SeekFrom::Start(40))?;
-                file.write_all(&header[40..44])?;
-                Ok(())
+                file.write_all_at(&header[4..8], 4)?;
+                file.write_all_at(&header[40..44], 40)
             })();
             (file, res)
         })

@@ -332,9 +332,24 @@ impl Actor {
         let on_beat = self.leg.reads_on_beat();
         let deadline = tokio::time::sleep(i.max_call);
         tokio::pin!(deadline);
+        // Made once: a fresh `cancelled()` per turn of the loop would join and leave the
+        // token's waiter list each time.
+        let killed = i.kill.clone().cancelled_owned();
+        tokio::pin!(killed);
         while self.end.is_none() {
+            // In this order, not at random: a beat (at most one per 20 ms, so it starves nothing)
+            // is taken without polling the queues first, and the end of the call and the
+            // queues come before the socket, so a flood of messages cannot hold them back.
             tokio::select! {
-                msg = i.stream.next(), if !self.stream_closed && !on_beat => self.on_socket(msg),
+                biased;
+                _ = beats.next() => {
+                    if on_beat {
+                        self.read_waiting(&mut i.stream);
+                    }
+                    self.tick();
+                }
+                _ = &mut killed => self.end = Some(End::Killed),
+                _ = &mut deadline => self.end = Some(End::MaxDuration),
                 ev = recv_opt(&mut i.rtc) => match ev {
                     Some(leg::RtcEvent::Audio(frame)) => self.rtc_audio(&frame),
                     Some(leg::RtcEvent::Closed(why)) => {
@@ -350,14 +365,7 @@ impl Actor {
                 Some(m) = i.pipeline.recv() => self.on_pipeline(m),
                 Some(ev) = i.stt.recv() => self.on_stt(ev),
                 Some(done) = i.carrier.recv() => self.on_carrier(done),
-                _ = beats.next() => {
-                    if on_beat {
-                        self.read_waiting(&mut i.stream);
-                    }
-                    self.tick();
-                }
-                _ = i.kill.cancelled() => self.end = Some(End::Killed),
-                _ = &mut deadline => self.end = Some(End::MaxDuration),
+                msg = i.stream.next(), if !self.stream_closed && !on_beat => self.on_socket(msg),
             }
         }
         let linger = self.linger.then_some(i.stream);
