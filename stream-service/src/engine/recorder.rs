@@ -73,16 +73,15 @@ impl Recorder {
         let at = out.len();
         // Zeroed first: a track shorter than `n` is silence past its end.
         out.resize(at + n * 4, 0);
-        let caller = &self.caller[..n.min(self.caller.len())];
-        for (dst, &b) in out[at..].chunks_exact_mut(4).zip(caller) {
+        let (caller, bot) = (n.min(self.caller.len()), n.min(self.bot.len()));
+        for (dst, &b) in out[at..].chunks_exact_mut(4).zip(&self.caller[..caller]) {
             dst[..2].copy_from_slice(&g711::decode_sample(b).to_le_bytes());
         }
-        let bot = &self.bot[..n.min(self.bot.len())];
-        for (dst, &b) in out[at..].chunks_exact_mut(4).zip(bot) {
+        for (dst, &b) in out[at..].chunks_exact_mut(4).zip(&self.bot[..bot]) {
             dst[2..].copy_from_slice(&g711::decode_sample(b).to_le_bytes());
         }
-        self.caller.drain(..n.min(self.caller.len()));
-        self.bot.drain(..n.min(self.bot.len()));
+        self.caller.drain(..caller);
+        self.bot.drain(..bot);
         self.handed += n as u64;
         out
     }
