@@ -526,3 +526,42 @@ async fn tickets_open_only_the_call_they_name(app: &common::TestApp, sid: &str, 
     let watcher = callws::open(app, &format!("{live}&ticket={t}"), None).await;
     assert!(watcher.is_ok(), "the ticket opens its call");
 }
+
+/// A call whose record cannot be written (a fault injected in the store's own database) is
+/// refused with 503 and gives its place among the tenant's calls back: with room for one call,
+/// two such failures in a row leave the account able to call once the store recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_whose_record_cannot_be_written_gives_its_place_back() {
+    let app = spawn_app_with(|s| s.limits.max_calls_per_tenant = 1).await;
+    let hook = hook::start(|_| Answer::Json(json!({"say": "Hello."}))).await;
+    let body = json!({"goal": "Answer", "webhook": hook.url, "voice": "local:en-us"});
+    let (status, b) = app.create_bot(&app.api_key, body).await;
+    assert_eq!(status, 201, "{b}");
+    let bot = b["id"].as_str().unwrap().to_owned();
+    let db = rusqlite::Connection::open(app.dir.path().join("callbot.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_calls BEFORE INSERT ON calls
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let mut c = callws::open(&app, "/call", Some(&app.api_key))
+            .await
+            .unwrap();
+        c.send(json!({"command": "invite", "option": {"callee": bot}}))
+            .await;
+        c.wait("error", |e| e["code"] == 503).await;
+        c.wait("hangup", |e| e["reason"] == "invite_failed").await;
+        c.closed().await;
+    }
+    let scope = callbot_core::store::leases::calls_scope(&TenantId::parse("acme").unwrap());
+    let now = callbot_core::store::leases::now_ms();
+    assert_eq!(app.state.store.count_leases(&scope, now).await.unwrap(), 0);
+
+    db.execute_batch("DROP TRIGGER refuse_calls;").unwrap();
+    let mut c = callws::open(&app, "/call", Some(&app.api_key))
+        .await
+        .unwrap();
+    let answer = c.invite(json!({"callee": bot})).await;
+    assert!(answer["callSid"].as_str().is_some(), "{answer}");
+}
