@@ -20,11 +20,24 @@ pub struct CallBenchOptions {
     /// Network providers: Deepgram hears the callers and ElevenLabs speaks, both stand-ins in
     /// this process (so the server's figures are its own cost per call with those providers).
     pub standins: bool,
+    /// Calls dialled per second until all are up.
+    pub arrival_rate: u32,
 }
 
 pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     if opts.concurrency == 0 {
         bail!("--concurrency must be at least 1");
+    }
+    if opts.arrival_rate == 0 {
+        bail!("--arrival-rate must be at least 1 call per second");
+    }
+    let spacing = Duration::from_secs(1) / opts.arrival_rate;
+    if spacing * opts.concurrency as u32 > opts.duration / 2 {
+        bail!(
+            "{} calls at {} a second take longer than half of --duration to arrive; raise --arrival-rate or --duration",
+            opts.concurrency,
+            opts.arrival_rate
+        );
     }
     // The webhook: answers at once with a short line.
     let hook = crate::bench_setup::instant_hook();
@@ -65,13 +78,13 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     let pid = platform.pid;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (cpu0, rss0) = proc_usage(pid)?;
-    let (client0, _) = proc_usage(std::process::id())?;
+    let (_, rss0) = proc_usage(pid)?;
     let started = Instant::now();
     let speech = Arc::new(callbot_stream::speech::instant::voiced_tone(1000));
     let mut tasks = Vec::new();
     let mut arrivals = Vec::new();
     for i in 0..opts.concurrency {
+        tokio::time::sleep_until((started + spacing * i as u32).into()).await;
         let times = Arc::new(Mutex::new(Vec::with_capacity(32 * 1024)));
         arrivals.push(times.clone());
         // No event is read (the probe counts what is needed): the carrier's sends fail at once
@@ -96,6 +109,10 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
         ));
         tasks.push(platform.dial(i, steps, tx, Some(times)));
     }
+    // Every call is up: the steady state is measured from here until the first call ends.
+    let (cpu0, _) = proc_usage(pid)?;
+    let (client0, _) = proc_usage(std::process::id())?;
+    let measured = Instant::now();
     // Sample the server while the calls are live.
     let mut peak_rss = rss0;
     let sample_until = started + opts.duration;
@@ -107,7 +124,7 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     }
     let (cpu1, _) = proc_usage(pid)?;
     let (client1, _) = proc_usage(std::process::id())?;
-    let wall = started.elapsed().as_secs_f64();
+    let wall = measured.elapsed().as_secs_f64();
     let mut sids = Vec::new();
     let mut completed = 0;
     for t in tasks {
@@ -147,9 +164,11 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     let cpu_pct = (cpu1 - cpu0) / wall * 100.0;
     Ok(vec![
         format!(
-            "callbot bench calls: {} concurrent calls for {:.0} s, server on {} core(s){}, {}, local webhook",
+            "callbot bench calls: {} concurrent calls for {:.0} s (arriving {} a second; CPU over the {:.0} s all were up), server on {} core(s){}, {}, local webhook",
             opts.concurrency,
             opts.duration.as_secs_f64(),
+            opts.arrival_rate,
+            wall,
             opts.server_cores,
             if has_taskset() { " (taskset)" } else { "" },
             if opts.standins {

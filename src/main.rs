@@ -140,6 +140,10 @@ enum BenchCommand {
         /// providers.
         #[arg(long)]
         standins: bool,
+        /// New calls per second while the calls are set up (calls arrive at this rate, as on
+        /// a phone line, not all in the same instant); CPU per call is read once all are up.
+        #[arg(long, default_value_t = 200, conflicts_with = "faults")]
+        arrival_rate: u32,
         /// A fault soak instead: every call's webhook times out, answers 500, garbage and slowly
         /// in turn, and the recogniser is saturated; prints turns sent, answered and lost, the
         /// longest dead air and memory per call early and late.
@@ -635,6 +639,7 @@ async fn run() -> anyhow::Result<()> {
                     duration,
                     server_cores,
                     standins,
+                    arrival_rate,
                     faults,
                 },
         } => {
@@ -643,6 +648,7 @@ async fn run() -> anyhow::Result<()> {
                 duration: std::time::Duration::from_secs(duration),
                 server_cores,
                 standins,
+                arrival_rate,
             };
             let lines = if faults {
                 callbot::bench_faults::soak(opts).await?

@@ -279,6 +279,10 @@ fn call_benchmark_runs_and_reports_figures() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("calls completed      2/2"), "{text}");
+    assert!(
+        text.contains("(arriving 200 a second; CPU over the"),
+        "{text}"
+    );
     assert_eq!(figure(&text, "playout underruns", ""), 0.0, "{text}");
     assert!(figure(&text, "carrier buffer", "p1") > 0.0, "{text}");
     let gap = figure(&text, "outbound message gap", "p50");
@@ -347,6 +351,19 @@ async fn browser_benchmark_runs_and_reports_figures() {
 }
 
 /// With the Deepgram and ElevenLabs stand-ins (network providers) it runs as well.
+/// Calls that would still be arriving when the first ones end are refused before anything starts.
+#[test]
+fn call_benchmark_refuses_an_arrival_rate_too_slow_for_its_duration() {
+    let out = callbot()
+        .args(["bench", "calls", "--concurrency", "100", "--duration", "6"])
+        .args(["--arrival-rate", "10"])
+        .output()
+        .expect("run callbot bench calls");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("raise --arrival-rate or --duration"), "{err}");
+}
+
 #[test]
 fn call_benchmark_runs_with_the_provider_standins() {
     if std::env::var_os("CALLBOT_SKIP_SPEECH").is_some() {

@@ -98,7 +98,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Persistent state shared by every process of a deployment.
 ///
 /// Contract for all adapters:
-/// - Calls may block on I/O but never block the async runtime (SQLite work runs on the blocking pool).
+/// - Calls may block on I/O but never block the async runtime (SQLite work runs on its own thread).
 /// - Every method is atomic: it either happens completely or not at all. Cancelling the future after
 ///   it started may or may not have applied the change; retrying `create_bot` with the same
 ///   idempotency record is safe, other writes are idempotent or conditional as documented.

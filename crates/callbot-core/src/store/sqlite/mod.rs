@@ -1,10 +1,11 @@
 //! SQLite store: one file in the data dir, WAL mode, schema migrations by `user_version`.
-//! All work runs on tokio's blocking pool; write transactions are `BEGIN IMMEDIATE`, so quotas
+//! All work runs on the connection's own thread ([`thread`]), one call at a time; write transactions are `BEGIN IMMEDIATE`, so quotas
 //! also hold between processes sharing the file.
 
 mod calls;
 mod keys;
 mod leases;
+mod thread;
 mod tickets;
 mod usage;
 
@@ -20,7 +21,6 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use secrecy::{ExposeSecret, SecretString};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 const MIGRATIONS: &[&str] = &[
     // 1: bots, keys, idempotency, sequences, counters
@@ -122,7 +122,7 @@ const MIGRATIONS: &[&str] = &[
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: thread::ConnThread,
 }
 
 pub(super) fn backend(e: rusqlite::Error) -> StoreError {
@@ -166,7 +166,7 @@ impl SqliteStore {
             tx.commit().map_err(backend)?;
         }
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: thread::ConnThread::start(conn)?,
         })
     }
 
@@ -175,13 +175,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("sqlite task failed: {e}")))?
+        self.conn.run(f).await
     }
 }
 
