@@ -66,9 +66,12 @@ mod tests {
     #[tokio::test]
     async fn jobs_run_in_the_order_they_were_queued() {
         let t = thread();
-        t.run(|c| Ok(c.execute_batch("CREATE TABLE t (n INTEGER)").unwrap()))
-            .await
-            .unwrap();
+        t.run(|c| {
+            c.execute_batch("CREATE TABLE t (n INTEGER)").unwrap();
+            Ok(())
+        })
+        .await
+        .unwrap();
         let writes: Vec<_> = (0..50)
             .map(|n| t.run(move |c| Ok(c.execute("INSERT INTO t VALUES (?1)", [n]).unwrap())))
             .collect();
