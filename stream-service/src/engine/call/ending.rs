@@ -83,7 +83,7 @@ impl Actor {
         // Closing the socket (when the writer drains) ends the stream; Twilio then runs `<Hangup/>`.
         // A `/call` socket is closed by its event forwarder, after the `hangup` event.
         if self.leg.channel().is_phone() {
-            let _ = self.out.try_send(Message::Close(None));
+            let _ = self.out.send(Message::Close(None));
         }
     }
 

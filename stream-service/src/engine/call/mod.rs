@@ -53,7 +53,7 @@ struct Actor {
     events: EventBus,
     /// How audio, marks and hang-up reach the other party.
     leg: leg::Leg,
-    out: mpsc::Sender<Message>,
+    out: out::Out,
     pipe_tx: mpsc::Sender<ToCall>,
     ep: Endpointer,
     recorder: Recorder,
@@ -147,16 +147,20 @@ pub(crate) async fn drive(
         plan.smart_endpointing,
     );
     let (sink, stream) = socket.split();
-    let (out, writer) = crate::ws::writer(sink);
-    // A `/call` client reads the call's events on its own socket.
+    // A `/call` client reads the call's events on its own socket, from a forwarder task that
+    // shares a writer task with the call; a Twilio leg's loop writes its socket itself.
     let done = CancellationToken::new();
-    let forwarder = (!leg.channel().is_phone()).then(|| {
-        tokio::spawn(control::forward_events(
+    let (out, writer, forwarder) = if leg.channel().is_phone() {
+        (out::Out::direct(sink), None, None)
+    } else {
+        let (tx, writer) = crate::ws::writer(sink);
+        let forwarder = tokio::spawn(control::forward_events(
             events.subscribe(),
-            out.clone(),
+            tx.clone(),
             done.clone(),
-        ))
-    });
+        ));
+        (out::Out::Task(tx), Some(writer), Some(forwarder))
+    };
     let (pipe_tx, pipe_rx) = mpsc::channel(32);
     let max_call = plan.max_call;
     let (carrier_tx, carrier_rx) = mpsc::channel(4);
@@ -182,13 +186,16 @@ pub(crate) async fn drive(
     };
     let (linger, mut pipe_rx) = actor.run(inputs).await;
     actor.finish(&call.tenant, &call.sid, &mut pipe_rx).await;
+    actor.out.finish().await;
     presence.leave().await;
     drop(actor);
     done.cancel();
     if let Some(f) = forwarder {
         let _ = f.await;
     }
-    let _ = writer.await;
+    if let Some(w) = writer {
+        let _ = w.await;
+    }
     drop(registration);
     if let Some(stream) = linger {
         // The close is out; the socket stays open a moment so the client reads it before its
@@ -233,7 +240,7 @@ struct Io {
     carrier_tx: mpsc::Sender<carrier::CarrierDone>,
     events: EventBus,
     leg: leg::Leg,
-    out: mpsc::Sender<Message>,
+    out: out::Out,
     pipe_tx: mpsc::Sender<ToCall>,
     listen: listen::Listen,
 }
@@ -343,10 +350,16 @@ impl Actor {
             tokio::select! {
                 biased;
                 _ = beats.next() => {
+                    // The beat's audio is written before the caller's messages are read, so
+                    // its write acknowledges them (no separate acknowledgement from the read).
+                    self.tick();
+                    if self.out.pending() {
+                        self.out.push().await;
+                    }
                     if on_beat {
                         self.read_waiting(&mut i.stream);
                     }
-                    self.tick();
+                    self.out.check_stall(Instant::now());
                 }
                 _ = &mut killed => self.end = Some(End::Killed),
                 _ = &mut deadline => self.end = Some(End::MaxDuration),
@@ -366,6 +379,11 @@ impl Actor {
                 Some(ev) = i.stt.recv() => self.on_stt(ev),
                 Some(done) = i.carrier.recv() => self.on_carrier(done),
                 msg = i.stream.next(), if !self.stream_closed && !on_beat => self.on_socket(msg),
+                // The socket took back-pressured messages.
+                _ = self.out.drained(), if self.out.pending() => {}
+            }
+            if self.out.pending() {
+                self.out.push().await;
             }
         }
         let linger = self.linger.then_some(i.stream);
@@ -392,7 +410,7 @@ async fn close(mut socket: WebSocket, reason: &str) {
 
 impl Actor {
     fn send(&mut self, m: Message) {
-        if self.out.try_send(m).is_err() {
+        if !self.out.send(m) {
             self.dropped += 1;
         }
     }
@@ -477,6 +495,7 @@ mod completion;
 mod control;
 mod conversation;
 mod media_in;
+mod out;
 /// The media fast path, for the parser fuzz tests.
 #[cfg(test)]
 pub(crate) mod media_in_fast {
