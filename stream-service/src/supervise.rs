@@ -44,7 +44,7 @@ pub(crate) async fn run(socket: WebSocket, live: LiveCall) {
                                 "a supervisor cannot invite or send candidates; open a new socket for a new call".to_owned(),
                             ),
                             Ok(cmd) => {
-                                if live.commands.send(cmd).await.is_err() {
+                                if !live.command(cmd).await {
                                     break;
                                 }
                                 None

@@ -20,8 +20,18 @@ pub struct LiveCall {
     pub kill: CancellationToken,
     /// The leg the call runs over.
     pub channel: callbot_core::domain::Channel,
-    /// Commands for the call's engine (`/call` supervisors).
-    pub commands: tokio::sync::mpsc::Sender<crate::engine::command::Command>,
+    /// The call's queue, for commands (`/call` supervisors): see [`LiveCall::command`].
+    pub(crate) commands: tokio::sync::mpsc::Sender<crate::engine::turn::ToCall>,
+}
+
+impl LiveCall {
+    /// Hands `cmd` to the call's engine; false when the call has ended.
+    pub async fn command(&self, cmd: crate::engine::command::Command) -> bool {
+        self.commands
+            .send(crate::engine::turn::ToCall::Command(cmd))
+            .await
+            .is_ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -136,6 +136,9 @@ pub struct TurnInput {
     pub webhook_failures: u32,
 }
 
+/// Everything that reaches a call's loop from its tasks and from outside, on one queue (one
+/// queue to poll after every beat, not one per source): a turn task's progress, supervisor
+/// commands, carrier answers.
 #[derive(Debug)]
 pub enum ToCall {
     /// The reply begins before it is decided (a filler, a streamed model answer): its sentences
@@ -212,11 +215,18 @@ pub enum ToCall {
     Finished {
         turn: u32,
     },
+    /// Not about a turn: a command for the call (a supervisor's, over `/call?id=`).
+    Command(super::command::Command),
+    /// Not about a turn: the carrier's answer to a transfer (`<Dial>` redirect).
+    TransferDone {
+        number: String,
+        result: Result<(), String>,
+    },
 }
 
 impl ToCall {
-    /// The turn the message is about.
-    pub fn turn(&self) -> u32 {
+    /// The turn the message is about; `None` for the call's own messages.
+    pub fn turn(&self) -> Option<u32> {
         match self {
             ToCall::Streaming { turn }
             | ToCall::Recognised { turn, .. }
@@ -229,7 +239,8 @@ impl ToCall {
             | ToCall::Sentence { turn, .. }
             | ToCall::Act { turn, .. }
             | ToCall::Llm { turn, .. }
-            | ToCall::Finished { turn } => *turn,
+            | ToCall::Finished { turn } => Some(*turn),
+            ToCall::Command(_) | ToCall::TransferDone { .. } => None,
         }
     }
 }

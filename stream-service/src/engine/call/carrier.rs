@@ -4,16 +4,8 @@
 
 use super::{Actor, End};
 use crate::engine::events::{CallEvent, now_ms};
+use crate::engine::turn::ToCall;
 use callbot_core::twilio::twiml::{self, Verb};
-
-/// A carrier call's outcome, back on the actor.
-#[derive(Debug)]
-pub(super) enum CarrierDone {
-    Transfer {
-        number: String,
-        result: Result<(), String>,
-    },
-}
 
 fn telephony_error(error: String) -> CallEvent {
     CallEvent::Error {
@@ -64,13 +56,13 @@ impl Actor {
             timeout,
         }]);
         let (telephony, sid) = (self.engine.telephony.clone(), self.sid.clone());
-        let (tx, number) = (self.carrier_tx.clone(), number.to_owned());
+        let (tx, number) = (self.pipe_tx.clone(), number.to_owned());
         let spawned = self.info.tasks.spawn(async move {
             let result = telephony
                 .redirect_call(&sid, &twiml)
                 .await
                 .map_err(|e| e.to_string());
-            let _ = tx.send(CarrierDone::Transfer { number, result }).await;
+            let _ = tx.send(ToCall::TransferDone { number, result }).await;
         });
         self.transferring = spawned.is_some();
     }
@@ -85,14 +77,11 @@ impl Actor {
         }
     }
 
-    /// A carrier call came back.
-    pub(super) fn on_carrier(&mut self, done: CarrierDone) {
-        match done {
-            CarrierDone::Transfer { result: Ok(()), .. } => self.end = Some(End::Transfer),
-            CarrierDone::Transfer {
-                number,
-                result: Err(e),
-            } => {
+    /// The carrier answered a transfer.
+    pub(super) fn transfer_done(&mut self, number: String, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.end = Some(End::Transfer),
+            Err(e) => {
                 tracing::error!(call_sid = %self.sid, to = %number, error = %e, "transfer failed");
                 self.transferring = false;
                 self.events

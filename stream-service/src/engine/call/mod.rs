@@ -86,8 +86,7 @@ struct Actor {
     /// `playId` of the `tts` playing now, and the text of a streamed `tts` not yet spoken.
     playing: Option<String>,
     tts_stream: String,
-    /// Carrier calls' results come back here; a transfer on its way holds the next turn.
-    carrier_tx: mpsc::Sender<carrier::CarrierDone>,
+    /// A transfer on its way (its result comes back on the call's queue) holds the next turn.
     transferring: bool,
     /// The leg's socket has closed (during a transfer, the carrier taking the call).
     stream_closed: bool,
@@ -125,7 +124,8 @@ pub(crate) async fn drive(
     };
     let events = EventBus::new();
     let kill = CancellationToken::new();
-    let (cmd_tx, cmd_rx) = mpsc::channel::<crate::engine::command::Command>(32);
+    // One queue for everything that reaches the loop from its tasks and from outside.
+    let (pipe_tx, pipe_rx) = mpsc::channel(64);
     let live = LiveCall {
         sid: call.sid.clone(),
         tenant: call.tenant.clone(),
@@ -135,7 +135,7 @@ pub(crate) async fn drive(
         events: events.clone(),
         kill: kill.clone(),
         channel: leg.channel(),
-        commands: cmd_tx,
+        commands: pipe_tx.clone(),
     };
     let registration: Registration = engine.live.register(live);
     let presence = Presence::enter(&state, &call).await;
@@ -161,11 +161,8 @@ pub(crate) async fn drive(
         ));
         (out::Out::Task(tx), Some(writer), Some(forwarder))
     };
-    let (pipe_tx, pipe_rx) = mpsc::channel(32);
     let max_call = plan.max_call;
-    let (carrier_tx, carrier_rx) = mpsc::channel(4);
     let io = Io {
-        carrier_tx,
         events,
         leg,
         out,
@@ -177,10 +174,8 @@ pub(crate) async fn drive(
     let inputs = Inputs {
         stream,
         rtc: rtc_rx,
-        commands: cmd_rx,
         pipeline: pipe_rx,
         stt: stt_rx,
-        carrier: carrier_rx,
         kill,
         max_call,
     };
@@ -237,7 +232,6 @@ impl Presence {
 
 /// The call's channels and parts the actor is built around.
 struct Io {
-    carrier_tx: mpsc::Sender<carrier::CarrierDone>,
     events: EventBus,
     leg: leg::Leg,
     out: out::Out,
@@ -299,7 +293,6 @@ impl Actor {
             linger: false,
             playing: None,
             tts_stream: String::new(),
-            carrier_tx: io.carrier_tx,
             transferring: false,
             stream_closed: false,
         };
@@ -316,10 +309,9 @@ impl Actor {
 struct Inputs {
     stream: SplitStream<WebSocket>,
     rtc: Option<mpsc::Receiver<leg::RtcEvent>>,
-    commands: mpsc::Receiver<crate::engine::command::Command>,
+    /// Turn tasks' progress, supervisor commands and carrier answers ([`ToCall`]).
     pipeline: mpsc::Receiver<ToCall>,
     stt: mpsc::Receiver<crate::speech::SttEvent>,
-    carrier: mpsc::Receiver<carrier::CarrierDone>,
     kill: CancellationToken,
     max_call: Duration,
 }
@@ -374,10 +366,8 @@ impl Actor {
                         self.end = Some(End::CallerHungUp);
                     }
                 },
-                Some(cmd) = i.commands.recv() => self.command(cmd),
                 Some(m) = i.pipeline.recv() => self.on_pipeline(m),
                 Some(ev) = i.stt.recv() => self.on_stt(ev),
-                Some(done) = i.carrier.recv() => self.on_carrier(done),
                 msg = i.stream.next(), if !self.stream_closed && !on_beat => self.on_socket(msg),
                 // The socket took back-pressured messages.
                 _ = self.out.drained(), if self.out.pending() => {}

@@ -17,7 +17,14 @@ use std::time::{Duration, Instant};
 
 impl Actor {
     pub(super) fn on_pipeline(&mut self, m: ToCall) {
-        let Some(cur) = self.conv.current_mut().filter(|c| c.turn == m.turn()) else {
+        let m = match m {
+            ToCall::Command(cmd) => return self.command(cmd),
+            ToCall::TransferDone { number, result } => {
+                return self.transfer_done(number, result);
+            }
+            m => m,
+        };
+        let Some(cur) = self.conv.current_mut().filter(|c| Some(c.turn) == m.turn()) else {
             return;
         };
         let turn = cur.turn;
@@ -95,6 +102,8 @@ impl Actor {
                 cur.synthesis_finished();
                 self.maybe_complete();
             }
+            // The call's own messages were taken above (they name no turn).
+            ToCall::Command(_) | ToCall::TransferDone { .. } => {}
         }
         // First audio of a reply goes out now, not at the next tick.
         self.pump(Instant::now(), false);
