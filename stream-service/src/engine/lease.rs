@@ -1,6 +1,6 @@
 //! Keeps a store lease alive while its holder lives (a call, an observer socket): renewed every
 //! [`LEASE_RENEW`], released when done; if the process dies, the lease lapses on its own within
-//! [`callbot_core::store::leases::LEASE_TTL_MS`].
+//! [`callbot_core::store::leases::LEASE_TTL_MS`]. [`Presence`]: the pair a call holds.
 
 use callbot_core::store::Store;
 use callbot_core::store::leases::{LEASE_RENEW, LEASE_TTL_MS, now_ms};
@@ -69,5 +69,36 @@ impl LeaseKeeper {
 impl Drop for LeaseKeeper {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The call's leases in the store while it lives: its route (sockets that name it on another
+/// instance, `/frontend-stream` and `/call?id=`, are relayed here) and its place among its
+/// tenant's concurrent calls (taken by `/voice`, `/outbound-call` or the socket's `invite`).
+#[derive(Debug)]
+pub struct Presence {
+    route: LeaseKeeper,
+    lease: LeaseKeeper,
+}
+
+impl Presence {
+    pub async fn enter(state: &crate::StreamState, call: &callbot_core::store::CallRecord) -> Self {
+        let route = LeaseKeeper::acquire_unlimited(
+            state.store.clone(),
+            callbot_core::store::leases::route_scope(&call.sid),
+            state.settings.instance_base(),
+        )
+        .await;
+        let lease = LeaseKeeper::start(
+            state.store.clone(),
+            callbot_core::store::leases::calls_scope(&call.tenant),
+            call.sid.to_string(),
+        );
+        Self { route, lease }
+    }
+
+    pub async fn leave(self) {
+        self.lease.release().await;
+        self.route.release().await;
     }
 }

@@ -80,7 +80,8 @@ impl Actor {
             initiator: initiator.into(),
         });
         tracing::info!(call_sid = %sid, reason, malformed = self.malformed, dropped = self.dropped, "call engine finished");
-        // Closing the socket (when the writer drains) ends the stream; Twilio then runs `<Hangup/>`.
+        // Closing the socket (written out with the rest by `Out::finish`) ends the stream; Twilio
+        // then runs `<Hangup/>`.
         // A `/call` socket is closed by its event forwarder, after the `hangup` event.
         if self.leg.channel().is_phone() {
             let _ = self.out.send(Message::Close(None));

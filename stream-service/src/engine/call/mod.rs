@@ -138,7 +138,7 @@ pub(crate) async fn drive(
         commands: pipe_tx.clone(),
     };
     let registration: Registration = engine.live.register(live);
-    let presence = Presence::enter(&state, &call).await;
+    let presence = super::lease::Presence::enter(&state, &call).await;
     let plan = setup::plan(&state, &call, &bot);
     let (listen, stt_rx) = listen::Listen::start(
         &engine,
@@ -197,36 +197,6 @@ pub(crate) async fn drive(
         // unread messages reset the connection.
         tokio::time::sleep(crate::ws::CLOSE_LINGER).await;
         drop(stream);
-    }
-}
-
-/// The call's leases in the store while it lives: its route (sockets that name it on another
-/// instance, `/frontend-stream` and `/call?id=`, are relayed here) and its place among its
-/// tenant's concurrent calls (taken by `/voice`, `/outbound-call` or the socket's `invite`).
-struct Presence {
-    route: super::lease::LeaseKeeper,
-    lease: super::lease::LeaseKeeper,
-}
-
-impl Presence {
-    async fn enter(state: &StreamState, call: &callbot_core::store::CallRecord) -> Self {
-        let route = super::lease::LeaseKeeper::acquire_unlimited(
-            state.store.clone(),
-            callbot_core::store::leases::route_scope(&call.sid),
-            state.settings.instance_base(),
-        )
-        .await;
-        let lease = super::lease::LeaseKeeper::start(
-            state.store.clone(),
-            callbot_core::store::leases::calls_scope(&call.tenant),
-            call.sid.to_string(),
-        );
-        Self { route, lease }
-    }
-
-    async fn leave(self) {
-        self.lease.release().await;
-        self.route.release().await;
     }
 }
 

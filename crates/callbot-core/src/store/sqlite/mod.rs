@@ -1,6 +1,6 @@
 //! SQLite store: one file in the data dir, WAL mode, schema migrations by `user_version`.
-//! All work runs on the connection's own thread ([`thread`]), one call at a time; write transactions are `BEGIN IMMEDIATE`, so quotas
-//! also hold between processes sharing the file.
+//! All work runs on the connection's own thread ([`thread`]), one call at a time; write
+//! transactions are `BEGIN IMMEDIATE`, so quotas also hold between processes sharing the file.
 
 mod calls;
 mod keys;
