@@ -4,6 +4,8 @@
 # and checks the Lambda packages, and runs every Rust test in the workspace. `.ci/run` calls this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A one-off build gains nothing from incremental compilation and would keep gigabytes of its state.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 scripts/install-system-deps.sh --tests
 
