@@ -50,12 +50,13 @@ const CALLER_LINES: [&str; 10] = [
 ];
 
 fn bot_prompt() -> String {
+    static NONE: callbot_core::domain::Variables = callbot_core::domain::Variables::EMPTY;
     prompt::system_prompt(&prompt::PromptParts {
         goal: "Take reservations for Bella Vista, an Italian restaurant",
         context: "Open 5 PM to 10 PM, Tuesday to Sunday. Window tables on request. Street parking \
                   and a garage on Elm Street. Vegetarian dishes available. Corkage fee 15 dollars.",
         instructions: None,
-        date: "2026-12-01",
+        variables: &NONE,
     })
 }
 

@@ -111,8 +111,9 @@ async fn a_whole_conversation_with_real_speech() {
     let turns = v["turns"].as_array().unwrap();
     assert_eq!(turns.len(), 2, "{v}");
     assert_eq!(turns[1]["action"], "hangup");
+    // A loaded machine may say a filler first ("One moment.") while recognition runs.
     assert_eq!(
-        turns[1]["bot_text"],
+        common::without_fillers(turns[1]["bot_text"].as_str().unwrap()),
         "Great. I booked a table for four at seven. Goodbye!"
     );
     let t = &turns[1]["timings"];

@@ -230,3 +230,147 @@ async fn end_call_bad_input_and_idempotency() {
         .await;
     assert_eq!(status, 200);
 }
+
+/// Per-call variables: a placeholder without a value refuses the call before anyone is dialled;
+/// with values, the greeting is spoken filled, the webhook gets the filled goal and every value
+/// (built-ins in the bot's time zone included), and the call record keeps the call's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn variables_fill_the_bots_words_and_go_with_every_turn() {
+    use callbot_twilio_sim::carrier::{Script, Step};
+    use common::hook::{self, Answer};
+    let app = spawn_app().await;
+    let hook =
+        hook::start(|_| Answer::Json(json!({"say": "See you then.", "action": "hangup"}))).await;
+    let (status, b) = app
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "Remind {{name}} of the {{ appointment }}", "webhook": hook.url,
+                   "first_message": "Hi {{name}}, this is {{shop}}.", "voice": "local:en-us",
+                   "timezone": "America/New_York", "variables": {"shop": "Bella Vista"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    hook.set_secret(b["webhook_secret"].as_str().unwrap());
+    let (bot, number) = (b["id"].as_str().unwrap(), b["number"].as_str().unwrap());
+    let (_, shown) = app.get(&app.api_key, &format!("/bots/{bot}")).await;
+    assert_eq!(
+        (&shown["timezone"], &shown["variables"]),
+        (&json!("America/New_York"), &json!({"shop": "Bella Vista"}))
+    );
+
+    let (status, body) = outbound(
+        &app,
+        &app.api_key,
+        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot, "variables": {"name": "Ana"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (400, &json!("missing_variables")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("{{appointment}}"),
+        "{body}"
+    );
+    assert!(
+        app.sim()
+            .request_log()
+            .iter()
+            .all(|l| !l.ends_with("/Calls.json")),
+        "nobody dialled"
+    );
+
+    app.sim().set_callee_script(
+        CALLEE,
+        Script {
+            steps: vec![
+                common::wait_bot(),
+                Step::Audio(callbot_stream::speech::instant::voiced_tone(800)),
+                Step::Silence(std::time::Duration::from_secs(10)),
+            ],
+            hangup_when_done: true,
+        },
+    );
+    let vars = json!({"name": "Ana", "appointment": "3 PM cleaning"});
+    let (status, body) = outbound(
+        &app,
+        &app.api_key,
+        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot, "variables": vars}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sid = body["callSid"].as_str().unwrap().to_owned();
+    let v = common::finished_call(&app, &sid).await;
+    assert_eq!(v["variables"], vars, "{v}");
+    let reqs = hook.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let r = &reqs[0].body;
+    assert_eq!(r["goal"], "Remind Ana of the 3 PM cleaning");
+    assert_eq!(
+        r["history"][0],
+        json!({"role": "bot", "content": "Hi Ana, this is Bella Vista."})
+    );
+    let sent = &r["variables"];
+    assert_eq!(
+        (
+            &sent["name"],
+            &sent["shop"],
+            &sent["caller_number"],
+            &sent["bot_number"]
+        ),
+        (
+            &json!("Ana"),
+            &json!("Bella Vista"),
+            &json!(CALLEE),
+            &json!(number)
+        ),
+        "{sent}"
+    );
+    for builtin in ["date", "time", "weekday"] {
+        assert!(
+            sent[builtin].as_str().is_some_and(|s| !s.is_empty()),
+            "{sent}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_placeholders_zones_and_variables_are_refused() {
+    let app = spawn_app().await;
+    let mut body = common::bot_body();
+    body["first_message"] = json!("Hi {{first name}}");
+    let (status, b) = app.create_bot(&app.api_key, body).await;
+    assert_eq!(
+        (status, &b["code"]),
+        (400, &json!("invalid_placeholder")),
+        "{b}"
+    );
+    let mut body = common::bot_body();
+    body["timezone"] = json!("Mars/Olympus");
+    let (status, b) = app.create_bot(&app.api_key, body).await;
+    assert_eq!(
+        (status, &b["code"]),
+        (400, &json!("invalid_timezone")),
+        "{b}"
+    );
+    let (bot, _) = new_bot(&app).await;
+    for bad in [
+        json!({"date": "x"}),
+        json!({"a b": "x"}),
+        json!(["x"]),
+        json!({"n": {"o": 1}}),
+    ] {
+        let (status, b) = outbound(
+            &app,
+            &app.api_key,
+            json!({"user_id": "u1", "number": CALLEE, "bot_id": bot, "variables": bad}),
+        )
+        .await;
+        assert_eq!(
+            (status, &b["code"]),
+            (400, &json!("invalid_variables")),
+            "{bad}: {b}"
+        );
+    }
+}

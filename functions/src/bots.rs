@@ -9,8 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{
-    BotId, BotMode, BotStatus, Brain, CallTimers, Context, FirstMessage, Goal, PhoneNumber, Voice,
-    WebhookUrl,
+    BotId, BotMode, BotOptions, BotStatus, Brain, CallTimers, Context, FirstMessage, Goal,
+    PhoneNumber, Voice, WebhookUrl,
 };
 use callbot_core::store::{Bot, BotWithUsage, IdempotencyRecord, StoreError};
 use callbot_core::telephony::{NumberRequest, NumberWebhooks, ProvisionedNumber};
@@ -114,6 +114,23 @@ pub struct CreateBotRequest {
     /// after "and", "um" or a number being spelled. Default true.
     #[serde(default)]
     smart_endpointing: Option<bool>,
+    /// IANA time zone of the `{{date}}`, `{{time}}` and `{{weekday}}` placeholders (and, for
+    /// campaigns, of calling windows), e.g. `America/New_York`. Default `UTC`.
+    #[serde(default)]
+    #[schema(example = "America/New_York", max_length = 64)]
+    timezone: Option<String>,
+    /// Default values for the `{{name}}` placeholders of `goal`, `context` and `first_message`
+    /// (a call's own `variables` win): names of letters, digits and `_`, values text, numbers
+    /// or booleans (at most 50, each up to 500 characters).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"shop": "Bella Vista"}))]
+    variables: Option<serde_json::Value>,
+    /// What an answering machine gets on an outbound call: `{"action": "hang_up"}` (default) or
+    /// `{"action": "leave_message", "message": "…"}` (placeholders allowed; said after the
+    /// greeting's beep, then the bot hangs up).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"action": "leave_message", "message": "Hi {{name}}, this is Bella Vista. Please call us back."}))]
+    voicemail: Option<serde_json::Value>,
     /// Preferred area code for the number (US/CA, 3 digits).
     #[serde(default)]
     #[schema(pattern = "^[0-9]{3}$")]
@@ -182,6 +199,16 @@ pub struct UpdateBotRequest {
     end_silence_ms: Option<Option<u64>>,
     #[serde(default)]
     smart_endpointing: Option<bool>,
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    timezone: Option<String>,
+    /// Replaces the whole set; `{}` clears it.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    variables: Option<serde_json::Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    voicemail: Option<serde_json::Value>,
     /// `true` issues a new webhook signing secret, returned once in the response.
     #[serde(default)]
     rotate_webhook_secret: Option<bool>,
@@ -249,6 +276,14 @@ pub struct BotView {
     #[serde(skip_serializing_if = "Option::is_none")]
     end_silence_ms: Option<u32>,
     smart_endpointing: bool,
+    /// IANA time zone of the date and time placeholders.
+    timezone: String,
+    /// Default values of the bot's placeholders.
+    #[schema(value_type = Object)]
+    variables: serde_json::Value,
+    /// What an answering machine gets: `{"action": "hang_up"}` or `leave_message` with its text.
+    #[schema(value_type = Object)]
+    voicemail: serde_json::Value,
     status: String,
     /// Calls taken today (UTC).
     calls_today: u32,
@@ -288,6 +323,9 @@ impl BotView {
             max_call_secs: bot.timers.max_call_secs(),
             end_silence_ms: bot.timers.end_silence_ms(),
             smart_endpointing: bot.timers.smart_endpointing(),
+            timezone: bot.options.timezone.as_str().to_owned(),
+            variables: bot.options.variables.to_json(),
+            voicemail: bot.options.voicemail.to_json(),
             status: bot.status.as_str().to_owned(),
             calls_today,
             created_at: time_fmt::rfc3339(bot.created_at),
@@ -439,6 +477,14 @@ pub async fn create_bot(
     let timers = CallTimers::parse(req.silence_timeout_secs, req.max_call_secs)
         .and_then(|t| t.with_endpointing(req.end_silence_ms, req.smart_endpointing))
         .map_err(|(f, e)| ApiError::field(f, e))?;
+    let options = crate::bot_options::apply(
+        &BotOptions::default(),
+        crate::bot_options::OptionFields {
+            timezone: req.timezone.as_deref(),
+            variables: req.variables.as_ref(),
+            voicemail: req.voicemail.as_ref(),
+        },
+    )?;
     if let Some(ac) = &req.area_code
         && (ac.len() != 3 || !ac.bytes().all(|b| b.is_ascii_digit()))
     {
@@ -499,6 +545,7 @@ pub async fn create_bot(
         brain,
         first_message,
         timers,
+        options,
         status: BotStatus::Active,
         webhook_secret: new_webhook_secret(),
         created_at: now,
@@ -694,6 +741,15 @@ pub async fn update_bot(
         bot.timers = CallTimers::parse(silence, max)
             .and_then(|t| t.with_endpointing(end, smart))
             .map_err(|(f, e)| ApiError::field(f, e))?;
+        changed = true;
+    }
+    let option_fields = crate::bot_options::OptionFields {
+        timezone: req.timezone.as_deref(),
+        variables: req.variables.as_ref(),
+        voicemail: req.voicemail.as_ref(),
+    };
+    if option_fields.any() {
+        bot.options = crate::bot_options::apply(&bot.options, option_fields)?;
         changed = true;
     }
     let rotate = req.rotate_webhook_secret == Some(true);

@@ -9,6 +9,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use callbot_core::call_texts::CallTexts;
+use callbot_core::domain::Variables;
+use callbot_core::domain::template::Missing;
 use callbot_core::domain::{
     BotId, BotStatus, CallSid, CallStatus, FirstMessage, Goal, PhoneNumber, TenantId, UserLabel,
 };
@@ -72,6 +75,13 @@ pub struct OutboundCallRequest {
     #[serde(default)]
     #[schema(pattern = "^bot_[0-9a-f]{32}$")]
     bot_id: Option<String>,
+    /// Values for the `{{name}}` placeholders of the bot's goal, context and first message and
+    /// of this call's `prompt` and `first_message` (over the bot's own `variables`). A
+    /// placeholder left without a value refuses the call (400 `missing_variables`). Sent to the
+    /// webhook and the model with every turn, and kept on the call record.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"name": "Ana", "time": "7 PM"}))]
+    variables: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -152,6 +162,9 @@ pub struct CallView {
     started_at: Option<String>,
     ended_at: Option<String>,
     duration: Option<u32>,
+    /// The call's own variables (outbound body, campaign row).
+    #[schema(value_type = Object)]
+    variables: serde_json::Value,
 }
 
 impl From<&CallRecord> for CallView {
@@ -169,6 +182,7 @@ impl From<&CallRecord> for CallView {
             started_at: c.started_at.map(time_fmt::rfc3339),
             ended_at: c.ended_at.map(time_fmt::rfc3339),
             duration: c.duration_secs,
+            variables: c.variables.to_json(),
         }
     }
 }
@@ -206,6 +220,24 @@ fn parsed<T>(
 ) -> ApiResult<Option<T>> {
     raw.map(|r| parse(r).map_err(|e| ApiError::field(field, e)))
         .transpose()
+}
+
+/// A call whose texts would keep a placeholder without a value is refused, naming them all.
+pub(crate) fn missing_variables<T>(filled: Result<T, Missing>) -> ApiResult<T> {
+    filled.map_err(|Missing(names)| {
+        ApiError::bad_request(
+            "missing_variables",
+            format!(
+                "variables: no value for {}: add {} to `variables` (of the call or the bot)",
+                names
+                    .iter()
+                    .map(|n| format!("{{{{{n}}}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if names.len() == 1 { "it" } else { "them" }
+            ),
+        )
+    })
 }
 
 /// The bot placing an outbound call: the named one, or the tenant's newest active bot.
@@ -289,6 +321,23 @@ pub async fn outbound_call(
             Idempotency::Fresh { key, request_hash } => (key, request_hash),
         };
     let bot = calling_bot(&state, &tenant, req.bot_id.as_deref()).await?;
+    let variables = req
+        .variables
+        .as_ref()
+        .map(|v| Variables::parse(v, "variables"))
+        .transpose()
+        .map_err(|e| ApiError::field("variables", e))?
+        .unwrap_or_default();
+    missing_variables(
+        CallTexts {
+            bot: &bot,
+            prompt: prompt.as_ref(),
+            first_message: first_message.as_ref(),
+            variables: &variables,
+            other_party: to.as_str(),
+        }
+        .fill(time_fmt::now()),
+    )?;
 
     let now = time_fmt::now();
     let limit = state.settings.limits.outbound_calls_per_user_per_minute;
@@ -387,6 +436,7 @@ pub async fn outbound_call(
         user: Some(user),
         prompt,
         first_message,
+        variables,
         ..CallRecord::outbound(
             sid.clone(),
             &tenant,

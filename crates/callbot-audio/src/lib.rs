@@ -1,7 +1,9 @@
-//! callbot-audio: audio for the phone line — G.711 μ-law, resampling, VAD/endpointing, 20 ms
-//! framing of outbound speech, WAV reading/writing and espeak-ng synthesis. Shared by the call
-//! engine and the provider stand-ins (which must not depend on the engine they test).
+//! callbot-audio: audio for the phone line — G.711 μ-law, resampling, VAD/endpointing,
+//! answering-machine detection, 20 ms framing of outbound speech, WAV reading/writing and
+//! espeak-ng synthesis. Shared by the call engine and the provider stand-ins (which must not
+//! depend on the engine they test).
 
+pub mod amd;
 pub mod espeak;
 pub mod g711;
 pub mod pcm_stream;

@@ -3,6 +3,7 @@
 
 pub mod allocator;
 pub mod apikey;
+pub mod call_texts;
 pub mod domain;
 #[cfg(test)]
 mod fuzz;

@@ -30,6 +30,8 @@ pub struct CallInfo {
     pub to: String,
     pub goal: String,
     pub context: String,
+    /// Sent with every turn (see `TurnRequest::variables`).
+    pub variables: callbot_core::domain::Variables,
     /// Required in webhook mode; in LLM mode it serves tools and receives turn notices.
     pub webhook: Option<url::Url>,
     pub webhook_secret: Vec<u8>,
@@ -79,6 +81,7 @@ impl CallInfo {
             timestamp: callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now()),
             goal: &self.goal,
             context: &self.context,
+            variables: &self.variables,
         }
     }
 }

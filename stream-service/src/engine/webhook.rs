@@ -48,9 +48,13 @@ pub struct TurnRequest<'a> {
     pub to: &'a str,
     /// RFC 3339.
     pub timestamp: String,
-    /// The bot's goal for this call (outbound `prompt` overrides it) and its context.
+    /// The bot's goal for this call (outbound `prompt` overrides it) and its context, with
+    /// their placeholders filled.
     pub goal: &'a str,
     pub context: &'a str,
+    /// The call's variables over the bot's defaults, and the built-ins (`caller_number`,
+    /// `bot_number`, `date`, `time`, `weekday` as at the call's start).
+    pub variables: &'a callbot_core::domain::Variables,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -247,6 +251,7 @@ mod tests {
     }
 
     fn turn() -> TurnRequest<'static> {
+        static NONE: callbot_core::domain::Variables = callbot_core::domain::Variables::EMPTY;
         TurnRequest {
             kind: "turn",
             bot_id: "bot_1",
@@ -262,6 +267,7 @@ mod tests {
             timestamp: String::new(),
             goal: "",
             context: "",
+            variables: &NONE,
         }
     }
 

@@ -1,11 +1,12 @@
 //! What the model is told. One system prompt from the bot's goal and context, the call's own
-//! instructions (an outbound call's `prompt`), the date and the rules of phone speech; then the
-//! conversation as the caller heard it. The system prompt only changes between days, so a
-//! call's requests share their prefix and a server with a prompt cache (the local worker)
-//! evaluates only what is new each turn.
+//! instructions (an outbound call's `prompt`), its variables, the moment it started and the rules
+//! of phone speech; then the conversation as the caller heard it. The system prompt is built once
+//! per call, so a call's requests share their prefix and a server with a prompt cache (the local
+//! worker) evaluates only what is new each turn.
 
 use super::ChatMessage;
 use crate::engine::webhook::HistoryEntry;
+use callbot_core::domain::Variables;
 
 /// The parts of the system prompt.
 #[derive(Debug, Clone)]
@@ -14,26 +15,51 @@ pub struct PromptParts<'a> {
     pub context: &'a str,
     /// Instructions for this call only (outbound `prompt`).
     pub instructions: Option<&'a str>,
-    /// `YYYY-MM-DD` (UTC).
-    pub date: &'a str,
+    /// The call's variables and built-ins: the day and time (in the bot's time zone) open the
+    /// prompt, the others are listed as details of the call.
+    pub variables: &'a Variables,
 }
 
+/// Built-ins the prompt states in words rather than in the list of details.
+const SPOKEN: [&str; 3] = ["date", "time", "weekday"];
+
+/// The bot's part first (the same for all its calls, so a prompt cache can keep it), then what
+/// is this call's own: the moment, its details, its instructions.
 pub fn system_prompt(p: &PromptParts<'_>) -> String {
     let mut s = format!(
-        "You are the voice of a business on a phone call. Today is {}.\nYour goal: {}\n",
-        p.date, p.goal
+        "You are the voice of a business on a phone call.\nYour goal: {}\n",
+        p.goal
     );
     if !p.context.trim().is_empty() {
         s.push_str(&format!("Facts you may use: {}\n", p.context.trim()));
     }
+    s.push_str(
+        "Rules: you are speaking, not writing. Answer in one or two short sentences. \
+         No markdown, no lists, no emojis. Never invent facts that are not given here; \
+         if you do not know, say so and offer to help otherwise.\n",
+    );
+    let v = |name| p.variables.get(name).unwrap_or_default();
+    if !v("date").is_empty() {
+        s.push_str(&format!(
+            "It is {}, {}, {}.\n",
+            v("weekday"),
+            v("date"),
+            v("time")
+        ));
+    }
+    let details: Vec<String> = p
+        .variables
+        .iter()
+        .filter(|(name, _)| !SPOKEN.contains(name))
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    if !details.is_empty() {
+        s.push_str(&format!("Details of this call: {}\n", details.join("; ")));
+    }
     if let Some(i) = p.instructions.filter(|i| !i.trim().is_empty()) {
         s.push_str(&format!("Instructions for this call: {}\n", i.trim()));
     }
-    s.push_str(
-        "Rules: you are speaking, not writing. Answer in one or two short sentences. \
-         No markdown, no lists, no emojis. Never invent facts that are not given above; \
-         if you do not know, say so and offer to help otherwise.",
-    );
+    s.truncate(s.trim_end().len());
     s
 }
 
@@ -82,11 +108,19 @@ mod tests {
             goal: "Take reservations",
             context: "Open 5-10",
             instructions: Some("Confirm Friday's booking"),
-            date: "2026-12-01",
+            variables: &Variables::parse(
+                &serde_json::json!({"name": "Ana", "party": 4}),
+                "variables",
+            )
+            .unwrap(),
         };
         let s = system_prompt(&p);
         assert!(s.contains("Take reservations") && s.contains("Open 5-10"));
-        assert!(s.contains("Confirm Friday's booking") && s.contains("2026-12-01"));
+        assert!(s.contains("Confirm Friday's booking"));
+        assert!(
+            s.contains("Details of this call: name: Ana; party: 4"),
+            "{s}"
+        );
         let h = vec![
             HistoryEntry {
                 role: "bot",

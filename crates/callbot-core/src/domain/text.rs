@@ -1,4 +1,4 @@
-//! Free-text bot fields with size limits: goal, context and first message.
+//! Free-text bot fields with size limits: goal, context, first message and voicemail message.
 
 use super::ParseError;
 
@@ -39,8 +39,11 @@ macro_rules! text_type {
         impl $name {
             pub const MAX_CHARS: usize = $max;
 
+            /// Its `{{name}}` placeholders must be well formed (filled per call).
             pub fn parse(raw: &str) -> Result<Self, ParseError> {
-                bounded(raw, $field, $min, $max).map($name)
+                let text = bounded(raw, $field, $min, $max)?;
+                super::template::placeholders(&text, $field)?;
+                Ok($name(text))
             }
 
             pub fn as_str(&self) -> &str {
@@ -62,6 +65,10 @@ text_type!(
     /// The line spoken when a call connects: 1-500 characters.
     FirstMessage, "first_message", 1, 500
 );
+text_type!(
+    /// The message left on an answering machine after its beep: 1-1,000 characters.
+    VoicemailMessage, "voicemail.message", 1, 1_000
+);
 
 #[cfg(test)]
 mod tests {
@@ -78,5 +85,10 @@ mod tests {
         assert!(Goal::parse(&"é".repeat(2_000)).is_ok());
         assert!(Context::parse("").is_ok());
         assert_eq!(Context::parse("a\u{0}b").unwrap_err().code, "invalid_text");
+        assert!(FirstMessage::parse("Hi {{name}}").is_ok());
+        assert_eq!(
+            FirstMessage::parse("Hi {{first name}}").unwrap_err().code,
+            "invalid_placeholder"
+        );
     }
 }

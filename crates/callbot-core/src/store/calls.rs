@@ -4,6 +4,7 @@
 use super::{IdempotencyRecord, StoreResult};
 use crate::domain::{
     BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId, UserLabel,
+    Variables,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -35,6 +36,8 @@ pub struct CallRecord {
     pub started_at: Option<OffsetDateTime>,
     pub ended_at: Option<OffsetDateTime>,
     pub duration_secs: Option<u32>,
+    /// The call's own values for its placeholders (outbound body, campaign row).
+    pub variables: Variables,
 }
 
 /// A reported change of a call's status (a Twilio status callback, or our own observation).
@@ -113,6 +116,7 @@ impl CallRecord {
             started_at: None,
             ended_at: None,
             duration_secs: None,
+            variables: Variables::default(),
         }
     }
 

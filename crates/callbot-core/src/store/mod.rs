@@ -49,6 +49,8 @@ pub struct Bot {
     pub first_message: Option<FirstMessage>,
     /// Per-bot silence timeout and maximum call length.
     pub timers: crate::domain::CallTimers,
+    /// Time zone and default variables.
+    pub options: crate::domain::BotOptions,
     pub status: BotStatus,
     /// Key for signing webhook requests to this bot's business (HMAC-SHA256).
     pub webhook_secret: SecretString,

@@ -5,6 +5,7 @@ use crate::StreamState;
 use crate::audio::vad::VadConfig;
 use crate::engine::tasks::CallTasks;
 use crate::engine::turn::CallInfo;
+use callbot_core::call_texts::CallTexts;
 use callbot_core::domain::BotMode;
 use callbot_core::store::{Bot, CallRecord};
 use secrecy::ExposeSecret;
@@ -35,29 +36,35 @@ impl Plan {
 }
 
 /// The call's plan: an outbound call with a `prompt` is a conversation the model leads,
-/// whatever the bot's mode; the bot's timers override the platform's.
+/// whatever the bot's mode; the bot's timers override the platform's. Placeholders are filled
+/// as at this moment; one that has no value (an inbound call cannot bring the bot's outbound
+/// variables) is left empty, never spoken as braces, and logged.
 pub(super) fn plan(state: &StreamState, call: &CallRecord, bot: &Bot) -> Plan {
     let settings = &state.settings.calls;
-    let instructions = call.prompt.as_ref().map(|p| p.as_str().to_owned());
-    let mode = if instructions.is_some() {
+    let (texts, blanks) = CallTexts::of(bot, call).fill_or_blank(callbot_core::time_fmt::now());
+    if !blanks.is_empty() {
+        tracing::warn!(call_sid = %call.sid, bot_id = %bot.id, missing = ?blanks,
+            "placeholders without a value were left empty");
+    }
+    let mode = if texts.instructions.is_some() {
         BotMode::Llm
     } else {
         bot.brain.mode()
     };
-    let today = callbot_core::time_fmt::day_key(callbot_core::time_fmt::now());
     let system_prompt = crate::llm::prompt::system_prompt(&crate::llm::prompt::PromptParts {
-        goal: bot.goal.as_str(),
-        context: bot.context.as_str(),
-        instructions: instructions.as_deref(),
-        date: &today,
+        goal: &texts.goal,
+        context: &texts.context,
+        instructions: texts.instructions.as_deref(),
+        variables: &texts.variables,
     });
     let info = CallInfo {
         bot_id: bot.id.clone(),
         call_sid: call.sid.to_string(),
         from: call.from.clone(),
         to: call.to.clone(),
-        goal: instructions.unwrap_or_else(|| bot.goal.as_str().to_owned()),
-        context: bot.context.as_str().to_owned(),
+        goal: texts.instructions.unwrap_or(texts.goal),
+        context: texts.context,
+        variables: texts.variables,
         webhook: bot.webhook.as_ref().map(|w| w.url().clone()),
         webhook_secret: bot.webhook_secret.expose_secret().as_bytes().to_vec(),
         policy: state.settings.webhook_policy,
@@ -73,11 +80,8 @@ pub(super) fn plan(state: &StreamState, call: &CallRecord, bot: &Bot) -> Plan {
         system_prompt,
         tasks: CallTasks::new(),
     };
-    let greeting = call
-        .first_message
-        .as_ref()
-        .or(bot.first_message.as_ref())
-        .map(|m| m.as_str().to_owned())
+    let greeting = texts
+        .greeting
         .unwrap_or_else(|| DEFAULT_GREETING.to_owned());
     let t = &bot.timers;
     Plan {

@@ -47,6 +47,11 @@ pub(super) async fn lifecycle(store: &dyn Store) {
     call.status = CallStatus::Queued;
     call.started_at = None;
     call.user = Some(UserLabel::parse("user 7").unwrap());
+    call.variables = crate::domain::Variables::parse(
+        &serde_json::json!({"name": "Ana", "party": 4}),
+        "variables",
+    )
+    .unwrap();
     assert!(store.create_call(&call, None).await.unwrap());
     assert!(
         !store.create_call(&call, None).await.unwrap(),

@@ -62,6 +62,18 @@ pub fn sample_bot(tenant: &TenantId) -> Bot {
         )
         .expect("brain"),
         timers: crate::domain::CallTimers::parse(Some(15), None).expect("timers"),
+        options: crate::domain::BotOptions {
+            timezone: crate::domain::Timezone::parse("America/Chicago").expect("zone"),
+            variables: crate::domain::Variables::parse(
+                &serde_json::json!({"shop": "Bella Vista"}),
+                "variables",
+            )
+            .expect("variables"),
+            voicemail: crate::domain::Voicemail::parse(&serde_json::json!(
+                {"action": "leave_message", "message": "Please call {{shop}} back."}
+            ))
+            .expect("voicemail"),
+        },
         status: BotStatus::Active,
         webhook_secret: SecretString::from(unique("whsec")),
         created_at: now,

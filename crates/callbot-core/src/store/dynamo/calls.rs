@@ -6,6 +6,7 @@ use super::{
 };
 use crate::domain::{
     BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId, UserLabel,
+    Variables,
 };
 use crate::store::calls::{page, retry_after, unix_ms};
 use crate::store::{
@@ -64,6 +65,9 @@ fn call_item(c: &CallRecord) -> Item {
     if let Some(d) = c.duration_secs {
         item.insert("duration_secs".into(), n(d));
     }
+    if let Some(v) = c.variables.to_stored() {
+        item.insert("variables".into(), s(v));
+    }
     item
 }
 
@@ -113,6 +117,7 @@ fn call_from_item(item: &Item) -> StoreResult<CallRecord> {
             Some(_) => Some(u32::try_from(get_n(item, "duration_secs")?).map_err(corrupt)?),
             None => None,
         },
+        variables: Variables::from_stored(opt_s(item, "variables")).map_err(corrupt)?,
     })
 }
 

@@ -30,7 +30,7 @@ use crate::domain::{
     BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy,
     WebhookUrl,
 };
-use crate::domain::{Brain, CallTimers};
+use crate::domain::{BotOptions, Brain, CallTimers};
 use crate::settings::AwsSettings;
 use crate::time_fmt;
 use async_trait::async_trait;
@@ -134,6 +134,9 @@ fn bot_item(bot: &Bot) -> Item {
     if let Some(t) = bot.timers.to_stored() {
         item.insert("call_timers".into(), s(t));
     }
+    if let Some(o) = bot.options.to_stored() {
+        item.insert("options".into(), s(o));
+    }
     if let Some(f) = &bot.first_message {
         item.insert("first_message".into(), s(f.as_str()));
     }
@@ -180,6 +183,12 @@ fn bot_from_item(item: &Item) -> StoreResult<Bot> {
         },
         timers: CallTimers::from_stored(
             item.get("call_timers")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
+        )
+        .map_err(corrupt)?,
+        options: BotOptions::from_stored(
+            item.get("options")
                 .and_then(|v| v.as_s().ok())
                 .map(String::as_str),
         )

@@ -3,6 +3,7 @@
 use super::{SqliteStore, backend, calls_key, idempotency_used, insert_idempotency};
 use crate::domain::{
     BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId, UserLabel,
+    Variables,
 };
 use crate::store::calls::{page, retry_after, unix_ms};
 use crate::store::{
@@ -15,13 +16,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
 const CALL_COLUMNS: &str = "sid, tenant, bot_id, direction, from_number, to_number, user_label, status, \
-    status_seq, prompt, first_message, created_at, updated_at, started_at, ended_at, duration_secs, list_key, channel";
+    status_seq, prompt, first_message, created_at, updated_at, started_at, ended_at, duration_secs, list_key, channel, variables";
 
 fn opt_time(t: Option<OffsetDateTime>) -> Option<String> {
     t.map(time_fmt::rfc3339)
 }
 
-fn call_params(c: &CallRecord) -> [Box<dyn rusqlite::ToSql>; 18] {
+fn call_params(c: &CallRecord) -> [Box<dyn rusqlite::ToSql>; 19] {
     [
         Box::new(c.sid.as_str().to_owned()),
         Box::new(c.tenant.as_str().to_owned()),
@@ -41,6 +42,7 @@ fn call_params(c: &CallRecord) -> [Box<dyn rusqlite::ToSql>; 18] {
         Box::new(c.duration_secs),
         Box::new(c.list_key()),
         Box::new(c.channel.as_str()),
+        Box::new(c.variables.to_stored()),
     ]
 }
 
@@ -54,6 +56,7 @@ fn call_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<CallRe
         (o(9)?, o(10)?, s(11)?, s(12)?, o(13)?, o(14)?);
     let duration: Option<u32> = row.get(15)?;
     let channel = s(17)?;
+    let variables = o(18)?;
     let time = |v: &str, what: &str| time_fmt::parse_rfc3339(v).ok_or_else(|| corrupt(what));
     Ok((|| {
         Ok(CallRecord {
@@ -83,6 +86,7 @@ fn call_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<CallRe
             started_at: started.map(|t| time(&t, "started_at")).transpose()?,
             ended_at: ended.map(|t| time(&t, "ended_at")).transpose()?,
             duration_secs: duration,
+            variables: Variables::from_stored(variables.as_deref()).map_err(corrupt)?,
         })
     })())
 }
@@ -121,7 +125,7 @@ impl CallStore for SqliteStore {
             tx.execute(
                 &format!(
                     "INSERT INTO calls ({CALL_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
                 ),
                 call_params(&call),
             )

@@ -15,7 +15,7 @@ use crate::domain::{
     BotId, BotStatus, Context, FirstMessage, Goal, PhoneNumber, TenantId, Voice, WebhookPolicy,
     WebhookUrl,
 };
-use crate::domain::{Brain, CallTimers};
+use crate::domain::{BotOptions, Brain, CallTimers};
 use crate::time_fmt;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -118,6 +118,9 @@ const MIGRATIONS: &[&str] = &[
         until_ms INTEGER NOT NULL,
         PRIMARY KEY (scope, holder)
      );",
+    // 9: a bot's options (JSON: time zone, default variables); a call's variables (JSON)
+    "ALTER TABLE bots ADD COLUMN options TEXT;
+     ALTER TABLE calls ADD COLUMN variables TEXT;",
 ];
 
 #[derive(Debug, Clone)]
@@ -180,10 +183,10 @@ impl SqliteStore {
 }
 
 const BOT_COLUMNS: &str = "id, tenant, number, number_sid, goal, context, webhook, voice, first_message, status, \
-                           webhook_secret, created_at, updated_at, call_timers, brain";
+                           webhook_secret, created_at, updated_at, call_timers, brain, options";
 
-/// A bot's values in `BOT_COLUMNS` order (?1..?15), shared by INSERT and UPDATE.
-fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 15] {
+/// A bot's values in `BOT_COLUMNS` order (?1..?16), shared by INSERT and UPDATE.
+fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 16] {
     [
         Box::new(bot.id.as_str().to_owned()),
         Box::new(bot.tenant.as_str().to_owned()),
@@ -205,6 +208,7 @@ fn bot_params(bot: &Bot) -> [Box<dyn rusqlite::ToSql>; 15] {
         Box::new(time_fmt::rfc3339(bot.updated_at)),
         Box::new(bot.timers.to_stored()),
         Box::new(bot.brain.to_stored()),
+        Box::new(bot.options.to_stored()),
     ]
 }
 
@@ -213,6 +217,7 @@ fn bot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Bot>> {
     let first: Option<String> = row.get(8)?;
     let timers: Option<String> = row.get(13)?;
     let brain: Option<String> = row.get(14)?;
+    let options: Option<String> = row.get(15)?;
     let raw = (
         s(0)?,
         s(1)?,
@@ -229,6 +234,7 @@ fn bot_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Bot>> {
         s(12)?,
         timers,
         brain,
+        options,
     );
     Ok(bot_from_parts(raw))
 }
@@ -247,6 +253,7 @@ type RawBot = (
     String,
     String,
     String,
+    Option<String>,
     Option<String>,
     Option<String>,
 );
@@ -268,6 +275,7 @@ fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
         updated,
         timers,
         brain,
+        options,
     ) = raw;
     Ok(Bot {
         id: BotId::parse(&id).map_err(corrupt)?,
@@ -294,6 +302,7 @@ fn bot_from_parts(raw: RawBot) -> StoreResult<Bot> {
             .transpose()
             .map_err(corrupt)?,
         timers: CallTimers::from_stored(timers.as_deref()).map_err(corrupt)?,
+        options: BotOptions::from_stored(options.as_deref()).map_err(corrupt)?,
         status: BotStatus::parse(&status).map_err(corrupt)?,
         webhook_secret: SecretString::from(secret),
         created_at: time_fmt::parse_rfc3339(&created).ok_or_else(|| corrupt("created_at"))?,
@@ -432,7 +441,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::Conflict(format!("number {} is already assigned", bot.number)));
             }
             tx.execute(
-                &format!("INSERT INTO bots ({BOT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+                &format!("INSERT INTO bots ({BOT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
                 bot_params(&bot),
             )
             .map_err(backend)?;
@@ -520,7 +529,7 @@ impl Store for SqliteStore {
             let n = c
                 .execute(
                     "UPDATE bots SET goal = ?5, context = ?6, webhook = ?7, voice = ?8, first_message = ?9,
-                            status = ?10, webhook_secret = ?11, updated_at = ?13, call_timers = ?14, brain = ?15
+                            status = ?10, webhook_secret = ?11, updated_at = ?13, call_timers = ?14, brain = ?15, options = ?16
                      WHERE id = ?1 AND tenant = ?2",
                     bot_params(&bot),
                 )
