@@ -140,7 +140,6 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
     }
     pace.gaps.sort_by(f64::total_cmp);
     pace.buffered.sort_by(f64::total_cmp);
-    pace.late.sort_by(f64::total_cmp);
     let gaps = &pace.gaps;
     // Platform-added turn latency from the stored turns.
     let mut added: Vec<f64> = Vec::new();
@@ -198,11 +197,6 @@ pub async fn calls(opts: CallBenchOptions) -> anyhow::Result<Vec<String>> {
             gaps.len()
         ),
         format!(
-            "message lateness     p50 {:.1} ms   p99 {:.1} ms   (a gap beyond the audio of the message before it)",
-            pct(&pace.late, 0.5),
-            pct(&pace.late, 0.99),
-        ),
-        format!(
             "carrier buffer       p1 {:.1} ms   p50 {:.1} ms   (bot audio still queued when the next arrives)",
             pct(&pace.buffered, 0.01),
             pct(&pace.buffered, 0.5),
@@ -231,35 +225,32 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".into(), |d| d.as_millis().to_string())
 }
 
-/// Bot audio pacing as the carrier sees it: the gaps between media messages within a reply, how
-/// far each gap outlasts the audio of the message before it (0 when the next message came before
-/// that audio was spent: a 20 ms frame 40 ms after the last is 20 ms late), and how much audio the carrier still had queued (as it plays 8,000 bytes a second from the first
+/// Bot audio pacing as the carrier sees it: the gaps between media messages within a reply, and
+/// how much audio the carrier still had queued (as it plays 8,000 bytes a second from the first
 /// message of a reply) when each later message arrived. A message that finds the queue empty
 /// within a reply is an underrun; a gap over 500 ms starts a new reply.
 #[derive(Debug, Default)]
 struct Pacing {
     gaps: Vec<f64>,
-    late: Vec<f64>,
     buffered: Vec<f64>,
 }
 
 impl Pacing {
     fn add_call(&mut self, arrivals: &[(Instant, usize)]) {
         let mut play_end: Option<Instant> = None;
-        let mut last: Option<(Instant, Duration)> = None;
+        let mut last: Option<Instant> = None;
         for &(at, bytes) in arrivals {
-            let gap = last.map(|(l, audio)| (at.duration_since(l), audio));
-            let within_reply = gap.is_some_and(|(g, _)| g < Duration::from_millis(500));
-            if let Some((g, before)) = gap.filter(|_| within_reply) {
+            let gap = last.map(|l| at.duration_since(l));
+            last = Some(at);
+            let within_reply = gap.is_some_and(|g| g < Duration::from_millis(500));
+            if let Some(g) = gap.filter(|_| within_reply) {
                 self.gaps.push(g.as_secs_f64() * 1e3);
-                self.late.push(g.saturating_sub(before).as_secs_f64() * 1e3);
             }
             let queued = play_end.map_or(Duration::ZERO, |e| e.saturating_duration_since(at));
             if within_reply {
                 self.buffered.push(queued.as_secs_f64() * 1e3);
             }
             let audio = Duration::from_micros(bytes as u64 * 125);
-            last = Some((at, audio));
             play_end = Some(at + queued + audio);
         }
     }
@@ -285,10 +276,6 @@ mod tests {
         assert_eq!(p.gaps.len(), 6);
         assert!((p.gaps[0] - 60.0).abs() < 1e-6);
         assert!((p.gaps[5] - 400.0).abs() < 1e-6);
-        // On time but for the last gap: 400 ms after a 100 ms message is 300 ms late.
-        assert_eq!(p.late.len(), 6);
-        assert!(p.late[..5].iter().all(|l| *l == 0.0), "{:?}", p.late);
-        assert!((p.late[5] - 300.0).abs() < 1e-6, "{:?}", p.late);
         assert_eq!(p.buffered.len(), 6);
         assert!(
             p.buffered[..5].iter().all(|b| (b - 140.0).abs() < 1e-6),

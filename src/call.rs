@@ -182,6 +182,12 @@ pub async fn run(
                 gap.as_millis()
             ),
             Event::Dialed(n) => format!("transferred to {n}"),
+            Event::MachineDetected {
+                answered_by,
+                http_status,
+            } => format!(
+                "machine detection: answered by {answered_by} (callback HTTP {http_status})"
+            ),
             Event::StatusCallback {
                 status,
                 http_status,

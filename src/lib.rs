@@ -2,6 +2,7 @@
 //! (`callbot call`), key management and the benchmarks, wired from the same routers and adapters that production uses.
 
 pub mod bench;
+pub mod bench_amd;
 pub mod bench_browser;
 pub mod bench_calls;
 pub mod bench_faults;

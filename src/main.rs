@@ -117,6 +117,9 @@ enum ModelsCommand {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// The engine's answering-machine detector on synthetic greetings with beeps (espeak-ng) and
+    /// on people answering: detection rate, time to each verdict, false "machine" verdicts.
+    Amd,
     /// POST /bots, GET /bots/{id}, GET /bots against an in-process server on SQLite.
     Api {
         #[arg(long, default_value_t = 2000)]
@@ -614,6 +617,14 @@ async fn run() -> anyhow::Result<()> {
                 })
                 .await?
             {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Amd,
+        } => {
+            for line in callbot::bench_amd::amd().await? {
                 println!("{line}");
             }
             Ok(())

@@ -565,3 +565,75 @@ async fn a_call_whose_record_cannot_be_written_gives_its_place_back() {
     let answer = c.invite(json!({"callee": bot})).await;
     assert!(answer["callSid"].as_str().is_some(), "{answer}");
 }
+
+/// A `/call` leg that is an outbound call its client placed (`machineDetection`): the engine
+/// hears a recorded greeting and its beep, stops talking while it plays, leaves the bot's
+/// message after the beep and hangs up; a person who says hello and waits is talked to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_engine_hears_an_answering_machine_on_a_socket_leg() {
+    let (app, _hook, bot, _) = app_and_bot().await;
+    let (status, _) = app
+        .patch_json(
+            &app.api_key,
+            &format!("/bots/{bot}"),
+            &json!({"voicemail": {"action": "leave_message", "message": "Please call the bot back."}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let beep: Vec<u8> = (0..4000)
+        .map(|i| {
+            let v = (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 8000.0).sin() * 9000.0;
+            callbot_stream::audio::g711::encode_sample(v as i16)
+        })
+        .collect();
+    let mut machine = voiced_tone(3000);
+    machine.extend(beep);
+    machine.extend(std::iter::repeat_n(0xFF, 8 * 300));
+
+    let mut c = callws::open(&app, "/call", Some(&app.api_key))
+        .await
+        .unwrap();
+    let answer = c
+        .invite(json!({"callee": bot, "codec": "pcmu", "machineDetection": true}))
+        .await;
+    let sid = answer["callSid"].as_str().unwrap().to_owned();
+    c.send_audio(&machine, 160).await;
+    let start = c
+        .wait("answeredBy", |e| e["answeredBy"] == "machine_start")
+        .await;
+    assert_eq!(start["source"], "engine");
+    c.wait("answeredBy", |e| e["answeredBy"] == "machine_end_beep")
+        .await;
+    c.wait("hangup", |_| true).await;
+    let v = common::finished_call(&app, &sid).await;
+    assert_eq!(v["answered_by"], "machine_end_beep", "{v}");
+    // The message was heard whole and ended the call; the machine's own words are on the record.
+    let turns = v["turns"].as_array().unwrap();
+    assert!(
+        turns
+            .iter()
+            .any(|t| t["bot_text"] == "Please call the bot back." && t["action"] == "hangup"),
+        "{v}"
+    );
+    assert!(turns.iter().any(|t| t["user_text"] != ""), "{v}");
+
+    // A person: hello, then waiting for an answer.
+    let mut c = callws::open(&app, "/call", Some(&app.api_key))
+        .await
+        .unwrap();
+    let answer = c
+        .invite(json!({"callee": bot, "codec": "pcmu", "machineDetection": true}))
+        .await;
+    let sid = answer["callSid"].as_str().unwrap().to_owned();
+    let mut hello = voiced_tone(600);
+    hello.extend(std::iter::repeat_n(0xFF, 8 * 1500));
+    c.send_audio(&hello, 160).await;
+    let verdict = c.wait("answeredBy", |_| true).await;
+    assert_eq!(verdict["answeredBy"], "human");
+    c.wait("trackStart", |e| is_reply(e, 1)).await;
+    assert!(c.all("hangup").is_empty(), "a person is not hung up on");
+    c.send(json!({"command": "hangup"})).await;
+    c.closed().await;
+    let v = common::finished_call(&app, &sid).await;
+    assert_eq!(v["answered_by"], "human", "{v}");
+}

@@ -303,7 +303,11 @@ async fn variables_fill_the_bots_words_and_go_with_every_turn() {
     let sid = body["callSid"].as_str().unwrap().to_owned();
     let v = common::finished_call(&app, &sid).await;
     assert_eq!(v["variables"], vars, "{v}");
-    let reqs = hook.requests();
+    let reqs: Vec<_> = hook
+        .requests()
+        .into_iter()
+        .filter(|r| r.body["type"] == "turn")
+        .collect();
     assert_eq!(reqs.len(), 1, "{reqs:?}");
     let r = &reqs[0].body;
     assert_eq!(r["goal"], "Remind Ana of the 3 PM cleaning");
@@ -373,4 +377,200 @@ async fn bad_placeholders_zones_and_variables_are_refused() {
             "{bad}: {b}"
         );
     }
+}
+
+/// A bot that leaves messages, with a webhook that answers every turn.
+async fn voicemail_bot(app: &TestApp, voicemail: Value) -> (String, common::hook::Hook) {
+    use common::hook::{self, Answer};
+    let hook = hook::start(|_| Answer::Json(json!({"say": "Okay."}))).await;
+    let (status, b) = app
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "Remind patients of appointments", "webhook": hook.url,
+                   "first_message": "Hello, this is Bella Dental.", "voice": "local:en-us",
+                   "voicemail": voicemail}),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    hook.set_secret(b["webhook_secret"].as_str().unwrap());
+    (b["id"].as_str().unwrap().to_owned(), hook)
+}
+
+/// A recorded greeting: speech-like sound, then a 1 kHz beep.
+fn greeting_with_beep(speech_ms: u64) -> Vec<callbot_twilio_sim::carrier::Step> {
+    use callbot_twilio_sim::carrier::Step;
+    let beep: Vec<u8> = (0..4000)
+        .map(|i| {
+            let v = (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 8000.0).sin() * 9000.0;
+            callbot_stream::audio::g711::encode_sample(v as i16)
+        })
+        .collect();
+    vec![
+        Step::Audio(callbot_stream::speech::instant::voiced_tone(speech_ms)),
+        Step::Audio(beep),
+        Step::Silence(std::time::Duration::from_secs(20)),
+    ]
+}
+
+/// The call once it has ended and its recording is stored.
+async fn ended(app: &TestApp, sid: &str) -> Value {
+    common::finished_call(app, sid).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_machine_gets_the_bots_message_after_its_beep() {
+    use callbot_twilio_sim::amd::Callee;
+    use callbot_twilio_sim::carrier::Script;
+    let app = spawn_app().await;
+    let (bot, hook) = voicemail_bot(
+        &app,
+        json!({"action": "leave_message", "message": "Hi {{name}}, please call Bella Dental back."}),
+    )
+    .await;
+    app.sim().set_callee_kind(
+        CALLEE,
+        Callee::Machine {
+            greeting: std::time::Duration::from_millis(4000),
+        },
+    );
+    app.sim().set_callee_script(
+        CALLEE,
+        Script {
+            steps: greeting_with_beep(3500),
+            hangup_when_done: true,
+        },
+    );
+    let (status, body) = outbound(
+        &app,
+        &app.api_key,
+        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot, "variables": {"name": "Ana"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sid = body["callSid"].as_str().unwrap().to_owned();
+    let v = ended(&app, &sid).await;
+    assert_eq!(v["answered_by"], "machine_end_beep", "{v}");
+    let said: Vec<&str> = v["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["bot_text"].as_str())
+        .collect();
+    assert_eq!(
+        said.last().copied(),
+        Some("Hi Ana, please call Bella Dental back."),
+        "{v}"
+    );
+    // The bot hung up itself (through the REST API), long before the machine would have.
+    assert!(
+        app.sim()
+            .request_log()
+            .iter()
+            .any(|l| l.starts_with("POST") && l.ends_with(&format!("/Calls/{sid}.json"))),
+        "{:?}",
+        app.sim().request_log()
+    );
+    assert!(v["duration"].as_u64().unwrap_or(99) < 20, "{v}");
+    // The business hears of it too, signed like every webhook request.
+    let notices: Vec<_> = hook
+        .requests()
+        .into_iter()
+        .filter(|r| r.body["type"] == "answered_by")
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].signature_ok);
+    assert_eq!(
+        (&notices[0].body["answered_by"], &notices[0].body["source"]),
+        (&json!("machine_end_beep"), &json!("carrier"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_machine_is_hung_up_on_unless_the_bot_leaves_messages() {
+    use callbot_twilio_sim::amd::Callee;
+    use callbot_twilio_sim::carrier::Script;
+    let app = spawn_app().await;
+    let (bot, _hook) = voicemail_bot(&app, json!({"action": "hang_up"})).await;
+    app.sim().set_callee_kind(
+        CALLEE,
+        Callee::Machine {
+            greeting: std::time::Duration::from_secs(8),
+        },
+    );
+    app.sim().set_callee_script(
+        CALLEE,
+        Script {
+            steps: greeting_with_beep(7500),
+            hangup_when_done: true,
+        },
+    );
+    let (status, body) = outbound(
+        &app,
+        &app.api_key,
+        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sid = body["callSid"].as_str().unwrap().to_owned();
+    let v = ended(&app, &sid).await;
+    // `Enable` mode: the verdict comes within the greeting, and the bot hangs up at once.
+    assert_eq!(v["answered_by"], "machine_start", "{v}");
+    assert!(v["duration"].as_u64().unwrap_or(99) < 8, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_is_talked_to_and_verdicts_must_be_signed() {
+    use callbot_twilio_sim::carrier::{Script, Step};
+    let app = spawn_app().await;
+    let (bot, hook) = voicemail_bot(
+        &app,
+        json!({"action": "leave_message", "message": "Please call us back."}),
+    )
+    .await;
+    app.sim().set_callee_script(
+        CALLEE,
+        Script {
+            steps: vec![
+                common::wait_bot(),
+                Step::Audio(callbot_stream::speech::instant::voiced_tone(700)),
+                common::wait_answer(),
+            ],
+            hangup_when_done: true,
+        },
+    );
+    let (status, body) = outbound(
+        &app,
+        &app.api_key,
+        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sid = body["callSid"].as_str().unwrap().to_owned();
+    let v = ended(&app, &sid).await;
+    assert_eq!(v["answered_by"], "human", "{v}");
+    assert!(
+        hook.requests().iter().any(|r| r.body["type"] == "turn"),
+        "the person was talked to"
+    );
+    let texts: Vec<&str> = v["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["bot_text"].as_str())
+        .collect();
+    assert!(!texts.contains(&"Please call us back."), "{v}");
+
+    // A verdict without Twilio's signature changes nothing.
+    let url = app.url("/twilio/amd");
+    let forged = app
+        .client
+        .post(&url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Twilio-Signature", "bm90IGEgc2lnbmF0dXJl")
+        .body(format!("CallSid={sid}&AnsweredBy=machine_start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(call_view(&app, &sid).await["answered_by"], "human");
 }

@@ -19,7 +19,7 @@ use callbot_core::store::leases;
 use callbot_core::store::{
     Bot, CallFilter, CallRecord, Cursor, IdempotencyRecord, LeaseDecision, RateDecision, StoreError,
 };
-use callbot_core::telephony::OutboundCall;
+use callbot_core::telephony::{MachineDetection, OutboundCall};
 use callbot_core::time_fmt;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -165,6 +165,9 @@ pub struct CallView {
     /// The call's own variables (outbound body, campaign row).
     #[schema(value_type = Object)]
     variables: serde_json::Value,
+    /// What answered an outbound call, by machine detection: `human`, `machine_start`,
+    /// `machine_end_beep`, `machine_end_silence`, `machine_end_other`, `fax` or `unknown`.
+    answered_by: Option<String>,
 }
 
 impl From<&CallRecord> for CallView {
@@ -183,6 +186,7 @@ impl From<&CallRecord> for CallView {
             ended_at: c.ended_at.map(time_fmt::rfc3339),
             duration: c.duration_secs,
             variables: c.variables.to_json(),
+            answered_by: c.answered_by.map(|a| a.as_str().to_owned()),
         }
     }
 }
@@ -397,6 +401,10 @@ pub async fn outbound_call(
             from: bot.number.clone(),
             answer_url: state.voice_url(&bot.id),
             status_callback: state.status_callback_url(),
+            machine_detection: Some(MachineDetection {
+                until_greeting_end: bot.options.voicemail.message().is_some(),
+                callback: state.settings.amd_callback_url(),
+            }),
         })
         .await;
     let sid = match placed {

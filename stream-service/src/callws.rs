@@ -339,6 +339,7 @@ async fn new_call(mut socket: WebSocket, state: StreamState, tenant: TenantId, w
         };
         (Leg::new(LegKind::Socket { codec }), None, String::new())
     };
+    let leg = leg.with_machine_detection(option.machine_detection.unwrap_or(false));
     let now = callbot_core::time_fmt::now();
     let limit = state.settings.limits.calls_per_bot_per_day;
     match state

@@ -1,11 +1,13 @@
 //! callbot-stream: the stream service. It accepts Twilio media WebSockets at `/stream/{bot_id}`,
 //! verifying the handshake signature and the signed stream token before anything else runs
 //! (`handshake`), browser and client calls on `/call` and `/call/webrtc` (`callws`, `rtc`), and
-//! observers on `/frontend-stream`; every call runs in the call engine (`engine`): speech
+//! observers on `/frontend-stream`, Twilio's answering-machine verdicts on `/twilio/amd`
+//! (`amd`); every call runs in the call engine (`engine`): speech
 //! (`speech`), the business's webhook and the language model (`llm`), playback and recording.
 
 /// The phone line's audio (its own crate, shared with the provider stand-ins).
 pub use callbot_audio as audio;
+mod amd;
 pub mod callws;
 pub mod engine;
 pub mod frontend;
@@ -46,6 +48,10 @@ pub fn router(state: StreamState) -> Router {
     Router::new()
         .route("/stream/{bot_id}", get(handshake::upgrade))
         .route("/frontend-stream", get(frontend::upgrade))
+        .route(
+            callbot_core::settings::AMD_PATH,
+            axum::routing::post(amd::callback),
+        )
         .merge(callws::routes())
         .merge(gateway::routes())
         .with_state(state)

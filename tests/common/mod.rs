@@ -186,6 +186,20 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// PATCHes JSON with `key`, returning status and body.
+    pub async fn patch_json(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .patch(self.url(path))
+            .header("x-api-key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("send");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     pub fn sim(&self) -> callbot_twilio_sim::Sim {
         self.sim
             .clone()

@@ -304,6 +304,9 @@ async function callPage(sid) {
       .map(([label, color]) => h("span", {}, swatch(color), ` ${label}`)));
   page(`Call ${c.sid}`,
     h("p", { class: "muted", text: `${c.channel} · ${c.direction} · ${c.from} → ${c.to} · ${c.status} · ${fmtTime(c.created_at)}` }),
+    c.answered_by ? h("p", { class: "answered-by", text: `Answered by: ${c.answered_by.replaceAll("_", " ")}` }) : null,
+    Object.keys(c.variables || {}).length
+      ? h("p", { class: "variables", text: `Variables: ${Object.entries(c.variables).map(([k, v]) => `${k} = ${v}`).join(" · ")}` }) : null,
     h("h2", { text: "Recording" }),
     c.recording_url ? h("audio", { controls: true, src: c.recording_url, preload: "metadata", "aria-label": "Call recording (caller left, bot right)" })
       : h("p", { class: "muted", text: "No recording yet." }),

@@ -47,6 +47,11 @@ pub struct Script {
 /// What a simulated call observes, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// The machine-detection verdict was posted to `AsyncAmdStatusCallback`.
+    MachineDetected {
+        answered_by: String,
+        http_status: u16,
+    },
     /// The answer URL returned this TwiML.
     Answered {
         twiml: String,

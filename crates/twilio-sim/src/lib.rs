@@ -5,6 +5,7 @@
 //!
 //! `callbot serve` mounts it in local mode; tests use it as Twilio; `callbot call` uses the carrier.
 
+pub mod amd;
 pub mod carrier;
 pub mod probe;
 pub mod rest;
@@ -91,6 +92,8 @@ struct Inner {
     api_keys: Mutex<Vec<(String, String)>>,
     /// Scripts for the callees of outbound calls, by number; others stay silent.
     callee_scripts: Mutex<HashMap<String, Script>>,
+    /// What machine detection finds at each callee (others are people).
+    callees: Mutex<HashMap<String, amd::Callee>>,
 }
 
 /// The simulator. Cheap to clone.
@@ -128,6 +131,7 @@ impl Sim {
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             callee_scripts: Mutex::new(HashMap::new()),
+            callees: Mutex::new(HashMap::new()),
             api_keys: Mutex::new(Vec::new()),
         }))
     }
@@ -175,6 +179,18 @@ impl Sim {
     /// What the callee at `number` does when an outbound call reaches it.
     pub fn set_callee_script(&self, number: &str, script: Script) {
         lock(&self.0.callee_scripts).insert(number.to_owned(), script);
+    }
+
+    /// What machine detection finds when an outbound call reaches `number` (default: a person).
+    pub fn set_callee_kind(&self, number: &str, callee: amd::Callee) {
+        lock(&self.0.callees).insert(number.to_owned(), callee);
+    }
+
+    fn callee_kind(&self, number: &str) -> amd::Callee {
+        lock(&self.0.callees)
+            .get(number)
+            .copied()
+            .unwrap_or(amd::Callee::Person)
     }
 
     fn save_numbers(&self) {

@@ -469,6 +469,10 @@ const CALL_PARAMS: &[&str] = &[
     "Timeout",
     "Record",
     "MachineDetection",
+    "MachineDetectionTimeout",
+    "AsyncAmd",
+    "AsyncAmdStatusCallback",
+    "AsyncAmdStatusCallbackMethod",
     "TimeLimit",
     "SendDigits",
     "CallerId",
@@ -553,6 +557,7 @@ async fn create_call(
     if events.is_empty() {
         events.push("completed".into());
     }
+    let amd = machine_detection(&p)?;
     if let Some(f) = sim.take_fault(Op::CreateCall) {
         return Err(f.into());
     }
@@ -575,7 +580,16 @@ async fn create_call(
             hangup_when_done: true,
         });
     // Answer after this response is on its way, like the real network would.
+    let amd_ctx = ctx.clone();
     let handle = sim.start(ctx, events_rx, answer, script, "queued", 0);
+    if let Some(req) = amd {
+        let (callee, live_sim, sid) = (sim.callee_kind(to), sim.clone(), handle.sid.clone());
+        tokio::spawn(crate::amd::post_verdict(amd_ctx, callee, req, move || {
+            live_sim
+                .call(&sid)
+                .is_some_and(|c| c.status == "in-progress")
+        }));
+    }
     let info = sim
         .call(&handle.sid)
         .ok_or_else(|| TwilioError::new(500, 20500, "call vanished"))?;
@@ -583,6 +597,41 @@ async fn create_call(
     body["status"] = json!("queued");
     body["start_time"] = Value::Null;
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// The asynchronous machine detection a create-call request asks for, checked as Twilio does.
+fn machine_detection(p: &[(String, String)]) -> Result<Option<crate::amd::Request>, TwilioError> {
+    let bad = |m: String| TwilioError::new(400, 21263, m);
+    let Some(mode) = one(p, "MachineDetection") else {
+        return Ok(None);
+    };
+    let message_end = match mode {
+        "Enable" => false,
+        "DetectMessageEnd" => true,
+        other => return Err(bad(format!("Invalid MachineDetection {other:?}"))),
+    };
+    match one(p, "AsyncAmdStatusCallbackMethod") {
+        None | Some("POST") => {}
+        Some(m) => {
+            return Err(bad(format!(
+                "AsyncAmdStatusCallbackMethod must be POST, not {m:?}"
+            )));
+        }
+    }
+    match one(p, "AsyncAmd") {
+        Some("true") => {}
+        // Synchronous detection (the verdict on the answer URL) is not simulated.
+        Some("false") | None => return Err(bad("only AsyncAmd=true is simulated".into())),
+        Some(other) => return Err(bad(format!("Invalid AsyncAmd {other:?}"))),
+    }
+    let Some(callback) = url_ok(one(p, "AsyncAmdStatusCallback"))? else {
+        // Twilio accepts it with warning 21262 and posts nothing.
+        return Ok(None);
+    };
+    Ok(Some(crate::amd::Request {
+        message_end,
+        callback,
+    }))
 }
 
 async fn fetch_call(

@@ -26,6 +26,10 @@ pub struct CallOption {
     pub vad: Option<serde_json::Value>,
     #[serde(default)]
     pub recorder: Option<serde_json::Value>,
+    /// This leg is an outbound call the client placed: listen for an answering machine (its
+    /// greeting and beep) and apply the bot's `voicemail` policy. Default false.
+    #[serde(default)]
+    pub machine_detection: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -64,6 +64,15 @@ pub enum CallEvent {
         timestamp: u64,
         digit: String,
     },
+    /// What answered an outbound call (`human`, `machine_start`, `machine_end_beep`, …), by the
+    /// carrier's machine detection (`source: "carrier"`) or the engine's own (`"engine"`).
+    #[serde(rename_all = "camelCase")]
+    AnsweredBy {
+        track_id: String,
+        timestamp: u64,
+        answered_by: String,
+        source: String,
+    },
     /// A timing figure (`key` e.g. `ttfb.turn`, `data` the breakdown).
     #[serde(rename_all = "camelCase")]
     Metrics {

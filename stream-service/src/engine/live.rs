@@ -32,6 +32,15 @@ impl LiveCall {
             .await
             .is_ok()
     }
+
+    /// Tells the call's engine what answered it (the carrier's machine detection); false when
+    /// the call has ended.
+    pub async fn answered(&self, answered_by: callbot_core::domain::AnsweredBy) -> bool {
+        self.commands
+            .send(crate::engine::turn::ToCall::Answered(answered_by))
+            .await
+            .is_ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -220,6 +220,8 @@ pub enum ToCall {
     },
     /// Not about a turn: a command for the call (a supervisor's, over `/call?id=`).
     Command(super::command::Command),
+    /// Not about a turn: what answered the call, by the carrier's machine detection.
+    Answered(callbot_core::domain::AnsweredBy),
     /// Not about a turn: the carrier's answer to a transfer (`<Dial>` redirect).
     TransferDone {
         number: String,
@@ -243,7 +245,7 @@ impl ToCall {
             | ToCall::Act { turn, .. }
             | ToCall::Llm { turn, .. }
             | ToCall::Finished { turn } => Some(*turn),
-            ToCall::Command(_) | ToCall::TransferDone { .. } => None,
+            ToCall::Command(_) | ToCall::TransferDone { .. } | ToCall::Answered(_) => None,
         }
     }
 }

@@ -44,7 +44,7 @@ impl Default for AmdConfig {
     fn default() -> Self {
         Self {
             sound_dbfs: -40.0,
-            greeting: Duration::from_millis(1800),
+            greeting: Duration::from_millis(2200),
             after_greeting_silence: Duration::from_millis(800),
             beep: Duration::from_millis(160),
             fax: Duration::from_millis(400),
@@ -191,8 +191,14 @@ impl MachineDetector {
         let loud = level_dbfs(frame) > self.cfg.sound_dbfs;
         let tone_ended = self.track_tone(frame, loud);
         if loud {
+            // A pause inside the greeting counts as greeting; the silence before it does not.
+            let pause = if self.first_sound.is_some() {
+                self.silent.min(frames(self.cfg.after_greeting_silence))
+            } else {
+                0
+            };
             self.first_sound.get_or_insert(self.frames);
-            self.sound += 1 + self.silent.min(frames(self.cfg.after_greeting_silence));
+            self.sound += 1 + pause;
             self.silent = 0;
         } else {
             self.silent += 1;

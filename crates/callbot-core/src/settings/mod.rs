@@ -2,6 +2,7 @@
 //! (`Settings::from_env`); everything else receives the parsed values.
 
 mod addresses;
+pub use addresses::AMD_PATH;
 mod providers;
 mod read;
 mod rtc;

@@ -3,8 +3,8 @@
 
 use super::{IdempotencyRecord, StoreResult};
 use crate::domain::{
-    BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId, UserLabel,
-    Variables,
+    AnsweredBy, BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId,
+    UserLabel, Variables,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -38,6 +38,8 @@ pub struct CallRecord {
     pub duration_secs: Option<u32>,
     /// The call's own values for its placeholders (outbound body, campaign row).
     pub variables: Variables,
+    /// What answered an outbound call, once machine detection has said.
+    pub answered_by: Option<AnsweredBy>,
 }
 
 /// A reported change of a call's status (a Twilio status callback, or our own observation).
@@ -117,6 +119,7 @@ impl CallRecord {
             ended_at: None,
             duration_secs: None,
             variables: Variables::default(),
+            answered_by: None,
         }
     }
 
@@ -233,6 +236,13 @@ pub trait CallStore: Send + Sync {
         sid: &CallSid,
         update: &StatusUpdate,
     ) -> StoreResult<StatusOutcome>;
+    /// Records what answered the call (a later verdict replaces an earlier one: `machine_start`,
+    /// then `machine_end_beep`); `None` when there is no such call. Idempotent.
+    async fn set_answered_by(
+        &self,
+        sid: &CallSid,
+        answered_by: AnsweredBy,
+    ) -> StoreResult<Option<CallRecord>>;
     /// The tenant's calls, newest first, at most `limit`, strictly after `cursor`.
     async fn list_calls(
         &self,

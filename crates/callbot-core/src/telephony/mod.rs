@@ -29,6 +29,19 @@ pub struct OutboundCall {
     /// TwiML URL fetched when the callee answers.
     pub answer_url: String,
     pub status_callback: String,
+    /// Ask the carrier whether a person or a machine answered (asynchronously: the call is
+    /// connected at once and the verdict is posted to the callback).
+    pub machine_detection: Option<MachineDetection>,
+}
+
+/// Asynchronous answering-machine detection for an outbound call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineDetection {
+    /// Wait for the end of a machine's greeting (its beep) before giving the verdict, so a
+    /// message can be left; otherwise a machine is reported as soon as it is recognised.
+    pub until_greeting_end: bool,
+    /// Where the verdict is posted (Twilio's `AsyncAmdStatusCallback`).
+    pub callback: String,
 }
 
 /// A number the provider assigned to us.

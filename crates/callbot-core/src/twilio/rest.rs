@@ -307,22 +307,33 @@ impl Telephony for TwilioTelephony {
     }
 
     async fn create_call(&self, call: &OutboundCall) -> Result<CallSid, TelephonyError> {
+        let mut form = vec![
+            ("To", call.to.as_str()),
+            ("From", call.from.as_str()),
+            ("Url", &call.answer_url),
+            ("Method", "POST"),
+            ("StatusCallback", &call.status_callback),
+            ("StatusCallbackMethod", "POST"),
+            ("StatusCallbackEvent", "initiated"),
+            ("StatusCallbackEvent", "ringing"),
+            ("StatusCallbackEvent", "answered"),
+            ("StatusCallbackEvent", "completed"),
+        ];
+        if let Some(amd) = &call.machine_detection {
+            let mode = if amd.until_greeting_end {
+                "DetectMessageEnd"
+            } else {
+                "Enable"
+            };
+            form.extend([
+                ("MachineDetection", mode),
+                ("AsyncAmd", "true"),
+                ("AsyncAmdStatusCallback", amd.callback.as_str()),
+                ("AsyncAmdStatusCallbackMethod", "POST"),
+            ]);
+        }
         let created = self
-            .post::<CallResource>(
-                "/Calls.json",
-                &[
-                    ("To", call.to.as_str()),
-                    ("From", call.from.as_str()),
-                    ("Url", &call.answer_url),
-                    ("Method", "POST"),
-                    ("StatusCallback", &call.status_callback),
-                    ("StatusCallbackMethod", "POST"),
-                    ("StatusCallbackEvent", "initiated"),
-                    ("StatusCallbackEvent", "ringing"),
-                    ("StatusCallbackEvent", "answered"),
-                    ("StatusCallbackEvent", "completed"),
-                ],
-            )
+            .post::<CallResource>("/Calls.json", &form)
             .await
             .map_err(Failure::into_error)?
             .ok_or_else(|| TelephonyError::Rejected("Twilio created no call".into()))?;

@@ -227,7 +227,7 @@ impl Actor {
     /// Plays `kind` next: at once, cutting what plays now when `cut` (RustPBX: a `tts` with
     /// another `playId` interrupts), else after it. A reply still being prepared for the caller
     /// is never cut (their words would be lost): the new audio follows it.
-    fn speak_now(&mut self, kind: TurnKind, cut: bool) {
+    pub(super) fn speak_now(&mut self, kind: TurnKind, cut: bool) {
         let now = Instant::now();
         let cut = cut && self.conv.current().is_some_and(Turn::interruptible);
         if self.conv.bot_turn(kind, now, cut).is_err() {

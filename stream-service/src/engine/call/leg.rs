@@ -86,6 +86,9 @@ pub struct Leg {
     pcm: Vec<i16>,
     /// Twilio: the μ-law of frames due this beat, sent as one `media` message.
     media: Vec<u8>,
+    /// The engine listens for an answering machine on this leg (asked for by a `/call` invite;
+    /// a Twilio leg's carrier detects machines itself).
+    detect_machine: bool,
 }
 
 impl Leg {
@@ -98,7 +101,18 @@ impl Leg {
             up: HalfBand::default(),
             pcm: Vec::with_capacity(2 * FRAME_BYTES),
             media: Vec::new(),
+            detect_machine: false,
         }
+    }
+
+    /// The engine listens for an answering machine on this leg.
+    pub fn with_machine_detection(mut self, on: bool) -> Self {
+        self.detect_machine = on;
+        self
+    }
+
+    pub fn detects_machine(&self) -> bool {
+        self.detect_machine
     }
 
     pub fn channel(&self) -> callbot_core::domain::Channel {

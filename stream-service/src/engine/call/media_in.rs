@@ -104,10 +104,14 @@ impl Actor {
         if self.muted_caller {
             // Muted: on the record, not heard by the bot.
             self.carry.clear();
-            for f in self.inbound.chunks_exact(FRAME_BYTES) {
+            let mut at = 0;
+            while self.inbound.len() - at >= FRAME_BYTES {
                 let mut frame = [0u8; FRAME_BYTES];
-                frame.copy_from_slice(f);
+                frame.copy_from_slice(&self.inbound[at..at + FRAME_BYTES]);
+                at += FRAME_BYTES;
                 self.recorder.caller_frame(&frame);
+                // A machine's greeting plays on while the bot waits for its beep.
+                self.detect_machine(&frame);
             }
             self.flush_recording();
             return;
@@ -126,6 +130,7 @@ impl Actor {
         while self.carry.len() - at >= FRAME_BYTES {
             frame.copy_from_slice(&self.carry[at..at + FRAME_BYTES]);
             self.recorder.caller_frame(&frame);
+            self.detect_machine(&frame);
             for (p, &b) in pcm.iter_mut().zip(&frame) {
                 *p = g711::decode_sample(b);
             }

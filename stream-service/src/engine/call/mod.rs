@@ -90,6 +90,8 @@ struct Actor {
     transferring: bool,
     /// The leg's socket has closed (during a transfer, the carrier taking the call).
     stream_closed: bool,
+    /// What answered, and what a machine gets.
+    machine: machine::Machine,
 }
 
 /// Runs a Twilio media stream's call, once the stream is verified (its record read: same bot
@@ -227,6 +229,7 @@ impl Actor {
         ));
         let now = Instant::now();
         let vad = plan.vad();
+        let machine = machine::Machine::new(plan.voicemail.clone(), io.leg.detects_machine());
         let conv = conversation::Conversation::new(
             now,
             plan.silence_timeout,
@@ -265,6 +268,7 @@ impl Actor {
             tts_stream: String::new(),
             transferring: false,
             stream_closed: false,
+            machine,
         };
         // The first line of a call: nothing is queued yet, so it cannot be refused.
         let _ = actor
@@ -466,6 +470,7 @@ mod ending;
 pub mod leg;
 mod lifecycle;
 mod listen;
+mod machine;
 mod playout;
 mod progress;
 mod recognition;

@@ -22,6 +22,7 @@ impl Actor {
             ToCall::TransferDone { number, result } => {
                 return self.transfer_done(number, result);
             }
+            ToCall::Answered(a) => return self.answered(a, "carrier"),
             m => m,
         };
         let Some(cur) = self.conv.current_mut().filter(|c| Some(c.turn) == m.turn()) else {
@@ -103,7 +104,7 @@ impl Actor {
                 self.maybe_complete();
             }
             // The call's own messages were taken above (they name no turn).
-            ToCall::Command(_) | ToCall::TransferDone { .. } => {}
+            ToCall::Command(_) | ToCall::TransferDone { .. } | ToCall::Answered(_) => {}
         }
         // First audio of a reply goes out now, not at the next tick.
         self.pump(Instant::now(), false);

@@ -19,6 +19,8 @@ pub const DEFAULT_GREETING: &str = "Hello! How can I help you today?";
 pub(super) struct Plan {
     pub info: CallInfo,
     pub greeting: String,
+    /// The message left on an answering machine (`None`: the bot hangs up on one).
+    pub voicemail: Option<String>,
     pub max_call: Duration,
     pub silence_timeout: Duration,
     pub end_silence: Duration,
@@ -83,10 +85,12 @@ pub(super) fn plan(state: &StreamState, call: &CallRecord, bot: &Bot) -> Plan {
     let greeting = texts
         .greeting
         .unwrap_or_else(|| DEFAULT_GREETING.to_owned());
+    let voicemail = texts.voicemail;
     let t = &bot.timers;
     Plan {
         info,
         greeting,
+        voicemail,
         max_call: t
             .max_call_secs()
             .map_or(settings.max_call, |s| Duration::from_secs(s.into())),

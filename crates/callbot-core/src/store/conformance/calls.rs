@@ -95,6 +95,29 @@ pub(super) async fn lifecycle(store: &dyn Store) {
             .unwrap(),
     );
     assert_eq!(live.started_at, Some(at(3)));
+    // The machine verdict is kept beside the status, and a later one replaces it.
+    let verdict = store
+        .set_answered_by(sid, crate::domain::AnsweredBy::MachineStart)
+        .await
+        .unwrap()
+        .expect("the call exists");
+    assert_eq!(
+        verdict.answered_by,
+        Some(crate::domain::AnsweredBy::MachineStart)
+    );
+    assert_eq!(verdict.status, CallStatus::InProgress);
+    store
+        .set_answered_by(sid, crate::domain::AnsweredBy::MachineEndBeep)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .set_answered_by(&CallSid::generate(), crate::domain::AnsweredBy::Human)
+            .await
+            .unwrap(),
+        None,
+        "no such call"
+    );
     // A late, lower-numbered callback is ignored.
     assert!(matches!(
         store
@@ -107,8 +130,13 @@ pub(super) async fn lifecycle(store: &dyn Store) {
     done.duration_secs = Some(10);
     let done = applied(store.update_call_status(sid, &done).await.unwrap());
     assert_eq!(
-        (done.duration_secs, done.ended_at),
-        (Some(10), Some(at(13)))
+        (done.duration_secs, done.ended_at, done.answered_by),
+        (
+            Some(10),
+            Some(at(13)),
+            Some(crate::domain::AnsweredBy::MachineEndBeep)
+        ),
+        "a status update keeps the verdict"
     );
     // Nothing moves a finished call.
     assert!(matches!(

@@ -5,8 +5,8 @@ use super::{
     DynamoStore, Item, backend, bot_pk, cancellation_codes, get_n, get_s, key, n, s, sdk_err,
 };
 use crate::domain::{
-    BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId, UserLabel,
-    Variables,
+    AnsweredBy, BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId,
+    UserLabel, Variables,
 };
 use crate::store::calls::{page, retry_after, unix_ms};
 use crate::store::{
@@ -68,6 +68,9 @@ fn call_item(c: &CallRecord) -> Item {
     if let Some(v) = c.variables.to_stored() {
         item.insert("variables".into(), s(v));
     }
+    if let Some(a) = c.answered_by {
+        item.insert("answered_by".into(), s(a.as_str()));
+    }
     item
 }
 
@@ -118,6 +121,10 @@ fn call_from_item(item: &Item) -> StoreResult<CallRecord> {
             None => None,
         },
         variables: Variables::from_stored(opt_s(item, "variables")).map_err(corrupt)?,
+        answered_by: opt_s(item, "answered_by")
+            .map(AnsweredBy::parse)
+            .transpose()
+            .map_err(corrupt)?,
     })
 }
 
@@ -179,7 +186,8 @@ impl CallStore for DynamoStore {
         sid: &CallSid,
         update: &StatusUpdate,
     ) -> StoreResult<StatusOutcome> {
-        // Optimistic concurrency: write only if status and sequence are still what we read.
+        // Optimistic concurrency: write only if status, sequence and machine verdict are still
+        // what we read (the whole item is written back).
         for _ in 0..8 {
             let Some(current) = self.call_by_sid(sid).await? else {
                 return Ok(StatusOutcome::UnknownCall);
@@ -187,17 +195,23 @@ impl CallStore for DynamoStore {
             let Some(next) = current.with_status(update) else {
                 return Ok(StatusOutcome::Ignored(current));
             };
-            let res = self
+            let req = self
                 .client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(call_item(&next)))
-                .condition_expression("#st = :st AND status_seq = :seq")
                 .expression_attribute_names("#st", "status")
                 .expression_attribute_values(":st", s(current.status.as_str()))
-                .expression_attribute_values(":seq", n(current.status_seq))
-                .send()
-                .await;
+                .expression_attribute_values(":seq", n(current.status_seq));
+            let req = match current.answered_by {
+                None => req.condition_expression(
+                    "#st = :st AND status_seq = :seq AND attribute_not_exists(answered_by)",
+                ),
+                Some(a) => req
+                    .condition_expression("#st = :st AND status_seq = :seq AND answered_by = :ab")
+                    .expression_attribute_values(":ab", s(a.as_str())),
+            };
+            let res = req.send().await;
             match res {
                 Ok(_) => return Ok(StatusOutcome::Applied(next)),
                 Err(e) if e.as_service_error().is_some_and(is_condition_failure) => continue,
@@ -207,6 +221,29 @@ impl CallStore for DynamoStore {
         Err(StoreError::Conflict(format!(
             "call {sid} is being updated concurrently"
         )))
+    }
+
+    async fn set_answered_by(
+        &self,
+        sid: &CallSid,
+        answered_by: AnsweredBy,
+    ) -> StoreResult<Option<CallRecord>> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(call_pk(sid.as_str()), "CALL")))
+            .update_expression("SET answered_by = :a")
+            .condition_expression("attribute_exists(sid)")
+            .expression_attribute_values(":a", s(answered_by.as_str()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => out.attributes().map(call_from_item).transpose(),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(None),
+            Err(e) => Err(sdk_err(e)),
+        }
     }
 
     async fn list_calls(

@@ -2,8 +2,8 @@
 
 use super::{SqliteStore, backend, calls_key, idempotency_used, insert_idempotency};
 use crate::domain::{
-    BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId, UserLabel,
-    Variables,
+    AnsweredBy, BotId, CallDirection, CallSid, CallStatus, Channel, FirstMessage, Goal, TenantId,
+    UserLabel, Variables,
 };
 use crate::store::calls::{page, retry_after, unix_ms};
 use crate::store::{
@@ -16,13 +16,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
 const CALL_COLUMNS: &str = "sid, tenant, bot_id, direction, from_number, to_number, user_label, status, \
-    status_seq, prompt, first_message, created_at, updated_at, started_at, ended_at, duration_secs, list_key, channel, variables";
+    status_seq, prompt, first_message, created_at, updated_at, started_at, ended_at, duration_secs, list_key, channel, variables, answered_by";
 
 fn opt_time(t: Option<OffsetDateTime>) -> Option<String> {
     t.map(time_fmt::rfc3339)
 }
 
-fn call_params(c: &CallRecord) -> [Box<dyn rusqlite::ToSql>; 19] {
+fn call_params(c: &CallRecord) -> [Box<dyn rusqlite::ToSql>; 20] {
     [
         Box::new(c.sid.as_str().to_owned()),
         Box::new(c.tenant.as_str().to_owned()),
@@ -43,6 +43,7 @@ fn call_params(c: &CallRecord) -> [Box<dyn rusqlite::ToSql>; 19] {
         Box::new(c.list_key()),
         Box::new(c.channel.as_str()),
         Box::new(c.variables.to_stored()),
+        Box::new(c.answered_by.map(AnsweredBy::as_str)),
     ]
 }
 
@@ -57,6 +58,7 @@ fn call_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<CallRe
     let duration: Option<u32> = row.get(15)?;
     let channel = s(17)?;
     let variables = o(18)?;
+    let answered_by = o(19)?;
     let time = |v: &str, what: &str| time_fmt::parse_rfc3339(v).ok_or_else(|| corrupt(what));
     Ok((|| {
         Ok(CallRecord {
@@ -87,6 +89,10 @@ fn call_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<CallRe
             ended_at: ended.map(|t| time(&t, "ended_at")).transpose()?,
             duration_secs: duration,
             variables: Variables::from_stored(variables.as_deref()).map_err(corrupt)?,
+            answered_by: answered_by
+                .map(|a| AnsweredBy::parse(&a))
+                .transpose()
+                .map_err(corrupt)?,
         })
     })())
 }
@@ -125,7 +131,7 @@ impl CallStore for SqliteStore {
             tx.execute(
                 &format!(
                     "INSERT INTO calls ({CALL_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
                 ),
                 call_params(&call),
             )
@@ -185,6 +191,23 @@ impl CallStore for SqliteStore {
             .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(StatusOutcome::Applied(next))
+        })
+        .await
+    }
+
+    async fn set_answered_by(
+        &self,
+        sid: &CallSid,
+        answered_by: AnsweredBy,
+    ) -> StoreResult<Option<CallRecord>> {
+        let sid = sid.as_str().to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE calls SET answered_by = ?2 WHERE sid = ?1",
+                params![sid, answered_by.as_str()],
+            )
+            .map_err(backend)?;
+            select_call(c, &sid)
         })
         .await
     }

@@ -118,9 +118,11 @@ const MIGRATIONS: &[&str] = &[
         until_ms INTEGER NOT NULL,
         PRIMARY KEY (scope, holder)
      );",
-    // 9: a bot's options (JSON: time zone, default variables); a call's variables (JSON)
+    // 9: a bot's options (JSON: time zone, default variables, voicemail); a call's variables
+    // (JSON) and what answered it
     "ALTER TABLE bots ADD COLUMN options TEXT;
-     ALTER TABLE calls ADD COLUMN variables TEXT;",
+     ALTER TABLE calls ADD COLUMN variables TEXT;
+     ALTER TABLE calls ADD COLUMN answered_by TEXT;",
 ];
 
 #[derive(Debug, Clone)]
