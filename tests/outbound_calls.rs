@@ -574,3 +574,83 @@ async fn a_person_is_talked_to_and_verdicts_must_be_signed() {
     assert_eq!(forged.status(), 403);
     assert_eq!(call_view(&app, &sid).await["answered_by"], "human");
 }
+
+/// A reply to the machine's greeting that is still being prepared at the beep is never heard:
+/// it is cut before its first frame (played as silence), the greeting's words stay on the
+/// record, and the message plays instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_to_the_greeting_is_not_left_on_the_machine() {
+    use callbot_twilio_sim::amd::Callee;
+    use callbot_twilio_sim::carrier::{Script, Step};
+    use common::hook::{self, Answer};
+    let app = spawn_app().await;
+    let reply = "Okay, tell me more.";
+    let hook = hook::start(move |_| {
+        Answer::Slow(
+            std::time::Duration::from_millis(1200),
+            json!({"say": reply}),
+        )
+    })
+    .await;
+    let message = "Please call Bella Dental back.";
+    let (status, b) = app
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "Remind patients", "webhook": hook.url, "voice": "local:en-us",
+                   "first_message": "Hello.",
+                   "voicemail": {"action": "leave_message", "message": message}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    hook.set_secret(b["webhook_secret"].as_str().unwrap());
+    let bot = b["id"].as_str().unwrap().to_owned();
+    app.sim().set_callee_kind(
+        CALLEE,
+        Callee::Machine {
+            greeting: std::time::Duration::from_millis(3900),
+        },
+    );
+    // The greeting, then a pause long enough to end a turn; Twilio's verdict comes at 3.9 s.
+    // The beep is too faint to be heard as the caller's sound here: a loud one would itself
+    // cancel the reply being prepared, as a caller who goes on talking does.
+    let steps = vec![
+        Step::Audio(callbot_stream::speech::instant::voiced_tone(2500)),
+        Step::Silence(std::time::Duration::from_secs(20)),
+    ];
+    app.sim().set_callee_script(
+        CALLEE,
+        Script {
+            steps,
+            hangup_when_done: true,
+        },
+    );
+    let (status, body) = outbound(
+        &app,
+        &app.api_key,
+        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sid = body["callSid"].as_str().unwrap().to_owned();
+    let v = ended(&app, &sid).await;
+    let turns = v["turns"].as_array().unwrap();
+    // The turn the greeting made keeps its words, and nothing of what was being prepared for it
+    // (a filler, then the reply) was heard: the only words heard are the message.
+    let greeting = turns
+        .iter()
+        .find(|t| t["user_text"] != "")
+        .unwrap_or_else(|| panic!("the greeting's words are on the record: {v}"));
+    assert_eq!(greeting["interrupted"], true, "{v}");
+    let heard: Vec<&str> = turns
+        .iter()
+        .filter_map(|t| t["bot_text"].as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(heard, vec![message], "{v}");
+    assert!(
+        turns
+            .iter()
+            .any(|t| t["bot_text"] == message && t["action"] == "hangup"),
+        "{v}"
+    );
+}

@@ -2,6 +2,7 @@
 //! points and `callbot serve` mount. `router(state)` is the whole customer-facing API.
 
 mod bot_options;
+mod bot_requests;
 pub mod bots;
 pub mod browser;
 pub mod call_detail;
@@ -13,6 +14,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod lambda;
 pub mod meta;
+pub mod outbound_call;
 pub mod voice;
 pub mod voices;
 

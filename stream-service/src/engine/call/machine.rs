@@ -23,6 +23,9 @@ pub(super) struct Machine {
     answered_by: Option<AnsweredBy>,
     /// The message is being left (or the call is ending for a machine): verdicts change nothing.
     settled: bool,
+    /// A turn that was being prepared when the message was due (a reply to the machine's
+    /// greeting): when it begins to play it is cut before a frame of it is heard.
+    unheard: Option<u32>,
 }
 
 impl Machine {
@@ -33,6 +36,7 @@ impl Machine {
             detector: detect.then(|| MachineDetector::new(AmdConfig::default())),
             answered_by: None,
             settled: false,
+            unheard: None,
         }
     }
 }
@@ -144,6 +148,12 @@ impl Actor {
             (Some(text), _) => {
                 self.machine.settled = true;
                 self.muted_caller = true;
+                // A reply still being prepared cannot be cut yet; it is when it starts (below).
+                self.machine.unheard = self
+                    .conv
+                    .current()
+                    .filter(|c| !c.interruptible())
+                    .map(|c| c.turn);
                 tracing::info!(call_sid = %self.sid, answered_by = a.as_str(), "leaving a message");
                 self.speak_now(
                     TurnKind::Bot {
@@ -154,6 +164,29 @@ impl Actor {
                     true,
                 );
             }
+        }
+    }
+
+    /// Whether `turn`'s reply must not be heard (see [`Machine::unheard`]); the caller mutes the
+    /// bot around the pump that would send its first frames, then calls [`Actor::drop_unheard`].
+    pub(super) fn reply_unheard(&self, turn: u32) -> bool {
+        self.machine.unheard == Some(turn)
+    }
+
+    /// Cuts the unheard reply once it has begun (its frames went out as silence): it is stored
+    /// as interrupted with nothing heard, and the message queued behind it plays next.
+    pub(super) fn drop_unheard(&mut self, turn: u32) {
+        let begun = self
+            .conv
+            .current()
+            .is_some_and(|c| c.turn == turn && c.interruptible());
+        if begun {
+            self.machine.unheard = None;
+            self.barge_in();
+            self.start_next();
+        } else if self.conv.current().is_none_or(|c| c.turn != turn) {
+            // It ended without a word to play.
+            self.machine.unheard = None;
         }
     }
 }

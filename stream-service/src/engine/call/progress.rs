@@ -106,8 +106,16 @@ impl Actor {
             // The call's own messages were taken above (they name no turn).
             ToCall::Command(_) | ToCall::TransferDone { .. } | ToCall::Answered(_) => {}
         }
-        // First audio of a reply goes out now, not at the next tick.
+        // First audio of a reply goes out now, not at the next tick (as silence for a reply a
+        // machine's message replaces, which is then cut).
+        let unheard = self.reply_unheard(turn);
+        let muted = self.muted_bot;
+        self.muted_bot = muted || unheard;
         self.pump(Instant::now(), false);
+        self.muted_bot = muted;
+        if unheard {
+            self.drop_unheard(turn);
+        }
     }
 
     /// The turn's reply is decided (or begins): a webhook answer counts toward (or resets) the
