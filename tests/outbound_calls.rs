@@ -412,43 +412,53 @@ fn greeting_with_beep(speech_ms: u64) -> Vec<callbot_twilio_sim::carrier::Step> 
     ]
 }
 
-/// The call once it has ended and its recording is stored.
-async fn ended(app: &TestApp, sid: &str) -> Value {
-    common::finished_call(app, sid).await
+/// `bot` calls `CALLEE`, who is `kind` to machine detection (a person when `None`) and plays
+/// `steps`, then hangs up: the call's sid, and its record once it has ended.
+async fn call_callee(
+    app: &TestApp,
+    bot: &str,
+    kind: Option<callbot_twilio_sim::amd::Callee>,
+    steps: Vec<callbot_twilio_sim::carrier::Step>,
+    variables: Value,
+) -> (String, Value) {
+    if let Some(kind) = kind {
+        app.sim().set_callee_kind(CALLEE, kind);
+    }
+    let script = callbot_twilio_sim::carrier::Script {
+        steps,
+        hangup_when_done: true,
+    };
+    app.sim().set_callee_script(CALLEE, script);
+    let (status, body) = outbound(
+        app,
+        &app.api_key,
+        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot, "variables": variables}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sid = body["callSid"].as_str().unwrap().to_owned();
+    let v = common::finished_call(app, &sid).await;
+    (sid, v)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_machine_gets_the_bots_message_after_its_beep() {
     use callbot_twilio_sim::amd::Callee;
-    use callbot_twilio_sim::carrier::Script;
     let app = spawn_app().await;
     let (bot, hook) = voicemail_bot(
         &app,
         json!({"action": "leave_message", "message": "Hi {{name}}, please call Bella Dental back."}),
     )
     .await;
-    app.sim().set_callee_kind(
-        CALLEE,
-        Callee::Machine {
-            greeting: std::time::Duration::from_millis(4000),
-        },
-    );
-    app.sim().set_callee_script(
-        CALLEE,
-        Script {
-            steps: greeting_with_beep(3500),
-            hangup_when_done: true,
-        },
-    );
-    let (status, body) = outbound(
+    let greeting = std::time::Duration::from_millis(4000);
+    let (sid, v) = call_callee(
         &app,
-        &app.api_key,
-        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot, "variables": {"name": "Ana"}}),
+        &bot,
+        Some(Callee::Machine { greeting }),
+        greeting_with_beep(3500),
+        json!({"name": "Ana"}),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    let sid = body["callSid"].as_str().unwrap().to_owned();
-    let v = ended(&app, &sid).await;
     assert_eq!(v["answered_by"], "machine_end_beep", "{v}");
     let said: Vec<&str> = v["turns"]
         .as_array()
@@ -488,31 +498,17 @@ async fn a_machine_gets_the_bots_message_after_its_beep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_machine_is_hung_up_on_unless_the_bot_leaves_messages() {
     use callbot_twilio_sim::amd::Callee;
-    use callbot_twilio_sim::carrier::Script;
     let app = spawn_app().await;
     let (bot, _hook) = voicemail_bot(&app, json!({"action": "hang_up"})).await;
-    app.sim().set_callee_kind(
-        CALLEE,
-        Callee::Machine {
-            greeting: std::time::Duration::from_secs(8),
-        },
-    );
-    app.sim().set_callee_script(
-        CALLEE,
-        Script {
-            steps: greeting_with_beep(7500),
-            hangup_when_done: true,
-        },
-    );
-    let (status, body) = outbound(
+    let greeting = std::time::Duration::from_secs(8);
+    let (_, v) = call_callee(
         &app,
-        &app.api_key,
-        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot}),
+        &bot,
+        Some(Callee::Machine { greeting }),
+        greeting_with_beep(7500),
+        json!({}),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    let sid = body["callSid"].as_str().unwrap().to_owned();
-    let v = ended(&app, &sid).await;
     // `Enable` mode: the verdict comes within the greeting, and the bot hangs up at once.
     assert_eq!(v["answered_by"], "machine_start", "{v}");
     assert!(v["duration"].as_u64().unwrap_or(99) < 8, "{v}");
@@ -520,33 +516,19 @@ async fn a_machine_is_hung_up_on_unless_the_bot_leaves_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_person_is_talked_to_and_verdicts_must_be_signed() {
-    use callbot_twilio_sim::carrier::{Script, Step};
+    use callbot_twilio_sim::carrier::Step;
     let app = spawn_app().await;
     let (bot, hook) = voicemail_bot(
         &app,
         json!({"action": "leave_message", "message": "Please call us back."}),
     )
     .await;
-    app.sim().set_callee_script(
-        CALLEE,
-        Script {
-            steps: vec![
-                common::wait_bot(),
-                Step::Audio(callbot_stream::speech::instant::voiced_tone(700)),
-                common::wait_answer(),
-            ],
-            hangup_when_done: true,
-        },
-    );
-    let (status, body) = outbound(
-        &app,
-        &app.api_key,
-        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let sid = body["callSid"].as_str().unwrap().to_owned();
-    let v = ended(&app, &sid).await;
+    let steps = vec![
+        common::wait_bot(),
+        Step::Audio(callbot_stream::speech::instant::voiced_tone(700)),
+        common::wait_answer(),
+    ];
+    let (sid, v) = call_callee(&app, &bot, None, steps, json!({})).await;
     assert_eq!(v["answered_by"], "human", "{v}");
     assert!(
         hook.requests().iter().any(|r| r.body["type"] == "turn"),
@@ -581,7 +563,7 @@ async fn a_person_is_talked_to_and_verdicts_must_be_signed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reply_to_the_greeting_is_not_left_on_the_machine() {
     use callbot_twilio_sim::amd::Callee;
-    use callbot_twilio_sim::carrier::{Script, Step};
+    use callbot_twilio_sim::carrier::Step;
     use common::hook::{self, Answer};
     let app = spawn_app().await;
     let reply = "Okay, tell me more.";
@@ -604,12 +586,6 @@ async fn a_reply_to_the_greeting_is_not_left_on_the_machine() {
     assert_eq!(status, 201, "{b}");
     hook.set_secret(b["webhook_secret"].as_str().unwrap());
     let bot = b["id"].as_str().unwrap().to_owned();
-    app.sim().set_callee_kind(
-        CALLEE,
-        Callee::Machine {
-            greeting: std::time::Duration::from_millis(3900),
-        },
-    );
     // The greeting, then a pause long enough to end a turn; Twilio's verdict comes at 3.9 s.
     // The beep is too faint to be heard as the caller's sound here: a loud one would itself
     // cancel the reply being prepared, as a caller who goes on talking does.
@@ -617,22 +593,15 @@ async fn a_reply_to_the_greeting_is_not_left_on_the_machine() {
         Step::Audio(callbot_stream::speech::instant::voiced_tone(2500)),
         Step::Silence(std::time::Duration::from_secs(20)),
     ];
-    app.sim().set_callee_script(
-        CALLEE,
-        Script {
-            steps,
-            hangup_when_done: true,
-        },
-    );
-    let (status, body) = outbound(
+    let greeting = std::time::Duration::from_millis(3900);
+    let (_, v) = call_callee(
         &app,
-        &app.api_key,
-        json!({"user_id": "u1", "number": CALLEE, "bot_id": bot}),
+        &bot,
+        Some(Callee::Machine { greeting }),
+        steps,
+        json!({}),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    let sid = body["callSid"].as_str().unwrap().to_owned();
-    let v = ended(&app, &sid).await;
     let turns = v["turns"].as_array().unwrap();
     // The turn the greeting made keeps its words, and nothing of what was being prepared for it
     // (a filler, then the reply) was heard: the only words heard are the message.

@@ -199,6 +199,22 @@ fn too_many_calls(max_calls: u32) -> ApiError {
     }
 }
 
+/// Takes a place among the tenant's calls for `held.holder`; false when they are all taken.
+async fn take_place(state: &AppState, held: &Held) -> ApiResult<bool> {
+    let now_ms = leases::now_ms();
+    let decision = state
+        .store
+        .acquire_lease(
+            &held.calls,
+            &held.holder,
+            state.settings.limits.max_calls_per_tenant,
+            now_ms + leases::LEASE_TTL_MS,
+            now_ms,
+        )
+        .await?;
+    Ok(decision != LeaseDecision::Full)
+}
+
 /// Takes the end user's rate slot, a place among the tenant's calls and the bot's quota.
 async fn hold(
     state: &AppState,
@@ -228,21 +244,8 @@ async fn hold(
         holder: format!("pending-{}", callbot_core::apikey::random_token("", 20)),
         day: time_fmt::day_key(now),
     };
-    let max_calls = state.settings.limits.max_calls_per_tenant;
-    let now_ms = leases::now_ms();
-    if state
-        .store
-        .acquire_lease(
-            &held.calls,
-            &held.holder,
-            max_calls,
-            now_ms + leases::LEASE_TTL_MS,
-            now_ms,
-        )
-        .await?
-        == LeaseDecision::Full
-    {
-        return Err(too_many_calls(max_calls));
+    if !take_place(state, &held).await? {
+        return Err(too_many_calls(state.settings.limits.max_calls_per_tenant));
     }
     if let Err(e) = state
         .store
@@ -296,23 +299,10 @@ async fn dial(
     // between: then the call is ended before it is answered).
     state.store.release_lease(&held.calls, &held.holder).await?;
     held.holder = sid.to_string();
-    let max_calls = state.settings.limits.max_calls_per_tenant;
-    let now_ms = leases::now_ms();
-    if state
-        .store
-        .acquire_lease(
-            &held.calls,
-            &held.holder,
-            max_calls,
-            now_ms + leases::LEASE_TTL_MS,
-            now_ms,
-        )
-        .await?
-        == LeaseDecision::Full
-    {
+    if !take_place(state, held).await? {
         let _ = state.telephony.hangup_call(&sid).await;
         let _ = state.store.uncount_call(&bot.id, &held.day).await;
-        return Err(too_many_calls(max_calls));
+        return Err(too_many_calls(state.settings.limits.max_calls_per_tenant));
     }
     Ok(sid)
 }

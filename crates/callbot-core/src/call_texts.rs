@@ -65,21 +65,18 @@ impl<'a> CallTexts<'a> {
         )
     }
 
-    /// Every text filled, or the names that have no value (the call must not be placed).
-    pub fn fill(&self, now: OffsetDateTime) -> Result<Filled, Missing> {
+    /// Every text filled by `one` (which fills one text and notes what it could not).
+    fn filled(
+        &self,
+        now: OffsetDateTime,
+        mut one: impl FnMut(&str, &Variables, &BuiltIns) -> String,
+    ) -> Filled {
         let (vars, builtins) = (
             self.variables.over(&self.bot.options.variables),
             self.builtins(now),
         );
-        let mut missing: Vec<String> = Vec::new();
-        let mut one = |text: &str| match template::fill(text, &vars, &builtins) {
-            Ok(s) => s,
-            Err(Missing(names)) => {
-                missing.extend(names);
-                String::new()
-            }
-        };
-        let filled = Filled {
+        let mut one = |text: &str| one(text, &vars, &builtins);
+        Filled {
             goal: one(self.bot.goal.as_str()),
             context: one(self.bot.context.as_str()),
             instructions: self.prompt.map(|p| one(p.as_str())),
@@ -91,7 +88,18 @@ impl<'a> CallTexts<'a> {
                 .message()
                 .map(|m| one(m.as_str())),
             variables: with_builtins(&vars, &builtins),
-        };
+        }
+    }
+
+    /// Every text filled, or the names that have no value (the call must not be placed).
+    pub fn fill(&self, now: OffsetDateTime) -> Result<Filled, Missing> {
+        let mut missing: Vec<String> = Vec::new();
+        let filled = self.filled(now, |text, vars, builtins| {
+            template::fill(text, vars, builtins).unwrap_or_else(|Missing(names)| {
+                missing.extend(names);
+                String::new()
+            })
+        });
         if missing.is_empty() {
             return Ok(filled);
         }
@@ -103,29 +111,12 @@ impl<'a> CallTexts<'a> {
     /// Every text filled, a placeholder without a value left empty; the names left empty come
     /// back beside the texts (for a call already connected: nobody can be asked any more).
     pub fn fill_or_blank(&self, now: OffsetDateTime) -> (Filled, Vec<String>) {
-        let (vars, builtins) = (
-            self.variables.over(&self.bot.options.variables),
-            self.builtins(now),
-        );
         let mut blanks: Vec<String> = Vec::new();
-        let mut one = |text: &str| {
-            let (s, names) = template::fill_or_blank(text, &vars, &builtins);
+        let filled = self.filled(now, |text, vars, builtins| {
+            let (s, names) = template::fill_or_blank(text, vars, builtins);
             blanks.extend(names);
             s
-        };
-        let filled = Filled {
-            goal: one(self.bot.goal.as_str()),
-            context: one(self.bot.context.as_str()),
-            instructions: self.prompt.map(|p| one(p.as_str())),
-            greeting: self.greeting().map(|g| one(g.as_str())),
-            voicemail: self
-                .bot
-                .options
-                .voicemail
-                .message()
-                .map(|m| one(m.as_str())),
-            variables: with_builtins(&vars, &builtins),
-        };
+        });
         blanks.sort();
         blanks.dedup();
         (filled, blanks)

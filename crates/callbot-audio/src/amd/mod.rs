@@ -72,19 +72,6 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The carriers' name (`answered_by`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Human => "human",
-            Verdict::MachineStart => "machine_start",
-            Verdict::MachineEndBeep => "machine_end_beep",
-            Verdict::MachineEndSilence => "machine_end_silence",
-            Verdict::MachineEndOther => "machine_end_other",
-            Verdict::Fax => "fax",
-            Verdict::Unknown => "unknown",
-        }
-    }
-
     /// Every verdict but `human` and `unknown` is a machine of some kind.
     pub fn is_machine(self) -> bool {
         !matches!(self, Verdict::Human | Verdict::Unknown)
