@@ -566,6 +566,18 @@ async fn a_call_whose_record_cannot_be_written_gives_its_place_back() {
     assert!(answer["callSid"].as_str().is_some(), "{answer}");
 }
 
+/// A `/call` leg that is an outbound call its client placed, answered: the client and the sid.
+async fn outbound_leg(app: &TestApp, bot: &str) -> (CallClient, String) {
+    let mut c = callws::open(app, "/call", Some(&app.api_key))
+        .await
+        .unwrap();
+    let answer = c
+        .invite(json!({"callee": bot, "codec": "pcmu", "machineDetection": true}))
+        .await;
+    let sid = answer["callSid"].as_str().unwrap().to_owned();
+    (c, sid)
+}
+
 /// A `/call` leg that is an outbound call its client placed (`machineDetection`): the engine
 /// hears a recorded greeting and its beep, stops talking while it plays, leaves the bot's
 /// message after the beep and hangs up; a person who says hello and waits is talked to.
@@ -580,23 +592,11 @@ async fn the_engine_hears_an_answering_machine_on_a_socket_leg() {
         )
         .await;
     assert_eq!(status, 200);
-    let beep: Vec<u8> = (0..4000)
-        .map(|i| {
-            let v = (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 8000.0).sin() * 9000.0;
-            callbot_stream::audio::g711::encode_sample(v as i16)
-        })
-        .collect();
     let mut machine = voiced_tone(3000);
-    machine.extend(beep);
+    machine.extend(common::beep(500));
     machine.extend(std::iter::repeat_n(0xFF, 8 * 300));
 
-    let mut c = callws::open(&app, "/call", Some(&app.api_key))
-        .await
-        .unwrap();
-    let answer = c
-        .invite(json!({"callee": bot, "codec": "pcmu", "machineDetection": true}))
-        .await;
-    let sid = answer["callSid"].as_str().unwrap().to_owned();
+    let (mut c, sid) = outbound_leg(&app, &bot).await;
     c.send_audio(&machine, 160).await;
     let start = c
         .wait("answeredBy", |e| e["answeredBy"] == "machine_start")
@@ -618,13 +618,7 @@ async fn the_engine_hears_an_answering_machine_on_a_socket_leg() {
     assert!(turns.iter().any(|t| t["user_text"] != ""), "{v}");
 
     // A person: hello, then waiting for an answer.
-    let mut c = callws::open(&app, "/call", Some(&app.api_key))
-        .await
-        .unwrap();
-    let answer = c
-        .invite(json!({"callee": bot, "codec": "pcmu", "machineDetection": true}))
-        .await;
-    let sid = answer["callSid"].as_str().unwrap().to_owned();
+    let (mut c, sid) = outbound_leg(&app, &bot).await;
     let mut hello = voiced_tone(600);
     hello.extend(std::iter::repeat_n(0xFF, 8 * 1500));
     c.send_audio(&hello, 160).await;

@@ -399,15 +399,9 @@ async fn voicemail_bot(app: &TestApp, voicemail: Value) -> (String, common::hook
 /// A recorded greeting: speech-like sound, then a 1 kHz beep.
 fn greeting_with_beep(speech_ms: u64) -> Vec<callbot_twilio_sim::carrier::Step> {
     use callbot_twilio_sim::carrier::Step;
-    let beep: Vec<u8> = (0..4000)
-        .map(|i| {
-            let v = (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 8000.0).sin() * 9000.0;
-            callbot_stream::audio::g711::encode_sample(v as i16)
-        })
-        .collect();
     vec![
         Step::Audio(callbot_stream::speech::instant::voiced_tone(speech_ms)),
-        Step::Audio(beep),
+        Step::Audio(common::beep(500)),
         Step::Silence(std::time::Duration::from_secs(20)),
     ]
 }

@@ -337,6 +337,7 @@ pub async fn outbound_call(
             Idempotency::Fresh { key, request_hash } => (key, request_hash),
         };
     let bot = calling_bot(&state, &tenant, req.bot_id.as_deref()).await?;
+    let now = time_fmt::now();
     let variables = req
         .variables
         .as_ref()
@@ -352,9 +353,8 @@ pub async fn outbound_call(
             variables: &variables,
             other_party: p.to.as_str(),
         }
-        .fill(time_fmt::now()),
+        .fill(now),
     )?;
-    let now = time_fmt::now();
     let mut held = hold(&state, &tenant, &p.user, &bot, now).await?;
     let sid = dial(&state, &bot, &p.to, &mut held).await?;
     let answer = OutboundCallResponse {

@@ -99,15 +99,11 @@ impl FromRequest<AppState> for TwilioForm {
             .get("x-twilio-signature")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
+        let form = signature::is_form(
+            req.headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        );
         // Twilio signed the public URL; behind a proxy or load balancer our own view differs, so
         // the URL is rebuilt from PUBLIC_BASE_URL plus the path and query exactly as received.
         let path_and_query = req

@@ -33,15 +33,10 @@ fn verified(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(CallSid, AnsweredBy), Refusal> {
-    let form = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !form {
+        .and_then(|v| v.to_str().ok());
+    if !signature::is_form(content_type) {
         return Err(refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Twilio callbacks are application/x-www-form-urlencoded",

@@ -310,6 +310,16 @@ pub fn short_call() -> callbot_twilio_sim::carrier::Script {
     }
 }
 
+/// A voicemail beep: `ms` of a 1 kHz tone, 8 kHz μ-law.
+pub fn beep(ms: usize) -> Vec<u8> {
+    (0..ms * 8)
+        .map(|i| {
+            let v = (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 8000.0).sin() * 9000.0;
+            callbot_stream::audio::g711::encode_sample(v as i16)
+        })
+        .collect()
+}
+
 /// The caller of the call-engine tests.
 pub const CALLER: &str = "+15550001111";
 

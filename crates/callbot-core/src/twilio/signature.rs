@@ -69,6 +69,18 @@ fn equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// True when a `Content-Type` value is a form body (`application/x-www-form-urlencoded`, any
+/// parameters after it): the only body Twilio's voice webhooks send, and the only one whose
+/// parameters its signature covers.
+pub fn is_form(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 /// True when `header` is Twilio's signature for a form request to `url` with `params`.
 pub fn verify_form(
     auth_token: &[u8],
@@ -105,6 +117,16 @@ mod tests {
 
     const TOKEN: &[u8] = b"12345";
     const URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
+
+    #[test]
+    fn only_form_bodies_are_twilio_webhooks() {
+        assert!(is_form(Some("application/x-www-form-urlencoded")));
+        assert!(is_form(Some(
+            "Application/X-WWW-Form-Urlencoded; charset=utf-8"
+        )));
+        assert!(!is_form(Some("application/json")));
+        assert!(!is_form(None));
+    }
 
     fn params() -> Vec<(String, String)> {
         [

@@ -6,7 +6,7 @@
 
 use super::{Actor, CALLER, End};
 use crate::audio::amd::{AmdConfig, MachineDetector, Verdict};
-use crate::audio::{FRAME_BYTES, g711};
+use crate::audio::vad::FRAME_SAMPLES;
 use crate::engine::events::{CallEvent, now_ms};
 use crate::engine::turn::TurnKind;
 use crate::engine::webhook::Action;
@@ -29,6 +29,11 @@ pub(super) struct Machine {
 }
 
 impl Machine {
+    /// True while the engine's own detector listens.
+    pub fn listening(&self) -> bool {
+        self.detector.is_some()
+    }
+
     /// `voicemail`: the message to leave; `detect`: run the engine's detector on this leg.
     pub fn new(voicemail: Option<String>, detect: bool) -> Self {
         Self {
@@ -54,16 +59,13 @@ fn from_verdict(v: Verdict) -> AnsweredBy {
 }
 
 impl Actor {
-    /// Feeds one 20 ms frame of the called party to the engine's detector while it listens.
-    pub(super) fn detect_machine(&mut self, frame: &[u8; FRAME_BYTES]) {
+    /// Feeds one 20 ms frame of the called party (decoded) to the engine's detector while it
+    /// listens.
+    pub(super) fn detect_machine(&mut self, pcm: &[i16; FRAME_SAMPLES]) {
         let Some(detector) = self.machine.detector.as_mut() else {
             return;
         };
-        let mut pcm = [0i16; FRAME_BYTES];
-        for (o, &b) in pcm.iter_mut().zip(frame) {
-            *o = g711::decode_sample(b);
-        }
-        let verdict = detector.push(&pcm).map(from_verdict);
+        let verdict = detector.push(pcm).map(from_verdict);
         if detector.is_done() {
             self.machine.detector = None;
         }

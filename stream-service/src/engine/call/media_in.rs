@@ -110,8 +110,14 @@ impl Actor {
                 frame.copy_from_slice(&self.inbound[at..at + FRAME_BYTES]);
                 at += FRAME_BYTES;
                 self.recorder.caller_frame(&frame);
-                // A machine's greeting plays on while the bot waits for its beep.
-                self.detect_machine(&frame);
+                if self.machine.listening() {
+                    // A machine's greeting plays on while the bot waits for its beep.
+                    let mut pcm = [0i16; FRAME_SAMPLES];
+                    for (p, &b) in pcm.iter_mut().zip(&frame) {
+                        *p = g711::decode_sample(b);
+                    }
+                    self.detect_machine(&pcm);
+                }
             }
             self.flush_recording();
             return;
@@ -130,10 +136,10 @@ impl Actor {
         while self.carry.len() - at >= FRAME_BYTES {
             frame.copy_from_slice(&self.carry[at..at + FRAME_BYTES]);
             self.recorder.caller_frame(&frame);
-            self.detect_machine(&frame);
             for (p, &b) in pcm.iter_mut().zip(&frame) {
                 *p = g711::decode_sample(b);
             }
+            self.detect_machine(&pcm);
             at += FRAME_BYTES;
             let event = self.ep.push(&pcm);
             self.vad_event(event);

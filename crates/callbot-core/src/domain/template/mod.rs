@@ -233,6 +233,18 @@ pub struct Missing(pub Vec<String>);
 /// `text` with every placeholder replaced by its value (variables first, then built-ins). A
 /// `{{…}}` that is no placeholder is kept as written (accepted texts have none).
 pub fn fill(text: &str, vars: &Variables, builtins: &BuiltIns) -> Result<String, Missing> {
+    let (out, missing) = fill_or_blank(text, vars, builtins);
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(Missing(missing))
+    }
+}
+
+/// Like [`fill`], but a placeholder without a value becomes empty text (for a call nobody can be
+/// asked about any more, e.g. an inbound call); the names left empty (sorted, each once) come
+/// back beside the text.
+pub fn fill_or_blank(text: &str, vars: &Variables, builtins: &BuiltIns) -> (String, Vec<String>) {
     let mut out = String::with_capacity(text.len());
     let mut missing: Vec<String> = Vec::new();
     let mut copied = 0;
@@ -242,35 +254,13 @@ pub fn fill(text: &str, vars: &Variables, builtins: &BuiltIns) -> Result<String,
         copied = found.end;
         match vars.get(name).or_else(|| builtins.get(name)) {
             Some(value) => out.push_str(value),
-            None => {
-                if !missing.iter().any(|m| m == name) {
-                    missing.push(name.to_owned());
-                }
-            }
+            None if !missing.iter().any(|m| m == name) => missing.push(name.to_owned()),
+            None => {}
         }
     }
     out.push_str(&text[copied..]);
-    if missing.is_empty() {
-        Ok(out)
-    } else {
-        missing.sort();
-        Err(Missing(missing))
-    }
-}
-
-/// Like [`fill`], but a placeholder without a value becomes empty text (for a call nobody can be
-/// asked about any more, e.g. an inbound call); the names left empty come back beside the text.
-pub fn fill_or_blank(text: &str, vars: &Variables, builtins: &BuiltIns) -> (String, Vec<String>) {
-    match fill(text, vars, builtins) {
-        Ok(s) => (s, Vec::new()),
-        Err(Missing(names)) => {
-            let mut blanks = vars.clone();
-            for n in &names {
-                blanks.0.insert(n.clone(), String::new());
-            }
-            (fill(text, &blanks, builtins).unwrap_or_default(), names)
-        }
-    }
+    missing.sort();
+    (out, missing)
 }
 
 #[cfg(test)]
