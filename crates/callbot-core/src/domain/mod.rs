@@ -3,6 +3,7 @@
 mod answered;
 mod brain;
 mod call;
+pub mod campaign;
 mod ids;
 mod options;
 mod phone;
@@ -16,6 +17,7 @@ pub mod webhook;
 pub use answered::AnsweredBy;
 pub use brain::{BUILTIN_TOOLS, BotMode, Brain, Tool, TransferTarget};
 pub use call::{CallDirection, CallSid, CallStatus, CallTimers, Channel, UserLabel};
+pub use campaign::{CallingWindow, CampaignId, CampaignStatus, Outcome, RetryPolicy, RowState};
 pub use ids::{BotId, TenantId};
 pub use options::{BotOptions, Voicemail};
 pub use phone::PhoneNumber;

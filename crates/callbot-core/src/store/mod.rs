@@ -13,6 +13,9 @@ pub use calls::{
     CallFilter, CallPage, CallRecord, CallStore, Cursor, RateDecision, StatusOutcome, StatusUpdate,
 };
 
+pub use campaigns::{
+    Attempt, Campaign, CampaignCounts, CampaignRow, CampaignStore, Finish, status_conflict,
+};
 pub use keys::{ApiKeyInfo, KeyStore, key_id};
 pub use leases::{LeaseDecision, LeaseStore};
 pub use tickets::{TicketPurpose, TicketStore, new_ticket};
@@ -20,6 +23,7 @@ pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
 pub use usage::{LlmUsage, UsageStore};
 
 mod calls;
+pub mod campaigns;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod dynamo;
@@ -91,6 +95,8 @@ pub enum StoreError {
     NotFound,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("not available on this store: {0}")]
+    Unsupported(&'static str),
     #[error("store backend error: {0}")]
     Backend(String),
 }
@@ -109,6 +115,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait Store:
     CallStore
+    + CampaignStore
     + TurnStore
     + UsageStore
     + TicketStore

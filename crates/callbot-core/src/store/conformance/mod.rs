@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 mod calls;
+pub mod campaigns;
 pub use calls::sample_call;
 
 use super::{Bot, IdempotencyRecord, Store, StoreError};

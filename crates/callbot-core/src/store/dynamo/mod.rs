@@ -19,6 +19,7 @@
 //! A call's list key is `<created_at RFC 3339>#<sid>`, so both indexes list calls newest first.
 
 mod calls;
+mod campaigns;
 mod keys;
 mod leases;
 mod tickets;

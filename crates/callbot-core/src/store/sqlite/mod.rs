@@ -3,6 +3,7 @@
 //! transactions are `BEGIN IMMEDIATE`, so quotas also hold between processes sharing the file.
 
 mod calls;
+mod campaigns;
 mod keys;
 mod leases;
 mod thread;
@@ -123,6 +124,34 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE bots ADD COLUMN options TEXT;
      ALTER TABLE calls ADD COLUMN variables TEXT;
      ALTER TABLE calls ADD COLUMN answered_by TEXT;",
+    // 10: campaigns and their rows (attempts as JSON; outcome = the last attempt's)
+    "CREATE TABLE campaigns (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        bot_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        calling_window TEXT NOT NULL,
+        retry TEXT NOT NULL,
+        max_concurrency INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        row_count INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+     );
+     CREATE INDEX campaigns_by_tenant ON campaigns (tenant, id DESC);
+     CREATE TABLE campaign_rows (
+        campaign_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        to_number TEXT NOT NULL,
+        variables TEXT,
+        state TEXT NOT NULL,
+        attempts TEXT NOT NULL,
+        outcome TEXT,
+        next_at_ms INTEGER NOT NULL,
+        claimed_until_ms INTEGER NOT NULL,
+        PRIMARY KEY (campaign_id, idx)
+     );
+     CREATE INDEX campaign_rows_by_state ON campaign_rows (campaign_id, state, next_at_ms);",
 ];
 
 #[derive(Debug, Clone)]
