@@ -1,10 +1,11 @@
 //! Runs the platform on a bound listener until a shutdown future completes: the HTTP API, the
-//! media-stream service and, in
-//! local mode, the embedded Twilio simulator that stands in for the phone network.
+//! media-stream service, the campaign dialer and, in local mode, the embedded Twilio simulator
+//! that stands in for the phone network.
 
 use callbot_core::settings::Settings;
 use callbot_core::wiring;
 use callbot_functions::AppState;
+use callbot_functions::campaigns::dialer::{Dialer, SystemClock};
 use callbot_twilio_sim::Sim;
 use secrecy::ExposeSecret;
 use std::future::Future;
@@ -131,9 +132,27 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let reporter =
         callbot_stream::engine::load::report(platform.engine.clone(), platform.state.store.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let dialer = platform.state.settings.campaign_dialer.then(|| {
+        let dialer = Dialer::new(platform.state.clone(), Arc::new(SystemClock));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(dialer.run(DIALER_EVERY, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    });
     let served = axum::serve(callbot_stream::ws::no_delay(listener), app(&platform))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
         .await;
     reporter.abort();
+    if let Some(dialer) = dialer {
+        // A pass under way finishes (its claims would otherwise end `interrupted`).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(20), dialer).await;
+    }
     served
 }
+
+/// How often the campaign dialer passes over the campaigns.
+const DIALER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);

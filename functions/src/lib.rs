@@ -7,6 +7,7 @@ pub mod bots;
 pub mod browser;
 pub mod call_detail;
 pub mod calls;
+pub mod campaigns;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -80,7 +81,7 @@ impl AppState {
 #[openapi(
     info(title = "callbot API", description = "Create AI phone bots with one REST call."),
     modifiers(&ApiKeyScheme),
-    tags((name = "bots", description = "Create and manage phone bots"), (name = "keys", description = "Your API keys: list, create, revoke"), (name = "calls", description = "Outbound calls and call records"), (name = "twilio", description = "Webhooks Twilio calls (signed with X-Twilio-Signature)"), (name = "meta", description = "Health and API description"))
+    tags((name = "bots", description = "Create and manage phone bots"), (name = "keys", description = "Your API keys: list, create, revoke"), (name = "calls", description = "Outbound calls and call records"), (name = "campaigns", description = "Call a list of numbers: window, concurrency, retries, results"), (name = "twilio", description = "Webhooks Twilio calls (signed with X-Twilio-Signature)"), (name = "meta", description = "Health and API description"))
 )]
 struct ApiDoc;
 
@@ -128,6 +129,7 @@ pub fn api_for(function: Function) -> (Router<AppState>, utoipa::openapi::OpenAp
     if matches!(function, Function::Calls | Function::All) {
         r = r
             .merge(calls::routes())
+            .merge(campaigns::routes())
             .merge(call_detail::routes())
             .merge(browser::routes());
     }

@@ -238,7 +238,17 @@ async fn hold(
             retry_after_secs: Some(retry_after_secs),
         });
     }
-    // A place among the tenant's concurrent calls, held for the call once its sid is known.
+    hold_place(state, tenant, bot, now).await
+}
+
+/// Takes a place among the tenant's concurrent calls (held for the call once its sid is known)
+/// and one of the bot's calls for today.
+async fn hold_place(
+    state: &AppState,
+    tenant: &TenantId,
+    bot: &Bot,
+    now: OffsetDateTime,
+) -> ApiResult<Held> {
     let held = Held {
         calls: leases::calls_scope(tenant),
         holder: format!("pending-{}", callbot_core::apikey::random_token("", 20)),
@@ -260,6 +270,44 @@ async fn hold(
         return Err(e.into());
     }
     Ok(held)
+}
+
+/// Places a call for a campaign row: the tenant's concurrent calls and the bot's daily quota
+/// apply as to any call (not the per-user rate, which is for calls an API client starts); the
+/// call is recorded with `variables`, and whatever fails gives back what was taken.
+pub(crate) async fn place(
+    state: &AppState,
+    bot: &Bot,
+    to: &PhoneNumber,
+    variables: Variables,
+    now: OffsetDateTime,
+) -> ApiResult<CallSid> {
+    let mut held = hold_place(state, &bot.tenant, bot, now).await?;
+    let sid = dial(state, bot, to, &mut held).await?;
+    let record = CallRecord {
+        variables,
+        ..CallRecord::outbound(
+            sid.clone(),
+            &bot.tenant,
+            &bot.id,
+            bot.number.as_str(),
+            to.as_str(),
+            now,
+        )
+    };
+    if let Err(e) = state.store.create_call(&record, None).await {
+        unrecorded(state, &sid).await;
+        give_back(state, &bot.id, &held).await;
+        return Err(e.into());
+    }
+    Ok(sid)
+}
+
+/// Nothing may run that we have no record of: ends a call just placed.
+async fn unrecorded(state: &AppState, sid: &CallSid) {
+    if let Err(e) = state.telephony.hangup_call(sid).await {
+        tracing::error!(call_sid = %sid, error = %e, "could not end an unrecorded call");
+    }
 }
 
 /// Gives back what `held` holds (best effort: the lease expires anyway).
@@ -391,10 +439,7 @@ pub async fn outbound_call(
             Ok(Json(answer).into_response())
         }
         Err(err) => {
-            // Nothing may run that we have no record of: end the call we just placed.
-            if let Err(e) = state.telephony.hangup_call(&sid).await {
-                tracing::error!(call_sid = %sid, error = %e, "could not end an unrecorded call");
-            }
+            unrecorded(&state, &sid).await;
             give_back(&state, &bot.id, &held).await;
             match (err, &idem) {
                 (StoreError::IdempotencyKeyUsed, Some(rec)) => match state

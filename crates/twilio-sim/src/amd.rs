@@ -17,6 +17,24 @@ pub enum Callee {
         greeting: Duration,
     },
     Fax,
+    /// The line is busy: the call ends `busy` after a short ring, unanswered.
+    Busy,
+    /// Nobody picks up: the call rings for `ring` (or the request's `Timeout`, if shorter) and
+    /// ends `no-answer`.
+    NoAnswer {
+        ring: Duration,
+    },
+}
+
+impl Callee {
+    /// The final status of a call nobody answers, and how long it rings first.
+    pub fn unanswered(self, timeout: Duration) -> Option<(&'static str, Duration)> {
+        match self {
+            Callee::Busy => Some(("busy", Duration::from_millis(300))),
+            Callee::NoAnswer { ring } => Some(("no-answer", ring.min(timeout))),
+            Callee::Person | Callee::Machine { .. } | Callee::Fax => None,
+        }
+    }
 }
 
 /// The detection an outbound call asked for.
@@ -32,6 +50,8 @@ pub fn verdict(callee: Callee, req: &Request) -> (&'static str, Duration) {
     match callee {
         Callee::Person => ("human", Duration::from_millis(1500)),
         Callee::Fax => ("fax", Duration::from_secs(1)),
+        // Never answered: no verdict is posted.
+        Callee::Busy | Callee::NoAnswer { .. } => ("unknown", Duration::ZERO),
         Callee::Machine { greeting } if req.message_end => ("machine_end_beep", greeting),
         Callee::Machine { greeting } => {
             ("machine_start", greeting.min(Duration::from_millis(2500)))

@@ -137,7 +137,7 @@ pub struct CallContext {
 pub type MediaTimes = Arc<Mutex<Vec<(Instant, usize)>>>;
 
 impl CallContext {
-    fn emit(&self, e: Event) {
+    pub(crate) fn emit(&self, e: Event) {
         let _ = self.events.send(e);
     }
 

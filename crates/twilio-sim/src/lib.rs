@@ -313,6 +313,54 @@ impl Sim {
         }
     }
 
+    /// A call nobody answers: it rings for `ring`, then ends with `status` (`busy`,
+    /// `no-answer`), with the status callbacks Twilio sends for it.
+    fn start_unanswered(
+        &self,
+        ctx: CallContext,
+        events: mpsc::UnboundedReceiver<Event>,
+        status: &'static str,
+        ring: std::time::Duration,
+    ) -> CallHandle {
+        lock(&self.0.calls).insert(
+            ctx.sid.clone(),
+            CallEntry {
+                info: CallInfo {
+                    sid: ctx.sid.clone(),
+                    from: ctx.from.clone(),
+                    to: ctx.to.clone(),
+                    status: "queued".into(),
+                    direction: ctx.direction.clone(),
+                    date_created: rfc2822_now(),
+                    start_time: None,
+                    end_time: None,
+                    duration: None,
+                },
+                control: None,
+            },
+        );
+        let (sim, sid) = (self.clone(), ctx.sid.clone());
+        let done = tokio::spawn(async move {
+            ctx.status_callback("initiated", "queued", 0, None).await;
+            sim.set_status(&ctx.sid, "ringing", None);
+            ctx.status_callback("ringing", "ringing", 1, None).await;
+            tokio::time::sleep(ring).await;
+            sim.set_status(&ctx.sid, status, Some(0));
+            ctx.status_callback("completed", status, 2, Some(0)).await;
+            ctx.emit(Event::Ended {
+                status: status.to_owned(),
+                duration_secs: 0,
+            });
+            status.to_owned()
+        });
+        CallHandle {
+            sid,
+            events,
+            bot_audio: Arc::default(),
+            done,
+        }
+    }
+
     fn set_status(&self, sid: &str, status: &str, duration: Option<u64>) {
         if let Some(c) = lock(&self.0.calls).get_mut(sid) {
             c.info.status = status.to_owned();

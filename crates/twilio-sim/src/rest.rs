@@ -579,10 +579,23 @@ async fn create_call(
             )],
             hangup_when_done: true,
         });
+    let callee = sim.callee_kind(to);
+    let timeout = match one(&p, "Timeout") {
+        None => std::time::Duration::from_secs(60),
+        Some(t) => t
+            .parse::<u64>()
+            .ok()
+            .filter(|t| (5..=600).contains(t))
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| TwilioError::new(400, 21216, format!("Invalid Timeout {t:?}")))?,
+    };
     // Answer after this response is on its way, like the real network would.
     let amd_ctx = ctx.clone();
-    let handle = sim.start(ctx, events_rx, answer, script, "queued", 0);
-    if let Some(req) = amd {
+    let handle = match callee.unanswered(timeout) {
+        Some((status, ring)) => sim.start_unanswered(ctx, events_rx, status, ring),
+        None => sim.start(ctx, events_rx, answer, script, "queued", 0),
+    };
+    if let (Some(req), None) = (amd, callee.unanswered(timeout)) {
         let (callee, live_sim, sid) = (sim.callee_kind(to), sim.clone(), handle.sid.clone());
         tokio::spawn(crate::amd::post_verdict(amd_ctx, callee, req, move || {
             live_sim

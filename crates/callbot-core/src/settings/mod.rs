@@ -259,6 +259,9 @@ pub struct Settings {
     /// `CALLBOT_LLM_MODELS` (comma-separated): the only models the `/llm/v1` gateway forwards
     /// requests for; empty, any model the model server has.
     pub llm_gateway_models: Vec<String>,
+    /// `CALLBOT_CAMPAIGN_DIALER` (`on`, the default, or `off`): whether `callbot serve` runs the
+    /// campaign dialer (several processes on one store may all run it).
+    pub campaign_dialer: bool,
     /// `json` for machine-readable logs (Lambda, ECS), otherwise human-readable.
     pub log_json: bool,
     /// `RUST_LOG`: which logs to keep (`info,aws=warn`); each binary has its own default.

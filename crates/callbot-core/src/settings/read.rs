@@ -148,6 +148,16 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            campaign_dialer: match v.choice("CALLBOT_CAMPAIGN_DIALER").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(err(
+                        "CALLBOT_CAMPAIGN_DIALER",
+                        format!("must be on or off, not {other:?}"),
+                    ));
+                }
+            },
             log_json: v
                 .get("CALLBOT_LOG_FORMAT")
                 .is_some_and(|f| f.eq_ignore_ascii_case("json")),

@@ -88,4 +88,15 @@ pub trait Telephony: Send + Sync + std::fmt::Debug {
     async fn hangup_call(&self, sid: &CallSid) -> Result<(), TelephonyError>;
     /// Replaces what a live call is doing with `twiml` (transfers). Idempotent for the same TwiML.
     async fn redirect_call(&self, sid: &CallSid, twiml: &str) -> Result<(), TelephonyError>;
+    /// What the carrier knows of a call now; `None` when it has no such call. Read-only: safe to
+    /// retry and to cancel.
+    async fn call_state(&self, sid: &CallSid) -> Result<Option<CarrierCall>, TelephonyError>;
+}
+
+/// A call as the carrier reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarrierCall {
+    pub status: crate::domain::CallStatus,
+    pub answered_by: Option<crate::domain::AnsweredBy>,
+    pub duration_secs: Option<u32>,
 }

@@ -1,9 +1,10 @@
 //! The Twilio REST adapter of `Telephony` (API 2010-04-01): basic auth, form-encoded PascalCase
 //! requests, JSON answers, Twilio's error shape mapped to `TelephonyError`.
 
-use crate::domain::{BotId, CallSid, PhoneNumber};
+use crate::domain::{AnsweredBy, BotId, CallSid, CallStatus, PhoneNumber};
 use crate::telephony::{
-    NumberRequest, NumberWebhooks, OutboundCall, ProvisionedNumber, Telephony, TelephonyError,
+    CarrierCall, NumberRequest, NumberWebhooks, OutboundCall, ProvisionedNumber, Telephony,
+    TelephonyError,
 };
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -48,6 +49,13 @@ struct IncomingNumber {
 #[derive(Debug, Deserialize)]
 struct CallResource {
     sid: String,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    answered_by: Option<String>,
+    /// Seconds, as a string (`"42"`), once the call ended.
+    #[serde(default)]
+    duration: Option<String>,
 }
 
 /// A failed request: HTTP status plus Twilio's code and message when the body had them.
@@ -347,5 +355,39 @@ impl Telephony for TwilioTelephony {
 
     async fn redirect_call(&self, sid: &CallSid, twiml: &str) -> Result<(), TelephonyError> {
         self.update_call(sid, &[("Twiml", twiml)]).await
+    }
+
+    async fn call_state(&self, sid: &CallSid) -> Result<Option<CarrierCall>, TelephonyError> {
+        let fetched = self
+            .send::<CallResource>(
+                self.http
+                    .get(format!("{}/Calls/{sid}.json", self.account_url)),
+            )
+            .await;
+        let call = match fetched {
+            Ok(Some(call)) => call,
+            Ok(None) => return Err(TelephonyError::Rejected("Twilio sent an empty call".into())),
+            Err(f) if f.status == 404 => return Ok(None),
+            Err(f) => return Err(f.into_error()),
+        };
+        let status = call
+            .status
+            .as_deref()
+            .map(CallStatus::parse)
+            .transpose()
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                TelephonyError::Rejected(format!("Twilio sent call status {:?}", call.status))
+            })?;
+        Ok(Some(CarrierCall {
+            status,
+            // Twilio's unknown values (a newer verdict) are not an error: the call's state stands.
+            answered_by: call
+                .answered_by
+                .as_deref()
+                .and_then(|a| AnsweredBy::parse(a).ok()),
+            duration_secs: call.duration.as_deref().and_then(|d| d.parse().ok()),
+        }))
     }
 }

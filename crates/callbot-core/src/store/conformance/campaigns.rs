@@ -209,6 +209,12 @@ async fn cancelling_stops_waiting_rows_and_completion_needs_all(store: &dyn Stor
         retry_at_ms: Some(5),
     };
     assert!(store.finish_attempt(&c.id, 0, &end).await.unwrap());
+    let row = &store.campaign_rows(&c.id, None, 1).await.unwrap()[0];
+    assert_eq!(
+        row.state,
+        RowState::Done,
+        "a cancelled campaign's row is not retried"
+    );
     assert!(
         !store
             .campaigns_at_work()

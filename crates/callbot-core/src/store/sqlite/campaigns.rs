@@ -440,6 +440,15 @@ impl CampaignStore for SqliteStore {
                 return Ok(false);
             }
             last.outcome = Some(outcome.as_str().to_owned());
+            // A cancelled campaign's row is not tried again.
+            let cancelled: bool = tx
+                .query_row(
+                    "SELECT status = 'cancelled' FROM campaigns WHERE id = ?1",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            let retry_at = retry_at.filter(|_| !cancelled);
             let next = if retry_at.is_some() {
                 RowState::Pending
             } else {
