@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)]
 
+pub mod serve;
+
 use callbot_core::apikey;
 use callbot_core::domain::TenantId;
 use callbot_core::settings::{AwsSettings, Settings, StoreSettings};

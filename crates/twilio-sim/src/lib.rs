@@ -171,6 +171,16 @@ impl Sim {
         lock(&self.0.calls).get(sid).map(|c| c.info.clone())
     }
 
+    /// The numbers called by the calls not yet ended (queued, ringing or in progress), one entry
+    /// per call.
+    pub fn live_callees(&self) -> Vec<String> {
+        lock(&self.0.calls)
+            .values()
+            .filter(|c| matches!(c.info.status.as_str(), "queued" | "ringing" | "in-progress"))
+            .map(|c| c.info.to.clone())
+            .collect()
+    }
+
     /// `METHOD path` of the REST requests served so far.
     pub fn request_log(&self) -> Vec<String> {
         lock(&self.0.log).clone()

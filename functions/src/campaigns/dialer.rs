@@ -32,7 +32,7 @@ impl Clock for SystemClock {
 }
 
 /// How long a claim lasts: a dialer that has not recorded its call by then is taken for dead.
-const CLAIM_MS: i64 = 60_000;
+const CLAIM_MS: i64 = 30_000;
 /// A row that cannot be dialled now (the account's calls in progress, the carrier down) waits
 /// this long before it is tried again.
 const WAIT_MS: i64 = 15_000;
