@@ -260,3 +260,270 @@ async fn results(app: &TestApp, id: &str) -> String {
     );
     resp.text().await.unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_campaigns_are_refused_naming_the_row_and_nothing_is_stored() {
+    let app = app().await;
+    let bot = bot(&app, json!({})).await;
+    let post = |body: Value| {
+        let app = &app;
+        async move { app.post_json(&app.api_key, "/campaigns", &body).await }
+    };
+    let row = |to: &str, name: Option<&str>| match name {
+        Some(n) => json!({"to": to, "variables": {"name": n}}),
+        None => json!({"to": to}),
+    };
+    for (body, code, field) in [
+        (
+            json!({"bot_id": bot, "rows": [row("+15551230001", Some("A")), row("+15551230002", None)]}),
+            "missing_variables",
+            "rows[1]",
+        ),
+        (
+            json!({"bot_id": bot, "rows": [row("+15551230001", Some("A")), row("+1 555 123 0001", Some("B"))]}),
+            "duplicate_number",
+            "rows[1].to",
+        ),
+        (
+            json!({"bot_id": bot, "rows": [row("12", Some("A"))]}),
+            "invalid_phone_number",
+            "rows[0].to",
+        ),
+        (json!({"bot_id": bot, "rows": []}), "invalid_rows", "rows"),
+        (
+            json!({"bot_id": bot, "rows_csv": "number,name\n+15551230001,A\n"}),
+            "invalid_csv",
+            "rows_csv",
+        ),
+        (
+            json!({"bot_id": bot, "rows_csv": "to,name,time\n+15551230001,A,7\n"}),
+            "invalid_variables",
+            "rows_csv line 2",
+        ),
+        (
+            json!({"bot_id": bot, "rows_csv": "to,name\n+15551230001,A\n+15551230002,\n"}),
+            "missing_variables",
+            "rows_csv line 3",
+        ),
+        (
+            json!({"bot_id": bot, "rows": [row("+15551230001", Some("A"))], "window": {"start": "18:00", "end": "09:00"}}),
+            "invalid_window",
+            "window",
+        ),
+        (
+            json!({"bot_id": bot, "rows": [row("+15551230001", Some("A"))], "retry": {"busy": {"attempts": 0}}}),
+            "invalid_retry",
+            "retry",
+        ),
+        (
+            json!({"bot_id": bot, "rows": [row("+15551230001", Some("A"))], "max_concurrency": 0}),
+            "invalid_max_concurrency",
+            "max_concurrency",
+        ),
+        (
+            json!({"rows": [row("+15551230001", Some("A"))]}),
+            "missing_fields",
+            "bot_id",
+        ),
+    ] {
+        let (status, err) = post(body.clone()).await;
+        assert_eq!(
+            (status, err["code"].as_str(), err["field"].as_str()),
+            (400, Some(code), Some(field)),
+            "{body} -> {err}"
+        );
+    }
+    let (status, err) = post(json!({"bot_id": "bot_0123456789abcdef0123456789abcdef", "rows": [row("+15551230001", Some("A"))]})).await;
+    assert_eq!((status, err["code"].as_str()), (404, Some("not_found")));
+    let (_, list) = app.get(&app.api_key, "/campaigns").await;
+    assert_eq!(list["campaigns"], json!([]), "nothing was stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_uploaded_csv_campaign_pauses_resumes_and_cancels_for_its_tenant_only() {
+    let app = app().await;
+    let bot = bot(&app, json!({"variables": {"name": "there"}})).await;
+    let csv = "to,name,when\n+15551230001,Ana,7 PM\n+15551230002,,8 PM\n+15551230003,Bo,\n";
+    let form = reqwest::multipart::Form::new()
+        .text("bot_id", bot.clone())
+        .text("name", "Upload")
+        .text("max_concurrency", "2")
+        .text("window", r#"{"start": "00:00", "end": "24:00"}"#)
+        .part(
+            "rows",
+            reqwest::multipart::Part::text(csv)
+                .file_name("list.csv")
+                .mime_str("text/csv")
+                .unwrap(),
+        );
+    let resp = app
+        .client
+        .post(app.url("/campaigns"))
+        .header("x-api-key", &app.api_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let c: Value = resp.json().await.unwrap();
+    assert_eq!(status, 201, "{c}");
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (
+            c["name"].as_str(),
+            c["max_concurrency"].as_u64(),
+            c["status"].as_str()
+        ),
+        (Some("Upload"), Some(2), Some("running"))
+    );
+    assert_eq!(
+        c["window"],
+        json!({"days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "00:00", "end": "24:00"})
+    );
+    let (_, page) = app
+        .get(&app.api_key, &format!("/campaigns/{id}/rows"))
+        .await;
+    assert_eq!(
+        page["rows"][1]["variables"],
+        json!({"when": "8 PM"}),
+        "an empty cell leaves the bot's default"
+    );
+    assert_eq!(page["rows"][2]["variables"], json!({"name": "Bo"}));
+    // Another tenant sees nothing of it.
+    let other = app.new_key("globex").await;
+    assert_eq!(app.get(&other, &format!("/campaigns/{id}")).await.0, 404);
+    assert_eq!(
+        app.post_json(&other, &format!("/campaigns/{id}/pause"), &json!({}))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        app.get(&other, "/campaigns").await.1["campaigns"],
+        json!([])
+    );
+    // Paused, nothing is dialled; resumed, it is; cancelled, the rest never rings.
+    let (s, v) = app
+        .post_json(&app.api_key, &format!("/campaigns/{id}/pause"), &json!({}))
+        .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("paused")));
+    let (s, v) = app
+        .post_json(&app.api_key, &format!("/campaigns/{id}/pause"), &json!({}))
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("invalid_transition")),
+        "{v}"
+    );
+    let mut dialer = Dialer::new(app.state.clone(), ManualClock::at("2026-12-03T03:00:00Z"));
+    assert_eq!(dialer.pass().await.placed, 0, "a paused campaign dials");
+    app.sim()
+        .set_callee_script("+15551230001", common::short_call());
+    app.post_json(&app.api_key, &format!("/campaigns/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!(dialer.pass().await.placed, 2, "max_concurrency 2");
+    let (s, v) = app
+        .post_json(&app.api_key, &format!("/campaigns/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(
+        (s, v["counts"]["cancelled"].as_u64()),
+        (200, Some(1)),
+        "{v}"
+    );
+    let v = drive(&app, &mut dialer, &id, |c| c["counts"]["done"] == 2).await;
+    assert_eq!(v.placed, 0);
+    let (_, c) = app.get(&app.api_key, &format!("/campaigns/{id}")).await;
+    assert_eq!(c["status"], "cancelled");
+    let (s, v) = app
+        .post_json(&app.api_key, &format!("/campaigns/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!((s, v["code"].as_str()), (409, Some("invalid_transition")));
+    // The first row's call got its variables.
+    let (_, page) = app
+        .get(&app.api_key, &format!("/campaigns/{id}/rows?limit=1"))
+        .await;
+    let sid = page["rows"][0]["attempts"][0]["call_sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let call = common::call_view(&app, &sid).await;
+    assert_eq!(call["variables"], json!({"name": "Ana", "when": "7 PM"}));
+}
+
+/// `callbot serve` killed with SIGKILL while calls are in progress, then restarted on the same
+/// data: every row ends, and no number is called twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_resumes_its_campaign_without_calling_anyone_twice() {
+    use common::serve::start_serve_with;
+    let dir = tempfile::tempdir().unwrap();
+    let key = "kill-test-key-0123456789";
+    let env = [("CALLBOT_LLM", "off"), ("CALLBOT_SPEECH", "instant")];
+    let (mut server, base, _) = start_serve_with(dir.path(), Some(key), &env);
+    let client = reqwest::Client::new();
+    let post = |base: String, path: &str, body: Value| {
+        let req = client
+            .post(format!("{base}{path}"))
+            .header("x-api-key", key)
+            .json(&body);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let get = |base: String, path: String| {
+        let req = client.get(format!("{base}{path}")).header("x-api-key", key);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let mut body = common::bot_body();
+    body["silence_timeout_secs"] = json!(3);
+    let bot = post(base.clone(), "/bots", body).await;
+    let rows: Vec<Value> = (0..24).map(|i| json!({"to": number(i)})).collect();
+    let c = post(base.clone(), "/campaigns", json!({"bot_id": bot["id"], "rows": rows, "max_concurrency": 4,
+        "window": {"start": "00:00", "end": "24:00"}, "retry": {"failed": {"attempts": 3, "delay_seconds": 0}}})).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    // Kill it while calls are up, after some rows finished.
+    let mut progress = Value::Null;
+    for _ in 0..600 {
+        progress = get(base.clone(), format!("/campaigns/{id}")).await;
+        if progress["counts"]["done"].as_u64() >= Some(4)
+            && progress["counts"]["calling"].as_u64() >= Some(1)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        progress["counts"]["calling"].as_u64() >= Some(1),
+        "{progress}"
+    );
+    server.0.kill().unwrap(); // SIGKILL
+    server.0.wait().unwrap();
+    let (_server, base, _) = start_serve_with(dir.path(), Some(key), &env);
+    let mut done = Value::Null;
+    for _ in 0..1200 {
+        done = get(base.clone(), format!("/campaigns/{id}")).await;
+        if done["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["status"], "completed", "{done}");
+    let interrupted = done["outcomes"]["interrupted"].as_u64().unwrap_or(0);
+    assert!(
+        interrupted >= 1,
+        "the calls cut by the kill end interrupted: {done}"
+    );
+    assert_eq!(
+        done["outcomes"]["answered"].as_u64().unwrap_or(0) + interrupted,
+        24,
+        "{done}"
+    );
+    // Every number got exactly one call, across both processes.
+    let calls = get(base.clone(), "/calls?limit=100".into()).await;
+    let mut called: Vec<String> = calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["to"].as_str().unwrap().to_owned())
+        .collect();
+    called.sort();
+    let expected: Vec<String> = (0..24).map(number).collect();
+    assert_eq!(called, expected, "each number called once");
+}

@@ -199,7 +199,7 @@ pub fn rows(req: &CampaignRequest, bot: &Bot, now: OffsetDateTime) -> ApiResult<
                     .as_ref()
                     .map(|v| Variables::parse(v, &format!("rows[{i}].variables")))
                     .transpose()
-                    .map_err(|e| ApiError::field(&format!("rows[{i}].variables"), e))?
+                    .map_err(|e| variables_error(&format!("rows[{i}].variables"), e))?
                     .unwrap_or_default();
                 Ok((format!("rows[{i}]"), r.to.clone().unwrap_or_default(), vars))
             })
@@ -267,6 +267,15 @@ pub fn rows(req: &CampaignRequest, bot: &Bot, now: OffsetDateTime) -> ApiResult<
     Ok(rows)
 }
 
+/// A row's variables refused (the message already names `at`).
+fn variables_error(at: &str, e: callbot_core::ParseError) -> ApiError {
+    ApiError::BadRequest {
+        code: e.code,
+        message: e.message,
+        field: Some(at.to_owned()),
+    }
+}
+
 /// CSV with a header row: `to` and one column per variable; an empty cell leaves that
 /// variable to the bot's default.
 fn from_csv(text: &str) -> ApiResult<Vec<(String, String, Variables)>> {
@@ -306,7 +315,7 @@ fn from_csv(text: &str) -> ApiResult<Vec<(String, String, Variables)>> {
         }
         let at = format!("rows_csv line {line}");
         let vars = Variables::parse(&serde_json::Value::Object(vars), &at)
-            .map_err(|e| ApiError::field(&at, e))?;
+            .map_err(|e| variables_error(&at, e))?;
         out.push((at, record.get(to_col).unwrap_or("").to_owned(), vars));
         if out.len() > MAX_ROWS {
             break;
