@@ -71,6 +71,47 @@ callbot_get_recording() {
   curl -sS -X GET "$CALLBOT_URL/calls/${1:?sid}/recording${2:+?$2}"
 }
 
+# GET /campaigns — List your campaigns, newest first.
+callbot_list_campaigns() {
+  curl -sS -X GET "$CALLBOT_URL/campaigns${1:+?$1}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# POST /campaigns — Start a campaign.
+callbot_create_campaign() {
+  local example='{"bot_id":"bot_0193a5c4e1f27c3d8a9b0c1d2e3f4a5b","max_concurrency":10,"name":"December reminders","retry":{"no_answer":{"attempts":3,"delay_seconds":3600}},"rows":[{"to":"+15551230001","variables":{"name":"Ana","time":"7 PM"}}],"window":{"days":["mon","tue","wed","thu","fri"],"end":"17:00","start":"09:00"}}'
+  curl -sS -X POST "$CALLBOT_URL/campaigns" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}" -H 'Content-Type: application/json' --data "${1:-$example}"
+}
+
+# GET /campaigns/{id} — Show a campaign: its settings, rows per state and finished rows per outcome.
+callbot_get_campaign() {
+  curl -sS -X GET "$CALLBOT_URL/campaigns/${1:?id}${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# POST /campaigns/{id}/cancel — Cancel a campaign: rows still waiting are cancelled; calls in progress finish.
+callbot_cancel_campaign() {
+  curl -sS -X POST "$CALLBOT_URL/campaigns/${1:?id}/cancel${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# POST /campaigns/{id}/pause — Pause a running campaign: nothing new is dialled; calls in progress finish.
+callbot_pause_campaign() {
+  curl -sS -X POST "$CALLBOT_URL/campaigns/${1:?id}/pause${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# GET /campaigns/{id}/results.csv — Download a campaign's results as CSV.
+callbot_campaign_results() {
+  curl -sS -X GET "$CALLBOT_URL/campaigns/${1:?id}/results.csv${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# POST /campaigns/{id}/resume — Resume a paused campaign.
+callbot_resume_campaign() {
+  curl -sS -X POST "$CALLBOT_URL/campaigns/${1:?id}/resume${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# GET /campaigns/{id}/rows — List a campaign's rows with their attempts and call sids, in list order.
+callbot_campaign_rows() {
+  curl -sS -X GET "$CALLBOT_URL/campaigns/${1:?id}/rows${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
 # POST /end-call — End a call placed with `/outbound-call`.
 callbot_end_call() {
   local example='{"callSid":"CA0123456789abcdef0123456789abcdef","user_id":"customer-42"}'

@@ -139,7 +139,7 @@ pub(crate) async fn tenant_campaign(
             "window": {"days": ["mon","tue","wed","thu","fri"], "start": "09:00", "end": "17:00"},
             "retry": {"no_answer": {"attempts": 3, "delay_seconds": 3600}},
             "rows": [{"to": "+15551230001", "variables": {"name": "Ana", "time": "7 PM"}}]})),
-        (request::CampaignRequest = "multipart/form-data"))),
+        (request::CampaignUpload = "multipart/form-data"))),
     responses((status = 201, body = CampaignView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "The bot is paused"),

@@ -46,7 +46,11 @@ pub struct CampaignRequest {
     pub bot_id: Option<String>,
     /// Your name for it (1-100 characters). Default: "Campaign" and its creation time.
     #[serde(default)]
-    #[schema(max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: Option<String>,
     /// Who to call: `to` and `variables` per row (1-10,000 rows; or `rows_csv`).
     #[serde(default)]
@@ -57,7 +61,7 @@ pub struct CampaignRequest {
     /// When calls may be placed, in the bot's `timezone`: `{"days": ["mon", …], "start":
     /// "09:00", "end": "17:00"}`. Default: every day, 09:00-20:00.
     #[serde(default)]
-    #[schema(value_type = Option<Object>, example = json!({"days": ["mon","tue","wed","thu","fri"], "start": "09:00", "end": "17:00"}))]
+    #[schema(value_type = Option<WindowDoc>, example = json!({"days": ["mon","tue","wed","thu","fri"], "start": "09:00", "end": "17:00"}))]
     pub window: Option<serde_json::Value>,
     /// Calls in progress at once (1-100, default 5). The account's own limit on calls in
     /// progress also applies.
@@ -68,8 +72,83 @@ pub struct CampaignRequest {
     /// s}`, attempts in all (1-10) and the wait between them. Default: no answer 2 attempts an
     /// hour apart, busy 3 ten minutes apart, failed and machine 1.
     #[serde(default)]
-    #[schema(value_type = Option<Object>, example = json!({"no_answer": {"attempts": 3, "delay_seconds": 3600}}))]
+    #[schema(value_type = Option<RetryDoc>, example = json!({"no_answer": {"attempts": 3, "delay_seconds": 3600}}))]
     pub retry: Option<serde_json::Value>,
+}
+
+/// The same campaign as a `multipart/form-data` upload (`curl -F rows=@list.csv …`).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // describes the form; `from_form` reads it
+pub struct CampaignUpload {
+    #[schema(pattern = "^bot_[0-9a-f]{32}$")]
+    bot_id: String,
+    /// The list: CSV with a header row, `to` and one column per variable.
+    #[schema(format = Binary, content_media_type = "text/csv")]
+    rows: String,
+    name: Option<String>,
+    #[schema(minimum = 1, maximum = 100)]
+    max_concurrency: Option<u32>,
+    /// The calling window, as JSON text.
+    #[schema(content_media_type = "application/json")]
+    window: Option<String>,
+    /// The retry policy, as JSON text.
+    #[schema(content_media_type = "application/json")]
+    retry: Option<String>,
+}
+
+/// A calling window: days of the week and hours of the day, in the bot's time zone.
+#[derive(Debug, utoipa::ToSchema)]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // describes what `CallingWindow::parse` reads
+pub struct WindowDoc {
+    /// Days calls may be placed on (default: every day).
+    #[schema(min_items = 1)]
+    days: Option<Vec<DayDoc>>,
+    /// From (default 09:00), `HH:MM`.
+    #[schema(pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", example = "09:00")]
+    start: Option<String>,
+    /// Until (default 20:00, exclusive), `HH:MM`, at most 24:00; after `start`.
+    #[schema(pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", example = "17:00")]
+    end: Option<String>,
+}
+
+#[derive(Debug, utoipa::ToSchema)]
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum DayDoc {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// Attempts in all and the wait between them, for rows whose calls end one way.
+#[derive(Debug, utoipa::ToSchema)]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct RetryRuleDoc {
+    #[schema(minimum = 1, maximum = 10)]
+    attempts: Option<u8>,
+    #[schema(minimum = 0, maximum = 604800)]
+    delay_seconds: Option<u32>,
+}
+
+/// The retry rule per outcome; outcomes left out keep their default.
+#[derive(Debug, utoipa::ToSchema)]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct RetryDoc {
+    no_answer: Option<RetryRuleDoc>,
+    busy: Option<RetryRuleDoc>,
+    failed: Option<RetryRuleDoc>,
+    machine: Option<RetryRuleDoc>,
 }
 
 /// Reads the body: JSON, or `multipart/form-data`.
