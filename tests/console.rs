@@ -314,3 +314,129 @@ async fn the_console_in_a_real_browser() {
     b.shot("08-calls-phone-width").await.unwrap();
     let _ = c.clone().close().await;
 }
+
+/// A campaign from the console: a CSV list uploaded through the form, the campaign's page with
+/// its progress and rows, paused from its button, and the results downloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_campaign_from_the_console() {
+    if !browser::available() {
+        return;
+    }
+    let app = common::spawn_app_with(|s| s.campaign_dialer = false).await;
+    let (status, bot) = app
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "Remind {{name}} of the table", "webhook": "https://example.com/hook"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{bot}");
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("list.csv");
+    std::fs::write(
+        &csv,
+        "to,name\n+15551230001,Ana\n+15551230002,Bo\n+15551230003,Cy\n",
+    )
+    .unwrap();
+    let b = Browser::start("console-campaign", None).await.unwrap();
+    let c = &b.client;
+    c.goto(&app.url("/console")).await.unwrap();
+    b.css("#key")
+        .await
+        .unwrap()
+        .send_keys(&app.api_key)
+        .await
+        .unwrap();
+    b.css("form button[type=submit]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
+        .await
+        .unwrap();
+    c.goto(&app.url("/console#/campaigns")).await.unwrap();
+    b.until(
+        "document.querySelector('h1')?.textContent === 'Campaigns'",
+        10,
+    )
+    .await
+    .unwrap();
+    b.css("#c-name")
+        .await
+        .unwrap()
+        .send_keys("Console reminders")
+        .await
+        .unwrap();
+    b.css("#c-rows")
+        .await
+        .unwrap()
+        .send_keys(csv.to_str().unwrap())
+        .await
+        .unwrap();
+    b.css("form button[type=submit]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "document.querySelector('h1')?.textContent === 'Console reminders'",
+        10,
+    )
+    .await
+    .unwrap();
+    let shown = b
+        .until(
+            "document.querySelector('main table tbody')?.rows.length",
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, 3);
+    let (_, list) = app.get(&app.api_key, "/campaigns").await;
+    let id = list["campaigns"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list["campaigns"][0]["window"]["start"], "09:00");
+    b.shot("campaign-page").await.unwrap();
+    // Paused from its page.
+    b.css("#c-pause").await.unwrap().click().await.unwrap();
+    b.until(
+        "document.querySelector('main p.muted')?.textContent.startsWith('paused')",
+        10,
+    )
+    .await
+    .unwrap();
+    let (_, c) = app.get(&app.api_key, &format!("/campaigns/{id}")).await;
+    assert_eq!(c["status"], "paused");
+    // A wrong upload shows the API's error.
+    c_upload_error(&b, &app, dir.path()).await;
+}
+
+async fn c_upload_error(b: &Browser, app: &common::TestApp, dir: &std::path::Path) {
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "number,name\n+15551230001,Ana\n").unwrap();
+    b.client
+        .goto(&app.url("/console#/campaigns"))
+        .await
+        .unwrap();
+    b.until("document.querySelector('#c-rows') !== null", 10)
+        .await
+        .unwrap();
+    b.css("#c-rows")
+        .await
+        .unwrap()
+        .send_keys(bad.to_str().unwrap())
+        .await
+        .unwrap();
+    b.css("form button[type=submit]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let err = b
+        .until("document.querySelector('form p.error')?.textContent", 10)
+        .await
+        .unwrap();
+    assert!(err.as_str().unwrap().contains("\"to\" column"), "{err}");
+}

@@ -64,13 +64,15 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 
 /// The pages (GET), served by the `bots` function and not in the OpenAPI document: the API's
 /// description and docs, and the web console's files (`crate::console`).
-pub const DOC_ROUTES: [&str; 6] = [
+pub const DOC_ROUTES: [&str; 8] = [
     "/openapi.json",
     "/docs",
     "/console",
     "/console/app.js",
     "/console/app.css",
     "/console/config.json",
+    "/console/lib.js",
+    "/console/campaigns.js",
 ];
 
 /// `/openapi.json` and `/docs` (a self-contained page: no CDN, works offline).

@@ -1,78 +1,12 @@
 // The callbot console: a client of the public API (REST with the X-API-Key header, call sockets
 // with single-use tickets). The key lives in this tab's sessionStorage only.
 
-const $ = (sel, el = document) => el.querySelector(sel);
-const main = $("#main");
-const KEY = "callbot.key";
+import { $, main, KEY, cleanup, h, svg, parseEvent, act, toast, api, fmtTime, page } from "/console/lib.js";
+import { campaigns, campaignPage } from "/console/campaigns.js";
+
 let config = { stream_base: location.origin.replace(/^http/, "ws") };
 /** A new bot's webhook secret, shown once on the bots page until dismissed. */
 let newSecret = null;
-let cleanup = [];
-
-/** Elements from a tag, attributes and children (text is escaped by the DOM). */
-function h(tag, attrs = {}, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "text") el.textContent = v;
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const kid of kids.flat()) if (kid !== null && kid !== undefined) el.append(kid);
-  return el;
-}
-
-const svg = (tag, attrs = {}, ...kids) => {
-  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  for (const kid of kids.flat()) el.append(kid);
-  return el;
-};
-
-/** A socket message as an event, or null (and a notice) when it is not JSON. */
-function parseEvent(m) {
-  try {
-    const e = JSON.parse(m.data);
-    if (e && typeof e === "object" && typeof e.event === "string") return e;
-  } catch { /* shown below */ }
-  toast("The call socket sent a message the console cannot read; it was skipped.");
-  return null;
-}
-
-/** Runs an action of a button; its failure is shown, never swallowed. */
-async function act(f) {
-  try { await f(); } catch (ex) { toast(ex.message || String(ex)); }
-}
-
-function toast(msg) {
-  const t = $("#toast");
-  t.textContent = msg;
-  t.hidden = false;
-  setTimeout(() => { t.hidden = true; }, 4000);
-}
-
-class ApiError extends Error {
-  constructor(status, body) {
-    super((body && body.error) || `HTTP ${status}`);
-    this.status = status;
-    this.body = body || {};
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { "X-API-Key": sessionStorage.getItem(KEY) || "" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
-  if (r.status === 401 && !location.hash.startsWith("#/signin")) {
-    sessionStorage.removeItem(KEY);
-    location.hash = "#/signin";
-  }
-  if (!r.ok) throw new ApiError(r.status, json);
-  return json;
-}
 
 /** A single-use ticket and the socket URL it opens (`supervise` names the call it opens). */
 async function socketUrl(path, purpose, params = {}) {
@@ -80,15 +14,6 @@ async function socketUrl(path, purpose, params = {}) {
   const t = await api("POST", "/call/tickets", body);
   const q = new URLSearchParams({ ...params, ticket: t.ticket });
   return `${config.stream_base}${path}?${q}`;
-}
-
-const fmtTime = (s) => (s ? new Date(s).toLocaleString() : "");
-
-function page(title, ...kids) {
-  for (const f of cleanup.splice(0)) f();
-  main.replaceChildren(h("h1", { text: title }), ...kids.filter((k) => k !== null && k !== undefined));
-  document.title = `${title} · callbot`;
-  main.focus();
 }
 
 // ---------------------------------------------------------------- sign in
@@ -500,6 +425,8 @@ async function route() {
     else if (parts[0] === "bots" && parts[1]) await editBot(parts[1]);
     else if (parts[0] === "calls" && parts[1]) await callPage(parts[1]);
     else if (parts[0] === "calls") await calls(params);
+    else if (parts[0] === "campaigns" && parts[1]) await campaignPage(parts[1]);
+    else if (parts[0] === "campaigns") await campaigns();
     else if (parts[0] === "live" && parts[1]) await livePage(parts[1]);
     else if (parts[0] === "live") await live();
     else if (parts[0] === "talk" && parts[1]) await talk(parts[1]);

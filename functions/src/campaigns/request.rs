@@ -97,8 +97,7 @@ pub struct CampaignUpload {
 }
 
 /// A calling window: days of the week and hours of the day, in the bot's time zone.
-#[derive(Debug, utoipa::ToSchema)]
-#[derive(serde::Deserialize)]
+#[derive(Debug, utoipa::ToSchema, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // describes what `CallingWindow::parse` reads
 pub struct WindowDoc {
@@ -113,8 +112,7 @@ pub struct WindowDoc {
     end: Option<String>,
 }
 
-#[derive(Debug, utoipa::ToSchema)]
-#[derive(serde::Deserialize)]
+#[derive(Debug, utoipa::ToSchema, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[allow(dead_code)]
 pub enum DayDoc {
@@ -128,8 +126,7 @@ pub enum DayDoc {
 }
 
 /// Attempts in all and the wait between them, for rows whose calls end one way.
-#[derive(Debug, utoipa::ToSchema)]
-#[derive(serde::Deserialize)]
+#[derive(Debug, utoipa::ToSchema, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct RetryRuleDoc {
@@ -140,8 +137,7 @@ pub struct RetryRuleDoc {
 }
 
 /// The retry rule per outcome; outcomes left out keep their default.
-#[derive(Debug, utoipa::ToSchema)]
-#[derive(serde::Deserialize)]
+#[derive(Debug, utoipa::ToSchema, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct RetryDoc {
