@@ -46,7 +46,7 @@ pub async fn run(
     opts: &CallOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<String> {
-    if !matches!(settings.telephony, TelephonySettings::Local) {
+    if !matches!(settings.telephony, TelephonySettings::Local { .. }) {
         anyhow::bail!(
             "`callbot call` simulates the phone network of local mode; with Twilio configured, call the bot's number from a phone"
         );

@@ -51,6 +51,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
             Some(settings.data_dir.join("twilio-sim-numbers.json")),
         )
     });
+    if let (Some(sim), callbot_core::settings::TelephonySettings::Local { callees }) =
+        (&sim, &settings.telephony)
+    {
+        for (number, kind) in callees {
+            sim.set_callee_kind(number.as_str(), simulated(*kind));
+        }
+    }
     let (stt, tts) = callbot_stream::speech::from_settings(&settings.calls.speech)
         .await
         .context("setting up speech")?;
@@ -74,6 +81,24 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         sim,
         engine,
     })
+}
+
+/// The simulator's callee for a configured kind.
+fn simulated(kind: callbot_core::settings::SimulatedCallee) -> callbot_twilio_sim::amd::Callee {
+    use callbot_core::settings::SimulatedCallee as K;
+    use callbot_twilio_sim::amd::Callee;
+    use std::time::Duration;
+    match kind {
+        K::Person => Callee::Person,
+        K::Machine => Callee::Machine {
+            greeting: Duration::from_secs(4),
+        },
+        K::Busy => Callee::Busy,
+        K::NoAnswer => Callee::NoAnswer {
+            ring: Duration::from_secs(15),
+        },
+        K::Fax => Callee::Fax,
+    }
 }
 
 /// The engine's live calls, for `/call/kill` on calls no carrier holds.

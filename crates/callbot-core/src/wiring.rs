@@ -99,7 +99,7 @@ pub async fn twilio_account(settings: &Settings) -> Result<TwilioAccount, Wiring
                 simulated: false,
             })
         }
-        TelephonySettings::Local => {
+        TelephonySettings::Local { .. } => {
             let token = local_sim_token(&settings.data_dir)?;
             let account_sid = local_sim_account_sid(&token);
             let token = SecretString::from(token);

@@ -49,14 +49,47 @@ pub enum RecordingsSettings {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TelephonySettings {
     /// The embedded Twilio simulator (`/_sim/twilio`) with fake +1555 numbers; calls are simulated
-    /// (`callbot call`). Its auth token is generated into the data dir.
-    Local,
+    /// (`callbot call`). Its auth token is generated into the data dir. Outbound calls reach
+    /// people who stay silent, except at the numbers `callees` names
+    /// (`CALLBOT_SIM_CALLEES=+15551230004=machine,+15551230007=busy`).
+    Local {
+        /// Read from `CALLBOT_SIM_CALLEES` only.
+        #[serde(skip)]
+        callees: Vec<(crate::domain::PhoneNumber, SimulatedCallee)>,
+    },
     Twilio {
         account_sid: String,
         credentials: TwilioCredentials,
         /// `https://api.twilio.com` unless overridden (`TWILIO_API_BASE`).
         api_base: String,
     },
+}
+
+/// What the embedded simulator's callee at a number is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimulatedCallee {
+    /// Answers and stays silent (the default).
+    Person,
+    /// An answering machine: a 4-second greeting and a beep.
+    Machine,
+    /// Busy.
+    Busy,
+    /// Rings for 15 seconds, unanswered.
+    NoAnswer,
+    Fax,
+}
+
+impl SimulatedCallee {
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw.trim().to_ascii_lowercase().as_str() {
+            "person" => Self::Person,
+            "machine" => Self::Machine,
+            "busy" => Self::Busy,
+            "no-answer" | "no_answer" => Self::NoAnswer,
+            "fax" => Self::Fax,
+            _ => return None,
+        })
+    }
 }
 
 /// Where the Twilio secrets come from.

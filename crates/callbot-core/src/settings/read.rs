@@ -205,9 +205,39 @@ fn recordings(v: &Vars, data_dir: &Path) -> Result<RecordingsSettings, SettingsE
     })
 }
 
+/// `CALLBOT_SIM_CALLEES`: `NUMBER=KIND` pairs, comma-separated (kinds: person, machine, busy,
+/// no-answer, fax).
+fn sim_callees(
+    v: &Vars,
+) -> Result<Vec<(crate::domain::PhoneNumber, super::SimulatedCallee)>, SettingsError> {
+    let name = "CALLBOT_SIM_CALLEES";
+    let Some(raw) = v.get(name) else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            let (number, kind) = pair
+                .split_once('=')
+                .ok_or_else(|| err(name, format!("{pair:?} is not NUMBER=KIND")))?;
+            let number = crate::domain::PhoneNumber::parse(number)
+                .map_err(|e| err(name, format!("{number:?}: {e}")))?;
+            let kind = super::SimulatedCallee::parse(kind).ok_or_else(|| {
+                err(
+                    name,
+                    format!("{kind:?} is not person, machine, busy, no-answer or fax"),
+                )
+            })?;
+            Ok((number, kind))
+        })
+        .collect()
+}
+
 fn telephony(v: &Vars) -> Result<TelephonySettings, SettingsError> {
     let Some(sid) = v.get("TWILIO_ACCOUNT_SID") else {
-        return Ok(TelephonySettings::Local);
+        return Ok(TelephonySettings::Local {
+            callees: sim_callees(v)?,
+        });
     };
     let credentials = match (v.get("TWILIO_SECRET_ID"), v.get("TWILIO_AUTH_TOKEN")) {
         (Some(_), Some(_)) => {

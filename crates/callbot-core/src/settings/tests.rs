@@ -14,7 +14,7 @@ fn embedded_defaults() {
     let s = Settings::from_vars(&HashMap::new()).unwrap();
     assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
     assert!(matches!(s.store, StoreSettings::Sqlite { .. }));
-    assert!(matches!(s.telephony, TelephonySettings::Local));
+    assert!(matches!(s.telephony, TelephonySettings::Local { .. }));
     assert!(!s.webhook_policy.allow_private);
     assert_eq!(s.limits.max_bots_per_tenant, 10);
     assert!(matches!(s.llm, LlmSettings::Local { threads: 2, .. }));
