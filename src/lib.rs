@@ -13,4 +13,5 @@ pub mod bench_webrtc;
 pub mod browser;
 pub mod call;
 pub mod devkit;
+pub mod postcall;
 pub mod server;

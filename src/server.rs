@@ -1,7 +1,8 @@
 //! Runs the platform on a bound listener until a shutdown future completes: the HTTP API, the
-//! media-stream service, the campaign dialer and, in local mode, the embedded Twilio simulator
+//! media-stream service, the campaign dialer, the post-call worker (events, analysis) and, in local mode, the embedded Twilio simulator
 //! that stands in for the phone network.
 
+use crate::postcall::PostCall;
 use callbot_core::settings::Settings;
 use callbot_core::wiring;
 use callbot_functions::AppState;
@@ -161,10 +162,22 @@ pub async fn run(
     let dialer = platform.state.settings.campaign_dialer.then(|| {
         let dialer = Dialer::new(platform.state.clone(), Arc::new(SystemClock));
         let mut stop = stop_rx.clone();
-        tokio::spawn(dialer.run(DIALER_EVERY, async move {
+        tokio::spawn(dialer.run(WORK_EVERY, async move {
             let _ = stop.wait_for(|s| *s).await;
         }))
     });
+    let mut stop = stop_rx.clone();
+    let post_call = PostCall {
+        state: platform.state.clone(),
+        llm: platform.engine.llm.clone(),
+        http: platform
+            .engine
+            .outbound(platform.state.settings.webhook_policy)
+            .clone(),
+    };
+    let mut post_call = tokio::spawn(post_call.run(WORK_EVERY, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
     let served = axum::serve(callbot_stream::ws::no_delay(listener), app(&platform))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -176,8 +189,15 @@ pub async fn run(
         // A pass under way finishes (its claims would otherwise end `interrupted`).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(20), dialer).await;
     }
+    // An analysis under way may take long: what is not finished is redone after a restart.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut post_call)
+        .await
+        .is_err()
+    {
+        post_call.abort();
+    }
     served
 }
 
-/// How often the campaign dialer passes over the campaigns.
-const DIALER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the campaign dialer and the post-call worker look for work.
+const WORK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);

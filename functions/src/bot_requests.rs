@@ -112,6 +112,13 @@ pub struct CreateBotRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>, example = json!({"action": "leave_message", "message": "Hi {{name}}, this is Bella Vista. Please call us back."}))]
     pub(crate) voicemail: Option<serde_json::Value>,
+    /// What the model gives after each call: `{"summary": true, "structured_data": {JSON Schema
+    /// with "type": "object"}, "success_criteria": "…"}` (each optional; the summary is on by
+    /// default when a model is configured). Needs a model (409 `llm_unavailable` otherwise).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"success_criteria": "The caller confirmed the booking",
+        "structured_data": {"type": "object", "properties": {"party": {"type": "integer"}}}}))]
+    pub(crate) analysis: Option<serde_json::Value>,
     /// Preferred area code for the number (US/CA, 3 digits).
     #[serde(default)]
     #[schema(pattern = "^[0-9]{3}$")]
@@ -190,6 +197,10 @@ pub struct UpdateBotRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub(crate) voicemail: Option<serde_json::Value>,
+    /// Replaces the analysis plan; `{}` returns to the default.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) analysis: Option<serde_json::Value>,
     /// `true` issues a new webhook signing secret, returned once in the response.
     #[serde(default)]
     pub(crate) rotate_webhook_secret: Option<bool>,

@@ -82,6 +82,9 @@ pub struct BotView {
     /// What an answering machine gets: `{"action": "hang_up"}` or `leave_message` with its text.
     #[schema(value_type = Object)]
     voicemail: serde_json::Value,
+    /// What the model gives after each call (summary, structured data, success criteria).
+    #[schema(value_type = Object)]
+    analysis: serde_json::Value,
     status: String,
     /// Calls taken today (UTC).
     calls_today: u32,
@@ -124,6 +127,7 @@ impl BotView {
             timezone: bot.options.timezone.as_str().to_owned(),
             variables: bot.options.variables.to_json(),
             voicemail: bot.options.voicemail.to_json(),
+            analysis: bot.options.analysis.to_json(),
             status: bot.status.as_str().to_owned(),
             calls_today,
             created_at: time_fmt::rfc3339(bot.created_at),
@@ -281,7 +285,9 @@ pub async fn create_bot(
             timezone: req.timezone.as_deref(),
             variables: req.variables.as_ref(),
             voicemail: req.voicemail.as_ref(),
+            analysis: req.analysis.as_ref(),
         },
+        state.settings.llm.is_on(),
     )?;
     if let Some(ac) = &req.area_code
         && (ac.len() != 3 || !ac.bytes().all(|b| b.is_ascii_digit()))
@@ -545,9 +551,11 @@ pub async fn update_bot(
         timezone: req.timezone.as_deref(),
         variables: req.variables.as_ref(),
         voicemail: req.voicemail.as_ref(),
+        analysis: req.analysis.as_ref(),
     };
     if option_fields.any() {
-        bot.options = crate::bot_options::apply(&bot.options, option_fields)?;
+        bot.options =
+            crate::bot_options::apply(&bot.options, option_fields, state.settings.llm.is_on())?;
         changed = true;
     }
     let rotate = req.rotate_webhook_secret == Some(true);

@@ -43,6 +43,10 @@ pub struct CallDetail {
     transcript: Vec<TranscriptLine>,
     /// Stereo WAV (caller left, bot right); the link expires (`CALLBOT_RECORDING_LINK_SECS`).
     recording_url: Option<String>,
+    /// What the model made of the call once it ended (the bot's `analysis`): `summary`,
+    /// `structured_data`, `success` (`{passed, reason}`), `errors` for the parts that failed.
+    #[schema(value_type = Option<Object>)]
+    analysis: Option<serde_json::Value>,
 }
 
 fn unix_now() -> u64 {
@@ -72,7 +76,13 @@ pub async fn get_call(
     Path(sid): Path<String>,
 ) -> ApiResult<Json<CallDetail>> {
     let call = tenant_call(&state, &tenant, &sid).await?;
-    let turns = state.store.turns(&tenant, &call.sid).await?;
+    Ok(Json(detail(&state, &call).await?))
+}
+
+/// A call's record with its turns, transcript, recording link and analysis.
+pub async fn detail(state: &AppState, call: &CallRecord) -> ApiResult<CallDetail> {
+    let tenant = &call.tenant;
+    let turns = state.store.turns(tenant, &call.sid).await?;
     let mut transcript = Vec::new();
     for t in &turns {
         let user = match (t.user_text.is_empty(), t.dtmf.is_empty()) {
@@ -115,12 +125,13 @@ pub async fn get_call(
             None
         }
     };
-    Ok(Json(CallDetail {
-        call: CallView::from(&call),
+    Ok(CallDetail {
+        call: CallView::from(call),
         turns,
         transcript,
         recording_url,
-    }))
+        analysis: state.store.call_analysis(&call.sid).await?,
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

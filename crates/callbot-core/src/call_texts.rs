@@ -164,6 +164,7 @@ mod tests {
                 &json!({"action": "leave_message", "message": "{{name}}, please call {{shop}}."}),
             )
             .unwrap(),
+            analysis: Default::default(),
         };
         bot
     }

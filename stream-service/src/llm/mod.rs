@@ -4,6 +4,7 @@
 //! supervises it); `prompt` builds what the model is told; `sentences` cuts a stream into
 //! sentences for synthesis.
 
+pub mod analysis;
 pub mod openai;
 pub mod prompt;
 pub mod sentences;

@@ -1,5 +1,6 @@
 //! Domain types parsed at the edge: once a value of these types exists it is valid.
 
+pub mod analysis;
 mod answered;
 mod brain;
 mod call;
@@ -14,6 +15,7 @@ mod voice;
 pub mod voice_catalog;
 pub mod webhook;
 
+pub use analysis::AnalysisPlan;
 pub use answered::AnsweredBy;
 pub use brain::{BUILTIN_TOOLS, BotMode, Brain, Tool, TransferTarget};
 pub use call::{CallDirection, CallSid, CallStatus, CallTimers, Channel, UserLabel};

@@ -2,7 +2,7 @@
 //! `{{date}}`, `{{time}}` and `{{weekday}}` placeholders), its default variables and what an
 //! answering machine gets.
 
-use super::{ParseError, Timezone, Variables, VoicemailMessage};
+use super::{AnalysisPlan, ParseError, Timezone, Variables, VoicemailMessage};
 use serde_json::{Map, Value, json};
 
 /// What the bot does when an answering machine (or a fax) takes its outbound call.
@@ -60,6 +60,8 @@ pub struct BotOptions {
     pub variables: Variables,
     /// What an answering machine gets on an outbound call.
     pub voicemail: Voicemail,
+    /// What the analysis after each call produces.
+    pub analysis: AnalysisPlan,
 }
 
 impl BotOptions {
@@ -79,6 +81,9 @@ impl BotOptions {
         }
         if self.voicemail != Voicemail::HangUp {
             doc.insert("voicemail".into(), self.voicemail.to_json());
+        }
+        if !self.analysis.is_default() {
+            doc.insert("analysis".into(), self.analysis.to_json());
         }
         Some(Value::Object(doc).to_string())
     }
@@ -102,6 +107,10 @@ impl BotOptions {
                 Some(v) => Voicemail::parse(v)?,
                 None => Voicemail::HangUp,
             },
+            analysis: match doc.get("analysis") {
+                Some(v) => AnalysisPlan::parse(v)?,
+                None => AnalysisPlan::default(),
+            },
         })
     }
 }
@@ -124,6 +133,7 @@ mod tests {
                 &json!({"action": "leave_message", "message": "Hi {{name}}, call us back."}),
             )
             .unwrap(),
+            analysis: AnalysisPlan::parse(&json!({"success_criteria": "Booked"})).unwrap(),
         };
         assert_eq!(
             BotOptions::from_stored(o.to_stored().as_deref()).unwrap(),

@@ -18,6 +18,7 @@ pub use campaigns::{
 };
 pub use keys::{ApiKeyInfo, KeyStore, key_id};
 pub use leases::{LeaseDecision, LeaseStore};
+pub use postcall::PostCallStore;
 pub use tickets::{TicketPurpose, TicketStore, new_ticket};
 pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
 pub use usage::{LlmUsage, UsageStore};
@@ -29,6 +30,7 @@ pub mod conformance;
 pub mod dynamo;
 pub mod keys;
 pub mod leases;
+mod postcall;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod tickets;
@@ -121,6 +123,7 @@ pub trait Store:
     + TicketStore
     + KeyStore
     + LeaseStore
+    + PostCallStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -74,6 +74,11 @@ pub fn sample_bot(tenant: &TenantId) -> Bot {
                 {"action": "leave_message", "message": "Please call {{shop}} back."}
             ))
             .expect("voicemail"),
+            analysis: crate::domain::AnalysisPlan::parse(&serde_json::json!(
+                {"summary": true, "success_criteria": "A table was booked",
+                 "structured_data": {"type": "object", "properties": {"party": {"type": "integer"}}}}
+            ))
+            .expect("analysis"),
         },
         status: BotStatus::Active,
         webhook_secret: SecretString::from(unique("whsec")),

@@ -22,6 +22,7 @@ mod calls;
 mod campaigns;
 mod keys;
 mod leases;
+mod postcall;
 mod tickets;
 mod usage;
 

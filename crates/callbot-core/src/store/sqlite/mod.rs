@@ -6,6 +6,7 @@ mod calls;
 mod campaigns;
 mod keys;
 mod leases;
+mod postcall;
 mod thread;
 mod tickets;
 mod usage;
@@ -152,6 +153,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (campaign_id, idx)
      );
      CREATE INDEX campaign_rows_by_state ON campaign_rows (campaign_id, state, next_at_ms);",
+    // 11: what follows a call's end (events, analysis): NULL until done, held by a worker until
+    // post_call_until; calls before this version count as done
+    "ALTER TABLE calls ADD COLUMN post_call TEXT;
+     ALTER TABLE calls ADD COLUMN post_call_until INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE calls ADD COLUMN analysis TEXT;
+     UPDATE calls SET post_call = 'done';
+     CREATE INDEX calls_post_call ON calls (updated_at) WHERE post_call IS NULL;",
 ];
 
 #[derive(Debug, Clone)]

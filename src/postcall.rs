@@ -1,0 +1,188 @@
+//! What follows each call's end, in `callbot serve`: a worker takes ended calls from the store
+//! (a hold that lapses if the process dies, so nothing is left undone), sends the bot's webhook a
+//! signed `call.ended` event, analyses the call when the bot asks for it (retried on model
+//! errors), stores the analysis and sends `call.analyzed`. Events may arrive twice after a crash:
+//! `event_id` is the same both times.
+
+use callbot_core::domain::CallSid;
+use callbot_functions::AppState;
+use callbot_stream::llm::Llm;
+use callbot_stream::llm::analysis::{self, Line};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a taken call is held; a worker that has not finished by then is taken for dead.
+const HOLD_MS: i64 = 180_000;
+/// A call's last turn and recording are written just after its end: it is taken this long after.
+const SETTLE: Duration = Duration::from_secs(2);
+/// Model attempts per analysis, and the wait before the second and third.
+const ATTEMPTS: u32 = 3;
+const BACKOFF: Duration = Duration::from_secs(2);
+/// Deadline of each event's delivery (one retry inside it).
+const EVENT_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct PostCall {
+    pub state: AppState,
+    pub llm: Option<Arc<dyn Llm>>,
+    /// The client for tenants' webhooks (private addresses refused unless allowed).
+    pub http: reqwest::Client,
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(callbot_core::time_fmt::now().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+impl PostCall {
+    /// Works every `every` until `shutdown` resolves (a pass under way is finished first).
+    pub async fn run(self, every: Duration, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = tick.tick() => { self.pass().await; }
+            }
+        }
+    }
+
+    /// Processes the calls that ended since the last pass (up to 16 at a time); how many.
+    pub async fn pass(&self) -> usize {
+        let ended_before = callbot_core::time_fmt::now() - SETTLE;
+        let now = now_ms();
+        let taken = match self
+            .state
+            .store
+            .take_ended_calls(ended_before, now, now + HOLD_MS, 16)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "post-call: could not take ended calls");
+                return 0;
+            }
+        };
+        let work = taken.iter().map(|sid| self.process(sid));
+        let done = futures_util::future::join_all(work).await;
+        done.into_iter().filter(|ok| *ok).count()
+    }
+
+    /// Events and analysis for one call; false when it is left for a later pass.
+    async fn process(&self, sid: &CallSid) -> bool {
+        match self.try_process(sid).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(call_sid = %sid, error = %e, "post-call work failed; it is retried when its hold lapses");
+                false
+            }
+        }
+    }
+
+    async fn try_process(&self, sid: &CallSid) -> anyhow::Result<()> {
+        let store = &self.state.store;
+        let Some(call) = store.call_by_sid(sid).await? else {
+            return Ok(());
+        };
+        let bot = store.get_bot(&call.tenant, &call.bot_id).await?;
+        let detail = callbot_functions::call_detail::detail(&self.state, &call)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut body = serde_json::to_value(&detail)?;
+        if let Some(o) = body.as_object_mut() {
+            o.remove("turns");
+            o.remove("analysis");
+        }
+        let transcript: Vec<Line> = body["transcript"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|x| Line {
+                        role: x["role"].as_str().unwrap_or("").into(),
+                        text: x["text"].as_str().unwrap_or("").into(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(bot) = bot else {
+            store.finish_post_call(sid, None).await?;
+            return Ok(());
+        };
+        self.event(&bot, sid, "call.ended", &body).await;
+        let analysis = match &self.llm {
+            Some(llm) if !transcript.is_empty() && bot.options.analysis.wants_model(true) => Some(
+                self.analyze(&**llm, &bot.options.analysis, &transcript, sid)
+                    .await,
+            ),
+            _ => None,
+        };
+        store.finish_post_call(sid, analysis.as_ref()).await?;
+        if let Some(a) = analysis {
+            body["analysis"] = a;
+            self.event(&bot, sid, "call.analyzed", &body).await;
+        }
+        Ok(())
+    }
+
+    /// The analysis, or the record of why there is none (after every attempt failed).
+    async fn analyze(
+        &self,
+        llm: &dyn Llm,
+        plan: &callbot_core::domain::AnalysisPlan,
+        transcript: &[Line],
+        sid: &CallSid,
+    ) -> Value {
+        let started = std::time::Instant::now();
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(BACKOFF * attempt).await;
+            }
+            match analysis::analyze(llm, plan, true, transcript).await {
+                Ok(mut a) => {
+                    a["model"] = json!(llm.describe());
+                    a["analyzed_at"] = json!(callbot_core::time_fmt::rfc3339(
+                        callbot_core::time_fmt::now()
+                    ));
+                    tracing::info!(call_sid = %sid, ms = started.elapsed().as_millis() as u64, "call analysed");
+                    return a;
+                }
+                Err(e) => {
+                    tracing::warn!(call_sid = %sid, attempt = attempt + 1, error = %e, "analysis: the model failed");
+                    last = e.reason();
+                }
+            }
+        }
+        json!({"errors": [format!("the model failed {ATTEMPTS} times (last: {last})")],
+               "analyzed_at": callbot_core::time_fmt::rfc3339(callbot_core::time_fmt::now())})
+    }
+
+    /// Sends a signed event to the bot's webhook (when it has one); a failure is logged.
+    async fn event(&self, bot: &callbot_core::store::Bot, sid: &CallSid, kind: &str, body: &Value) {
+        let Some(url) = &bot.webhook else {
+            return;
+        };
+        let mut event = body.clone();
+        event["type"] = json!(kind);
+        event["event_id"] = json!(format!("{sid}:{kind}"));
+        event["timestamp"] = json!(callbot_core::time_fmt::rfc3339(
+            callbot_core::time_fmt::now()
+        ));
+        let sent = callbot_stream::engine::webhook::post_signed(
+            &self.http,
+            url.url(),
+            bot.webhook_secret.expose_secret().as_bytes(),
+            self.state.settings.webhook_policy,
+            &event,
+            &format!("{sid}:{kind}"),
+            EVENT_DEADLINE,
+        )
+        .await;
+        if let Err(e) = sent {
+            tracing::info!(call_sid = %sid, event = kind, error = ?e, "event not delivered");
+        }
+    }
+}
