@@ -168,6 +168,7 @@ impl PostCall {
         let mut event = body.clone();
         event["type"] = json!(kind);
         event["event_id"] = json!(format!("{sid}:{kind}"));
+        event["call_sid"] = json!(sid.as_str());
         event["timestamp"] = json!(callbot_core::time_fmt::rfc3339(
             callbot_core::time_fmt::now()
         ));
