@@ -186,6 +186,7 @@ async fn a_call_is_analysed_and_both_events_are_signed() {
         Some(true),
         "{v}"
     );
+    shown_in_the_console(&app, &sid).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -270,7 +271,10 @@ async fn every_call_ends_with_an_event_analysed_or_not() {
     app.sim()
         .set_callee_kind(busy, callbot_twilio_sim::amd::Callee::Busy);
     let (_, b) = app.get(&app.api_key, "/bots").await;
-    let bot_id = b.get("bots").unwrap_or(&b)[0]["id"].as_str().unwrap().to_owned();
+    let bot_id = b.get("bots").unwrap_or(&b)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (status, placed) = common::outbound(
         &app,
         &app.api_key,
@@ -299,4 +303,50 @@ async fn every_call_ends_with_an_event_analysed_or_not() {
             .iter()
             .all(|r| r.body["type"] != "call.analyzed")
     );
+}
+
+/// The call page shows the analysis (in a real Chromium, when the machine has one).
+async fn shown_in_the_console(app: &TestApp, sid: &str) {
+    use callbot::browser::{self, Browser};
+    if !browser::available() {
+        return;
+    }
+    let b = Browser::start("console-analysis", None).await.unwrap();
+    b.client.goto(&app.url("/console")).await.unwrap();
+    b.css("#key")
+        .await
+        .unwrap()
+        .send_keys(&app.api_key)
+        .await
+        .unwrap();
+    b.css("form button[type=submit]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
+        .await
+        .unwrap();
+    b.client
+        .goto(&app.url(&format!("/console#/calls/{sid}")))
+        .await
+        .unwrap();
+    let summary = b
+        .until(
+            "document.querySelector('.analysis .summary')?.textContent",
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary, "The caller booked a table for four at seven.");
+    let success = b
+        .until(
+            "document.querySelector('.analysis .success')?.textContent",
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(success, "Passed: A table was booked.");
+    b.shot("call-page-analysis").await.unwrap();
 }

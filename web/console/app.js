@@ -221,6 +221,15 @@ function waterfall(turns) {
   return out;
 }
 
+/** What the model made of a call: summary, pass/fail, structured data, and what went wrong. */
+function analysisView(a) {
+  return h("div", { class: "analysis" },
+    a.summary ? h("p", { class: "summary", text: a.summary }) : null,
+    a.success ? h("p", { class: "success", text: `${a.success.passed ? "Passed" : "Failed"}: ${a.success.reason}` }) : null,
+    a.structured_data ? h("pre", { class: "structured", text: JSON.stringify(a.structured_data, null, 2) }) : null,
+    (a.errors || []).length ? h("ul", { class: "error" }, a.errors.map((e) => h("li", { text: e }))) : null);
+}
+
 async function callPage(sid) {
   const c = await api("GET", `/calls/${sid}`);
   const swatch = (color) => svg("svg", { width: 12, height: 12, "aria-hidden": "true" }, svg("rect", { width: 12, height: 12, fill: color }));
@@ -232,6 +241,8 @@ async function callPage(sid) {
     c.answered_by ? h("p", { class: "answered-by", text: `Answered by: ${c.answered_by.replaceAll("_", " ")}` }) : null,
     Object.keys(c.variables || {}).length
       ? h("p", { class: "variables", text: `Variables: ${Object.entries(c.variables).map(([k, v]) => `${k} = ${v}`).join(" · ")}` }) : null,
+    c.analysis ? h("h2", { text: "Analysis" }) : null,
+    c.analysis ? analysisView(c.analysis) : null,
     h("h2", { text: "Recording" }),
     c.recording_url ? h("audio", { controls: true, src: c.recording_url, preload: "metadata", "aria-label": "Call recording (caller left, bot right)" })
       : h("p", { class: "muted", text: "No recording yet." }),

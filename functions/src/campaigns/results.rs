@@ -130,10 +130,31 @@ async fn last_call(state: &AppState, row: &CampaignRow) -> ApiResult<Option<Call
     Ok(state.store.call_by_sid(&sid).await?)
 }
 
+/// A call's analysis as the CSV's `summary`, `success`, `success_reason` and `structured_data`
+/// (JSON) cells; empty when there is none.
+fn analysis_cells(a: Option<&serde_json::Value>) -> [String; 4] {
+    let Some(a) = a else {
+        return Default::default();
+    };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    [
+        text(&a["summary"]),
+        a["success"]["passed"]
+            .as_bool()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        text(&a["success"]["reason"]),
+        a.get("structured_data")
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+    ]
+}
+
 /// Download a campaign's results as CSV.
 ///
 /// One line per row: `row`, `to`, `state`, `outcome`, `attempts`, `call_sid` (the last call),
-/// `answered_by`, `duration_secs`, `last_attempt_at`, then one column per variable.
+/// `answered_by`, `duration_secs`, `last_attempt_at`, the last call's analysis (`summary`,
+/// `success`, `success_reason`, `structured_data` as JSON), then one column per variable.
 #[utoipa::path(get, path = "/campaigns/{id}/results.csv", tag = "campaigns", security(("api_key" = [])),
     params(("id" = String, Path, description = "Campaign id (cmp_…)")),
     responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ErrorBody)))]
@@ -166,6 +187,10 @@ pub async fn campaign_results(
         "answered_by",
         "duration_secs",
         "last_attempt_at",
+        "summary",
+        "success",
+        "success_reason",
+        "structured_data",
     ];
     let header = fixed
         .iter()
@@ -197,6 +222,11 @@ pub async fn campaign_results(
                 .map(|a| ms_time(a.at_ms))
                 .unwrap_or_default(),
         ];
+        let analysis = match &call {
+            Some(c) => state.store.call_analysis(&c.sid).await?,
+            None => None,
+        };
+        line.extend(analysis_cells(analysis.as_ref()));
         line.extend(
             names
                 .iter()
