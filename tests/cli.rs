@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-use common::serve::{Killed, callbot, start_serve, start_serve_with};
+use common::serve::{callbot, start_serve, start_serve_with};
 
 #[tokio::test]
 async fn serve_prints_backends_and_accepts_the_dev_key() {
