@@ -312,22 +312,7 @@ async fn shown_in_the_console(app: &TestApp, sid: &str) {
         return;
     }
     let b = Browser::start("console-analysis", None).await.unwrap();
-    b.client.goto(&app.url("/console")).await.unwrap();
-    b.css("#key")
-        .await
-        .unwrap()
-        .send_keys(&app.api_key)
-        .await
-        .unwrap();
-    b.css("form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
-        .await
-        .unwrap();
+    common::console_sign_in(&b, app).await;
     b.client
         .goto(&app.url(&format!("/console#/calls/{sid}")))
         .await

@@ -339,22 +339,7 @@ async fn a_campaign_from_the_console() {
     .unwrap();
     let b = Browser::start("console-campaign", None).await.unwrap();
     let c = &b.client;
-    c.goto(&app.url("/console")).await.unwrap();
-    b.css("#key")
-        .await
-        .unwrap()
-        .send_keys(&app.api_key)
-        .await
-        .unwrap();
-    b.css("form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
-        .await
-        .unwrap();
+    common::console_sign_in(&b, &app).await;
     c.goto(&app.url("/console#/campaigns")).await.unwrap();
     b.until(
         "document.querySelector('h1')?.textContent === 'Campaigns'",
@@ -368,18 +353,7 @@ async fn a_campaign_from_the_console() {
         .send_keys("Console reminders")
         .await
         .unwrap();
-    b.css("#c-rows")
-        .await
-        .unwrap()
-        .send_keys(csv.to_str().unwrap())
-        .await
-        .unwrap();
-    b.css("form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    upload(&b, &csv).await;
     b.until(
         "document.querySelector('h1')?.textContent === 'Console reminders'",
         10,
@@ -422,21 +396,21 @@ async fn c_upload_error(b: &Browser, app: &common::TestApp, dir: &std::path::Pat
     b.until("document.querySelector('#c-rows') !== null", 10)
         .await
         .unwrap();
-    b.css("#c-rows")
-        .await
-        .unwrap()
-        .send_keys(bad.to_str().unwrap())
-        .await
-        .unwrap();
-    b.css("form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    upload(b, &bad).await;
     let err = b
         .until("document.querySelector('form p.error')?.textContent", 10)
         .await
         .unwrap();
     assert!(err.as_str().unwrap().contains("\"to\" column"), "{err}");
+}
+
+/// Picks `list` in the campaign form and submits it.
+async fn upload(b: &Browser, list: &std::path::Path) {
+    b.css("#c-rows")
+        .await
+        .unwrap()
+        .send_keys(list.to_str().unwrap())
+        .await
+        .unwrap();
+    common::submit(b).await;
 }

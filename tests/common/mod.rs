@@ -479,3 +479,28 @@ pub fn python() -> Option<String> {
         ),
     }
 }
+
+/// Signs the console in `b` in with the app's key and waits for the bots page.
+pub async fn console_sign_in(b: &callbot::browser::Browser, app: &TestApp) {
+    b.client.goto(&app.url("/console")).await.unwrap();
+    b.css("#key")
+        .await
+        .unwrap()
+        .send_keys(&app.api_key)
+        .await
+        .unwrap();
+    submit(b).await;
+    b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
+        .await
+        .unwrap();
+}
+
+/// Clicks the page's submit button.
+pub async fn submit(b: &callbot::browser::Browser) {
+    b.css("form button[type=submit]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}

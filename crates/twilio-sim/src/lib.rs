@@ -279,24 +279,7 @@ impl Sim {
         seq: u32,
     ) -> CallHandle {
         let (control_tx, control_rx) = mpsc::channel(4);
-        let now = rfc2822_now();
-        lock(&self.0.calls).insert(
-            ctx.sid.clone(),
-            CallEntry {
-                info: CallInfo {
-                    sid: ctx.sid.clone(),
-                    from: ctx.from.clone(),
-                    to: ctx.to.clone(),
-                    status: status.to_owned(),
-                    direction: ctx.direction.clone(),
-                    date_created: now.clone(),
-                    start_time: Some(now),
-                    end_time: None,
-                    duration: None,
-                },
-                control: Some(control_tx),
-            },
-        );
+        self.insert_call(&ctx, status, true, Some(control_tx));
         let sim = self.clone();
         let sid = ctx.sid.clone();
         let bot_audio = ctx.bot_audio.clone().unwrap_or_default();
@@ -323,6 +306,29 @@ impl Sim {
         }
     }
 
+    /// Records a new call (`started`: its start time is now) and what controls it while live.
+    fn insert_call(
+        &self,
+        ctx: &CallContext,
+        status: &str,
+        started: bool,
+        control: Option<mpsc::Sender<Control>>,
+    ) {
+        let now = rfc2822_now();
+        let info = CallInfo {
+            sid: ctx.sid.clone(),
+            from: ctx.from.clone(),
+            to: ctx.to.clone(),
+            status: status.to_owned(),
+            direction: ctx.direction.clone(),
+            date_created: now.clone(),
+            start_time: started.then_some(now),
+            end_time: None,
+            duration: None,
+        };
+        lock(&self.0.calls).insert(ctx.sid.clone(), CallEntry { info, control });
+    }
+
     /// A call nobody answers: it rings for `ring`, then ends with `status` (`busy`,
     /// `no-answer`), with the status callbacks Twilio sends for it.
     fn start_unanswered(
@@ -332,23 +338,7 @@ impl Sim {
         status: &'static str,
         ring: std::time::Duration,
     ) -> CallHandle {
-        lock(&self.0.calls).insert(
-            ctx.sid.clone(),
-            CallEntry {
-                info: CallInfo {
-                    sid: ctx.sid.clone(),
-                    from: ctx.from.clone(),
-                    to: ctx.to.clone(),
-                    status: "queued".into(),
-                    direction: ctx.direction.clone(),
-                    date_created: rfc2822_now(),
-                    start_time: None,
-                    end_time: None,
-                    duration: None,
-                },
-                control: None,
-            },
-        );
+        self.insert_call(&ctx, "queued", false, None);
         let (sim, sid) = (self.clone(), ctx.sid.clone());
         let done = tokio::spawn(async move {
             ctx.status_callback("initiated", "queued", 0, None).await;
