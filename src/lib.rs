@@ -13,5 +13,4 @@ pub mod bench_webrtc;
 pub mod browser;
 pub mod call;
 pub mod devkit;
-pub mod postcall;
 pub mod server;

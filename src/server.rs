@@ -2,11 +2,11 @@
 //! media-stream service, the campaign dialer, the post-call worker (events, analysis) and, in local mode, the embedded Twilio simulator
 //! that stands in for the phone network.
 
-use crate::postcall::PostCall;
 use callbot_core::settings::Settings;
 use callbot_core::wiring;
 use callbot_functions::AppState;
 use callbot_functions::campaigns::dialer::{Dialer, SystemClock};
+use callbot_functions::postcall::PostCall;
 use callbot_twilio_sim::Sim;
 use secrecy::ExposeSecret;
 use std::future::Future;
@@ -70,6 +70,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
     let engine = engine
         .with_providers(&settings.providers, &settings.aws)
         .await;
+    let campaign_queue = callbot_core::wiring::campaign_queue(&settings).await;
     Ok(Platform {
         state: AppState {
             settings: Arc::new(settings),
@@ -78,6 +79,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
             twilio: Arc::new(twilio),
             recordings: engine.recordings.clone(),
             live: Some(Arc::new(EngineLive(engine.clone()))),
+            campaign_queue,
         },
         sim,
         engine,

@@ -7,35 +7,14 @@
 
 mod common;
 
-use callbot_functions::campaigns::dialer::{Clock, Dialer, PassReport};
+use callbot_functions::campaigns::dialer::{Dialer, PassReport};
 use callbot_twilio_sim::amd::Callee;
-use common::{TestApp, spawn_app_with};
+use common::{ManualClock, TestApp, spawn_app_with};
 use serde_json::{Value, json};
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use time::OffsetDateTime;
-
-#[derive(Debug)]
-struct ManualClock(Mutex<OffsetDateTime>);
-
-impl ManualClock {
-    fn at(rfc3339: &str) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(
-            callbot_core::time_fmt::parse_rfc3339(rfc3339).unwrap(),
-        )))
-    }
-    fn set(&self, rfc3339: &str) {
-        *self.0.lock().unwrap() = callbot_core::time_fmt::parse_rfc3339(rfc3339).unwrap();
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap()
-    }
-}
 
 /// An app whose dialer the test drives, with room for a 200-row campaign.
 async fn app() -> TestApp {

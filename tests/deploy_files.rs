@@ -24,6 +24,7 @@ fn example_value(name: &str) -> Option<&'static str> {
         "STREAM_BASE_URL" => "wss://stream.example.com",
         "CALLBOT_LLM" => "openai",
         "OPENAI_BASE_URL" => "https://api.openai.com/v1",
+        "OPENAI_SECRET_ID" => "callbot/openai",
         "OPENAI_API_KEY" => "sk-example",
         "CALLBOT_LLM_MODEL" => "gpt-4o-mini",
         "CALLBOT_VOICE_PROVIDERS" => "polly",
@@ -35,6 +36,9 @@ fn example_value(name: &str) -> Option<&'static str> {
         "CALLBOT_RTC_PORTS" => "40000-40099",
         "CALLBOT_POLLY" => "on",
         "AWS_REGION" => "eu-west-1",
+        "CALLBOT_CAMPAIGN_QUEUE_URL" => {
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/campaigns"
+        }
         _ => return None,
     })
 }

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod lambda;
 pub mod meta;
 pub mod outbound_call;
+pub mod postcall;
 pub mod voice;
 pub mod voices;
 
@@ -46,6 +47,9 @@ pub struct AppState {
     /// Calls this process holds itself (`callbot serve`: browser and `/call` calls, which no
     /// carrier can end); `None` in the Lambda functions.
     pub live: Option<Arc<dyn LiveControl>>,
+    /// Where new campaigns' rows are handed to be dialled (SQS on AWS); `None`: a polling dialer
+    /// (`callbot serve`'s) finds them in the store.
+    pub campaign_queue: Option<Arc<dyn callbot_core::campaign_queue::CampaignQueue>>,
 }
 
 /// Ends calls that run in this process without a carrier (WebSocket and WebRTC legs).

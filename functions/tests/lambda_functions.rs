@@ -4,6 +4,9 @@
 //! cold start (process start → first response).
 #![allow(clippy::unwrap_used)]
 
+#[path = "lambda/workers.rs"]
+mod workers;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -107,8 +110,7 @@ impl Function {
         headers: Value,
         body: Option<String>,
     ) -> Value {
-        self.counter += 1;
-        let id = format!("{}-{}", self.name, self.counter);
+        let id = format!("{}-{}", self.name, self.counter + 1);
         let (path, query) = path_and_query
             .split_once('?')
             .unwrap_or((path_and_query, ""));
@@ -121,6 +123,13 @@ impl Function {
                 "stage": "$default", "time": "24/Nov/2026:19:00:00 +0000", "timeEpoch": 1795546800000u64},
             "body": body, "isBase64Encoded": false
         });
+        self.handle(event).await
+    }
+
+    /// Hands the function one event of any kind and waits for its answer.
+    async fn handle(&mut self, event: Value) -> Value {
+        self.counter += 1;
+        let id = format!("{}-{}", self.name, self.counter);
         self.rt.queue.lock().unwrap().push_back((id.clone(), event));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -147,6 +156,27 @@ impl Function {
 struct Env {
     vars: Vec<(String, String)>,
     token: String,
+    endpoint: String,
+    sim: callbot_twilio_sim::Sim,
+}
+
+impl Env {
+    /// These variables and `more` (which win).
+    fn with(&self, more: &[(&str, &str)]) -> Env {
+        let mut vars: Vec<_> = self
+            .vars
+            .iter()
+            .filter(|(k, _)| !more.iter().any(|(m, _)| m == k))
+            .cloned()
+            .collect();
+        vars.extend(more.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Env {
+            vars,
+            token: self.token.clone(),
+            endpoint: self.endpoint.clone(),
+            sim: self.sim.clone(),
+        }
+    }
 }
 
 /// How a function's executable is started: a binary of this build, or a packaged `bootstrap`
@@ -257,7 +287,7 @@ async fn environment() -> Option<Env> {
     let sim = callbot_twilio_sim::Sim::new(&account, &token, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let twilio = format!("http://{}", listener.local_addr().unwrap());
-    let app = callbot_twilio_sim::rest::router(sim);
+    let app = callbot_twilio_sim::rest::router(sim.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let unique = callbot_core::domain::CallSid::generate().as_str()[2..14].to_lowercase();
     // The Twilio secret lives in Secrets Manager (the stand-in), as the template has it: the
@@ -278,7 +308,7 @@ async fn environment() -> Option<Env> {
         ("CALLBOT_RECORDINGS", "s3".to_owned()),
         ("CALLBOT_S3_BUCKET", format!("callbot-lambda-{unique}")),
         ("CALLBOT_S3_CREATE_BUCKET", "1".to_owned()),
-        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ENDPOINT_URL", endpoint.clone()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
@@ -299,17 +329,22 @@ async fn environment() -> Option<Env> {
     Some(Env {
         vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         token,
+        endpoint,
+        sim,
     })
 }
 
-async fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
-    let aws = callbot_core::settings::AwsSettings {
+fn aws(endpoint: &str) -> callbot_core::settings::AwsSettings {
+    callbot_core::settings::AwsSettings {
         region: "us-east-1".into(),
         endpoint_url: Some(endpoint.to_owned()),
         access_key_id: Some("test".into()),
         secret_access_key: Some(secrecy::SecretString::from("test".to_owned())),
-    };
-    aws_sdk_secretsmanager::Client::new(&aws.sdk_config().await)
+    }
+}
+
+async fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&aws(endpoint).sdk_config().await)
 }
 
 /// A function whose Twilio secret cannot be read does not start (Lambda reports the failed
@@ -481,4 +516,6 @@ async fn exercise(env: &Env, exes: &[Exe; 3]) {
         exes[2].path(),
         cold.as_millis()
     );
+    workers::campaign_through_the_queue(env, &exes[2], &id).await;
+    workers::post_call_through_the_stream(env, exes).await;
 }

@@ -304,6 +304,32 @@ pub async fn call_status(app: &TestApp, key: &str, sid: &str, user: &str) -> (u1
 }
 
 /// A caller who stays 200 ms and hangs up.
+/// A clock a test sets (for the campaign dialers).
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<time::OffsetDateTime>);
+
+impl ManualClock {
+    pub fn at(rfc3339: &str) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self(std::sync::Mutex::new(
+            callbot_core::time_fmt::parse_rfc3339(rfc3339).expect("an RFC 3339 time"),
+        )))
+    }
+
+    pub fn set(&self, rfc3339: &str) {
+        self.set_to(callbot_core::time_fmt::parse_rfc3339(rfc3339).expect("an RFC 3339 time"));
+    }
+
+    pub fn set_to(&self, t: time::OffsetDateTime) {
+        *self.0.lock().expect("clock") = t;
+    }
+}
+
+impl callbot_functions::campaigns::dialer::Clock for ManualClock {
+    fn now(&self) -> time::OffsetDateTime {
+        *self.0.lock().expect("clock")
+    }
+}
+
 pub fn short_call() -> callbot_twilio_sim::carrier::Script {
     use callbot_twilio_sim::carrier::{Script, Step};
     Script {

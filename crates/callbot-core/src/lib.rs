@@ -4,10 +4,12 @@
 pub mod allocator;
 pub mod apikey;
 pub mod call_texts;
+pub mod campaign_queue;
 pub mod domain;
 #[cfg(test)]
 mod fuzz;
 pub mod http_client;
+pub mod llm;
 pub mod outbound;
 pub mod recordings;
 pub mod secrets;
@@ -16,6 +18,7 @@ pub mod store;
 pub mod telephony;
 pub mod time_fmt;
 pub mod twilio;
+pub mod webhook_post;
 pub mod webhook_sign;
 pub mod wiring;
 

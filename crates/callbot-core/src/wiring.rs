@@ -226,6 +226,15 @@ pub struct Backends {
     pub recordings: Arc<dyn crate::recordings::Recordings>,
 }
 
+/// The campaign queue the settings name (SQS), if any.
+pub async fn campaign_queue(
+    settings: &Settings,
+) -> Option<Arc<dyn crate::campaign_queue::CampaignQueue>> {
+    let url = settings.campaign_queue_url.as_deref()?;
+    let config = settings.aws.sdk_config().await;
+    Some(Arc::new(crate::campaign_queue::SqsQueue::new(&config, url)))
+}
+
 /// This instance's internal URL for other instances (live calls reached from any instance):
 /// `CALLBOT_INSTANCE_URL`; on ECS without it, the task's private IPv4 address (from the container
 /// metadata endpoint) and the bound port; otherwise [`Settings::instance_base`].

@@ -32,7 +32,7 @@ impl Clock for SystemClock {
 }
 
 /// How long a claim lasts: a dialer that has not recorded its call by then is taken for dead.
-const CLAIM_MS: i64 = 30_000;
+pub(super) const CLAIM_MS: i64 = 30_000;
 /// A row that cannot be dialled now (the account's calls in progress, the carrier down) waits
 /// this long before it is tried again.
 const WAIT_MS: i64 = 15_000;
@@ -51,16 +51,37 @@ pub struct PassReport {
     pub deferred: u32,
 }
 
+/// What ending an attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// Nothing: the call is not over, or another dialer ended the attempt first.
+    Not,
+    /// The row waits until then (Unix ms) for another attempt.
+    Retry(i64),
+    /// The row is done.
+    Done,
+}
+
+/// What placing a claimed row's call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialled {
+    Placed,
+    /// The attempt ended at once (the carrier refused the number, a placeholder had no value).
+    Ended(Ended),
+    /// Nobody was called: the row was given back to wait this long (ms); rows after it wait too.
+    Deferred(i64),
+}
+
 #[derive(Debug)]
 pub struct Dialer {
-    state: AppState,
-    clock: Arc<dyn Clock>,
+    pub(super) state: AppState,
+    pub(super) clock: Arc<dyn Clock>,
     /// The first pass asks the carrier about every call in progress: the process that placed
     /// them may have died before it heard their end.
     recovered: bool,
 }
 
-fn ms(t: OffsetDateTime) -> i64 {
+pub(super) fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
@@ -70,6 +91,17 @@ impl Dialer {
             state,
             clock,
             recovered: false,
+        }
+    }
+
+    /// A dialer for one row's message at a time: it asks the carrier only about calls whose
+    /// end went unheard for too long (the queue brings each row back, so no first pass
+    /// recovers them all).
+    pub fn for_rows(state: AppState, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state,
+            clock,
+            recovered: true,
         }
     }
 
@@ -134,16 +166,16 @@ impl Dialer {
     }
 
     /// Ends the attempt of an active row whose call is over, or whose dialer died.
-    async fn watch(
+    pub(super) async fn watch(
         &self,
         c: &Campaign,
         bot: Option<&Bot>,
         row: &CampaignRow,
         report: &mut PassReport,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Ended, ApiError> {
         let now_ms = ms(self.clock.now());
         let Some(attempt) = row.attempts.last() else {
-            return Ok(());
+            return Ok(Ended::Not);
         };
         let sid = attempt
             .call_sid
@@ -165,12 +197,14 @@ impl Dialer {
             }
             _ => None,
         };
-        if let Some(outcome) = outcome {
-            let made = row.attempts.len();
-            self.finish(c, row.index, made, sid.as_ref(), outcome, now_ms, report)
-                .await?;
+        match outcome {
+            Some(outcome) => {
+                let made = row.attempts.len();
+                self.finish(c, row.index, made, sid.as_ref(), outcome, now_ms, report)
+                    .await
+            }
+            None => Ok(Ended::Not),
         }
-        Ok(())
     }
 
     /// How a call ended, from its record; with `ask`, the carrier is asked when the record
@@ -224,7 +258,7 @@ impl Dialer {
         outcome: Outcome,
         now_ms: i64,
         report: &mut PassReport,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Ended, ApiError> {
         let attempts = u32::try_from(made).unwrap_or(u32::MAX);
         let retry_at_ms = c
             .retry
@@ -236,16 +270,19 @@ impl Dialer {
             outcome,
             retry_at_ms,
         };
-        if self
+        if !self
             .state
             .store
             .finish_attempt(&c.id, index, &finish)
             .await?
         {
-            report.finished += 1;
-            tracing::info!(campaign = %c.id, row = index, outcome = outcome.as_str(), retry = retry_at_ms.is_some(), "campaign attempt ended");
+            return Ok(Ended::Not);
         }
-        Ok(())
+        report.finished += 1;
+        tracing::info!(campaign = %c.id, row = index, outcome = outcome.as_str(), retry = retry_at_ms.is_some(), "campaign attempt ended");
+        // A cancelled campaign's row may have ended done although a retry was asked for; what
+        // the dialers go by is that it will not be dialled again.
+        Ok(retry_at_ms.map_or(Ended::Done, Ended::Retry))
     }
 
     /// Places calls for due rows while the window is open and the campaign has room.
@@ -279,22 +316,22 @@ impl Dialer {
             {
                 continue;
             }
-            if !self.dial(c, bot, &row, now, report).await? {
+            if let Dialled::Deferred(_) = self.dial(c, bot, &row, now, report).await? {
                 break;
             }
         }
         Ok(())
     }
 
-    /// Places a claimed row's call; false when rows must wait (the account is at a limit).
-    async fn dial(
+    /// Places a claimed row's call (`row` as it was before the claim).
+    pub(super) async fn dial(
         &self,
         c: &Campaign,
         bot: &Bot,
         row: &CampaignRow,
         now: OffsetDateTime,
         report: &mut PassReport,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<Dialled, ApiError> {
         let now_ms = ms(now);
         let texts = CallTexts {
             bot,
@@ -307,9 +344,10 @@ impl Dialer {
             // The bot's texts changed since the campaign was checked.
             tracing::warn!(campaign = %c.id, row = row.index, missing = ?missing.0, "a placeholder of the bot has no value for this row: not called");
             let made = row.attempts.len() + 1;
-            self.finish(c, row.index, made, None, Outcome::Failed, now_ms, report)
+            let ended = self
+                .finish(c, row.index, made, None, Outcome::Failed, now_ms, report)
                 .await?;
-            return Ok(true);
+            return Ok(Dialled::Ended(ended));
         }
         let placed = crate::outbound_call::place(
             &self.state,
@@ -326,15 +364,16 @@ impl Dialer {
                     tracing::warn!(campaign = %c.id, row = row.index, call_sid = %sid, "the row's claim lapsed before its call was recorded");
                 }
                 tracing::info!(campaign = %c.id, row = row.index, call_sid = %sid, "campaign call placed");
-                Ok(true)
+                Ok(Dialled::Placed)
             }
             Err(ApiError::BadRequest { message, .. }) => {
                 // The carrier refused this number: the attempt failed.
                 tracing::info!(campaign = %c.id, row = row.index, %message, "campaign call refused by the carrier");
                 let made = row.attempts.len() + 1;
-                self.finish(c, row.index, made, None, Outcome::Failed, now_ms, report)
+                let ended = self
+                    .finish(c, row.index, made, None, Outcome::Failed, now_ms, report)
                     .await?;
-                Ok(true)
+                Ok(Dialled::Ended(ended))
             }
             Err(e) => {
                 let wait_ms = match &e {
@@ -350,7 +389,7 @@ impl Dialer {
                     .store
                     .unclaim_row(&c.id, row.index, now_ms + wait_ms)
                     .await?;
-                Ok(false)
+                Ok(Dialled::Deferred(wait_ms))
             }
         }
     }

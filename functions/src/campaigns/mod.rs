@@ -3,6 +3,7 @@
 //! the rows; `results` lists them and their outcomes (JSON and CSV).
 
 pub mod dialer;
+pub mod queue;
 pub mod request;
 mod results;
 
@@ -144,7 +145,7 @@ pub(crate) async fn tenant_campaign(
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "The bot is paused"),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-              (status = 501, body = ErrorBody, description = "This deployment's store keeps no campaigns")))]
+              (status = 503, body = ErrorBody, description = "The campaign queue could not be reached (nothing was dialled)")))]
 pub async fn create_campaign(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -183,6 +184,25 @@ pub async fn create_campaign(
         updated_at: now,
     };
     state.store.create_campaign(&campaign, &rows).await?;
+    if let Some(queue) = &state.campaign_queue
+        && let Err(e) = queue::start(&state, &**queue, &campaign).await
+    {
+        // Nobody was called: the campaign is cancelled and the request fails as a whole.
+        tracing::error!(campaign = %campaign.id, error = %e, "campaign queue unreachable: campaign cancelled");
+        let from = [CampaignStatus::Running];
+        let _ = state
+            .store
+            .set_campaign_status(
+                &campaign.tenant,
+                &campaign.id,
+                &from,
+                CampaignStatus::Cancelled,
+            )
+            .await;
+        return Err(ApiError::Unavailable(
+            "the campaign queue could not be reached; nothing was dialled, try again".into(),
+        ));
+    }
     tracing::info!(campaign = %campaign.id, bot_id = %bot.id, rows = rows.len(), "campaign created");
     Ok((StatusCode::CREATED, Json(view(&state, &campaign).await?)))
 }

@@ -1,10 +1,9 @@
-//! The business webhook, one call per caller turn (design.md contract): a signed JSON POST with an
+//! The business webhook, one call per caller turn: a signed JSON POST with an
 //! idempotency key, a deadline, one retry inside the deadline on connection errors and 5xx, and a
 //! typed outcome — a reply, or the reason the fallback line must be spoken instead.
 
 use callbot_core::domain::{PhoneNumber, WebhookPolicy};
-use callbot_core::outbound;
-use callbot_core::webhook_sign;
+pub use callbot_core::webhook_post::{Failure, post_signed};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -82,27 +81,6 @@ pub struct Reply {
     pub action: Action,
 }
 
-/// Why there is no usable reply.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Failure {
-    #[error("timeout")]
-    Timeout,
-    #[error("http_{0}")]
-    Status(u16),
-    #[error("connect")]
-    Connect,
-    #[error("bad_json")]
-    BadJson,
-    #[error("missing_say")]
-    MissingSay,
-    #[error("bad_action")]
-    BadAction,
-    #[error("refused_target")]
-    RefusedTarget,
-    #[error("too_large")]
-    TooLarge,
-}
-
 #[derive(Debug, Deserialize)]
 struct RawReply {
     say: Option<String>,
@@ -130,9 +108,6 @@ pub(crate) fn parse_reply(body: &[u8]) -> Result<Reply, Failure> {
     Ok(Reply { say, action })
 }
 
-/// Largest answer read from a webhook.
-const MAX_ANSWER: usize = 256 * 1024;
-
 /// Sends one turn within `deadline` (one retry inside it on connection errors and 5xx).
 pub async fn send(
     http: &reqwest::Client,
@@ -147,67 +122,11 @@ pub async fn send(
     parse_reply(&body)
 }
 
-/// POSTs any signed JSON body (turns, tool calls, notices) within `deadline`, with one retry on
-/// connection errors and 5xx; returns the 2xx answer's body.
-pub async fn post_signed(
-    http: &reqwest::Client,
-    url: &url::Url,
-    secret: &[u8],
-    policy: WebhookPolicy,
-    request: &impl Serialize,
-    idem: &str,
-    deadline: Duration,
-) -> Result<bytes::Bytes, Failure> {
-    tokio::time::timeout(deadline, async {
-        // Names are checked by the client's resolver on the addresses it connects to.
-        if !outbound::literal_allowed(url, policy) {
-            return Err(Failure::RefusedTarget);
-        }
-        // `Bytes`: the retry re-sends the same buffer without copying it.
-        let body = bytes::Bytes::from(serde_json::to_vec(request).map_err(|_| Failure::BadJson)?);
-        let mut last = Failure::Connect;
-        for attempt in 0..2 {
-            let ts = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let sent = http
-                .post(url.clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(webhook_sign::HEADER, webhook_sign::sign(secret, ts, &body))
-                .header("Idempotency-Key", idem)
-                .header("X-Callbot-Attempt", (attempt + 1).to_string())
-                .body(body.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(mut resp) if resp.status().is_success() => {
-                    let mut body = Vec::new();
-                    while let Some(chunk) = resp.chunk().await.map_err(|_| Failure::Connect)? {
-                        body.extend_from_slice(&chunk);
-                        if body.len() > MAX_ANSWER {
-                            return Err(Failure::TooLarge);
-                        }
-                    }
-                    return Ok(bytes::Bytes::from(body));
-                }
-                Ok(resp) if resp.status().is_server_error() => {
-                    last = Failure::Status(resp.status().as_u16())
-                }
-                Ok(resp) => return Err(Failure::Status(resp.status().as_u16())),
-                Err(e) if outbound::is_refused(&e) => return Err(Failure::RefusedTarget),
-                Err(_) => last = Failure::Connect,
-            }
-        }
-        Err(last)
-    })
-    .await
-    .unwrap_or(Err(Failure::Timeout))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callbot_core::outbound;
+    use callbot_core::webhook_post::MAX_ANSWER;
     use std::net::IpAddr;
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -295,10 +295,33 @@ pub struct Settings {
     /// `CALLBOT_CAMPAIGN_DIALER` (`on`, the default, or `off`): whether `callbot serve` runs the
     /// campaign dialer (several processes on one store may all run it).
     pub campaign_dialer: bool,
+    /// `CALLBOT_CAMPAIGN_QUEUE_URL`: an SQS queue the API hands campaign rows to, consumed by the
+    /// `campaigns` Lambda function (the AWS deployment's dialer). Unset: rows wait for a polling
+    /// dialer (`callbot serve`'s).
+    pub campaign_queue_url: Option<String>,
+    /// `CALLBOT_LAMBDA_EVENTS` (`http`, the default, or `campaign-queue`): what a Lambda
+    /// function's process is handed: API requests, or the campaign queue's SQS batches.
+    pub lambda_events: LambdaEvents,
+    /// `OPENAI_SECRET_ID`: a Secrets Manager secret whose JSON `api_key` is the model server's
+    /// key, read at startup when `OPENAI_API_KEY` is unset (the post-call function's way: the key
+    /// never sits in its configuration).
+    pub openai_secret_id: Option<String>,
     /// `json` for machine-readable logs (Lambda, ECS), otherwise human-readable.
     pub log_json: bool,
     /// `RUST_LOG`: which logs to keep (`info,aws=warn`); each binary has its own default.
     pub log_filter: Option<String>,
+}
+
+/// What a Lambda function's process is handed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LambdaEvents {
+    /// API Gateway HTTP requests, to the function's router.
+    Http,
+    /// SQS batches of the campaign queue, to the row worker.
+    CampaignQueue,
+    /// DynamoDB stream batches of the table (call items whose status became final), to the
+    /// post-call worker.
+    CallEnded,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,8 +5,9 @@
 use super::providers::ProviderSettings;
 use super::rtc::RtcSettings;
 use super::{
-    AwsSettings, CallSettings, Limits, LlmSettings, RecordingsSettings, Settings, SettingsError,
-    SpeechSettings, StoreSettings, TelephonySettings, TwilioCredentials, err, truthy,
+    AwsSettings, CallSettings, LambdaEvents, Limits, LlmSettings, RecordingsSettings, Settings,
+    SettingsError, SpeechSettings, StoreSettings, TelephonySettings, TwilioCredentials, err,
+    truthy,
 };
 use crate::domain::WebhookPolicy;
 use secrecy::SecretString;
@@ -158,6 +159,22 @@ impl Settings {
                     ));
                 }
             },
+            campaign_queue_url: v
+                .get("CALLBOT_CAMPAIGN_QUEUE_URL")
+                .filter(|u| !u.trim().is_empty())
+                .cloned(),
+            lambda_events: match v.choice("CALLBOT_LAMBDA_EVENTS").as_deref() {
+                None | Some("http") => LambdaEvents::Http,
+                Some("campaign-queue") => LambdaEvents::CampaignQueue,
+                Some("call-ended") => LambdaEvents::CallEnded,
+                Some(other) => {
+                    return Err(err(
+                        "CALLBOT_LAMBDA_EVENTS",
+                        format!("must be http, campaign-queue or call-ended, not {other:?}"),
+                    ));
+                }
+            },
+            openai_secret_id: v.get("OPENAI_SECRET_ID").cloned(),
             log_json: v
                 .get("CALLBOT_LOG_FORMAT")
                 .is_some_and(|f| f.eq_ignore_ascii_case("json")),

@@ -191,6 +191,11 @@ pub trait CampaignStore: Send + Sync {
     /// A running campaign none of whose rows waits or is active becomes completed. True when it
     /// changed.
     async fn complete_if_done(&self, id: &CampaignId) -> StoreResult<bool>;
+    /// Releases the next `n` rows to a queue-driven dialer: answers the indexes released by this
+    /// call (empty once every row was). Atomic; not idempotent (each call releases more), so a
+    /// repeated call releases rows early, which is harmless: a released row is only dialled
+    /// once a claim admits it.
+    async fn release_rows(&self, id: &CampaignId, n: u32) -> StoreResult<std::ops::Range<u32>>;
 }
 
 /// The conflict a status change from the wrong status gets.

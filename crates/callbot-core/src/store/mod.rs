@@ -18,7 +18,7 @@ pub use campaigns::{
 };
 pub use keys::{ApiKeyInfo, KeyStore, key_id};
 pub use leases::{LeaseDecision, LeaseStore};
-pub use postcall::PostCallStore;
+pub use postcall::{PostCallStore, Take};
 pub use tickets::{TicketPurpose, TicketStore, new_ticket};
 pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
 pub use usage::{LlmUsage, UsageStore};

@@ -3,6 +3,7 @@
 
 use super::{sample_bot, tenant, unique};
 use crate::domain::{BotId, CallDirection, CallSid, CallStatus, TenantId, UserLabel};
+use crate::store::postcall::Take;
 use crate::store::{
     CallFilter, CallRecord, Cursor, IdempotencyRecord, RateDecision, StatusOutcome, StatusUpdate,
     Store, StoreError, TurnRecord, TurnTimings,
@@ -357,5 +358,62 @@ pub(super) async fn turns(store: &dyn Store) {
     assert_eq!(
         store.turns(&t, &call.sid).await.unwrap()[1].user_text,
         "again"
+    );
+}
+
+/// A call is taken for its post-call work once it has ended, by one worker at a time (until the
+/// hold lapses), and never again once processed; its analysis is kept.
+pub(super) async fn post_call(store: &dyn Store) {
+    let t = tenant();
+    let call = sample_call(&t, &BotId::generate());
+    assert!(store.create_call(&call, None).await.unwrap());
+    assert_eq!(
+        store.take_call(&call.sid, 1_000, 60_000).await.unwrap(),
+        Take::Nothing,
+        "a call in progress is not taken"
+    );
+    let ended = StatusUpdate {
+        status: CallStatus::Completed,
+        seq: None,
+        at: time_fmt::now(),
+        duration_secs: Some(12),
+    };
+    applied(store.update_call_status(&call.sid, &ended).await.unwrap());
+    assert_eq!(
+        store.take_call(&call.sid, 1_000, 60_000).await.unwrap(),
+        Take::Taken
+    );
+    assert_eq!(
+        store.take_call(&call.sid, 2_000, 62_000).await.unwrap(),
+        Take::Held,
+        "held by its first worker"
+    );
+    assert_eq!(
+        store.take_call(&call.sid, 60_000, 120_000).await.unwrap(),
+        Take::Taken,
+        "the hold lapsed"
+    );
+    assert_eq!(store.call_analysis(&call.sid).await.unwrap(), None);
+    let analysis = serde_json::json!({"summary": "Booked a table for two.", "errors": []});
+    store
+        .finish_post_call(&call.sid, Some(&analysis))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.call_analysis(&call.sid).await.unwrap(),
+        Some(analysis)
+    );
+    assert_eq!(
+        store.take_call(&call.sid, 500_000, 560_000).await.unwrap(),
+        Take::Nothing,
+        "processed calls are not taken again"
+    );
+    assert_eq!(
+        store
+            .take_call(&CallSid::generate(), 1_000, 60_000)
+            .await
+            .unwrap(),
+        Take::Nothing,
+        "an unknown call"
     );
 }

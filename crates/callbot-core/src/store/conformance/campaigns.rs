@@ -42,6 +42,41 @@ pub async fn run_all(store: Arc<dyn Store>) {
     racing_claims_never_exceed_the_bound(store.clone()).await;
     attempts_end_once_and_retries_wait(&*store).await;
     cancelling_stops_waiting_rows_and_completion_needs_all(&*store).await;
+    rows_are_released_once_each(&*store).await;
+    listings_are_the_tenants_newest_first(&*store).await;
+}
+
+async fn rows_are_released_once_each(store: &dyn Store) {
+    let (c, rows) = campaign(2, 5);
+    store.create_campaign(&c, &rows).await.unwrap();
+    assert_eq!(store.release_rows(&c.id, 2).await.unwrap(), 0..2);
+    assert_eq!(store.release_rows(&c.id, 2).await.unwrap(), 2..4);
+    assert_eq!(store.release_rows(&c.id, 2).await.unwrap(), 4..5);
+    assert_eq!(
+        store.release_rows(&c.id, 1).await.unwrap(),
+        5..5,
+        "all released"
+    );
+    let unknown = store.release_rows(&CampaignId::generate(), 1).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
+}
+
+async fn listings_are_the_tenants_newest_first(store: &dyn Store) {
+    let t = tenant();
+    let (mut older, rows) = campaign(1, 1);
+    older.tenant = t.clone();
+    store.create_campaign(&older, &rows).await.unwrap();
+    let (mut newer, rows) = campaign(1, 1);
+    newer.tenant = t.clone();
+    store.create_campaign(&newer, &rows).await.unwrap();
+    let ids: Vec<_> = store
+        .list_campaigns(&t)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, vec![newer.id, older.id]);
 }
 
 async fn rows_round_trip_and_claims_are_single(store: &dyn Store) {

@@ -102,6 +102,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     calls::daily_quota(&*store).await;
     calls::rate_slots(Arc::clone(&store)).await;
     calls::turns(&*store).await;
+    calls::post_call(&*store).await;
     llm_usage(Arc::clone(&store)).await;
     tickets(Arc::clone(&store)).await;
     leases(Arc::clone(&store)).await;

@@ -15,6 +15,8 @@
 //! | call | `CALL#<sid>` | `CALL` | `TENANT#<t>#CALLS` / list key; gsi2: `BOT#<id>#CALLS` / list key |
 //! | rate-limit slot | `RATE#<scope>` | `SLOT#<i>` | |
 //! | lease place | `LEASE#<scope>` | `SLOT#<i>` | |
+//! | campaign | `CAMPAIGN#<id>` | `CAMPAIGN` | `TENANT#<t>#CAMPAIGNS` / `<id>`; gsi2: `CAMPAIGNS#WORK` / `<id>` while a dialer has work in it |
+//! | campaign row | `CAMPAIGN#<id>` | `ROW#<index, 6 digits>` | |
 //!
 //! A call's list key is `<created_at RFC 3339>#<sid>`, so both indexes list calls newest first.
 
@@ -23,6 +25,7 @@ mod campaigns;
 mod keys;
 mod leases;
 mod postcall;
+mod rows;
 mod tickets;
 mod usage;
 

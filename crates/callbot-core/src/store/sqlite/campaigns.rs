@@ -477,4 +477,22 @@ impl CampaignStore for SqliteStore {
         })
         .await
     }
+
+    async fn release_rows(&self, id: &CampaignId, n: u32) -> StoreResult<std::ops::Range<u32>> {
+        let id = id.clone();
+        self.run(move |c| {
+            let (released, total): (u32, u32) = c
+                .query_row(
+                    "UPDATE campaigns SET released = released + ?2 WHERE id = ?1 RETURNING released, row_count",
+                    params![id.as_str(), n],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            let before = released.saturating_sub(n);
+            Ok(before.min(total)..released.min(total))
+        })
+        .await
+    }
 }

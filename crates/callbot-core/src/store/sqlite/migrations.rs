@@ -136,4 +136,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ALTER TABLE calls ADD COLUMN analysis TEXT;
      UPDATE calls SET post_call = 'done';
      CREATE INDEX calls_post_call ON calls (updated_at) WHERE post_call IS NULL;",
+    // 12: how many of a campaign's rows were handed to a queue-driven dialer
+    "ALTER TABLE campaigns ADD COLUMN released INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -3,7 +3,7 @@
 
 use super::{SqliteStore, backend};
 use crate::domain::CallSid;
-use crate::store::postcall::PostCallStore;
+use crate::store::postcall::{PostCallStore, Take};
 use crate::store::{StoreResult, corrupt};
 use crate::time_fmt;
 use async_trait::async_trait;
@@ -48,6 +48,35 @@ impl PostCallStore for SqliteStore {
             sids.iter()
                 .map(|s| CallSid::parse(s).map_err(corrupt))
                 .collect()
+        })
+        .await
+    }
+
+    async fn take_call(&self, sid: &CallSid, now_ms: i64, until_ms: i64) -> StoreResult<Take> {
+        let sid = sid.to_string();
+        self.run(move |c| {
+            let changed = c
+                .execute(
+                    "UPDATE calls SET post_call_until = ?3 WHERE sid = ?1 AND post_call IS NULL \
+                     AND post_call_until <= ?2 \
+                     AND status IN ('completed', 'busy', 'failed', 'no-answer', 'canceled')",
+                    params![sid, now_ms, until_ms],
+                )
+                .map_err(backend)?;
+            if changed == 1 {
+                return Ok(Take::Taken);
+            }
+            let found: Option<(bool, i64)> = c
+                .query_row(
+                    "SELECT post_call IS NOT NULL, post_call_until FROM calls WHERE sid = ?1",
+                    [&sid],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            Ok(found.map_or(Take::Nothing, |(done, until)| {
+                Take::of_untaken(done, until, now_ms)
+            }))
         })
         .await
     }

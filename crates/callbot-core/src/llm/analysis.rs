@@ -5,8 +5,8 @@
 //! never made up.
 
 use super::{ChatMessage, ChatRequest, Llm, LlmError, LlmEvent, ToolSpec};
-use callbot_core::domain::AnalysisPlan;
-use callbot_core::domain::analysis::schema_errors;
+use crate::domain::AnalysisPlan;
+use crate::domain::analysis::schema_errors;
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 

@@ -33,7 +33,7 @@ impl OpenAiLlm {
         model: impl Into<String>,
         label: &'static str,
     ) -> Self {
-        use callbot_core::http_client;
+        use crate::http_client;
         let http = http_client::build(
             http_client::builder(http_client::LLM_TOTAL)
                 .pool_idle_timeout(std::time::Duration::from_secs(60))

@@ -1,13 +1,14 @@
-//! What follows each call's end, in `callbot serve`: a worker takes ended calls from the store
+//! What follows each call's end: in `callbot serve`, a worker takes ended calls from the store
 //! (a hold that lapses if the process dies, so nothing is left undone), sends the bot's webhook a
 //! signed `call.ended` event, analyses the call when the bot asks for it (retried on model
 //! errors), stores the analysis and sends `call.analyzed`. Events may arrive twice after a crash:
 //! `event_id` is the same both times.
 
+use crate::AppState;
 use callbot_core::domain::CallSid;
-use callbot_functions::AppState;
-use callbot_stream::llm::Llm;
-use callbot_stream::llm::analysis::{self, Line};
+use callbot_core::llm::Llm;
+use callbot_core::llm::analysis::{self, Line};
+use callbot_core::store::{StoreError, Take};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -23,6 +24,16 @@ const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_secs(2);
 /// Deadline of each event's delivery (one retry inside it).
 const EVENT_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+enum PostCallError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("call detail: {0}")]
+    Detail(String),
+    #[error("event body: {0}")]
+    Json(#[from] serde_json::Error),
+}
 
 #[derive(Debug, Clone)]
 pub struct PostCall {
@@ -71,6 +82,38 @@ impl PostCall {
         done.into_iter().filter(|ok| *ok).count()
     }
 
+    /// Works the one call a change stream named (the post-call function on AWS): waits until
+    /// it has settled, takes it, and processes it. `Ok(false)`: the call is another worker's for
+    /// now, ask again later; `Err`: the work failed, ask again later (the hold lapses first).
+    pub async fn process_ended(
+        &self,
+        sid: &CallSid,
+        ended_at: Option<time::OffsetDateTime>,
+    ) -> Result<bool, String> {
+        if let Some(ended) = ended_at {
+            let wait = (ended + SETTLE) - callbot_core::time_fmt::now();
+            if let Ok(wait) = Duration::try_from(wait) {
+                tokio::time::sleep(wait.min(SETTLE)).await;
+            }
+        }
+        let now = now_ms();
+        let take = self
+            .state
+            .store
+            .take_call(sid, now, now + HOLD_MS)
+            .await
+            .map_err(|e| e.to_string())?;
+        match take {
+            Take::Taken => self
+                .try_process(sid)
+                .await
+                .map(|()| true)
+                .map_err(|e| e.to_string()),
+            Take::Held => Ok(false),
+            Take::Nothing => Ok(true),
+        }
+    }
+
     /// Events and analysis for one call; false when it is left for a later pass.
     async fn process(&self, sid: &CallSid) -> bool {
         match self.try_process(sid).await {
@@ -82,15 +125,15 @@ impl PostCall {
         }
     }
 
-    async fn try_process(&self, sid: &CallSid) -> anyhow::Result<()> {
+    async fn try_process(&self, sid: &CallSid) -> Result<(), PostCallError> {
         let store = &self.state.store;
         let Some(call) = store.call_by_sid(sid).await? else {
             return Ok(());
         };
         let bot = store.get_bot(&call.tenant, &call.bot_id).await?;
-        let detail = callbot_functions::call_detail::detail(&self.state, &call)
+        let detail = crate::call_detail::detail(&self.state, &call)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| PostCallError::Detail(e.to_string()))?;
         let mut body = serde_json::to_value(&detail)?;
         if let Some(o) = body.as_object_mut() {
             o.remove("turns");
@@ -172,7 +215,7 @@ impl PostCall {
         event["timestamp"] = json!(callbot_core::time_fmt::rfc3339(
             callbot_core::time_fmt::now()
         ));
-        let sent = callbot_stream::engine::webhook::post_signed(
+        let sent = callbot_core::webhook_post::post_signed(
             &self.http,
             url.url(),
             bot.webhook_secret.expose_secret().as_bytes(),
