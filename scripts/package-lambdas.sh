@@ -43,8 +43,22 @@ import os, re, stat, subprocess, sys, tempfile, zipfile
 root = sys.argv[1]
 budget = 7_000_000
 failed = False
+def artifact_dirs(template):
+    """Each function's artifact directory, from the built template's CodeUri (functions built
+    from the same code share one, e.g. CallsFunction-Shared)."""
+    dirs, current = {}, None
+    for line in open(template):
+        m = re.match(r"^  ([A-Za-z0-9]+):\s*$", line)
+        if m:
+            current = m.group(1)
+        m = re.match(r"^      CodeUri: (\S+)\s*$", line)
+        if m and current:
+            dirs[current] = m.group(1)
+    return dirs
+
+dirs = artifact_dirs(os.path.join(root, "template.yaml"))
 for name in ("bots", "voice", "calls"):
-    exe = os.path.join(root, f"{name.capitalize()}Function", "bootstrap")
+    exe = os.path.join(root, dirs[f"{name.capitalize()}Function"], "bootstrap")
     problems = []
     # As `sam deploy` zips a function: deflated, the file's mode kept.
     path = os.path.join(tempfile.gettempdir(), f"callbot-{name}.zip")
@@ -70,11 +84,10 @@ for name in ("bots", "voice", "calls"):
     for p in problems:
         print(f"  {name}: {p}", file=sys.stderr)
         failed = True
-# The campaign dialer is the calls executable started for the campaign queue's events.
-calls = os.path.join(root, "CallsFunction", "bootstrap")
-dialer = os.path.join(root, "CampaignDialerFunction", "bootstrap")
-if not os.path.isfile(dialer) or open(dialer, "rb").read() != open(calls, "rb").read():
-    print("CampaignDialerFunction/bootstrap is missing or differs from CallsFunction's", file=sys.stderr)
-    failed = True
+# The campaign dialer and the post-call function are the calls executable, started for other events.
+for worker in ("CampaignDialerFunction", "PostCallFunction"):
+    if dirs.get(worker) != dirs["CallsFunction"]:
+        print(f"{worker} is not built from the calls executable: {dirs.get(worker)}", file=sys.stderr)
+        failed = True
 sys.exit(1 if failed else 0)
 PY

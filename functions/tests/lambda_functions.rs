@@ -203,7 +203,7 @@ impl Exe {
     /// `dir` is `sam build`'s output: `BotsFunction/bootstrap`, `VoiceFunction/bootstrap`, ...
     fn packaged(dir: &str, runner: &str, name: &str) -> Exe {
         let logical = format!("{}{}Function", name[..1].to_uppercase(), &name[1..]);
-        let bootstrap = format!("{dir}/{logical}/bootstrap");
+        let bootstrap = format!("{dir}/{}/bootstrap", artifact_dir(dir, &logical));
         assert!(
             std::path::Path::new(&bootstrap).is_file(),
             "{bootstrap} is missing: scripts/package-lambdas.sh builds it (sam build)"
@@ -220,6 +220,26 @@ impl Exe {
     fn path(&self) -> &str {
         self.args.last().unwrap_or(&self.program)
     }
+}
+
+/// A function's artifact directory in `sam build`'s output, from the built template's `CodeUri`
+/// (functions built from the same code share one, e.g. `CallsFunction-Shared`).
+fn artifact_dir(dir: &str, logical: &str) -> String {
+    let template = std::fs::read_to_string(format!("{dir}/template.yaml")).unwrap();
+    let mut current = "";
+    for line in template.lines() {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with(' ')
+        {
+            current = name;
+        }
+        if let Some(uri) = line.strip_prefix("      CodeUri: ")
+            && current == logical
+        {
+            return uri.trim().to_owned();
+        }
+    }
+    panic!("{logical} has no CodeUri in {dir}/template.yaml")
 }
 
 async fn start(name: &'static str, exe: &Exe, env: &Env) -> Function {
