@@ -11,7 +11,9 @@
 //! Campaigns a dialer has work in carry `gsi2pk = CAMPAIGNS#WORK` until they complete, or are
 //! cancelled with no call in progress.
 
-use super::{DynamoStore, Item, backend, cancellation_codes, get_n, get_s, key, n, s, sdk_err};
+use super::{
+    DynamoStore, Item, backend, cancellation_codes, get_n, get_s, key, met, n, s, sdk_err,
+};
 use crate::domain::{
     BotId, CallSid, CallingWindow, CampaignId, CampaignStatus, RetryPolicy, RowState, TenantId,
 };
@@ -171,16 +173,8 @@ impl DynamoStore {
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk_err(e)),
-        }
+        met(res)?;
+        Ok(())
     }
 }
 
@@ -202,15 +196,9 @@ impl CampaignStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict("campaign id already taken".into()))
-            }
-            Err(e) => Err(sdk_err(e)),
+        match met(res)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Conflict("campaign id already taken".into())),
         }
     }
 
@@ -269,19 +257,15 @@ impl CampaignStore for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        let item = match res {
-            Ok(out) => out.attributes.unwrap_or_default(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
+        let item = match met(res)? {
+            Some(out) => out.attributes.unwrap_or_default(),
+            None => {
                 let current = self
                     .get_campaign(tenant, id)
                     .await?
                     .ok_or(StoreError::NotFound)?;
                 return Err(status_conflict(current.status, to));
             }
-            Err(e) => return Err(sdk_err(e)),
         };
         if to == CampaignStatus::Cancelled {
             self.retire_if_idle(id).await?;
@@ -493,16 +477,7 @@ impl CampaignStore for DynamoStore {
             .expression_attribute_values(":now", s(time_fmt::rfc3339(time_fmt::now())))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_err(e)),
-        }
+        Ok(met(res)?.is_some())
     }
 
     async fn release_rows(
@@ -521,15 +496,11 @@ impl CampaignStore for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        let item = match out {
-            Ok(o) => o.attributes.unwrap_or_default(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
+        let item = match met(out)? {
+            Some(o) => o.attributes.unwrap_or_default(),
+            None => {
                 return Err(StoreError::NotFound);
             }
-            Err(e) => return Err(sdk_err(e)),
         };
         let total = u32::try_from(get_n(&item, "row_count")?).map_err(corrupt)?;
         let after = u32::try_from(get_n(&item, "released")?).map_err(corrupt)?;

@@ -2,7 +2,7 @@
 //! `gsi1sk = <hash>`, so a tenant's keys are one index query; the operator's all-tenant listing
 //! is a scan (a CLI command, not a request path).
 
-use super::{DynamoStore, Item, get_s, key, s, sdk_err};
+use super::{DynamoStore, Item, get_s, key, met, s, sdk_err};
 use crate::apikey::KeyHash;
 use crate::domain::TenantId;
 use crate::store::keys::{ApiKeyInfo, KeyStore, id_prefix, key_id};
@@ -112,15 +112,6 @@ impl KeyStore for DynamoStore {
             .expression_attribute_values(":t", s(found.tenant.as_str()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_err(e)),
-        }
+        Ok(met(res)?.is_some())
     }
 }

@@ -76,6 +76,23 @@ pub(super) fn sdk_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::De
     }
 }
 
+/// A conditional write's result: `Some` when it happened, `None` when its condition did not
+/// hold; any other failure is an error.
+pub(super) fn met<T, E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    res: Result<T, SdkError<E, R>>,
+) -> StoreResult<Option<T>> {
+    match res {
+        Ok(v) => Ok(Some(v)),
+        Err(e)
+            if e.as_service_error().and_then(|se| se.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(sdk_err(e)),
+    }
+}
+
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -390,15 +407,9 @@ impl DynamoStore {
             .expression_attribute_values(":t", s(tenant.as_str()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict(msg.to_owned()))
-            }
-            Err(e) => Err(sdk_err(e)),
+        match met(res)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Conflict(msg.to_owned())),
         }
     }
 }
@@ -605,15 +616,9 @@ impl Store for DynamoStore {
             .expression_attribute_values(":num", s(bot.number.as_str()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::NotFound)
-            }
-            Err(e) => Err(sdk_err(e)),
+        match met(res)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound),
         }
     }
 

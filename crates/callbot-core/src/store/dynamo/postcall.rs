@@ -4,7 +4,7 @@
 //! so there is nothing to poll: `take_ended_calls` finds nothing, and `take_call` holds the one
 //! call the stream named.
 
-use super::{DynamoStore, get_n, key, n, s, sdk_err};
+use super::{DynamoStore, get_n, key, met, n, s};
 use crate::domain::{CallSid, CallStatus};
 use crate::store::postcall::{PostCallStore, Take};
 use crate::store::{StoreResult, corrupt};
@@ -54,12 +54,9 @@ impl PostCallStore for DynamoStore {
         for (i, status) in FINAL.iter().enumerate() {
             req = req.expression_attribute_values(format!(":s{i}"), s(status.as_str()));
         }
-        match req.send().await {
-            Ok(_) => Ok(Take::Taken),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
+        match met(req.send().await)? {
+            Some(_) => Ok(Take::Taken),
+            None => {
                 let Some(item) = self.get_item(call_key(sid)).await? else {
                     return Ok(Take::Nothing);
                 };
@@ -73,7 +70,6 @@ impl PostCallStore for DynamoStore {
                     now_ms,
                 ))
             }
-            Err(e) => Err(sdk_err(e)),
         }
     }
 
@@ -95,17 +91,9 @@ impl PostCallStore for DynamoStore {
                 .expression_attribute_values(":a", s(a.to_string())),
             None => req.update_expression("SET post_call = :done"),
         };
-        match req.send().await {
-            // A call deleted meanwhile has nothing left to mark.
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk_err(e)),
-        }
+        // A call deleted meanwhile has nothing left to mark.
+        met(req.send().await)?;
+        Ok(())
     }
 
     async fn call_analysis(&self, sid: &CallSid) -> StoreResult<Option<serde_json::Value>> {
