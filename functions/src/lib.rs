@@ -1,6 +1,7 @@
 //! callbot-functions: the HTTP routers (bots, calls, Twilio voice webhooks) that both the Lambda entry
 //! points and `callbot serve` mount. `router(state)` is the whole customer-facing API.
 
+pub mod beat;
 mod bot_options;
 mod bot_requests;
 pub mod bots;

@@ -51,13 +51,9 @@ impl PostCall {
     /// Works every `every` until `shutdown` resolves (a pass under way is finished first).
     pub async fn run(self, every: Duration, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                _ = tick.tick() => { self.pass().await; }
-            }
+        let mut beat = crate::beat::Beat::new(every);
+        while beat.next(shutdown.as_mut()).await {
+            self.pass().await;
         }
     }
 
