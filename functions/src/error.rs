@@ -37,9 +37,6 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
-    /// This deployment cannot do what was asked (its store lacks the feature).
-    #[error("{0}")]
-    NotImplemented(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -98,7 +95,6 @@ impl ApiError {
             }
             ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -151,7 +147,6 @@ impl From<StoreError> for ApiError {
                 code: "conflict",
                 message: m,
             },
-            StoreError::Unsupported(m) => ApiError::NotImplemented(m.into()),
             StoreError::Corrupt(m) | StoreError::Backend(m) => ApiError::Internal(m),
         }
     }

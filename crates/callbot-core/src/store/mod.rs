@@ -97,8 +97,6 @@ pub enum StoreError {
     NotFound,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("not available on this store: {0}")]
-    Unsupported(&'static str),
     #[error("store backend error: {0}")]
     Backend(String),
 }
