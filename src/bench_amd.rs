@@ -42,7 +42,7 @@ fn tone(hz: f32, len_ms: u32) -> Vec<i16> {
 }
 
 /// White noise at about -45 dBFS (a quiet line), deterministic.
-fn add_line_noise(pcm: &mut [i16], seed: u32) {
+pub(crate) fn add_line_noise(pcm: &mut [i16], seed: u32) {
     let mut x = seed.wrapping_mul(2_654_435_761).max(1);
     for s in pcm {
         x ^= x << 13;

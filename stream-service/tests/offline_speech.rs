@@ -6,7 +6,7 @@
 use callbot_stream::audio::g711;
 use callbot_stream::speech::espeak::Espeak;
 use callbot_stream::speech::whisper::{WhisperConfig, WhisperStt};
-use callbot_stream::speech::{SpeechToText, TextToSpeech};
+use callbot_stream::speech::{Cue, SpeechToText, TextToSpeech};
 
 fn model() -> Option<std::path::PathBuf> {
     if std::env::var_os("CALLBOT_SKIP_SPEECH").is_some() {
@@ -39,7 +39,7 @@ async fn espeak_through_the_phone_line_is_recognised_by_whisper() {
         );
         let mut pcm = Vec::new();
         g711::decode(&speech.ulaw, &mut pcm);
-        let heard = stt.transcribe(pcm).await.unwrap();
+        let heard = stt.transcribe(pcm, &Cue::none()).await.unwrap();
         let score = callbot_stream::speech::word_overlap(p, &heard.text);
         eprintln!(
             "{p:?} -> {:?} ({score:.2}, {} ms)",
@@ -51,7 +51,7 @@ async fn espeak_through_the_phone_line_is_recognised_by_whisper() {
     let mean = total / phrases.len() as f64;
     assert!(mean >= 0.6, "mean word overlap {mean:.2}");
     // Silence is not words.
-    let silence = stt.transcribe(vec![0i16; 16000]).await.unwrap();
+    let silence = stt.transcribe(vec![0i16; 16000], &Cue::none()).await.unwrap();
     assert!(
         callbot_stream::speech::word_overlap("a the and", &silence.text) == 0.0
             || silence.text.len() < 12,

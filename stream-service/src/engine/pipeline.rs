@@ -11,7 +11,7 @@ use super::filler::{Fillers, covered};
 use super::speak::{speak, speak_one, stage};
 use super::turn::{CallInfo, Fallback, Stage, ToCall, TurnInput, TurnKind};
 use super::webhook::{self, Action, HistoryEntry, TurnRequest};
-use crate::speech::{SpeechToText, sentences};
+use crate::speech::{Cue, SpeechToText, sentences};
 use callbot_core::domain::BotMode;
 use callbot_core::store::RateDecision;
 use std::sync::Arc;
@@ -86,7 +86,8 @@ struct Said {
 /// "One moment." instead of dead air; the reply then follows it.
 async fn caller_turn(t: Ctx<'_>, said: Said, dtmf: &str, history: &[HistoryEntry], failures: u32) {
     let mut filled = Fillers::new();
-    let Some(heard) = hear(t, said, &mut filled).await else {
+    let cue = t.info.cue(history);
+    let Some(heard) = hear(t, said, &cue, &mut filled).await else {
         return;
     };
     let text = match heard {
@@ -125,7 +126,12 @@ async fn caller_turn(t: Ctx<'_>, said: Said, dtmf: &str, history: &[HistoryEntry
 
 /// The caller's words: known already, or recognised now (under the fillers' cover), and told to
 /// the actor. `None` when the call is gone.
-async fn hear(t: Ctx<'_>, said: Said, filled: &mut Fillers) -> Option<Result<String, Fallback>> {
+async fn hear(
+    t: Ctx<'_>,
+    said: Said,
+    cue: &Cue,
+    filled: &mut Fillers,
+) -> Option<Result<String, Fallback>> {
     let (result, stt, provider) = match (said.heard, said.audio) {
         (Some(h), _) => (Ok(h.text), h.after, h.provider),
         (None, Some(audio)) => {
@@ -133,7 +139,7 @@ async fn hear(t: Ctx<'_>, said: Said, filled: &mut Fillers) -> Option<Result<Str
                 return None;
             }
             let started = Instant::now();
-            let (result, provider) = covered(recognise(t.engine, audio), filled, t.cover()).await?;
+            let (result, provider) = covered(recognise(t.engine, audio, cue), filled, t.cover()).await?;
             let result = result.map_err(|e| {
                 tracing::warn!(call_sid = %t.info.call_sid, error = %e, "recognition failed");
                 match e {
@@ -261,10 +267,11 @@ async fn emit(t: Ctx<'_>, reply: Planned, fillers: usize) {
 async fn recognise(
     engine: &Engine,
     audio: Vec<i16>,
+    cue: &Cue,
 ) -> (Result<String, crate::speech::SpeechError>, &'static str) {
     use crate::speech::Recogniser;
     if let Recogniser::OpenAi(cloud) = &engine.recogniser {
-        let tried = tokio::time::timeout(engine.stt_timeout, cloud.transcribe(audio.clone())).await;
+        let tried = tokio::time::timeout(engine.stt_timeout, cloud.transcribe(audio.clone(), cue)).await;
         match tried {
             Ok(Ok(t)) => return (Ok(t.text), "openai"),
             Ok(Err(e)) => {
@@ -275,7 +282,7 @@ async fn recognise(
     }
     let local = tokio::time::timeout(
         crate::speech::whisper::RECOGNITION_TIMEOUT,
-        engine.stt.transcribe(audio),
+        engine.stt.transcribe(audio, cue),
     )
     .await
     .unwrap_or(Err(crate::speech::SpeechError::Timeout))

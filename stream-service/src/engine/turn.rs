@@ -58,6 +58,17 @@ pub struct CallInfo {
 }
 
 impl CallInfo {
+    /// What the recogniser should expect next: the bot's purpose and its last line in
+    /// `history`.
+    pub fn cue(&self, history: &[HistoryEntry]) -> crate::speech::Cue {
+        let asked = history
+            .iter()
+            .rev()
+            .find(|h| h.role == "bot")
+            .map_or("", |h| h.content.as_str());
+        crate::speech::Cue::for_turn(&self.goal, &self.context, asked)
+    }
+
     /// The webhook's body for caller turn `turn` (no suggestion, no reply yet), stamped now.
     pub fn turn_request<'a>(
         &'a self,

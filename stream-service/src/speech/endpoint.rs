@@ -5,6 +5,11 @@
 
 use std::time::Duration;
 
+/// Partials at most this often while the caller speaks (when a recogniser worker is free).
+pub const PARTIAL_EVERY: Duration = Duration::from_millis(800);
+/// Trailing silence after which the utterance is decoded to see whether it is finished.
+pub const PROBE_AFTER: Duration = Duration::from_millis(160);
+
 /// What the words so far suggest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hint {

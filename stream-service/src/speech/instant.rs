@@ -2,7 +2,7 @@
 //! engines: the recogniser reports the utterance's length, the synthesiser returns a tone of a
 //! length proportional to the text. Both answer at once and never block.
 
-use super::{Speech, SpeechError, SpeechToText, TextToSpeech, Transcript};
+use super::{Cue, Speech, SpeechError, SpeechToText, TextToSpeech, Transcript};
 use crate::audio::g711;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -15,7 +15,7 @@ impl SpeechToText for InstantStt {
     fn name(&self) -> &str {
         "instant"
     }
-    async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError> {
+    async fn transcribe(&self, pcm: Vec<i16>, _cue: &Cue) -> Result<Transcript, SpeechError> {
         Ok(Transcript {
             text: format!("utterance of {} ms", pcm.len() / 8),
             engine: Duration::ZERO,
@@ -55,7 +55,7 @@ impl SpeechToText for LoadedStt {
         "instant (loaded)"
     }
     /// Safe to cancel: a dropped call gives its place back.
-    async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError> {
+    async fn transcribe(&self, pcm: Vec<i16>, _cue: &Cue) -> Result<Transcript, SpeechError> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         struct Place<'a>(&'a AtomicUsize);
         impl Drop for Place<'_> {
@@ -168,7 +168,7 @@ mod loaded_tests {
         for _ in 0..(1 + QUEUE + 1) {
             let stt = stt.clone();
             jobs.push(tokio::spawn(
-                async move { stt.transcribe(vec![0; 800]).await },
+                async move { stt.transcribe(vec![0; 800], &Cue::none()).await },
             ));
             tokio::task::yield_now().await;
         }

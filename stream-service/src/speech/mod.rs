@@ -1,6 +1,7 @@
 //! Speech engines behind two small traits, so that offline engines (whisper.cpp, espeak-ng), cloud
 //! adapters and instant stand-ins plug into the call engine alike.
 
+pub mod cue;
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod endpoint;
@@ -12,6 +13,7 @@ pub mod polly;
 pub mod voices;
 pub mod whisper;
 
+pub use cue::Cue;
 pub use voices::Voices;
 
 /// What a call's recogniser reports while the caller speaks.
@@ -109,8 +111,9 @@ pub struct Transcript {
 #[async_trait]
 pub trait SpeechToText: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
-    /// `pcm` is 8 kHz mono 16-bit (the phone line).
-    async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError>;
+    /// `pcm` is 8 kHz mono 16-bit (the phone line); `cue` is what the conversation expects
+    /// (engines without prompts ignore it).
+    async fn transcribe(&self, pcm: Vec<i16>, cue: &Cue) -> Result<Transcript, SpeechError>;
 
     /// Whether a partial transcript (of an utterance still going on) can run now without
     /// delaying anyone's final one. Engines without partials say no.

@@ -3,7 +3,8 @@
 //! `POST /audio/transcriptions` with one WAV upload per utterance.
 
 use super::{
-    AudioStream, Speech, SpeechError, SpeechToText, TextToSpeech, Transcript, request_error, send,
+    AudioStream, Cue, Speech, SpeechError, SpeechToText, TextToSpeech, Transcript, request_error,
+    send,
 };
 use crate::audio::pcm_stream::PcmToPhone;
 use crate::audio::{PHONE_RATE, wav};
@@ -102,7 +103,7 @@ impl SpeechToText for OpenAiAudio {
         "openai"
     }
 
-    async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError> {
+    async fn transcribe(&self, pcm: Vec<i16>, cue: &Cue) -> Result<Transcript, SpeechError> {
         let started = Instant::now();
         let wav = tokio::task::spawn_blocking(move || wav::write_mono(&pcm, PHONE_RATE))
             .await
@@ -111,11 +112,15 @@ impl SpeechToText for OpenAiAudio {
             .file_name("utterance.wav")
             .mime_str("audio/wav")
             .map_err(|e| SpeechError::Engine(e.to_string()))?;
-        let form = reqwest::multipart::Form::new()
+        let mut form = reqwest::multipart::Form::new()
             .part("file", file)
             .text("model", self.settings.stt_model.clone())
             .text("language", "en")
             .text("response_format", "json");
+        if !cue.prompt().is_empty() {
+            // The conversation so far steers spelling (names, digits): OpenAI's `prompt`.
+            form = form.text("prompt", cue.prompt().to_owned());
+        }
         let req = self
             .http
             .post(self.endpoint("/audio/transcriptions"))

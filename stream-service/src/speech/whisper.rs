@@ -1,8 +1,10 @@
 //! whisper.cpp (through whisper-rs) on a fixed pool of worker threads with a bounded queue. Each
-//! worker owns its decoder state; the model is loaded once. Settings from the offline-speech notes:
-//! greedy, English, timestamps on, audio context sized to the utterance, tokens capped.
+//! worker owns its decoder state; the model is loaded once. Decoding suited to a phone line:
+//! English, beam search (or greedy), the conversation's cue as the initial prompt, timestamps on
+//! (without them greedy decoding was seen to loop), the encoder window sized to the utterance and
+//! the tokens capped by its length.
 
-use super::{SpeechError, SpeechToText, Transcript};
+use super::{Cue, SpeechError, SpeechToText, Transcript};
 use crate::audio::resample;
 use async_trait::async_trait;
 use std::path::Path;
@@ -15,6 +17,7 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextPar
 
 struct Job {
     pcm: Vec<i16>,
+    cue: Cue,
     /// When it was queued: a job that waited past [`QUEUE_DEADLINE`] is refused, not decoded.
     queued: Instant,
     reply: oneshot::Sender<Result<Transcript, SpeechError>>,
@@ -39,13 +42,36 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// Pool sizing.
+/// Pool sizing and decoding.
 #[derive(Debug, Clone, Copy)]
 pub struct WhisperConfig {
     pub workers: usize,
     pub threads_per_worker: usize,
     /// Utterances waiting beyond the busy workers; more are refused (`Busy`).
     pub queue: usize,
+    pub decoding: Decoding,
+}
+
+/// How each utterance is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoding {
+    /// Beam width; 1 decodes greedily.
+    pub beam: u8,
+    /// Whether the conversation's cue becomes the initial prompt.
+    pub prompt: bool,
+    /// Audio context beyond the utterance given to the encoder, in ms (the window is trimmed
+    /// to the utterance plus this).
+    pub context_pad_ms: u32,
+}
+
+impl Default for Decoding {
+    fn default() -> Self {
+        Self {
+            beam: 5,
+            prompt: true,
+            context_pad_ms: 4000,
+        }
+    }
 }
 
 impl Default for WhisperConfig {
@@ -54,6 +80,7 @@ impl Default for WhisperConfig {
             workers: 1,
             threads_per_worker: 2,
             queue: 8,
+            decoding: Decoding::default(),
         }
     }
 }
@@ -84,11 +111,11 @@ impl WhisperStt {
                 .map_err(|e| SpeechError::Unavailable(format!("whisper state: {e}")))?;
             let rx = rx.clone();
             let threads = cfg.threads_per_worker.max(1) as i32;
+            let decoding = cfg.decoding;
             let ctx = ctx.clone();
             std::thread::Builder::new()
                 .name(format!("whisper-{i}"))
                 .spawn(move || {
-                    let _keep = ctx;
                     loop {
                         let job = match rx.lock() {
                             Ok(guard) => guard.recv(),
@@ -106,7 +133,12 @@ impl WhisperStt {
                             let _ = job.reply.send(Err(SpeechError::Busy));
                             continue;
                         }
-                        let result = run(&mut state, &job.pcm, threads);
+                        let prompt = if decoding.prompt {
+                            prompt_tokens(&ctx, job.cue.prompt())
+                        } else {
+                            Vec::new()
+                        };
+                        let result = run(&mut state, &job.pcm, &prompt, threads, decoding);
                         busy.fetch_sub(1, Ordering::Relaxed);
                         let _ = job.reply.send(result);
                     }
@@ -130,12 +162,36 @@ impl WhisperStt {
     }
 }
 
+/// Whisper keeps at most this many prompt tokens (half its text context, less the marker).
+const MAX_PROMPT_TOKENS: usize = 223;
+
+/// The cue's text as prompt tokens (the last [`MAX_PROMPT_TOKENS`]); none if it cannot be read.
+fn prompt_tokens(ctx: &WhisperContext, prompt: &str) -> Vec<i32> {
+    if prompt.is_empty() || prompt.contains('\0') {
+        return Vec::new();
+    }
+    // A generous buffer: the tokenizer reports a short one as an error (whisper-rs would misread
+    // the needed length), and a cue is at most a few hundred characters, each at most one token.
+    let text = format!(" {prompt}");
+    match ctx.tokenize(&text, text.len() + 8) {
+        Ok(mut tokens) => {
+            let excess = tokens.len().saturating_sub(MAX_PROMPT_TOKENS);
+            tokens.drain(..excess);
+            tokens
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
 fn run(
     state: &mut whisper_rs::WhisperState,
     pcm8k: &[i16],
+    prompt: &[i32],
     threads: i32,
+    decoding: Decoding,
 ) -> Result<Transcript, SpeechError> {
     let started = Instant::now();
+    let spoken = pcm8k.len() as f64 / 8000.0;
     let audio = resample::resample(&resample::i16_to_f32(pcm8k), 8000, 16000);
     // Whisper needs at least a second of input; pad short utterances with silence.
     let mut audio = audio;
@@ -143,7 +199,15 @@ fn run(
         audio.resize(16_000 + 1600, 0.0);
     }
     let seconds = audio.len() as f64 / 16_000.0;
-    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    let strategy = if decoding.beam > 1 {
+        SamplingStrategy::BeamSearch {
+            beam_size: i32::from(decoding.beam),
+            patience: -1.0,
+        }
+    } else {
+        SamplingStrategy::Greedy { best_of: 1 }
+    };
+    let mut params = FullParams::new(strategy);
     params.set_n_threads(threads);
     params.set_language(Some("en"));
     params.set_no_context(true);
@@ -154,9 +218,18 @@ fn run(
     params.set_print_special(false);
     params.set_print_timestamps(false);
     params.set_suppress_blank(true);
-    params.set_audio_ctx(((seconds + 4.0) * 50.0).ceil().min(1500.0) as i32);
-    params.set_max_tokens(((seconds * 8.0).ceil() as i32).max(16));
+    params.set_audio_ctx(
+        ((seconds + f64::from(decoding.context_pad_ms) / 1000.0) * 50.0)
+            .ceil()
+            .min(1500.0) as i32,
+    );
+    // About 3 words a second at most, a token and a half each, and punctuation: a decoder
+    // stuck repeating itself stops there.
+    params.set_max_tokens((spoken * 6.0).ceil() as i32 + 8);
     params.set_temperature_inc(0.0);
+    if !prompt.is_empty() {
+        params.set_tokens(prompt);
+    }
     state
         .full(params, &audio)
         .map_err(|e| SpeechError::Engine(e.to_string()))?;
@@ -167,7 +240,7 @@ fn run(
         }
     }
     Ok(Transcript {
-        text: clean(&text),
+        text: collapse_repeats(&clean(&text)),
         engine: started.elapsed(),
     })
 }
@@ -187,6 +260,44 @@ fn clean(raw: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+fn is_number(w: &str) -> bool {
+    const DIGITS: &[&str] = &[
+        "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+        "double", "triple",
+    ];
+    w.chars().all(|c| c.is_ascii_digit()) || DIGITS.contains(&w)
+}
+
+/// A decoder stuck in a loop repeats a sentence ("It's time. It's time. It's time.") or a
+/// phrase: the repeats are not words the caller said twice, and go.
+fn collapse_repeats(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let key = |w: &str| {
+        w.trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase()
+    };
+    let mut out: Vec<&str> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    'words: while i < words.len() {
+        // The longest phrase (up to 8 words) that the words from i repeat right after it.
+        for n in (1..=8.min((words.len() - i) / 2)).rev() {
+            let same = (0..n).all(|k| key(words[i + k]) == key(words[i + n + k]));
+            // A single word said twice ("no, no") is speech, and so are digits ("five five
+            // five"); a phrase repeated, or a word said three times in a row, is a loop.
+            let loops = n > 1
+                || (i + 2 * n < words.len() && key(words[i]) == key(words[i + 2 * n]));
+            let wordy = (0..n).any(|k| !is_number(&key(words[i + k])));
+            if same && loops && wordy {
+                i += n;
+                continue 'words;
+            }
+        }
+        out.push(words[i]);
+        i += 1;
+    }
+    out.join(" ")
+}
+
 #[async_trait]
 impl SpeechToText for WhisperStt {
     fn name(&self) -> &str {
@@ -201,11 +312,12 @@ impl SpeechToText for WhisperStt {
         Some((self.busy.load(Ordering::Relaxed), self.capacity))
     }
 
-    async fn transcribe(&self, pcm: Vec<i16>) -> Result<Transcript, SpeechError> {
+    async fn transcribe(&self, pcm: Vec<i16>, cue: &Cue) -> Result<Transcript, SpeechError> {
         let (reply, rx) = oneshot::channel();
         self.busy.fetch_add(1, Ordering::Relaxed);
         let job = Job {
             pcm,
+            cue: cue.clone(),
             queued: Instant::now(),
             reply,
         };
@@ -233,7 +345,27 @@ pub const RECOGNITION_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[cfg(test)]
 mod tests {
-    use super::clean;
+    use super::{clean, collapse_repeats};
+
+    #[test]
+    fn a_decoder_loop_is_collapsed_and_real_repeats_stay() {
+        assert_eq!(
+            collapse_repeats("It's time. It's time. It's time. It's time."),
+            "It's time."
+        );
+        assert_eq!(
+            collapse_repeats("In the menu, still 30 $. In the menu, still 30 $. Thanks"),
+            "In the menu, still 30 $. Thanks"
+        );
+        assert_eq!(collapse_repeats("no no no no no"), "no no");
+        assert_eq!(collapse_repeats("No, no, that's wrong."), "No, no, that's wrong.");
+        assert_eq!(
+            collapse_repeats("five five five zero one"),
+            "five five five zero one"
+        );
+        assert_eq!(collapse_repeats("55 55 55"), "55 55 55");
+        assert_eq!(collapse_repeats("a table for two"), "a table for two");
+    }
 
     #[test]
     fn non_speech_tags_are_removed() {

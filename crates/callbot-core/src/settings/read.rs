@@ -316,10 +316,7 @@ fn limits(v: &Vars) -> Result<Limits, SettingsError> {
 fn speech(v: &Vars, data_dir: &Path) -> Result<SpeechSettings, SettingsError> {
     Ok(match v.choice("CALLBOT_SPEECH").as_deref() {
         None | Some("local") => SpeechSettings::Local {
-            model: v
-                .get("CALLBOT_WHISPER_MODEL")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| data_dir.join("models").join("ggml-tiny.en.bin")),
+            model: whisper_model(v.get("CALLBOT_WHISPER_MODEL").map(String::as_str), data_dir),
             espeak: v.text("CALLBOT_ESPEAK", "espeak-ng"),
             whisper_workers: v.num("CALLBOT_WHISPER_WORKERS", 1)? as usize,
         },
@@ -335,6 +332,16 @@ fn speech(v: &Vars, data_dir: &Path) -> Result<SpeechSettings, SettingsError> {
             ));
         }
     })
+}
+
+/// `CALLBOT_WHISPER_MODEL`: a model `callbot models install` knows by name (`base`, the default,
+/// or `tiny.en`), found under the data directory, or the path of a ggml file.
+fn whisper_model(value: Option<&str>, data_dir: &Path) -> PathBuf {
+    match value.map(str::trim) {
+        None | Some("") => data_dir.join("models").join("ggml-base.bin"),
+        Some(name @ ("base" | "tiny.en")) => data_dir.join("models").join(format!("ggml-{name}.bin")),
+        Some(path) => PathBuf::from(path),
+    }
 }
 
 fn calls(v: &Vars, data_dir: &Path) -> Result<CallSettings, SettingsError> {

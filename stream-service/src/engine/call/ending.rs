@@ -170,11 +170,12 @@ impl Actor {
         sid: &callbot_core::domain::CallSid,
         u: Unheard,
     ) {
+        let cue = self.info.cue(self.conv.history());
         let text = match (u.text, u.audio) {
             (Some(t), _) => t,
             (None, Some(a)) => match tokio::time::timeout(
                 crate::speech::whisper::RECOGNITION_TIMEOUT,
-                self.engine.stt.transcribe(a),
+                self.engine.stt.transcribe(a, &cue),
             )
             .await
             {

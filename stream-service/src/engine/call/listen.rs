@@ -87,7 +87,7 @@ impl Actor {
     pub(super) fn listen_started(&mut self) {
         let l = &mut self.listen;
         l.utterance += 1;
-        l.rec.begin();
+        l.rec.begin(&self.info.cue(self.conv.history()));
         l.probe = None;
         let usual = l.usual;
         self.ep.set_end_silence(usual);

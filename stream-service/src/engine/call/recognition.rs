@@ -8,15 +8,12 @@ use crate::audio::vad::Endpointer;
 use crate::engine::Engine;
 use crate::engine::tasks::CallTasks;
 use crate::speech::deepgram::{DeepgramSession, ListenParams, SttEvent};
-use crate::speech::{Recogniser, SpeechToText};
+use crate::speech::endpoint::{PARTIAL_EVERY, PROBE_AFTER};
+use crate::speech::{Cue, Recogniser, SpeechToText};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Partials at most this often while the caller speaks (when a worker is free).
-const PARTIAL_EVERY: Duration = Duration::from_millis(800);
-/// Trailing silence after which the utterance is decoded to see whether it is finished.
-const PROBE_AFTER: Duration = Duration::from_millis(160);
 
 /// How an ended utterance's words will come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +60,8 @@ pub(super) trait Recognition: Send + std::fmt::Debug {
     fn provider(&self) -> &'static str;
     /// One 20 ms frame of caller audio (μ-law), after the endpointer has seen it.
     fn push(&mut self, ulaw: &[u8], speech: SpeechSoFar<'_>);
-    /// A new utterance began.
-    fn begin(&mut self);
+    /// A new utterance began; `cue` is what the conversation expects of it.
+    fn begin(&mut self, cue: &Cue);
     /// Our endpointer ended the utterance after `voiced` of speech.
     fn end(&mut self, voiced: Duration) -> Coming;
     /// Its own event, seen before the policy acts on it.
@@ -115,6 +112,7 @@ pub(super) fn local(
         started: None,
         next_partial: PARTIAL_EVERY,
         decoding: None,
+        cue: Cue::none(),
     })
 }
 
@@ -138,7 +136,7 @@ impl Recognition for Deepgram {
         }
     }
 
-    fn begin(&mut self) {}
+    fn begin(&mut self, _cue: &Cue) {}
 
     fn end(&mut self, _voiced: Duration) -> Coming {
         self.session.finalize();
@@ -166,6 +164,8 @@ struct Local {
     next_partial: Duration,
     /// The decode running now (aborted when the call ends).
     decoding: Option<tokio::task::AbortHandle>,
+    /// The utterance's cue, given to each of its decodes.
+    cue: Cue,
 }
 
 impl Recognition for Local {
@@ -188,10 +188,11 @@ impl Recognition for Local {
         self.next_partial = voiced + PARTIAL_EVERY;
         let audio = s.audio.to_vec();
         let (stt, tx, utterance) = (self.stt.clone(), self.events.clone(), s.utterance);
+        let cue = self.cue.clone();
         // A call task: a decode still running when the call ends is aborted, its worker freed.
         self.decoding = self.tasks.spawn(async move {
             let text = stt
-                .transcribe(audio)
+                .transcribe(audio, &cue)
                 .await
                 .map(|t| t.text)
                 .unwrap_or_default();
@@ -205,9 +206,10 @@ impl Recognition for Local {
         });
     }
 
-    fn begin(&mut self) {
+    fn begin(&mut self, cue: &Cue) {
         self.next_partial = PARTIAL_EVERY;
         self.started = None;
+        self.cue = cue.clone();
     }
 
     fn end(&mut self, voiced: Duration) -> Coming {
@@ -246,7 +248,7 @@ impl Recognition for Batch {
 
     fn push(&mut self, _: &[u8], _: SpeechSoFar<'_>) {}
 
-    fn begin(&mut self) {}
+    fn begin(&mut self, _cue: &Cue) {}
 
     fn end(&mut self, _voiced: Duration) -> Coming {
         Coming::Batch
