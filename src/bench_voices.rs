@@ -52,6 +52,7 @@ pub(crate) async fn server(
         model: model.to_path_buf(),
         espeak: "espeak-ng".into(),
         whisper_workers: 1,
+        decoding: Default::default(),
     };
     change(&mut s);
     let platform = crate::server::build(s).await?;

@@ -12,6 +12,6 @@ pub mod bench_voices;
 pub mod bench_webrtc;
 pub mod browser;
 pub mod call;
-pub mod quality;
 pub mod devkit;
+pub mod quality;
 pub mod server;

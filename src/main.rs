@@ -682,7 +682,7 @@ async fn run() -> anyhow::Result<()> {
                 usual: std::time::Duration::from_millis(silence_ms),
                 verbose,
             };
-            for line in callbot::quality::quality(opts).await? {
+            for line in callbot::quality::quality(opts).await?.lines {
                 println!("{line}");
             }
             Ok(())

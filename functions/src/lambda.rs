@@ -11,7 +11,7 @@ use callbot_core::campaign_queue::RowMessage;
 use callbot_core::domain::{CallSid, CallStatus};
 use callbot_core::llm::Llm;
 use callbot_core::llm::openai::OpenAiLlm;
-use callbot_core::settings::{LambdaEvents, LlmSettings, Settings};
+use callbot_core::settings::{LambdaEvents, LambdaRoutes, LlmSettings, Settings};
 use callbot_core::wiring;
 use lambda_http::LambdaEvent;
 use std::sync::Arc;
@@ -40,8 +40,18 @@ pub async fn app_state(settings: Settings) -> Result<AppState, Error> {
 
 /// The whole life of a function process: settings from the environment, JSON logs, clients built
 /// once, then requests from the Lambda runtime until it stops the process.
-pub async fn run(function: Function) -> Result<(), Error> {
+pub async fn run() -> Result<(), Error> {
     let settings = Settings::from_env()?;
+    let function = match (settings.lambda_events, settings.lambda_routes) {
+        (_, Some(LambdaRoutes::Bots)) => Function::Bots,
+        (_, Some(LambdaRoutes::Voice)) => Function::Voice,
+        (_, Some(LambdaRoutes::Calls)) => Function::Calls,
+        (LambdaEvents::Http, None) => {
+            return Err("CALLBOT_LAMBDA_ROUTES must say which routes this function serves: bots, voice or calls".into());
+        }
+        // Workers serve no routes.
+        (_, None) => Function::Calls,
+    };
     // `Targets` (target=level directives) rather than `EnvFilter`: no regex engine in the package.
     let filter: tracing_subscriber::filter::Targets = settings
         .log_filter

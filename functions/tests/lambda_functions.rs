@@ -188,14 +188,10 @@ struct Exe {
 }
 
 impl Exe {
-    fn built(name: &str) -> Exe {
-        let program = match name {
-            "bots" => env!("CARGO_BIN_EXE_bots"),
-            "voice" => env!("CARGO_BIN_EXE_voice"),
-            _ => env!("CARGO_BIN_EXE_calls"),
-        };
+    /// The one executable of this build (each function picks its routes by environment).
+    fn built(_name: &str) -> Exe {
         Exe {
-            program: program.to_owned(),
+            program: env!("CARGO_BIN_EXE_lambda").to_owned(),
             args: vec![],
         }
     }
@@ -278,6 +274,10 @@ async fn start(name: &'static str, exe: &Exe, env: &Env) -> Function {
         .env("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    if ["bots", "voice", "calls"].contains(&name) {
+        // As the template sets it for the API functions (the workers serve no routes).
+        cmd.env("CALLBOT_LAMBDA_ROUTES", name);
+    }
     for (k, v) in &env.vars {
         cmd.env(k, v);
     }

@@ -67,14 +67,42 @@ struct Item {
     pcm: Vec<i16>,
 }
 
-pub async fn quality(opts: QualityOptions) -> anyhow::Result<Vec<String>> {
+/// The figures, and the lines that print them.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub lines: Vec<String>,
+    /// Word error rate over everything heard (0-1), and per category.
+    pub wer: f64,
+    pub by_category: BTreeMap<String, f64>,
+    pub recognition_p50: Duration,
+    pub rules: Vec<RuleFigures>,
+}
+
+/// How one end-of-turn rule did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RuleFigures {
+    pub rule: Rule,
+    /// Utterances with a mid-sentence pause whose turn ended in it, of how many.
+    pub cut_pauses: (usize, usize),
+    /// Other utterances cut off, of how many.
+    pub cut_others: (usize, usize),
+    pub wait_p50: Duration,
+    pub wait_p95: Duration,
+}
+
+pub async fn quality(opts: QualityOptions) -> anyhow::Result<Report> {
     let set = match &opts.set {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
         None => set::BUILT_IN.to_owned(),
     };
     let set = set::parse(&set).context("the utterance set")?;
     let items = items(&set, &opts).await?;
-    anyhow::ensure!(!items.is_empty(), "nothing to hear (no voice of the set matches --voice)");
+    anyhow::ensure!(
+        !items.is_empty(),
+        "nothing to hear (no voice of the set matches --voice)"
+    );
     let model = opts.model.clone();
     let cfg = WhisperConfig {
         workers: 1,
@@ -103,12 +131,14 @@ pub async fn quality(opts: QualityOptions) -> anyhow::Result<Vec<String>> {
 /// Every utterance in every chosen voice, and the WAV files, on the phone path.
 async fn items(set: &set::Set, opts: &QualityOptions) -> anyhow::Result<Vec<Item>> {
     let mut espeak = Espeak::new("espeak-ng");
-    espeak.available().await.context("espeak-ng speaks the utterances")?;
+    espeak
+        .available()
+        .await
+        .context("espeak-ng speaks the utterances")?;
     let mut out = Vec::new();
-    let voices = set
-        .voices
-        .iter()
-        .filter(|v| opts.voices.is_empty() || opts.voices.iter().any(|o| *o == v.voice || *o == v.label()));
+    let voices = set.voices.iter().filter(|v| {
+        opts.voices.is_empty() || opts.voices.iter().any(|o| *o == v.voice || *o == v.label())
+    });
     for (vi, v) in voices.enumerate() {
         espeak.rate = v.rate;
         for (ui, u) in set.utterances.iter().enumerate() {
@@ -162,7 +192,10 @@ fn wav_items(dir: &std::path::Path, set: &set::Set) -> anyhow::Result<Vec<Item>>
         let mut line = silence(400);
         g711::decode(&to_phone(&pcm, rate), &mut line);
         line.extend(silence(2500));
-        let id = wav.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = wav
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         out.push(Item {
             id,
             category: "wav".into(),
@@ -198,13 +231,14 @@ fn hear(
     usual: Duration,
 ) -> anyhow::Result<Heard> {
     let mut failed = None;
-    let mut decode = |audio: &[i16]| match handle.block_on(stt.transcribe(audio.to_vec(), &item.cue)) {
-        Ok(t) => (t.text, t.engine),
-        Err(e) => {
-            failed = Some(e);
-            (String::new(), Duration::ZERO)
-        }
-    };
+    let mut decode =
+        |audio: &[i16]| match handle.block_on(stt.transcribe(audio.to_vec(), &item.cue)) {
+            Ok(t) => (t.text, t.engine),
+            Err(e) => {
+                failed = Some(e);
+                (String::new(), Duration::ZERO)
+            }
+        };
     let track = Track::replay(&item.pcm, &mut decode);
     let (text, took) = match track.final_decode() {
         Some(d) => (d.text.clone(), d.took),
@@ -214,7 +248,10 @@ fn hear(
     if let Some(e) = failed {
         anyhow::bail!("recognising {} ({}): {e}", item.id, item.voice);
     }
-    let ended = RULES.iter().map(|&r| (r, track.decide(r, usual, took))).collect();
+    let ended = RULES
+        .iter()
+        .map(|&r| (r, track.decide(r, usual, took)))
+        .collect();
     Ok(Heard {
         errors: wer::errors(&item.expected, &text),
         speech: track.speech(),
@@ -230,7 +267,12 @@ fn hear(
 }
 
 fn pct(e: &wer::Errors) -> String {
-    format!("{:5.1} %  ({} of {} words)", e.rate() * 100.0, e.edits(), e.words)
+    format!(
+        "{:5.1} %  ({} of {} words)",
+        e.rate() * 100.0,
+        e.edits(),
+        e.words
+    )
 }
 
 fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
@@ -245,17 +287,28 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
-fn report(opts: &QualityOptions, heard: &[Heard]) -> Vec<String> {
+fn report(opts: &QualityOptions, heard: &[Heard]) -> Report {
     let mut lines = vec![format!(
         "callbot bench quality: whisper.cpp {}, beam {}, prompt {}, context +{} ms, {} thread(s); {} utterances heard ({} voices of the set{})",
-        opts.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        opts.model
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         opts.decoding.beam,
         if opts.decoding.prompt { "on" } else { "off" },
         opts.decoding.context_pad_ms,
         opts.threads,
         heard.len(),
-        heard.iter().map(|h| h.voice.as_str()).collect::<std::collections::BTreeSet<_>>().len(),
-        if opts.wavs.is_some() { ", with recordings" } else { "" },
+        heard
+            .iter()
+            .map(|h| h.voice.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        if opts.wavs.is_some() {
+            ", with recordings"
+        } else {
+            ""
+        },
     )];
     let mut total = wer::Errors::default();
     let mut by_category: BTreeMap<&str, wer::Errors> = BTreeMap::new();
@@ -273,9 +326,15 @@ fn report(opts: &QualityOptions, heard: &[Heard]) -> Vec<String> {
         lines.push(format!("  voice {v:<12} {}", pct(e)));
     }
     let took: Vec<Duration> = heard.iter().map(|h| h.took).collect();
-    let speech: f64 = heard.iter().map(|h| h.speech.as_secs_f64()).sum::<f64>() / heard.len().max(1) as f64;
+    let recognition_p50 = percentile(took.clone(), 0.5);
+    let speech: f64 =
+        heard.iter().map(|h| h.speech.as_secs_f64()).sum::<f64>() / heard.len().max(1) as f64;
     let per_sec = heard.iter().map(|h| h.took.as_secs_f64()).sum::<f64>()
-        / heard.iter().map(|h| h.speech.as_secs_f64()).sum::<f64>().max(1e-9);
+        / heard
+            .iter()
+            .map(|h| h.speech.as_secs_f64())
+            .sum::<f64>()
+            .max(1e-9);
     lines.push(format!(
         "recognition          p50 {} ms  p95 {} ms  max {} ms per utterance (mean {speech:.1} s of audio; {per_sec:.3} s per second of audio)",
         ms(percentile(took.clone(), 0.5)),
@@ -283,10 +342,22 @@ fn report(opts: &QualityOptions, heard: &[Heard]) -> Vec<String> {
         ms(percentile(took, 1.0)),
     ));
     let with_pause = heard.iter().filter(|h| h.pauses).count();
+    let mut rules = Vec::new();
     for rule in RULES {
-        let ended = |h: &Heard| h.ended.iter().find(|(r, _)| *r == rule).and_then(|(_, e)| *e);
-        let cut_pause = heard.iter().filter(|h| h.pauses && ended(h).is_some_and(|e| e.cut_off)).count();
-        let cut_other = heard.iter().filter(|h| !h.pauses && ended(h).is_some_and(|e| e.cut_off)).count();
+        let ended = |h: &Heard| {
+            h.ended
+                .iter()
+                .find(|(r, _)| *r == rule)
+                .and_then(|(_, e)| *e)
+        };
+        let cut_pause = heard
+            .iter()
+            .filter(|h| h.pauses && ended(h).is_some_and(|e| e.cut_off))
+            .count();
+        let cut_other = heard
+            .iter()
+            .filter(|h| !h.pauses && ended(h).is_some_and(|e| e.cut_off))
+            .count();
         let waits: Vec<Duration> = heard
             .iter()
             .filter(|h| !h.pauses)
@@ -297,14 +368,29 @@ fn report(opts: &QualityOptions, heard: &[Heard]) -> Vec<String> {
             rule.label(),
             heard.len() - with_pause,
             ms(percentile(waits.clone(), 0.5)),
-            ms(percentile(waits, 0.95)),
+            ms(percentile(waits.clone(), 0.95)),
             ms(opts.usual),
         ));
+        rules.push(RuleFigures {
+            rule,
+            cut_pauses: (cut_pause, with_pause),
+            cut_others: (cut_other, heard.len() - with_pause),
+            wait_p50: percentile(waits.clone(), 0.5),
+            wait_p95: percentile(waits, 0.95),
+        });
     }
     let mut worst: Vec<&Heard> = heard.iter().filter(|h| h.errors.edits() > 0).collect();
     worst.sort_by(|a, b| b.errors.rate().total_cmp(&a.errors.rate()));
-    let shown = if opts.verbose { heard.iter().collect::<Vec<_>>() } else { worst.into_iter().take(8).collect() };
-    lines.push(if opts.verbose { "every utterance:".into() } else { "worst transcripts:".into() });
+    let shown = if opts.verbose {
+        heard.iter().collect::<Vec<_>>()
+    } else {
+        worst.into_iter().take(8).collect()
+    };
+    lines.push(if opts.verbose {
+        "every utterance:".into()
+    } else {
+        "worst transcripts:".into()
+    });
     for h in shown {
         lines.push(format!(
             "  {:<16} {:<12} {:5.1} %  {:?} -> {:?} ({} ms)",
@@ -316,5 +402,14 @@ fn report(opts: &QualityOptions, heard: &[Heard]) -> Vec<String> {
             ms(h.took)
         ));
     }
-    lines
+    Report {
+        lines,
+        wer: total.rate(),
+        by_category: by_category
+            .into_iter()
+            .map(|(c, e)| (c.to_owned(), e.rate()))
+            .collect(),
+        recognition_p50,
+        rules,
+    }
 }

@@ -69,7 +69,9 @@ impl Utterance {
 
     /// The words a perfect transcript holds.
     pub fn expected(&self) -> String {
-        self.expect.clone().unwrap_or_else(|| self.parts().join(" "))
+        self.expect
+            .clone()
+            .unwrap_or_else(|| self.parts().join(" "))
     }
 
     /// Whether the caller pauses mid-sentence (the end-of-turn test).
@@ -105,12 +107,20 @@ mod tests {
     #[test]
     fn the_built_in_set_reads_and_covers_every_category() {
         let set = parse(BUILT_IN).unwrap();
-        let mut categories: Vec<&str> = set.utterances.iter().map(|u| u.category.as_str()).collect();
+        let mut categories: Vec<&str> =
+            set.utterances.iter().map(|u| u.category.as_str()).collect();
         categories.sort_unstable();
         categories.dedup();
         assert_eq!(
             categories,
-            ["booking", "corrections", "dates", "names", "numbers", "yesno"]
+            [
+                "booking",
+                "corrections",
+                "dates",
+                "names",
+                "numbers",
+                "yesno"
+            ]
         );
         assert!(set.voices.len() >= 3);
         assert!(set.utterances.iter().filter(|u| u.pauses()).count() >= 5);

@@ -136,8 +136,14 @@ impl Track {
         let Some(last) = self.last_voiced else {
             return Duration::ZERO;
         };
-        let gap = self.frames[last..].iter().take_while(|f| f.in_speech).count();
-        let samples = self.audio.len().saturating_sub(gap.saturating_sub(1) * FRAME_SAMPLES);
+        let gap = self.frames[last..]
+            .iter()
+            .take_while(|f| f.in_speech)
+            .count();
+        let samples = self
+            .audio
+            .len()
+            .saturating_sub(gap.saturating_sub(1) * FRAME_SAMPLES);
         Duration::from_millis(samples as u64 / 8)
     }
 
@@ -200,10 +206,14 @@ mod tests {
 
     /// 8 kHz: `ms` of a loud tone (speech to the endpointer) or of near-silence.
     fn tone(ms: usize) -> Vec<i16> {
-        (0..ms * 8).map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16).collect()
+        (0..ms * 8)
+            .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
+            .collect()
     }
     fn quiet(ms: usize) -> Vec<i16> {
-        (0..ms * 8).map(|i| if i % 2 == 0 { 3 } else { -3 }).collect()
+        (0..ms * 8)
+            .map(|i| if i % 2 == 0 { 3 } else { -3 })
+            .collect()
     }
 
     fn audio(parts: &[(bool, usize)]) -> Vec<i16> {
@@ -216,15 +226,27 @@ mod tests {
     #[test]
     fn a_pause_longer_than_the_silence_cuts_the_caller_off_and_the_words_can_prevent_it() {
         // "My number is five five five" ... 900 ms ... "zero one".
-        let pcm = audio(&[(false, 400), (true, 1200), (false, 900), (true, 600), (false, 2000)]);
+        let pcm = audio(&[
+            (false, 400),
+            (true, 1200),
+            (false, 900),
+            (true, 600),
+            (false, 2000),
+        ]);
         let track = Track::replay(&pcm, |a| {
-            let text = if a.len() < 8 * 1900 { "My number is 555" } else { "My number is 555 01." };
+            let text = if a.len() < 8 * 1900 {
+                "My number is 555"
+            } else {
+                "My number is 555 01."
+            };
             (text.to_owned(), Duration::from_millis(100))
         });
         let usual = Duration::from_millis(700);
         let silence = track.decide(Rule::Silence, usual, Duration::ZERO).unwrap();
         assert!(silence.cut_off, "{silence:?}");
-        let heuristic = track.decide(Rule::Heuristic, usual, Duration::ZERO).unwrap();
+        let heuristic = track
+            .decide(Rule::Heuristic, usual, Duration::ZERO)
+            .unwrap();
         assert!(!heuristic.cut_off, "{heuristic:?}");
         assert_eq!(track.final_decode().unwrap().text, "My number is 555 01.");
     }
@@ -239,7 +261,10 @@ mod tests {
         let e = track
             .decide(Rule::Silence, Duration::from_millis(700), Duration::ZERO)
             .unwrap();
-        assert!(e.wait > PROBE_AFTER + slow + Duration::from_millis(300), "{e:?}");
+        assert!(
+            e.wait > PROBE_AFTER + slow + Duration::from_millis(300),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -253,15 +278,26 @@ mod tests {
         let e = track.decide(Rule::Silence, usual, Duration::ZERO).unwrap();
         assert!(!e.cut_off);
         let expected = PROBE_AFTER + slow;
-        assert!(e.wait.abs_diff(expected) <= FRAME * 2, "{:?} vs {expected:?}", e.wait);
+        assert!(
+            e.wait.abs_diff(expected) <= FRAME * 2,
+            "{:?} vs {expected:?}",
+            e.wait
+        );
         // A finished sentence shortens the silence, but the words still take as long.
-        let h = track.decide(Rule::Heuristic, usual, Duration::ZERO).unwrap();
+        let h = track
+            .decide(Rule::Heuristic, usual, Duration::ZERO)
+            .unwrap();
         assert_eq!(h.hint, Some(Hint::Complete));
         assert!(h.wait.abs_diff(expected) <= FRAME * 2, "{:?}", h.wait);
         // With a fast recogniser the heuristic ends a finished sentence sooner.
-        let fast = Track::replay(&pcm, |_| ("A table for two.".to_owned(), Duration::from_millis(40)));
+        let fast = Track::replay(&pcm, |_| {
+            ("A table for two.".to_owned(), Duration::from_millis(40))
+        });
         let s = fast.decide(Rule::Silence, usual, Duration::ZERO).unwrap();
         let h = fast.decide(Rule::Heuristic, usual, Duration::ZERO).unwrap();
-        assert!(h.wait + Duration::from_millis(300) <= s.wait, "{h:?} vs {s:?}");
+        assert!(
+            h.wait + Duration::from_millis(300) <= s.wait,
+            "{h:?} vs {s:?}"
+        );
     }
 }

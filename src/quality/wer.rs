@@ -47,9 +47,19 @@ pub fn errors(reference: &str, hypothesis: &str) -> Errors {
         for j in 1..=h.len() {
             let same = r[i - 1] == h[j - 1];
             let diag = prev[j - 1];
-            let sub = (diag.0 + usize::from(!same), diag.1 + usize::from(!same), diag.2, diag.3);
+            let sub = (
+                diag.0 + usize::from(!same),
+                diag.1 + usize::from(!same),
+                diag.2,
+                diag.3,
+            );
             let del = (prev[j].0 + 1, prev[j].1, prev[j].2 + 1, prev[j].3);
-            let ins = (row[j - 1].0 + 1, row[j - 1].1, row[j - 1].2, row[j - 1].3 + 1);
+            let ins = (
+                row[j - 1].0 + 1,
+                row[j - 1].1,
+                row[j - 1].2,
+                row[j - 1].3 + 1,
+            );
             row[j] = [sub, del, ins]
                 .into_iter()
                 .min_by_key(|c| c.0)
@@ -69,7 +79,12 @@ pub fn errors(reference: &str, hypothesis: &str) -> Errors {
 /// The words compared, numbers spelled digit by digit.
 pub fn normalise(text: &str) -> Vec<String> {
     let mut t = text.to_lowercase();
-    for (from, to) in [("a.m.", " am "), ("p.m.", " pm "), (":00", " "), ("%", " percent ")] {
+    for (from, to) in [
+        ("a.m.", " am "),
+        ("p.m.", " pm "),
+        (":00", " "),
+        ("%", " percent "),
+    ] {
         t = t.replace(from, to);
     }
     // Separators inside numbers ("1,000") go; other punctuation splits words ("s-m-i-t-h").
@@ -112,20 +127,60 @@ fn split_unit(w: &str, out: &mut Vec<String>) {
 
 fn word_value(w: &str) -> Option<(u64, Kind)> {
     const ONES: [&str; 20] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
         "nineteen",
     ];
     const ORDINALS: [&str; 20] = [
-        "zeroth", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
-        "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
-        "sixteenth", "seventeenth", "eighteenth", "nineteenth",
+        "zeroth",
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "fifth",
+        "sixth",
+        "seventh",
+        "eighth",
+        "ninth",
+        "tenth",
+        "eleventh",
+        "twelfth",
+        "thirteenth",
+        "fourteenth",
+        "fifteenth",
+        "sixteenth",
+        "seventeenth",
+        "eighteenth",
+        "nineteenth",
     ];
     const TENS: [&str; 8] = [
         "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
     ];
     const TENTHS: [&str; 8] = [
-        "twentieth", "thirtieth", "fortieth", "fiftieth", "sixtieth", "seventieth", "eightieth",
+        "twentieth",
+        "thirtieth",
+        "fortieth",
+        "fiftieth",
+        "sixtieth",
+        "seventieth",
+        "eightieth",
         "ninetieth",
     ];
     if let Some(i) = ONES.iter().position(|&o| o == w) {
@@ -166,14 +221,23 @@ fn numbers(words: &[String]) -> Vec<String> {
     };
     for (i, w) in words.iter().enumerate() {
         // "oh" is a zero only among digits ("five oh one").
-        let oh_zero = w == "oh" && (is_number(words.get(i + 1)) || (i > 0 && is_number(words.get(i - 1))));
-        let value = if oh_zero { Some((0, Kind::Ones)) } else { word_value(w) };
+        let oh_zero =
+            w == "oh" && (is_number(words.get(i + 1)) || (i > 0 && is_number(words.get(i - 1))));
+        let value = if oh_zero {
+            Some((0, Kind::Ones))
+        } else {
+            word_value(w)
+        };
         match (value, cur) {
-            (Some((n, Kind::Ones)), Some((c, Kind::Tens))) if n < 10 => cur = Some((c + n, Kind::Ones)),
+            (Some((n, Kind::Ones)), Some((c, Kind::Tens))) if n < 10 => {
+                cur = Some((c + n, Kind::Ones))
+            }
             (Some((n, k @ (Kind::Ones | Kind::Tens))), Some((c, Kind::Scale))) => {
                 cur = Some((c + n, k));
             }
-            (Some((s, Kind::Scale)), Some((c, _))) if c > 0 && c < s => cur = Some((c * s, Kind::Scale)),
+            (Some((s, Kind::Scale)), Some((c, _))) if c > 0 && c < s => {
+                cur = Some((c * s, Kind::Scale))
+            }
             (Some((n, k)), _) => {
                 flush(&mut cur, &mut out);
                 cur = Some((n, k));
@@ -203,13 +267,22 @@ mod tests {
 
     #[test]
     fn numbers_in_words_and_digits_compare_equal() {
-        assert_eq!(norm("It's five five five, zero one nine two."), norm("It's 555-0192"));
+        assert_eq!(
+            norm("It's five five five, zero one nine two."),
+            norm("It's 555-0192")
+        );
         assert_eq!(norm("five oh one"), "5 0 1");
         assert_eq!(norm("Oh, I see"), "oh i see");
         assert_eq!(norm("twenty first"), norm("21st"));
-        assert_eq!(norm("two hundred and forty Main Street"), "2 4 0 main street");
+        assert_eq!(
+            norm("two hundred and forty Main Street"),
+            "2 4 0 main street"
+        );
         assert_eq!(norm("thirty five dollars"), norm("35 dollars"));
-        assert_eq!(norm("a table for four at seven pm"), norm("A table for 4 at 7 p.m."));
+        assert_eq!(
+            norm("a table for four at seven pm"),
+            norm("A table for 4 at 7 p.m.")
+        );
         assert_eq!(norm("7pm"), "7 pm");
         assert_eq!(norm("7:00 pm"), "7 pm");
         assert_eq!(norm("twelve"), "1 2");
@@ -226,12 +299,22 @@ mod tests {
     #[test]
     fn edits_are_counted_by_kind() {
         let e = errors("book a table for two", "book the table for two please");
-        assert_eq!((e.substitutions, e.deletions, e.insertions, e.words), (1, 0, 1, 5));
+        assert_eq!(
+            (e.substitutions, e.deletions, e.insertions, e.words),
+            (1, 0, 1, 5)
+        );
         let e = errors("yes that's right", "yes");
         assert_eq!((e.deletions, e.edits()), (2, 2));
         assert!((e.rate() - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(errors("", "").rate(), 0.0);
         assert_eq!(errors("", "noise").rate(), 1.0);
-        assert_eq!(errors("My number is 555 0192", "my number is five five five zero one nine two").edits(), 0);
+        assert_eq!(
+            errors(
+                "My number is 555 0192",
+                "my number is five five five zero one nine two"
+            )
+            .edits(),
+            0
+        );
     }
 }

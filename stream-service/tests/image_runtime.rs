@@ -67,8 +67,8 @@ fn runtime_stage() -> Stage {
 fn built_file(src: &str) -> PathBuf {
     if src.ends_with("/target/release/callbot-stream") {
         PathBuf::from(env!("CARGO_BIN_EXE_callbot-stream"))
-    } else if src.ends_with("/models/ggml-tiny.en.bin") {
-        PathBuf::from(std::env::var("CALLBOT_TEST_MODEL").expect("CALLBOT_TEST_MODEL"))
+    } else if src.ends_with("/models/ggml-base.bin") {
+        PathBuf::from(std::env::var("CALLBOT_TEST_BASE_MODEL").expect("CALLBOT_TEST_BASE_MODEL"))
     } else {
         panic!("the runtime stage copies {src}: teach this test where that file comes from")
     }

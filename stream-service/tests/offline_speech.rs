@@ -51,7 +51,10 @@ async fn espeak_through_the_phone_line_is_recognised_by_whisper() {
     let mean = total / phrases.len() as f64;
     assert!(mean >= 0.6, "mean word overlap {mean:.2}");
     // Silence is not words.
-    let silence = stt.transcribe(vec![0i16; 16000], &Cue::none()).await.unwrap();
+    let silence = stt
+        .transcribe(vec![0i16; 16000], &Cue::none())
+        .await
+        .unwrap();
     assert!(
         callbot_stream::speech::word_overlap("a the and", &silence.text) == 0.0
             || silence.text.len() < 12,

@@ -487,6 +487,7 @@ pub fn real_speech() -> Option<callbot_core::settings::SpeechSettings> {
         model,
         espeak: "espeak-ng".into(),
         whisper_workers: 1,
+        decoding: Default::default(),
     })
 }
 

@@ -139,7 +139,8 @@ async fn hear(
                 return None;
             }
             let started = Instant::now();
-            let (result, provider) = covered(recognise(t.engine, audio, cue), filled, t.cover()).await?;
+            let (result, provider) =
+                covered(recognise(t.engine, audio, cue), filled, t.cover()).await?;
             let result = result.map_err(|e| {
                 tracing::warn!(call_sid = %t.info.call_sid, error = %e, "recognition failed");
                 match e {
@@ -271,7 +272,8 @@ async fn recognise(
 ) -> (Result<String, crate::speech::SpeechError>, &'static str) {
     use crate::speech::Recogniser;
     if let Recogniser::OpenAi(cloud) = &engine.recogniser {
-        let tried = tokio::time::timeout(engine.stt_timeout, cloud.transcribe(audio.clone(), cue)).await;
+        let tried =
+            tokio::time::timeout(engine.stt_timeout, cloud.transcribe(audio.clone(), cue)).await;
         match tried {
             Ok(Ok(t)) => return (Ok(t.text), "openai"),
             Ok(Err(e)) => {

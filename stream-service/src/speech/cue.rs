@@ -67,11 +67,27 @@ pub fn expect(asked: &str) -> Expect {
         .find(|s| !s.trim().is_empty())
         .unwrap_or(&q);
     let has = |words: &[&str]| words.iter().any(|w| last.contains(w));
-    if has(&["spell", "your name", "last name", "surname", "first name", "who am i"]) {
+    if has(&[
+        "spell",
+        "your name",
+        "last name",
+        "surname",
+        "first name",
+        "who am i",
+    ]) {
         Expect::Name
-    } else if has(&["number", "phone", "digits", "how many", "zip", "postcode", "code"]) {
+    } else if has(&[
+        "number", "phone", "digits", "how many", "zip", "postcode", "code",
+    ]) {
         Expect::Number
-    } else if has(&["what day", "which day", "what date", "which date", "when would", "when "]) {
+    } else if has(&[
+        "what day",
+        "which day",
+        "what date",
+        "which date",
+        "when would",
+        "when ",
+    ]) {
         Expect::Date
     } else if last.trim_end().ends_with('?') && starts_yes_no(last.trim_start()) {
         Expect::YesNo
@@ -146,7 +162,10 @@ mod tests {
 
     #[test]
     fn questions_are_classified_by_what_they_ask() {
-        assert_eq!(expect("And what's a good phone number for you?"), Expect::Number);
+        assert_eq!(
+            expect("And what's a good phone number for you?"),
+            Expect::Number
+        );
         assert_eq!(expect("How many people will be joining?"), Expect::Number);
         assert_eq!(expect("Could you spell your last name?"), Expect::Name);
         assert_eq!(expect("Great. What day works for you?"), Expect::Date);
@@ -173,7 +192,11 @@ mod tests {
         let context = "A sentence of context. ".repeat(100);
         let asked = format!("{} Is that right?", "é".repeat(300));
         let cue = Cue::for_turn(&"goal ".repeat(10), &context, &asked);
-        assert!(cue.prompt().len() <= MAX_PROMPT_CHARS, "{}", cue.prompt().len());
+        assert!(
+            cue.prompt().len() <= MAX_PROMPT_CHARS,
+            "{}",
+            cue.prompt().len()
+        );
         assert!(cue.prompt().contains("Is that right?"));
         assert_eq!(Cue::none().prompt(), "");
     }

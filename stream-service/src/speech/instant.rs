@@ -167,9 +167,9 @@ mod loaded_tests {
         let mut jobs = Vec::new();
         for _ in 0..(1 + QUEUE + 1) {
             let stt = stt.clone();
-            jobs.push(tokio::spawn(
-                async move { stt.transcribe(vec![0; 800], &Cue::none()).await },
-            ));
+            jobs.push(tokio::spawn(async move {
+                stt.transcribe(vec![0; 800], &Cue::none()).await
+            }));
             tokio::task::yield_now().await;
         }
         assert_eq!(SpeechToText::load(&*stt), Some((1 + QUEUE, 1 + QUEUE)));

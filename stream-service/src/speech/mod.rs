@@ -262,15 +262,22 @@ pub async fn from_settings(
             model,
             espeak: program,
             whisper_workers,
+            decoding,
         } => {
             let tts = espeak::Espeak::new(program.clone());
             tts.available().await?;
             let (model, workers) = (model.clone(), *whisper_workers);
+            let decoding = whisper::Decoding {
+                beam: decoding.beam,
+                prompt: decoding.prompt,
+                ..Default::default()
+            };
             let stt = tokio::task::spawn_blocking(move || {
                 whisper::WhisperStt::load(
                     &model,
                     whisper::WhisperConfig {
                         workers,
+                        decoding,
                         ..Default::default()
                     },
                 )

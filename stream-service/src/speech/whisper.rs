@@ -67,9 +67,9 @@ pub struct Decoding {
 impl Default for Decoding {
     fn default() -> Self {
         Self {
-            beam: 5,
+            beam: 1,
             prompt: true,
-            context_pad_ms: 4000,
+            context_pad_ms: 1000,
         }
     }
 }
@@ -279,13 +279,13 @@ fn collapse_repeats(text: &str) -> String {
     let mut out: Vec<&str> = Vec::with_capacity(words.len());
     let mut i = 0;
     'words: while i < words.len() {
-        // The longest phrase (up to 8 words) that the words from i repeat right after it.
-        for n in (1..=8.min((words.len() - i) / 2)).rev() {
+        // The longest phrase that the words from i repeat right after it.
+        for n in (1..=(words.len() - i) / 2).rev() {
             let same = (0..n).all(|k| key(words[i + k]) == key(words[i + n + k]));
             // A single word said twice ("no, no") is speech, and so are digits ("five five
             // five"); a phrase repeated, or a word said three times in a row, is a loop.
-            let loops = n > 1
-                || (i + 2 * n < words.len() && key(words[i]) == key(words[i + 2 * n]));
+            let loops =
+                n > 1 || (i + 2 * n < words.len() && key(words[i]) == key(words[i + 2 * n]));
             let wordy = (0..n).any(|k| !is_number(&key(words[i + k])));
             if same && loops && wordy {
                 i += n;
@@ -358,13 +358,21 @@ mod tests {
             "In the menu, still 30 $. Thanks"
         );
         assert_eq!(collapse_repeats("no no no no no"), "no no");
-        assert_eq!(collapse_repeats("No, no, that's wrong."), "No, no, that's wrong.");
+        assert_eq!(
+            collapse_repeats("No, no, that's wrong."),
+            "No, no, that's wrong."
+        );
         assert_eq!(
             collapse_repeats("five five five zero one"),
             "five five five zero one"
         );
         assert_eq!(collapse_repeats("55 55 55"), "55 55 55");
         assert_eq!(collapse_repeats("a table for two"), "a table for two");
+        let long = "I want to book a table for 6 people on Friday evening.";
+        assert_eq!(
+            collapse_repeats(&format!("{long} {long} {long} I want")),
+            format!("{long} I want")
+        );
     }
 
     #[test]

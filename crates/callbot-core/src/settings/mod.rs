@@ -188,6 +188,26 @@ impl Default for Limits {
     }
 }
 
+/// How the local recogniser decodes (`CALLBOT_WHISPER_BEAM`, `CALLBOT_WHISPER_PROMPT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WhisperDecoding {
+    /// Beam width, 1-8; 1 decodes greedily (the default: on the quality benchmark beam search
+    /// was slower and no more accurate with whisper.cpp).
+    pub beam: u8,
+    /// Whether the conversation (the bot's goal, context and last question) becomes the
+    /// recogniser's prompt.
+    pub prompt: bool,
+}
+
+impl Default for WhisperDecoding {
+    fn default() -> Self {
+        Self {
+            beam: 1,
+            prompt: true,
+        }
+    }
+}
+
 /// Which speech engines the call engine uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpeechSettings {
@@ -196,6 +216,7 @@ pub enum SpeechSettings {
         model: PathBuf,
         espeak: String,
         whisper_workers: usize,
+        decoding: WhisperDecoding,
     },
     /// Instant stand-ins (benchmarks of the platform itself).
     Instant,
@@ -302,6 +323,9 @@ pub struct Settings {
     /// `CALLBOT_LAMBDA_EVENTS` (`http`, the default, or `campaign-queue`): what a Lambda
     /// function's process is handed: API requests, or the campaign queue's SQS batches.
     pub lambda_events: LambdaEvents,
+    /// `CALLBOT_LAMBDA_ROUTES` (`bots`, `voice` or `calls`): which function's routes the Lambda
+    /// executable serves when it is handed API requests (required then; the workers need none).
+    pub lambda_routes: Option<LambdaRoutes>,
     /// `OPENAI_SECRET_ID`: a Secrets Manager secret whose JSON `api_key` is the model server's
     /// key, read at startup when `OPENAI_API_KEY` is unset (the post-call function's way: the key
     /// never sits in its configuration).
@@ -310,6 +334,14 @@ pub struct Settings {
     pub log_json: bool,
     /// `RUST_LOG`: which logs to keep (`info,aws=warn`); each binary has its own default.
     pub log_filter: Option<String>,
+}
+
+/// The routes one API function serves (the three share one executable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LambdaRoutes {
+    Bots,
+    Voice,
+    Calls,
 }
 
 /// What a Lambda function's process is handed.

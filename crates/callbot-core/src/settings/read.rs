@@ -5,9 +5,9 @@
 use super::providers::ProviderSettings;
 use super::rtc::RtcSettings;
 use super::{
-    AwsSettings, CallSettings, LambdaEvents, Limits, LlmSettings, RecordingsSettings, Settings,
-    SettingsError, SpeechSettings, StoreSettings, TelephonySettings, TwilioCredentials, err,
-    truthy,
+    AwsSettings, CallSettings, LambdaEvents, LambdaRoutes, Limits, LlmSettings, RecordingsSettings,
+    Settings, SettingsError, SpeechSettings, StoreSettings, TelephonySettings, TwilioCredentials,
+    WhisperDecoding, err, truthy,
 };
 use crate::domain::WebhookPolicy;
 use secrecy::SecretString;
@@ -174,6 +174,18 @@ impl Settings {
                     ));
                 }
             },
+            lambda_routes: match v.choice("CALLBOT_LAMBDA_ROUTES").as_deref() {
+                None => None,
+                Some("bots") => Some(LambdaRoutes::Bots),
+                Some("voice") => Some(LambdaRoutes::Voice),
+                Some("calls") => Some(LambdaRoutes::Calls),
+                Some(other) => {
+                    return Err(err(
+                        "CALLBOT_LAMBDA_ROUTES",
+                        format!("must be bots, voice or calls, not {other:?}"),
+                    ));
+                }
+            },
             openai_secret_id: v.get("OPENAI_SECRET_ID").cloned(),
             log_json: v
                 .get("CALLBOT_LOG_FORMAT")
@@ -319,6 +331,7 @@ fn speech(v: &Vars, data_dir: &Path) -> Result<SpeechSettings, SettingsError> {
             model: whisper_model(v.get("CALLBOT_WHISPER_MODEL").map(String::as_str), data_dir),
             espeak: v.text("CALLBOT_ESPEAK", "espeak-ng"),
             whisper_workers: v.num("CALLBOT_WHISPER_WORKERS", 1)? as usize,
+            decoding: whisper_decoding(v)?,
         },
         Some("instant") => SpeechSettings::Instant,
         Some("instant-loaded") => SpeechSettings::InstantLoaded {
@@ -334,12 +347,39 @@ fn speech(v: &Vars, data_dir: &Path) -> Result<SpeechSettings, SettingsError> {
     })
 }
 
+fn whisper_decoding(v: &Vars) -> Result<WhisperDecoding, SettingsError> {
+    let d = WhisperDecoding::default();
+    let beam = v.num("CALLBOT_WHISPER_BEAM", u64::from(d.beam))?;
+    if !(1..=8).contains(&beam) {
+        return Err(err(
+            "CALLBOT_WHISPER_BEAM",
+            "must be 1-8 (1 decodes greedily)",
+        ));
+    }
+    let prompt = match v.choice("CALLBOT_WHISPER_PROMPT").as_deref() {
+        None | Some("on") | Some("true") | Some("1") => true,
+        Some("off") | Some("false") | Some("0") => false,
+        Some(other) => {
+            return Err(err(
+                "CALLBOT_WHISPER_PROMPT",
+                format!("{other:?} is not on or off"),
+            ));
+        }
+    };
+    Ok(WhisperDecoding {
+        beam: beam as u8,
+        prompt,
+    })
+}
+
 /// `CALLBOT_WHISPER_MODEL`: a model `callbot models install` knows by name (`base`, the default,
 /// or `tiny.en`), found under the data directory, or the path of a ggml file.
 fn whisper_model(value: Option<&str>, data_dir: &Path) -> PathBuf {
     match value.map(str::trim) {
         None | Some("") => data_dir.join("models").join("ggml-base.bin"),
-        Some(name @ ("base" | "tiny.en")) => data_dir.join("models").join(format!("ggml-{name}.bin")),
+        Some(name @ ("base" | "tiny.en")) => {
+            data_dir.join("models").join(format!("ggml-{name}.bin"))
+        }
         Some(path) => PathBuf::from(path),
     }
 }

@@ -137,3 +137,47 @@ fn dynamodb_twilio_and_errors() {
     assert_eq!(local.stream_base(), "ws://127.0.0.1:8080");
     assert!(Settings::from_vars(&vars(&[("CALLBOT_MAX_BOTS_PER_TENANT", "-1")])).is_err());
 }
+
+#[test]
+fn the_local_recogniser_is_whisper_base_unless_told() {
+    let local =
+        |pairs: &[(&str, &str)]| match Settings::from_vars(&vars(pairs)).map(|s| s.calls.speech) {
+            Ok(SpeechSettings::Local {
+                model, decoding, ..
+            }) => Ok((model, decoding)),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+    let (model, decoding) = local(&[("CALLBOT_DATA_DIR", "/d")]).unwrap();
+    assert_eq!(model, PathBuf::from("/d/models/ggml-base.bin"));
+    assert_eq!(
+        decoding,
+        WhisperDecoding {
+            beam: 1,
+            prompt: true
+        }
+    );
+    let (model, _) = local(&[
+        ("CALLBOT_DATA_DIR", "/d"),
+        ("CALLBOT_WHISPER_MODEL", "tiny.en"),
+    ])
+    .unwrap();
+    assert_eq!(model, PathBuf::from("/d/models/ggml-tiny.en.bin"));
+    let (model, decoding) = local(&[
+        ("CALLBOT_WHISPER_MODEL", "/m/ggml-small.bin"),
+        ("CALLBOT_WHISPER_BEAM", "5"),
+        ("CALLBOT_WHISPER_PROMPT", "off"),
+    ])
+    .unwrap();
+    assert_eq!(model, PathBuf::from("/m/ggml-small.bin"));
+    assert_eq!(
+        decoding,
+        WhisperDecoding {
+            beam: 5,
+            prompt: false
+        }
+    );
+    let e = local(&[("CALLBOT_WHISPER_BEAM", "0")]).unwrap_err();
+    assert!(e.contains("CALLBOT_WHISPER_BEAM"), "{e}");
+    assert!(local(&[("CALLBOT_WHISPER_PROMPT", "maybe")]).is_err());
+}

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-
 /// How an ended utterance's words will come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Coming {

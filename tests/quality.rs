@@ -1,0 +1,91 @@
+//! `callbot bench quality` for real, on a short set: espeak-ng speaks, the phone path carries it,
+//! whisper base (the default recogniser) hears it with the conversation's cue, and the report's
+//! figures are what the audio makes them. Needs `CALLBOT_TEST_BASE_MODEL` (scripts/test.sh sets
+//! it); `CALLBOT_SKIP_SPEECH=1` skips knowingly.
+
+#![allow(clippy::unwrap_used)]
+use callbot::quality::{QualityOptions, quality, turns::Rule};
+use std::time::Duration;
+
+fn base_model() -> Option<std::path::PathBuf> {
+    if std::env::var_os("CALLBOT_SKIP_SPEECH").is_some() {
+        eprintln!("CALLBOT_SKIP_SPEECH set: quality benchmark test skipped");
+        return None;
+    }
+    let path = std::env::var_os("CALLBOT_TEST_BASE_MODEL").expect(
+        "CALLBOT_TEST_BASE_MODEL must point at ggml-base.bin (./scripts/test.sh sets it); CALLBOT_SKIP_SPEECH=1 skips knowingly",
+    );
+    Some(path.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quality_benchmark_hears_a_short_set_and_a_recording() {
+    let Some(model) = base_model() else { return };
+    // A recording given as a WAV file with its words beside it.
+    let wavs = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("espeak-ng")
+        .args([
+            "-v",
+            "en-gb",
+            "--stdout",
+            "Do you have a table for two tonight?",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(wavs.path().join("table.wav"), &out.stdout).unwrap();
+    std::fs::write(
+        wavs.path().join("table.txt"),
+        "Do you have a table for 2 tonight?",
+    )
+    .unwrap();
+
+    let report = quality(QualityOptions {
+        model,
+        set: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/quality/short-set.yaml").into()),
+        wavs: Some(wavs.path().to_path_buf()),
+        decoding: Default::default(),
+        threads: 2,
+        voices: vec![],
+        usual: Duration::from_millis(700),
+        verbose: true,
+    })
+    .await
+    .unwrap();
+    for line in &report.lines {
+        eprintln!("{line}");
+    }
+    // Six utterances heard: five said by espeak-ng, one recording.
+    assert_eq!(
+        report.lines.iter().filter(|l| l.contains(" -> ")).count(),
+        6
+    );
+    assert!(
+        report.by_category.contains_key("wav"),
+        "{:?}",
+        report.by_category
+    );
+    // Clear booking phrases on the phone line: most words right (measured: about 10 %).
+    assert!(report.wer < 0.35, "word error rate {:.2}", report.wer);
+    assert!(report.recognition_p50 > Duration::ZERO);
+    // The 900 ms pause inside the phone number outlasts a fixed 700 ms silence: that rule cuts
+    // the caller off there, and no utterance without a pause is cut.
+    let silence = report
+        .rules
+        .iter()
+        .find(|r| r.rule == Rule::Silence)
+        .unwrap();
+    assert_eq!(silence.cut_pauses, (1, 1), "{silence:?}");
+    assert_eq!(silence.cut_others, (0, 5), "{silence:?}");
+    // A turn never ends before the silence it waits for.
+    assert!(
+        silence.wait_p50 >= Duration::from_millis(700),
+        "{silence:?}"
+    );
+    let heuristic = report
+        .rules
+        .iter()
+        .find(|r| r.rule == Rule::Heuristic)
+        .unwrap();
+    assert_eq!(heuristic.cut_others.0, 0, "{heuristic:?}");
+}
