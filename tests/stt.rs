@@ -237,6 +237,9 @@ async fn openai_transcribes_each_utterance_and_falls_back_when_it_fails() {
     assert_eq!(req.body["language"], "en");
     assert_eq!(req.body["response_format"], "json");
     assert_eq!(req.body["file"]["filename"], "utterance.wav");
+    // The conversation steers the recogniser: the bot's goal and its last line ("Hello.").
+    let prompt = req.body["prompt"].as_str().unwrap();
+    assert!(prompt.starts_with("Take reservations. Hello."), "{prompt}");
     assert!(
         req.headers["content-type"]
             .to_str()

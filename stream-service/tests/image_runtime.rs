@@ -6,7 +6,7 @@
 //! user (espeak-ng found, model loaded, store and bucket reached), and drains and exits cleanly on
 //! the stage's STOPSIGNAL.
 //!
-//! Needs root (chroot), `CALLBOT_TEST_IMAGE_ROOTFS`, `CALLBOT_TEST_MODEL` and
+//! Needs root (chroot), `CALLBOT_TEST_IMAGE_ROOTFS`, `CALLBOT_TEST_BASE_MODEL` and
 //! `CALLBOT_TEST_DYNAMODB_ENDPOINT` (all set by scripts/test.sh); `CALLBOT_SKIP_IMAGE=1` skips it
 //! knowingly.
 #![allow(clippy::unwrap_used)]

@@ -111,6 +111,29 @@ mod tests {
         assert!(rms < 0.02, "aliasing: rms {rms}");
     }
 
+    /// Power of `freq` in `x` (Goertzel), relative to the signal's whole power.
+    fn share_at(x: &[f32], freq: f32, rate: u32) -> f32 {
+        let w = 2.0 * std::f32::consts::PI * freq / rate as f32;
+        let (mut s1, mut s2) = (0f32, 0f32);
+        for &v in x {
+            let s = v + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s;
+        }
+        let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+        let total: f32 = x.iter().map(|v| v * v).sum::<f32>() * x.len() as f32 / 2.0;
+        power / total
+    }
+
+    #[test]
+    fn upsampling_the_phone_band_adds_no_images_above_4_khz() {
+        // A 3 kHz tone at 8 kHz mirrors to 5 kHz if the upsampler does not filter.
+        let out = resample(&tone(3000.0, 8000, 1.0), 8000, 16000);
+        let body = &out[1600..out.len() - 1600];
+        assert!(share_at(body, 3000.0, 16000) > 0.9);
+        assert!(share_at(body, 5000.0, 16000) < 1e-3, "image at 5 kHz");
+    }
+
     #[test]
     fn sample_conversion_saturates() {
         assert_eq!(f32_to_i16(&[2.0, -2.0, 0.0]), vec![32767, -32768, 0]);
