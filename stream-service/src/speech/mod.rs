@@ -10,6 +10,7 @@ pub mod espeak;
 pub mod instant;
 pub mod openai_audio;
 pub mod polly;
+pub mod turn_model;
 pub mod voices;
 pub mod whisper;
 

@@ -226,6 +226,16 @@ pub enum SpeechSettings {
     InstantLoaded { workers: usize, decode: Duration },
 }
 
+/// The end-of-turn model that bots with `turn_detection: model` use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnModelSettings {
+    /// None: such bots end turns by the words' heuristic (each call says so in an `error` event).
+    Off,
+    /// An ONNX end-of-turn model (Smart Turn v3.2 by default) run by ONNX Runtime's shared
+    /// library, both installed by `callbot models install`.
+    Onnx { model: PathBuf, runtime: PathBuf },
+}
+
 /// Which language model suggests replies (webhook mode) and answers (LLM mode).
 #[derive(Debug, Clone)]
 pub enum LlmSettings {
@@ -256,6 +266,7 @@ impl LlmSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSettings {
     pub speech: SpeechSettings,
+    pub turn_model: TurnModelSettings,
     /// Silence after the caller's speech that ends their turn.
     pub end_silence: Duration,
     /// Caller speech over the bot needed to interrupt it.

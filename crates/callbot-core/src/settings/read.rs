@@ -6,7 +6,8 @@ use super::providers::ProviderSettings;
 use super::rtc::RtcSettings;
 use super::{
     AwsSettings, CallSettings, LambdaEvents, LambdaRoutes, Limits, LlmSettings, RecordingsSettings,
-    Settings, SettingsError, SpeechSettings, StoreSettings, TelephonySettings, TwilioCredentials,
+    Settings, SettingsError, SpeechSettings, StoreSettings, TelephonySettings, TurnModelSettings,
+    TwilioCredentials,
     WhisperDecoding, err, truthy,
 };
 use crate::domain::WebhookPolicy;
@@ -384,6 +385,23 @@ fn whisper_model(value: Option<&str>, data_dir: &Path) -> PathBuf {
     }
 }
 
+/// `CALLBOT_TURN_MODEL`: `smart-turn` (the default, under the data directory), `off`, or the
+/// path of an ONNX file; `CALLBOT_ONNXRUNTIME`: ONNX Runtime's shared library (default: the one
+/// `callbot models install` puts under the data directory).
+fn turn_model(v: &Vars, data_dir: &Path) -> TurnModelSettings {
+    let models = data_dir.join("models");
+    let model = match v.get("CALLBOT_TURN_MODEL").map(|s| s.trim()) {
+        Some("off") => return TurnModelSettings::Off,
+        None | Some("") | Some("smart-turn") => models.join("smart-turn-v3.2-cpu.onnx"),
+        Some(path) => PathBuf::from(path),
+    };
+    let runtime = v
+        .get("CALLBOT_ONNXRUNTIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| models.join("libonnxruntime.so.1.31.1"));
+    TurnModelSettings::Onnx { model, runtime }
+}
+
 fn calls(v: &Vars, data_dir: &Path) -> Result<CallSettings, SettingsError> {
     let webhook_failure_limit = v.num("CALLBOT_WEBHOOK_FAILURE_LIMIT", 3)?;
     if !(1..=100).contains(&webhook_failure_limit) {
@@ -391,6 +409,7 @@ fn calls(v: &Vars, data_dir: &Path) -> Result<CallSettings, SettingsError> {
     }
     Ok(CallSettings {
         speech: speech(v, data_dir)?,
+        turn_model: turn_model(v, data_dir),
         end_silence: v.ms("CALLBOT_END_SILENCE_MS", 700)?,
         barge_in_min: v.ms("CALLBOT_BARGE_IN_MS", 300)?,
         webhook_timeout: v.ms("CALLBOT_WEBHOOK_TIMEOUT_MS", 3000)?,
