@@ -69,6 +69,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         .with_llm(llm, settings.llm_timeout);
     let engine = engine
         .with_providers(&settings.providers, &settings.aws)
+        .await
+        .with_turn_model(&settings.calls.turn_model)
         .await;
     let campaign_queue = callbot_core::wiring::campaign_queue(&settings).await;
     Ok(Platform {

@@ -91,10 +91,21 @@ pub struct CreateBotRequest {
     #[serde(default)]
     #[schema(minimum = 200, maximum = 3000)]
     pub(crate) end_silence_ms: Option<u64>,
-    /// Let the words so far adjust that silence: half of it after a finished sentence, twice it
-    /// after "and", "um" or a number being spelled. Default true.
+    /// Older form of `turn_detection`: true is `heuristic`, false is `silence`.
     #[serde(default)]
     pub(crate) smart_endpointing: Option<bool>,
+    /// How the end of the caller's turn is decided: `heuristic` (default: the words so far
+    /// adjust the silence, half of it after a finished sentence, twice it after "and", "um" or a
+    /// number being given), `silence` (the silence alone) or `model` (the end-of-turn model's
+    /// verdict on the sound, with the words' rules).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "heuristic")]
+    pub(crate) turn_detection: Option<String>,
+    /// How long the caller must talk over the bot to interrupt it, 100-3,000 ms. Default:
+    /// platform's (`CALLBOT_BARGE_IN_MS`, 300).
+    #[serde(default)]
+    #[schema(minimum = 100, maximum = 3000)]
+    pub(crate) barge_in_ms: Option<u64>,
     /// IANA time zone of the `{{date}}`, `{{time}}` and `{{weekday}}` placeholders (and, for
     /// campaigns, of calling windows), e.g. `America/New_York`. Default `UTC`.
     #[serde(default)]
@@ -187,6 +198,13 @@ pub struct UpdateBotRequest {
     pub(crate) end_silence_ms: Option<Option<u64>>,
     #[serde(default)]
     pub(crate) smart_endpointing: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "model")]
+    pub(crate) turn_detection: Option<String>,
+    /// `null` returns to the platform default.
+    #[serde(default, deserialize_with = "double_option_u64")]
+    #[schema(value_type = Option<u64>)]
+    pub(crate) barge_in_ms: Option<Option<u64>>,
     #[serde(default)]
     #[schema(max_length = 64)]
     pub(crate) timezone: Option<String>,

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callbot_core::domain::{
     BotId, BotMode, BotOptions, BotStatus, Brain, CallTimers, Context, FirstMessage, Goal,
-    PhoneNumber, Voice, WebhookUrl,
+    PhoneNumber, TurnDetection, Voice, WebhookUrl,
 };
 use callbot_core::store::{Bot, BotWithUsage, IdempotencyRecord, StoreError};
 use callbot_core::telephony::{NumberRequest, NumberWebhooks, ProvisionedNumber};
@@ -73,7 +73,12 @@ pub struct BotView {
     max_call_secs: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     end_silence_ms: Option<u32>,
+    /// `turn_detection` is not `silence` (the older flag).
     smart_endpointing: bool,
+    /// `model`, `heuristic` or `silence`.
+    turn_detection: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    barge_in_ms: Option<u32>,
     /// IANA time zone of the date and time placeholders.
     timezone: String,
     /// Default values of the bot's placeholders.
@@ -123,7 +128,9 @@ impl BotView {
             silence_timeout_secs: bot.timers.silence_timeout_secs(),
             max_call_secs: bot.timers.max_call_secs(),
             end_silence_ms: bot.timers.end_silence_ms(),
-            smart_endpointing: bot.timers.smart_endpointing(),
+            smart_endpointing: bot.timers.turn_detection().uses_words(),
+            turn_detection: bot.timers.turn_detection().as_str(),
+            barge_in_ms: bot.timers.barge_in_ms(),
             timezone: bot.options.timezone.as_str().to_owned(),
             variables: bot.options.variables.to_json(),
             voicemail: bot.options.voicemail.to_json(),
@@ -276,8 +283,11 @@ pub async fn create_bot(
         .map(FirstMessage::parse)
         .transpose()
         .map_err(|e| ApiError::field("first_message", e))?;
+    let detection =
+        TurnDetection::from_request(req.turn_detection.as_deref(), req.smart_endpointing)
+            .map_err(|e| ApiError::field("turn_detection", e))?;
     let timers = CallTimers::parse(req.silence_timeout_secs, req.max_call_secs)
-        .and_then(|t| t.with_endpointing(req.end_silence_ms, req.smart_endpointing))
+        .and_then(|t| t.with_endpointing(req.end_silence_ms, detection, req.barge_in_ms))
         .map_err(|(f, e)| ApiError::field(f, e))?;
     let options = crate::bot_options::apply(
         &BotOptions::default(),
@@ -529,6 +539,8 @@ pub async fn update_bot(
         || req.max_call_secs.is_some()
         || req.end_silence_ms.is_some()
         || req.smart_endpointing.is_some()
+        || req.turn_detection.is_some()
+        || req.barge_in_ms.is_some()
     {
         let silence = req
             .silence_timeout_secs
@@ -539,11 +551,15 @@ pub async fn update_bot(
         let end = req
             .end_silence_ms
             .unwrap_or(bot.timers.end_silence_ms().map(u64::from));
-        let smart = req
-            .smart_endpointing
-            .or(bot.timers.smart_endpointing_setting());
+        let detection =
+            TurnDetection::from_request(req.turn_detection.as_deref(), req.smart_endpointing)
+                .map_err(|e| ApiError::field("turn_detection", e))?
+                .or(bot.timers.turn_detection_setting());
+        let barge_in = req
+            .barge_in_ms
+            .unwrap_or(bot.timers.barge_in_ms().map(u64::from));
         bot.timers = CallTimers::parse(silence, max)
-            .and_then(|t| t.with_endpointing(end, smart))
+            .and_then(|t| t.with_endpointing(end, detection, barge_in))
             .map_err(|(f, e)| ApiError::field(f, e))?;
         changed = true;
     }

@@ -49,6 +49,8 @@ async fn run() -> anyhow::Result<()> {
         .with_llm(llm, settings.llm_timeout);
     let engine = engine
         .with_providers(&settings.providers, &settings.aws)
+        .await
+        .with_turn_model(&settings.calls.turn_model)
         .await;
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await

@@ -59,6 +59,8 @@ pub struct Engine {
     pub llm_timeout: Duration,
     /// The play-out clock every call of this engine paces its audio by.
     pub clock: clock::Clock,
+    /// The end-of-turn model for bots with `turn_detection: model` (`None`: off or missing).
+    pub turn_model: Option<crate::speech::turn_model::TurnModel>,
     /// Keeps the local model worker running while the engine lives.
     _worker: Option<Arc<crate::llm::worker::LocalWorker>>,
 }
@@ -106,6 +108,7 @@ impl Engine {
             llm_upstream: None,
             llm_timeout: Duration::from_millis(2500),
             clock: clock::Clock::default(),
+            turn_model: None,
             _worker: None,
         }
     }
@@ -132,6 +135,33 @@ impl Engine {
         self.llm_upstream = setup.upstream;
         self._worker = setup.worker;
         self.llm_timeout = timeout;
+        self
+    }
+
+    /// The same engine with the end-of-turn model the settings name, loaded on a blocking
+    /// thread. Missing or broken, it is logged and left out: bots that ask for it then end turns
+    /// by the words' heuristic, and each of their calls says so in an `error` event.
+    pub async fn with_turn_model(
+        mut self,
+        settings: &callbot_core::settings::TurnModelSettings,
+    ) -> Self {
+        use callbot_core::settings::TurnModelSettings;
+        let TurnModelSettings::Onnx { model, runtime } = settings else {
+            return self;
+        };
+        let (model, runtime) = (model.clone(), runtime.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            crate::speech::turn_model::TurnModel::load(&runtime, &model)
+        })
+        .await;
+        match loaded {
+            Ok(Ok(m)) => {
+                tracing::info!("end-of-turn model loaded");
+                self.turn_model = Some(m);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "no end-of-turn model; bots with turn_detection model use the heuristic"),
+            Err(e) => tracing::warn!(error = %e, "loading the end-of-turn model failed"),
+        }
         self
     }
 

@@ -39,6 +39,13 @@ pub enum SttEvent {
         voiced: std::time::Duration,
         text: String,
     },
+    /// The end-of-turn model judged utterance `utterance` up to `voiced` of its speech (`None`:
+    /// it could not, busy or failing; the words' rules decide alone).
+    Judged {
+        utterance: u64,
+        voiced: std::time::Duration,
+        finished: Option<bool>,
+    },
 }
 
 /// Which recogniser hears callers (`CALLBOT_STT`); the local engine is always the fallback.

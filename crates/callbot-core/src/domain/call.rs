@@ -274,9 +274,15 @@ pub struct CallTimers {
     /// Silence after the caller's last word that ends their turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     end_silence_ms: Option<u32>,
-    /// Whether the words so far may shorten or lengthen that silence (default on).
+    /// Stored by earlier versions: on is the heuristic, off the plain silence (read only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     smart_endpointing: Option<bool>,
+    /// How the end of the caller's turn is decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    turn_detection: Option<super::TurnDetection>,
+    /// How long the caller must talk over the bot to interrupt it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    barge_in_ms: Option<u32>,
 }
 
 impl CallTimers {
@@ -309,6 +315,8 @@ impl CallTimers {
             max_call_secs: check("max_call_secs", max_call_secs, Self::MAX_CALL_RANGE)?,
             end_silence_ms: None,
             smart_endpointing: None,
+            turn_detection: None,
+            barge_in_ms: None,
         })
     }
 
@@ -322,13 +330,26 @@ impl CallTimers {
 
     pub const END_SILENCE_RANGE: std::ops::RangeInclusive<u64> = 200..=3000;
 
-    /// The same timers with endpointing settings: the usual end-of-turn silence (200-3000 ms)
-    /// and whether the caller's words may adjust it.
+    pub const BARGE_IN_RANGE: std::ops::RangeInclusive<u64> = 100..=3000;
+
+    /// The same timers with endpointing settings: the usual end-of-turn silence (200-3000 ms),
+    /// how the turn's end is decided, and how long the caller must talk over the bot to
+    /// interrupt it (100-3000 ms).
     pub fn with_endpointing(
         mut self,
         end_silence_ms: Option<u64>,
-        smart: Option<bool>,
+        detection: Option<super::TurnDetection>,
+        barge_in_ms: Option<u64>,
     ) -> Result<Self, (&'static str, ParseError)> {
+        match barge_in_ms {
+            Some(v) if !Self::BARGE_IN_RANGE.contains(&v) => {
+                return Err((
+                    "barge_in_ms",
+                    ParseError::new("out_of_range", "must be 100-3000 milliseconds"),
+                ));
+            }
+            v => self.barge_in_ms = v.map(|v| v as u32),
+        }
         match end_silence_ms {
             Some(v) if !Self::END_SILENCE_RANGE.contains(&v) => {
                 return Err((
@@ -338,7 +359,8 @@ impl CallTimers {
             }
             v => self.end_silence_ms = v.map(|v| v as u32),
         }
-        self.smart_endpointing = smart;
+        self.smart_endpointing = None;
+        self.turn_detection = detection;
         Ok(self)
     }
 
@@ -346,13 +368,19 @@ impl CallTimers {
         self.end_silence_ms
     }
 
-    pub fn smart_endpointing(&self) -> bool {
-        self.smart_endpointing.unwrap_or(true)
+    /// How the end of the caller's turn is decided (default: the heuristic).
+    pub fn turn_detection(&self) -> super::TurnDetection {
+        self.turn_detection_setting().unwrap_or_default()
     }
 
-    /// Whether smart endpointing was set explicitly (for the API view).
-    pub fn smart_endpointing_setting(&self) -> Option<bool> {
-        self.smart_endpointing
+    /// The bot's own choice, if it made one (an update keeps it).
+    pub fn turn_detection_setting(&self) -> Option<super::TurnDetection> {
+        self.turn_detection
+            .or(self.smart_endpointing.map(super::TurnDetection::from_smart))
+    }
+
+    pub fn barge_in_ms(&self) -> Option<u32> {
+        self.barge_in_ms
     }
 
     /// Stored form (JSON), `None` when both are defaults.
@@ -371,7 +399,11 @@ impl CallTimers {
                     t.max_call_secs.map(u64::from),
                 )
                 .and_then(|c| {
-                    c.with_endpointing(t.end_silence_ms.map(u64::from), t.smart_endpointing)
+                    c.with_endpointing(
+                        t.end_silence_ms.map(u64::from),
+                        t.turn_detection_setting(),
+                        t.barge_in_ms.map(u64::from),
+                    )
                 })
                 .map_err(|(_, e)| e)
             }
@@ -400,5 +432,26 @@ mod timer_tests {
             t
         );
         assert_eq!(CallTimers::default().to_stored(), None);
+    }
+
+    #[test]
+    fn the_older_smart_endpointing_reads_as_its_turn_detection() {
+        use crate::domain::TurnDetection;
+        let t = CallTimers::from_stored(Some(r#"{"smart_endpointing":false}"#)).unwrap();
+        assert_eq!(t.turn_detection(), TurnDetection::Silence);
+        let t = CallTimers::default()
+            .with_endpointing(None, Some(TurnDetection::Model), Some(500))
+            .unwrap();
+        let back = CallTimers::from_stored(t.to_stored().as_deref()).unwrap();
+        assert_eq!(back.turn_detection(), TurnDetection::Model);
+        assert_eq!(back.barge_in_ms(), Some(500));
+        assert_eq!(CallTimers::default().turn_detection(), TurnDetection::Heuristic);
+        assert_eq!(
+            CallTimers::default()
+                .with_endpointing(None, None, Some(99))
+                .unwrap_err()
+                .0,
+            "barge_in_ms"
+        );
     }
 }

@@ -5,15 +5,18 @@
 //! its words set the silence that ends the turn (a finished sentence ends it sooner, a trailing
 //! "and" waits). When our endpointer ends the turn first, the words come now, later (wait for
 //! them, up to the recogniser's deadline), or from the turn recognising the audio. A recogniser
-//! lost mid-call hands over to the local engine.
+//! lost mid-call hands over to the local engine. With `turn_detection: model` the end-of-turn
+//! model judges the sound at the probe point, and its verdict joins the words' rules
+//! (`speech::endpoint::combine`).
 
 use super::recognition::{self, Coming, Recognition, SpeechSoFar};
 use super::{Actor, CALLER};
 use crate::engine::Engine;
 use crate::engine::events::{CallEvent, now_ms};
-use crate::engine::tasks::CallTasks;
 use crate::engine::turn::{Heard, TurnKind};
+use crate::speech::endpoint::{Hint, PROBE_AFTER};
 use crate::speech::{SttEvent, endpoint};
+use callbot_core::domain::TurnDetection;
 use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -46,22 +49,41 @@ pub(super) struct Listen {
     utterance: u64,
     /// A decode that covered the utterance up to `voiced`: its final if nothing was said since.
     probe: Option<(Duration, String)>,
-    /// The bot's usual end-of-turn silence, and whether the words may change it.
+    /// The bot's usual end-of-turn silence, and how the turn's end is decided (the model only
+    /// where the engine has one).
     usual: Duration,
-    smart: bool,
+    detection: TurnDetection,
+    /// What the latest words of the utterance suggest.
+    hint: Hint,
+    /// The model's verdict on the utterance up to that much speech; one verdict in flight at a
+    /// time, and the speech it was last asked about.
+    verdict: Option<(Duration, bool)>,
+    judging: bool,
+    judged: Option<Duration>,
+    /// Caller speech over the bot that interrupts it.
+    pub(super) barge_in: Duration,
+    /// The bot asked for the turn model and the engine has none: said once, when the caller
+    /// first speaks (observers are there by then).
+    model_missing: bool,
 }
 
 impl Listen {
-    /// Starts the call's recognition; the receiver delivers every recogniser's events.
+    /// Starts the call's recognition; the receiver delivers every recogniser's events (and the
+    /// turn model's verdicts). A bot that asks for the model where the engine has none ends
+    /// turns by the heuristic, and the call says so in an `error` event.
     pub fn start(
         engine: &Engine,
-        tasks: &CallTasks,
-        usual: Duration,
-        smart: bool,
+        plan: &super::setup::Plan,
     ) -> (Self, mpsc::Receiver<SttEvent>) {
         let (events, rx) = mpsc::channel(64);
+        let mut detection = plan.turn_detection;
+        let model_missing = detection == TurnDetection::Model && engine.turn_model.is_none();
+        if model_missing {
+            detection = TurnDetection::Heuristic;
+            tracing::warn!(call_sid = %plan.info.call_sid, "turn_detection model without an end-of-turn model: using the heuristic");
+        }
         let listen = Self {
-            rec: recognition::start(engine, usual, tasks, &events),
+            rec: recognition::start(engine, plan.end_silence, &plan.info.tasks, &events),
             events,
             finals: String::new(),
             rec_ended: false,
@@ -69,10 +91,31 @@ impl Listen {
             partials: 0,
             utterance: 0,
             probe: None,
-            usual,
-            smart,
+            usual: plan.end_silence,
+            detection,
+            hint: Hint::Unsure,
+            verdict: None,
+            judging: false,
+            judged: None,
+            barge_in: plan.barge_in,
+            model_missing,
         };
         (listen, rx)
+    }
+
+    /// The end-of-turn silence for what is known of speech `voiced` long.
+    fn end_silence(&self, voiced: Duration) -> Duration {
+        match self.detection {
+            TurnDetection::Silence => self.usual,
+            TurnDetection::Heuristic => endpoint::silence_for(self.hint, self.usual),
+            TurnDetection::Model => {
+                let verdict = self
+                    .verdict
+                    .filter(|(v, _)| *v == voiced)
+                    .map(|(_, f)| f);
+                endpoint::combine(self.hint, verdict, self.usual)
+            }
+        }
     }
 }
 
@@ -81,6 +124,68 @@ impl Actor {
     pub(super) fn listen_frame(&mut self, ulaw: &[u8]) {
         let speech = SpeechSoFar::of(&self.ep, self.listen.utterance);
         self.listen.rec.push(ulaw, speech);
+        self.judge_turn();
+    }
+
+    /// At the probe point (the caller quiet a moment), asks the turn model about the utterance
+    /// so far, once per stretch of speech and one question at a time.
+    fn judge_turn(&mut self) {
+        let l = &mut self.listen;
+        if l.detection != TurnDetection::Model
+            || l.judging
+            || !self.ep.in_speech()
+            || self.ep.trailing_silence() < PROBE_AFTER
+        {
+            return;
+        }
+        let voiced = self.ep.speech_so_far();
+        let Some(model) = self.engine.turn_model.clone() else {
+            return;
+        };
+        if l.judged == Some(voiced) {
+            return;
+        }
+        l.judging = true;
+        l.judged = Some(voiced);
+        let audio = self.ep.audio_so_far().to_vec();
+        let (tx, utterance) = (l.events.clone(), l.utterance);
+        // A call task: a verdict still being reached when the call ends is dropped.
+        let _ = self.info.tasks.spawn(async move {
+            // No verdict (the model busy or failing): the words' rules alone decide.
+            let finished = match model.judge(audio).await {
+                Ok(v) => Some(v.finished()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no end-of-turn verdict");
+                    None
+                }
+            };
+            let _ = tx
+                .send(SttEvent::Judged {
+                    utterance,
+                    voiced,
+                    finished,
+                })
+                .await;
+        });
+    }
+
+    /// The model's verdict came back.
+    fn on_judged(&mut self, utterance: u64, voiced: Duration, finished: Option<bool>) {
+        self.listen.judging = false;
+        let Some(finished) = finished else { return };
+        let current = utterance == self.listen.utterance
+            && self.ep.in_speech()
+            && voiced == self.ep.speech_so_far();
+        if !current {
+            return;
+        }
+        self.listen.verdict = Some((voiced, finished));
+        let silence = self.listen.end_silence(voiced);
+        self.ep.set_end_silence(silence);
+        if self.ep.trailing_silence() >= silence {
+            let ended = self.ep.flush();
+            self.vad_event(ended);
+        }
     }
 
     /// The endpointer confirmed speech: a new utterance.
@@ -89,6 +194,19 @@ impl Actor {
         l.utterance += 1;
         l.rec.begin(&self.info.cue(self.conv.history()));
         l.probe = None;
+        l.hint = Hint::Unsure;
+        l.verdict = None;
+        l.judged = None;
+        if std::mem::take(&mut l.model_missing) {
+            self.events.emit(CallEvent::Error {
+                track_id: CALLER.into(),
+                timestamp: now_ms(),
+                sender: "turn_detection".into(),
+                error: "the bot asks for the end-of-turn model, which this service has not loaded (`callbot models install`; CALLBOT_TURN_MODEL): turns end by the heuristic".into(),
+                code: None,
+            });
+        }
+        let l = &mut self.listen;
         let usual = l.usual;
         self.ep.set_end_silence(usual);
     }
@@ -121,20 +239,16 @@ impl Actor {
             index: self.conv.next_number(),
             text: text.clone(),
         });
+        self.listen.hint = endpoint::hint(&text);
+        let silence = self.listen.end_silence(self.ep.speech_so_far());
+        self.ep.set_end_silence(silence);
         if voiced == self.ep.speech_so_far() {
             // Nothing said since the decode started: it is the utterance's final text.
-            if self.listen.smart {
-                let silence = endpoint::silence_for(endpoint::hint(&text), self.listen.usual);
-                self.ep.set_end_silence(silence);
-            }
             self.listen.probe = Some((voiced, text));
-            if self.ep.trailing_silence() >= self.ep.config().end_silence {
+            if self.ep.trailing_silence() >= silence {
                 let ended = self.ep.flush();
                 self.vad_event(ended);
             }
-        } else if self.listen.smart {
-            let silence = endpoint::silence_for(endpoint::hint(&text), self.listen.usual);
-            self.ep.set_end_silence(silence);
         }
     }
 
@@ -248,6 +362,11 @@ impl Actor {
                     self.recogniser_ended();
                 }
             }
+            SttEvent::Judged {
+                utterance,
+                voiced,
+                finished,
+            } => self.on_judged(utterance, voiced, finished),
             SttEvent::Restarted => {
                 // The unfinished utterance is being recognised again from its start.
                 self.listen.finals.clear();

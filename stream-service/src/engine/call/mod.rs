@@ -142,12 +142,7 @@ pub(crate) async fn drive(
     let registration: Registration = engine.live.register(live);
     let presence = super::lease::Presence::enter(&state, &call).await;
     let plan = setup::plan(&state, &call, &bot);
-    let (listen, stt_rx) = listen::Listen::start(
-        &engine,
-        &plan.info.tasks,
-        plan.end_silence,
-        plan.smart_endpointing,
-    );
+    let (listen, stt_rx) = listen::Listen::start(&engine, &plan);
     let (sink, stream) = socket.split();
     // A `/call` client reads the call's events on its own socket, from a forwarder task that
     // shares a writer task with the call; a Twilio leg's loop writes its socket itself.
@@ -415,7 +410,7 @@ impl Actor {
         }
         if self.ep.in_speech() {
             self.conv.caller_active(now);
-            if self.ep.speech_so_far() >= self.state.settings.calls.barge_in_min {
+            if self.ep.speech_so_far() >= self.listen.barge_in {
                 self.barge_in();
             }
         }

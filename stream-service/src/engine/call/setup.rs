@@ -6,7 +6,7 @@ use crate::audio::vad::VadConfig;
 use crate::engine::tasks::CallTasks;
 use crate::engine::turn::CallInfo;
 use callbot_core::call_texts::CallTexts;
-use callbot_core::domain::BotMode;
+use callbot_core::domain::{BotMode, TurnDetection};
 use callbot_core::store::{Bot, CallRecord};
 use secrecy::ExposeSecret;
 use std::time::Duration;
@@ -24,7 +24,9 @@ pub(super) struct Plan {
     pub max_call: Duration,
     pub silence_timeout: Duration,
     pub end_silence: Duration,
-    pub smart_endpointing: bool,
+    pub turn_detection: TurnDetection,
+    /// Caller speech over the bot that interrupts it.
+    pub barge_in: Duration,
 }
 
 impl Plan {
@@ -100,6 +102,9 @@ pub(super) fn plan(state: &StreamState, call: &CallRecord, bot: &Bot) -> Plan {
         end_silence: t
             .end_silence_ms()
             .map_or(settings.end_silence, |ms| Duration::from_millis(ms.into())),
-        smart_endpointing: t.smart_endpointing(),
+        turn_detection: t.turn_detection(),
+        barge_in: t
+            .barge_in_ms()
+            .map_or(settings.barge_in_min, |ms| Duration::from_millis(ms.into())),
     }
 }
