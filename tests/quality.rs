@@ -1,6 +1,6 @@
 //! `callbot bench quality` for real, on a short set: espeak-ng speaks, the phone path carries it,
-//! whisper base (the default recogniser) hears it with the conversation's cue, and the report's
-//! figures are what the audio makes them. Needs `CALLBOT_TEST_BASE_MODEL` (scripts/test.sh sets
+//! whisper base (the default recogniser) hears it with the conversation's cue, the end-of-turn
+//! model judges it, and the report's figures are what the audio makes them. Needs `CALLBOT_TEST_BASE_MODEL` (scripts/test.sh sets
 //! it); `CALLBOT_SKIP_SPEECH=1` skips knowingly.
 
 #![allow(clippy::unwrap_used)]
@@ -49,7 +49,14 @@ async fn the_quality_benchmark_hears_a_short_set_and_a_recording() {
         voices: vec![],
         usual: Duration::from_millis(700),
         verbose: true,
-        turn_model: None,
+        turn_model: Some((
+            std::env::var_os("CALLBOT_TEST_ONNXRUNTIME")
+                .expect("CALLBOT_TEST_ONNXRUNTIME (./scripts/test.sh sets it)")
+                .into(),
+            std::env::var_os("CALLBOT_TEST_TURN_MODEL")
+                .expect("CALLBOT_TEST_TURN_MODEL (./scripts/test.sh sets it)")
+                .into(),
+        )),
     })
     .await
     .unwrap();
@@ -89,4 +96,15 @@ async fn the_quality_benchmark_hears_a_short_set_and_a_recording() {
         .find(|r| r.rule == Rule::Heuristic)
         .unwrap();
     assert_eq!(heuristic.cut_others.0, 0, "{heuristic:?}");
+    // The end-of-turn model judged every utterance at least once, and its rules were scored.
+    let verdicts = report
+        .lines
+        .iter()
+        .find(|l| l.starts_with("turn model verdicts"))
+        .unwrap();
+    assert!(verdicts.contains("/6;"), "{verdicts}");
+    for rule in [Rule::ModelOnly, Rule::Model] {
+        let r = report.rules.iter().find(|r| r.rule == rule).unwrap();
+        assert_eq!(r.cut_pauses.1 + r.cut_others.1, 6, "{r:?}");
+    }
 }

@@ -222,3 +222,66 @@ async fn the_api_takes_turn_detection_and_barge_in_and_refuses_what_it_cannot_ho
         assert!(e["error"].as_str().unwrap().contains(field), "{bad}: {e}");
     }
 }
+
+/// "Okay." over the bot's long answer: by default the bot talks on and the word is no turn
+/// (it shows as an `asrFinal` event); a bot with `interrupt_on_backchannel` is cut by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_acknowledgement_over_the_bot_does_not_cut_it_unless_the_bot_says_so() {
+    let Some(speech) = common::real_speech() else {
+        return;
+    };
+    let app = spawn_app_with(move |s| {
+        s.calls.speech = speech;
+        s.calls.webhook_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let say = |text: &'static str| async move {
+        use callbot_stream::speech::TextToSpeech as _;
+        callbot_stream::speech::espeak::Espeak::new("espeak-ng")
+            .synthesize(text, "en-us")
+            .await
+            .unwrap()
+            .ulaw
+    };
+    let (ask, okay) = (say("I would like a table for two.").await, say("Okay.").await);
+    let long = "Of course. We have tables at six, seven and eight tonight, and the terrace is open if the weather holds. Our set menu is thirty five dollars and changes every week.";
+    for interrupts in [false, true] {
+        let hook = hook::start(move |req| match req["turn"].as_u64() {
+            Some(1) => Answer::Json(json!({"say": long})),
+            _ => Answer::Json(json!({"say": "Goodbye.", "action": "hangup"})),
+        })
+        .await;
+        let number = bot(&app, &hook, json!({"interrupt_on_backchannel": interrupts})).await;
+        let script = Script {
+            steps: vec![
+                wait_bot(),
+                Step::Audio(ask.clone()),
+                Step::Silence(Duration::from_millis(3000)),
+                Step::Audio(okay.clone()),
+                Step::Silence(Duration::from_secs(15)),
+            ],
+            hangup_when_done: true,
+        };
+        let mut call = app.sim().dial(CALLER, &number, script).unwrap();
+        let watch = common::observe(&app, &call.sid).await;
+        let carrier = events_until_end(&mut call, Duration::from_secs(60)).await;
+        let events = tokio::time::timeout(Duration::from_secs(10), watch)
+            .await
+            .unwrap()
+            .unwrap();
+        let cleared = carrier
+            .iter()
+            .any(|e| matches!(e, Event::Cleared { dropped_bytes } if *dropped_bytes > 0));
+        let v = finished_call(&app, &call.sid).await;
+        assert_eq!(cleared, interrupts, "interrupt_on_backchannel {interrupts}: {v}");
+        assert_eq!(v["turns"][1]["interrupted"], interrupts, "{v}");
+        if !interrupts {
+            assert_eq!(hook.requests().len(), 1, "the acknowledgement is no turn: {v}");
+            assert!(
+                events.iter().any(|e| e["event"] == "asrFinal"
+                    && e["text"].as_str().unwrap().to_lowercase().contains("okay")),
+                "{events:?}"
+            );
+        }
+    }
+}

@@ -106,6 +106,11 @@ pub struct CreateBotRequest {
     #[serde(default)]
     #[schema(minimum = 100, maximum = 3000)]
     pub(crate) barge_in_ms: Option<u64>,
+    /// Whether short acknowledgements over the bot ("uh-huh", "okay", "right", "yeah", "I see")
+    /// interrupt it. Default false: they do not, and one that ends while the bot still talks is
+    /// not a turn (it shows as an `asrFinal` event).
+    #[serde(default)]
+    pub(crate) interrupt_on_backchannel: Option<bool>,
     /// IANA time zone of the `{{date}}`, `{{time}}` and `{{weekday}}` placeholders (and, for
     /// campaigns, of calling windows), e.g. `America/New_York`. Default `UTC`.
     #[serde(default)]
@@ -205,6 +210,8 @@ pub struct UpdateBotRequest {
     #[serde(default, deserialize_with = "double_option_u64")]
     #[schema(value_type = Option<u64>)]
     pub(crate) barge_in_ms: Option<Option<u64>>,
+    #[serde(default)]
+    pub(crate) interrupt_on_backchannel: Option<bool>,
     #[serde(default)]
     #[schema(max_length = 64)]
     pub(crate) timezone: Option<String>,

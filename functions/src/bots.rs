@@ -79,6 +79,7 @@ pub struct BotView {
     turn_detection: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     barge_in_ms: Option<u32>,
+    interrupt_on_backchannel: bool,
     /// IANA time zone of the date and time placeholders.
     timezone: String,
     /// Default values of the bot's placeholders.
@@ -131,6 +132,7 @@ impl BotView {
             smart_endpointing: bot.timers.turn_detection().uses_words(),
             turn_detection: bot.timers.turn_detection().as_str(),
             barge_in_ms: bot.timers.barge_in_ms(),
+            interrupt_on_backchannel: bot.timers.interrupt_on_backchannel(),
             timezone: bot.options.timezone.as_str().to_owned(),
             variables: bot.options.variables.to_json(),
             voicemail: bot.options.voicemail.to_json(),
@@ -287,7 +289,14 @@ pub async fn create_bot(
         TurnDetection::from_request(req.turn_detection.as_deref(), req.smart_endpointing)
             .map_err(|e| ApiError::field("turn_detection", e))?;
     let timers = CallTimers::parse(req.silence_timeout_secs, req.max_call_secs)
-        .and_then(|t| t.with_endpointing(req.end_silence_ms, detection, req.barge_in_ms))
+        .and_then(|t| {
+            t.with_endpointing(
+                req.end_silence_ms,
+                detection,
+                req.barge_in_ms,
+                req.interrupt_on_backchannel,
+            )
+        })
         .map_err(|(f, e)| ApiError::field(f, e))?;
     let options = crate::bot_options::apply(
         &BotOptions::default(),
@@ -541,6 +550,7 @@ pub async fn update_bot(
         || req.smart_endpointing.is_some()
         || req.turn_detection.is_some()
         || req.barge_in_ms.is_some()
+        || req.interrupt_on_backchannel.is_some()
     {
         let silence = req
             .silence_timeout_secs
@@ -558,8 +568,11 @@ pub async fn update_bot(
         let barge_in = req
             .barge_in_ms
             .unwrap_or(bot.timers.barge_in_ms().map(u64::from));
+        let backchannel = req
+            .interrupt_on_backchannel
+            .or(bot.timers.interrupt_on_backchannel_setting());
         bot.timers = CallTimers::parse(silence, max)
-            .and_then(|t| t.with_endpointing(end, detection, barge_in))
+            .and_then(|t| t.with_endpointing(end, detection, barge_in, backchannel))
             .map_err(|(f, e)| ApiError::field(f, e))?;
         changed = true;
     }

@@ -1,13 +1,14 @@
 //! The stream service's container image, run without a Docker engine: the runtime stage of
 //! `infra/Dockerfile.stream` built as a directory by `infra/local/image-rootfs.sh` (its base from
-//! Debian's registry, its own RUN lines executed inside), this build's binary and the model put where
+//! Debian's registry, its own RUN lines executed inside), this build's binary and the models put where
 //! the stage's COPY lines put them, then the stage's ENTRYPOINT started under `chroot` as its USER
 //! with its ENV plus what the ECS task definition adds. Checks it comes up healthy as the non-root
-//! user (espeak-ng found, model loaded, store and bucket reached), and drains and exits cleanly on
+//! user (espeak-ng found, models loaded, store and bucket reached), and drains and exits cleanly on
 //! the stage's STOPSIGNAL.
 //!
-//! Needs root (chroot), `CALLBOT_TEST_IMAGE_ROOTFS`, `CALLBOT_TEST_BASE_MODEL` and
-//! `CALLBOT_TEST_DYNAMODB_ENDPOINT` (all set by scripts/test.sh); `CALLBOT_SKIP_IMAGE=1` skips it
+//! Needs root (chroot), `CALLBOT_TEST_IMAGE_ROOTFS`, `CALLBOT_TEST_BASE_MODEL`,
+//! `CALLBOT_TEST_TURN_MODEL`, `CALLBOT_TEST_ONNXRUNTIME` and `CALLBOT_TEST_DYNAMODB_ENDPOINT` (all
+//! set by scripts/test.sh); `CALLBOT_SKIP_IMAGE=1` skips it
 //! knowingly.
 #![allow(clippy::unwrap_used)]
 
@@ -69,6 +70,10 @@ fn built_file(src: &str) -> PathBuf {
         PathBuf::from(env!("CARGO_BIN_EXE_callbot-stream"))
     } else if src.ends_with("/models/ggml-base.bin") {
         PathBuf::from(std::env::var("CALLBOT_TEST_BASE_MODEL").expect("CALLBOT_TEST_BASE_MODEL"))
+    } else if src.ends_with("/models/smart-turn-v3.2-cpu.onnx") {
+        PathBuf::from(std::env::var("CALLBOT_TEST_TURN_MODEL").expect("CALLBOT_TEST_TURN_MODEL"))
+    } else if src.ends_with("/models/libonnxruntime.so.1.31.1") {
+        PathBuf::from(std::env::var("CALLBOT_TEST_ONNXRUNTIME").expect("CALLBOT_TEST_ONNXRUNTIME"))
     } else {
         panic!("the runtime stage copies {src}: teach this test where that file comes from")
     }
@@ -258,6 +263,9 @@ fn the_image_runtime_stage_starts_healthy_as_its_user_and_drains_on_stop() {
     let first: serde_json::Value = serde_json::from_str(logs.lines().next().unwrap_or("")).unwrap();
     assert!(first.is_object(), "{logs}");
     assert!(logs.contains("stream service listening"), "{logs}");
+    // ONNX Runtime's library loads against the image's C library, as its user, and opens the
+    // end-of-turn model.
+    assert!(logs.contains("end-of-turn model loaded"), "{logs}");
     assert!(
         get(port, "/healthz").is_none(),
         "still answering after exit"

@@ -74,8 +74,9 @@ pub fn silence_for(hint: Hint, usual: Duration) -> Duration {
 /// The silence that ends the turn once the end-of-turn model has judged the speech so far
 /// (`None`: no verdict yet, or no model): the words' silence until it has; then "finished" ends
 /// the turn at once unless the words promise more (they win: "my number is five five five"
-/// sounds finished), and "not finished" waits the long silence unless the words are a finished
-/// sentence (then the bot's usual one).
+/// sounds finished), and "not finished" waits the long silence even after words that look like a
+/// finished sentence ("Let me see, maybe." in a pause): on the phone line the model's "not
+/// finished" at a pause is its more reliable verdict.
 pub fn combine(hint: Hint, finished: Option<bool>, usual: Duration) -> Duration {
     match (finished, hint) {
         (None, h) | (Some(true), h @ Hint::MoreToCome) => silence_for(h, usual),
@@ -149,6 +150,6 @@ mod tests {
         assert_eq!(combine(Hint::Complete, Some(true), usual), Duration::ZERO);
         assert_eq!(combine(Hint::MoreToCome, Some(true), usual), long, "words win");
         assert_eq!(combine(Hint::Unsure, Some(false), usual), long);
-        assert_eq!(combine(Hint::Complete, Some(false), usual), usual);
+        assert_eq!(combine(Hint::Complete, Some(false), usual), long, "the model holds a pause");
     }
 }

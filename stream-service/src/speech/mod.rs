@@ -1,6 +1,7 @@
 //! Speech engines behind two small traits, so that offline engines (whisper.cpp, espeak-ng), cloud
 //! adapters and instant stand-ins plug into the call engine alike.
 
+pub mod backchannel;
 pub mod cue;
 pub mod deepgram;
 pub mod elevenlabs;
@@ -126,6 +127,11 @@ pub trait SpeechToText: Send + Sync + std::fmt::Debug {
     /// Whether a partial transcript (of an utterance still going on) can run now without
     /// delaying anyone's final one. Engines without partials say no.
     fn partial_ready(&self) -> bool {
+        false
+    }
+
+    /// Whether this engine gives partial transcripts at all.
+    fn has_partials(&self) -> bool {
         false
     }
 

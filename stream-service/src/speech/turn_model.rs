@@ -363,7 +363,10 @@ mod tests {
             std::env::var_os("CALLBOT_TEST_PYTHON"),
             std::env::var_os("CALLBOT_TEST_PIPECAT_WHEEL"),
         ) else {
-            eprintln!("CALLBOT_TEST_PYTHON / CALLBOT_TEST_PIPECAT_WHEEL unset: skipped");
+            assert!(
+                std::env::var_os("CALLBOT_SKIP_PYTHON").is_some(),
+                "CALLBOT_TEST_PYTHON and CALLBOT_TEST_PIPECAT_WHEEL must be set (./scripts/test.sh sets them); CALLBOT_SKIP_PYTHON=1 skips knowingly"
+            );
             return;
         };
         // 2.5 s: a chirp with a pause, padded in front to 8 s as the model's caller does.

@@ -308,6 +308,10 @@ impl SpeechToText for WhisperStt {
         self.busy.load(Ordering::Relaxed) < self.workers
     }
 
+    fn has_partials(&self) -> bool {
+        true
+    }
+
     fn load(&self) -> Option<(usize, usize)> {
         Some((self.busy.load(Ordering::Relaxed), self.capacity))
     }

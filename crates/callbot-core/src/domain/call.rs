@@ -283,6 +283,9 @@ pub struct CallTimers {
     /// How long the caller must talk over the bot to interrupt it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     barge_in_ms: Option<u32>,
+    /// Whether acknowledgements ("uh-huh", "okay") interrupt the bot (default: they do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    interrupt_on_backchannel: Option<bool>,
 }
 
 impl CallTimers {
@@ -317,6 +320,7 @@ impl CallTimers {
             smart_endpointing: None,
             turn_detection: None,
             barge_in_ms: None,
+            interrupt_on_backchannel: None,
         })
     }
 
@@ -333,14 +337,16 @@ impl CallTimers {
     pub const BARGE_IN_RANGE: std::ops::RangeInclusive<u64> = 100..=3000;
 
     /// The same timers with endpointing settings: the usual end-of-turn silence (200-3000 ms),
-    /// how the turn's end is decided, and how long the caller must talk over the bot to
-    /// interrupt it (100-3000 ms).
+    /// how the turn's end is decided, how long the caller must talk over the bot to interrupt
+    /// it (100-3000 ms) and whether acknowledgements do.
     pub fn with_endpointing(
         mut self,
         end_silence_ms: Option<u64>,
         detection: Option<super::TurnDetection>,
         barge_in_ms: Option<u64>,
+        interrupt_on_backchannel: Option<bool>,
     ) -> Result<Self, (&'static str, ParseError)> {
+        self.interrupt_on_backchannel = interrupt_on_backchannel;
         match barge_in_ms {
             Some(v) if !Self::BARGE_IN_RANGE.contains(&v) => {
                 return Err((
@@ -383,6 +389,15 @@ impl CallTimers {
         self.barge_in_ms
     }
 
+    /// Whether acknowledgements interrupt the bot (default false), and the bot's own choice.
+    pub fn interrupt_on_backchannel(&self) -> bool {
+        self.interrupt_on_backchannel.unwrap_or(false)
+    }
+
+    pub fn interrupt_on_backchannel_setting(&self) -> Option<bool> {
+        self.interrupt_on_backchannel
+    }
+
     /// Stored form (JSON), `None` when both are defaults.
     pub fn to_stored(&self) -> Option<String> {
         (*self != Self::default()).then(|| serde_json::to_string(self).unwrap_or_default())
@@ -403,6 +418,7 @@ impl CallTimers {
                         t.end_silence_ms.map(u64::from),
                         t.turn_detection_setting(),
                         t.barge_in_ms.map(u64::from),
+                        t.interrupt_on_backchannel,
                     )
                 })
                 .map_err(|(_, e)| e)
@@ -440,15 +456,16 @@ mod timer_tests {
         let t = CallTimers::from_stored(Some(r#"{"smart_endpointing":false}"#)).unwrap();
         assert_eq!(t.turn_detection(), TurnDetection::Silence);
         let t = CallTimers::default()
-            .with_endpointing(None, Some(TurnDetection::Model), Some(500))
+            .with_endpointing(None, Some(TurnDetection::Model), Some(500), Some(true))
             .unwrap();
         let back = CallTimers::from_stored(t.to_stored().as_deref()).unwrap();
         assert_eq!(back.turn_detection(), TurnDetection::Model);
         assert_eq!(back.barge_in_ms(), Some(500));
+        assert!(back.interrupt_on_backchannel());
         assert_eq!(CallTimers::default().turn_detection(), TurnDetection::Heuristic);
         assert_eq!(
             CallTimers::default()
-                .with_endpointing(None, None, Some(99))
+                .with_endpointing(None, None, Some(99), None)
                 .unwrap_err()
                 .0,
             "barge_in_ms"

@@ -60,8 +60,8 @@ pub(super) struct Listen {
     verdict: Option<(Duration, bool)>,
     judging: bool,
     judged: Option<Duration>,
-    /// Caller speech over the bot that interrupts it.
-    pub(super) barge_in: Duration,
+    /// How the caller interrupts the bot (`interrupt.rs`).
+    pub(super) interrupt: super::interrupt::Interrupt,
     /// The bot asked for the turn model and the engine has none: said once, when the caller
     /// first speaks (observers are there by then).
     model_missing: bool,
@@ -97,10 +97,15 @@ impl Listen {
             verdict: None,
             judging: false,
             judged: None,
-            barge_in: plan.barge_in,
+            interrupt: super::interrupt::Interrupt::new(plan.barge_in, plan.interrupt_on_backchannel),
             model_missing,
         };
         (listen, rx)
+    }
+
+    /// Whether the call's recogniser gives words while the caller speaks.
+    pub(super) fn words_while_speaking(&self) -> bool {
+        self.rec.words_while_speaking()
     }
 
     /// The end-of-turn silence for what is known of speech `voiced` long.
@@ -197,6 +202,7 @@ impl Actor {
         l.hint = Hint::Unsure;
         l.verdict = None;
         l.judged = None;
+        l.interrupt.begin();
         if std::mem::take(&mut l.model_missing) {
             self.events.emit(CallEvent::Error {
                 track_id: CALLER.into(),
@@ -240,6 +246,7 @@ impl Actor {
             text: text.clone(),
         });
         self.listen.hint = endpoint::hint(&text);
+        self.listen.interrupt.heard(&text);
         let silence = self.listen.end_silence(self.ep.speech_so_far());
         self.ep.set_end_silence(silence);
         if voiced == self.ep.speech_so_far() {
@@ -312,6 +319,11 @@ impl Actor {
         t0: Instant,
         endpoint: Duration,
     ) {
+        if dtmf.is_empty()
+            && let Some(h) = heard.as_ref().filter(|h| self.is_acknowledgement(&h.text))
+        {
+            return self.acknowledged(&h.text);
+        }
         let kind = TurnKind::Caller {
             audio,
             dtmf,
@@ -335,6 +347,7 @@ impl Actor {
                 self.listen.rec_ended = false;
                 self.listen.partials += 1;
                 let shown = join(&self.listen.finals, &text);
+                self.listen.interrupt.heard(&shown);
                 self.events.emit(CallEvent::AsrDelta {
                     track_id: CALLER.into(),
                     timestamp: now_ms(),
@@ -346,6 +359,7 @@ impl Actor {
                 if !text.is_empty() {
                     self.listen.rec_ended = false;
                     self.listen.finals = join(&self.listen.finals, &text);
+                    self.listen.interrupt.heard(&self.listen.finals);
                     self.events.emit(CallEvent::AsrDelta {
                         track_id: CALLER.into(),
                         timestamp: now_ms(),

@@ -410,9 +410,7 @@ impl Actor {
         }
         if self.ep.in_speech() {
             self.conv.caller_active(now);
-            if self.ep.speech_so_far() >= self.listen.barge_in {
-                self.barge_in();
-            }
+            self.caller_over_bot();
         }
     }
 
@@ -451,6 +449,7 @@ impl Actor {
 
 mod carrier;
 mod completion;
+mod interrupt;
 mod control;
 mod conversation;
 mod media_in;

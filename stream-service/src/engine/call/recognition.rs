@@ -57,6 +57,8 @@ impl<'a> SpeechSoFar<'a> {
 pub(super) trait Recognition: Send + std::fmt::Debug {
     /// The recogniser's label on turn records and metrics.
     fn provider(&self) -> &'static str;
+    /// Whether words come while the caller is still speaking (partials or interim results).
+    fn words_while_speaking(&self) -> bool;
     /// One 20 ms frame of caller audio (μ-law), after the endpointer has seen it.
     fn push(&mut self, ulaw: &[u8], speech: SpeechSoFar<'_>);
     /// A new utterance began; `cue` is what the conversation expects of it.
@@ -123,6 +125,10 @@ struct Deepgram {
 }
 
 impl Recognition for Deepgram {
+    fn words_while_speaking(&self) -> bool {
+        true
+    }
+
     fn provider(&self) -> &'static str {
         "deepgram"
     }
@@ -168,6 +174,10 @@ struct Local {
 }
 
 impl Recognition for Local {
+    fn words_while_speaking(&self) -> bool {
+        self.stt.has_partials()
+    }
+
     fn provider(&self) -> &'static str {
         self.provider
     }
@@ -241,6 +251,10 @@ struct Batch {
 }
 
 impl Recognition for Batch {
+    fn words_while_speaking(&self) -> bool {
+        false
+    }
+
     fn provider(&self) -> &'static str {
         self.provider
     }

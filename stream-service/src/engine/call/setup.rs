@@ -25,8 +25,9 @@ pub(super) struct Plan {
     pub silence_timeout: Duration,
     pub end_silence: Duration,
     pub turn_detection: TurnDetection,
-    /// Caller speech over the bot that interrupts it.
+    /// Caller speech over the bot that interrupts it, and whether acknowledgements do.
     pub barge_in: Duration,
+    pub interrupt_on_backchannel: bool,
 }
 
 impl Plan {
@@ -106,5 +107,6 @@ pub(super) fn plan(state: &StreamState, call: &CallRecord, bot: &Bot) -> Plan {
         barge_in: t
             .barge_in_ms()
             .map_or(settings.barge_in_min, |ms| Duration::from_millis(ms.into())),
+        interrupt_on_backchannel: t.interrupt_on_backchannel(),
     }
 }
