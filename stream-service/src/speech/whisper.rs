@@ -268,14 +268,28 @@ fn is_number(w: &str) -> bool {
     w.chars().all(|c| c.is_ascii_digit()) || DIGITS.contains(&w)
 }
 
-/// A decoder stuck in a loop repeats a sentence ("It's time. It's time. It's time.") or a
-/// phrase: the repeats are not words the caller said twice, and go.
+/// A decoder stuck in a loop repeats a sentence ("It's time. It's time. It's time."), a phrase,
+/// or starts the utterance over: the repeats are not words the caller said twice, and go.
 fn collapse_repeats(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
     let key = |w: &str| {
         w.trim_matches(|c: char| !c.is_alphanumeric())
             .to_lowercase()
     };
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    // The decoder starting the utterance over after a sentence ("March 9th at 12. March 9th at
+    // 15"): a sentence that opens with the utterance's first three words again goes.
+    const OPENING: usize = 3;
+    while words.len() >= 2 * OPENING {
+        let restart = (OPENING..=words.len() - OPENING).find(|&i| {
+            words[i - 1].ends_with(['.', '?', '!'])
+                && (0..OPENING).all(|k| key(words[i + k]) == key(words[k]))
+        });
+        let Some(i) = restart else { break };
+        let end = (i..words.len())
+            .find(|&j| words[j].ends_with(['.', '?', '!']))
+            .map_or(words.len(), |j| j + 1);
+        words.drain(i..end);
+    }
     let mut out: Vec<&str> = Vec::with_capacity(words.len());
     let mut i = 0;
     'words: while i < words.len() {
@@ -362,6 +376,19 @@ mod tests {
             "In the menu, still 30 $. Thanks"
         );
         assert_eq!(collapse_repeats("no no no no no"), "no no");
+        assert_eq!(
+            collapse_repeats("March 9th at 12, clean. March 9th at 15"),
+            "March 9th at 12, clean."
+        );
+        assert_eq!(
+            collapse_repeats("We are staying at 240 mains' trees. We are staying at 240 mains'"),
+            "We are staying at 240 mains' trees."
+        );
+        assert_eq!(
+            collapse_repeats("I want a table. I want to sit outside."),
+            "I want a table. I want to sit outside.",
+            "two words again are speech"
+        );
         assert_eq!(
             collapse_repeats("No, no, that's wrong."),
             "No, no, that's wrong."
