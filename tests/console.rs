@@ -200,7 +200,11 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     let heard = heard.as_str().unwrap().to_lowercase();
-    assert!(heard.contains("table") && heard.contains("two"), "{heard}");
+    // The recogniser is prompted to write numbers as digits.
+    assert!(
+        heard.contains("table") && (heard.contains("two") || heard.contains('2')),
+        "{heard}"
+    );
     // The reply's audio became audible in the page.
     let rt = b
         .until("window.callbotStats.turns[0]?.round_trip_ms", 30)

@@ -156,7 +156,7 @@ async fn the_end_of_turn_model_decides_an_unsure_turn() {
         "one word: the usual silence ({heuristic} ms)"
     );
     assert!(
-        model < 600 || model >= 1500,
+        !(600..1500).contains(&model),
         "the model's verdict, not the usual silence ({model} ms)"
     );
 }
@@ -191,7 +191,10 @@ async fn the_api_takes_turn_detection_and_barge_in_and_refuses_what_it_cannot_ho
         b
     };
     let (status, b) = app
-        .create_bot(&app.api_key, with(json!({"turn_detection": "model", "barge_in_ms": 600})))
+        .create_bot(
+            &app.api_key,
+            with(json!({"turn_detection": "model", "barge_in_ms": 600})),
+        )
         .await;
     assert_eq!(status, 201, "{b}");
     let id = b["id"].as_str().unwrap().to_owned();
@@ -201,19 +204,36 @@ async fn the_api_takes_turn_detection_and_barge_in_and_refuses_what_it_cannot_ho
     assert_eq!(b["barge_in_ms"], 600);
     // The older flag still works and shows as its turn_detection.
     let (status, b) = app
-        .patch_json(&app.api_key, &format!("/bots/{id}"), &json!({"smart_endpointing": false}))
+        .patch_json(
+            &app.api_key,
+            &format!("/bots/{id}"),
+            &json!({"smart_endpointing": false}),
+        )
         .await;
     assert_eq!(status, 200, "{b}");
-    assert_eq!((b["turn_detection"].clone(), b["barge_in_ms"].clone()), (json!("silence"), json!(600)));
+    assert_eq!(
+        (b["turn_detection"].clone(), b["barge_in_ms"].clone()),
+        (json!("silence"), json!(600))
+    );
     let (status, b) = app
-        .patch_json(&app.api_key, &format!("/bots/{id}"), &json!({"barge_in_ms": null}))
+        .patch_json(
+            &app.api_key,
+            &format!("/bots/{id}"),
+            &json!({"barge_in_ms": null}),
+        )
         .await;
     assert_eq!(status, 200, "{b}");
-    assert!(b.get("barge_in_ms").is_none(), "back to the platform's: {b}");
+    assert!(
+        b.get("barge_in_ms").is_none(),
+        "back to the platform's: {b}"
+    );
     assert_eq!(b["turn_detection"], "silence", "kept: {b}");
     for (bad, field) in [
         (json!({"turn_detection": "vad"}), "turn_detection"),
-        (json!({"turn_detection": "silence", "smart_endpointing": true}), "turn_detection"),
+        (
+            json!({"turn_detection": "silence", "smart_endpointing": true}),
+            "turn_detection",
+        ),
         (json!({"barge_in_ms": 50}), "barge_in_ms"),
         (json!({"barge_in_ms": 5000}), "barge_in_ms"),
     ] {
@@ -243,7 +263,10 @@ async fn an_acknowledgement_over_the_bot_does_not_cut_it_unless_the_bot_says_so(
             .unwrap()
             .ulaw
     };
-    let (ask, okay) = (say("I would like a table for two.").await, say("Okay.").await);
+    let (ask, okay) = (
+        say("I would like a table for two.").await,
+        say("Okay.").await,
+    );
     let long = "Of course. We have tables at six, seven and eight tonight, and the terrace is open if the weather holds. Our set menu is thirty five dollars and changes every week.";
     for interrupts in [false, true] {
         let hook = hook::start(move |req| match req["turn"].as_u64() {
@@ -273,10 +296,17 @@ async fn an_acknowledgement_over_the_bot_does_not_cut_it_unless_the_bot_says_so(
             .iter()
             .any(|e| matches!(e, Event::Cleared { dropped_bytes } if *dropped_bytes > 0));
         let v = finished_call(&app, &call.sid).await;
-        assert_eq!(cleared, interrupts, "interrupt_on_backchannel {interrupts}: {v}");
+        assert_eq!(
+            cleared, interrupts,
+            "interrupt_on_backchannel {interrupts}: {v}"
+        );
         assert_eq!(v["turns"][1]["interrupted"], interrupts, "{v}");
         if !interrupts {
-            assert_eq!(hook.requests().len(), 1, "the acknowledgement is no turn: {v}");
+            assert_eq!(
+                hook.requests().len(),
+                1,
+                "the acknowledgement is no turn: {v}"
+            );
             assert!(
                 events.iter().any(|e| e["event"] == "asrFinal"
                     && e["text"].as_str().unwrap().to_lowercase().contains("okay")),

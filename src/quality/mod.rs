@@ -13,8 +13,8 @@ pub mod wer;
 use anyhow::Context as _;
 use callbot_stream::audio::espeak::Espeak;
 use callbot_stream::audio::{g711, to_phone};
-use callbot_stream::speech::whisper::{Decoding, WhisperConfig, WhisperStt};
 use callbot_stream::speech::turn_model::TurnModel;
+use callbot_stream::speech::whisper::{Decoding, WhisperConfig, WhisperStt};
 use callbot_stream::speech::{Cue, SpeechToText};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -399,7 +399,10 @@ fn report(opts: &QualityOptions, heard: &[Heard]) -> Report {
         ));
     }
     for rule in RULES {
-        if !heard.iter().any(|h| h.ended.iter().any(|(r, _)| *r == rule)) {
+        if !heard
+            .iter()
+            .any(|h| h.ended.iter().any(|(r, _)| *r == rule))
+        {
             continue;
         }
         let ended = |h: &Heard| {

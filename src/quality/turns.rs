@@ -201,14 +201,17 @@ impl Track {
         self.verdicts
             .iter()
             .map(|v| (v.voiced == all, v.finished))
-            .fold((Vec::new(), Vec::new()), |(mut end, mut mid), (at_end, f)| {
-                if at_end {
-                    end.push(f);
-                } else {
-                    mid.push(f);
-                }
-                (end, mid)
-            })
+            .fold(
+                (Vec::new(), Vec::new()),
+                |(mut end, mut mid), (at_end, f)| {
+                    if at_end {
+                        end.push(f);
+                    } else {
+                        mid.push(f);
+                    }
+                    (end, mid)
+                },
+            )
     }
 
     /// Whether the endpointer heard speech at all.
@@ -336,8 +339,13 @@ mod tests {
             .decide(Rule::Heuristic, usual, Duration::ZERO)
             .unwrap();
         assert!(!heuristic.cut_off, "{heuristic:?}");
-        let model = track.decide(Rule::ModelOnly, usual, Duration::ZERO).unwrap();
-        assert!(model.cut_off, "the model alone ends at the pause: {model:?}");
+        let model = track
+            .decide(Rule::ModelOnly, usual, Duration::ZERO)
+            .unwrap();
+        assert!(
+            model.cut_off,
+            "the model alone ends at the pause: {model:?}"
+        );
         let both = track.decide(Rule::Model, usual, Duration::ZERO).unwrap();
         assert!(!both.cut_off, "a number being given outweighs it: {both:?}");
         assert_eq!(track.final_decode().unwrap().text, "My number is 555 01.");
@@ -411,10 +419,16 @@ mod tests {
         let done = yes(true);
         let s = done.decide(Rule::Silence, usual, Duration::ZERO).unwrap();
         let m = done.decide(Rule::Model, usual, Duration::ZERO).unwrap();
-        assert!(m.wait + Duration::from_millis(400) <= s.wait, "{m:?} vs {s:?}");
+        assert!(
+            m.wait + Duration::from_millis(400) <= s.wait,
+            "{m:?} vs {s:?}"
+        );
         let held = yes(false);
         let m = held.decide(Rule::Model, usual, Duration::ZERO).unwrap();
-        assert!(m.wait >= usual * 2 - FRAME, "not finished: the long silence: {m:?}");
+        assert!(
+            m.wait >= usual * 2 - FRAME,
+            "not finished: the long silence: {m:?}"
+        );
         assert_eq!(held.verdicts.len(), 1, "judged once per stretch of speech");
     }
 }

@@ -159,7 +159,9 @@ impl Engine {
                 tracing::info!("end-of-turn model loaded");
                 self.turn_model = Some(m);
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "no end-of-turn model; bots with turn_detection model use the heuristic"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "no end-of-turn model; bots with turn_detection model use the heuristic")
+            }
             Err(e) => tracing::warn!(error = %e, "loading the end-of-turn model failed"),
         }
         self

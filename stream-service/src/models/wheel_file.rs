@@ -138,6 +138,9 @@ mod tests {
             .install(dir.path(), Some(&wheels), "python3")
             .unwrap_err();
         assert!(err.to_string().contains("SHA-256"), "{err}");
-        assert!(!SMART_TURN.path(dir.path()).exists(), "nothing half-written");
+        assert!(
+            !SMART_TURN.path(dir.path()).exists(),
+            "nothing half-written"
+        );
     }
 }

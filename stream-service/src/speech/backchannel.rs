@@ -4,9 +4,36 @@
 
 /// Words and phrases that, alone or together, only acknowledge.
 const WORDS: &[&str] = &[
-    "uh", "huh", "uh-huh", "uhhuh", "mm", "mhm", "mm-hmm", "mmhmm", "hmm", "hm", "okay", "ok",
-    "right", "yeah", "yes", "yep", "yup", "sure", "alright", "all right", "i see", "got it", "oh",
-    "ah", "aha", "cool", "great", "fine", "good", "thanks",
+    "uh",
+    "huh",
+    "uh-huh",
+    "uhhuh",
+    "mm",
+    "mhm",
+    "mm-hmm",
+    "mmhmm",
+    "hmm",
+    "hm",
+    "okay",
+    "ok",
+    "right",
+    "yeah",
+    "yes",
+    "yep",
+    "yup",
+    "sure",
+    "alright",
+    "all right",
+    "i see",
+    "got it",
+    "oh",
+    "ah",
+    "aha",
+    "cool",
+    "great",
+    "fine",
+    "good",
+    "thanks",
 ];
 
 /// Longest backchannel, in words: "okay, I see, yeah" is one; a sentence is not.
@@ -47,8 +74,17 @@ mod tests {
     #[test]
     fn acknowledgements_are_backchannels() {
         for t in [
-            "Uh-huh.", "Okay.", "Right.", "Yeah, yeah.", "Mm-hmm", "I see.", "Okay, got it.",
-            "All right.", "Oh, okay.", "Yes.", "Sure, thanks.",
+            "Uh-huh.",
+            "Okay.",
+            "Right.",
+            "Yeah, yeah.",
+            "Mm-hmm",
+            "I see.",
+            "Okay, got it.",
+            "All right.",
+            "Oh, okay.",
+            "Yes.",
+            "Sure, thanks.",
         ] {
             assert!(is_backchannel(t), "{t}");
         }
@@ -57,8 +93,15 @@ mod tests {
     #[test]
     fn anything_else_is_not() {
         for t in [
-            "", "No.", "Wait.", "Stop, that's wrong.", "Okay, but I want seven.",
-            "Yes, a table for two.", "I", "It", "Can I ask something?",
+            "",
+            "No.",
+            "Wait.",
+            "Stop, that's wrong.",
+            "Okay, but I want seven.",
+            "Yes, a table for two.",
+            "I",
+            "It",
+            "Can I ask something?",
             "Okay okay okay okay okay",
         ] {
             assert!(!is_backchannel(t), "{t}");

@@ -148,8 +148,16 @@ mod tests {
         assert_eq!(combine(Hint::Unsure, None, usual), usual, "no verdict yet");
         assert_eq!(combine(Hint::Unsure, Some(true), usual), Duration::ZERO);
         assert_eq!(combine(Hint::Complete, Some(true), usual), Duration::ZERO);
-        assert_eq!(combine(Hint::MoreToCome, Some(true), usual), long, "words win");
+        assert_eq!(
+            combine(Hint::MoreToCome, Some(true), usual),
+            long,
+            "words win"
+        );
         assert_eq!(combine(Hint::Unsure, Some(false), usual), long);
-        assert_eq!(combine(Hint::Complete, Some(false), usual), long, "the model holds a pause");
+        assert_eq!(
+            combine(Hint::Complete, Some(false), usual),
+            long,
+            "the model holds a pause"
+        );
     }
 }

@@ -200,7 +200,9 @@ pub struct TurnModel {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("samples", &self.pcm.len()).finish()
+        f.debug_struct("Job")
+            .field("samples", &self.pcm.len())
+            .finish()
     }
 }
 

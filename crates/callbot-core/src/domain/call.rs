@@ -462,7 +462,10 @@ mod timer_tests {
         assert_eq!(back.turn_detection(), TurnDetection::Model);
         assert_eq!(back.barge_in_ms(), Some(500));
         assert!(back.interrupt_on_backchannel());
-        assert_eq!(CallTimers::default().turn_detection(), TurnDetection::Heuristic);
+        assert_eq!(
+            CallTimers::default().turn_detection(),
+            TurnDetection::Heuristic
+        );
         assert_eq!(
             CallTimers::default()
                 .with_endpointing(None, None, Some(99), None)

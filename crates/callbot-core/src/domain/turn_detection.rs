@@ -42,7 +42,11 @@ impl TurnDetection {
 
     /// The older `smart_endpointing` flag: on is the heuristic, off the plain silence.
     pub fn from_smart(smart: bool) -> Self {
-        if smart { Self::Heuristic } else { Self::Silence }
+        if smart {
+            Self::Heuristic
+        } else {
+            Self::Silence
+        }
     }
 
     /// Whether the words so far shape the silence (`smart_endpointing` in the API's view).
@@ -77,10 +81,17 @@ mod tests {
 
     #[test]
     fn names_and_the_older_flag() {
-        for t in [TurnDetection::Silence, TurnDetection::Heuristic, TurnDetection::Model] {
+        for t in [
+            TurnDetection::Silence,
+            TurnDetection::Heuristic,
+            TurnDetection::Model,
+        ] {
             assert_eq!(TurnDetection::parse(t.as_str()).unwrap(), t);
         }
-        assert_eq!(TurnDetection::parse("vad").unwrap_err().code, "invalid_turn_detection");
+        assert_eq!(
+            TurnDetection::parse("vad").unwrap_err().code,
+            "invalid_turn_detection"
+        );
         assert_eq!(
             TurnDetection::from_request(None, Some(false)).unwrap(),
             Some(TurnDetection::Silence)
@@ -90,7 +101,9 @@ mod tests {
             Some(TurnDetection::Model)
         );
         assert_eq!(
-            TurnDetection::from_request(Some("silence"), Some(true)).unwrap_err().code,
+            TurnDetection::from_request(Some("silence"), Some(true))
+                .unwrap_err()
+                .code,
             "conflict"
         );
         assert_eq!(TurnDetection::from_request(None, None).unwrap(), None);

@@ -7,8 +7,7 @@ use super::rtc::RtcSettings;
 use super::{
     AwsSettings, CallSettings, LambdaEvents, LambdaRoutes, Limits, LlmSettings, RecordingsSettings,
     Settings, SettingsError, SpeechSettings, StoreSettings, TelephonySettings, TurnModelSettings,
-    TwilioCredentials,
-    WhisperDecoding, err, truthy,
+    TwilioCredentials, WhisperDecoding, err, truthy,
 };
 use crate::domain::WebhookPolicy;
 use secrecy::SecretString;

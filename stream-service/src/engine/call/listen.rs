@@ -71,10 +71,7 @@ impl Listen {
     /// Starts the call's recognition; the receiver delivers every recogniser's events (and the
     /// turn model's verdicts). A bot that asks for the model where the engine has none ends
     /// turns by the heuristic, and the call says so in an `error` event.
-    pub fn start(
-        engine: &Engine,
-        plan: &super::setup::Plan,
-    ) -> (Self, mpsc::Receiver<SttEvent>) {
+    pub fn start(engine: &Engine, plan: &super::setup::Plan) -> (Self, mpsc::Receiver<SttEvent>) {
         let (events, rx) = mpsc::channel(64);
         let mut detection = plan.turn_detection;
         let model_missing = detection == TurnDetection::Model && engine.turn_model.is_none();
@@ -97,7 +94,10 @@ impl Listen {
             verdict: None,
             judging: false,
             judged: None,
-            interrupt: super::interrupt::Interrupt::new(plan.barge_in, plan.interrupt_on_backchannel),
+            interrupt: super::interrupt::Interrupt::new(
+                plan.barge_in,
+                plan.interrupt_on_backchannel,
+            ),
             model_missing,
         };
         (listen, rx)
@@ -114,10 +114,7 @@ impl Listen {
             TurnDetection::Silence => self.usual,
             TurnDetection::Heuristic => endpoint::silence_for(self.hint, self.usual),
             TurnDetection::Model => {
-                let verdict = self
-                    .verdict
-                    .filter(|(v, _)| *v == voiced)
-                    .map(|(_, f)| f);
+                let verdict = self.verdict.filter(|(v, _)| *v == voiced).map(|(_, f)| f);
                 endpoint::combine(self.hint, verdict, self.usual)
             }
         }

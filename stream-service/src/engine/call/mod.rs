@@ -449,9 +449,9 @@ impl Actor {
 
 mod carrier;
 mod completion;
-mod interrupt;
 mod control;
 mod conversation;
+mod interrupt;
 mod media_in;
 mod out;
 /// The media fast path, for the parser fuzz tests.
