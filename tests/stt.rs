@@ -9,9 +9,8 @@ mod common;
 
 use callbot_core::settings::{DeepgramSettings, OpenAiAudioSettings, Settings, SttChoice};
 use callbot_twilio_sim::carrier::Step;
-use callbot_twilio_sim::events_until_end;
 use common::hook::{self, Answer, Hook};
-use common::{TestApp, finished_call, spawn_app_with, wait_bot};
+use common::{TestApp, spawn_app_with, wait_bot};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -59,18 +58,6 @@ async fn bot(app: &TestApp, hook: &Hook) -> String {
     b["number"].as_str().unwrap().to_owned()
 }
 
-/// Calls `number`, says `steps`, returns the call's finished record and its observed events.
-async fn dial(app: &TestApp, number: &str, steps: Vec<Step>) -> (Value, Vec<Value>) {
-    let mut c = common::dial(app, number, steps);
-    let watch = common::observe(app, &c.sid).await;
-    events_until_end(&mut c, Duration::from_secs(60)).await;
-    let events = tokio::time::timeout(Duration::from_secs(10), watch)
-        .await
-        .unwrap()
-        .unwrap();
-    (finished_call(app, &c.sid).await, events)
-}
-
 fn asr(events: &[Value], kind: &str, index: u64) -> Vec<(usize, String)> {
     events
         .iter()
@@ -95,7 +82,7 @@ async fn deepgram_call(
         speak(1500),
         Step::Silence(Duration::from_secs(4)),
     ];
-    let (call, events) = dial(&app, &number, steps).await;
+    let (call, events) = common::dial_watched(&app, &number, steps).await;
     (call, events, hook)
 }
 
@@ -221,7 +208,7 @@ async fn openai_transcribes_each_utterance_and_falls_back_when_it_fails() {
             Step::Silence(Duration::from_secs(3)),
         ]
     };
-    let (call, _) = dial(&app, &number, steps()).await;
+    let (call, _) = common::dial_watched(&app, &number, steps()).await;
     let said = hook.requests()[0].body["user_text"]
         .as_str()
         .unwrap()
@@ -248,7 +235,7 @@ async fn openai_transcribes_each_utterance_and_falls_back_when_it_fails() {
     );
 
     st.set_mode(common::voices::Mode::Status(500));
-    let (call, _) = dial(&app, &number, steps()).await;
+    let (call, _) = common::dial_watched(&app, &number, steps()).await;
     let said = hook.requests()[1].body["user_text"]
         .as_str()
         .unwrap()
@@ -281,7 +268,7 @@ async fn local_partials_come_before_the_final_with_real_speech() {
             .await
             .unwrap()
     };
-    let (call, events) = dial(
+    let (call, events) = common::dial_watched(
         &app,
         &number,
         vec![

@@ -30,18 +30,6 @@ async fn goodbye() -> Hook {
     hook::start(|_| Answer::Json(json!({"say": "Done. Goodbye.", "action": "hangup"}))).await
 }
 
-/// Calls `number`, says `steps`; the finished call and the events an observer saw.
-async fn dial(app: &TestApp, number: &str, steps: Vec<Step>) -> (Value, Vec<Value>) {
-    let mut c = common::dial(app, number, steps);
-    let watch = common::observe(app, &c.sid).await;
-    events_until_end(&mut c, Duration::from_secs(60)).await;
-    let events = tokio::time::timeout(Duration::from_secs(10), watch)
-        .await
-        .unwrap()
-        .unwrap();
-    (finished_call(app, &c.sid).await, events)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bot_asking_for_the_model_where_none_is_loaded_hears_by_the_heuristic_and_is_told() {
     let app = spawn_app_with(|s| s.calls.turn_model = TurnModelSettings::Off).await;
@@ -52,7 +40,7 @@ async fn a_bot_asking_for_the_model_where_none_is_loaded_hears_by_the_heuristic_
         Step::Audio(callbot_stream::speech::instant::voiced_tone(800)),
         Step::Silence(Duration::from_secs(4)),
     ];
-    let (call, events) = dial(&app, &number, steps).await;
+    let (call, events) = common::dial_watched(&app, &number, steps).await;
     let told = events
         .iter()
         .find(|e| e["event"] == "error" && e["sender"] == "turn_detection");
@@ -141,7 +129,7 @@ async fn the_end_of_turn_model_decides_an_unsure_turn() {
             Step::Audio(said.clone()),
             Step::Silence(Duration::from_secs(5)),
         ];
-        let (call, events) = dial(&app, &number, steps).await;
+        let (call, events) = common::dial_watched(&app, &number, steps).await;
         assert!(
             !events.iter().any(|e| e["sender"] == "turn_detection"),
             "the model is loaded: {events:?}"

@@ -433,6 +433,22 @@ pub async fn open_media_stream(
     ws
 }
 
+/// Calls `number`, says `steps`; the call's finished record and the events an observer saw.
+pub async fn dial_watched(
+    app: &TestApp,
+    number: &str,
+    steps: Vec<callbot_twilio_sim::carrier::Step>,
+) -> (Value, Vec<Value>) {
+    let mut c = dial(app, number, steps);
+    let watch = observe(app, &c.sid).await;
+    callbot_twilio_sim::events_until_end(&mut c, std::time::Duration::from_secs(60)).await;
+    let events = tokio::time::timeout(std::time::Duration::from_secs(10), watch)
+        .await
+        .unwrap()
+        .unwrap();
+    (finished_call(app, &c.sid).await, events)
+}
+
 /// Watches a call's events on `/frontend-stream` from its start until it ends.
 pub async fn observe(app: &TestApp, sid: &str) -> tokio::task::JoinHandle<Vec<Value>> {
     observe_at(&app.base, &app.api_key, sid).await

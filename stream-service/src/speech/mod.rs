@@ -360,3 +360,31 @@ mod tests {
         assert_eq!(sentences("no punctuation"), vec!["no punctuation"]);
     }
 }
+
+/// Hands a job to a worker's bounded queue (`jobs`) and waits for its answer on `rx`. `busy`
+/// counts the jobs queued or running (the worker takes one off when it is done); a full queue is
+/// `Busy`, a stopped worker `Unavailable`. Cancel-safe: a dropped wait abandons the answer.
+pub(crate) async fn queue_job<J, T>(
+    jobs: &std::sync::mpsc::SyncSender<J>,
+    busy: &std::sync::atomic::AtomicUsize,
+    job: J,
+    rx: tokio::sync::oneshot::Receiver<Result<T, SpeechError>>,
+    worker: &str,
+) -> Result<T, SpeechError> {
+    use std::sync::atomic::Ordering;
+    use std::sync::mpsc::TrySendError;
+    busy.fetch_add(1, Ordering::Relaxed);
+    match jobs.try_send(job) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            busy.fetch_sub(1, Ordering::Relaxed);
+            return Err(SpeechError::Busy);
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            busy.fetch_sub(1, Ordering::Relaxed);
+            return Err(SpeechError::Unavailable(format!("{worker} stopped")));
+        }
+    }
+    rx.await
+        .unwrap_or_else(|_| Err(SpeechError::Engine(format!("{worker} died"))))
+}

@@ -12,7 +12,7 @@ use super::SpeechError;
 use crate::audio::resample;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -261,20 +261,8 @@ impl TurnModel {
     /// (a dropped call abandons the verdict); idempotent.
     pub async fn judge(&self, pcm: Vec<i16>) -> Result<Verdict, SpeechError> {
         let (reply, rx) = oneshot::channel();
-        self.busy.fetch_add(1, Ordering::Relaxed);
-        match self.jobs.try_send(Job { pcm, reply }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.busy.fetch_sub(1, Ordering::Relaxed);
-                return Err(SpeechError::Busy);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.busy.fetch_sub(1, Ordering::Relaxed);
-                return Err(SpeechError::Unavailable("turn model worker stopped".into()));
-            }
-        }
-        rx.await
-            .unwrap_or_else(|_| Err(SpeechError::Engine("turn model worker died".into())))
+        let job = Job { pcm, reply };
+        super::queue_job(&self.jobs, &self.busy, job, rx, "the turn model's worker").await
     }
 }
 

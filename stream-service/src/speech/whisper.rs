@@ -9,7 +9,7 @@ use crate::audio::resample;
 use async_trait::async_trait;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -332,26 +332,13 @@ impl SpeechToText for WhisperStt {
 
     async fn transcribe(&self, pcm: Vec<i16>, cue: &Cue) -> Result<Transcript, SpeechError> {
         let (reply, rx) = oneshot::channel();
-        self.busy.fetch_add(1, Ordering::Relaxed);
         let job = Job {
             pcm,
             cue: cue.clone(),
             queued: Instant::now(),
             reply,
         };
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.busy.fetch_sub(1, Ordering::Relaxed);
-                return Err(SpeechError::Busy);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.busy.fetch_sub(1, Ordering::Relaxed);
-                return Err(SpeechError::Unavailable("whisper workers stopped".into()));
-            }
-        }
-        rx.await
-            .unwrap_or_else(|_| Err(SpeechError::Engine("whisper worker died".into())))
+        super::queue_job(&self.jobs, &self.busy, job, rx, "the whisper worker").await
     }
 }
 
