@@ -5,19 +5,20 @@
 use callbot_functions::{Function, api_for, meta::DOC_ROUTES};
 use std::collections::BTreeSet;
 
-/// (binary, METHOD, path) from the template's function resources.
+/// (routes, METHOD, path) from the template's function resources: which router a function runs
+/// is its `CALLBOT_LAMBDA_ROUTES` (every function is the one `lambda` executable).
 fn template_routes() -> BTreeSet<(String, String, String)> {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../sam-template.yaml"))
             .unwrap();
     let mut out = BTreeSet::new();
-    let mut binary = None;
+    let mut binary: Option<String> = None;
     for line in text.lines() {
         let t = line.trim();
         if !line.starts_with("    ") && line.starts_with("  ") && t.ends_with(':') {
             binary = None; // a new resource
         }
-        if let Some(b) = t.strip_prefix("Binary: ") {
+        if let Some(b) = t.strip_prefix("CALLBOT_LAMBDA_ROUTES: ") {
             binary = Some(b.to_owned());
         }
         if let (Some(b), Some(props)) = (&binary, t.strip_prefix("Properties: {")) {
