@@ -342,25 +342,6 @@ pub fn word_overlap(want: &str, got: &str) -> f64 {
     w.iter().filter(|x| g.contains(x)).count() as f64 / w.len().max(1) as f64
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_sentences_but_not_numbers_or_abbreviations_inside_words() {
-        assert_eq!(
-            sentences("Sure! A table for 4 at 7.30 p.m. is booked. Anything else?"),
-            vec![
-                "Sure!",
-                "A table for 4 at 7.30 p.m. is booked.",
-                "Anything else?"
-            ]
-        );
-        assert_eq!(sentences("  "), Vec::<String>::new());
-        assert_eq!(sentences("no punctuation"), vec!["no punctuation"]);
-    }
-}
-
 /// Hands a job to a worker's bounded queue (`jobs`) and waits for its answer on `rx`. `busy`
 /// counts the jobs queued or running (the worker takes one off when it is done); a full queue is
 /// `Busy`, a stopped worker `Unavailable`. Cancel-safe: a dropped wait abandons the answer.
@@ -387,4 +368,23 @@ pub(crate) async fn queue_job<J, T>(
     }
     rx.await
         .unwrap_or_else(|_| Err(SpeechError::Engine(format!("{worker} died"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_sentences_but_not_numbers_or_abbreviations_inside_words() {
+        assert_eq!(
+            sentences("Sure! A table for 4 at 7.30 p.m. is booked. Anything else?"),
+            vec![
+                "Sure!",
+                "A table for 4 at 7.30 p.m. is booked.",
+                "Anything else?"
+            ]
+        );
+        assert_eq!(sentences("  "), Vec::<String>::new());
+        assert_eq!(sentences("no punctuation"), vec!["no punctuation"]);
+    }
 }
