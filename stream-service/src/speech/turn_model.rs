@@ -11,9 +11,8 @@
 use super::SpeechError;
 use crate::audio::resample;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -195,7 +194,6 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct TurnModel {
     jobs: SyncSender<Job>,
-    busy: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Job {
@@ -233,28 +231,20 @@ impl TurnModel {
             .commit_from_file(model)
             .map_err(|e| unavailable(&e))?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
-        let rx = Mutex::new(rx);
-        let busy = Arc::new(AtomicUsize::new(0));
-        let worker_busy = busy.clone();
         std::thread::Builder::new()
             .name("turn-model".into())
             .spawn(move || {
                 let (mut front, mut features) = (MelFrontEnd::new(), Vec::new());
-                loop {
-                    let job = match rx.lock() {
-                        Ok(guard) => guard.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = job else { return };
+                // Ends when every sender is gone (the model dropped).
+                for job in rx {
                     if !job.reply.is_closed() {
                         let verdict = judge(&mut session, &mut front, &mut features, &job.pcm);
                         let _ = job.reply.send(verdict);
                     }
-                    worker_busy.fetch_sub(1, Ordering::Relaxed);
                 }
             })
             .map_err(|e| unavailable(&e))?;
-        Ok(Self { jobs: tx, busy })
+        Ok(Self { jobs: tx })
     }
 
     /// Whether the caller has finished, judged from the utterance's 8 kHz audio. Cancel-safe
@@ -262,7 +252,7 @@ impl TurnModel {
     pub async fn judge(&self, pcm: Vec<i16>) -> Result<Verdict, SpeechError> {
         let (reply, rx) = oneshot::channel();
         let job = Job { pcm, reply };
-        super::queue_job(&self.jobs, &self.busy, job, rx, "the turn model's worker").await
+        super::queue_job(&self.jobs, None, job, rx, "the turn model's worker").await
     }
 }
 

@@ -338,7 +338,7 @@ impl SpeechToText for WhisperStt {
             queued: Instant::now(),
             reply,
         };
-        super::queue_job(&self.jobs, &self.busy, job, rx, "the whisper worker").await
+        super::queue_job(&self.jobs, Some(&self.busy), job, rx, "the whisper worker").await
     }
 }
 

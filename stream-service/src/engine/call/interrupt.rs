@@ -19,8 +19,9 @@ pub(super) const BACKCHANNEL_MAX: Duration = Duration::from_millis(1200);
 pub(super) struct Interrupt {
     barge_in: Duration,
     backchannels_interrupt: bool,
-    /// The latest words of the utterance in progress.
-    words: String,
+    /// Whether the latest words of the utterance in progress are only an acknowledgement
+    /// (`None`: no words yet). Judged when words come, not on every frame.
+    acknowledging: Option<bool>,
     /// The utterance talked over the bot and its interruption was held for its words.
     held: bool,
 }
@@ -30,20 +31,20 @@ impl Interrupt {
         Self {
             barge_in,
             backchannels_interrupt,
-            words: String::new(),
+            acknowledging: None,
             held: false,
         }
     }
 
     /// A new utterance.
     pub fn begin(&mut self) {
-        self.words.clear();
+        self.acknowledging = None;
         self.held = false;
     }
 
     /// Words of the utterance so far (a partial or settled transcript).
     pub fn heard(&mut self, text: &str) {
-        text.clone_into(&mut self.words);
+        self.acknowledging = (!text.trim().is_empty()).then(|| is_backchannel(text));
     }
 
     /// Whether `voiced` of speech over a talking bot interrupts it now; `words_come`: the
@@ -54,7 +55,7 @@ impl Interrupt {
             && (self.backchannels_interrupt
                 || !words_come
                 || voiced >= BACKCHANNEL_MAX
-                || (!self.words.trim().is_empty() && !is_backchannel(&self.words)))
+                || self.acknowledging == Some(false))
     }
 }
 

@@ -209,8 +209,7 @@ impl Actor {
                 code: None,
             });
         }
-        let l = &mut self.listen;
-        let usual = l.usual;
+        let usual = self.listen.usual;
         self.ep.set_end_silence(usual);
     }
 
