@@ -227,6 +227,23 @@ enum BenchCommand {
         #[arg(long)]
         no_turn_model: bool,
     },
+    /// How well language models answer on the phone: the phone-bot evaluation
+    /// (bench/answers/eval.yaml) put to each model through the call engine's prompt and tools,
+    /// scored by rules; time to first token and generation speed.
+    Answers {
+        /// A GGUF model to evaluate (repeatable; default: the configured one).
+        #[arg(long)]
+        model: Vec<std::path::PathBuf>,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: u32,
+        /// Another evaluation set (YAML, as bench/answers/eval.yaml).
+        #[arg(long)]
+        set: Option<std::path::PathBuf>,
+        /// One line per case.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// The language model: the embedded model's time to first token and reply time at turns 1,
     /// 5 and 10, its speed, CPU and memory; how many concurrent calls one worker serves; the
     /// platform's own added latency in LLM mode over a fixed-delay model stand-in.
@@ -638,6 +655,34 @@ async fn run() -> anyhow::Result<()> {
                 turn_model,
             };
             for line in callbot::quality::quality(opts).await?.lines {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Answers {
+                    model,
+                    threads,
+                    set,
+                    verbose,
+                },
+        } => {
+            let (configured, worker) = match &settings.llm {
+                callbot_core::settings::LlmSettings::Local { model, worker, .. } => {
+                    (model.clone(), worker.clone())
+                }
+                _ => (callbot_stream::models::llm::path(&settings.data_dir), None),
+            };
+            let models = if model.is_empty() { vec![configured] } else { model };
+            let opts = callbot::quality::answers::AnswersOptions {
+                models,
+                worker,
+                threads,
+                set,
+                verbose,
+            };
+            for line in callbot::quality::answers::run(&opts).await? {
                 println!("{line}");
             }
             Ok(())

@@ -720,3 +720,55 @@ async fn a_model_that_never_answers_gets_the_caller_an_honest_line_and_the_call_
     );
     assert_eq!(turns[2]["action"], "hangup", "{v}");
 }
+
+/// A bot's own suggestion deadline: a model slower than it (but within the platform's deadline)
+/// leaves the webhook with `llm_suggestion: null` when the bot's deadline passes; the deadline is
+/// checked when saved and shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_suggestion_past_the_bots_deadline_leaves_the_webhook_a_null() {
+    // Ten pieces 60 ms apart: about 600 ms, inside the platform's 1000 ms.
+    let standin = openai::start(|_| Reply::Text {
+        pieces: (0..10).map(|i| format!("word{i} ")).collect(),
+        gap: Duration::from_millis(60),
+    })
+    .await;
+    let app = app_with(&standin).await;
+    let (status, b) = app
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "g", "webhook": "https://example.com/h", "suggestion_deadline_ms": 50}),
+        )
+        .await;
+    assert_eq!((status, b["code"].as_str()), (400, Some("out_of_range")), "{b}");
+    let hook = hook::start(|_| Answer::Json(json!({"say": "Bye.", "action": "hangup"}))).await;
+    let number = bot(&app, Some(&hook), json!({"suggestion_deadline_ms": 250})).await;
+    let (_, bots) = app.get(&app.api_key, "/bots").await;
+    let view = bots
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["number"] == number.as_str())
+        .unwrap();
+    assert_eq!(view["suggestion_deadline_ms"], 250, "{view}");
+    let (sid, _) = call(
+        &app,
+        &number,
+        vec![wait_bot(), speak(700), Step::Silence(Duration::from_secs(4))],
+    )
+    .await;
+    let reqs = hook.requests();
+    assert!(reqs[0].body["llm_suggestion"].is_null(), "{:?}", reqs[0].body);
+    let v = finished_call(&app, &sid).await;
+    assert_eq!(v["turns"][1]["timings"]["llm"]["error"], "llm_timeout", "{v}");
+    // The same model within the platform's deadline: the webhook gets its words.
+    let hook2 = hook::start(|_| Answer::Json(json!({"say": "Bye.", "action": "hangup"}))).await;
+    let number2 = bot(&app, Some(&hook2), json!({})).await;
+    call(
+        &app,
+        &number2,
+        vec![wait_bot(), speak(700), Step::Silence(Duration::from_secs(4))],
+    )
+    .await;
+    let s = hook2.requests()[0].body["llm_suggestion"].clone();
+    assert!(s.as_str().is_some_and(|s| s.starts_with("word0")), "{s}");
+}

@@ -111,6 +111,12 @@ pub struct CreateBotRequest {
     /// not a turn (it shows as an `asrFinal` event).
     #[serde(default)]
     pub(crate) interrupt_on_backchannel: Option<bool>,
+    /// Webhook mode with `llm_suggestion`: how long the model's suggestion may take, 100-10,000
+    /// ms; past it the webhook is called with `llm_suggestion: null`. Default: the platform's
+    /// model deadline (`CALLBOT_LLM_TIMEOUT_MS`, 2,500).
+    #[serde(default)]
+    #[schema(minimum = 100, maximum = 10000)]
+    pub(crate) suggestion_deadline_ms: Option<u64>,
     /// IANA time zone of the `{{date}}`, `{{time}}` and `{{weekday}}` placeholders (and, for
     /// campaigns, of calling windows), e.g. `America/New_York`. Default `UTC`.
     #[serde(default)]
@@ -212,6 +218,10 @@ pub struct UpdateBotRequest {
     pub(crate) barge_in_ms: Option<Option<u64>>,
     #[serde(default)]
     pub(crate) interrupt_on_backchannel: Option<bool>,
+    /// `null` returns to the platform default.
+    #[serde(default, deserialize_with = "double_option_u64")]
+    #[schema(value_type = Option<u64>)]
+    pub(crate) suggestion_deadline_ms: Option<Option<u64>>,
     #[serde(default)]
     #[schema(max_length = 64)]
     pub(crate) timezone: Option<String>,

@@ -80,6 +80,8 @@ pub struct BotView {
     #[serde(skip_serializing_if = "Option::is_none")]
     barge_in_ms: Option<u32>,
     interrupt_on_backchannel: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suggestion_deadline_ms: Option<u32>,
     /// IANA time zone of the date and time placeholders.
     timezone: String,
     /// Default values of the bot's placeholders.
@@ -133,6 +135,7 @@ impl BotView {
             turn_detection: bot.timers.turn_detection().as_str(),
             barge_in_ms: bot.timers.barge_in_ms(),
             interrupt_on_backchannel: bot.timers.interrupt_on_backchannel(),
+            suggestion_deadline_ms: bot.timers.suggestion_deadline_ms(),
             timezone: bot.options.timezone.as_str().to_owned(),
             variables: bot.options.variables.to_json(),
             voicemail: bot.options.voicemail.to_json(),
@@ -297,6 +300,7 @@ pub async fn create_bot(
                 req.interrupt_on_backchannel,
             )
         })
+        .and_then(|t| t.with_suggestion_deadline(req.suggestion_deadline_ms))
         .map_err(|(f, e)| ApiError::field(f, e))?;
     let options = crate::bot_options::apply(
         &BotOptions::default(),
@@ -551,6 +555,7 @@ pub async fn update_bot(
         || req.turn_detection.is_some()
         || req.barge_in_ms.is_some()
         || req.interrupt_on_backchannel.is_some()
+        || req.suggestion_deadline_ms.is_some()
     {
         let silence = req
             .silence_timeout_secs
@@ -571,8 +576,12 @@ pub async fn update_bot(
         let backchannel = req
             .interrupt_on_backchannel
             .or(bot.timers.interrupt_on_backchannel_setting());
+        let deadline = req
+            .suggestion_deadline_ms
+            .unwrap_or(bot.timers.suggestion_deadline_ms().map(u64::from));
         bot.timers = CallTimers::parse(silence, max)
             .and_then(|t| t.with_endpointing(end, detection, barge_in, backchannel))
+            .and_then(|t| t.with_suggestion_deadline(deadline))
             .map_err(|(f, e)| ApiError::field(f, e))?;
         changed = true;
     }

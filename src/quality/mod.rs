@@ -6,6 +6,7 @@
 //! normalised), end-of-turn decisions per rule (premature cut-offs, the wait after a finished
 //! sentence) and recognition time per utterance.
 
+pub mod answers;
 pub mod set;
 pub mod turns;
 pub mod wer;

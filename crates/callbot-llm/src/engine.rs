@@ -9,7 +9,7 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use std::num::NonZeroU32;
@@ -459,10 +459,14 @@ fn model_thread(
     };
     let template = match model.chat_template(None) {
         Ok(t) => t,
-        Err(e) => {
-            let _ = ready.send(Err(format!("the model has no chat template: {e}")));
-            return;
-        }
+        // A base model's GGUF stores no template: llama.cpp's built-in one for its family.
+        Err(e) => match builtin_template(&model) {
+            Some(t) => t,
+            None => {
+                let _ = ready.send(Err(format!("the model has no chat template: {e}")));
+                return;
+            }
+        },
     };
     let now = Instant::now();
     let mut m = Model {
@@ -576,4 +580,17 @@ mod tests {
         assert_eq!(common_prefix(&a, &b), 2);
         assert_eq!(common_prefix(&[], &b), 0);
     }
+}
+
+/// llama.cpp's built-in chat template for a model family whose GGUF stores none (base models,
+/// e.g. Gemma 3 270M): chosen by `general.architecture`.
+fn builtin_template(model: &LlamaModel) -> Option<LlamaChatTemplate> {
+    let arch = model.meta_val_str("general.architecture").ok()?;
+    let name = match arch.as_str() {
+        a if a.starts_with("gemma") => "gemma",
+        "llama" => "llama3",
+        _ => "chatml",
+    };
+    tracing::info!(architecture = %arch, template = name, "the model stores no chat template; using llama.cpp's built-in one");
+    LlamaChatTemplate::new(name).ok()
 }

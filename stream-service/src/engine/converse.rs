@@ -71,7 +71,8 @@ pub(super) async fn suggest(
         }
         Ok::<_, crate::llm::LlmError>(out)
     };
-    let result = tokio::time::timeout(engine.llm_timeout, collect).await;
+    let deadline = info.suggestion_deadline.unwrap_or(engine.llm_timeout);
+    let result = tokio::time::timeout(deadline, collect).await;
     t.total_ms = ms(started.elapsed());
     let text = match result {
         Ok(Ok(s)) => {

@@ -19,6 +19,7 @@ pub mod recorder;
 mod speak;
 pub mod tasks;
 mod tools;
+pub use tools::offered_by;
 pub mod turn;
 pub mod webhook;
 

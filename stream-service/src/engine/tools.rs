@@ -13,15 +13,19 @@ use serde_json::{Value, json};
 
 /// The tools offered to the model: the built-ins, then the bot's own.
 pub(super) fn offered(info: &CallInfo) -> Vec<ToolSpec> {
+    offered_by(&info.brain)
+}
+
+/// The tools a bot with this `brain` offers its model (also what `callbot bench answers` offers).
+pub fn offered_by(brain: &callbot_core::domain::Brain) -> Vec<ToolSpec> {
     let mut out = vec![ToolSpec {
         name: "end_call".into(),
         description: "End the phone call, after saying goodbye in the same reply.".into(),
         parameters: json!({"type": "object", "properties": {
             "reason": {"type": "string", "description": "Why the call ends"}}}),
     }];
-    if !info.brain.transfer_numbers().is_empty() {
-        let allowed: Vec<&str> = info
-            .brain
+    if !brain.transfer_numbers().is_empty() {
+        let allowed: Vec<&str> = brain
             .transfer_numbers()
             .iter()
             .map(|t| t.as_str())
@@ -37,7 +41,7 @@ pub(super) fn offered(info: &CallInfo) -> Vec<ToolSpec> {
                 "required": ["number"]}),
         });
     }
-    out.extend(info.brain.tools().iter().map(|t| ToolSpec {
+    out.extend(brain.tools().iter().map(|t| ToolSpec {
         name: t.name().to_owned(),
         description: t.description().to_owned(),
         parameters: t.parameters().clone(),

@@ -39,6 +39,8 @@ pub struct CallInfo {
     /// The bot's voice (its provider picks the synthesiser).
     pub voice: callbot_core::domain::Voice,
     pub webhook_timeout: Duration,
+    /// The bot's deadline for the model's suggestion (webhook mode); `None`: the engine's.
+    pub suggestion_deadline: Option<Duration>,
     pub webhooks_per_second: u32,
     /// Where the webhook rate is counted (and the call's other shared state lives).
     pub store: Arc<dyn callbot_core::store::Store>,

@@ -286,6 +286,10 @@ pub struct CallTimers {
     /// Whether acknowledgements ("uh-huh", "okay") interrupt the bot (default: they do not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     interrupt_on_backchannel: Option<bool>,
+    /// Webhook mode: how long the webhook waits for the model's suggestion (then it is called
+    /// with `llm_suggestion: null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    suggestion_deadline_ms: Option<u32>,
 }
 
 impl CallTimers {
@@ -321,7 +325,32 @@ impl CallTimers {
             turn_detection: None,
             barge_in_ms: None,
             interrupt_on_backchannel: None,
+            suggestion_deadline_ms: None,
         })
+    }
+
+    pub const SUGGESTION_DEADLINE_RANGE: std::ops::RangeInclusive<u64> = 100..=10_000;
+
+    /// The same timers with the suggestion deadline (100-10000 ms; `None`: the platform's).
+    pub fn with_suggestion_deadline(
+        mut self,
+        ms: Option<u64>,
+    ) -> Result<Self, (&'static str, ParseError)> {
+        match ms {
+            Some(v) if !Self::SUGGESTION_DEADLINE_RANGE.contains(&v) => Err((
+                "suggestion_deadline_ms",
+                ParseError::new("out_of_range", "must be 100-10000 milliseconds"),
+            )),
+            v => {
+                self.suggestion_deadline_ms = v.map(|v| v as u32);
+                Ok(self)
+            }
+        }
+    }
+
+    /// The bot's suggestion deadline, if it set one.
+    pub fn suggestion_deadline_ms(&self) -> Option<u32> {
+        self.suggestion_deadline_ms
     }
 
     pub fn silence_timeout_secs(&self) -> Option<u32> {
@@ -421,6 +450,7 @@ impl CallTimers {
                         t.interrupt_on_backchannel,
                     )
                 })
+                .and_then(|c| c.with_suggestion_deadline(t.suggestion_deadline_ms.map(u64::from)))
                 .map_err(|(_, e)| e)
             }
         }

@@ -75,6 +75,10 @@ pub(super) fn plan(state: &StreamState, call: &CallRecord, bot: &Bot) -> Plan {
         policy: state.settings.webhook_policy,
         voice: bot.voice.clone(),
         webhook_timeout: settings.webhook_timeout,
+        suggestion_deadline: bot
+            .timers
+            .suggestion_deadline_ms()
+            .map(|ms| Duration::from_millis(ms.into())),
         webhooks_per_second: settings.webhooks_per_bot_per_second,
         store: state.store.clone(),
         fallback_line: settings.fallback_line.clone(),
