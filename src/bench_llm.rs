@@ -49,12 +49,14 @@ const CALLER_LINES: [&str; 10] = [
     "That's all, thank you very much.",
 ];
 
+const CONTEXT: &str = "Open 5 PM to 10 PM, Tuesday to Sunday. Window tables on request. Street \
+     parking and a garage on Elm Street. Vegetarian dishes available. Corkage fee 15 dollars.";
+
 fn bot_prompt() -> String {
     static NONE: callbot_core::domain::Variables = callbot_core::domain::Variables::EMPTY;
     prompt::system_prompt(&prompt::PromptParts {
         goal: "Take reservations for Bella Vista, an Italian restaurant",
-        context: "Open 5 PM to 10 PM, Tuesday to Sunday. Window tables on request. Street parking \
-                  and a garage on Elm Street. Vegetarian dishes available. Corkage fee 15 dollars.",
+        context: CONTEXT,
         instructions: None,
         variables: &NONE,
     })
@@ -67,7 +69,7 @@ async fn one_reply(
     line: &str,
 ) -> anyhow::Result<(Duration, Duration, u32, String, u32)> {
     let req = ChatRequest {
-        messages: prompt::messages(bot_prompt(), history, line),
+        messages: prompt::messages(bot_prompt(), history, line, Some(CONTEXT)),
         tools: Vec::new(),
         max_tokens: 60,
         temperature: 0.0,

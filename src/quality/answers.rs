@@ -151,6 +151,12 @@ pub fn score(case: &Case, bot: &EvalBot, answer: &Answer) -> Vec<Check> {
             .into_iter()
             .filter(|n| !known.contains(n))
             .collect();
+        let echoed = echoes_the_prompt(&answer.text);
+        out.push(Check {
+            rule: "own_words",
+            passed: echoed.is_none(),
+            why: format!("repeats the instructions: {echoed:?}"),
+        });
         out.push(Check {
             rule: "no_invented_numbers",
             passed: invented.is_empty(),
@@ -200,6 +206,30 @@ fn expected(case: &Case, answer: &Answer) -> Check {
         return check(false, format!("says {p:?}"));
     }
     check(true, "as expected".into())
+}
+
+/// Six words in a row of the prompt's own wording (not the bot's facts) that the answer repeats:
+/// a model that echoes its instructions has not answered, whatever phrases it happens to hold.
+fn echoes_the_prompt(answer: &str) -> Option<String> {
+    const RUN: usize = 6;
+    let fixed = prompt::system_prompt(&prompt::PromptParts {
+        goal: "",
+        context: "",
+        instructions: None,
+        variables: &Variables::EMPTY,
+    });
+    let words = |t: &str| -> Vec<String> {
+        t.split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let fixed: std::collections::HashSet<Vec<String>> =
+        words(&fixed).windows(RUN).map(<[String]>::to_vec).collect();
+    words(answer)
+        .windows(RUN)
+        .find(|w| fixed.contains(*w))
+        .map(|w| w.join(" "))
 }
 
 /// `phrase` as whole words of `text` (so "no" is not found in "know").
@@ -254,11 +284,17 @@ pub async fn run(opts: &AnswersOptions) -> anyhow::Result<Vec<String>> {
     )];
     for model in &opts.models {
         let program = callbot_stream::llm::worker::program(opts.worker.as_deref());
-        let worker = callbot_stream::llm::worker::start(&program, model, opts.threads)
-            .await
-            .with_context(|| format!("starting the model worker for {}", model.display()))?;
-        let llm = OpenAiLlm::new(&worker.base_url, None, "local", "local");
         let name = model.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        let worker = match callbot_stream::llm::worker::start(&program, model, opts.threads).await
+        {
+            Ok(w) => w,
+            // One model that cannot run does not hide the others' figures.
+            Err(e) => {
+                out.push(format!("{name}: cannot run: {e}"));
+                continue;
+            }
+        };
+        let llm = OpenAiLlm::new(&worker.base_url, None, "local", "local");
         let mut results = Vec::with_capacity(set.cases.len());
         for case in &set.cases {
             let bot = &set.bots[&case.bot];
@@ -298,7 +334,8 @@ async fn ask(llm: &OpenAiLlm, bot: &EvalBot, case: &Case) -> anyhow::Result<Answ
         })
         .collect();
     let request = ChatRequest {
-        messages: prompt::messages(system, &history, &case.caller),
+        // The engine's choice for the embedded model: the facts go with the caller's words.
+        messages: prompt::messages(system, &history, &case.caller, Some(&bot.context)),
         tools: callbot_stream::engine::offered_by(&brain),
         max_tokens: MAX_TOKENS,
         temperature: 0.0,

@@ -110,3 +110,11 @@ fn a_case_naming_a_missing_bot_is_refused() {
     let yaml = "bots: {}\ncases:\n  - {id: x, bot: nobody, category: context, caller: hi, expect: {}}\n";
     assert!(EvalSet::parse(yaml).is_err());
 }
+
+#[test]
+fn an_answer_that_repeats_the_instructions_fails() {
+    let (c, b) = case("dessert");
+    let echo = said("Never make up prices, times, numbers or names. I'm not sure.");
+    assert_eq!(failed(&score(&c, &b, &echo)), ["own_words"]);
+    assert!(failed(&score(&c, &b, &said("I'm not sure about the tiramisu, sorry."))).is_empty());
+}

@@ -8,12 +8,12 @@ use serde_json::Value;
 pub const OPEN: &str = "<tool_call>";
 pub const CLOSE: &str = "</tool_call>";
 
-/// The paragraph appended to the system prompt when a request offers tools.
+/// The paragraph appended to the system prompt when a request offers tools: each function as a
+/// line (name, what it is for, its arguments), and the exact form of a call with an example, so
+/// a small model can follow it.
 pub fn describe(tools: &[Value]) -> String {
-    let mut out = String::from(
-        "You may call one of these functions. To call one, reply with only \
-         <tool_call>{\"name\": \"<function>\", \"arguments\": {<arguments>}}</tool_call>\n",
-    );
+    let mut out = String::from("Functions you can call:\n");
+    let mut example = None;
     for t in tools {
         let f = t.get("function").unwrap_or(t);
         let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -21,9 +21,31 @@ pub fn describe(tools: &[Value]) -> String {
             .get("description")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let params = f.get("parameters").cloned().unwrap_or(Value::Null);
-        out.push_str(&format!("- {name}: {desc} Parameters: {params}\n"));
+        let args: Vec<String> = f
+            .pointer("/parameters/properties")
+            .and_then(Value::as_object)
+            .map(|p| {
+                p.iter()
+                    .map(|(k, v)| {
+                        let ty = v.get("type").and_then(Value::as_str).unwrap_or("string");
+                        format!("{k} ({ty})")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push_str(&format!("- {name}: {desc}"));
+        if !args.is_empty() {
+            out.push_str(&format!(" Arguments: {}.", args.join(", ")));
+        }
+        out.push('\n');
+        if example.is_none() {
+            example = Some(name.to_owned());
+        }
     }
+    out.push_str(&format!(
+        "To call a function, reply with only {OPEN}{{\"name\": \"<function>\", \"arguments\": {{...}}}}{CLOSE} and nothing else, e.g. {OPEN}{{\"name\": \"{}\", \"arguments\": {{}}}}{CLOSE}\n",
+        example.unwrap_or_default()
+    ));
     out
 }
 
@@ -55,6 +77,11 @@ pub fn parse(reply: &str) -> Option<(String, String)> {
     let body = reply.trim_start().strip_prefix(OPEN)?;
     let body = body.split(CLOSE).next()?.trim();
     let v: Value = serde_json::from_str(body).ok()?;
+    // SmolLM2 was tuned to write a list of calls: the first is taken.
+    let v = match v {
+        Value::Array(mut calls) if !calls.is_empty() => calls.swap_remove(0),
+        v => v,
+    };
     let name = v.get("name")?.as_str()?.to_owned();
     let args = match v.get("arguments") {
         Some(Value::String(s)) => s.clone(),
@@ -91,5 +118,13 @@ mod tests {
         let r = render_call("end_call", "{}");
         assert_eq!(parse(&r), Some(("end_call".into(), "{}".into())));
         assert!(describe(&[serde_json::json!({"type":"function","function":{"name":"f","description":"d","parameters":{}}})]).contains("- f: d"));
+        let d = describe(&[serde_json::json!({"type":"function","function":{"name":"book","description":"Books.","parameters":{"properties":{"size":{"type":"integer"}}}}})]);
+        assert!(d.contains("- book: Books. Arguments: size (integer)."), "{d}");
+        assert!(d.contains(r#"e.g. <tool_call>{"name": "book", "arguments": {}}</tool_call>"#), "{d}");
+        // A list of calls (SmolLM2's habit): the first.
+        assert_eq!(
+            parse(r#"<tool_call>[{"name": "end_call", "arguments": {}}]</tool_call>"#),
+            Some(("end_call".into(), "{}".into()))
+        );
     }
 }

@@ -46,6 +46,7 @@ pub(super) async fn suggest(
             info.system_prompt.clone(),
             history,
             &HistoryEntry::caller_words(text, dtmf),
+            facts(engine, info),
         ),
         tools: Vec::new(),
         max_tokens: SUGGESTION_TOKENS,
@@ -95,6 +96,11 @@ pub(super) async fn suggest(
         }
     };
     Some((text, t))
+}
+
+/// The bot's facts, repeated with the caller's words for the small embedded model.
+fn facts<'a>(engine: &Engine, info: &'a CallInfo) -> Option<&'a str> {
+    engine.llm_small.then_some(info.context.as_str())
 }
 
 fn usage(t: &mut LlmTimings, u: crate::llm::Usage) {
@@ -269,6 +275,7 @@ async fn produce(
                 info.system_prompt.clone(),
                 history,
                 &HistoryEntry::caller_words(text, dtmf),
+                facts(engine, info),
             );
             let (action, mut fallback) = rounds(engine, llm, info, messages, &mut said).await?;
             if said.spoken.is_empty() {

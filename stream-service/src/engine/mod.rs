@@ -54,6 +54,8 @@ pub struct Engine {
     pub live: live::LiveCalls,
     /// The language model (`None`: `CALLBOT_LLM=off`).
     pub llm: Option<Arc<dyn Llm>>,
+    /// The model is the small embedded one (see `prompt::messages`).
+    pub llm_small: bool,
     /// Where the `/llm/v1` gateway forwards to.
     pub llm_upstream: Option<crate::llm::Upstream>,
     /// Deadline for the model's first words (and for a whole suggestion).
@@ -106,6 +108,7 @@ impl Engine {
             telephony,
             live: live::LiveCalls::default(),
             llm: None,
+            llm_small: false,
             llm_upstream: None,
             llm_timeout: Duration::from_millis(2500),
             clock: clock::Clock::default(),
@@ -133,6 +136,7 @@ impl Engine {
     /// The same engine with a language model (see [`crate::llm::from_settings`]).
     pub fn with_llm(mut self, setup: crate::llm::LlmSetup, timeout: Duration) -> Self {
         self.llm = setup.llm;
+        self.llm_small = setup.small;
         self.llm_upstream = setup.upstream;
         self._worker = setup.worker;
         self.llm_timeout = timeout;

@@ -54,7 +54,12 @@ pub async fn run(engine: Engine, info: Arc<CallInfo>, input: TurnInput, tx: mpsc
                 heard,
                 partials,
             };
-            caller_turn(t, said, &dtmf, &input.history, input.webhook_failures).await;
+            let prior = Prior {
+                history: &input.history,
+                failures: input.webhook_failures,
+                early: input.early,
+            };
+            caller_turn(t, said, &dtmf, prior).await;
         }
     }
 }
@@ -74,6 +79,14 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// What a caller turn starts from: the conversation before it, the webhook's failures in a row,
+/// and a suggestion started before the turn ended.
+struct Prior<'a> {
+    history: &'a [HistoryEntry],
+    failures: u32,
+    early: Option<super::turn::Early>,
+}
+
 /// The caller's utterance: its audio, or the words a streaming recogniser already heard.
 struct Said {
     audio: Option<Vec<i16>>,
@@ -84,7 +97,8 @@ struct Said {
 /// A caller turn: recognition, then the model (LLM mode) or the webhook (webhook mode), then
 /// the reply spoken. Steps that take longer than FILLER_AFTER in all get the caller an honest
 /// "One moment." instead of dead air; the reply then follows it.
-async fn caller_turn(t: Ctx<'_>, said: Said, dtmf: &str, history: &[HistoryEntry], failures: u32) {
+async fn caller_turn(t: Ctx<'_>, said: Said, dtmf: &str, prior: Prior<'_>) {
+    let history = prior.history;
     let mut filled = Fillers::new();
     let cue = t.info.cue(history);
     let Some(heard) = hear(t, said, &cue, &mut filled).await else {
@@ -119,7 +133,7 @@ async fn caller_turn(t: Ctx<'_>, said: Said, dtmf: &str, history: &[HistoryEntry
         let (engine, info, turn, tx) = t.cover();
         return converse::run(engine, info, turn, history, &text, dtmf, filled, tx).await;
     }
-    if let Some(reply) = webhook_reply(t, &text, dtmf, history, failures, &mut filled).await {
+    if let Some(reply) = webhook_reply(t, &text, dtmf, prior, &mut filled).await {
         emit(t, reply, filled.said).await;
     }
 }
@@ -169,17 +183,30 @@ async fn webhook_reply(
     t: Ctx<'_>,
     text: &str,
     dtmf: &str,
-    history: &[HistoryEntry],
-    failures: u32,
+    prior: Prior<'_>,
     filled: &mut Fillers,
 ) -> Option<Planned> {
-    let info = t.info;
+    let (info, history, failures) = (t.info, prior.history, prior.failures);
     let mut suggested = None;
     if info.brain.llm_suggestion() {
         if !stage(t.tx, t.turn, Stage::Llm).await {
             return None;
         }
-        let asked = converse::suggest(t.engine, info, history, text, dtmf);
+        // The suggestion started early on these very words, or one asked now.
+        let early = prior.early.filter(|e| {
+            dtmf.is_empty()
+                && e.history_len == history.len()
+                && e.words == super::turn::early_words(text)
+        });
+        let asked = async {
+            match early {
+                Some(e) => e.task.await.ok().flatten().map(|(s, mut timings)| {
+                    timings.preemptive = Some(true);
+                    (s, timings)
+                }),
+                None => converse::suggest(t.engine, info, history, text, dtmf).await,
+            }
+        };
         if let Some((s, timings)) = covered(asked, filled, t.cover()).await? {
             t.tx.send(ToCall::Llm {
                 turn: t.turn,

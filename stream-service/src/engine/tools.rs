@@ -20,7 +20,7 @@ pub(super) fn offered(info: &CallInfo) -> Vec<ToolSpec> {
 pub fn offered_by(brain: &callbot_core::domain::Brain) -> Vec<ToolSpec> {
     let mut out = vec![ToolSpec {
         name: "end_call".into(),
-        description: "End the phone call, after saying goodbye in the same reply.".into(),
+        description: "Hang up. Call it when the caller says goodbye, says they need nothing more, or asks to end the call.".into(),
         parameters: json!({"type": "object", "properties": {
             "reason": {"type": "string", "description": "Why the call ends"}}}),
     }];
@@ -33,7 +33,7 @@ pub fn offered_by(brain: &callbot_core::domain::Brain) -> Vec<ToolSpec> {
         out.push(ToolSpec {
             name: "transfer_call".into(),
             description: format!(
-                "Transfer the caller to a person. Allowed numbers: {}.",
+                "Put the caller through to a person. Call it when the caller asks for a person, a human or someone else. Numbers: {}.",
                 allowed.join(", ")
             ),
             parameters: json!({"type": "object", "properties": {

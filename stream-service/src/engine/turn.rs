@@ -150,6 +150,38 @@ pub struct TurnInput {
     pub history: Vec<HistoryEntry>,
     /// Webhook turns that failed in a row before this one.
     pub webhook_failures: u32,
+    /// A suggestion started before the turn ended (caller turns in webhook mode).
+    pub early: Option<Early>,
+}
+
+/// What `converse::suggest` gives: the suggestion (if any) and its timings.
+pub type Suggestion = Option<(Option<String>, callbot_core::store::LlmTimings)>;
+
+/// A suggestion asked for on the caller's words while the end of their turn was still awaited.
+/// The turn uses it only if its words (`early_words`) and history length are the same; dropping
+/// it cancels the request.
+pub struct Early {
+    pub words: String,
+    pub history_len: usize,
+    pub task: tokio_util::task::AbortOnDropHandle<Suggestion>,
+}
+
+impl std::fmt::Debug for Early {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Early")
+            .field("words", &self.words)
+            .field("history_len", &self.history_len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The words of `text` as compared for an early suggestion: lower case, letters and digits.
+pub fn early_words(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Everything that reaches a call's loop from its tasks and from outside, on one queue (one

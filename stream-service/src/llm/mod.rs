@@ -26,6 +26,8 @@ pub struct LlmSetup {
     pub llm: Option<std::sync::Arc<dyn Llm>>,
     pub upstream: Option<Upstream>,
     pub worker: Option<std::sync::Arc<worker::LocalWorker>>,
+    /// The model is the small embedded one: the bot's facts go with the caller's words too.
+    pub small: bool,
 }
 
 /// Starts what `settings` describe: nothing (`off`), the local worker and an adapter pointed at
@@ -55,6 +57,7 @@ pub async fn from_settings(
                     key: None,
                 }),
                 worker: Some(Arc::new(w)),
+                small: true,
             }
         }
         LlmSettings::OpenAi {
@@ -73,6 +76,7 @@ pub async fn from_settings(
                 key: api_key.clone(),
             }),
             worker: None,
+            small: false,
         },
     })
 }

@@ -23,21 +23,25 @@ pub struct PromptParts<'a> {
 /// Built-ins the prompt states in words rather than in the list of details.
 const SPOKEN: [&str; 3] = ["date", "time", "weekday"];
 
-/// The bot's part first (the same for all its calls, so a prompt cache can keep it), then what
-/// is this call's own: the moment, its details, its instructions.
+/// How a reply sounds. Measured with `callbot bench answers`: a small model keeps closer to the
+/// facts with a few short rules right after them than with a long block of rules and examples.
+const RULES: &str = "Answer the caller in one short spoken sentence, using only the facts. \
+     If the facts do not say, answer that you are not sure. No lists, no markdown.";
+
+/// The bot's part first (the same for all its calls, so a prompt cache can keep it): who it is,
+/// its facts and the rules of phone speech; then what is this call's own: the moment, its
+/// details, its instructions.
 pub fn system_prompt(p: &PromptParts<'_>) -> String {
-    let mut s = format!(
-        "You are the voice of a business on a phone call.\nYour goal: {}\n",
-        p.goal
-    );
+    let mut s = String::with_capacity(1024);
+    s.push_str(&format!(
+        "You are the receptionist of a business on the phone. {}\n",
+        p.goal.trim()
+    ));
     if !p.context.trim().is_empty() {
-        s.push_str(&format!("Facts you may use: {}\n", p.context.trim()));
+        s.push_str(&format!("Facts: {}\n", p.context.trim()));
     }
-    s.push_str(
-        "Rules: you are speaking, not writing. Answer in one or two short sentences. \
-         No markdown, no lists, no emojis. Never invent facts that are not given here; \
-         if you do not know, say so and offer to help otherwise.\n",
-    );
+    s.push_str(RULES);
+    s.push('\n');
     let v = |name| p.variables.get(name).unwrap_or_default();
     if !v("date").is_empty() {
         s.push_str(&format!(
@@ -78,8 +82,16 @@ pub fn window(history: &[HistoryEntry]) -> &[HistoryEntry] {
 }
 
 /// The messages for one reply: the system prompt, the conversation as heard (its last
-/// `HISTORY_WINDOW` entries at most), the caller's words.
-pub fn messages(system: String, history: &[HistoryEntry], caller: &str) -> Vec<ChatMessage> {
+/// `HISTORY_WINDOW` entries at most), the caller's words. `facts`: repeated just before the
+/// caller's words (for the small embedded model, which heeds the last message far more than
+/// its system prompt: `callbot bench answers` measured 6 of 20 cases right with it, 1 without).
+/// Only the newest message carries them, so the cached prefix of earlier turns stays the same.
+pub fn messages(
+    system: String,
+    history: &[HistoryEntry],
+    caller: &str,
+    facts: Option<&str>,
+) -> Vec<ChatMessage> {
     let history = window(history);
     let mut out = Vec::with_capacity(history.len() + 2);
     out.push(ChatMessage::System(system));
@@ -93,7 +105,10 @@ pub fn messages(system: String, history: &[HistoryEntry], caller: &str) -> Vec<C
         });
     }
     if !caller.is_empty() {
-        out.push(ChatMessage::User(caller.to_owned()));
+        out.push(ChatMessage::User(match facts.map(str::trim) {
+            Some(f) if !f.is_empty() => format!("(Facts: {f})\n{caller}"),
+            _ => caller.to_owned(),
+        }));
     }
     out
 }
@@ -131,11 +146,17 @@ mod tests {
                 content: "Hi".into(),
             },
         ];
-        let m = messages(s.clone(), &h, "Table for two");
+        let m = messages(s.clone(), &h, "Table for two", None);
         assert_eq!(m.len(), 4);
         assert_eq!(m[0], ChatMessage::System(s));
         assert!(matches!(&m[1], ChatMessage::Assistant { content: Some(c), .. } if c == "Hello!"));
         assert_eq!(m[3], ChatMessage::User("Table for two".into()));
+        let m = messages(s.clone(), &h, "Table for two", Some("Open 5-10"));
+        assert_eq!(
+            m[3],
+            ChatMessage::User("(Facts: Open 5-10)\nTable for two".into())
+        );
+        assert!(matches!(&m[2], ChatMessage::User(c) if c == "Hi"), "history unchanged");
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct LlmTimings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cached_tokens: Option<u32>,
     pub tool_calls: u32,
+    /// The suggestion was started on the caller's words before their turn ended (and the final
+    /// words matched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemptive: Option<bool>,
     /// Why there is no (complete) answer: `llm_timeout`, `llm_http_500`, `llm_rate_limited`,
     /// `llm_bad_stream`, `llm_connect`.
     #[serde(skip_serializing_if = "Option::is_none")]

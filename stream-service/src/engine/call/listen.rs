@@ -65,9 +65,26 @@ pub(super) struct Listen {
     /// The bot asked for the turn model and the engine has none: said once, when the caller
     /// first speaks (observers are there by then).
     model_missing: bool,
+    /// The suggestion started early on the words of the latest probe (`preempt.rs`).
+    early: Option<crate::engine::turn::Early>,
 }
 
 impl Listen {
+    /// Whether the early suggestion running is for these words.
+    pub(super) fn early_for(&self, words: &str) -> bool {
+        self.early.as_ref().is_some_and(|e| e.words == words)
+    }
+
+    /// A new early suggestion (the one it replaces is dropped, its request cancelled).
+    pub(super) fn set_early(&mut self, early: crate::engine::turn::Early) {
+        self.early = Some(early);
+    }
+
+    /// The early suggestion, for the turn that starts now.
+    pub(super) fn take_early(&mut self) -> Option<crate::engine::turn::Early> {
+        self.early.take()
+    }
+
     /// Starts the call's recognition; the receiver delivers every recogniser's events (and the
     /// turn model's verdicts). A bot that asks for the model where the engine has none ends
     /// turns by the heuristic, and the call says so in an `error` event.
@@ -99,6 +116,7 @@ impl Listen {
                 plan.interrupt_on_backchannel,
             ),
             model_missing,
+            early: None,
         };
         (listen, rx)
     }
@@ -247,6 +265,7 @@ impl Actor {
         self.ep.set_end_silence(silence);
         if voiced == self.ep.speech_so_far() {
             // Nothing said since the decode started: it is the utterance's final text.
+            self.preempt(&text);
             self.listen.probe = Some((voiced, text));
             if self.ep.trailing_silence() >= silence {
                 let ended = self.ep.flush();

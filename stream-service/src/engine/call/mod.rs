@@ -435,6 +435,11 @@ impl Actor {
             kind,
             history: self.conv.history().to_vec(),
             webhook_failures: self.conv.webhook_failures(),
+            early: if caller.is_some() {
+                self.listen.take_early()
+            } else {
+                None
+            },
         };
         let task = tokio::spawn(pipeline::run(
             self.engine.clone(),
@@ -454,6 +459,7 @@ mod conversation;
 mod interrupt;
 mod media_in;
 mod out;
+mod preempt;
 /// The media fast path, for the parser fuzz tests.
 #[cfg(test)]
 pub(crate) mod media_in_fast {
