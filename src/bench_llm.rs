@@ -247,7 +247,7 @@ pub async fn llm(opts: LlmBenchOptions) -> anyhow::Result<Vec<String>> {
 }
 
 /// A model server that streams a two-sentence reply after a fixed delay (OpenAI SSE format).
-async fn delayed_model(delay: Duration) -> anyhow::Result<String> {
+pub(crate) async fn delayed_model(delay: Duration) -> anyhow::Result<String> {
     let app = axum::Router::new().route(
         "/v1/chat/completions",
         axum::routing::post(move || async move {

@@ -25,7 +25,7 @@ pub struct VoiceBenchOptions {
     pub calls: usize,
 }
 
-const SENTENCES: &[&str] = &[
+pub(crate) const SENTENCES: &[&str] = &[
     "I would like to book a table for four people at seven o'clock tonight.",
     "My name is Alex Morgan, and my number is five five five, zero one zero one.",
     "Do you have anything vegetarian on the menu?",
@@ -84,7 +84,7 @@ pub(crate) async fn server(
 }
 
 impl Server {
-    async fn bot(&self, hook: &str, voice: &str, extra: Value) -> anyhow::Result<String> {
+    pub(crate) async fn bot(&self, hook: &str, voice: &str, extra: Value) -> anyhow::Result<String> {
         let mut body = json!({"goal": "Benchmark", "webhook": hook, "voice": voice,
                               "first_message": "Thank you for calling the Blue Door bistro."});
         for (k, v) in extra.as_object().into_iter().flatten() {
@@ -104,7 +104,7 @@ impl Server {
     }
 
     /// One call; returns its turn records.
-    async fn call(&self, number: &str, steps: Vec<Step>) -> anyhow::Result<Vec<Value>> {
+    pub(crate) async fn call(&self, number: &str, steps: Vec<Step>) -> anyhow::Result<Vec<Value>> {
         let mut c = self
             .sim
             .dial(
@@ -135,7 +135,7 @@ impl Server {
     }
 }
 
-fn wait() -> Step {
+pub(crate) fn wait() -> Step {
     Step::WaitForBot {
         quiet: Duration::from_millis(600),
         max: Duration::from_secs(20),

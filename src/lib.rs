@@ -7,6 +7,7 @@ pub mod bench_browser;
 pub mod bench_calls;
 pub mod bench_faults;
 pub mod bench_llm;
+pub mod bench_reply;
 mod bench_setup;
 pub mod bench_voices;
 pub mod bench_webrtc;

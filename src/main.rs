@@ -227,6 +227,23 @@ enum BenchCommand {
         #[arg(long)]
         no_turn_model: bool,
     },
+    /// How long a webhook-mode caller waits for the reply when the bot asks the model for a
+    /// suggestion, with and without preemptive suggestions, for the embedded model and a
+    /// fixed-delay stand-in (real speech through the phone path).
+    Reply {
+        /// The whisper model (default: the configured one).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+        /// The embedded language model (default: the configured or installed one).
+        #[arg(long)]
+        llm_model: Option<std::path::PathBuf>,
+        /// Calls per scenario (three caller turns each).
+        #[arg(long, default_value_t = 3)]
+        calls: usize,
+        /// Delay of the model stand-in, in ms.
+        #[arg(long, default_value_t = 300)]
+        standin_delay_ms: u64,
+    },
     /// How well language models answer on the phone: the phone-bot evaluation
     /// (bench/answers/eval.yaml) put to each model through the call engine's prompt and tools,
     /// scored by rules; time to first token and generation speed.
@@ -267,6 +284,16 @@ enum BenchCommand {
         #[arg(long, default_value_t = 300)]
         standin_delay_ms: u64,
     },
+}
+
+/// The embedded model's file and worker program: the configured ones, or the installed model.
+fn local_llm(settings: &Settings) -> (std::path::PathBuf, Option<std::path::PathBuf>) {
+    match &settings.llm {
+        callbot_core::settings::LlmSettings::Local { model, worker, .. } => {
+            (model.clone(), worker.clone())
+        }
+        _ => (callbot_stream::models::llm::path(&settings.data_dir), None),
+    }
 }
 
 /// `default` applies when `RUST_LOG` is unset: `serve` logs at info, the benchmarks only warnings
@@ -556,15 +583,8 @@ async fn run() -> anyhow::Result<()> {
                     standin_delay_ms,
                 },
         } => {
-            let model = match (model, &settings.llm) {
-                (Some(m), _) => m,
-                (None, callbot_core::settings::LlmSettings::Local { model, .. }) => model.clone(),
-                (None, _) => callbot_stream::models::llm::path(&settings.data_dir),
-            };
-            let worker = match &settings.llm {
-                callbot_core::settings::LlmSettings::Local { worker, .. } => worker.clone(),
-                _ => None,
-            };
+            let (configured, worker) = local_llm(&settings);
+            let model = model.unwrap_or(configured);
             for line in callbot::bench_llm::llm(callbot::bench_llm::LlmBenchOptions {
                 model,
                 worker,
@@ -661,6 +681,28 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Bench {
             command:
+                BenchCommand::Reply {
+                    model,
+                    llm_model,
+                    calls,
+                    standin_delay_ms,
+                },
+        } => {
+            let (configured, worker) = local_llm(&settings);
+            let opts = callbot::bench_reply::ReplyBenchOptions {
+                model: whisper_model(model, &settings),
+                llm_model: llm_model.unwrap_or(configured),
+                worker,
+                standin_delay: std::time::Duration::from_millis(standin_delay_ms),
+                calls,
+            };
+            for line in callbot::bench_reply::reply(opts).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Answers {
                     model,
                     threads,
@@ -668,12 +710,7 @@ async fn run() -> anyhow::Result<()> {
                     verbose,
                 },
         } => {
-            let (configured, worker) = match &settings.llm {
-                callbot_core::settings::LlmSettings::Local { model, worker, .. } => {
-                    (model.clone(), worker.clone())
-                }
-                _ => (callbot_stream::models::llm::path(&settings.data_dir), None),
-            };
+            let (configured, worker) = local_llm(&settings);
             let models = if model.is_empty() { vec![configured] } else { model };
             let opts = callbot::quality::answers::AnswersOptions {
                 models,

@@ -207,7 +207,9 @@ async fn webhook_reply(
                 None => converse::suggest(t.engine, info, history, text, dtmf).await,
             }
         };
-        if let Some((s, timings)) = covered(asked, filled, t.cover()).await? {
+        let waiting = Instant::now();
+        if let Some((s, mut timings)) = covered(asked, filled, t.cover()).await? {
+            timings.waited_ms = Some(waiting.elapsed().as_millis() as u64);
             t.tx.send(ToCall::Llm {
                 turn: t.turn,
                 timings,

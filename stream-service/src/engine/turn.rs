@@ -41,6 +41,8 @@ pub struct CallInfo {
     pub webhook_timeout: Duration,
     /// The bot's deadline for the model's suggestion (webhook mode); `None`: the engine's.
     pub suggestion_deadline: Option<Duration>,
+    /// Webhook mode: suggestions may start before the caller's turn has ended.
+    pub preemptive: bool,
     pub webhooks_per_second: u32,
     /// Where the webhook rate is counted (and the call's other shared state lives).
     pub store: Arc<dyn callbot_core::store::Store>,

@@ -271,6 +271,9 @@ pub struct CallSettings {
     pub end_silence: Duration,
     /// Caller speech over the bot needed to interrupt it.
     pub barge_in_min: Duration,
+    /// Webhook mode: ask the model for its suggestion on the caller's words before their turn
+    /// has ended (`CALLBOT_LLM_PREEMPTIVE`, default on).
+    pub preemptive: bool,
     pub webhook_timeout: Duration,
     /// Spoken when the webhook fails (timeout, error, bad answer) and no LLM suggestion exists:
     /// the business's system is the trouble, not the caller.

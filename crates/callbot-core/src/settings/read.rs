@@ -411,6 +411,16 @@ fn calls(v: &Vars, data_dir: &Path) -> Result<CallSettings, SettingsError> {
         turn_model: turn_model(v, data_dir),
         end_silence: v.ms("CALLBOT_END_SILENCE_MS", 700)?,
         barge_in_min: v.ms("CALLBOT_BARGE_IN_MS", 300)?,
+        preemptive: match v.choice("CALLBOT_LLM_PREEMPTIVE").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(err(
+                    "CALLBOT_LLM_PREEMPTIVE",
+                    format!("{other:?}: use on or off"),
+                ));
+            }
+        },
         webhook_timeout: v.ms("CALLBOT_WEBHOOK_TIMEOUT_MS", 3000)?,
         fallback_line: v.text(
             "CALLBOT_FALLBACK_LINE",

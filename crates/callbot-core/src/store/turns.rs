@@ -72,6 +72,10 @@ pub struct LlmTimings {
     /// words matched).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preemptive: Option<bool>,
+    /// Webhook mode: how long the turn waited for the suggestion once the caller's words were
+    /// known (less than `total_ms` when it started early).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
     /// Why there is no (complete) answer: `llm_timeout`, `llm_http_500`, `llm_rate_limited`,
     /// `llm_bad_stream`, `llm_connect`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,7 +13,10 @@ impl Actor {
     /// The caller's words so far are probably their final ones: start the suggestion now.
     pub(super) fn preempt(&mut self, text: &str) {
         let info = &self.info;
-        if info.mode != BotMode::Webhook || !info.brain.llm_suggestion() || self.engine.llm.is_none()
+        if !info.preemptive
+            || info.mode != BotMode::Webhook
+            || !info.brain.llm_suggestion()
+            || self.engine.llm.is_none()
         {
             return;
         }

@@ -75,6 +75,7 @@ pub(super) fn plan(state: &StreamState, call: &CallRecord, bot: &Bot) -> Plan {
         policy: state.settings.webhook_policy,
         voice: bot.voice.clone(),
         webhook_timeout: settings.webhook_timeout,
+        preemptive: settings.preemptive,
         suggestion_deadline: bot
             .timers
             .suggestion_deadline_ms()
