@@ -39,7 +39,10 @@ struct Waits {
 }
 
 pub async fn reply(opts: ReplyBenchOptions) -> anyhow::Result<Vec<String>> {
-    for (what, p) in [("whisper model", &opts.model), ("language model", &opts.llm_model)] {
+    for (what, p) in [
+        ("whisper model", &opts.model),
+        ("language model", &opts.llm_model),
+    ] {
         anyhow::ensure!(
             p.exists(),
             "the {what} {} is missing; run `callbot models install`",
@@ -49,7 +52,10 @@ pub async fn reply(opts: ReplyBenchOptions) -> anyhow::Result<Vec<String>> {
     let mut out = vec![format!(
         "callbot bench reply: webhook mode with suggestions, {} calls per scenario, 3 caller sentences each (espeak-ng), whisper.cpp {}, webhook answering `continue` without words",
         opts.calls,
-        opts.model.file_name().and_then(|n| n.to_str()).unwrap_or("model")
+        opts.model
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("model")
     )];
     let espeak = callbot_stream::speech::espeak::Espeak::new("espeak-ng");
     let mut speech = Vec::new();
@@ -62,7 +68,10 @@ pub async fn reply(opts: ReplyBenchOptions) -> anyhow::Result<Vec<String>> {
         (
             format!(
                 "embedded {}",
-                opts.llm_model.file_stem().and_then(|n| n.to_str()).unwrap_or("model")
+                opts.llm_model
+                    .file_stem()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("model")
             ),
             LlmSettings::Local {
                 model: opts.llm_model.clone(),
@@ -71,7 +80,10 @@ pub async fn reply(opts: ReplyBenchOptions) -> anyhow::Result<Vec<String>> {
             },
         ),
         (
-            format!("stand-in answering after {} ms", opts.standin_delay.as_millis()),
+            format!(
+                "stand-in answering after {} ms",
+                opts.standin_delay.as_millis()
+            ),
             LlmSettings::OpenAi {
                 base_url: url::Url::parse(&standin)?,
                 api_key: None,
@@ -90,8 +102,12 @@ pub async fn reply(opts: ReplyBenchOptions) -> anyhow::Result<Vec<String>> {
             })
             .await?;
             let number = srv
-                .bot(&hook, "local:en-us", json!({"turn_detection": "silence",
-                    "context": "Open 5 PM to 10 PM. Vegetarian dishes available."}))
+                .bot(
+                    &hook,
+                    "local:en-us",
+                    json!({"turn_detection": "silence",
+                    "context": "Open 5 PM to 10 PM. Vegetarian dishes available."}),
+                )
                 .await?;
             let w = turns(&srv, &number, opts.calls, &speech).await?;
             out.push(line(&name, preemptive, &w));
@@ -119,7 +135,8 @@ async fn turns(
             let Some(waited) = llm["waited_ms"].as_f64() else {
                 continue;
             };
-            w.to_webhook.push(tm["stt_ms"].as_f64().unwrap_or(0.0) + waited);
+            w.to_webhook
+                .push(tm["stt_ms"].as_f64().unwrap_or(0.0) + waited);
             w.suggestion.push(waited);
             if let (Some(ep), Some(first)) =
                 (tm["endpoint_ms"].as_f64(), tm["first_frame_ms"].as_f64())

@@ -84,7 +84,12 @@ pub(crate) async fn server(
 }
 
 impl Server {
-    pub(crate) async fn bot(&self, hook: &str, voice: &str, extra: Value) -> anyhow::Result<String> {
+    pub(crate) async fn bot(
+        &self,
+        hook: &str,
+        voice: &str,
+        extra: Value,
+    ) -> anyhow::Result<String> {
         let mut body = json!({"goal": "Benchmark", "webhook": hook, "voice": voice,
                               "first_message": "Thank you for calling the Blue Door bistro."});
         for (k, v) in extra.as_object().into_iter().flatten() {

@@ -739,7 +739,11 @@ async fn a_suggestion_past_the_bots_deadline_leaves_the_webhook_a_null() {
             json!({"goal": "g", "webhook": "https://example.com/h", "suggestion_deadline_ms": 50}),
         )
         .await;
-    assert_eq!((status, b["code"].as_str()), (400, Some("out_of_range")), "{b}");
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (400, Some("out_of_range")),
+        "{b}"
+    );
     let hook = hook::start(|_| Answer::Json(json!({"say": "Bye.", "action": "hangup"}))).await;
     let number = bot(&app, Some(&hook), json!({"suggestion_deadline_ms": 250})).await;
     let (_, bots) = app.get(&app.api_key, "/bots").await;
@@ -753,22 +757,98 @@ async fn a_suggestion_past_the_bots_deadline_leaves_the_webhook_a_null() {
     let (sid, _) = call(
         &app,
         &number,
-        vec![wait_bot(), speak(700), Step::Silence(Duration::from_secs(4))],
+        vec![
+            wait_bot(),
+            speak(700),
+            Step::Silence(Duration::from_secs(4)),
+        ],
     )
     .await;
     let reqs = hook.requests();
-    assert!(reqs[0].body["llm_suggestion"].is_null(), "{:?}", reqs[0].body);
+    assert!(
+        reqs[0].body["llm_suggestion"].is_null(),
+        "{:?}",
+        reqs[0].body
+    );
     let v = finished_call(&app, &sid).await;
-    assert_eq!(v["turns"][1]["timings"]["llm"]["error"], "llm_timeout", "{v}");
+    assert_eq!(
+        v["turns"][1]["timings"]["llm"]["error"], "llm_timeout",
+        "{v}"
+    );
     // The same model within the platform's deadline: the webhook gets its words.
     let hook2 = hook::start(|_| Answer::Json(json!({"say": "Bye.", "action": "hangup"}))).await;
     let number2 = bot(&app, Some(&hook2), json!({})).await;
     call(
         &app,
         &number2,
-        vec![wait_bot(), speak(700), Step::Silence(Duration::from_secs(4))],
+        vec![
+            wait_bot(),
+            speak(700),
+            Step::Silence(Duration::from_secs(4)),
+        ],
     )
     .await;
     let s = hook2.requests()[0].body["llm_suggestion"].clone();
     assert!(s.as_str().is_some_and(|s| s.starts_with("word0")), "{s}");
+}
+
+/// `callbot bench answers` on the embedded model: every case of a set is asked through the
+/// engine's prompt and tools and scored, with the model's speed (the scores are the model's; what
+/// is checked here is that each case was answered, judged and counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_answer_evaluation_asks_and_scores_every_case() {
+    let mut s = Settings::for_local(std::env::temp_dir());
+    if !embedded(&mut s) {
+        return;
+    }
+    let LlmSettings::Local { model, worker, .. } = s.llm else {
+        unreachable!()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.yaml");
+    std::fs::write(
+        &set,
+        r#"bots:
+  bella: {goal: Take table reservations for Bella Vista, context: "Open 5 PM to 10 PM, closed on Mondays."}
+cases:
+  - {id: hours, bot: bella, category: context, caller: "What time do you open?", expect: {mentions: [["5", "five"]]}}
+  - {id: bye, bot: bella, category: end, caller: "No thanks, bye.", expect: {tool: {name: end_call}}}
+"#,
+    )
+    .unwrap();
+    let lines = callbot::quality::answers::run(&callbot::quality::answers::AnswersOptions {
+        models: vec![model],
+        worker,
+        threads: 2,
+        set: Some(set),
+        verbose: true,
+    })
+    .await
+    .unwrap();
+    let text = lines.join("\n");
+    assert!(lines[0].contains("2 cases, 1 bots"), "{text}");
+    for id in ["hours", "bye"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!(" {id} ")) && l.contains(" -> ")),
+            "{id} answered and judged: {text}"
+        );
+    }
+    let summary = lines.iter().find(|l| l.contains("cases passed")).unwrap();
+    assert!(summary.contains("/2  checks "), "{summary}");
+    let ttft: f64 = summary
+        .split("time to first token p50 ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ttft > 0.0, "{summary}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("end (expected)")),
+        "{text}"
+    );
 }

@@ -69,7 +69,10 @@ async fn call(steps: Vec<Step>) -> Option<(Value, Vec<openai::Seen>, Instant, St
         .filter(|r| r.body["type"] == "turn")
         .collect();
     assert_eq!(reqs.len(), 1, "{v}");
-    let suggestion = reqs[0].body["llm_suggestion"].as_str().unwrap_or_default().to_owned();
+    let suggestion = reqs[0].body["llm_suggestion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     Some((v, standin.requests(), when, suggestion))
 }
 
@@ -100,7 +103,10 @@ async fn the_suggestion_starts_before_the_turn_ends_and_is_used_when_the_words_m
     assert!(heard.to_lowercase().contains("table"), "{v}");
     // The model was asked while endpointing still waited out its 3 s of silence.
     let ahead = webhook_at.duration_since(asked[0].at);
-    assert!(ahead >= Duration::from_millis(300), "asked only {ahead:?} before the webhook");
+    assert!(
+        ahead >= Duration::from_millis(300),
+        "asked only {ahead:?} before the webhook"
+    );
     assert!(suggestion.to_lowercase().contains("table"), "{suggestion}");
 }
 
@@ -120,11 +126,21 @@ async fn words_after_a_pause_replace_the_early_suggestion() {
     // answer, but the one for the whole utterance (asked early again, or by the turn).
     assert!(asked.len() >= 2, "{v}");
     let first = asked_about(&asked[0].body).to_lowercase();
-    assert!(first.contains("table") && !first.contains("seven") && !first.contains('7'), "{first}");
+    assert!(
+        first.contains("table") && !first.contains("seven") && !first.contains('7'),
+        "{first}"
+    );
     let last = asked_about(&asked.last().unwrap().body).to_lowercase();
     assert!(last.contains("seven") || last.contains('7'), "{last}");
-    assert_eq!(v["turns"].as_array().unwrap().len(), 2, "one caller turn: {v}");
+    assert_eq!(
+        v["turns"].as_array().unwrap().len(),
+        2,
+        "one caller turn: {v}"
+    );
     // The webhook got the suggestion for the whole utterance.
     let s = suggestion.to_lowercase();
-    assert!(s.starts_with("echo") && (s.contains("seven") || s.contains('7')), "{s}");
+    assert!(
+        s.starts_with("echo") && (s.contains("seven") || s.contains('7')),
+        "{s}"
+    );
 }

@@ -174,7 +174,10 @@ fn expected(case: &Case, answer: &Answer) -> Check {
     };
     if let Some(want) = &case.expect.tool {
         let Some((name, args)) = &answer.tool else {
-            return check(false, format!("said {:?} instead of calling {}", answer.text, want.name));
+            return check(
+                false,
+                format!("said {:?} instead of calling {}", answer.text, want.name),
+            );
         };
         if name != &want.name {
             return check(false, format!("called {name} instead of {}", want.name));
@@ -220,7 +223,10 @@ fn echoes_the_prompt(answer: &str) -> Option<String> {
     });
     let words = |t: &str| -> Vec<String> {
         t.split_whitespace()
-            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
             .filter(|w| !w.is_empty())
             .collect()
     };
@@ -272,7 +278,9 @@ pub struct AnswersOptions {
 /// Puts every case to every model; the report's lines.
 pub async fn run(opts: &AnswersOptions) -> anyhow::Result<Vec<String>> {
     let yaml = match &opts.set {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
         None => BUILT_IN.to_owned(),
     };
     let set = EvalSet::parse(&yaml)?;
@@ -285,8 +293,7 @@ pub async fn run(opts: &AnswersOptions) -> anyhow::Result<Vec<String>> {
     for model in &opts.models {
         let program = callbot_stream::llm::worker::program(opts.worker.as_deref());
         let name = model.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-        let worker = match callbot_stream::llm::worker::start(&program, model, opts.threads).await
-        {
+        let worker = match callbot_stream::llm::worker::start(&program, model, opts.threads).await {
             Ok(w) => w,
             // One model that cannot run does not hide the others' figures.
             Err(e) => {
@@ -311,13 +318,8 @@ pub async fn run(opts: &AnswersOptions) -> anyhow::Result<Vec<String>> {
 }
 
 async fn ask(llm: &OpenAiLlm, bot: &EvalBot, case: &Case) -> anyhow::Result<Answer> {
-    let brain = Brain::parse(
-        BotMode::Llm,
-        false,
-        &bot.tools,
-        &bot.transfer_numbers,
-    )
-    .map_err(|(field, e)| anyhow::anyhow!("bot {}: {field}: {e}", case.bot))?;
+    let brain = Brain::parse(BotMode::Llm, false, &bot.tools, &bot.transfer_numbers)
+        .map_err(|(field, e)| anyhow::anyhow!("bot {}: {field}: {e}", case.bot))?;
     let system = prompt::system_prompt(&prompt::PromptParts {
         goal: &bot.goal,
         context: &bot.context,

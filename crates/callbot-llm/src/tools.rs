@@ -118,9 +118,17 @@ mod tests {
         let r = render_call("end_call", "{}");
         assert_eq!(parse(&r), Some(("end_call".into(), "{}".into())));
         assert!(describe(&[serde_json::json!({"type":"function","function":{"name":"f","description":"d","parameters":{}}})]).contains("- f: d"));
-        let d = describe(&[serde_json::json!({"type":"function","function":{"name":"book","description":"Books.","parameters":{"properties":{"size":{"type":"integer"}}}}})]);
-        assert!(d.contains("- book: Books. Arguments: size (integer)."), "{d}");
-        assert!(d.contains(r#"e.g. <tool_call>{"name": "book", "arguments": {}}</tool_call>"#), "{d}");
+        let d = describe(&[
+            serde_json::json!({"type":"function","function":{"name":"book","description":"Books.","parameters":{"properties":{"size":{"type":"integer"}}}}}),
+        ]);
+        assert!(
+            d.contains("- book: Books. Arguments: size (integer)."),
+            "{d}"
+        );
+        assert!(
+            d.contains(r#"e.g. <tool_call>{"name": "book", "arguments": {}}</tool_call>"#),
+            "{d}"
+        );
         // A list of calls (SmolLM2's habit): the first.
         assert_eq!(
             parse(r#"<tool_call>[{"name": "end_call", "arguments": {}}]</tool_call>"#),

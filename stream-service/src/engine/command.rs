@@ -94,6 +94,11 @@ struct TrackBody {
 }
 
 #[derive(Deserialize)]
+struct TextBody {
+    text: String,
+}
+
+#[derive(Deserialize)]
 struct HistoryBody {
     speaker: String,
     text: String,
@@ -138,6 +143,9 @@ pub enum Command {
         speaker: Speaker,
         text: String,
     },
+    /// callbot's own: the caller's words as text, taken as heard (no recognition) and answered
+    /// as a caller turn: text-only test calls.
+    CallerText(String),
     /// Known to RustPBX, not offered here (`accept`, `reject`, `pause`, `resume`).
     Unsupported(&'static str),
 }
@@ -248,6 +256,11 @@ pub fn parse(raw: &str) -> Result<Command, CommandError> {
                 text: b.text,
             }
         }
+        "text" => {
+            let b: TextBody = body(&name, value)?;
+            text_ok("text.text", &b.text, false)?;
+            Command::CallerText(b.text)
+        }
         "accept" => Command::Unsupported("accept"),
         "reject" => Command::Unsupported("reject"),
         "pause" => Command::Unsupported("pause"),
@@ -299,6 +312,17 @@ mod tests {
             parse(r#"{"command":"pause"}"#),
             Ok(Command::Unsupported("pause"))
         );
+        assert_eq!(
+            parse(r#"{"command":"text","text":"A table for two."}"#),
+            Ok(Command::CallerText("A table for two.".into()))
+        );
+    }
+
+    #[test]
+    fn caller_text_must_have_words() {
+        for bad in [r#"{"command":"text"}"#, r#"{"command":"text","text":" "}"#] {
+            assert_eq!(parse(bad).unwrap_err().code, "invalid_command", "{bad}");
+        }
     }
 
     #[test]

@@ -360,6 +360,13 @@ async fn rounds(
             break;
         }
         said.t.tool_calls += round.calls.len() as u32;
+        said.t.tools.extend(round.calls.iter().map(|c| {
+            callbot_core::store::ToolUse {
+                name: c.name.clone(),
+                arguments: serde_json::from_str(&c.arguments)
+                    .unwrap_or_else(|_| serde_json::Value::String(c.arguments.clone())),
+            }
+        }));
         messages.push(ChatMessage::Assistant {
             content: (!round.text.is_empty()).then(|| round.text.clone()),
             tool_calls: round.calls.clone(),

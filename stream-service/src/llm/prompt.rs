@@ -148,7 +148,7 @@ mod tests {
         ];
         let m = messages(s.clone(), &h, "Table for two", None);
         assert_eq!(m.len(), 4);
-        assert_eq!(m[0], ChatMessage::System(s));
+        assert_eq!(m[0], ChatMessage::System(s.clone()));
         assert!(matches!(&m[1], ChatMessage::Assistant { content: Some(c), .. } if c == "Hello!"));
         assert_eq!(m[3], ChatMessage::User("Table for two".into()));
         let m = messages(s.clone(), &h, "Table for two", Some("Open 5-10"));
@@ -156,7 +156,10 @@ mod tests {
             m[3],
             ChatMessage::User("(Facts: Open 5-10)\nTable for two".into())
         );
-        assert!(matches!(&m[2], ChatMessage::User(c) if c == "Hi"), "history unchanged");
+        assert!(
+            matches!(&m[2], ChatMessage::User(c) if c == "Hi"),
+            "history unchanged"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use keys::{ApiKeyInfo, KeyStore, key_id};
 pub use leases::{LeaseDecision, LeaseStore};
 pub use postcall::{PostCallStore, Take};
 pub use tickets::{TicketPurpose, TicketStore, new_ticket};
-pub use turns::{LlmTimings, TurnRecord, TurnStore, TurnTimings};
+pub use turns::{LlmTimings, ToolUse, TurnRecord, TurnStore, TurnTimings};
 pub use usage::{LlmUsage, UsageStore};
 
 mod calls;

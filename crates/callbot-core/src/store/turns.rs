@@ -46,6 +46,15 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// A tool the model called in a turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ToolUse {
+    pub name: String,
+    /// The arguments as the model gave them (JSON; a string when they were not valid JSON).
+    #[schema(value_type = Object)]
+    pub arguments: serde_json::Value,
+}
+
 /// The language model's share of a turn.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LlmTimings {
@@ -76,6 +85,9 @@ pub struct LlmTimings {
     /// known (less than `total_ms` when it started early).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waited_ms: Option<u64>,
+    /// LLM mode: the tools the model called, in order, with their arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolUse>,
     /// Why there is no (complete) answer: `llm_timeout`, `llm_http_500`, `llm_rate_limited`,
     /// `llm_bad_stream`, `llm_connect`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -153,6 +153,7 @@ impl Actor {
                     text,
                 });
             }
+            Command::CallerText(text) => self.caller_text(text),
             Command::Unsupported(name) => self.command_error(
                 "unsupported_command",
                 format!("{name} is not supported on this platform"),

@@ -325,6 +325,25 @@ impl Actor {
         }
     }
 
+    /// The caller's words given as text (`text` command): a turn heard as written.
+    pub(super) fn caller_text(&mut self, text: String) {
+        self.events.emit(CallEvent::AsrFinal {
+            track_id: CALLER.into(),
+            timestamp: now_ms(),
+            index: self.conv.next_number(),
+            start_time: None,
+            end_time: None,
+            text: text.clone(),
+        });
+        let heard = Heard {
+            text,
+            provider: "text",
+            after: Duration::ZERO,
+        };
+        let dtmf = self.conv.take_keys();
+        self.queue_caller(None, dtmf, Some(heard), 0, Instant::now(), Duration::ZERO);
+    }
+
     fn queue_caller(
         &mut self,
         audio: Option<Vec<i16>>,

@@ -27,9 +27,10 @@ impl Actor {
         let history = self.conv.history().to_vec();
         let history_len = history.len();
         let (engine, info, text) = (self.engine.clone(), self.info.clone(), text.to_owned());
-        let task = tokio::spawn(async move {
-            converse::suggest(&engine, &info, &history, &text, "").await
-        });
+        let task =
+            tokio::spawn(
+                async move { converse::suggest(&engine, &info, &history, &text, "").await },
+            );
         tracing::debug!(call_sid = %self.sid, words = %words, "preemptive suggestion started");
         self.listen.set_early(Early {
             words,
