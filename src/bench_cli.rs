@@ -201,7 +201,7 @@ pub async fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<(
             level_secs,
             standin_delay_ms,
         } => {
-            let (configured, worker) = local_llm(&settings);
+            let (configured, worker) = local_llm(settings);
             let model = model.unwrap_or(configured);
             for line in crate::bench_llm::llm(crate::bench_llm::LlmBenchOptions {
                 model,
@@ -235,7 +235,7 @@ pub async fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<(
             Ok(())
         }
         BenchCommand::Browser { model, turns } => {
-            let model = whisper_model(model, &settings);
+            let model = whisper_model(model, settings);
             for line in crate::bench_browser::browser(crate::bench_browser::BrowserBenchOptions {
                 model,
                 turns,
@@ -269,7 +269,7 @@ pub async fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<(
                 _ => None,
             };
             let opts = crate::quality::QualityOptions {
-                model: whisper_model(model, &settings),
+                model: whisper_model(model, settings),
                 set,
                 wavs,
                 decoding: callbot_stream::speech::whisper::Decoding {
@@ -294,9 +294,9 @@ pub async fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<(
             calls,
             standin_delay_ms,
         } => {
-            let (configured, worker) = local_llm(&settings);
+            let (configured, worker) = local_llm(settings);
             let opts = crate::bench_reply::ReplyBenchOptions {
-                model: whisper_model(model, &settings),
+                model: whisper_model(model, settings),
                 llm_model: llm_model.unwrap_or(configured),
                 worker,
                 standin_delay: std::time::Duration::from_millis(standin_delay_ms),
@@ -313,7 +313,7 @@ pub async fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<(
             set,
             verbose,
         } => {
-            let (configured, worker) = local_llm(&settings);
+            let (configured, worker) = local_llm(settings);
             let models = if model.is_empty() {
                 vec![configured]
             } else {
@@ -338,7 +338,7 @@ pub async fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<(
             Ok(())
         }
         BenchCommand::Voices { model, calls } => {
-            let model = whisper_model(model, &settings);
+            let model = whisper_model(model, settings);
             for line in
                 crate::bench_voices::voices(crate::bench_voices::VoiceBenchOptions { model, calls })
                     .await?

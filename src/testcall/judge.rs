@@ -133,7 +133,7 @@ fn arg_matches(got: &Value, want: &Value) -> bool {
     };
     match want {
         Value::String(w) => text(got).contains(&w.to_lowercase()),
-        Value::Number(_) => got == want || text(got).trim() == want.to_string(),
+        Value::Number(n) => got == want || text(got).trim() == n.to_string().as_str(),
         other => got == other,
     }
 }

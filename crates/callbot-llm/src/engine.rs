@@ -561,6 +561,19 @@ fn stop_at(text: &str, stops: &[String]) -> Option<usize> {
         .min()
 }
 
+/// llama.cpp's built-in chat template for a model family whose GGUF stores none (base models,
+/// e.g. Gemma 3 270M): chosen by `general.architecture`.
+fn builtin_template(model: &LlamaModel) -> Option<LlamaChatTemplate> {
+    let arch = model.meta_val_str("general.architecture").ok()?;
+    let name = match arch.as_str() {
+        a if a.starts_with("gemma") => "gemma",
+        "llama" => "llama3",
+        _ => "chatml",
+    };
+    tracing::info!(architecture = %arch, template = name, "the model stores no chat template; using llama.cpp's built-in one");
+    LlamaChatTemplate::new(name).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,17 +593,4 @@ mod tests {
         assert_eq!(common_prefix(&a, &b), 2);
         assert_eq!(common_prefix(&[], &b), 0);
     }
-}
-
-/// llama.cpp's built-in chat template for a model family whose GGUF stores none (base models,
-/// e.g. Gemma 3 270M): chosen by `general.architecture`.
-fn builtin_template(model: &LlamaModel) -> Option<LlamaChatTemplate> {
-    let arch = model.meta_val_str("general.architecture").ok()?;
-    let name = match arch.as_str() {
-        a if a.starts_with("gemma") => "gemma",
-        "llama" => "llama3",
-        _ => "chatml",
-    };
-    tracing::info!(architecture = %arch, template = name, "the model stores no chat template; using llama.cpp's built-in one");
-    LlamaChatTemplate::new(name).ok()
 }
