@@ -9,9 +9,8 @@
 //! 1.2 s without a reply, counts as the reply's first audio).
 
 use crate::bench_setup::pct;
-use crate::bench_voices::{SENTENCES, server, wait};
+use crate::bench_voices::{caller_sentences, server, wait};
 use callbot_core::settings::LlmSettings;
-use callbot_stream::speech::TextToSpeech as _;
 use callbot_twilio_sim::carrier::Step;
 use serde_json::json;
 use std::path::PathBuf;
@@ -57,11 +56,7 @@ pub async fn reply(opts: ReplyBenchOptions) -> anyhow::Result<Vec<String>> {
             .and_then(|n| n.to_str())
             .unwrap_or("model")
     )];
-    let espeak = callbot_stream::speech::espeak::Espeak::new("espeak-ng");
-    let mut speech = Vec::new();
-    for s in SENTENCES {
-        speech.push(espeak.synthesize(s, "en-us").await?.ulaw);
-    }
+    let speech = caller_sentences().await?;
     let hook = hook().await?;
     let standin = crate::bench_llm::delayed_model(opts.standin_delay).await?;
     let models = [

@@ -25,7 +25,7 @@ pub struct VoiceBenchOptions {
     pub calls: usize,
 }
 
-pub(crate) const SENTENCES: &[&str] = &[
+const SENTENCES: &[&str] = &[
     "I would like to book a table for four people at seven o'clock tonight.",
     "My name is Alex Morgan, and my number is five five five, zero one zero one.",
     "Do you have anything vegetarian on the menu?",
@@ -140,6 +140,16 @@ impl Server {
     }
 }
 
+/// [`SENTENCES`] said by espeak-ng, as the caller's μ-law audio.
+pub(crate) async fn caller_sentences() -> anyhow::Result<Vec<Vec<u8>>> {
+    let espeak = callbot_stream::speech::espeak::Espeak::new("espeak-ng");
+    let mut speech = Vec::new();
+    for s in SENTENCES {
+        speech.push(espeak.synthesize(s, "en-us").await?.ulaw);
+    }
+    Ok(speech)
+}
+
 pub(crate) fn wait() -> Step {
     Step::WaitForBot {
         quiet: Duration::from_millis(600),
@@ -235,11 +245,7 @@ pub async fn voices(opts: VoiceBenchOptions) -> anyhow::Result<Vec<String>> {
             .and_then(|n| n.to_str())
             .unwrap_or("model")
     )];
-    let espeak = callbot_stream::speech::espeak::Espeak::new("espeak-ng");
-    let mut speech = Vec::new();
-    for s in SENTENCES {
-        speech.push(espeak.synthesize(s, "en-us").await?.ulaw);
-    }
+    let speech = caller_sentences().await?;
     let hook = hook().await?;
 
     out.push("end of caller speech → first reply audio sent:".into());

@@ -83,6 +83,16 @@ async fn sayless_then_bye() -> Hook {
     .await
 }
 
+/// A caller who speaks once after the greeting and stays on the line for 4 s.
+async fn one_turn(app: &TestApp, number: &str) -> String {
+    let steps = vec![
+        wait_bot(),
+        speak(700),
+        Step::Silence(Duration::from_secs(4)),
+    ];
+    call(app, number, steps).await.0
+}
+
 /// A caller who speaks twice, waiting for the bot each time.
 async fn two_turns(app: &TestApp, number: &str) -> String {
     let steps = vec![
@@ -177,16 +187,7 @@ async fn suggestions_can_be_turned_off_and_failures_send_null() {
     // Suggestions off: the model is not asked at all.
     let hook2 = hook::start(|_| Answer::Json(json!({"say": "Bye.", "action": "hangup"}))).await;
     let number2 = bot(&app, Some(&hook2), json!({"llm_suggestion": false})).await;
-    call(
-        &app,
-        &number2,
-        vec![
-            wait_bot(),
-            speak(700),
-            Step::Silence(Duration::from_secs(4)),
-        ],
-    )
-    .await;
+    one_turn(&app, &number2).await;
     assert!(hook2.requests()[0].body["llm_suggestion"].is_null());
     assert_eq!(standin.requests().len(), asked);
 }
@@ -754,16 +755,7 @@ async fn a_suggestion_past_the_bots_deadline_leaves_the_webhook_a_null() {
         .find(|b| b["number"] == number.as_str())
         .unwrap();
     assert_eq!(view["suggestion_deadline_ms"], 250, "{view}");
-    let (sid, _) = call(
-        &app,
-        &number,
-        vec![
-            wait_bot(),
-            speak(700),
-            Step::Silence(Duration::from_secs(4)),
-        ],
-    )
-    .await;
+    let sid = one_turn(&app, &number).await;
     let reqs = hook.requests();
     assert!(
         reqs[0].body["llm_suggestion"].is_null(),
@@ -778,16 +770,7 @@ async fn a_suggestion_past_the_bots_deadline_leaves_the_webhook_a_null() {
     // The same model within the platform's deadline: the webhook gets its words.
     let hook2 = hook::start(|_| Answer::Json(json!({"say": "Bye.", "action": "hangup"}))).await;
     let number2 = bot(&app, Some(&hook2), json!({})).await;
-    call(
-        &app,
-        &number2,
-        vec![
-            wait_bot(),
-            speak(700),
-            Step::Silence(Duration::from_secs(4)),
-        ],
-    )
-    .await;
+    one_turn(&app, &number2).await;
     let s = hook2.requests()[0].body["llm_suggestion"].clone();
     assert!(s.as_str().is_some_and(|s| s.starts_with("word0")), "{s}");
 }

@@ -221,6 +221,19 @@ async fn the_tool_examples_see_the_tool_its_arguments_and_a_persona_caller() {
         persona[1]["text"],
         "Is a table free on Tuesday evening? Thanks, bye."
     );
+    // The persona was played by the model the platform lists, through its gateway.
+    let played = standin
+        .requests()
+        .into_iter()
+        .find(|r| {
+            let system = r.body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or_default();
+            system.contains("phoning a business")
+        })
+        .expect("the persona's request reached the model");
+    assert_eq!(played.body["model"], "standin-1");
+    assert_eq!(played.authorization, format!("Bearer {}", openai::KEY));
     // The tool's arguments came from the call's record: a day the model did not give fails.
     let wrong = app.dir.path().join("wrong-day.yaml");
     std::fs::write(

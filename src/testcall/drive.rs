@@ -341,9 +341,13 @@ async fn persona_line(
         let role = if l.role == "bot" { "user" } else { "assistant" };
         messages.push(json!({"role": role, "content": l.text}));
     }
-    let body =
-        json!({"model": "callbot", "messages": messages, "max_tokens": 60, "temperature": 0});
-    let v: Value = reqwest::Client::new()
+    let http = reqwest::Client::new();
+    let model = match &p.model {
+        Some(m) => m.clone(),
+        None => first_model(&http, target).await?,
+    };
+    let body = json!({"model": model, "messages": messages, "max_tokens": 60, "temperature": 0});
+    let v: Value = http
         .post(target.base.join("llm/v1/chat/completions")?)
         .header("x-api-key", target.api_key.expose_secret())
         .json(&body)
@@ -362,6 +366,24 @@ async fn persona_line(
     let done = text.contains("DONE");
     let line = text.replace("DONE", "").trim().to_owned();
     Ok((!line.is_empty()).then_some((line, done)))
+}
+
+/// The first model the platform's gateway lists.
+async fn first_model(http: &reqwest::Client, target: &Target) -> anyhow::Result<String> {
+    let v: Value = http
+        .get(target.base.join("llm/v1/models")?)
+        .header("x-api-key", target.api_key.expose_secret())
+        .send()
+        .await
+        .context("listing the platform's models for the persona")?
+        .error_for_status()
+        .context("the platform's models (is a language model configured?)")?
+        .json()
+        .await?;
+    v["data"][0]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the platform lists no model to play the persona")
 }
 
 /// The tools the call's model called, and whether a turn transferred the call, from its record

@@ -62,6 +62,10 @@ pub struct Persona {
     /// Caller turns at most (default 6).
     #[serde(default = "default_turns")]
     pub max_turns: usize,
+    /// The model that plays the caller (default: the first the platform's `/llm/v1/models`
+    /// lists).
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 fn default_turns() -> usize {
