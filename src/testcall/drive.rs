@@ -22,6 +22,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 const QUIET: Duration = Duration::from_millis(3000);
 /// The longest the bot may take to start answering before the scenario fails.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+/// The longest a reply may play without an event before the runner stops waiting for its end.
+const LONGEST_REPLY: Duration = Duration::from_secs(120);
 /// μ-law silence, one 20 ms frame.
 const SILENT_FRAME: [u8; 160] = [0xFF; 160];
 
@@ -209,9 +211,12 @@ impl Events {
         let mut playing = 0usize;
         let mut quiet_since: Option<Instant> = None;
         loop {
-            let until = match quiet_since {
-                Some(q) if playing == 0 => q + QUIET,
-                _ => since + ANSWER_WITHIN.max(Instant::now().duration_since(since) + QUIET),
+            // Not started: it must start in time. Quiet after speaking: done after QUIET.
+            // Speaking: a long reply plays on (its end is a `trackEnd`).
+            let until = match (r.started, quiet_since) {
+                (None, _) => since + ANSWER_WITHIN,
+                (Some(_), Some(q)) if playing == 0 => q + QUIET,
+                (Some(_), _) => Instant::now() + LONGEST_REPLY,
             };
             let Some(e) = self.next(until).await else {
                 if r.started.is_none() {
@@ -423,4 +428,54 @@ async fn record(target: &Target, sid: &str) -> anyhow::Result<(Vec<(String, Valu
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bail!("the call's record {sid} was not complete within 10 s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events() -> (mpsc::UnboundedSender<Value>, Events) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (tx, Events { rx })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_reply_is_waited_for_until_it_ends_and_the_line_is_quiet() {
+        let (tx, mut ev) = events();
+        let since = Instant::now();
+        let feed = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            tx.send(json!({"event": "trackStart"})).unwrap();
+            tx.send(json!({"event": "transcription", "role": "bot", "text": "A long answer."}))
+                .unwrap();
+            // Forty seconds of speech without an event (past the 30 s a reply has to start).
+            tokio::time::sleep(Duration::from_secs(40)).await;
+            tx.send(json!({"event": "trackEnd"})).unwrap();
+            tx
+        });
+        let r = ev.reply(since).await.unwrap();
+        let waited = since.elapsed();
+        assert!(
+            waited >= Duration::from_millis(40_400) + QUIET,
+            "returned after {waited:?}, before the reply ended"
+        );
+        assert_eq!(r.texts, ["A long answer."]);
+        assert_eq!(
+            r.started.map(|s| s.duration_since(since)),
+            Some(Duration::from_millis(400))
+        );
+        drop(feed.await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bot_that_never_answers_fails_the_scenario_and_a_hangup_ends_the_wait() {
+        let (tx, mut ev) = events();
+        let err = ev.reply(Instant::now()).await.err().unwrap();
+        assert!(err.to_string().contains("did not answer"), "{err}");
+        tx.send(json!({"event": "trackStart"})).unwrap();
+        tx.send(json!({"event": "hangup", "reason": "bot_hangup"}))
+            .unwrap();
+        let r = ev.reply(Instant::now()).await.unwrap();
+        assert_eq!(r.ended, Some(Ending::Hangup));
+    }
 }
