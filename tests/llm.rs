@@ -629,31 +629,13 @@ async fn llm_bots_are_checked_when_saved() {
 
 /// The embedded model (`callbot-llm` worker over SmolLM2), as `serve` runs it by default.
 fn embedded(s: &mut Settings) -> bool {
-    let Some(model) = std::env::var_os("CALLBOT_TEST_LLM_MODEL") else {
-        if std::env::var("CALLBOT_SKIP_LLM").is_ok_and(|v| v == "1") {
-            eprintln!("SKIPPING the embedded-model test: CALLBOT_SKIP_LLM=1");
-            return false;
-        }
-        panic!(
-            "CALLBOT_TEST_LLM_MODEL is not set: run scripts/test.sh, or set CALLBOT_SKIP_LLM=1 to skip knowingly"
-        );
+    let Some((model, worker)) = common::embedded_model() else {
+        return false;
     };
-    // target/debug/deps/llm-… → target/debug/callbot-llm
-    let exe = std::env::current_exe().unwrap();
-    let worker = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("callbot-llm");
-    assert!(
-        worker.exists(),
-        "build the worker first: cargo build --workspace ({})",
-        worker.display()
-    );
     s.calls.end_silence = Duration::from_millis(400);
     s.calls.webhook_timeout = Duration::from_secs(8);
     s.llm = LlmSettings::Local {
-        model: model.into(),
+        model,
         worker: Some(worker),
         threads: 2,
     };
@@ -773,65 +755,4 @@ async fn a_suggestion_past_the_bots_deadline_leaves_the_webhook_a_null() {
     one_turn(&app, &number2).await;
     let s = hook2.requests()[0].body["llm_suggestion"].clone();
     assert!(s.as_str().is_some_and(|s| s.starts_with("word0")), "{s}");
-}
-
-/// `callbot bench answers` on the embedded model: every case of a set is asked through the
-/// engine's prompt and tools and scored, with the model's speed (the scores are the model's; what
-/// is checked here is that each case was answered, judged and counted).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_answer_evaluation_asks_and_scores_every_case() {
-    let mut s = Settings::for_local(std::env::temp_dir());
-    if !embedded(&mut s) {
-        return;
-    }
-    let LlmSettings::Local { model, worker, .. } = s.llm else {
-        unreachable!()
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let set = dir.path().join("set.yaml");
-    std::fs::write(
-        &set,
-        r#"bots:
-  bella: {goal: Take table reservations for Bella Vista, context: "Open 5 PM to 10 PM, closed on Mondays."}
-cases:
-  - {id: hours, bot: bella, category: context, caller: "What time do you open?", expect: {mentions: [["5", "five"]]}}
-  - {id: bye, bot: bella, category: end, caller: "No thanks, bye.", expect: {tool: {name: end_call}}}
-"#,
-    )
-    .unwrap();
-    let lines = callbot::quality::answers::run(&callbot::quality::answers::AnswersOptions {
-        models: vec![model],
-        worker,
-        threads: 2,
-        set: Some(set),
-        verbose: true,
-    })
-    .await
-    .unwrap();
-    let text = lines.join("\n");
-    assert!(lines[0].contains("2 cases, 1 bots"), "{text}");
-    for id in ["hours", "bye"] {
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains(&format!(" {id} ")) && l.contains(" -> ")),
-            "{id} answered and judged: {text}"
-        );
-    }
-    let summary = lines.iter().find(|l| l.contains("cases passed")).unwrap();
-    assert!(summary.contains("/2  checks "), "{summary}");
-    let ttft: f64 = summary
-        .split("time to first token p50 ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(ttft > 0.0, "{summary}");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.trim_start().starts_with("end (expected)")),
-        "{text}"
-    );
 }

@@ -1,9 +1,12 @@
 //! `callbot bench quality` for real, on a short set: espeak-ng speaks, the phone path carries it,
 //! whisper base (the default recogniser) hears it with the conversation's cue, the end-of-turn
 //! model judges it, and the report's figures are what the audio makes them. Needs `CALLBOT_TEST_BASE_MODEL` (scripts/test.sh sets
-//! it); `CALLBOT_SKIP_SPEECH=1` skips knowingly.
+//! it); `CALLBOT_SKIP_SPEECH=1` skips knowingly. And `callbot bench answers` on the embedded
+//! model (`CALLBOT_TEST_LLM_MODEL`).
 
 #![allow(clippy::unwrap_used)]
+mod common;
+
 use callbot::quality::{QualityOptions, quality, turns::Rule};
 use std::time::Duration;
 
@@ -107,4 +110,61 @@ async fn the_quality_benchmark_hears_a_short_set_and_a_recording() {
         let r = report.rules.iter().find(|r| r.rule == rule).unwrap();
         assert_eq!(r.cut_pauses.1 + r.cut_others.1, 6, "{r:?}");
     }
+}
+
+/// `callbot bench answers` on the embedded model: every case of a set is asked through the
+/// engine's prompt and tools and scored, with the model's speed (the scores are the model's; what
+/// is checked here is that each case was answered, judged and counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_answer_evaluation_asks_and_scores_every_case() {
+    let Some((model, worker)) = common::embedded_model() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.yaml");
+    std::fs::write(
+        &set,
+        r#"bots:
+  bella: {goal: Take table reservations for Bella Vista, context: "Open 5 PM to 10 PM, closed on Mondays."}
+cases:
+  - {id: hours, bot: bella, category: context, caller: "What time do you open?", expect: {mentions: [["5", "five"]]}}
+  - {id: bye, bot: bella, category: end, caller: "No thanks, bye.", expect: {tool: {name: end_call}}}
+"#,
+    )
+    .unwrap();
+    let lines = callbot::quality::answers::run(&callbot::quality::answers::AnswersOptions {
+        models: vec![model],
+        worker: Some(worker),
+        threads: 2,
+        set: Some(set),
+        verbose: true,
+    })
+    .await
+    .unwrap();
+    let text = lines.join("\n");
+    assert!(lines[0].contains("2 cases, 1 bots"), "{text}");
+    for id in ["hours", "bye"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!(" {id} ")) && l.contains(" -> ")),
+            "{id} answered and judged: {text}"
+        );
+    }
+    let summary = lines.iter().find(|l| l.contains("cases passed")).unwrap();
+    assert!(summary.contains("/2  checks "), "{summary}");
+    let ttft: f64 = summary
+        .split("time to first token p50 ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ttft > 0.0, "{summary}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("end (expected)")),
+        "{text}"
+    );
 }

@@ -507,6 +507,33 @@ pub fn real_speech() -> Option<callbot_core::settings::SpeechSettings> {
     })
 }
 
+/// The embedded model's GGUF (`CALLBOT_TEST_LLM_MODEL`) and the `callbot-llm` worker built
+/// beside the test binaries; `None` (said on stderr) when `CALLBOT_SKIP_LLM=1` skips knowingly.
+pub fn embedded_model() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let Some(model) = std::env::var_os("CALLBOT_TEST_LLM_MODEL") else {
+        if std::env::var("CALLBOT_SKIP_LLM").is_ok_and(|v| v == "1") {
+            eprintln!("SKIPPING the embedded-model test: CALLBOT_SKIP_LLM=1");
+            return None;
+        }
+        panic!(
+            "CALLBOT_TEST_LLM_MODEL is not set: run scripts/test.sh, or set CALLBOT_SKIP_LLM=1 to skip knowingly"
+        );
+    };
+    // target/debug/deps/<test>-… → target/debug/callbot-llm
+    let exe = std::env::current_exe().unwrap();
+    let worker = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("callbot-llm");
+    assert!(
+        worker.exists(),
+        "build the worker first: cargo build --workspace ({})",
+        worker.display()
+    );
+    Some((model.into(), worker))
+}
+
 /// The test suite's Python (`CALLBOT_TEST_PYTHON`, the venv `scripts/test.sh` fills: aiortc,
 /// twilio); `None` (said on stderr) when `CALLBOT_SKIP_PYTHON=1` skips its tests knowingly.
 pub fn python() -> Option<String> {

@@ -2,18 +2,18 @@
 //! the call's events to a `/call` client. A bad command is answered with an `error` event; the call
 //! goes on.
 
-use super::Actor;
 use super::End;
 use super::conversation;
 use super::leg;
 use super::lifecycle::Turn;
+use super::{Actor, CALLER};
 use crate::engine::command::{self, Command, Speaker};
 use crate::engine::events::CallEvent;
 use crate::engine::events::now_ms;
-use crate::engine::turn::TurnKind;
+use crate::engine::turn::{Heard, TurnKind};
 use crate::engine::webhook::Action;
 use axum::extract::ws::Message;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +58,25 @@ impl Actor {
             Ok(cmd) => self.command(cmd),
             Err(e) => self.command_error(e.code, e.message),
         }
+    }
+
+    /// The caller's words given as text (`text` command): a turn heard as written.
+    fn caller_text(&mut self, text: String) {
+        self.events.emit(CallEvent::AsrFinal {
+            track_id: CALLER.into(),
+            timestamp: now_ms(),
+            index: self.conv.next_number(),
+            start_time: None,
+            end_time: None,
+            text: text.clone(),
+        });
+        let heard = Heard {
+            text,
+            provider: "text",
+            after: Duration::ZERO,
+        };
+        let dtmf = self.conv.take_keys();
+        self.queue_caller(None, dtmf, Some(heard), 0, Instant::now(), Duration::ZERO);
     }
 
     fn command_error(&mut self, code: &str, message: String) {

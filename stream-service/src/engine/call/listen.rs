@@ -65,26 +65,9 @@ pub(super) struct Listen {
     /// The bot asked for the turn model and the engine has none: said once, when the caller
     /// first speaks (observers are there by then).
     model_missing: bool,
-    /// The suggestion started early on the words of the latest probe (`preempt.rs`).
-    early: Option<crate::engine::turn::Early>,
 }
 
 impl Listen {
-    /// Whether the early suggestion running is for these words.
-    pub(super) fn early_for(&self, words: &str) -> bool {
-        self.early.as_ref().is_some_and(|e| e.words == words)
-    }
-
-    /// A new early suggestion (the one it replaces is dropped, its request cancelled).
-    pub(super) fn set_early(&mut self, early: crate::engine::turn::Early) {
-        self.early = Some(early);
-    }
-
-    /// The early suggestion, for the turn that starts now.
-    pub(super) fn take_early(&mut self) -> Option<crate::engine::turn::Early> {
-        self.early.take()
-    }
-
     /// Starts the call's recognition; the receiver delivers every recogniser's events (and the
     /// turn model's verdicts). A bot that asks for the model where the engine has none ends
     /// turns by the heuristic, and the call says so in an `error` event.
@@ -116,7 +99,6 @@ impl Listen {
                 plan.interrupt_on_backchannel,
             ),
             model_missing,
-            early: None,
         };
         (listen, rx)
     }
@@ -325,26 +307,7 @@ impl Actor {
         }
     }
 
-    /// The caller's words given as text (`text` command): a turn heard as written.
-    pub(super) fn caller_text(&mut self, text: String) {
-        self.events.emit(CallEvent::AsrFinal {
-            track_id: CALLER.into(),
-            timestamp: now_ms(),
-            index: self.conv.next_number(),
-            start_time: None,
-            end_time: None,
-            text: text.clone(),
-        });
-        let heard = Heard {
-            text,
-            provider: "text",
-            after: Duration::ZERO,
-        };
-        let dtmf = self.conv.take_keys();
-        self.queue_caller(None, dtmf, Some(heard), 0, Instant::now(), Duration::ZERO);
-    }
-
-    fn queue_caller(
+    pub(super) fn queue_caller(
         &mut self,
         audio: Option<Vec<i16>>,
         dtmf: String,

@@ -75,6 +75,8 @@ struct Actor {
     persisting: Vec<tokio::task::JoinHandle<()>>,
     /// Recognition and endpointing state (streaming recogniser, partials).
     listen: listen::Listen,
+    /// The suggestion started early on the caller's words, for their next turn (`preempt.rs`).
+    early: Option<crate::engine::turn::Early>,
     /// `mute`d tracks: the caller's audio is not heard by the bot; the bot's is not sent.
     muted_caller: bool,
     muted_bot: bool,
@@ -255,6 +257,7 @@ impl Actor {
             dropped: 0,
             persisting: Vec::new(),
             listen: io.listen,
+            early: None,
             muted_caller: false,
             muted_bot: false,
             command_rate: crate::rate::CommandRate::default(),
@@ -436,7 +439,7 @@ impl Actor {
             history: self.conv.history().to_vec(),
             webhook_failures: self.conv.webhook_failures(),
             early: if caller.is_some() {
-                self.listen.take_early()
+                self.early.take()
             } else {
                 None
             },

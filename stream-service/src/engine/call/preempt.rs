@@ -21,7 +21,7 @@ impl Actor {
             return;
         }
         let words = early_words(text);
-        if words.is_empty() || self.listen.early_for(&words) {
+        if words.is_empty() || self.early.as_ref().is_some_and(|e| e.words == words) {
             return;
         }
         let history = self.conv.history().to_vec();
@@ -32,7 +32,8 @@ impl Actor {
                 async move { converse::suggest(&engine, &info, &history, &text, "").await },
             );
         tracing::debug!(call_sid = %self.sid, words = %words, "preemptive suggestion started");
-        self.listen.set_early(Early {
+        // The one it replaces is dropped: its request is cancelled.
+        self.early = Some(Early {
             words,
             history_len,
             task: tokio_util::task::AbortOnDropHandle::new(task),
