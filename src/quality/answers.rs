@@ -199,7 +199,7 @@ fn expected(case: &Case, answer: &Answer) -> Check {
         return check(false, format!("called {name} instead of answering"));
     }
     let text = format!(" {} ", answer.text.to_lowercase().replace('’', "'"));
-    let has = |p: &str| contains_phrase(&text, &p.to_lowercase());
+    let has = |p: &str| crate::testcall::judge::contains_words(&text, &p.to_lowercase());
     for group in &case.expect.mentions {
         if !group.iter().any(|p| has(p)) {
             return check(false, format!("mentions none of {group:?}"));
@@ -236,14 +236,6 @@ fn echoes_the_prompt(answer: &str) -> Option<String> {
         .windows(RUN)
         .find(|w| fixed.contains(*w))
         .map(|w| w.join(" "))
-}
-
-/// `phrase` as whole words of `text` (so "no" is not found in "know").
-fn contains_phrase(text: &str, phrase: &str) -> bool {
-    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
-    text.match_indices(phrase).any(|(i, _)| {
-        boundary(text[..i].chars().next_back()) && boundary(text[i + phrase.len()..].chars().next())
-    })
 }
 
 /// The numbers in `text`, written in digits ("fifteen" and "15" are both "15").

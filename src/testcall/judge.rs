@@ -116,8 +116,9 @@ fn said_or_not(said: bool) -> &'static str {
     if said { "was said" } else { "was not said" }
 }
 
-/// `phrase` as whole words of `text` ("no" is not in "know").
-fn contains_words(text: &str, phrase: &str) -> bool {
+/// `phrase` as whole words of `text` ("no" is not in "know"); the answer evaluation's phrases are
+/// matched the same way.
+pub(crate) fn contains_words(text: &str, phrase: &str) -> bool {
     let edge = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
     text.match_indices(phrase).any(|(i, _)| {
         edge(text[..i].chars().next_back()) && edge(text[i + phrase.len()..].chars().next())
