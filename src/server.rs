@@ -73,6 +73,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
         .with_turn_model(&settings.calls.turn_model)
         .await;
     let campaign_queue = callbot_core::wiring::campaign_queue(&settings).await;
+    let test_runner =
+        crate::testcall::runner::LocalRunner::new(store.clone(), own_url(settings.addr));
     Ok(Platform {
         state: AppState {
             settings: Arc::new(settings),
@@ -82,10 +84,24 @@ pub async fn build(settings: Settings) -> anyhow::Result<Platform> {
             recordings: engine.recordings.clone(),
             live: Some(Arc::new(EngineLive(engine.clone()))),
             campaign_queue,
+            test_runner: Some(Arc::new(test_runner)),
         },
         sim,
         engine,
     })
+}
+
+/// This process's own API, as its test runs reach it: the bound address (loopback when bound
+/// to every interface).
+fn own_url(addr: std::net::SocketAddr) -> url::Url {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let own = std::net::SocketAddr::new(ip, addr.port());
+    #[allow(clippy::expect_used)] // an address always makes a URL
+    url::Url::parse(&format!("http://{own}/")).expect("a socket address is a URL")
 }
 
 /// The simulator's callee for a configured kind.

@@ -418,3 +418,81 @@ async fn upload(b: &Browser, list: &std::path::Path) {
         .unwrap();
     common::submit(b).await;
 }
+
+/// Test calls from the console: the bot's "Test calls" page, a run started from the form (a
+/// mistake in the scenarios shown beside it), the run's page with each scenario's checks and
+/// transcript once it finished, and the run in the bot's list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_calls_from_the_console() {
+    if !browser::available() {
+        return;
+    }
+    let app = common::spawn_app().await;
+    let (status, bot) = app
+        .create_bot(
+            &app.api_key,
+            json!({"goal": "Answer questions", "webhook": "https://example.com/hook",
+                   "first_message": "Hello from the test bot."}),
+        )
+        .await;
+    assert_eq!(status, 201, "{bot}");
+    let id = bot["id"].as_str().unwrap();
+    let b = Browser::start("console-tests", None).await.unwrap();
+    common::console_sign_in(&b, &app).await;
+    b.css(&format!("a[href='#/tests/{id}']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "document.querySelector('h1')?.textContent.startsWith('Test calls')",
+        10,
+    )
+    .await
+    .unwrap();
+    // The API's refusal is shown in the form.
+    b.until(
+        "(document.querySelector('#t-scenarios').value = '[]', true)",
+        5,
+    )
+    .await
+    .unwrap();
+    common::submit(&b).await;
+    let err = b
+        .until("document.querySelector('form p.error')?.textContent", 10)
+        .await
+        .unwrap();
+    assert!(err.as_str().unwrap().contains("no scenarios"), "{err}");
+    let scenario = r#"[{"name": "greets", "caller": ["Hello?"], "expect": {"says": ["hello from the test bot"]}}]"#;
+    let set = format!("(document.querySelector('#t-scenarios').value = {scenario:?}, true)");
+    b.until(&set, 5).await.unwrap();
+    common::submit(&b).await;
+    // The run's page, refreshed until the run finished.
+    let heading = b
+        .until(
+            "document.querySelector('#t-status')?.textContent.startsWith('passed') && document.querySelector('section.scenario h2')?.textContent",
+            60,
+        )
+        .await
+        .unwrap();
+    assert_eq!(heading, "PASS greets");
+    let lines = b
+        .until("document.querySelectorAll('ol.transcript li').length", 5)
+        .await
+        .unwrap();
+    assert!(lines.as_u64().unwrap() >= 2, "{lines}");
+    b.shot("test-run-page").await.unwrap();
+    let (_, list) = app.get(&app.api_key, &format!("/bots/{id}/tests")).await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["runs"][0]["status"], "passed");
+    b.client
+        .goto(&app.url(&format!("/console#/tests/{id}")))
+        .await
+        .unwrap();
+    let shown = b
+        .until("document.querySelector('#t-runs tbody')?.rows.length", 10)
+        .await
+        .unwrap();
+    assert_eq!(shown, 1);
+}

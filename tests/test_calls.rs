@@ -248,3 +248,141 @@ async fn the_tool_examples_see_the_tool_its_arguments_and_a_persona_caller() {
         "{stdout}"
     );
 }
+
+/// A finished run of the API: read until it is neither queued nor running.
+async fn finished_run(app: &TestApp, bot: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let (status, run) = app
+            .get(&app.api_key, &format!("/bots/{bot}/tests/{id}"))
+            .await;
+        assert_eq!(status, 200, "{run}");
+        if run["status"] != "queued" && run["status"] != "running" {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("test run {id} did not finish in 120 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_runs_the_booking_examples_and_keeps_the_outcomes() {
+    let app = spawn_app_with(|s| s.calls.end_silence = Duration::from_millis(500)).await;
+    let (bot, _hook) = bot_with_example_webhook(&app, booking_bot()).await;
+    let yaml = std::fs::read_to_string(format!("{EXAMPLES}/tests/booking.yaml")).unwrap();
+    let scenarios: Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    let path = format!("/bots/{bot}/tests");
+    let (status, run) = app.post_json(&app.api_key, &path, &scenarios).await;
+    assert_eq!(status, 202, "{run}");
+    assert_eq!(run["status"], "queued");
+    assert_eq!(run["scenarios"], 2);
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = finished_run(&app, &bot, &id).await;
+    assert_eq!(run["status"], "passed", "{run}");
+    assert_eq!(run["passed"], 2);
+    let first = &run["outcomes"][0];
+    assert_eq!(
+        first["transcript"][0]["text"],
+        "Bella Vista, how can I help you?"
+    );
+    assert!(
+        first["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["passed"] == true)
+    );
+    // The outcome names a real call of the tenant's.
+    let sid = first["call_sid"].as_str().unwrap();
+    let (status, call) = app.get(&app.api_key, &format!("/calls/{sid}")).await;
+    assert_eq!(
+        (status, call["bot_id"].as_str()),
+        (200, Some(bot.as_str())),
+        "{call}"
+    );
+
+    // A scenario the bot cannot pass: the run fails, the failed checks named.
+    let failing = json!({"mode": "text", "scenarios": [{"name": "offers dessert",
+        "caller": ["I would like a table for two."], "expect": {"says": ["free dessert"], "ends": "hangup"}}]});
+    let (status, run) = app.post_json(&app.api_key, &path, &failing).await;
+    assert_eq!(status, 202, "{run}");
+    let failed_id = run["id"].as_str().unwrap().to_owned();
+    let run = finished_run(&app, &bot, &failed_id).await;
+    assert_eq!(
+        (run["status"].as_str(), run["passed"].as_u64()),
+        (Some("failed"), Some(0)),
+        "{run}"
+    );
+    let failed: Vec<&str> = run["outcomes"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["says", "ends"], "{run}");
+
+    // Listed newest first; another tenant sees neither the runs nor the bot.
+    let (_, list) = app.get(&app.api_key, &path).await;
+    let ids: Vec<&str> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [failed_id.as_str(), id.as_str()]);
+    let other = app.new_key("other-co").await;
+    assert_eq!(app.get(&other, &format!("{path}/{id}")).await.0, 404);
+    assert_eq!(app.get(&other, &path).await.0, 404);
+    assert_eq!(app.post_json(&other, &path, &failing).await.0, 404);
+    assert_eq!(
+        app.get(
+            &app.api_key,
+            &format!("{path}/tr_0193a5c4e1f27c3d8a9b0c1d2e3f4a5b")
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        app.get(&app.api_key, &format!("{path}/nonsense")).await.0,
+        404
+    );
+
+    // Scenarios that cannot run are refused before anything is stored.
+    for (bad, says) in [
+        (json!({"scenarios": []}), "no scenarios"),
+        (
+            json!({"scenarios": [{"name": "a", "caller": ["Hi."], "expect": {"sayz": ["x"]}}]}),
+            "sayz",
+        ),
+        (
+            json!({"scenarios": [{"name": "a", "caller": ["Hi."], "bot": bot}]}),
+            "path",
+        ),
+        (
+            json!({"scenarios": [{"name": "a", "caller": []}]}),
+            "caller turns",
+        ),
+        (
+            json!({"mode": "video", "scenarios": [{"name": "a", "caller": ["Hi."]}]}),
+            "video",
+        ),
+    ] {
+        let (status, err) = app.post_json(&app.api_key, &path, &bad).await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (400, Some("invalid_scenarios")),
+            "{bad}: {err}"
+        );
+        assert!(
+            err["error"].as_str().unwrap().contains(says),
+            "{bad}: {err}"
+        );
+    }
+    let (_, list) = app.get(&app.api_key, &path).await;
+    assert_eq!(
+        list["runs"].as_array().unwrap().len(),
+        2,
+        "nothing stored for a refused run"
+    );
+}

@@ -450,7 +450,7 @@ pub async fn list_bots(
     ))
 }
 
-async fn load(
+pub(crate) async fn load(
     state: &AppState,
     tenant: &callbot_core::domain::TenantId,
     raw_id: &str,

@@ -1,4 +1,4 @@
-//! The web console at `/console`: static files (a page, its style and three script modules) embedded in the binary (no CDN, no build
+//! The web console at `/console`: static files (a page, its style and four script modules) embedded in the binary (no CDN, no build
 //! step, works offline) and `/console/config.json`, which tells the page where the call sockets
 //! are (`STREAM_BASE_URL`; the same host under `callbot serve`). The console is a client of the
 //! public API: REST with the key the user signs in with (kept in the tab's sessionStorage) and
@@ -16,6 +16,7 @@ const INDEX: &str = include_str!("../../web/console/index.html");
 const APP_JS: &str = include_str!("../../web/console/app.js");
 const LIB_JS: &str = include_str!("../../web/console/lib.js");
 const CAMPAIGNS_JS: &str = include_str!("../../web/console/campaigns.js");
+const TESTS_JS: &str = include_str!("../../web/console/tests.js");
 const APP_CSS: &str = include_str!("../../web/console/app.css");
 
 /// Files change with each release: browsers revalidate rather than keep stale code.
@@ -37,6 +38,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route(DOC_ROUTES[3], get(|| async { script(APP_JS) }))
         .route(DOC_ROUTES[6], get(|| async { script(LIB_JS) }))
         .route(DOC_ROUTES[7], get(|| async { script(CAMPAIGNS_JS) }))
+        .route(DOC_ROUTES[8], get(|| async { script(TESTS_JS) }))
         .route(
             DOC_ROUTES[4],
             get(|| async {

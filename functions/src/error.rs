@@ -37,6 +37,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// What this deployment does not do at all (a feature of another way of running it).
+    #[error("{message}")]
+    NotImplemented { code: &'static str, message: String },
     #[error("internal error")]
     Internal(String),
 }
@@ -95,6 +98,7 @@ impl ApiError {
             }
             ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::NotImplemented { code, .. } => (StatusCode::NOT_IMPLEMENTED, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

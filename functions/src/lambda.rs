@@ -35,6 +35,7 @@ pub async fn app_state(settings: Settings) -> Result<AppState, Error> {
         twilio: Arc::new(twilio),
         recordings,
         live: None,
+        test_runner: None,
     })
 }
 

@@ -18,6 +18,7 @@ pub mod lambda;
 pub mod meta;
 pub mod outbound_call;
 pub mod postcall;
+pub mod test_runs;
 pub mod voice;
 pub mod voices;
 
@@ -51,6 +52,24 @@ pub struct AppState {
     /// Where new campaigns' rows are handed to be dialled (SQS on AWS); `None`: a polling dialer
     /// (`callbot serve`'s) finds them in the store.
     pub campaign_queue: Option<Arc<dyn callbot_core::campaign_queue::CampaignQueue>>,
+    /// Makes the calls of `POST /bots/{id}/tests` (`callbot serve`: in this process, over its
+    /// own call socket); `None` in the Lambda functions, which answer 501.
+    pub test_runner: Option<Arc<dyn TestRunner>>,
+}
+
+/// Runs stored test runs in the background and writes their outcomes to the store.
+pub trait TestRunner: Send + Sync + std::fmt::Debug {
+    /// Whether a new run would be taken now (a few run at once, a few more wait). Never blocks.
+    fn has_room(&self) -> bool;
+    /// Takes a run already stored as `queued`: it runs when a place is free, the store is told
+    /// when it starts and finishes. `false` (nothing started) when too many wait. Never blocks;
+    /// the calls present `key`, which is held in memory only while the run lasts.
+    fn start(
+        &self,
+        run: callbot_core::testcall::TestRun,
+        suite: callbot_core::testcall::Suite,
+        key: secrecy::SecretString,
+    ) -> bool;
 }
 
 /// Ends calls that run in this process without a carrier (WebSocket and WebRTC legs).
@@ -129,7 +148,8 @@ pub fn api_for(function: Function) -> (Router<AppState>, utoipa::openapi::OpenAp
             .merge(bots::routes())
             .merge(keys::routes())
             .merge(meta::routes())
-            .merge(voices::routes());
+            .merge(voices::routes())
+            .merge(test_runs::routes());
     }
     if matches!(function, Function::Calls | Function::All) {
         r = r

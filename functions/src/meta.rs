@@ -64,7 +64,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 
 /// The pages (GET), served by the `bots` function and not in the OpenAPI document: the API's
 /// description and docs, and the web console's files (`crate::console`).
-pub const DOC_ROUTES: [&str; 8] = [
+pub const DOC_ROUTES: [&str; 9] = [
     "/openapi.json",
     "/docs",
     "/console",
@@ -73,6 +73,7 @@ pub const DOC_ROUTES: [&str; 8] = [
     "/console/config.json",
     "/console/lib.js",
     "/console/campaigns.js",
+    "/console/tests.js",
 ];
 
 /// `/openapi.json` and `/docs` (a self-contained page: no CDN, works offline).

@@ -453,6 +453,24 @@ async fn exercise(env: &Env, exes: &[Exe; 3]) {
     let listed = bots.invoke("GET", "/bots", auth.clone(), None).await;
     assert_eq!(listed["statusCode"], 200);
     assert_eq!(body(&listed)[0]["id"], id.as_str());
+    // Test runs need a long-running process: refused here with a clear error; reading the
+    // (empty) list works from the store.
+    let scenarios = json!({"scenarios": [{"name": "hello", "caller": ["Hi."]}]});
+    let test_run = bots
+        .invoke(
+            "POST",
+            &format!("/bots/{id}/tests"),
+            auth.clone(),
+            Some(scenarios.to_string()),
+        )
+        .await;
+    assert_eq!(test_run["statusCode"], 501, "{test_run}");
+    assert_eq!(body(&test_run)["code"], "test_runs_unavailable");
+    let runs = bots
+        .invoke("GET", &format!("/bots/{id}/tests"), auth.clone(), None)
+        .await;
+    assert_eq!(runs["statusCode"], 200, "{runs}");
+    assert_eq!(body(&runs)["runs"], json!([]));
     let health = bots.invoke("GET", "/healthz", json!({}), None).await;
     assert_eq!(health["statusCode"], 200);
     let unauth = bots.invoke("GET", "/bots", json!({}), None).await;

@@ -123,7 +123,7 @@ async fn converse(
             },
         };
         c.transcript.push(Line {
-            role: "caller",
+            role: "caller".into(),
             text: said.clone(),
             heard: None,
             latency_ms: None,
@@ -156,7 +156,7 @@ fn push_bot(c: &mut Call, r: Reply, latency_ms: Option<u64>) {
         return;
     }
     c.transcript.push(Line {
-        role: "bot",
+        role: "bot".into(),
         text: r.texts.join(" "),
         heard: None,
         latency_ms,

@@ -3,14 +3,15 @@
 //! bot must do (phrases it must and must not say, tools it must call with which arguments, how
 //! the call ends, how long it may take to answer). Runs on the phone path (the caller's lines
 //! spoken by espeak-ng and recognised by the platform) or, for speed, as text. `scenario` holds
-//! the file's shape, `judge` the verdicts (no I/O), `drive` the calls, `report` what is printed.
+//! the file's shape, `judge` the verdicts (both without I/O, in `callbot_core::testcall`, shared
+//! with the API), `drive` the calls, `report` what is printed, `runner` the runs the API asks
+//! for (`POST /bots/{id}/tests`).
 
 pub mod drive;
-pub mod judge;
 pub mod report;
-pub mod scenario;
+pub mod runner;
 
-pub use scenario::{Mode, Suite};
+pub use callbot_core::testcall::{Mode, Outcome, Suite, judge, scenario};
 
 /// Where the calls go and as whom.
 #[derive(Debug, Clone)]
@@ -18,22 +19,6 @@ pub struct Target {
     /// The API's base URL, e.g. `http://127.0.0.1:8080`.
     pub base: url::Url,
     pub api_key: secrecy::SecretString,
-}
-
-/// One scenario's outcome.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Outcome {
-    pub name: String,
-    pub mode: Mode,
-    /// Every check passed (and the call could be made).
-    pub passed: bool,
-    /// Why the scenario could not be run (no call, the bot never answered...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub checks: Vec<judge::Verdict>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub call_sid: Option<String>,
-    pub transcript: Vec<judge::Line>,
 }
 
 /// `callbot test`'s arguments.
@@ -86,31 +71,34 @@ pub async fn main(o: Options, out: &mut impl std::io::Write) -> anyhow::Result<b
 pub async fn run(target: &Target, suite: &Suite, bot: &str, mode: Option<Mode>) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(suite.scenarios.len());
     for s in &suite.scenarios {
-        let mode = mode.or(s.mode).or(suite.mode).unwrap_or_default();
-        let bot = s.bot.as_deref().unwrap_or(bot);
-        out.push(match drive::call(target, bot, s, mode).await {
-            Ok(call) => {
-                let checks = judge::judge(&s.expect, &call);
-                Outcome {
-                    name: s.name.clone(),
-                    mode,
-                    passed: checks.iter().all(|c| c.passed),
-                    error: None,
-                    checks,
-                    call_sid: Some(call.sid),
-                    transcript: call.transcript,
-                }
-            }
-            Err(e) => Outcome {
-                name: s.name.clone(),
-                mode,
-                passed: false,
-                error: Some(format!("{e:#}")),
-                checks: Vec::new(),
-                call_sid: None,
-                transcript: Vec::new(),
-            },
-        });
+        out.push(scenario(target, suite, s, bot, mode).await);
     }
     out
+}
+
+/// One scenario's call and verdicts (`mode` overrides the scenario's and the suite's).
+pub async fn scenario(
+    target: &Target,
+    suite: &Suite,
+    s: &scenario::Scenario,
+    bot: &str,
+    mode: Option<Mode>,
+) -> Outcome {
+    let mode = mode.or(s.mode).or(suite.mode).unwrap_or_default();
+    let bot = s.bot.as_deref().unwrap_or(bot);
+    match drive::call(target, bot, s, mode).await {
+        Ok(call) => {
+            let checks = judge::judge(&s.expect, &call);
+            Outcome {
+                name: s.name.clone(),
+                mode,
+                passed: checks.iter().all(|c| c.passed),
+                error: None,
+                checks,
+                call_sid: Some(call.sid),
+                transcript: call.transcript,
+            }
+        }
+        Err(e) => Outcome::failed_to_run(&s.name, mode, format!("{e:#}")),
+    }
 }

@@ -3,6 +3,7 @@
 
 import { $, main, KEY, cleanup, h, svg, parseEvent, act, toast, api, fmtTime, page } from "/console/lib.js";
 import { campaigns, campaignPage } from "/console/campaigns.js";
+import { testRuns, testRunPage } from "/console/tests.js";
 
 let config = { stream_base: location.origin.replace(/^http/, "ws") };
 /** A new bot's webhook secret, shown once on the bots page until dismissed. */
@@ -112,6 +113,7 @@ async function bots() {
     h("td", { class: "wide", text: String(b.calls_today ?? "") }),
     h("td", {}, h("div", { class: "row" },
       h("a", { class: "button", href: `#/talk/${b.id}`, text: "Talk to this bot" }),
+      h("a", { class: "button secondary", href: `#/tests/${b.id}`, text: "Test calls" }),
       h("button", { type: "button", class: "secondary", text: b.status === "paused" ? "Resume" : "Pause",
         onclick: () => act(async () => { await api("PATCH", `/bots/${b.id}`, { status: b.status === "paused" ? "active" : "paused" }); await bots(); }) }),
       h("button", { type: "button", class: "danger", text: "Delete", onclick: () => act(async () => {
@@ -441,6 +443,8 @@ async function route() {
     else if (parts[0] === "live" && parts[1]) await livePage(parts[1]);
     else if (parts[0] === "live") await live();
     else if (parts[0] === "talk" && parts[1]) await talk(parts[1]);
+    else if (parts[0] === "tests" && parts[2]) await testRunPage(parts[1], parts[2]);
+    else if (parts[0] === "tests" && parts[1]) await testRuns(parts[1]);
     else await bots();
   } catch (ex) {
     if (ex.status !== 401) page("Something went wrong", h("p", { class: "error", role: "alert", text: ex.message }));

@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod settings;
 pub mod store;
 pub mod telephony;
+pub mod testcall;
 pub mod time_fmt;
 pub mod twilio;
 pub mod webhook_post;

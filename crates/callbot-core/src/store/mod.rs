@@ -19,6 +19,7 @@ pub use campaigns::{
 pub use keys::{ApiKeyInfo, KeyStore, key_id};
 pub use leases::{LeaseDecision, LeaseStore};
 pub use postcall::{PostCallStore, Take};
+pub use test_runs::TestRunStore;
 pub use tickets::{TicketPurpose, TicketStore, new_ticket};
 pub use turns::{LlmTimings, ToolUse, TurnRecord, TurnStore, TurnTimings};
 pub use usage::{LlmUsage, UsageStore};
@@ -33,6 +34,7 @@ pub mod leases;
 mod postcall;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod test_runs;
 mod tickets;
 mod turns;
 mod usage;
@@ -122,6 +124,7 @@ pub trait Store:
     + KeyStore
     + LeaseStore
     + PostCallStore
+    + TestRunStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -5,6 +5,7 @@
 
 mod calls;
 pub mod campaigns;
+mod test_runs;
 pub use calls::sample_call;
 
 use super::{Bot, IdempotencyRecord, Store, StoreError};
@@ -106,6 +107,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     llm_usage(Arc::clone(&store)).await;
     tickets(Arc::clone(&store)).await;
     leases(Arc::clone(&store)).await;
+    test_runs::lifecycle(&*store).await;
 }
 
 /// Of many concurrent holders exactly `limit` get a lease; the same holder renews rather than

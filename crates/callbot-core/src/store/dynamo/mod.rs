@@ -17,6 +17,7 @@
 //! | lease place | `LEASE#<scope>` | `SLOT#<i>` | |
 //! | campaign | `CAMPAIGN#<id>` | `CAMPAIGN` | `TENANT#<t>#CAMPAIGNS` / `<id>`; gsi2: `CAMPAIGNS#WORK` / `<id>` while a dialer has work in it |
 //! | campaign row | `CAMPAIGN#<id>` | `ROW#<index, 6 digits>` | |
+//! | test run | `BOT#<id>` | `TESTRUN#<run id>` (UUIDv7: time order) | |
 //!
 //! A call's list key is `<created_at RFC 3339>#<sid>`, so both indexes list calls newest first.
 
@@ -26,6 +27,7 @@ mod keys;
 mod leases;
 mod postcall;
 mod rows;
+mod test_runs;
 mod tickets;
 mod usage;
 

@@ -138,4 +138,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
      CREATE INDEX calls_post_call ON calls (updated_at) WHERE post_call IS NULL;",
     // 12: how many of a campaign's rows were handed to a queue-driven dialer
     "ALTER TABLE campaigns ADD COLUMN released INTEGER NOT NULL DEFAULT 0;",
+    // 13: test runs (`POST /bots/{id}/tests`): keys in columns, the rest as a JSON document
+    "CREATE TABLE test_runs (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        bot_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX test_runs_by_bot ON test_runs (tenant, bot_id, id DESC);",
 ];

@@ -8,6 +8,7 @@ mod keys;
 mod leases;
 mod migrations;
 mod postcall;
+mod test_runs;
 mod thread;
 mod tickets;
 mod usage;

@@ -2,14 +2,14 @@
 //! how long the bot took, against a scenario's expectations. No I/O.
 
 use super::scenario::{Ending, Expect};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A line of the call as the runner saw it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Line {
     /// `bot` or `caller`.
-    pub role: &'static str,
+    pub role: String,
     pub text: String,
     /// Caller lines on the phone path: what the platform recognised.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,17 +31,17 @@ pub struct Call {
     pub ending: Option<Ending>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verdict {
     /// `says`, `never_says`, `tool`, `ends`, `max_latency_ms`.
-    pub check: &'static str,
+    pub check: String,
     pub passed: bool,
     pub detail: String,
 }
 
 fn verdict(check: &'static str, passed: bool, detail: String) -> Verdict {
     Verdict {
-        check,
+        check: check.to_owned(),
         passed,
         detail,
     }
@@ -118,7 +118,7 @@ fn said_or_not(said: bool) -> &'static str {
 
 /// `phrase` as whole words of `text` ("no" is not in "know"); the answer evaluation's phrases are
 /// matched the same way.
-pub(crate) fn contains_words(text: &str, phrase: &str) -> bool {
+pub fn contains_words(text: &str, phrase: &str) -> bool {
     let edge = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
     text.match_indices(phrase).any(|(i, _)| {
         edge(text[..i].chars().next_back()) && edge(text[i + phrase.len()..].chars().next())
@@ -150,7 +150,7 @@ mod tests {
             transcript: bot
                 .iter()
                 .map(|t| Line {
-                    role: "bot",
+                    role: "bot".into(),
                     text: (*t).into(),
                     heard: None,
                     latency_ms: Some(500),
@@ -160,8 +160,11 @@ mod tests {
         }
     }
 
-    fn failed(v: &[Verdict]) -> Vec<&'static str> {
-        v.iter().filter(|v| !v.passed).map(|v| v.check).collect()
+    fn failed(v: &[Verdict]) -> Vec<&str> {
+        v.iter()
+            .filter(|v| !v.passed)
+            .map(|v| v.check.as_str())
+            .collect()
     }
 
     #[test]
@@ -174,7 +177,7 @@ mod tests {
         assert_eq!(failed(&judge(&e, &call(&["I know, booked."]))), ["says"]);
         let mut c = call(&[]);
         c.transcript.push(Line {
-            role: "caller",
+            role: "caller".into(),
             text: "booked no".into(),
             heard: None,
             latency_ms: None,
