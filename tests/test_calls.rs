@@ -90,6 +90,17 @@ async fn run_cli(app: &TestApp, file: &str, bot: &str, extra: &[&str]) -> (i32, 
     (out.status.code().unwrap_or(-1), stdout, json)
 }
 
+/// The checks a scenario's outcome failed, by name.
+fn failed_checks(outcome: &Value) -> Vec<&str> {
+    outcome["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect()
+}
+
 fn booking_bot() -> Value {
     json!({"goal": "Take restaurant reservations", "context": "Open 5PM-10PM", "voice": "local:en-us",
            "first_message": "Bella Vista, how can I help you?", "llm_suggestion": false})
@@ -128,13 +139,7 @@ async fn the_booking_examples_pass_as_text_and_a_failing_scenario_exits_1() {
     let (code, stdout, report) = run_cli(&app, failing.to_str().unwrap(), &bot, &[]).await;
     assert_eq!(code, 1, "{stdout}");
     assert_eq!(report["passed"], false);
-    let failed: Vec<&str> = report["scenarios"][0]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["passed"] == false)
-        .map(|c| c["check"].as_str().unwrap())
-        .collect();
+    let failed = failed_checks(&report["scenarios"][0]);
     assert_eq!(
         failed,
         ["says", "never_says", "ends", "max_latency_ms"],
@@ -312,13 +317,7 @@ async fn the_api_runs_the_booking_examples_and_keeps_the_outcomes() {
         (Some("failed"), Some(0)),
         "{run}"
     );
-    let failed: Vec<&str> = run["outcomes"][0]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["passed"] == false)
-        .map(|c| c["check"].as_str().unwrap())
-        .collect();
+    let failed = failed_checks(&run["outcomes"][0]);
     assert_eq!(failed, ["says", "ends"], "{run}");
 
     // Listed newest first; another tenant sees neither the runs nor the bot.

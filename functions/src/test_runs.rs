@@ -36,8 +36,10 @@ pub struct TestScenario;
 
 impl utoipa::PartialSchema for TestScenario {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let text = |field: &str| serde_json::json!({"type": "string", "pattern": scenario::TEXT_PATTERN,
-            "maxLength": scenario::longest(field)});
+        let text = |field: &str| {
+            serde_json::json!({"type": "string", "pattern": scenario::TEXT_PATTERN,
+            "maxLength": scenario::longest(field)})
+        };
         let phrases = serde_json::json!({"type": "array", "items": text("says"), "maxItems": scenario::MAX_PHRASES});
         let schema = serde_json::json!({
             "type": "object",

@@ -3,6 +3,50 @@
 use super::ParseError;
 use std::fmt;
 
+/// Defines an id type: `prefix` and 32 lowercase hex digits of a UUIDv7 (ids sort by creation
+/// time), with `generate`, `parse` (refusing anything else with `code`), `as_str` and `Display`.
+#[macro_export]
+macro_rules! uuid_id {
+    ($(#[$m:meta])* $name:ident, $prefix:literal, $code:literal, $what:literal) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn generate() -> Self {
+                $name(format!(concat!($prefix, "{}"), uuid::Uuid::now_v7().simple()))
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, $crate::domain::ParseError> {
+                let ok = raw.strip_prefix($prefix).is_some_and(|hex| {
+                    hex.len() == 32
+                        && hex
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                });
+                if ok {
+                    Ok($name(raw.to_owned()))
+                } else {
+                    Err($crate::domain::ParseError::new(
+                        $code,
+                        concat!($what, " must be \"", $prefix, "\" and 32 lowercase hex digits"),
+                    ))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 /// A bot id: `bot_` followed by 32 lowercase hex digits of a UUIDv7 (so ids sort by creation time).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BotId(String);

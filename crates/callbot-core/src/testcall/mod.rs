@@ -5,9 +5,8 @@
 pub mod judge;
 pub mod scenario;
 
-use crate::domain::{BotId, ParseError, TenantId};
+use crate::domain::{BotId, TenantId};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use time::OffsetDateTime;
 
 pub use scenario::{Mode, ScenarioError, Suite};
@@ -43,42 +42,10 @@ impl Outcome {
     }
 }
 
-/// A test run's id: `tr_` and 32 lowercase hex digits of a UUIDv7 (ids sort by creation time).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TestRunId(String);
-
-impl TestRunId {
-    pub fn generate() -> Self {
-        TestRunId(format!("tr_{}", uuid::Uuid::now_v7().simple()))
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let ok = raw.strip_prefix("tr_").is_some_and(|hex| {
-            hex.len() == 32
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        });
-        if ok {
-            Ok(TestRunId(raw.to_owned()))
-        } else {
-            Err(ParseError::new(
-                "invalid_test_run_id",
-                "test run id must be \"tr_\" and 32 lowercase hex digits",
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TestRunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::uuid_id!(
+    /// A test run's id: `tr_` and 32 lowercase hex digits of a UUIDv7 (ids sort by creation time).
+    TestRunId, "tr_", "invalid_test_run_id", "test run id"
+);
 
 /// Where a run is. `queued` and `running` are the only ones that change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -8,44 +8,11 @@ pub use retry::{Retry, RetryPolicy};
 pub use window::CallingWindow;
 
 use super::{AnsweredBy, CallStatus, ParseError};
-use std::fmt;
 
-/// A campaign id: `cmp_` and 32 lowercase hex digits of a UUIDv7 (ids sort by creation time).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CampaignId(String);
-
-impl CampaignId {
-    pub fn generate() -> Self {
-        CampaignId(format!("cmp_{}", uuid::Uuid::now_v7().simple()))
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let ok = raw.strip_prefix("cmp_").is_some_and(|hex| {
-            hex.len() == 32
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        });
-        if ok {
-            Ok(CampaignId(raw.to_owned()))
-        } else {
-            Err(ParseError::new(
-                "invalid_campaign_id",
-                "campaign id must be \"cmp_\" and 32 lowercase hex digits",
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CampaignId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::uuid_id!(
+    /// A campaign id: `cmp_` and 32 lowercase hex digits of a UUIDv7 (ids sort by creation time).
+    CampaignId, "cmp_", "invalid_campaign_id", "campaign id"
+);
 
 /// Defines an enum of named values with `as_str`, `parse` and `ALL`.
 macro_rules! named {
