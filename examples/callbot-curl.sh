@@ -32,6 +32,23 @@ callbot_delete_bot() {
   curl -sS -X DELETE "$CALLBOT_URL/bots/${1:?id}${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
 }
 
+# GET /bots/{id}/tests — A bot's test runs, newest first.
+#   query: limit
+callbot_list_test_runs() {
+  curl -sS -X GET "$CALLBOT_URL/bots/${1:?id}/tests${2:+?$2}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
+# POST /bots/{id}/tests — Run test calls against a bot.
+callbot_start_test_run() {
+  local example='{"mode":"text","scenarios":[{"caller":["A table for four at seven, please.","Ann Miller. Thanks, bye."],"expect":{"max_latency_ms":4000,"never_says":["sorry for your loss"],"says":["four"]},"name":"books a table"}]}'
+  curl -sS -X POST "$CALLBOT_URL/bots/${1:?id}/tests" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}" -H 'Content-Type: application/json' --data "${2:-$example}"
+}
+
+# GET /bots/{id}/tests/{run_id} — One test run, with each scenario's checks and transcript once finished.
+callbot_get_test_run() {
+  curl -sS -X GET "$CALLBOT_URL/bots/${1:?id}/tests/${2:?run_id}${3:+?$3}" -H "X-API-Key: ${CALLBOT_API_KEY:?set CALLBOT_API_KEY}"
+}
+
 # GET /call-status — Status of a call placed with `/outbound-call`.
 #   query: callSid (required), user_id (required)
 callbot_call_status() {
