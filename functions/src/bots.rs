@@ -1,6 +1,7 @@
 //! `/bots`: create, list, show, change and delete phone bots.
 
 use crate::AppState;
+use crate::bot_fields::{self, NewBot};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Tenant};
 use crate::idempotency::{self, Idempotency};
@@ -8,21 +9,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use callbot_core::domain::{
-    BotId, BotMode, BotOptions, BotStatus, Brain, CallTimers, Context, FirstMessage, Goal,
-    PhoneNumber, TurnDetection, Voice, WebhookUrl,
-};
+use callbot_core::domain::{BotId, TenantId};
 use callbot_core::store::{Bot, BotWithUsage, IdempotencyRecord, StoreError};
-use callbot_core::telephony::{NumberRequest, NumberWebhooks, ProvisionedNumber};
+use callbot_core::telephony::{NumberWebhooks, ProvisionedNumber};
 use callbot_core::time_fmt;
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 const IDEMPOTENCY_SCOPE: &str = "POST /bots";
 
 pub use crate::bot_requests::{BotModeName, BotStatusName, CreateBotRequest, UpdateBotRequest};
+pub use crate::bot_views::{BotView, CreatedBot, Message};
 
 /// A tenant at its bot limit: waiting does not help (a bot must be deleted), so 409, not 429.
 fn bot_quota(limit: u32) -> ApiError {
@@ -32,208 +29,6 @@ fn bot_quota(limit: u32) -> ApiError {
             "this account has its {limit} bots (CALLBOT_MAX_BOTS_PER_TENANT): delete one first"
         ),
     }
-}
-
-/// Answer to `POST /bots`.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct CreatedBot {
-    id: String,
-    /// The bot's phone number (E.164).
-    number: String,
-    status: String,
-    created_at: String,
-    /// Secret for verifying `X-Callbot-Signature` on webhook requests. Shown only here.
-    webhook_secret: String,
-}
-
-/// A bot as `GET /bots` and `GET /bots/{id}` show it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct BotView {
-    id: String,
-    number: String,
-    goal: String,
-    context: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    webhook: Option<String>,
-    voice: String,
-    /// `webhook` or `llm`.
-    mode: String,
-    llm_suggestion: bool,
-    #[schema(value_type = Vec<Object>)]
-    tools: Vec<serde_json::Value>,
-    transfer_numbers: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fallback_number: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_message: Option<String>,
-    /// Per-bot call timers (absent: the platform's defaults).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    silence_timeout_secs: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_call_secs: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    end_silence_ms: Option<u32>,
-    /// `turn_detection` is not `silence` (the older flag).
-    smart_endpointing: bool,
-    /// `model`, `heuristic` or `silence`.
-    turn_detection: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    barge_in_ms: Option<u32>,
-    interrupt_on_backchannel: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    suggestion_deadline_ms: Option<u32>,
-    /// IANA time zone of the date and time placeholders.
-    timezone: String,
-    /// Default values of the bot's placeholders.
-    #[schema(value_type = Object)]
-    variables: serde_json::Value,
-    /// What an answering machine gets: `{"action": "hang_up"}` or `leave_message` with its text.
-    #[schema(value_type = Object)]
-    voicemail: serde_json::Value,
-    /// What the model gives after each call (summary, structured data, success criteria).
-    #[schema(value_type = Object)]
-    analysis: serde_json::Value,
-    status: String,
-    /// Calls taken today (UTC).
-    calls_today: u32,
-    created_at: String,
-    updated_at: String,
-    /// Present only right after `rotate_webhook_secret`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    webhook_secret: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Message {
-    message: String,
-}
-
-impl BotView {
-    fn new(bot: &Bot, calls_today: u32) -> Self {
-        BotView {
-            id: bot.id.to_string(),
-            number: bot.number.to_string(),
-            goal: bot.goal.as_str().to_owned(),
-            context: bot.context.as_str().to_owned(),
-            webhook: bot.webhook.as_ref().map(|w| w.to_string()),
-            voice: bot.voice.to_string(),
-            mode: bot.brain.mode().as_str().to_owned(),
-            llm_suggestion: bot.brain.llm_suggestion(),
-            tools: bot.brain.tools().iter().map(|t| t.to_json()).collect(),
-            transfer_numbers: bot
-                .brain
-                .transfer_numbers()
-                .iter()
-                .map(|t| t.as_str().to_owned())
-                .collect(),
-            fallback_number: bot.brain.fallback_number().map(str::to_owned),
-            first_message: bot.first_message.as_ref().map(|f| f.as_str().to_owned()),
-            silence_timeout_secs: bot.timers.silence_timeout_secs(),
-            max_call_secs: bot.timers.max_call_secs(),
-            end_silence_ms: bot.timers.end_silence_ms(),
-            smart_endpointing: bot.timers.turn_detection().uses_words(),
-            turn_detection: bot.timers.turn_detection().as_str(),
-            barge_in_ms: bot.timers.barge_in_ms(),
-            interrupt_on_backchannel: bot.timers.interrupt_on_backchannel(),
-            suggestion_deadline_ms: bot.timers.suggestion_deadline_ms(),
-            timezone: bot.options.timezone.as_str().to_owned(),
-            variables: bot.options.variables.to_json(),
-            voicemail: bot.options.voicemail.to_json(),
-            analysis: bot.options.analysis.to_json(),
-            status: bot.status.as_str().to_owned(),
-            calls_today,
-            created_at: time_fmt::rfc3339(bot.created_at),
-            updated_at: time_fmt::rfc3339(bot.updated_at),
-            webhook_secret: None,
-        }
-    }
-}
-
-/// A fresh webhook signing secret: `whsec_` and 43 random alphanumerics (~256 bits).
-fn new_webhook_secret() -> SecretString {
-    SecretString::from(callbot_core::apikey::random_token("whsec_", 43))
-}
-
-/// The brain fields of a create or patch request (`None`: keep the base bot's).
-struct BrainFields<'a> {
-    mode: Option<&'a str>,
-    llm_suggestion: Option<bool>,
-    tools: Option<&'a [serde_json::Value]>,
-    transfer_numbers: Option<&'a [String]>,
-    /// `Some(None)` removes the fallback number.
-    fallback_number: Option<Option<&'a str>>,
-}
-
-/// The bot's brain from the request's fields, checked against the deployment: an LLM bot needs a
-/// language model, a webhook-mode bot needs a webhook.
-fn parse_brain(
-    state: &AppState,
-    base: &Brain,
-    fields: BrainFields<'_>,
-    has_webhook: bool,
-) -> ApiResult<Brain> {
-    let BrainFields {
-        mode,
-        llm_suggestion,
-        tools,
-        transfer_numbers,
-        fallback_number,
-    } = fields;
-    let mode = match mode {
-        Some(m) => BotMode::parse(m).map_err(|e| ApiError::field("mode", e))?,
-        None => base.mode(),
-    };
-    let tools = match tools {
-        Some(t) => t.to_vec(),
-        None => base.tools().iter().map(|t| t.to_json()).collect(),
-    };
-    let numbers = match transfer_numbers {
-        Some(n) => n.to_vec(),
-        None => base
-            .transfer_numbers()
-            .iter()
-            .map(|t| t.as_str().to_owned())
-            .collect(),
-    };
-    let brain = Brain::parse(
-        mode,
-        llm_suggestion.unwrap_or(base.llm_suggestion()),
-        &tools,
-        &numbers,
-    )
-    .map_err(|(f, e)| ApiError::field(f, e))?;
-    let fallback = match fallback_number {
-        Some(n) => n
-            .map(PhoneNumber::parse)
-            .transpose()
-            .map_err(|e| ApiError::field("fallback_number", e))?,
-        None => base
-            .fallback_number()
-            .and_then(|n| PhoneNumber::parse(n).ok()),
-    };
-    let brain = brain.with_fallback_number(fallback.as_ref());
-    if brain.mode() == BotMode::Llm && !state.settings.llm.is_on() {
-        // The request is fine; this deployment cannot honour it.
-        return Err(ApiError::Conflict {
-            code: "llm_unavailable",
-            message: "mode: this deployment has no language model (CALLBOT_LLM=off)".into(),
-        });
-    }
-    if brain.mode() == BotMode::Webhook && !has_webhook {
-        return Err(ApiError::bad_field(
-            "webhook",
-            "missing_webhook",
-            "a webhook is required unless \"mode\" is \"llm\"",
-        ));
-    }
-    if brain.mode() == BotMode::Webhook && !brain.tools().is_empty() {
-        return Err(ApiError::bad_field(
-            "tools",
-            "tools_need_llm_mode",
-            "tools are called by the model in \"mode\": \"llm\"; in webhook mode your webhook decides",
-        ));
-    }
-    Ok(brain)
 }
 
 fn parse_bot_id(raw: &str) -> ApiResult<BotId> {
@@ -255,82 +50,7 @@ pub async fn create_bot(
     headers: HeaderMap,
     body: ApiJson<CreateBotRequest>,
 ) -> ApiResult<Response> {
-    let req = body.value;
-    let policy = state.settings.webhook_policy;
-    let goal = Goal::parse(&req.goal).map_err(|e| ApiError::field("goal", e))?;
-    let webhook = req
-        .webhook
-        .as_deref()
-        .map(|w| WebhookUrl::parse(w, policy))
-        .transpose()
-        .map_err(|e| ApiError::field("webhook", e))?;
-    let brain = parse_brain(
-        &state,
-        &Brain::default(),
-        BrainFields {
-            mode: req.mode.as_deref(),
-            llm_suggestion: req.llm_suggestion,
-            tools: req.tools.as_deref(),
-            transfer_numbers: req.transfer_numbers.as_deref(),
-            fallback_number: Some(req.fallback_number.as_deref()),
-        },
-        webhook.is_some(),
-    )?;
-    let context = Context::parse(req.context.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::field("context", e))?;
-    let voice = match req.voice.as_deref() {
-        Some(v) => crate::voices::parse_voice(&state, v)?,
-        None => Voice::default_voice(),
-    };
-    let first_message = req
-        .first_message
-        .as_deref()
-        .map(FirstMessage::parse)
-        .transpose()
-        .map_err(|e| ApiError::field("first_message", e))?;
-    let detection =
-        TurnDetection::from_request(req.turn_detection.as_deref(), req.smart_endpointing)
-            .map_err(|e| ApiError::field("turn_detection", e))?;
-    let timers = CallTimers::parse(req.silence_timeout_secs, req.max_call_secs)
-        .and_then(|t| {
-            t.with_endpointing(
-                req.end_silence_ms,
-                detection,
-                req.barge_in_ms,
-                req.interrupt_on_backchannel,
-            )
-        })
-        .and_then(|t| t.with_suggestion_deadline(req.suggestion_deadline_ms))
-        .map_err(|(f, e)| ApiError::field(f, e))?;
-    let options = crate::bot_options::apply(
-        &BotOptions::default(),
-        crate::bot_options::OptionFields {
-            timezone: req.timezone.as_deref(),
-            variables: req.variables.as_ref(),
-            voicemail: req.voicemail.as_ref(),
-            analysis: req.analysis.as_ref(),
-        },
-        state.settings.llm.is_on(),
-    )?;
-    if let Some(ac) = &req.area_code
-        && (ac.len() != 3 || !ac.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(ApiError::bad_field(
-            "area_code",
-            "invalid_area_code",
-            "must be 3 digits",
-        ));
-    }
-    if let Some(c) = &req.country
-        && (c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()))
-    {
-        return Err(ApiError::bad_field(
-            "country",
-            "invalid_country",
-            "must be a 2-letter ISO country code",
-        ));
-    }
-
+    let new = NewBot::parse(&state, body.value)?;
     let (idem_key, request_hash) =
         match idempotency::check(&state, &tenant, IDEMPOTENCY_SCOPE, &headers, &body.raw).await? {
             Idempotency::Replay(answer) => return Ok(answer),
@@ -344,15 +64,11 @@ pub async fn create_bot(
     }
 
     let id = BotId::generate();
-    let number_request = NumberRequest {
-        area_code: req.area_code,
-        country: req.country.map(|c| c.to_ascii_uppercase()),
-    };
     let provisioned = state
         .telephony
         .provision_number(
             &id,
-            &number_request,
+            &new.number,
             &NumberWebhooks {
                 voice_url: state.voice_url(&id),
                 status_callback: state.status_callback_url(),
@@ -360,31 +76,8 @@ pub async fn create_bot(
         )
         .await?;
     let now = time_fmt::now();
-    let bot = Bot {
-        id,
-        tenant: tenant.clone(),
-        number: provisioned.number.clone(),
-        number_sid: provisioned.sid.clone(),
-        goal,
-        context,
-        webhook,
-        voice,
-        brain,
-        first_message,
-        timers,
-        options,
-        status: BotStatus::Active,
-        webhook_secret: new_webhook_secret(),
-        created_at: now,
-        updated_at: now,
-    };
-    let created = CreatedBot {
-        id: bot.id.to_string(),
-        number: bot.number.to_string(),
-        status: bot.status.as_str().to_owned(),
-        created_at: time_fmt::rfc3339(now),
-        webhook_secret: bot.webhook_secret.expose_secret().to_owned(),
-    };
+    let bot = new.into_bot(id, &tenant, &provisioned, now);
+    let created = CreatedBot::new(&bot);
     let body_json = serde_json::to_string(&created).map_err(ApiError::internal)?;
     let record = idem_key.map(|key| IdempotencyRecord {
         tenant: tenant.clone(),
@@ -392,10 +85,9 @@ pub async fn create_bot(
         key,
         request_hash: request_hash.clone(),
         status: StatusCode::CREATED.as_u16(),
-        body: body_json.clone(),
+        body: body_json,
         created_at: now,
     });
-
     match state.store.create_bot(&bot, limit, record.as_ref()).await {
         Ok(()) => {
             tracing::info!(bot_id = %bot.id, tenant = %tenant, number = %bot.number, "bot created");
@@ -407,22 +99,33 @@ pub async fn create_bot(
         }
         Err(err) => {
             release_quietly(&state, &provisioned).await;
-            match (err, &record) {
-                (StoreError::IdempotencyKeyUsed, Some(rec)) => {
-                    // A concurrent request with the same key won; answer as it did.
-                    match state
-                        .store
-                        .get_idempotency(&tenant, IDEMPOTENCY_SCOPE, &rec.key)
-                        .await?
-                    {
-                        Some(existing) => idempotency::replay(&existing, &request_hash),
-                        None => Err(StoreError::IdempotencyKeyUsed.into()),
-                    }
-                }
-                (StoreError::QuotaExceeded { limit }, _) => Err(bot_quota(limit)),
-                (err, _) => Err(err.into()),
+            not_created(&state, &tenant, err, record.as_ref(), &request_hash).await
+        }
+    }
+}
+
+/// The answer when the store refused a new bot (its number already given back).
+async fn not_created(
+    state: &AppState,
+    tenant: &TenantId,
+    err: StoreError,
+    record: Option<&IdempotencyRecord>,
+    request_hash: &str,
+) -> ApiResult<Response> {
+    match (err, record) {
+        (StoreError::IdempotencyKeyUsed, Some(rec)) => {
+            // A concurrent request with the same key won; answer as it did.
+            match state
+                .store
+                .get_idempotency(tenant, IDEMPOTENCY_SCOPE, &rec.key)
+                .await?
+            {
+                Some(existing) => idempotency::replay(&existing, request_hash),
+                None => Err(StoreError::IdempotencyKeyUsed.into()),
             }
         }
+        (StoreError::QuotaExceeded { limit }, _) => Err(bot_quota(limit)),
+        (err, _) => Err(err.into()),
     }
 }
 
@@ -450,11 +153,7 @@ pub async fn list_bots(
     ))
 }
 
-pub(crate) async fn load(
-    state: &AppState,
-    tenant: &callbot_core::domain::TenantId,
-    raw_id: &str,
-) -> ApiResult<Bot> {
+pub(crate) async fn load(state: &AppState, tenant: &TenantId, raw_id: &str) -> ApiResult<Bot> {
     let id = parse_bot_id(raw_id)?;
     state
         .store
@@ -495,113 +194,7 @@ pub async fn update_bot(
 ) -> ApiResult<Json<BotView>> {
     let req = body.value;
     let mut bot = load(&state, &tenant, &id).await?;
-    let mut changed = false;
-    if let Some(g) = &req.goal {
-        bot.goal = Goal::parse(g).map_err(|e| ApiError::field("goal", e))?;
-        changed = true;
-    }
-    if let Some(w) = &req.webhook {
-        bot.webhook = w
-            .as_deref()
-            .map(|w| WebhookUrl::parse(w, state.settings.webhook_policy))
-            .transpose()
-            .map_err(|e| ApiError::field("webhook", e))?;
-        changed = true;
-    }
-    let brain_fields = req.mode.is_some()
-        || req.llm_suggestion.is_some()
-        || req.tools.is_some()
-        || req.transfer_numbers.is_some()
-        || req.fallback_number.is_some();
-    if brain_fields || req.webhook.is_some() {
-        bot.brain = parse_brain(
-            &state,
-            &bot.brain,
-            BrainFields {
-                mode: req.mode.as_deref(),
-                llm_suggestion: req.llm_suggestion,
-                tools: req.tools.as_deref(),
-                transfer_numbers: req.transfer_numbers.as_deref(),
-                fallback_number: req.fallback_number.as_ref().map(|n| n.as_deref()),
-            },
-            bot.webhook.is_some(),
-        )?;
-        changed = true;
-    }
-    if let Some(c) = &req.context {
-        bot.context = Context::parse(c).map_err(|e| ApiError::field("context", e))?;
-        changed = true;
-    }
-    if let Some(v) = &req.voice {
-        bot.voice = crate::voices::parse_voice(&state, v)?;
-        changed = true;
-    }
-    if let Some(f) = &req.first_message {
-        bot.first_message = f
-            .as_deref()
-            .map(FirstMessage::parse)
-            .transpose()
-            .map_err(|e| ApiError::field("first_message", e))?;
-        changed = true;
-    }
-    if let Some(s) = &req.status {
-        bot.status = BotStatus::parse(s).map_err(|e| ApiError::field("status", e))?;
-        changed = true;
-    }
-    if req.silence_timeout_secs.is_some()
-        || req.max_call_secs.is_some()
-        || req.end_silence_ms.is_some()
-        || req.smart_endpointing.is_some()
-        || req.turn_detection.is_some()
-        || req.barge_in_ms.is_some()
-        || req.interrupt_on_backchannel.is_some()
-        || req.suggestion_deadline_ms.is_some()
-    {
-        let silence = req
-            .silence_timeout_secs
-            .unwrap_or(bot.timers.silence_timeout_secs().map(u64::from));
-        let max = req
-            .max_call_secs
-            .unwrap_or(bot.timers.max_call_secs().map(u64::from));
-        let end = req
-            .end_silence_ms
-            .unwrap_or(bot.timers.end_silence_ms().map(u64::from));
-        let detection =
-            TurnDetection::from_request(req.turn_detection.as_deref(), req.smart_endpointing)
-                .map_err(|e| ApiError::field("turn_detection", e))?
-                .or(bot.timers.turn_detection_setting());
-        let barge_in = req
-            .barge_in_ms
-            .unwrap_or(bot.timers.barge_in_ms().map(u64::from));
-        let backchannel = req
-            .interrupt_on_backchannel
-            .or(bot.timers.interrupt_on_backchannel_setting());
-        let deadline = req
-            .suggestion_deadline_ms
-            .unwrap_or(bot.timers.suggestion_deadline_ms().map(u64::from));
-        bot.timers = CallTimers::parse(silence, max)
-            .and_then(|t| t.with_endpointing(end, detection, barge_in, backchannel))
-            .and_then(|t| t.with_suggestion_deadline(deadline))
-            .map_err(|(f, e)| ApiError::field(f, e))?;
-        changed = true;
-    }
-    let option_fields = crate::bot_options::OptionFields {
-        timezone: req.timezone.as_deref(),
-        variables: req.variables.as_ref(),
-        voicemail: req.voicemail.as_ref(),
-        analysis: req.analysis.as_ref(),
-    };
-    if option_fields.any() {
-        bot.options =
-            crate::bot_options::apply(&bot.options, option_fields, state.settings.llm.is_on())?;
-        changed = true;
-    }
-    let rotate = req.rotate_webhook_secret == Some(true);
-    if rotate {
-        bot.webhook_secret = new_webhook_secret();
-        changed = true;
-    }
-    if !changed {
+    if !bot_fields::apply_update(&state, &mut bot, &req)? {
         return Err(ApiError::bad_request(
             "empty_update",
             "nothing to update: send at least one field",
@@ -616,9 +209,9 @@ pub async fn update_bot(
         .store
         .calls_today(&bot.id, &time_fmt::day_key(time_fmt::now()))
         .await?;
-    let mut view = BotView::new(&bot, calls);
-    if rotate {
-        view.webhook_secret = Some(bot.webhook_secret.expose_secret().to_owned());
+    let view = BotView::new(&bot, calls);
+    if req.rotate_webhook_secret == Some(true) {
+        return Ok(Json(view.with_secret(&bot)));
     }
     Ok(Json(view))
 }
@@ -647,9 +240,7 @@ pub async fn delete_bot(
     )
     .await;
     tracing::info!(bot_id = %bot.id, tenant = %tenant, "bot deleted");
-    Ok(Json(Message {
-        message: "Bot deleted".into(),
-    }))
+    Ok(Json(Message::new("Bot deleted")))
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {

@@ -2,8 +2,10 @@
 //! points and `callbot serve` mount. `router(state)` is the whole customer-facing API.
 
 pub mod beat;
+mod bot_fields;
 mod bot_options;
 mod bot_requests;
+mod bot_views;
 pub mod bots;
 pub mod browser;
 pub mod call_detail;
