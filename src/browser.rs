@@ -134,6 +134,12 @@ impl Browser {
             .map_err(|e| anyhow::anyhow!("no element {sel}: {e}"))
     }
 
+    /// Clicks the element `sel`, waiting up to 20 s for it.
+    pub async fn click(&self, sel: &str) -> anyhow::Result<()> {
+        self.css(sel).await?.click().await?;
+        Ok(())
+    }
+
     /// Runs `js` (a function body) in the page.
     pub async fn js(&self, js: &str) -> anyhow::Result<Value> {
         Ok(self.client.execute(js, vec![]).await?)

@@ -65,23 +65,13 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     b.shot("01-sign-in").await.unwrap();
-    b.css("form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    common::submit(&b).await;
     b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
         .await
         .unwrap();
 
     // A bot from the form: the API's validation error beside the field, then a good one.
-    b.css("a[href='#/bots/new']")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("a[href='#/bots/new']").await.unwrap();
     b.css("#bot-goal")
         .await
         .unwrap()
@@ -100,12 +90,7 @@ async fn the_console_in_a_real_browser() {
         .send_keys("Bella Vista, hello.")
         .await
         .unwrap();
-    b.css("form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    common::submit(&b).await;
     let err = b
         .until(
             "document.querySelector('#bot-webhook-error')?.textContent",
@@ -118,12 +103,7 @@ async fn the_console_in_a_real_browser() {
     let webhook = b.css("#bot-webhook").await.unwrap();
     webhook.clear().await.unwrap();
     webhook.send_keys(&hook.url).await.unwrap();
-    b.css("form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    common::submit(&b).await;
     b.until("document.querySelector('h1')?.textContent === 'Bots'", 10)
         .await
         .unwrap();
@@ -186,10 +166,7 @@ async fn the_console_in_a_real_browser() {
     b.shot("03-bots").await.unwrap();
 
     // Talk to the bot: the fake microphone speaks after 5 s; whisper hears it; the reply plays.
-    b.css(&format!("a[href='#/talk/{}']", bot["id"].as_str().unwrap()))
-        .await
-        .unwrap()
-        .click()
+    b.click(&format!("a[href='#/talk/{}']", bot["id"].as_str().unwrap()))
         .await
         .unwrap();
     let heard = b
@@ -220,7 +197,7 @@ async fn the_console_in_a_real_browser() {
     b.shot("04-talk").await.unwrap();
     let sid = b.js("return window.callbotStats.callSid;").await.unwrap();
     let sid = sid.as_str().unwrap().to_owned();
-    b.css("button.danger").await.unwrap().click().await.unwrap();
+    b.click("button.danger").await.unwrap();
     b.until("window.callbotStats.state === 'ended'", 10)
         .await
         .unwrap();
@@ -248,10 +225,7 @@ async fn the_console_in_a_real_browser() {
         ],
     );
     c.goto(&app.url("/console#/live")).await.unwrap();
-    b.css(&format!("a[href='#/live/{}']", phone.sid))
-        .await
-        .unwrap()
-        .click()
+    b.click(&format!("a[href='#/live/{}']", phone.sid))
         .await
         .unwrap();
     b.until(
@@ -377,7 +351,7 @@ async fn a_campaign_from_the_console() {
     assert_eq!(list["campaigns"][0]["window"]["start"], "09:00");
     b.shot("campaign-page").await.unwrap();
     // Paused from its page.
-    b.css("#c-pause").await.unwrap().click().await.unwrap();
+    b.click("#c-pause").await.unwrap();
     b.until(
         "document.querySelector('main p.muted')?.textContent.startsWith('paused')",
         10,
@@ -439,12 +413,7 @@ async fn test_calls_from_the_console() {
     let id = bot["id"].as_str().unwrap();
     let b = Browser::start("console-tests", None).await.unwrap();
     common::console_sign_in(&b, &app).await;
-    b.css(&format!("a[href='#/tests/{id}']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click(&format!("a[href='#/tests/{id}']")).await.unwrap();
     b.until(
         "document.querySelector('h1')?.textContent.startsWith('Test calls')",
         10,

@@ -567,10 +567,5 @@ pub async fn console_sign_in(b: &callbot::browser::Browser, app: &TestApp) {
 
 /// Clicks the page's submit button.
 pub async fn submit(b: &callbot::browser::Browser) {
-    b.css("form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("form button[type=submit]").await.unwrap();
 }
