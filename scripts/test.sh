@@ -49,7 +49,7 @@ fi
 echo "cfn-lint: sam-template.yaml and infra/stream-service.yaml are clean"
 
 # The Lambda deployment packages, built by `sam build` as the deploy guide says and checked (one
-# executable arm64 bootstrap, glibc of provided.al2023, ≤ 5,000,000 bytes zipped). Built in the
+# executable arm64 bootstrap, glibc of provided.al2023, ≤ 7,000,000 bytes zipped). Built in the
 # background while the tests compile: its long single-threaded link steps overlap their parallel
 # compile. The tests then drive each packaged bootstrap like the debug binaries, under qemu where
 # this machine is not arm64.
