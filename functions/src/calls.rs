@@ -243,14 +243,7 @@ pub async fn list_calls(
             })
         })
         .transpose()?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_field(
-            "limit",
-            "invalid_limit",
-            "must be 1-100",
-        ));
-    }
+    let limit = crate::extract::page_limit(q.limit, 50, 100)?;
     let day = q
         .date
         .as_deref()

@@ -10,6 +10,27 @@ use bytes::Bytes;
 use callbot_core::domain::TenantId;
 use serde::de::DeserializeOwned;
 
+/// The API key a request presents (`X-API-Key`, surrounding blanks dropped), not yet checked.
+pub(crate) fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// A list's `limit` query value: `default` when absent, else 1 to `max` (400 `invalid_limit`).
+pub(crate) fn page_limit(sent: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = sent.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::bad_field(
+            "limit",
+            "invalid_limit",
+            format!("must be 1-{max}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// The tenant behind a valid `X-API-Key`. Extracting it is the authentication check.
 #[derive(Debug, Clone)]
 pub struct Tenant(pub TenantId);
@@ -23,11 +44,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let raw = parts
-            .headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
+        let raw = presented_key(&parts.headers).ok_or(ApiError::Unauthorized)?;
         match state.store.tenant_for_raw_key(raw).await? {
             Some(t) => Ok(Tenant(t)),
             None => Err(ApiError::Unauthorized),

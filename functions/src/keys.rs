@@ -61,10 +61,7 @@ pub struct NewKey {
 }
 
 fn presented(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|k| key_id(&KeyHash::of(k.trim())))
+    crate::extract::presented_key(headers).map(|k| key_id(&KeyHash::of(k)))
 }
 
 /// List your API keys (ids and labels; the keys themselves are never shown again).

@@ -176,10 +176,8 @@ pub async fn start_test_run(
         deadline: now + QUEUED_FOR,
     };
     // The runner's calls present the key that asked; it is kept in memory for the run only.
-    let key = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|k| SecretString::from(k.trim().to_owned()))
+    let key = crate::extract::presented_key(&headers)
+        .map(|k| SecretString::from(k.to_owned()))
         .ok_or(ApiError::Unauthorized)?;
     state.store.put_test_run(&run).await?;
     if !runner.start(run.clone(), suite, key) {
@@ -228,14 +226,7 @@ pub async fn list_test_runs(
     ApiQuery(q): ApiQuery<ListRunsQuery>,
 ) -> ApiResult<Json<TestRunList>> {
     let bot = crate::bots::load(&state, &tenant, &id).await?;
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_field(
-            "limit",
-            "invalid_limit",
-            "must be 1-100",
-        ));
-    }
+    let limit = crate::extract::page_limit(q.limit, 20, 100)?;
     let runs = state.store.list_test_runs(&tenant, &bot.id, limit).await?;
     Ok(Json(TestRunList {
         runs: runs.into_iter().map(TestRunView::new).collect(),

@@ -84,7 +84,7 @@ pub async fn scenario(
     bot: &str,
     mode: Option<Mode>,
 ) -> Outcome {
-    let mode = mode.or(s.mode).or(suite.mode).unwrap_or_default();
+    let mode = suite.mode_of(s, mode);
     let bot = s.bot.as_deref().unwrap_or(bot);
     match drive::call(target, bot, s, mode).await {
         Ok(call) => {

@@ -105,7 +105,7 @@ async fn execute(store: &dyn Store, target: &Target, mut run: TestRun, suite: &S
                 Ok(o) => o,
                 Err(_) => Outcome::failed_to_run(
                     &s.name,
-                    s.mode.or(suite.mode).unwrap_or_default(),
+                    suite.mode_of(s, None),
                     format!("the run passed its time limit ({} s)", budget.as_secs()),
                 ),
             };

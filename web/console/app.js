@@ -1,7 +1,7 @@
 // The callbot console: a client of the public API (REST with the X-API-Key header, call sockets
 // with single-use tickets). The key lives in this tab's sessionStorage only.
 
-import { $, main, KEY, cleanup, h, svg, parseEvent, act, toast, api, fmtTime, page } from "/console/lib.js";
+import { $, main, KEY, cleanup, h, svg, parseEvent, act, toast, api, fmtTime, page, reloadIn2s } from "/console/lib.js";
 import { campaigns, campaignPage } from "/console/campaigns.js";
 import { testRuns, testRunPage } from "/console/tests.js";
 
@@ -264,8 +264,7 @@ async function live() {
     page("Live calls", rows.length ? h("div", { class: "scroll" }, h("table", {},
       h("thead", {}, h("tr", {}, ["Call", "Channel", "Caller", "Started"].map((t) => h("th", { text: t })))), h("tbody", {}, rows)))
       : h("p", { class: "muted", text: "No live calls." }));
-    const timer = setTimeout(() => { if (location.hash === "#/live") render(); }, 2000);
-    cleanup.push(() => clearTimeout(timer));
+    reloadIn2s("#/live", render);
   };
   await render();
 }

@@ -1,7 +1,7 @@
 // Campaigns in the console: the list with progress, a form that uploads a CSV list, and a
 // campaign's page (counts, outcomes, rows with their calls, pause/resume/cancel, results CSV).
 
-import { KEY, cleanup, h, act, toast, api, fmtTime, page, ApiError } from "/console/lib.js";
+import { KEY, h, act, toast, api, fmtTime, page, ApiError, reloadIn2s } from "/console/lib.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -108,7 +108,6 @@ export async function campaignPage(id) {
     h("div", { class: "scroll" }, table),
     rows.next_after != null ? h("p", { class: "muted", text: "First 500 rows shown; the results CSV has them all." }) : null);
   if (c.status === "running" || c.counts.dialling + c.counts.calling > 0) {
-    const timer = setTimeout(() => { if (location.hash === `#/campaigns/${id}`) campaignPage(id).catch((ex) => toast(ex.message)); }, 2000);
-    cleanup.push(() => clearTimeout(timer));
+    reloadIn2s(`#/campaigns/${id}`, () => campaignPage(id).catch((ex) => toast(ex.message)));
   }
 }

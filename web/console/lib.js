@@ -72,6 +72,12 @@ export async function api(method, path, body) {
   return json;
 }
 
+/** Runs `render` again in 2 s if the page is still `hash` (and not left meanwhile). */
+export function reloadIn2s(hash, render) {
+  const timer = setTimeout(() => { if (location.hash === hash) render(); }, 2000);
+  cleanup.push(() => clearTimeout(timer));
+}
+
 export const fmtTime = (s) => (s ? new Date(s).toLocaleString() : "");
 
 export function page(title, ...kids) {

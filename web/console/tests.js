@@ -2,23 +2,18 @@
 // starts a run from scenarios written as JSON, and a run's page (each scenario's checks and
 // transcript), refreshed while the run is under way.
 
-import { cleanup, h, act, api, fmtTime, page } from "/console/lib.js";
+import { h, act, api, fmtTime, page, reloadIn2s } from "/console/lib.js";
 
 const EXAMPLE = JSON.stringify([
   { name: "greets and answers", caller: ["Hello, are you open tonight?", "Thanks, bye."],
     expect: { never_says: ["sorry for your loss"], max_latency_ms: 5000 } },
 ], null, 2);
 
-const summary = (r) => (r.status === "queued" || r.status === "running"
+const underway = (r) => r.status === "queued" || r.status === "running";
+
+const summary = (r) => (underway(r)
   ? `${r.outcomes.length} / ${r.scenarios} scenarios run`
   : `${r.passed} / ${r.scenarios} passed`);
-
-/** Reloads `render` after 2 s while the run (or a listed run) is under way, on this page only. */
-function refreshWhile(busy, hash, render) {
-  if (!busy) return;
-  const timer = setTimeout(() => { if (location.hash === hash) render().catch(() => {}); }, 2000);
-  cleanup.push(() => clearTimeout(timer));
-}
 
 function newRunForm(botId) {
   const err = h("p", { class: "error", role: "alert" });
@@ -57,8 +52,7 @@ export async function testRuns(botId) {
         h("th", { class: "wide", text: "Mode" }))),
       h("tbody", {}, rows))) : h("p", { class: "muted", text: "No test runs yet." }),
     h("h2", { text: "New test run" }), newRunForm(botId));
-  refreshWhile(list.runs.some((r) => r.status === "queued" || r.status === "running"),
-    `#/tests/${botId}`, () => testRuns(botId));
+  if (list.runs.some(underway)) reloadIn2s(`#/tests/${botId}`, () => testRuns(botId).catch(() => {}));
 }
 
 function outcomeView(o) {
@@ -81,6 +75,5 @@ export async function testRunPage(botId, runId) {
     h("p", { class: "muted", id: "t-status", text: `${r.status} · started ${fmtTime(r.created_at)}${r.finished_at ? ` · finished ${fmtTime(r.finished_at)}` : ""}` }),
     h("p", {}, h("a", { href: `#/tests/${botId}`, text: "All test runs of this bot" })),
     h("div", { id: "t-outcomes" }, r.outcomes.map(outcomeView)));
-  refreshWhile(r.status === "queued" || r.status === "running", `#/tests/${botId}/${runId}`,
-    () => testRunPage(botId, runId));
+  if (underway(r)) reloadIn2s(`#/tests/${botId}/${runId}`, () => testRunPage(botId, runId).catch(() => {}));
 }

@@ -239,6 +239,12 @@ impl Suite {
         Ok(self)
     }
 
+    /// The mode `s` (one of this suite's scenarios) runs in: `over` (a command line's), else
+    /// the scenario's, else the suite's, else text.
+    pub fn mode_of(&self, s: &Scenario, over: Option<Mode>) -> Mode {
+        over.or(s.mode).or(self.mode).unwrap_or_default()
+    }
+
     /// Caller turns at most over all scenarios: bounds how long a run may take.
     pub fn max_turns(&self) -> usize {
         self.scenarios
